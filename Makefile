@@ -1,0 +1,84 @@
+# sysbus build. `make` builds every binary into build/bin/; `make test` runs
+# every test; `make asan` builds into build/asan and runs the tests under
+# AddressSanitizer + UndefinedBehaviorSanitizer. WERROR=1 turns warnings into
+# errors (CI sets it). Dependencies come from Debian packages via pkg-config
+# (scripts/deps.sh installs them).
+
+BUILD   ?= build
+CC      ?= cc
+WERROR  ?= 0
+SANITIZE ?= 0
+OPT     ?= -O2
+
+PKGS      := libmicrohttpd libcurl jansson sqlite3 libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wno-format-nonliteral -Wvla -Wpointer-arith
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fPIC $(WARN) -Iinclude -Isrc $(PKG_CFLAGS) \
+           -DSB_VERSION=\"$(VERSION)\"
+LDFLAGS += -pthread
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
+
+COMMON_SRC := $(wildcard src/common/*.c)
+SERVER_SRC := $(wildcard src/server/*.c src/server/*/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
+COMMON_LIB := $(BUILD)/lib/libsbcommon.a
+
+BINS := $(BUILD)/bin/sysbusd
+
+UNIT_SRC  := $(wildcard tests/unit/*/*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test unit integration compat asan fuzz bench clean deps
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(COMMON_LIB): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/sysbusd: $(SERVER_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(COMMON_LIB) $(PKG_LIBS) -lm
+
+# Unit tests: one cmocka program per file; server tests link the server
+# objects except main.o.
+SERVER_LIB_OBJ := $(filter-out $(BUILD)/obj/src/server/main.o,$(SERVER_OBJ))
+$(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(SERVER_LIB_OBJ) $(COMMON_LIB) \
+	  $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	SYSBUS_BIN_DIR=$(abspath $(BUILD)/bin) tests/run-integration.sh
+
+test: all unit integration
+
+asan:
+	$(MAKE) BUILD=build/asan SANITIZE=1 OPT=-O1 test
+
+clean:
+	rm -rf build
+
+deps:
+	scripts/deps.sh
+
+-include $(COMMON_OBJ:.o=.d) $(SERVER_OBJ:.o=.d)

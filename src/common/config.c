@@ -1,0 +1,457 @@
+/* config.c - declarative settings: flags > env > file > default (see config.h). */
+#include "config.h"
+#include "clock.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *sb_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v;
+}
+
+static void *field(void *settings, const struct sb_opt *o)
+{
+    return (char *)settings + o->offset;
+}
+
+static void list_clear(struct sb_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static int list_add(struct sb_strlist *l, const char *s, size_t n)
+{
+    char **nv = realloc(l->v, (l->n + 1) * sizeof *nv);
+    if (!nv)
+        return SB_ENOMEM;
+    l->v = nv;
+    l->v[l->n] = strndup(s, n);
+    if (!l->v[l->n])
+        return SB_ENOMEM;
+    l->n++;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *yes[] = { "1", "true", "yes", "on" }, *no[] = { "0", "false", "no", "off" };
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return *out = true, 0;
+        if (strcasecmp(v, no[i]) == 0)
+            return *out = false, 0;
+    }
+    return SB_EINVAL;
+}
+
+/* source: "flag", "environment variable X", "config file", "default" */
+static int apply(const struct sb_opt *o, void *settings, const char *value, int append,
+                 const char *source, struct sb_err *err)
+{
+    void *f = field(settings, o);
+    switch (o->type) {
+    case SB_OPT_STR: {
+        char *copy = strdup(value);
+        if (!copy)
+            return SB_ENOMEM;
+        free(*(char **)f);
+        *(char **)f = copy;
+        return 0;
+    }
+    case SB_OPT_BOOL:
+        if (parse_bool(value, (bool *)f))
+            return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is not a boolean (use true/false)",
+                              o->name, source, value);
+        return 0;
+    case SB_OPT_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (errno || end == value || *end != '\0')
+            return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is not an integer", o->name,
+                              source, value);
+        if (o->min < o->max && (v < o->min || v > o->max))
+            return sb_err_set(err, SB_EINVAL, "--%s (%s): %lld is out of range %lld..%lld",
+                              o->name, source, v, (long long)o->min, (long long)o->max);
+        *(int64_t *)f = v;
+        return 0;
+    }
+    case SB_OPT_DURATION: {
+        int64_t ms;
+        if (sb_duration_parse(value, o->bare_unit_ms, &ms))
+            return sb_err_set(err, SB_EINVAL,
+                              "--%s (%s): '%s' is not a duration (examples: 500ms, 15s, 2h, 7d)",
+                              o->name, source, value);
+        if (o->min < o->max && (ms < o->min || ms > o->max)) {
+            char lo[32], hi[32];
+            sb_duration_format(o->min, lo, sizeof lo);
+            sb_duration_format(o->max, hi, sizeof hi);
+            return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is out of range %s..%s", o->name,
+                              source, value, lo, hi);
+        }
+        *(int64_t *)f = ms;
+        return 0;
+    }
+    case SB_OPT_LIST: {
+        struct sb_strlist *l = f;
+        if (!append)
+            list_clear(l);
+        if (append) /* a flag: one value, commas allowed inside */
+            return list_add(l, value, strlen(value));
+        for (const char *p = value; *p;) {
+            const char *c = strchr(p, ',');
+            size_t n = c ? (size_t)(c - p) : strlen(p);
+            while (n && isspace((unsigned char)*p))
+                p++, n--;
+            size_t m = n;
+            while (m && isspace((unsigned char)p[m - 1]))
+                m--;
+            if (m && list_add(l, p, m))
+                return SB_ENOMEM;
+            p += n + (c ? 1 : 0);
+            if (!c)
+                break;
+        }
+        return 0;
+    }
+    }
+    return SB_EINVAL;
+}
+
+static const struct sb_opt *find_opt(const struct sb_config_spec *spec, const char *name,
+                                     size_t len)
+{
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const char *n = spec->opts[i].name;
+        if (strlen(n) != len)
+            continue;
+        /* '-' and '_' are interchangeable (config files often use '_') */
+        size_t j = 0;
+        for (; j < len; j++) {
+            char a = n[j], b = name[j];
+            if (a == '_')
+                a = '-';
+            if (b == '_')
+                b = '-';
+            if (a != b)
+                break;
+        }
+        if (j == len)
+            return &spec->opts[i];
+    }
+    return NULL;
+}
+
+/* Derived env name: PREFIX_NAME_IN_CAPS. */
+static void derived_env(const struct sb_config_spec *spec, const struct sb_opt *o, char *out,
+                        size_t outsz)
+{
+    size_t n = (size_t)snprintf(out, outsz, "%s_", spec->env_prefix);
+    for (const char *p = o->name; *p && n + 1 < outsz; p++)
+        out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    out[n] = '\0';
+}
+
+/* The environment variable that is set for o (first of its names), or NULL. */
+static const char *env_for(const struct sb_config_spec *spec, const struct sb_opt *o,
+                           char *name, size_t namesz)
+{
+    if (o->flags & SB_OPTF_NOENV)
+        return NULL;
+    if (!o->env) {
+        derived_env(spec, o, name, namesz);
+        return sb_env(name);
+    }
+    for (const char *p = o->env; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        snprintf(name, namesz, "%.*s", (int)n, p);
+        const char *v = sb_env(name);
+        if (v)
+            return v;
+        p += n + (bar ? 1 : 0);
+    }
+    return NULL;
+}
+
+static int load_file(const struct sb_config_spec *spec, void *settings, const char *path,
+                     struct sb_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return sb_err_errno(err, SB_EIO, "cannot open config file %s", path);
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == '#' || *p == ';' || *p == '\0')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            rc = sb_err_set(err, SB_EINVAL, "%s:%d: expected 'name = value'", path, lineno);
+            break;
+        }
+        char *kend = eq;
+        while (kend > p && isspace((unsigned char)kend[-1]))
+            kend--;
+        char *v = eq + 1;
+        while (isspace((unsigned char)*v))
+            v++;
+        size_t vl = strlen(v);
+        while (vl && isspace((unsigned char)v[vl - 1]))
+            v[--vl] = '\0';
+        if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
+            v[vl - 1] = '\0';
+            v++;
+        }
+        const struct sb_opt *o = find_opt(spec, p, (size_t)(kend - p));
+        if (!o || (o->flags & SB_OPTF_CONFIGFILE)) {
+            rc = sb_err_set(err, SB_EINVAL, "%s:%d: unknown setting '%.*s'", path, lineno,
+                            (int)(kend - p), p);
+            break;
+        }
+        char src[512];
+        snprintf(src, sizeof src, "config file %s:%d", path, lineno);
+        rc = apply(o, settings, v, 0, src, err);
+    }
+    fclose(f);
+    return rc;
+}
+
+int sb_config_set(const struct sb_config_spec *spec, void *settings, const char *name,
+                  const char *value, struct sb_err *err)
+{
+    const struct sb_opt *o = find_opt(spec, name, strlen(name));
+    if (!o)
+        return sb_err_set(err, SB_EINVAL, "unknown setting '%s'", name);
+    return apply(o, settings, value, o->type == SB_OPT_LIST, "flag", err);
+}
+
+int sb_config_parse(const struct sb_config_spec *spec, void *settings, int argc, char **argv,
+                    char **pos, size_t maxpos, size_t *npos, struct sb_err *err)
+{
+    int rc;
+    *npos = 0;
+    /* 1. defaults */
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const struct sb_opt *o = &spec->opts[i];
+        if (o->def && (rc = apply(o, settings, o->def, 0, "default", err)))
+            return rc;
+    }
+    /* 2. config file: its path may come from a flag or the environment */
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const struct sb_opt *o = &spec->opts[i];
+        if (!(o->flags & SB_OPTF_CONFIGFILE))
+            continue;
+        const char *path = NULL;
+        char envname[128];
+        for (int a = 1; a < argc; a++) {
+            if (strcmp(argv[a], "--") == 0)
+                break;
+            size_t nl = strlen(o->name);
+            if (strncmp(argv[a], "--", 2) == 0 && strncmp(argv[a] + 2, o->name, nl) == 0) {
+                if (argv[a][2 + nl] == '=')
+                    path = argv[a] + 3 + nl;
+                else if (argv[a][2 + nl] == '\0' && a + 1 < argc)
+                    path = argv[a + 1];
+            }
+        }
+        if (!path)
+            path = env_for(spec, o, envname, sizeof envname);
+        if (path && *path) {
+            if ((rc = apply(o, settings, path, 0, "flag", err)))
+                return rc;
+            if ((rc = load_file(spec, settings, path, err)))
+                return rc;
+        }
+    }
+    /* 3. environment */
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const struct sb_opt *o = &spec->opts[i];
+        if (o->flags & SB_OPTF_CONFIGFILE)
+            continue;
+        char envname[128];
+        const char *v = env_for(spec, o, envname, sizeof envname);
+        if (v) {
+            char src[160];
+            snprintf(src, sizeof src, "environment variable %s", envname);
+            if ((rc = apply(o, settings, v, 0, src, err)))
+                return rc;
+        }
+    }
+    /* 4. flags; a LIST flag replaces values from lower layers on first use */
+    unsigned char *list_seen = calloc(spec->nopts ? spec->nopts : 1, 1);
+    if (!list_seen)
+        return SB_ENOMEM;
+    rc = 0;
+    int only_pos = 0;
+    for (int a = 1; a < argc && !rc; a++) {
+        char *arg = argv[a];
+        if (only_pos || arg[0] != '-' || arg[1] == '\0') {
+            if (*npos >= maxpos) {
+                rc = sb_err_set(err, SB_EINVAL, "unexpected argument '%s'", arg);
+                break;
+            }
+            pos[(*npos)++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            rc = SB_CONFIG_HELP;
+            break;
+        }
+        const struct sb_opt *o = NULL;
+        const char *value = NULL;
+        int negated = 0;
+        if (arg[1] == '-') {
+            const char *name = arg + 2;
+            const char *eq = strchr(name, '=');
+            size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+            o = find_opt(spec, name, nl);
+            if (!o && nl > 3 && strncmp(name, "no-", 3) == 0) {
+                o = find_opt(spec, name + 3, nl - 3);
+                if (o && o->type == SB_OPT_BOOL)
+                    negated = 1;
+                else
+                    o = NULL;
+            }
+            if (eq)
+                value = eq + 1;
+        } else if (arg[2] == '\0') {
+            for (size_t i = 0; i < spec->nopts; i++)
+                if (spec->opts[i].short_flag == arg[1])
+                    o = &spec->opts[i];
+        }
+        if (!o) {
+            rc = sb_err_set(err, SB_EINVAL, "unknown option '%s' (see %s --help)", arg,
+                            spec->prog);
+            break;
+        }
+        if (o->type == SB_OPT_BOOL && !value)
+            value = negated ? "false" : "true";
+        if (!value) {
+            if (a + 1 >= argc) {
+                rc = sb_err_set(err, SB_EINVAL, "option --%s needs a value (%s)", o->name,
+                                o->metavar ? o->metavar : "VALUE");
+                break;
+            }
+            value = argv[++a];
+        }
+        if (o->flags & SB_OPTF_CONFIGFILE)
+            continue; /* already applied */
+        int append = 0;
+        if (o->type == SB_OPT_LIST) {
+            size_t idx = (size_t)(o - spec->opts);
+            append = list_seen[idx];
+            list_seen[idx] = 1;
+        }
+        if (o->type == SB_OPT_LIST && !append) {
+            /* first flag use: replace, then append this one value */
+            list_clear((struct sb_strlist *)field(settings, o));
+            append = 1;
+        }
+        rc = apply(o, settings, value, append, "flag", err);
+    }
+    free(list_seen);
+    return rc;
+}
+
+void sb_config_print_help(const struct sb_config_spec *spec, FILE *out)
+{
+    fprintf(out, "Usage: %s\n\n", spec->usage);
+    if (spec->summary)
+        fprintf(out, "%s\n\n", spec->summary);
+    fprintf(out, "Options (precedence: flag > environment > config file > default):\n");
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const struct sb_opt *o = &spec->opts[i];
+        char left[96];
+        int n;
+        if (o->short_flag)
+            n = snprintf(left, sizeof left, "  -%c, --%s", o->short_flag, o->name);
+        else
+            n = snprintf(left, sizeof left, "  --%s", o->name);
+        if (o->type != SB_OPT_BOOL && n > 0 && (size_t)n < sizeof left)
+            snprintf(left + n, sizeof left - (size_t)n, " %s", o->metavar ? o->metavar : "VALUE");
+        fprintf(out, "%-34s %s", left, o->help);
+        if (o->def && !(o->flags & SB_OPTF_SECRET))
+            fprintf(out, " (default: %s)", o->def);
+        if (o->type == SB_OPT_LIST)
+            fprintf(out, " (repeatable)");
+        char envname[128];
+        if (!(o->flags & SB_OPTF_NOENV)) {
+            if (o->env) {
+                fprintf(out, " [env ");
+                for (const char *p = o->env; *p; p++)
+                    fputs(*p == '|' ? ", " : (char[]){ *p, 0 }, out);
+                fprintf(out, "]");
+            } else {
+                derived_env(spec, o, envname, sizeof envname);
+                fprintf(out, " [env %s]", envname);
+            }
+        }
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-32s %s\n", "-h, --help", "Show this help and exit");
+    if (spec->footer)
+        fprintf(out, "\n%s\n", spec->footer);
+}
+
+json_t *sb_config_dump(const struct sb_config_spec *spec, const void *settings)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const struct sb_opt *opt = &spec->opts[i];
+        const void *f = (const char *)settings + opt->offset;
+        json_t *v = NULL;
+        switch (opt->type) {
+        case SB_OPT_STR: {
+            const char *s = *(char *const *)f;
+            v = !s ? json_null() : (opt->flags & SB_OPTF_SECRET) ? json_string("<redacted>")
+                                                                  : json_string(s);
+            break;
+        }
+        case SB_OPT_INT:
+        case SB_OPT_DURATION: v = json_integer(*(const int64_t *)f); break;
+        case SB_OPT_BOOL: v = json_boolean(*(const bool *)f); break;
+        case SB_OPT_LIST: {
+            const struct sb_strlist *l = f;
+            v = json_array();
+            for (size_t j = 0; j < l->n; j++)
+                json_array_append_new(v, json_string((opt->flags & SB_OPTF_SECRET) ? "<redacted>"
+                                                                                  : l->v[j]));
+            break;
+        }
+        }
+        json_object_set_new(o, opt->name, v ? v : json_null());
+    }
+    return o;
+}
+
+void sb_config_free(const struct sb_config_spec *spec, void *settings)
+{
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const struct sb_opt *o = &spec->opts[i];
+        void *f = field(settings, o);
+        if (o->type == SB_OPT_STR) {
+            free(*(char **)f);
+            *(char **)f = NULL;
+        } else if (o->type == SB_OPT_LIST) {
+            list_clear(f);
+        }
+    }
+}

@@ -1,0 +1,80 @@
+/* config.h - the one config loader: a declarative table of settings per binary.
+ *
+ * Each setting has a name ("retry-base"), from which its flag (--retry-base)
+ * and environment variable (<PREFIX>_RETRY_BASE, or an explicit name) are
+ * derived. Precedence: flags > environment > config file > default. The same
+ * table prints --help and a redacted dump. getenv() is called only here.
+ *
+ * Value storage: the table gives the offset of each field in a settings struct
+ * the binary owns. STR -> char * (owned by the config, freed by
+ * sb_config_free), INT/DURATION -> int64_t (DURATION in ms), BOOL -> bool,
+ * LIST -> struct sb_strlist (repeatable flag; comma-separated in env/file). */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+
+enum sb_opt_type { SB_OPT_STR, SB_OPT_INT, SB_OPT_BOOL, SB_OPT_DURATION, SB_OPT_LIST };
+
+enum {
+    SB_OPTF_SECRET = 1,     /* redacted in dumps */
+    SB_OPTF_CONFIGFILE = 2, /* this STR setting names the config file */
+    SB_OPTF_NOENV = 4,      /* no environment variable */
+};
+
+struct sb_strlist {
+    char **v;
+    size_t n;
+};
+
+struct sb_opt {
+    const char *name;       /* long flag without "--" */
+    enum sb_opt_type type;
+    size_t offset;          /* offsetof(settings struct, field) */
+    const char *def;        /* default as text, NULL = unset */
+    const char *metavar;    /* "PORT", shown in --help */
+    const char *help;
+    unsigned flags;
+    int64_t min, max;       /* INT/DURATION bounds when min < max */
+    int64_t bare_unit_ms;   /* DURATION: unit of a bare number (0 = refuse) */
+    const char *env;        /* explicit env names, '|'-separated (first set wins); NULL = derived */
+    char short_flag;        /* 'p' for -p, 0 = none */
+};
+
+struct sb_config_spec {
+    const char *prog;        /* "sysbusd" */
+    const char *env_prefix;  /* "SYSBUS" */
+    const char *usage;       /* "sysbusd [OPTIONS]" */
+    const char *summary;     /* one paragraph */
+    const char *footer;      /* exit codes, examples... (may be NULL) */
+    const struct sb_opt *opts;
+    size_t nopts;
+};
+
+enum { SB_CONFIG_HELP = 1 }; /* sb_config_parse result when --help was given */
+
+/* Fills settings from defaults, file, env and argv (argv[0] is skipped).
+ * Non-flag arguments are collected in order into pos (argv pointers, at most
+ * maxpos; more is an error) and *npos. "--" ends flags. Returns 0,
+ * SB_CONFIG_HELP, or SB_EINVAL/SB_EIO with err naming the setting. */
+int sb_config_parse(const struct sb_config_spec *spec, void *settings, int argc, char **argv,
+                    char **pos, size_t maxpos, size_t *npos, struct sb_err *err);
+/* Sets one setting from text as a flag would (used by subcommands/tests). */
+int sb_config_set(const struct sb_config_spec *spec, void *settings, const char *name,
+                  const char *value, struct sb_err *err);
+void sb_config_print_help(const struct sb_config_spec *spec, FILE *out);
+/* Redacted view of the effective settings. New reference. */
+json_t *sb_config_dump(const struct sb_config_spec *spec, const void *settings);
+void sb_config_free(const struct sb_config_spec *spec, void *settings);
+
+/* Reads one environment variable (the single getenv of the codebase).
+ * Returns NULL when unset. */
+const char *sb_env(const char *name);
+
+#endif

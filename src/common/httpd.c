@@ -1,0 +1,444 @@
+/* httpd.c - libmicrohttpd glue: routing, bounded bodies, suspend/resume.
+ *
+ * Threads: MHD's pool threads run the access handler; sb_reply_* may run on
+ * any thread. A request moves NEW -> HANDLING -> (READY | SUSPENDED -> READY)
+ * -> QUEUED; transitions happen under the daemon's lock, so a reply from
+ * another thread either finds the request still in its handler (the handler's
+ * caller then queues it) or suspended (it resumes the connection, and MHD
+ * calls the access handler again, which queues it). */
+#include "httpd.h"
+#include "buf.h"
+#include "json.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PARAMS 4
+#define MAX_HEADERS 8
+
+enum req_state { REQ_NEW, REQ_HANDLING, REQ_SUSPEND_WANTED, REQ_SUSPENDED, REQ_READY, REQ_QUEUED };
+
+struct sb_httpd {
+    struct MHD_Daemon *mhd;
+    struct sb_httpd_config cfg;
+    pthread_mutex_t lock; /* guards every request's state */
+    int port;
+};
+
+struct sb_req {
+    struct sb_httpd *d;
+    struct MHD_Connection *conn;
+    const struct sb_route *route;
+    const char *method;          /* MHD-owned, valid for the request */
+    char *path;
+    char *params[MAX_PARAMS];
+    struct sb_buf body;
+    int early_status;            /* 404/405/413 decided before the handler */
+    char allowed[64];
+    enum req_state state;
+    int status;
+    char *resp;
+    size_t resp_len;
+    const char *ctype;
+    char *hdr_name[MAX_HEADERS], *hdr_value[MAX_HEADERS];
+    int nhdr;
+    void *user;
+    void (*user_free)(void *);
+    char peer[64];
+};
+
+/* ---- routing ---- */
+
+/* Matches path against pattern; fills params (malloc'd) on success. */
+static int route_match(const char *pattern, const char *path, char **params)
+{
+    int np = 0;
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (p[0] == '{' && p[1] == '}') {
+            const char *end = strchr(s, '/');
+            size_t n = end ? (size_t)(end - s) : strlen(s);
+            if (n == 0 || np >= MAX_PARAMS)
+                goto fail;
+            params[np++] = strndup(s, n);
+            p += 2;
+            s += n;
+            continue;
+        }
+        if (*p != *s)
+            goto fail;
+        p++, s++;
+    }
+    /* tolerate one trailing slash on the request */
+    if (*p == '\0' && (*s == '\0' || (s[0] == '/' && s[1] == '\0')))
+        return 1;
+fail:
+    for (int i = 0; i < np; i++) {
+        free(params[i]);
+        params[i] = NULL;
+    }
+    return 0;
+}
+
+static void find_route(struct sb_httpd *d, struct sb_req *r)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < d->cfg.nroutes; i++) {
+        const struct sb_route *rt = &d->cfg.routes[i];
+        char *params[MAX_PARAMS] = { 0 };
+        if (!route_match(rt->pattern, r->path, params))
+            continue;
+        if (strcmp(rt->method, r->method) == 0 && !r->route) {
+            r->route = rt;
+            memcpy(r->params, params, sizeof params);
+            continue;
+        }
+        for (int j = 0; j < MAX_PARAMS; j++)
+            free(params[j]);
+        if (!strstr(r->allowed, rt->method) && used + strlen(rt->method) + 3 < sizeof r->allowed)
+            used += (size_t)snprintf(r->allowed + used, sizeof r->allowed - used, "%s%s",
+                                     used ? ", " : "", rt->method);
+    }
+    if (!r->route)
+        r->early_status = r->allowed[0] ? 405 : 404;
+}
+
+/* ---- replies ---- */
+
+static enum MHD_Result queue_reply(struct sb_req *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        return MHD_NO;
+    r->resp = NULL; /* MHD owns it now */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            r->ctype ? r->ctype : "application/json");
+    for (int i = 0; i < r->nhdr; i++)
+        MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+void sb_reply_header(struct sb_req *r, const char *name, const char *value)
+{
+    if (r->nhdr >= MAX_HEADERS)
+        return;
+    r->hdr_name[r->nhdr] = strdup(name);
+    r->hdr_value[r->nhdr] = strdup(value);
+    if (r->hdr_name[r->nhdr] && r->hdr_value[r->nhdr])
+        r->nhdr++;
+}
+
+void sb_reply_raw(struct sb_req *r, int status, const char *ctype, char *body, size_t len)
+{
+    struct sb_httpd *d = r->d;
+    if (d->cfg.on_reply)
+        d->cfg.on_reply(r, status);
+    pthread_mutex_lock(&d->lock);
+    if (r->state == REQ_READY || r->state == REQ_QUEUED) {
+        pthread_mutex_unlock(&d->lock);
+        SB_LOG(SB_ERROR, "http_double_reply", "second reply to %s %s ignored", r->method,
+               r->path);
+        free(body);
+        return;
+    }
+    r->status = status;
+    r->resp = body;
+    r->resp_len = body ? len : 0;
+    r->ctype = ctype;
+    enum req_state prev = r->state;
+    r->state = REQ_READY;
+    if (prev == REQ_SUSPENDED)
+        MHD_resume_connection(r->conn);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void sb_reply_json(struct sb_req *r, int status, json_t *body)
+{
+    size_t len = 0;
+    char *text = sb_json_dumps(body ? body : json_null(), &len);
+    json_decref(body);
+    if (!text) {
+        text = strdup("{\"error\":\"response could not be encoded\",\"status\":500}");
+        len = text ? strlen(text) : 0;
+        status = 500;
+    }
+    sb_reply_raw(r, status, "application/json", text, len);
+}
+
+void sb_reply_error(struct sb_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *o = json_pack("{s:s, s:i}", "error", msg, "status", status);
+    if (code)
+        json_object_set_new(o, "code", json_string(code));
+    if (status >= 500)
+        SB_LOGK(SB_WARN, "http_error",
+                ((struct sb_lf[]){ LF_S("method", r->method), LF_S("path", r->path),
+                                   LF_I("status", status) }),
+                "%s", msg);
+    sb_reply_json(r, status, o);
+}
+
+void sb_req_suspend(struct sb_req *r)
+{
+    pthread_mutex_lock(&r->d->lock);
+    if (r->state == REQ_HANDLING)
+        r->state = REQ_SUSPEND_WANTED;
+    pthread_mutex_unlock(&r->d->lock);
+}
+
+/* ---- MHD callbacks ---- */
+
+static void early_reply(struct sb_req *r)
+{
+    struct sb_httpd *d = r->d;
+    if (r->early_status == 413) {
+        sb_reply_error(r, 413, "TOO_LARGE", "request body exceeds %zu bytes", r->body.max);
+    } else if (d->cfg.fallback) {
+        d->cfg.fallback(r, r->early_status == 405 ? r->allowed : NULL);
+    } else if (r->early_status == 405) {
+        sb_reply_header(r, "Allow", r->allowed);
+        sb_reply_error(r, 405, "METHOD_NOT_ALLOWED", "method %s not allowed on %s", r->method,
+                       r->path);
+    } else {
+        sb_reply_error(r, 404, "NOT_FOUND", "no such endpoint: %s %s", r->method, r->path);
+    }
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    struct sb_httpd *d = cls;
+    (void)version;
+    struct sb_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->d = d;
+        r->conn = conn;
+        r->method = method;
+        r->path = strdup(url);
+        r->state = REQ_NEW;
+        if (!r->path) {
+            free(r);
+            return MHD_NO;
+        }
+        find_route(d, r);
+        r->body.max = (r->route && r->route->body_max) ? r->route->body_max : d->cfg.body_max;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > r->body.max && !r->early_status)
+            r->early_status = 413;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->peer,
+                          sizeof r->peer);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->peer,
+                          sizeof r->peer);
+        }
+        *con_cls = r;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        if (!r->early_status && sb_buf_append(&r->body, upload, *upload_size) != 0) {
+            r->early_status = 413;
+            sb_buf_free(&r->body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    pthread_mutex_lock(&d->lock);
+    enum req_state st = r->state;
+    pthread_mutex_unlock(&d->lock);
+    if (st == REQ_READY) {
+        r->state = REQ_QUEUED;
+        return queue_reply(r);
+    }
+    if (st != REQ_NEW) /* resumed without a reply: cannot happen */
+        return MHD_YES;
+
+    r->state = REQ_HANDLING;
+    sb_buf_cstr(&r->body); /* NUL-terminate for handlers */
+    if (r->early_status)
+        early_reply(r);
+    else if (!d->cfg.authorize || d->cfg.authorize(r, r->route) == 0)
+        r->route->handler(r);
+
+    pthread_mutex_lock(&d->lock);
+    enum MHD_Result ret = MHD_YES;
+    if (r->state == REQ_READY) {
+        r->state = REQ_QUEUED;
+        pthread_mutex_unlock(&d->lock);
+        return queue_reply(r);
+    }
+    if (r->state == REQ_SUSPEND_WANTED) {
+        r->state = REQ_SUSPENDED;
+        MHD_suspend_connection(conn);
+        pthread_mutex_unlock(&d->lock);
+        return MHD_YES;
+    }
+    pthread_mutex_unlock(&d->lock);
+    /* The handler neither replied nor suspended: a bug, answer anyway. */
+    SB_LOG(SB_ERROR, "http_no_reply", "handler for %s %s did not reply", r->method, r->path);
+    sb_reply_error(r, 500, "INTERNAL", "internal error: no reply");
+    pthread_mutex_lock(&d->lock);
+    if (r->state == REQ_READY) {
+        r->state = REQ_QUEUED;
+        pthread_mutex_unlock(&d->lock);
+        return queue_reply(r);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    struct sb_req *r = *con_cls;
+    if (!r)
+        return;
+    if (r->user_free)
+        r->user_free(r->user);
+    for (int i = 0; i < MAX_PARAMS; i++)
+        free(r->params[i]);
+    for (int i = 0; i < r->nhdr; i++) {
+        free(r->hdr_name[i]);
+        free(r->hdr_value[i]);
+    }
+    free(r->resp);
+    free(r->path);
+    sb_buf_free(&r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    SB_LOG(SB_DEBUG, "mhd", "%s", msg);
+}
+
+int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, struct sb_err *err)
+{
+    struct sb_httpd *d = calloc(1, sizeof *d);
+    if (!d)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    d->cfg = *cfg;
+    if (d->cfg.threads < 1)
+        d->cfg.threads = 1;
+    pthread_mutex_init(&d->lock, NULL);
+
+    struct addrinfo hints = { 0 }, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", cfg->port);
+    int gai = getaddrinfo(cfg->host, portstr, &hints, &ai);
+    if (gai != 0) {
+        free(d);
+        return sb_err_set(err, SB_ECONFIG, "cannot resolve listen address '%s': %s", cfg->host,
+                          gai_strerror(gai));
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    d->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, d, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)d->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, d, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->idle_timeout_s ? cfg->idle_timeout_s : 120), MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)4096, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!d->mhd) {
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+        return sb_err_set(err, SB_EIO,
+                          "cannot listen on %s:%d (address in use or not available here)",
+                          cfg->host, cfg->port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    d->port = info ? info->port : cfg->port;
+    *out = d;
+    return 0;
+}
+
+int sb_httpd_port(const struct sb_httpd *d)
+{
+    return d->port;
+}
+
+void sb_httpd_stop(struct sb_httpd *d)
+{
+    if (!d)
+        return;
+    MHD_stop_daemon(d->mhd);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+/* ---- accessors ---- */
+
+const char *sb_req_method(const struct sb_req *r) { return r->method; }
+const char *sb_req_path(const struct sb_req *r) { return r->path; }
+const struct sb_route *sb_req_route(const struct sb_req *r) { return r->route; }
+void *sb_req_app(const struct sb_req *r) { return r->d->cfg.app; }
+void *sb_req_user(const struct sb_req *r) { return r->user; }
+const char *sb_req_peer(const struct sb_req *r) { return r->peer; }
+
+const char *sb_req_param(const struct sb_req *r, int i)
+{
+    return (i >= 0 && i < MAX_PARAMS) ? r->params[i] : NULL;
+}
+
+const char *sb_req_query(const struct sb_req *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *sb_req_header(const struct sb_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *sb_req_body(const struct sb_req *r, size_t *len)
+{
+    if (len)
+        *len = r->body.len;
+    return r->body.data ? r->body.data : "";
+}
+
+void sb_req_set_user(struct sb_req *r, void *user, void (*free_fn)(void *))
+{
+    r->user = user;
+    r->user_free = free_fn;
+}

@@ -1,0 +1,243 @@
+/* register.c - POST /fn/register: an app syncs its function set.
+ *
+ * Body (from an Inngest SDK or the sysbus C SDK): {appName, url, functions[],
+ * sdk, framework, appVersion?, ...}. Every function is validated; one bad
+ * function rejects the whole sync with a message naming it (the previous set
+ * stays). A checksum over what matters (app, url, functions, version) makes a
+ * re-sync of an unchanged app cheap ({"modified":false}). Otherwise one write
+ * replaces the app's functions atomically (removed ones stop triggering),
+ * marks any other app registered at the same URL as stale (deleted: the worker
+ * at that URL now says it is this app), and, after the commit, publishes the
+ * new registry snapshot. Errors carry "status" because SDKs copy it into
+ * their answer to the PUT that started the sync. */
+#include "api.h"
+#include "common/clock.h"
+#include "common/crypto.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "server/metrics.h"
+#include "server/registry.h"
+#include "server/sbd.h"
+#include "server/store/writer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_FUNCTIONS 2000
+
+struct register_op {
+    struct wop wop;
+    struct sb_req *req;
+    struct sbd *sbd;
+    char *app_id, *url, *sdk, *framework, *app_version, *checksum;
+    struct fn **fns;
+    size_t nfns;
+    bool modified;
+    char **stale;     /* other apps found at the same URL (filled by apply) */
+    size_t nstale;
+    int64_t now;
+};
+
+static void register_free(struct register_op *op)
+{
+    for (size_t i = 0; i < op->nfns; i++)
+        sb_fn_unref(op->fns[i]);
+    free(op->fns);
+    for (size_t i = 0; i < op->nstale; i++)
+        free(op->stale[i]);
+    free(op->stale);
+    free(op->app_id);
+    free(op->url);
+    free(op->sdk);
+    free(op->framework);
+    free(op->app_version);
+    free(op->checksum);
+    free(op);
+}
+
+static int register_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+{
+    struct register_op *op = (struct register_op *)w;
+    struct app_rec app = { op->app_id, op->url,     op->sdk,
+                           op->framework, op->app_version, op->checksum, op->now };
+    int rc = sb_store_app_upsert(st, &app, err);
+    if (rc || !op->modified)
+        return rc;
+    /* stale registrations: other app ids at the same URL */
+    char **stale = NULL;
+    size_t nstale = 0;
+    if ((rc = sb_store_apps_at_url(st, op->url, op->app_id, &stale, &nstale, err)))
+        return rc;
+    op->stale = stale;
+    op->nstale = nstale;
+    for (size_t i = 0; !rc && i < nstale; i++)
+        rc = sb_store_app_delete(st, stale[i], op->now, err);
+    const char **keep = calloc(op->nfns ? op->nfns : 1, sizeof *keep);
+    if (!keep)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < op->nfns; i++) {
+        char *cfg = sb_json_dumps(op->fns[i]->config, NULL);
+        struct fn_rec f = { op->fns[i]->id, op->app_id, op->fns[i]->name, cfg, op->now };
+        rc = cfg ? sb_store_function_put(st, &f, err) : sb_err_set(err, SB_ENOMEM, "oom");
+        free(cfg);
+        keep[i] = op->fns[i]->id;
+    }
+    if (!rc)
+        rc = sb_store_functions_prune(st, op->app_id, keep, op->nfns, op->now, err);
+    free(keep);
+    return rc;
+}
+
+static void register_done(struct wop *w, int rc, const struct sb_err *err)
+{
+    struct register_op *op = (struct register_op *)w;
+    if (rc) {
+        sb_reply_json(op->req, 500,
+                      json_pack("{s:s, s:i}", "error", err ? err->msg : "store error", "status",
+                                500));
+        register_free(op);
+        return;
+    }
+    if (op->modified) {
+        for (size_t i = 0; i < op->nstale; i++) {
+            sb_registry_remove_app(op->sbd->registry, op->stale[i]);
+            SB_LOGK(SB_INFO, "app_replaced",
+                    ((struct sb_lf[]){ LF_S("app_id", op->stale[i]), LF_S("url", op->url),
+                                       LF_S("by", op->app_id) }),
+                    "app %s removed: its URL now serves app %s", op->stale[i], op->app_id);
+        }
+        sb_registry_replace_app(op->sbd->registry, op->app_id, op->fns, op->nfns);
+        SB_LOGK(SB_INFO, "app_synced",
+                ((struct sb_lf[]){ LF_S("app_id", op->app_id), LF_S("url", op->url),
+                                   LF_I("functions", op->nfns) }),
+                "app %s synced with %zu functions", op->app_id, op->nfns);
+    }
+    SBD_COUNT(syncs);
+    sb_reply_json(op->req, 200,
+                  json_pack("{s:b, s:b, s:s, s:i}", "ok", 1, "modified", op->modified, "app_id",
+                            op->app_id, "status", 200));
+    register_free(op);
+}
+
+static void reply_400(struct sb_req *req, const char *msg)
+{
+    sb_reply_json(req, 400, json_pack("{s:s, s:i}", "error", msg, "status", 400));
+}
+
+static char *checksum_of(const json_t *body)
+{
+    json_t *c = json_pack("{s:O?, s:O?, s:O?, s:O?}", "appName", json_object_get(body, "appName"),
+                          "url", json_object_get(body, "url"), "functions",
+                          json_object_get(body, "functions"), "appVersion",
+                          json_object_get(body, "appVersion"));
+    size_t len;
+    char *text = sb_json_dumps(c, &len);
+    json_decref(c);
+    if (!text)
+        return NULL;
+    uint8_t d[SB_SHA256_LEN];
+    sb_sha256(text, len, d);
+    free(text);
+    char *hex = malloc(2 * SB_SHA256_LEN + 1);
+    if (hex)
+        sb_hex_encode(d, SB_SHA256_LEN, hex);
+    return hex;
+}
+
+void h_register(struct sb_req *req)
+{
+    struct sbd *sbd = sb_req_app(req);
+    const char *expected = sb_req_header(req, "X-Inngest-Expected-Server-Kind");
+    const char *kind = sbd->cfg.dev ? "dev" : "cloud";
+    if (expected && *expected && strcmp(expected, kind) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "Expected server kind %s, got %s: the worker runs in %s mode but sysbusd %s",
+                 expected, kind, expected,
+                 sbd->cfg.dev ? "runs with --dev" : "requires signed requests");
+        reply_400(req, msg);
+        return;
+    }
+    json_t *body = api_body_json(req);
+    if (!body)
+        return;
+    char msg[700];
+    const char *app = sb_json_str(body, "appName");
+    const char *url = sb_json_str(body, "url");
+    json_t *fns = json_object_get(body, "functions");
+    if (!json_is_object(body) || !app || !*app) {
+        reply_400(req, "appName is required");
+        json_decref(body);
+        return;
+    }
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+        reply_400(req, "url is required and must be an http(s) URL");
+        json_decref(body);
+        return;
+    }
+    if (fns && !json_is_null(fns) && !json_is_array(fns)) {
+        reply_400(req, "functions must be an array");
+        json_decref(body);
+        return;
+    }
+    size_t n = json_array_size(fns);
+    if (n > MAX_FUNCTIONS) {
+        snprintf(msg, sizeof msg, "%zu functions; at most %d per app", n, MAX_FUNCTIONS);
+        reply_400(req, msg);
+        json_decref(body);
+        return;
+    }
+    struct register_op *op = calloc(1, sizeof *op);
+    if (!op || !(op->fns = calloc(n ? n : 1, sizeof *op->fns))) {
+        free(op);
+        json_decref(body);
+        sb_reply_error(req, 500, "INTERNAL", "out of memory");
+        return;
+    }
+    op->wop.apply = register_apply;
+    op->wop.done = register_done;
+    op->req = req;
+    op->sbd = sbd;
+    op->now = sb_now_ms();
+    op->app_id = strdup(app);
+    op->url = strdup(url);
+    const char *s;
+    op->sdk = (s = sb_json_str(body, "sdk")) ? strdup(s) : NULL;
+    op->framework = (s = sb_json_str(body, "framework")) ? strdup(s) : NULL;
+    op->app_version = (s = sb_json_str(body, "appVersion")) ? strdup(s) : NULL;
+    op->checksum = checksum_of(body);
+    for (size_t i = 0; i < n; i++) {
+        struct sb_err err = { 0 };
+        struct fn *f = sb_fn_parse(json_array_get(fns, i), app, &err);
+        if (!f) {
+            snprintf(msg, sizeof msg, "app %s: %s", app, err.msg);
+            reply_400(req, msg);
+            goto fail;
+        }
+        for (size_t j = 0; j < op->nfns; j++) {
+            if (strcmp(op->fns[j]->id, f->id) == 0) {
+                snprintf(msg, sizeof msg, "app %s: function id '%s' appears twice", app, f->id);
+                sb_fn_unref(f);
+                reply_400(req, msg);
+                goto fail;
+            }
+        }
+        op->fns[op->nfns++] = f;
+    }
+    if (!op->app_id || !op->url || !op->checksum) {
+        sb_reply_error(req, 500, "INTERNAL", "out of memory");
+        goto fail;
+    }
+    /* unchanged app: only its sync time is recorded */
+    struct sb_store *st = sb_store_reader();
+    char *old = st ? sb_store_app_checksum(st, app) : NULL;
+    op->modified = !old || strcmp(old, op->checksum) != 0;
+    free(old);
+    json_decref(body);
+    sb_req_suspend(req);
+    sb_writer_submit(sbd->writer, &op->wop);
+    return;
+fail:
+    json_decref(body);
+    register_free(op);
+}

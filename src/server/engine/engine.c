@@ -1,0 +1,695 @@
+/* engine.c - the engine thread: inbox, queue heap, run table, dispatch loop.
+ *
+ * Loop: drain the inbox (new runs, commits, cancellations) -> let curl make
+ * progress and collect finished calls -> dispatch every due item while there
+ * is room in flight -> sleep in curl_multi_poll until the next due time or a
+ * wake-up (inbox post or socket activity). All state below is engine-thread
+ * only, except the inbox and the stat_* counters. */
+#include "engine_internal.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "server/metrics.h"
+#include "server/sbd.h"
+#include "server/store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- heap (min by due_at, then id) ---- */
+
+static bool item_before(const struct item *a, const struct item *b)
+{
+    return a->due_at < b->due_at || (a->due_at == b->due_at && a->id < b->id);
+}
+
+static void heap_swap(struct sb_engine *e, size_t i, size_t j)
+{
+    struct item *t = e->heap[i];
+    e->heap[i] = e->heap[j];
+    e->heap[j] = t;
+    e->heap[i]->heap_idx = i;
+    e->heap[j]->heap_idx = j;
+}
+
+static void heap_up(struct sb_engine *e, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!item_before(e->heap[i], e->heap[p]))
+            break;
+        heap_swap(e, i, p);
+        i = p;
+    }
+}
+
+static void heap_down(struct sb_engine *e, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < e->nheap && item_before(e->heap[l], e->heap[m]))
+            m = l;
+        if (r < e->nheap && item_before(e->heap[r], e->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(e, i, m);
+        i = m;
+    }
+}
+
+void engine_heap_push(struct sb_engine *e, struct item *it)
+{
+    if (it->heap_idx != SIZE_MAX)
+        return;
+    if (e->nheap == e->capheap) {
+        size_t nc = e->capheap ? e->capheap * 2 : 1024;
+        struct item **nh = realloc(e->heap, nc * sizeof *nh);
+        if (!nh) {
+            SB_LOG(SB_ERROR, "oom", "cannot grow the queue heap");
+            abort(); /* a daemon may exit on allocation failure; the queue is durable */
+        }
+        e->heap = nh;
+        e->capheap = nc;
+    }
+    it->heap_idx = e->nheap;
+    e->heap[e->nheap++] = it;
+    heap_up(e, it->heap_idx);
+}
+
+void engine_heap_remove(struct sb_engine *e, struct item *it)
+{
+    size_t i = it->heap_idx;
+    if (i == SIZE_MAX)
+        return;
+    e->nheap--;
+    if (i != e->nheap) {
+        e->heap[i] = e->heap[e->nheap];
+        e->heap[i]->heap_idx = i;
+        heap_down(e, i);
+        heap_up(e, i);
+    }
+    it->heap_idx = SIZE_MAX;
+}
+
+/* ---- run table ---- */
+
+static size_t hash_id(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+struct run *engine_run_find(struct sb_engine *e, const char *id)
+{
+    for (struct run *r = e->buckets[hash_id(id) & (e->nbuckets - 1)]; r; r = r->hnext)
+        if (strcmp(r->id, id) == 0)
+            return r;
+    return NULL;
+}
+
+static void table_grow(struct sb_engine *e)
+{
+    size_t nb = e->nbuckets * 2;
+    struct run **b = calloc(nb, sizeof *b);
+    if (!b)
+        return; /* keep the longer chains */
+    for (size_t i = 0; i < e->nbuckets; i++) {
+        for (struct run *r = e->buckets[i], *next; r; r = next) {
+            next = r->hnext;
+            size_t k = hash_id(r->id) & (nb - 1);
+            r->hnext = b[k];
+            b[k] = r;
+        }
+    }
+    free(e->buckets);
+    e->buckets = b;
+    e->nbuckets = nb;
+}
+
+struct run *engine_run_add(struct sb_engine *e, const char *id)
+{
+    struct run *r = calloc(1, sizeof *r);
+    if (!r) {
+        SB_LOG(SB_ERROR, "oom", "cannot allocate a run");
+        abort();
+    }
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->req_version = -1;
+    if (e->nruns + 1 > e->nbuckets)
+        table_grow(e);
+    size_t k = hash_id(id) & (e->nbuckets - 1);
+    r->hnext = e->buckets[k];
+    e->buckets[k] = r;
+    e->nruns++;
+    return r;
+}
+
+void engine_run_unload(struct sb_engine *e, struct run *r)
+{
+    if (!r->loaded)
+        return;
+    free(r->event);
+    r->event = NULL;
+    for (size_t i = 0; i < r->nmemo; i++)
+        free(r->memo[i].value);
+    free(r->memo);
+    r->memo = NULL;
+    r->nmemo = r->capmemo = 0;
+    r->loaded = false;
+    e->loaded_runs--;
+}
+
+void engine_item_free(struct sb_engine *e, struct item *it)
+{
+    engine_heap_remove(e, it);
+    if (it->call)
+        call_abort(e, it->call);
+    struct item **pp = &it->run->items;
+    while (*pp && *pp != it)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = it->next;
+    free(it->last_error);
+    free(it);
+    e->nitems--;
+}
+
+struct item *engine_item_new(struct sb_engine *e, struct run *r, int64_t id, const char *step_id)
+{
+    struct item *it = calloc(1, sizeof *it);
+    if (!it) {
+        SB_LOG(SB_ERROR, "oom", "cannot allocate a queue item");
+        abort();
+    }
+    it->id = id;
+    it->run = r;
+    it->heap_idx = SIZE_MAX;
+    snprintf(it->step_id, sizeof it->step_id, "%s", step_id);
+    it->next = r->items;
+    r->items = it;
+    e->nitems++;
+    return it;
+}
+
+void engine_run_free(struct sb_engine *e, struct run *r)
+{
+    while (r->items)
+        engine_item_free(e, r->items);
+    engine_run_unload(e, r);
+    size_t k = hash_id(r->id) & (e->nbuckets - 1);
+    struct run **pp = &e->buckets[k];
+    while (*pp && *pp != r)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = r->hnext;
+    e->nruns--;
+    free(r->function_id);
+    free(r);
+}
+
+/* Runs idle for longer than this drop their heavy state. */
+#define UNLOAD_AFTER_MS 2000
+
+void engine_run_schedule(struct sb_engine *e, struct run *r)
+{
+    int64_t now = sb_now_ms(), soonest = INT64_MAX;
+    bool busy = false;
+    for (struct item *it = r->items; it; it = it->next) {
+        if (it->call) {
+            busy = true;
+            continue;
+        }
+        engine_heap_push(e, it);
+        if (it->due_at < soonest)
+            soonest = it->due_at;
+    }
+    if (!busy && soonest - now > UNLOAD_AFTER_MS)
+        engine_run_unload(e, r);
+}
+
+/* ---- inbox ---- */
+
+static void inbox_post(struct sb_engine *e, struct inbox_msg *m)
+{
+    m->next = NULL;
+    pthread_mutex_lock(&e->inbox_lock);
+    if (e->inbox_tail)
+        e->inbox_tail->next = m;
+    else
+        e->inbox_head = m;
+    e->inbox_tail = m;
+    pthread_mutex_unlock(&e->inbox_lock);
+    curl_multi_wakeup(e->multi);
+}
+
+void sb_engine_add_runs(struct sb_engine *e, struct new_run *runs, size_t n)
+{
+    struct inbox_msg *m = calloc(1, sizeof *m);
+    struct new_run *copy = malloc(n * sizeof *copy);
+    if (!m || !copy) {
+        /* The runs are committed: they will be picked up at the next start.
+         * Losing the wake-up only delays them; log loudly. */
+        SB_LOG(SB_ERROR, "oom", "cannot hand %zu new runs to the engine", n);
+        free(m);
+        free(copy);
+        for (size_t i = 0; i < n; i++) {
+            free(runs[i].function_id);
+            free(runs[i].event);
+        }
+        return;
+    }
+    memcpy(copy, runs, n * sizeof *copy);
+    m->kind = MSG_NEW_RUNS;
+    m->runs = copy;
+    m->nruns = n;
+    inbox_post(e, m);
+}
+
+void sb_engine_cancel(struct sb_engine *e, const char *run_id,
+                      void (*cb)(void *ctx, int rc, int status), void *ctx)
+{
+    struct inbox_msg *m = calloc(1, sizeof *m);
+    struct cancel_req *c = calloc(1, sizeof *c);
+    if (!m || !c) {
+        free(m);
+        free(c);
+        cb(ctx, SB_ENOMEM, -1);
+        return;
+    }
+    c->cb = cb;
+    c->ctx = ctx;
+    m->kind = MSG_CANCEL;
+    snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
+    m->cancel = c;
+    inbox_post(e, m);
+}
+
+/* Called on the writer thread when a run_update committed. */
+void runop_post_committed(struct sb_engine *e, struct run_update *op, int rc);
+void runop_post_committed(struct sb_engine *e, struct run_update *op, int rc)
+{
+    struct inbox_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        SB_LOG(SB_ERROR, "oom", "cannot post a commit to the engine");
+        abort();
+    }
+    m->kind = MSG_COMMITTED;
+    m->op = op;
+    m->rc = rc;
+    inbox_post(e, m);
+}
+
+static void take_new_runs(struct sb_engine *e, struct inbox_msg *m)
+{
+    for (size_t i = 0; i < m->nruns; i++) {
+        struct new_run *nr = &m->runs[i];
+        struct run *r = engine_run_add(e, nr->run_id);
+        snprintf(r->event_id, sizeof r->event_id, "%s", nr->event_id);
+        r->function_id = nr->function_id;
+        if (nr->event) {
+            r->event = nr->event;
+            r->loaded = true;
+            e->loaded_runs++;
+        }
+        struct item *it = engine_item_new(e, r, nr->qid, "step");
+        it->due_at = nr->due_at;
+        engine_heap_push(e, it);
+    }
+    free(m->runs);
+}
+
+static void handle_cancel(struct sb_engine *e, struct inbox_msg *m)
+{
+    struct run *r = engine_run_find(e, m->run_id);
+    if (!r || r->ended) {
+        /* Not running here: tell the caller whether it exists at all. */
+        int status = -1;
+        json_t *row = NULL;
+        struct sb_store *st = sb_store_reader();
+        if (st)
+            row = sb_store_run_json(st, m->run_id);
+        if (row)
+            status = run_status_parse(sb_json_str(row, "status") ? sb_json_str(row, "status") : "");
+        json_decref(row);
+        if (r && r->ended) {
+            /* ending is in flight: answer when it commits */
+            m->cancel->next = r->cancels;
+            r->cancels = m->cancel;
+            return;
+        }
+        m->cancel->cb(m->cancel->ctx, status < 0 ? SB_ENOTFOUND : SB_ECONFLICT, status);
+        free(m->cancel);
+        return;
+    }
+    m->cancel->next = r->cancels;
+    r->cancels = m->cancel;
+    r->cancelled = true;
+    char *err = outcome_error_json("RunCancelled", "the run was cancelled");
+    decide_finish(e, r, NULL, RUN_CANCELLED, NULL, err, 0);
+    free(err);
+}
+
+/* A Running run without queue rows (found at start): give it a discovery
+ * call; memoized steps make this safe. */
+static void handle_repair(struct sb_engine *e, struct inbox_msg *m)
+{
+    if (engine_run_find(e, m->run_id))
+        return;
+    struct run *r = engine_run_add(e, m->run_id);
+    struct item *it = engine_item_new(e, r, sb_engine_alloc_qid(e), "step");
+    it->due_at = sb_now_ms();
+    struct run_update *op = runop_new(e, r);
+    if (!op || runop_put_item(op, it) != 0) {
+        runop_free(op);
+        engine_run_free(e, r);
+        return;
+    }
+    SB_LOG(SB_WARN, "run_repaired", "run %s had no queue item; scheduled a new call", r->id);
+    runop_submit(op);
+}
+
+static void drain_inbox(struct sb_engine *e)
+{
+    pthread_mutex_lock(&e->inbox_lock);
+    struct inbox_msg *m = e->inbox_head;
+    e->inbox_head = e->inbox_tail = NULL;
+    pthread_mutex_unlock(&e->inbox_lock);
+    while (m) {
+        struct inbox_msg *next = m->next;
+        switch (m->kind) {
+        case MSG_NEW_RUNS: take_new_runs(e, m); break;
+        case MSG_COMMITTED: runop_committed(e, m->op, m->rc); break;
+        case MSG_CANCEL: handle_cancel(e, m); break;
+        case MSG_REPAIR: handle_repair(e, m); break;
+        }
+        free(m);
+        m = next;
+    }
+}
+
+/* ---- dispatch ---- */
+
+static void refresh_snapshot(struct sb_engine *e)
+{
+    struct reg_snap *s = sb_registry_acquire(e->sbd->registry);
+    if (s == e->snap) {
+        sb_snap_release(s);
+        return;
+    }
+    sb_snap_release(e->snap);
+    e->snap = s;
+}
+
+/* Loads the run's heavy state from the store; false when the run cannot be
+ * continued (it was dropped). */
+static bool ensure_loaded(struct sb_engine *e, struct run *r)
+{
+    if (r->loaded)
+        return true;
+    struct sb_store *st = sb_store_reader();
+    struct run_state rs;
+    struct sb_err err = { 0 };
+    if (!st || sb_store_run_state(st, r->id, &rs, &err) != 0) {
+        SB_LOG(SB_ERROR, "run_load_failed", "cannot load run %s: %s", r->id,
+               st ? err.msg : "no read connection");
+        return false;
+    }
+    if (rs.status != RUN_RUNNING) {
+        /* ended by an earlier incarnation; its queue rows are stale */
+        sb_run_state_free(&rs);
+        return false;
+    }
+    r->event = rs.event;
+    rs.event = NULL;
+    r->req_version = rs.req_version;
+    if (!r->function_id) {
+        r->function_id = rs.function_id;
+        rs.function_id = NULL;
+    }
+    r->memo = calloc(rs.nsteps ? rs.nsteps : 1, sizeof *r->memo);
+    r->capmemo = rs.nsteps ? rs.nsteps : 1;
+    for (size_t i = 0; r->memo && i < rs.nsteps; i++) {
+        snprintf(r->memo[i].hash, sizeof r->memo[i].hash, "%s", rs.steps[i].hash);
+        r->memo[i].value = rs.steps[i].output;
+        rs.steps[i].output = NULL;
+        r->nmemo++;
+    }
+    sb_run_state_free(&rs);
+    r->loaded = true;
+    e->loaded_runs++;
+    return true;
+}
+
+static void dispatch_due(struct sb_engine *e)
+{
+    int64_t now = sb_now_ms();
+    int64_t max_inflight = e->sbd->cfg.max_inflight;
+    while (e->nheap > 0 && e->inflight < max_inflight) {
+        struct item *it = e->heap[0];
+        if (it->due_at > now)
+            break;
+        engine_heap_remove(e, it);
+        struct run *r = it->run;
+        if (r->committing > 0 || r->ended)
+            continue; /* re-pushed when the commit lands */
+        if (!ensure_loaded(e, r)) {
+            engine_run_free(e, r);
+            continue;
+        }
+        const struct fn *f = r->function_id ? sb_snap_find(e->snap, r->function_id) : NULL;
+        if (!f) {
+            char msg[600];
+            snprintf(msg, sizeof msg,
+                     "function '%s' is not registered any more; sync its app and rerun",
+                     r->function_id ? r->function_id : "?");
+            char *err = outcome_error_json("FunctionNotFound", msg);
+            decide_finish(e, r, NULL, RUN_FAILED, NULL, err, 0);
+            free(err);
+            continue;
+        }
+        if (call_start(e, it, f) != 0) {
+            /* could not even build the request: retry shortly */
+            it->due_at = now + 1000;
+            engine_heap_push(e, it);
+            break;
+        }
+    }
+}
+
+static void collect_done(struct sb_engine *e)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(e->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct call *c = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+        if (!c)
+            continue;
+        long status = 0;
+        curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+        curl_off_t pretransfer = 0, starttransfer = 0;
+        curl_easy_getinfo(c->h, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+        curl_easy_getinfo(c->h, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
+        CURLcode code = msg->data.result;
+        int64_t dt = sb_mono_us() - c->sent_us;
+        sbd_hist_observe(&sbd_metrics.call_latency, dt);
+        struct call_result res;
+        outcome_parse(code, code == CURLE_OPERATION_TIMEDOUT && pretransfer > 0, status, c, &res);
+        struct item *it = c->item;
+        it->call = NULL;
+        call_free(e, c);
+        e->inflight--;
+        it->run->handoff_us = sb_mono_us();
+        decide_call_result(e, it, &res);
+        outcome_free(&res);
+    }
+}
+
+static void *engine_main(void *arg)
+{
+    struct sb_engine *e = arg;
+    while (!__atomic_load_n(&e->stop, __ATOMIC_ACQUIRE)) {
+        drain_inbox(e);
+        int running = 0;
+        curl_multi_perform(e->multi, &running);
+        collect_done(e);
+        refresh_snapshot(e);
+        dispatch_due(e);
+        __atomic_store_n(&e->stat_items, (int64_t)e->nitems, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->stat_inflight, e->inflight, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->stat_runs, (int64_t)e->nruns, __ATOMIC_RELAXED);
+
+        int timeout = 1000;
+        if (e->nheap > 0 && e->inflight < e->sbd->cfg.max_inflight) {
+            int64_t wait = e->heap[0]->due_at - sb_now_ms();
+            timeout = wait <= 0 ? 0 : wait < 1000 ? (int)wait : 1000;
+        }
+        pthread_mutex_lock(&e->inbox_lock);
+        if (e->inbox_head)
+            timeout = 0;
+        pthread_mutex_unlock(&e->inbox_lock);
+        if (timeout > 0)
+            curl_multi_poll(e->multi, NULL, 0, timeout, NULL);
+    }
+    return NULL;
+}
+
+/* ---- start / stop ---- */
+
+struct load_ctx {
+    struct sb_engine *e;
+    int64_t now;
+};
+
+static int load_item(void *ctx, const struct qitem_rec *q)
+{
+    struct load_ctx *lc = ctx;
+    struct sb_engine *e = lc->e;
+    struct run *r = engine_run_find(e, q->run_id);
+    if (!r) {
+        r = engine_run_add(e, q->run_id);
+        r->function_id = q->function_id ? strdup(q->function_id) : NULL;
+        snprintf(r->event_id, sizeof r->event_id, "%s", q->event_id ? q->event_id : "");
+    }
+    struct item *it = engine_item_new(e, r, q->id, q->step_id);
+    it->attempt = q->attempt;
+    it->due_at = q->due_at;
+    it->started_at = q->started_at;
+    it->transport_failures = q->transport_failures;
+    it->transport_since = q->transport_since;
+    it->flags = q->flags;
+    it->last_error = q->last_error ? strdup(q->last_error) : NULL;
+    engine_heap_push(e, it);
+    return 0;
+}
+
+static void repair_orphan(void *ctx, const char *run_id)
+{
+    struct sb_engine *e = ctx;
+    struct inbox_msg *m = calloc(1, sizeof *m);
+    if (!m)
+        return;
+    m->kind = MSG_REPAIR;
+    snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
+    inbox_post(e, m);
+}
+
+int64_t sb_engine_alloc_qid(struct sb_engine *e)
+{
+    return __atomic_fetch_add(&e->next_qid, 1, __ATOMIC_RELAXED);
+}
+
+int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
+{
+    struct sb_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    e->sbd = sbd;
+    e->nbuckets = 1024;
+    e->buckets = calloc(e->nbuckets, sizeof *e->buckets);
+    e->multi = curl_multi_init();
+    pthread_mutex_init(&e->inbox_lock, NULL);
+    if (!e->buckets || !e->multi) {
+        free(e->buckets);
+        free(e);
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    }
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 512L);
+    curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+    e->snap = sb_registry_acquire(sbd->registry);
+
+    struct sb_store *st = sb_store_reader();
+    if (!st) {
+        sb_engine_free(e);
+        return sb_err_set(err, SB_ESTORE, "cannot open a read connection to the store");
+    }
+    e->next_qid = sb_store_queue_max_id(st) + 1;
+    struct load_ctx lc = { e, sb_now_ms() };
+    if (sb_store_queue_scan(st, load_item, &lc) != 0) {
+        sb_engine_free(e);
+        return sb_err_set(err, SB_ESTORE, "cannot load the queue");
+    }
+    sb_store_orphan_runs(st, repair_orphan, e);
+    SB_LOGK(SB_INFO, "engine_loaded",
+            ((struct sb_lf[]){ LF_I("queue_items", e->nitems), LF_I("runs", e->nruns) }),
+            "engine loaded %zu queue items of %zu runs", e->nitems, e->nruns);
+    if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+        e->thread = 0;
+        sb_engine_free(e);
+        return sb_err_errno(err, SB_EIO, "cannot start the engine thread");
+    }
+    *out = e;
+    return 0;
+}
+
+void sb_engine_stop(struct sb_engine *e)
+{
+    if (!e || !e->thread)
+        return;
+    __atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
+    curl_multi_wakeup(e->multi);
+    pthread_join(e->thread, NULL);
+    e->thread = 0;
+}
+
+void sb_engine_free(struct sb_engine *e)
+{
+    if (!e)
+        return;
+    sb_engine_stop(e);
+    struct inbox_msg *m = e->inbox_head;
+    e->inbox_head = e->inbox_tail = NULL;
+    while (m) {
+        struct inbox_msg *next = m->next;
+        if (m->kind == MSG_NEW_RUNS) {
+            for (size_t i = 0; i < m->nruns; i++) {
+                free(m->runs[i].function_id);
+                free(m->runs[i].event);
+            }
+            free(m->runs);
+        } else if (m->kind == MSG_COMMITTED) {
+            m->op->run->committing--;
+            runop_free(m->op);
+        } else if (m->kind == MSG_CANCEL) {
+            m->cancel->cb(m->cancel->ctx, SB_EUNAVAIL, -1);
+            free(m->cancel);
+        }
+        free(m);
+        m = next;
+    }
+    /* Calls in flight are abandoned: their items are still in the store and
+     * will be dispatched again at the next start. */
+    for (size_t i = 0; i < e->nbuckets; i++) {
+        while (e->buckets[i]) {
+            struct run *r = e->buckets[i];
+            while (r->cancels) {
+                struct cancel_req *c = r->cancels;
+                r->cancels = c->next;
+                c->cb(c->ctx, SB_EUNAVAIL, -1);
+                free(c);
+            }
+            engine_run_free(e, r);
+        }
+    }
+    for (size_t i = 0; i < e->nidle; i++)
+        curl_easy_cleanup(e->idle_handles[i]);
+    free(e->idle_handles);
+    curl_multi_cleanup(e->multi);
+    sb_snap_release(e->snap);
+    pthread_mutex_destroy(&e->inbox_lock);
+    free(e->heap);
+    free(e->buckets);
+    free(e);
+}
+
+void sb_engine_stats(struct sb_engine *e, struct engine_stats *out)
+{
+    out->queue_items = __atomic_load_n(&e->stat_items, __ATOMIC_RELAXED);
+    out->inflight = __atomic_load_n(&e->stat_inflight, __ATOMIC_RELAXED);
+    out->runs = __atomic_load_n(&e->stat_runs, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,54 @@
+/* engine.h - the run engine: owns every unfinished run and drives it.
+ *
+ * One thread. It keeps the queue (each unfinished run's due calls) in a
+ * min-heap by due time, calls workers through curl multi (many calls in
+ * flight, keep-alive), turns each response into the run's next state, has
+ * that state committed by the writer, and only after the commit dispatches
+ * the next call, at once, without any polling tick. Other threads talk to it
+ * through its inbox (new runs after an ingest commit, cancellations), which
+ * wakes the loop. Mechanism: docs/internals/engine.md. */
+#ifndef SBD_ENGINE_H
+#define SBD_ENGINE_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/ulid.h"
+
+struct sbd;
+struct sb_engine;
+
+/* A run created by an ingest commit, handed to the engine. */
+struct new_run {
+    char run_id[SB_ULID_SIZE];
+    char event_id[SB_ULID_SIZE];
+    char *function_id;   /* owned by the engine after add */
+    char *event;         /* canonical event JSON, owned; NULL = load later */
+    int64_t qid;         /* its first queue item (stepId=step, due now) */
+    int64_t due_at;
+};
+
+/* Loads the queue from the store and starts the thread. */
+int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err);
+/* Stops the thread (calls in flight are abandoned; they are in the store).
+ * Commits still in the writer are then dropped by sb_engine_free. */
+void sb_engine_stop(struct sb_engine *e);
+void sb_engine_free(struct sb_engine *e);
+
+/* Allocates a queue item id (thread-safe, unique for the store's life). */
+int64_t sb_engine_alloc_qid(struct sb_engine *e);
+/* Takes ownership of runs[0..n) contents (not of the array). */
+void sb_engine_add_runs(struct sb_engine *e, struct new_run *runs, size_t n);
+
+/* Cancels a running run. cb(ctx, rc, status) runs on some thread once the
+ * cancellation is committed: rc 0 ok; SB_ENOTFOUND unknown run; SB_ECONFLICT
+ * the run had already ended (status tells how). */
+void sb_engine_cancel(struct sb_engine *e, const char *run_id,
+                      void (*cb)(void *ctx, int rc, int status), void *ctx);
+
+struct engine_stats {
+    int64_t queue_items, inflight, runs;
+};
+void sb_engine_stats(struct sb_engine *e, struct engine_stats *out);
+
+#endif

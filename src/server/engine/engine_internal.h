@@ -1,0 +1,212 @@
+/* engine_internal.h - the engine's data structures, shared by its files:
+ * engine.c (loop, heap, run table, inbox), call.c (request building and
+ * curl), outcome.c (response parsing), decide.c (state transitions) and
+ * runop.c (the write operation). Everything here is touched only by the
+ * engine thread, except the inbox (guarded by inbox_lock). */
+#ifndef SBD_ENGINE_INTERNAL_H
+#define SBD_ENGINE_INTERNAL_H
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/ulid.h"
+#include "engine.h"
+#include "server/registry.h"
+#include "server/store/writer.h"
+
+#define ITEM_PARALLEL 1 /* call with disable_immediate_execution = true */
+
+struct call;
+struct run;
+
+/* A queue row in memory: one due (or in flight) call of a run. */
+struct item {
+    int64_t id;
+    int64_t due_at;            /* wall ms */
+    size_t heap_idx;           /* SIZE_MAX when not in the heap */
+    struct run *run;
+    struct item *next;         /* in run->items */
+    char step_id[48];          /* "step" or a step hash */
+    int attempt;               /* 0-based, per step */
+    int transport_failures;
+    int64_t transport_since;   /* ms of the first of the current streak, 0 = none */
+    int64_t started_at;        /* first dispatch of attempt 0 (step duration) */
+    int flags;
+    char *last_error;          /* canonical JSON, owned */
+    struct call *call;         /* non-NULL while in flight */
+};
+
+struct memo {
+    char hash[48];
+    char *value;               /* canonical JSON, owned */
+};
+
+/* An unfinished run. "Light" fields are always present; the "heavy" state
+ * (event, memoized steps) is loaded when a call is built and dropped when
+ * the run will sleep for a while. */
+struct run {
+    char id[SB_ULID_SIZE];
+    char event_id[SB_ULID_SIZE];
+    char *function_id;
+    struct run *hnext;         /* run table chain */
+    struct item *items;
+    int committing;            /* writes submitted, not yet committed */
+    bool cancelled, ended;
+    /* heavy */
+    bool loaded;
+    char *event;
+    struct memo *memo;
+    size_t nmemo, capmemo;
+    int req_version;
+    int64_t handoff_us;        /* mono time a response was processed (metrics) */
+    /* pending cancellation callbacks */
+    struct cancel_req *cancels;
+};
+
+struct cancel_req {
+    struct cancel_req *next;
+    void (*cb)(void *ctx, int rc, int status);
+    void *ctx;
+};
+
+/* One HTTP call in flight. */
+struct call {
+    CURL *h;
+    struct item *item;
+    struct sb_buf req;         /* request body */
+    struct sb_buf resp;        /* response body (capped) */
+    struct curl_slist *headers;
+    char url[4096];
+    int64_t sent_us;
+    /* response headers of interest */
+    int no_retry;              /* -1 absent, 0 false, 1 true */
+    char retry_after[64];
+    int req_version;           /* INT32_MIN when absent */
+    bool has_sdk_header;
+};
+
+enum inbox_kind { MSG_NEW_RUNS, MSG_COMMITTED, MSG_CANCEL, MSG_REPAIR };
+
+struct inbox_msg {
+    struct inbox_msg *next;
+    enum inbox_kind kind;
+    struct new_run *runs;      /* MSG_NEW_RUNS (owned array) */
+    size_t nruns;
+    struct run_update *op;     /* MSG_COMMITTED */
+    int rc;
+    char run_id[SB_ULID_SIZE]; /* MSG_CANCEL / MSG_REPAIR */
+    struct cancel_req *cancel;
+};
+
+struct sb_engine {
+    struct sbd *sbd;
+    pthread_t thread;
+    CURLM *multi;
+    int stop;
+    /* heap of items by (due_at, id) */
+    struct item **heap;
+    size_t nheap, capheap;
+    /* run table */
+    struct run **buckets;
+    size_t nbuckets, nruns;
+    size_t nitems;
+    int64_t inflight;
+    int64_t loaded_runs;
+    CURL **idle_handles;       /* reusable easy handles */
+    size_t nidle, capidle;
+    struct reg_snap *snap;     /* registry snapshot in use */
+    int64_t next_qid;          /* atomic */
+    /* inbox */
+    pthread_mutex_t inbox_lock;
+    struct inbox_msg *inbox_head, *inbox_tail;
+    /* stats for other threads */
+    int64_t stat_items, stat_inflight, stat_runs; /* atomic */
+};
+
+/* ---- engine.c ---- */
+void engine_heap_push(struct sb_engine *e, struct item *it);
+void engine_heap_remove(struct sb_engine *e, struct item *it);
+struct run *engine_run_find(struct sb_engine *e, const char *id);
+struct run *engine_run_add(struct sb_engine *e, const char *id);
+/* Frees a run that has ended and has no pending commit. */
+void engine_run_free(struct sb_engine *e, struct run *r);
+struct item *engine_item_new(struct sb_engine *e, struct run *r, int64_t id, const char *step_id);
+void engine_item_free(struct sb_engine *e, struct item *it);
+void engine_run_unload(struct sb_engine *e, struct run *r);
+/* Makes the run's idle items dispatchable (after a commit). */
+void engine_run_schedule(struct sb_engine *e, struct run *r);
+
+/* ---- call.c ---- */
+int call_start(struct sb_engine *e, struct item *it, const struct fn *f);
+void call_abort(struct sb_engine *e, struct call *c);
+void call_free(struct sb_engine *e, struct call *c);
+/* Builds the JSON request body of a call into b (canonical form). */
+int call_build_body(const struct run *r, const struct item *it, int max_attempts,
+                    const char *env_name, struct sb_buf *b);
+
+/* ---- outcome.c ---- */
+enum res_kind { RES_TRANSPORT, RES_DONE, RES_OPS, RES_ERROR };
+struct call_result {
+    enum res_kind kind;
+    int status;
+    bool retriable;
+    int64_t retry_after_ms;    /* -1 when none */
+    char *message;             /* short reason (transport text or error summary) */
+    char *output;              /* RES_DONE: canonical JSON of the return value */
+    char *error;               /* RES_ERROR: canonical JSON error object */
+    json_t *ops;               /* RES_OPS: array of op objects (owned) */
+    int req_version;           /* X-Inngest-Req-Version, INT32_MIN when absent */
+};
+/* Interprets a finished curl transfer (code) with the data captured in c.
+ * call_timed_out_after_send: the response timeout hit after the request was
+ * sent (a slow step, not an unreachable worker). */
+void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct call *c,
+                   struct call_result *out);
+void outcome_free(struct call_result *res);
+/* {"name":"Error","message":msg} in canonical form (malloc'd). */
+char *outcome_error_json(const char *name, const char *msg);
+
+struct run_update;
+
+/* ---- decide.c ---- */
+/* Applies a call result to the run (in memory) and submits the writes. */
+void decide_call_result(struct sb_engine *e, struct item *it, struct call_result *res);
+/* Ends a run with a status and error/output, submitting the write. */
+void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, int status,
+                   const char *output, const char *error, int64_t started_at);
+
+/* ---- runop.c: the write operation for one run's state change ---- */
+struct run_update {
+    struct wop wop;
+    struct sb_engine *e;
+    struct run *run;
+    char run_id[SB_ULID_SIZE];
+    char event_id[SB_ULID_SIZE];
+    int finish_status;         /* -1: not finishing */
+    char *output, *error;
+    int64_t started_at;
+    int64_t now;
+    int req_version;
+    bool progress;
+    struct step_rec *steps;    /* strings owned */
+    size_t nsteps;
+    struct qitem_rec *puts;    /* strings owned */
+    size_t nputs;
+    int64_t *dels;
+    size_t ndels;
+    int64_t handoff_from_us;
+};
+struct run_update *runop_new(struct sb_engine *e, struct run *r);
+int runop_add_step(struct run_update *op, const struct step_rec *s);
+int runop_put_item(struct run_update *op, const struct item *it);
+int runop_del_item(struct run_update *op, int64_t id);
+void runop_submit(struct run_update *op);
+void runop_free(struct run_update *op);
+/* Engine side of a commit: called on the engine thread for MSG_COMMITTED. */
+void runop_committed(struct sb_engine *e, struct run_update *op, int rc);
+
+#endif

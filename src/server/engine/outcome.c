@@ -1,0 +1,176 @@
+/* outcome.c - what a worker's answer means (see engine_internal.h).
+ *
+ * Classification, in order:
+ *  - no HTTP response (refused, reset, empty reply, connect timeout) and HTTP
+ *    502/503/504: RES_TRANSPORT, the worker could not be reached; this never
+ *    spends the function's retries by itself.
+ *  - the response timed out after the request was sent: a retriable error
+ *    (the step took longer than the call timeout).
+ *  - 2xx without X-Inngest-Sdk: not an SDK (wrong URL?): retriable error.
+ *  - 200: RES_DONE with the body as the function's return value.
+ *  - 206: RES_OPS, an array of step operations (a single object is accepted).
+ *  - anything else: RES_ERROR; X-Inngest-No-Retry decides retriability when
+ *    present, else 5xx and 401/403/404/408/429 are retriable, other 4xx not. */
+#include "engine_internal.h"
+#include "backoff.h"
+#include "common/clock.h"
+#include "common/json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *outcome_error_json(const char *name, const char *msg)
+{
+    json_t *o = json_pack("{s:s, s:s}", "name", name, "message", msg);
+    char *s = sb_json_dumps(o, NULL);
+    json_decref(o);
+    return s;
+}
+
+void outcome_free(struct call_result *res)
+{
+    free(res->message);
+    free(res->output);
+    free(res->error);
+    json_decref(res->ops);
+    memset(res, 0, sizeof *res);
+}
+
+static void set_error(struct call_result *out, bool retriable, const char *name, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
+static void set_error(struct call_result *out, bool retriable, const char *name, const char *fmt,
+                      ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    out->kind = RES_ERROR;
+    out->retriable = retriable;
+    out->message = strdup(msg);
+    out->error = outcome_error_json(name, msg);
+}
+
+/* A readable one-line excerpt of a body that is not what we expected. */
+static void excerpt(const struct sb_buf *b, char *out, size_t outsz)
+{
+    size_t n = b->len < outsz - 1 ? b->len : outsz - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)b->data[i];
+        out[i] = (ch < 0x20 || ch >= 0x7f) ? ' ' : (char)ch;
+    }
+    out[n] = '\0';
+}
+
+void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct call *c,
+                   struct call_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->retry_after_ms = -1;
+    out->status = (int)status;
+    out->req_version = c->req_version;
+    if (code != CURLE_OK) {
+        if (code == CURLE_WRITE_ERROR) {
+            set_error(out, false, "ResponseTooLarge",
+                      "the worker's response is larger than %zu bytes", c->resp.max);
+            return;
+        }
+        if (timed_out_after_send) {
+            set_error(out, true, "StepTimeout",
+                      "the worker did not answer within the call timeout");
+            return;
+        }
+        out->kind = RES_TRANSPORT;
+        char msg[300];
+        snprintf(msg, sizeof msg, "cannot reach worker: %s", curl_easy_strerror(code));
+        out->message = strdup(msg);
+        return;
+    }
+    if (status == 502 || status == 503 || status == 504) {
+        out->kind = RES_TRANSPORT;
+        char msg[100];
+        snprintf(msg, sizeof msg, "worker unavailable (HTTP %ld)", status);
+        out->message = strdup(msg);
+        return;
+    }
+    if (c->retry_after[0])
+        out->retry_after_ms = sb_retry_after_ms(c->retry_after, sb_now_ms());
+
+    json_t *body = c->resp.len ? sb_json_parse(c->resp.data, c->resp.len, NULL) : NULL;
+    char ex[160];
+    if (status >= 200 && status < 300) {
+        if (!c->has_sdk_header) {
+            excerpt(&c->resp, ex, sizeof ex);
+            set_error(out, true, "NotAnSDK",
+                      "HTTP %ld from the function URL without an X-Inngest-Sdk header: is the "
+                      "URL an Inngest-compatible worker? body: %s",
+                      status, ex);
+        } else if (status == 200) {
+            out->kind = RES_DONE;
+            out->output = sb_json_dumps(body ? body : json_null(), NULL);
+            if (c->resp.len && !body) {
+                free(out->output);
+                out->output = NULL;
+                excerpt(&c->resp, ex, sizeof ex);
+                set_error(out, true, "InvalidResponse", "the worker answered 200 with a body "
+                                                        "that is not JSON: %s", ex);
+            }
+        } else if (status == 206) {
+            json_t *ops = json_is_object(body) ? json_pack("[O]", body) : json_incref(body);
+            bool ok = json_is_array(ops) && json_array_size(ops) > 0;
+            size_t i;
+            json_t *op;
+            json_array_foreach(ops, i, op) {
+                if (!json_is_object(op) || !sb_json_str(op, "op"))
+                    ok = false;
+            }
+            if (ok) {
+                out->kind = RES_OPS;
+                out->retriable = c->no_retry != 1;
+                out->ops = ops;
+            } else {
+                json_decref(ops);
+                excerpt(&c->resp, ex, sizeof ex);
+                set_error(out, true, "InvalidResponse",
+                          "the worker answered 206 without a list of step operations: %s", ex);
+            }
+        } else {
+            set_error(out, true, "InvalidResponse", "unexpected HTTP %ld from the worker",
+                      status);
+        }
+        json_decref(body);
+        return;
+    }
+    bool retriable;
+    if (c->no_retry >= 0)
+        retriable = c->no_retry == 0;
+    else
+        retriable = status >= 500 || status == 401 || status == 403 || status == 404 ||
+                    status == 408 || status == 429;
+    out->kind = RES_ERROR;
+    out->retriable = retriable;
+    if (json_is_object(body) && (sb_json_str(body, "message") || sb_json_str(body, "error"))) {
+        const char *m = sb_json_str(body, "message");
+        if (!m)
+            m = sb_json_str(body, "error");
+        if (!json_object_get(body, "name"))
+            json_object_set_new(body, "name", json_string("Error"));
+        if (!json_object_get(body, "message"))
+            json_object_set_new(body, "message", json_string(m));
+        out->error = sb_json_dumps(body, NULL);
+        char msg[600];
+        snprintf(msg, sizeof msg, "HTTP %ld: %s", status, m);
+        out->message = strdup(msg);
+    } else {
+        excerpt(&c->resp, ex, sizeof ex);
+        char msg[300];
+        snprintf(msg, sizeof msg, "the worker answered HTTP %ld%s%s", status, ex[0] ? ": " : "",
+                 ex);
+        out->message = strdup(msg);
+        out->error = outcome_error_json("Error", msg);
+    }
+    json_decref(body);
+}

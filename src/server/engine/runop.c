@@ -1,0 +1,225 @@
+/* runop.c - the write operation that records one state change of a run:
+ * step rows, queue rows put/deleted, progress, and possibly the run's end,
+ * all in the writer's batch transaction (so a run's status and its queue rows
+ * always change together). After the commit the engine continues the run
+ * (runop_committed, on the engine thread). */
+#include "engine_internal.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "server/metrics.h"
+#include "server/sbd.h"
+#include "server/waiters.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void runop_post_committed(struct sb_engine *e, struct run_update *op, int rc);
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+void runop_free(struct run_update *op)
+{
+    if (!op)
+        return;
+    for (size_t i = 0; i < op->nsteps; i++) {
+        free((char *)op->steps[i].hash);
+        free((char *)op->steps[i].name);
+        free((char *)op->steps[i].op);
+        free((char *)op->steps[i].output);
+        free((char *)op->steps[i].error);
+    }
+    free(op->steps);
+    for (size_t i = 0; i < op->nputs; i++) {
+        free((char *)op->puts[i].step_id);
+        free((char *)op->puts[i].last_error);
+    }
+    free(op->puts);
+    free(op->dels);
+    free(op->output);
+    free(op->error);
+    free(op);
+}
+
+static int apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+{
+    struct run_update *op = (struct run_update *)w;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < op->nsteps; i++)
+        rc = sb_store_step_put(st, &op->steps[i], err);
+    for (size_t i = 0; !rc && i < op->ndels; i++)
+        rc = sb_store_queue_del(st, op->dels[i], err);
+    for (size_t i = 0; !rc && i < op->nputs; i++)
+        rc = sb_store_queue_put(st, &op->puts[i], err);
+    if (!rc && op->progress)
+        rc = sb_store_run_progress(st, op->run_id, op->now, op->req_version, err);
+    if (!rc && op->finish_status >= 0)
+        rc = sb_store_run_finish(st, op->run_id, op->finish_status, op->output, op->error,
+                                 op->started_at, op->now, err);
+    return rc;
+}
+
+static void done(struct wop *w, int rc, const struct sb_err *err)
+{
+    struct run_update *op = (struct run_update *)w;
+    if (rc)
+        SB_LOGK(SB_ERROR, "run_update_failed", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
+                "could not record a change of run %s: %s", op->run_id, err ? err->msg : "?");
+    if (!rc && op->finish_status >= 0)
+        sb_waiters_notify(op->e->sbd->waiters, op->run_id, op->event_id);
+    runop_post_committed(op->e, op, rc);
+}
+
+struct run_update *runop_new(struct sb_engine *e, struct run *r)
+{
+    struct run_update *op = calloc(1, sizeof *op);
+    if (!op)
+        return NULL;
+    op->wop.apply = apply;
+    op->wop.done = done;
+    op->e = e;
+    op->run = r;
+    op->finish_status = -1;
+    op->now = sb_now_ms();
+    op->req_version = r->req_version;
+    snprintf(op->run_id, sizeof op->run_id, "%s", r->id);
+    snprintf(op->event_id, sizeof op->event_id, "%s", r->event_id);
+    return op;
+}
+
+int runop_add_step(struct run_update *op, const struct step_rec *s)
+{
+    struct step_rec *ns = realloc(op->steps, (op->nsteps + 1) * sizeof *ns);
+    if (!ns)
+        return SB_ENOMEM;
+    op->steps = ns;
+    struct step_rec *d = &ns[op->nsteps++];
+    *d = *s;
+    d->run_id = op->run_id;
+    d->hash = dup_or_null(s->hash);
+    d->name = dup_or_null(s->name);
+    d->op = dup_or_null(s->op);
+    d->output = dup_or_null(s->output);
+    d->error = dup_or_null(s->error);
+    return 0;
+}
+
+int runop_put_item(struct run_update *op, const struct item *it)
+{
+    /* the same item twice in one op: keep the last state */
+    for (size_t i = 0; i < op->nputs; i++) {
+        if (op->puts[i].id == it->id) {
+            free((char *)op->puts[i].step_id);
+            free((char *)op->puts[i].last_error);
+            op->nputs--;
+            memmove(&op->puts[i], &op->puts[i + 1], (op->nputs - i) * sizeof *op->puts);
+            break;
+        }
+    }
+    struct qitem_rec *np = realloc(op->puts, (op->nputs + 1) * sizeof *np);
+    if (!np)
+        return SB_ENOMEM;
+    op->puts = np;
+    struct qitem_rec *q = &np[op->nputs++];
+    memset(q, 0, sizeof *q);
+    q->id = it->id;
+    q->run_id = op->run_id;
+    q->step_id = strdup(it->step_id);
+    q->attempt = it->attempt;
+    q->due_at = it->due_at;
+    q->started_at = it->started_at;
+    q->transport_failures = it->transport_failures;
+    q->transport_since = it->transport_since;
+    q->last_error = dup_or_null(it->last_error);
+    q->flags = it->flags;
+    return 0;
+}
+
+int runop_del_item(struct run_update *op, int64_t id)
+{
+    int64_t *nd = realloc(op->dels, (op->ndels + 1) * sizeof *nd);
+    if (!nd)
+        return SB_ENOMEM;
+    op->dels = nd;
+    op->dels[op->ndels++] = id;
+    return 0;
+}
+
+void runop_submit(struct run_update *op)
+{
+    op->run->committing++;
+    sb_writer_submit(op->e->sbd->writer, &op->wop);
+}
+
+/* Reloads a run's queue rows after a failed commit: the store holds the
+ * truth, memory is rebuilt from it. */
+static int reload_item(void *ctx, const struct qitem_rec *q)
+{
+    struct sb_engine *e = ctx;
+    struct run *r = engine_run_find(e, q->run_id);
+    if (!r)
+        return 0;
+    struct item *it = engine_item_new(e, r, q->id, q->step_id);
+    it->attempt = q->attempt;
+    /* do not spin on a store that keeps failing */
+    it->due_at = q->due_at > sb_now_ms() + 1000 ? q->due_at : sb_now_ms() + 1000;
+    it->started_at = q->started_at;
+    it->transport_failures = q->transport_failures;
+    it->transport_since = q->transport_since;
+    it->flags = q->flags;
+    it->last_error = q->last_error ? strdup(q->last_error) : NULL;
+    return 0;
+}
+
+void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
+{
+    struct run *r = op->run;
+    r->committing--;
+    if (rc == 0 && op->finish_status >= 0) {
+        switch (op->finish_status) {
+        case RUN_COMPLETED: SBD_COUNT(runs_completed); break;
+        case RUN_FAILED: SBD_COUNT(runs_failed); break;
+        case RUN_CANCELLED: SBD_COUNT(runs_cancelled); break;
+        }
+        SB_LOGK(SB_DEBUG, "run_ended",
+                ((struct sb_lf[]){ LF_S("run_id", r->id),
+                                   LF_S("status", run_status_name(op->finish_status)) }),
+                "run ended");
+        while (r->cancels) {
+            struct cancel_req *c = r->cancels;
+            r->cancels = c->next;
+            c->cb(c->ctx, op->finish_status == RUN_CANCELLED ? 0 : SB_ECONFLICT,
+                  op->finish_status);
+            free(c);
+        }
+    } else if (rc != 0 && r->committing == 0) {
+        /* Memory got ahead of the store: rebuild this run from the store. */
+        r->ended = false;
+        r->cancelled = false;
+        while (r->items)
+            engine_item_free(e, r->items);
+        engine_run_unload(e, r);
+        struct sb_store *st = sb_store_reader();
+        if (st)
+            sb_store_queue_scan_run(st, r->id, reload_item, e);
+        if (!r->items) {
+            /* nothing left in the store for it: ended, or to be repaired */
+            r->ended = true;
+        }
+        while (r->cancels) {
+            struct cancel_req *c = r->cancels;
+            r->cancels = c->next;
+            c->cb(c->ctx, SB_EIO, -1);
+            free(c);
+        }
+    }
+    if (r->committing == 0) {
+        if (r->ended)
+            engine_run_free(e, r);
+        else
+            engine_run_schedule(e, r);
+    }
+    runop_free(op);
+}

@@ -1,0 +1,351 @@
+/* registry.c - function snapshots and trigger matching (see registry.h).
+ * Writers (syncs) are serialized by r->lock; readers only take the lock for
+ * the instant of acquiring a snapshot reference. */
+#include "registry.h"
+#include "common/buf.h"
+#include "common/json.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_RETRIES 20
+#define DEFAULT_RETRIES 4
+
+struct sb_registry {
+    pthread_mutex_t lock;
+    struct reg_snap *cur;
+};
+
+void sb_fn_ref(struct fn *f)
+{
+    __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+}
+
+void sb_fn_unref(struct fn *f)
+{
+    if (!f || __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (size_t i = 0; i < f->ntriggers; i++) {
+        free(f->triggers[i].event);
+        free(f->triggers[i].expression);
+        free(f->triggers[i].cron);
+    }
+    free(f->triggers);
+    free(f->id);
+    free(f->app_id);
+    free(f->name);
+    free(f->url_base);
+    json_decref(f->config);
+    free(f);
+}
+
+static struct reg_snap *snap_new(size_t n)
+{
+    struct reg_snap *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->fns = calloc(n ? n : 1, sizeof *s->fns);
+    if (!s->fns) {
+        free(s);
+        return NULL;
+    }
+    s->refs = 1;
+    return s;
+}
+
+void sb_snap_release(struct reg_snap *s)
+{
+    if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        sb_fn_unref(s->fns[i]);
+    free(s->fns);
+    free(s);
+}
+
+int sb_registry_new(struct sb_registry **out)
+{
+    struct sb_registry *r = calloc(1, sizeof *r);
+    if (!r || !(r->cur = snap_new(0))) {
+        free(r);
+        return SB_ENOMEM;
+    }
+    pthread_mutex_init(&r->lock, NULL);
+    *out = r;
+    return 0;
+}
+
+void sb_registry_free(struct sb_registry *r)
+{
+    if (!r)
+        return;
+    sb_snap_release(r->cur);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+struct reg_snap *sb_registry_acquire(struct sb_registry *r)
+{
+    pthread_mutex_lock(&r->lock);
+    struct reg_snap *s = r->cur;
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&r->lock);
+    return s;
+}
+
+static int fn_cmp(const void *a, const void *b)
+{
+    return strcmp((*(struct fn *const *)a)->id, (*(struct fn *const *)b)->id);
+}
+
+const struct fn *sb_snap_find(const struct reg_snap *s, const char *id)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(s->fns[mid]->id, id);
+        if (c == 0)
+            return s->fns[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static bool trigger_matches(const struct trigger *t, const char *name)
+{
+    if (t->kind != TRIGGER_EVENT)
+        return false;
+    if (t->wildcard)
+        return strncmp(name, t->event, strlen(t->event)) == 0;
+    return strcmp(name, t->event) == 0;
+}
+
+void sb_snap_match(const struct reg_snap *s, const char *name,
+                   void (*cb)(void *ctx, const struct fn *f), void *ctx)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const struct fn *f = s->fns[i];
+        if (f->removed)
+            continue;
+        for (size_t j = 0; j < f->ntriggers; j++) {
+            if (trigger_matches(&f->triggers[j], name)) {
+                cb(ctx, f);
+                break;
+            }
+        }
+    }
+}
+
+/* Publishes next (taking ownership) and drops the registry's old reference. */
+static void publish(struct sb_registry *r, struct reg_snap *next)
+{
+    qsort(next->fns, next->n, sizeof *next->fns, fn_cmp);
+    struct reg_snap *old = r->cur;
+    r->cur = next;
+    sb_snap_release(old);
+}
+
+/* A removed copy of f (shares nothing mutable with f). */
+static struct fn *fn_removed_copy(const struct fn *f)
+{
+    struct sb_err err;
+    struct fn *c = sb_fn_parse(f->config, f->app_id, &err);
+    if (c)
+        c->removed = true;
+    return c;
+}
+
+int sb_registry_replace_app(struct sb_registry *r, const char *app_id, struct fn **fns, size_t n)
+{
+    pthread_mutex_lock(&r->lock);
+    struct reg_snap *cur = r->cur;
+    struct reg_snap *next = snap_new(cur->n + n);
+    if (!next) {
+        pthread_mutex_unlock(&r->lock);
+        return SB_ENOMEM;
+    }
+    for (size_t i = 0; i < cur->n; i++) {
+        struct fn *f = cur->fns[i];
+        bool replaced = false;
+        for (size_t j = 0; j < n && !replaced; j++)
+            replaced = strcmp(fns[j]->id, f->id) == 0;
+        if (replaced)
+            continue;
+        if (strcmp(f->app_id, app_id) == 0 && !f->removed) {
+            struct fn *c = fn_removed_copy(f);
+            if (c)
+                next->fns[next->n++] = c;
+            continue;
+        }
+        sb_fn_ref(f);
+        next->fns[next->n++] = f;
+    }
+    for (size_t j = 0; j < n; j++) {
+        sb_fn_ref(fns[j]);
+        next->fns[next->n++] = fns[j];
+    }
+    publish(r, next);
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+int sb_registry_remove_app(struct sb_registry *r, const char *app_id)
+{
+    return sb_registry_replace_app(r, app_id, NULL, 0);
+}
+
+int sb_registry_load_fn(struct sb_registry *r, struct fn *f)
+{
+    pthread_mutex_lock(&r->lock);
+    struct reg_snap *cur = r->cur;
+    struct fn **nf = realloc(cur->fns, (cur->n + 1) * sizeof *nf);
+    if (!nf) {
+        pthread_mutex_unlock(&r->lock);
+        return SB_ENOMEM;
+    }
+    cur->fns = nf;
+    cur->fns[cur->n++] = f;
+    qsort(cur->fns, cur->n, sizeof *cur->fns, fn_cmp);
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+/* ---- parsing a function of a register body ---- */
+
+/* URL without its stepId parameter, ending in '?' or '&' so that
+ * "stepId=<x>" can be appended. */
+static char *url_base_of(const char *url)
+{
+    struct sb_buf b = SB_BUF_INIT(8192);
+    const char *q = strchr(url, '?');
+    if (!q) {
+        sb_buf_puts(&b, url);
+        sb_buf_putc(&b, '?');
+        return sb_buf_steal(&b, NULL);
+    }
+    sb_buf_append(&b, url, (size_t)(q - url) + 1);
+    const char *p = q + 1;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t n = amp ? (size_t)(amp - p) : strlen(p);
+        if (n > 0 && !(n >= 7 && strncmp(p, "stepId=", 7) == 0) && strncmp(p, "stepId", n) != 0) {
+            sb_buf_append(&b, p, n);
+            sb_buf_putc(&b, '&');
+        }
+        p += n + (amp ? 1 : 0);
+    }
+    return sb_buf_steal(&b, NULL);
+}
+
+static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, struct sb_err *err)
+{
+    if (!json_is_array(arr))
+        return sb_err_set(err, SB_EINVAL, "function '%s': triggers must be an array", fid);
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return sb_err_set(err, SB_EINVAL, "function '%s': at least one trigger is required", fid);
+    f->triggers = calloc(n, sizeof *f->triggers);
+    if (!f->triggers)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *t = json_array_get(arr, i);
+        struct trigger *tr = &f->triggers[i];
+        const char *ev = sb_json_str(t, "event"), *cron = sb_json_str(t, "cron");
+        json_t *expr = json_object_get(t, "expression");
+        f->ntriggers++;
+        if (ev && *ev) {
+            tr->kind = TRIGGER_EVENT;
+            size_t len = strlen(ev);
+            tr->wildcard = len >= 1 && ev[len - 1] == '*';
+            tr->event = strndup(ev, tr->wildcard ? len - 1 : len);
+        } else if (cron && *cron) {
+            tr->kind = TRIGGER_CRON;
+            tr->cron = strdup(cron);
+        } else {
+            return sb_err_set(err, SB_EINVAL,
+                              "function '%s': trigger %zu needs a non-empty 'event' or 'cron'",
+                              fid, i);
+        }
+        if (expr && !json_is_null(expr)) {
+            if (!json_is_string(expr))
+                return sb_err_set(err, SB_EINVAL,
+                                  "function '%s': trigger %zu: expression must be a string", fid,
+                                  i);
+            if (json_string_length(expr) > 0)
+                tr->expression = strdup(json_string_value(expr));
+        }
+    }
+    return 0;
+}
+
+struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err)
+{
+    if (!json_is_object(obj)) {
+        sb_err_set(err, SB_EINVAL, "each function must be an object");
+        return NULL;
+    }
+    const char *id = sb_json_str(obj, "id");
+    if (!id || !*id || strlen(id) > 512) {
+        sb_err_set(err, SB_EINVAL, "a function has no 'id' (or it is longer than 512 bytes)");
+        return NULL;
+    }
+    struct fn *f = calloc(1, sizeof *f);
+    if (!f) {
+        sb_err_set(err, SB_ENOMEM, "out of memory");
+        return NULL;
+    }
+    f->refs = 1;
+    f->id = strdup(id);
+    f->app_id = strdup(app_id);
+    const char *name = sb_json_str(obj, "name");
+    f->name = strdup(name && *name ? name : id);
+    f->config = json_deep_copy(obj);
+    f->retries = DEFAULT_RETRIES;
+    if (!f->id || !f->app_id || !f->name || !f->config) {
+        sb_err_set(err, SB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (parse_triggers(f, json_object_get(obj, "triggers"), id, err))
+        goto fail;
+    json_t *step = json_object_get(json_object_get(obj, "steps"), "step");
+    if (!step) {
+        /* SDKs always send steps.step; take the first step of any name */
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(obj, "steps"), k, v) {
+            step = v;
+            break;
+        }
+    }
+    const char *url = sb_json_str(json_object_get(step, "runtime"), "url");
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+        sb_err_set(err, SB_EINVAL,
+                   "function '%s': steps.step.runtime.url must be an http(s) URL", id);
+        goto fail;
+    }
+    f->url_base = url_base_of(url);
+    json_t *retries = json_object_get(json_object_get(step, "retries"), "attempts");
+    if (retries && !json_is_null(retries)) {
+        int64_t n;
+        if (!sb_json_as_int(retries, &n) || n < 0 || n > MAX_RETRIES) {
+            sb_err_set(err, SB_EINVAL,
+                       "function '%s': retries.attempts must be an integer 0..%d", id,
+                       MAX_RETRIES);
+            goto fail;
+        }
+        f->retries = (int)n;
+    }
+    if (!f->url_base) {
+        sb_err_set(err, SB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    return f;
+fail:
+    sb_fn_unref(f);
+    return NULL;
+}

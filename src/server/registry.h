@@ -1,0 +1,78 @@
+/* registry.h - the in-memory set of registered functions, for trigger
+ * matching (ingest threads) and call building (engine).
+ *
+ * The registry publishes immutable snapshots. A reader takes a reference
+ * (sb_registry_acquire), uses it without locks, and releases it. A sync
+ * builds a new snapshot after its write has committed and publishes it
+ * atomically, so a reader sees either the whole old or the whole new function
+ * set of an app. Functions are refcounted individually so snapshots share the
+ * unchanged ones. Removed functions stay in the snapshot (runs in progress
+ * still need their URL) but never match triggers. */
+#ifndef SBD_REGISTRY_H
+#define SBD_REGISTRY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+
+enum trigger_kind { TRIGGER_EVENT, TRIGGER_CRON };
+
+struct trigger {
+    enum trigger_kind kind;
+    char *event;          /* exact name, or prefix when wildcard */
+    bool wildcard;        /* the trigger was "prefix/" followed by a star */
+    char *expression;     /* `if` expression or NULL */
+    char *cron;
+};
+
+struct fn {
+    int refs;             /* atomic */
+    char *id;             /* "<app>-<slug>" as registered */
+    char *app_id;
+    char *name;
+    char *url_base;       /* step URL without stepId, ending in '?' or '&' */
+    int retries;          /* retries (max attempts = retries + 1) */
+    bool removed;
+    struct trigger *triggers;
+    size_t ntriggers;
+    json_t *config;       /* the function object as registered (owned) */
+};
+
+struct reg_snap {
+    int refs;             /* atomic */
+    struct fn **fns;      /* sorted by id */
+    size_t n;
+};
+
+struct sb_registry;
+
+int sb_registry_new(struct sb_registry **out);
+void sb_registry_free(struct sb_registry *r);
+
+struct reg_snap *sb_registry_acquire(struct sb_registry *r);
+void sb_snap_release(struct reg_snap *s);
+/* Function by id (borrowed from the snapshot) or NULL. */
+const struct fn *sb_snap_find(const struct reg_snap *s, const char *id);
+/* Calls cb for every live function with an event trigger matching name.
+ * A function is reported at most once per event. */
+void sb_snap_match(const struct reg_snap *s, const char *name,
+                   void (*cb)(void *ctx, const struct fn *f), void *ctx);
+
+/* Parses one function object of a register body. default_url is used when
+ * the function has no step URL. Returns a fn with refs = 1, or NULL with err
+ * naming the function and the problem. */
+struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err);
+void sb_fn_ref(struct fn *f);
+void sb_fn_unref(struct fn *f);
+
+/* Replaces every function of app_id by fns (n of them, references taken),
+ * marking the previous ones that are not in fns as removed. Publishes. */
+int sb_registry_replace_app(struct sb_registry *r, const char *app_id, struct fn **fns, size_t n);
+/* Marks every function of app_id removed. Publishes. */
+int sb_registry_remove_app(struct sb_registry *r, const char *app_id);
+/* Adds one function during the start-up load (before readers exist). */
+int sb_registry_load_fn(struct sb_registry *r, struct fn *f);
+
+#endif

@@ -1,0 +1,39 @@
+/* sbd.h - sysbusd's process context: the settings and every component,
+ * created by main.c in dependency order and passed to the HTTP handlers as
+ * the application context. Components never reach each other through
+ * globals; they go through this struct. */
+#ifndef SBD_SBD_H
+#define SBD_SBD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/sign.h"
+#include "settings.h"
+
+struct sb_store;
+struct sb_writer;
+struct sb_registry;
+struct sb_engine;
+struct sb_waiters;
+struct sb_syncer;
+struct sb_httpd;
+struct sb_janitor;
+
+struct sbd {
+    struct sbd_settings cfg;
+    bool signed_mode;                 /* !cfg.dev: sign calls, require keys */
+    struct sb_signing_key signing_key;
+    bool has_signing_key;
+    struct sb_store *store;           /* writable connection: writer thread only */
+    struct sb_writer *writer;
+    struct sb_registry *registry;
+    struct sb_engine *engine;
+    struct sb_waiters *waiters;
+    struct sb_syncer *syncer;
+    struct sb_janitor *janitor;
+    struct sb_httpd *httpd;
+    int64_t started_at_ms;
+};
+
+#endif

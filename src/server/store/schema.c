@@ -1,0 +1,140 @@
+/* schema.c - the store's schema and its migrations.
+ *
+ * The schema version lives in SQLite's user_version. Migrations run in one
+ * transaction at start: version N -> N+1 for each step in `migrations`. A
+ * database whose version is higher than SB_STORE_SCHEMA_VERSION was written by
+ * a newer sysbusd; we refuse to touch it (SB_ECONFIG) rather than guess.
+ * Table meanings and invariants: docs/internals/store.md. */
+#include "store_internal.h"
+
+#include <stdio.h>
+
+static const char *const migrations[] = {
+    /* 0 -> 1: initial schema */
+    "CREATE TABLE apps ("
+    "  id TEXT PRIMARY KEY,"
+    "  url TEXT NOT NULL,"
+    "  sdk TEXT, framework TEXT, app_version TEXT,"
+    "  checksum TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  synced_at INTEGER,"
+    "  sync_error TEXT, sync_error_at INTEGER,"
+    "  deleted_at INTEGER"
+    ");"
+    "CREATE INDEX apps_url ON apps(url);"
+    "CREATE TABLE functions ("
+    "  id TEXT PRIMARY KEY,"
+    "  app_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  config TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  removed_at INTEGER"
+    ");"
+    "CREATE INDEX functions_app ON functions(app_id);"
+    "CREATE TABLE events ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  received_at INTEGER NOT NULL,"
+    "  dedupe_key TEXT"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX events_dedupe ON events(dedupe_key, received_at) WHERE dedupe_key IS NOT NULL;"
+    "CREATE INDEX events_name ON events(name, id);"
+    "CREATE INDEX events_received ON events(received_at);"
+    "CREATE TABLE runs ("
+    "  id TEXT PRIMARY KEY,"
+    "  function_id TEXT NOT NULL,"
+    "  app_id TEXT NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  updated_at INTEGER,"
+    "  ended_at INTEGER,"
+    "  output TEXT,"
+    "  error TEXT,"
+    "  req_version INTEGER NOT NULL DEFAULT -1"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX runs_event ON runs(event_id);"
+    "CREATE INDEX runs_function ON runs(function_id, id);"
+    "CREATE INDEX runs_status ON runs(status, id);"
+    "CREATE INDEX runs_ended ON runs(ended_at) WHERE ended_at IS NOT NULL;"
+    "CREATE TABLE steps ("
+    "  run_id TEXT NOT NULL,"
+    "  hash TEXT NOT NULL,"
+    "  seq INTEGER,"
+    "  name TEXT, op TEXT,"
+    "  status INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL,"
+    "  output TEXT,"
+    "  error TEXT,"
+    "  started_at INTEGER, ended_at INTEGER,"
+    "  PRIMARY KEY (run_id, hash)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE queue ("
+    "  id INTEGER PRIMARY KEY,"
+    "  run_id TEXT NOT NULL,"
+    "  step_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  due_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  transport_failures INTEGER NOT NULL DEFAULT 0,"
+    "  transport_since INTEGER,"
+    "  last_error TEXT,"
+    "  flags INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX queue_run ON queue(run_id);",
+};
+
+#define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
+_Static_assert(NMIGRATIONS == SB_STORE_SCHEMA_VERSION, "one migration per schema version");
+
+int sb_store_schema_version(struct sb_store *st)
+{
+    sqlite3_stmt *s;
+    int v = -1;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
+        if (sqlite3_step(s) == SQLITE_ROW)
+            v = sqlite3_column_int(s, 0);
+        sqlite3_finalize(s);
+    }
+    return v;
+}
+
+int sb_store_migrate(struct sb_store *st, struct sb_err *err)
+{
+    int v = sb_store_schema_version(st);
+    if (v < 0)
+        return sb_err_set(err, SB_ESTORE, "cannot read schema version: %s",
+                          sqlite3_errmsg(st->db));
+    if (v > SB_STORE_SCHEMA_VERSION)
+        return sb_err_set(err, SB_ECONFIG,
+                          "the database has schema version %d but this sysbusd knows only up "
+                          "to %d: it was written by a newer sysbusd; run that version (or a "
+                          "newer one) instead",
+                          v, SB_STORE_SCHEMA_VERSION);
+    if (v == SB_STORE_SCHEMA_VERSION)
+        return 0;
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    for (int i = v; i < SB_STORE_SCHEMA_VERSION; i++) {
+        if (sqlite3_exec(st->db, migrations[i], NULL, NULL, &msg) != SQLITE_OK)
+            goto fail_tx;
+    }
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", SB_STORE_SCHEMA_VERSION);
+    if (sqlite3_exec(st->db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+        goto fail_tx;
+    return 0;
+fail_tx:
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+    sb_err_set(err, SB_ESTORE, "schema migration from version %d failed: %s", v,
+               msg ? msg : sqlite3_errmsg(st->db));
+    sqlite3_free(msg);
+    return SB_ESTORE;
+}

@@ -1,0 +1,213 @@
+/* store.h - sysbusd's durable state behind one interface.
+ *
+ * What it owns: apps, functions, events, runs, steps and the queue (the due
+ * calls of unfinished runs), their schema and its migrations. What it does not
+ * own: transactions policy (the writer thread groups operations into one
+ * transaction, see writer.h) and in-memory caches (engine, registry).
+ *
+ * Connections: one writable connection, used only by the writer thread (and
+ * by start-up code before threads run); any number of read-only connections,
+ * one per reading thread (sb_store_reader() gives the calling thread its own).
+ * Every function takes the connection it runs on.
+ *
+ * Schema and invariants: see docs/internals/store.md. A run's status and its
+ * queue rows change in the same transaction; a Running run always has at least
+ * one queue row (start-up repairs any run that does not). */
+#ifndef SBD_STORE_H
+#define SBD_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/ulid.h"
+
+struct sb_store;
+
+enum run_status { RUN_RUNNING = 0, RUN_COMPLETED = 1, RUN_FAILED = 2, RUN_CANCELLED = 3 };
+const char *run_status_name(int status);           /* "Running" ... */
+int run_status_parse(const char *name);            /* -1 when unknown (case-insensitive) */
+
+enum step_status { STEP_RUNNING = 0, STEP_COMPLETED = 1, STEP_FAILED = 2 };
+
+/* ---- records passed to write operations (strings borrowed) ---- */
+struct ev_rec {
+    char id[SB_ULID_SIZE];
+    const char *name;
+    const char *body;        /* normalized event, canonical JSON */
+    int64_t ts, received_at;
+    const char *dedupe_key;  /* user-supplied id, or NULL */
+};
+
+struct run_rec {
+    char id[SB_ULID_SIZE];
+    const char *function_id, *app_id;
+    char event_id[SB_ULID_SIZE];
+    int64_t created_at;
+};
+
+struct step_rec {
+    const char *run_id;
+    const char *hash;
+    int64_t seq;             /* -1 while not memoized */
+    const char *name, *op;
+    int status;              /* enum step_status */
+    int attempts;
+    const char *output;      /* memoized value (JCS) or NULL */
+    const char *error;       /* last error (JCS) or NULL */
+    int64_t started_at, ended_at;
+};
+
+struct qitem_rec {
+    int64_t id;
+    const char *run_id;
+    const char *step_id;     /* "step" or a step hash */
+    int attempt;
+    int64_t due_at, started_at;
+    int transport_failures;
+    int64_t transport_since;
+    const char *last_error;  /* JCS or NULL */
+    int flags;
+    /* filled by scans only (ignored by sb_store_queue_put): */
+    const char *function_id, *event_id;
+};
+
+struct app_rec {
+    const char *id, *url, *sdk, *framework, *app_version, *checksum;
+    int64_t now;
+};
+
+struct fn_rec {
+    const char *id, *app_id, *name, *config; /* config: canonical JSON */
+    int64_t now;
+};
+
+/* ---- lifecycle ---- */
+/* Opens (creating DIR and the database when missing) the writable store and
+ * migrates it. SB_ECONFIG when the database is newer than this binary. */
+int sb_store_open(const char *dir, struct sb_store **out, struct sb_err *err);
+/* The calling thread's read-only connection (opened on first use; closed by
+ * sb_store_close_readers). NULL on failure. */
+struct sb_store *sb_store_reader(void);
+void sb_store_set_dir(const char *dir);  /* where readers open the database */
+void sb_store_close(struct sb_store *st);
+void sb_store_close_readers(void);
+int sb_store_schema_version(struct sb_store *st);
+#define SB_STORE_SCHEMA_VERSION 1
+
+/* ---- transactions (writer connection) ---- */
+int sb_store_begin(struct sb_store *st, struct sb_err *err);
+int sb_store_commit(struct sb_store *st, struct sb_err *err);
+void sb_store_rollback(struct sb_store *st);
+int sb_store_savepoint(struct sb_store *st);
+void sb_store_release(struct sb_store *st);
+void sb_store_rollback_savepoint(struct sb_store *st);
+
+/* ---- writes (inside a transaction) ---- */
+/* Inserts; *inserted = false when an event with that id already exists. */
+int sb_store_event_insert(struct sb_store *st, const struct ev_rec *ev, bool *inserted,
+                          struct sb_err *err);
+/* Id of an event with this dedupe key received at or after since_ms. */
+int sb_store_event_find_dedupe(struct sb_store *st, const char *key, int64_t since_ms,
+                               char out_id[SB_ULID_SIZE]);
+int sb_store_run_insert(struct sb_store *st, const struct run_rec *run, struct sb_err *err);
+/* Ends a run: status, output/error (JCS or NULL), and deletes its queue rows. */
+int sb_store_run_finish(struct sb_store *st, const char *run_id, int status, const char *output,
+                        const char *error, int64_t started_at, int64_t ended_at,
+                        struct sb_err *err);
+/* Records progress: started_at (first time only), updated_at, req_version. */
+int sb_store_run_progress(struct sb_store *st, const char *run_id, int64_t now, int req_version,
+                          struct sb_err *err);
+int sb_store_step_put(struct sb_store *st, const struct step_rec *s, struct sb_err *err);
+int sb_store_queue_put(struct sb_store *st, const struct qitem_rec *q, struct sb_err *err);
+int sb_store_queue_del(struct sb_store *st, int64_t id, struct sb_err *err);
+int sb_store_app_upsert(struct sb_store *st, const struct app_rec *a, struct sb_err *err);
+int sb_store_app_sync_error(struct sb_store *st, const char *url, const char *error, int64_t now,
+                            struct sb_err *err);
+int sb_store_app_delete(struct sb_store *st, const char *app_id, int64_t now, struct sb_err *err);
+/* Ids (malloc'd array of malloc'd strings) of live apps at url other than
+ * except_id. */
+int sb_store_apps_at_url(struct sb_store *st, const char *url, const char *except_id,
+                         char ***ids, size_t *n, struct sb_err *err);
+/* Checksum of a live app (malloc'd) or NULL. */
+char *sb_store_app_checksum(struct sb_store *st, const char *app_id);
+/* URL of a live app (malloc'd) or NULL. */
+char *sb_store_app_url(struct sb_store *st, const char *app_id);
+int sb_store_function_put(struct sb_store *st, const struct fn_rec *f, struct sb_err *err);
+/* Marks removed every function of app_id not in keep (n ids). */
+int sb_store_functions_prune(struct sb_store *st, const char *app_id, const char *const *keep,
+                             size_t n, int64_t now, struct sb_err *err);
+/* Deletes up to limit ended runs (with their steps) that ended before
+ * before_ms, and up to limit events received before before_ms that no longer
+ * have runs. *deleted = rows removed. */
+int sb_store_purge(struct sb_store *st, int64_t before_ms, int limit, int *deleted,
+                   struct sb_err *err);
+
+/* ---- reads (any connection) ---- */
+/* Largest queue id in use (0 when empty). */
+int64_t sb_store_queue_max_id(struct sb_store *st);
+/* Calls fn for every queue row, in due order. Strings valid during the call. */
+int sb_store_queue_scan(struct sb_store *st,
+                        int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx);
+/* The same for the rows of one run. */
+int sb_store_queue_scan_run(struct sb_store *st, const char *run_id,
+                            int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx);
+/* Running runs that have no queue row (to repair at start). */
+int sb_store_orphan_runs(struct sb_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx);
+
+/* What the engine needs to build a call for a run. Strings malloc'd. */
+struct run_state {
+    char id[SB_ULID_SIZE];
+    char *function_id;
+    char *event;             /* canonical JSON */
+    int status;
+    int req_version;
+    size_t nsteps;
+    struct {
+        char hash[41];
+        char *output;        /* canonical JSON of the memoized value */
+    } *steps;                /* in stack (completion) order */
+};
+int sb_store_run_state(struct sb_store *st, const char *run_id, struct run_state *out,
+                       struct sb_err *err);
+void sb_run_state_free(struct run_state *rs);
+
+/* API views, shaped as the REST API returns them. New references or NULL
+ * (not found). */
+json_t *sb_store_run_json(struct sb_store *st, const char *run_id);
+json_t *sb_store_run_steps_json(struct sb_store *st, const char *run_id);
+struct run_filter {
+    int status;              /* -1 = any */
+    const char *function_id; /* NULL = any */
+    const char *app_id;      /* NULL = any */
+    const char *event_id;    /* NULL = any */
+    int64_t since_ms;        /* 0 = any */
+    const char *cursor;      /* run id: return runs older than it */
+    int limit;
+};
+json_t *sb_store_runs_json(struct sb_store *st, const struct run_filter *f);
+json_t *sb_store_event_json(struct sb_store *st, const char *event_id);
+struct event_filter {
+    const char *name;
+    int64_t after_ms, before_ms;  /* 0 = unbounded */
+    const char *cursor;
+    int limit;
+};
+json_t *sb_store_events_json(struct sb_store *st, const struct event_filter *f);
+json_t *sb_store_apps_json(struct sb_store *st);
+json_t *sb_store_functions_json(struct sb_store *st, const char *app_id, bool include_removed);
+/* Counts for /health and /metrics: queue rows, runs by status. */
+int sb_store_counts(struct sb_store *st, int64_t *queue_rows, int64_t *running);
+
+/* For the registry's start-up load: every function row (removed ones too). */
+int sb_store_functions_scan(struct sb_store *st,
+                            int (*fn)(void *ctx, const char *id, const char *app_id,
+                                      const char *config, bool removed, const char *app_url),
+                            void *ctx);
+int sb_store_apps_scan(struct sb_store *st,
+                       int (*fn)(void *ctx, const char *id, const char *url,
+                                 const char *checksum),
+                       void *ctx);
+
+#endif

@@ -1,0 +1,725 @@
+/* store_sqlite.c - the SQLite store: connections, transactions, writes and
+ * the reads the engine needs. API-shaped reads live in store_views.c.
+ *
+ * Durability: WAL with synchronous=FULL, so COMMIT returns after the WAL is
+ * fsync'd; the writer thread batches many operations into one transaction so
+ * one fsync serves them all. Readers use their own connections (WAL lets them
+ * read while the writer writes). */
+#include "store_internal.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+static const char *const stmt_sql[STMT__COUNT] = {
+#define SB_X_SQL(name, sql) sql,
+    SB_STMT_LIST(SB_X_SQL)
+#undef SB_X_SQL
+};
+
+const char *run_status_name(int status)
+{
+    switch (status) {
+    case RUN_RUNNING: return "Running";
+    case RUN_COMPLETED: return "Completed";
+    case RUN_FAILED: return "Failed";
+    case RUN_CANCELLED: return "Cancelled";
+    }
+    return "Unknown";
+}
+
+int run_status_parse(const char *name)
+{
+    for (int i = 0; i <= RUN_CANCELLED; i++)
+        if (strcasecmp(name, run_status_name(i)) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- connections ---- */
+
+static char *store_path; /* set once before threads start */
+
+void sb_store_set_dir(const char *dir)
+{
+    free(store_path);
+    size_t n = strlen(dir) + 32;
+    store_path = malloc(n);
+    if (store_path)
+        snprintf(store_path, n, "%s/sysbus.db", dir);
+}
+
+static int open_conn(const char *path, int readonly, struct sb_store **out, struct sb_err *err)
+{
+    struct sb_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    flags |= SQLITE_OPEN_NOMUTEX; /* each connection is used by one thread */
+    if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
+        sb_err_set(err, SB_ESTORE, "cannot open database %s: %s", path,
+                   st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        sqlite3_close(st->db);
+        free(st);
+        return SB_ESTORE;
+    }
+    st->readonly = readonly;
+    sqlite3_busy_timeout(st->db, 10000);
+    const char *pragmas = readonly ? "PRAGMA query_only=1; PRAGMA cache_size=-8000;"
+                                   : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                     "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-16000;"
+                                     "PRAGMA wal_autocheckpoint=2000;";
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        sb_err_set(err, SB_ESTORE, "cannot configure database %s: %s", path, msg);
+        sqlite3_free(msg);
+        sqlite3_close(st->db);
+        free(st);
+        return SB_ESTORE;
+    }
+    *out = st;
+    return 0;
+}
+
+int sb_store_open(const char *dir, struct sb_store **out, struct sb_err *err)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return sb_err_errno(err, SB_EIO, "cannot create data directory %s", dir);
+    sb_store_set_dir(dir);
+    if (!store_path)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    struct sb_store *st;
+    int rc = open_conn(store_path, 0, &st, err);
+    if (rc)
+        return rc;
+    if ((rc = sb_store_migrate(st, err))) {
+        sb_store_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void sb_store_close(struct sb_store *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < STMT__COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+/* Readers: one per thread, kept in a list so shutdown can close them all. */
+struct reader_node {
+    struct sb_store *st;
+    struct reader_node *next;
+};
+static pthread_key_t reader_key;
+static pthread_once_t reader_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t readers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reader_node *readers;
+
+static void reader_key_init(void)
+{
+    pthread_key_create(&reader_key, NULL);
+}
+
+struct sb_store *sb_store_reader(void)
+{
+    pthread_once(&reader_once, reader_key_init);
+    struct sb_store *st = pthread_getspecific(reader_key);
+    if (st)
+        return st;
+    struct sb_err err = { 0 };
+    if (!store_path || open_conn(store_path, 1, &st, &err) != 0) {
+        SB_LOG(SB_ERROR, "store_reader_open", "cannot open a read connection: %s", err.msg);
+        return NULL;
+    }
+    struct reader_node *n = malloc(sizeof *n);
+    if (!n) {
+        sb_store_close(st);
+        return NULL;
+    }
+    n->st = st;
+    pthread_mutex_lock(&readers_lock);
+    n->next = readers;
+    readers = n;
+    pthread_mutex_unlock(&readers_lock);
+    pthread_setspecific(reader_key, st);
+    return st;
+}
+
+void sb_store_close_readers(void)
+{
+    pthread_mutex_lock(&readers_lock);
+    while (readers) {
+        struct reader_node *n = readers;
+        readers = n->next;
+        sb_store_close(n->st);
+        free(n);
+    }
+    pthread_mutex_unlock(&readers_lock);
+}
+
+/* ---- statements ---- */
+
+sqlite3_stmt *sb_store_stmt(struct sb_store *st, enum sb_stmt_id id)
+{
+    sqlite3_stmt *s = st->stmt[id];
+    if (!s) {
+        if (sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
+            SQLITE_OK) {
+            SB_LOG(SB_ERROR, "store_prepare", "cannot prepare statement %d: %s", (int)id,
+                   sqlite3_errmsg(st->db));
+            return NULL;
+        }
+        st->stmt[id] = s;
+    } else {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+    return s;
+}
+
+void sb_store_bind_text(sqlite3_stmt *s, int idx, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, idx, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, idx);
+}
+
+int sb_store_exec_stmt(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err)
+{
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable: %s", sqlite3_errmsg(st->db));
+    int rc = sqlite3_step(s);
+    while (rc == SQLITE_ROW)
+        rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        int code = (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR ? SB_EIO : SB_ESTORE;
+        return sb_err_set(err, code, "database: %s", sqlite3_errmsg(st->db));
+    }
+    return 0;
+}
+
+char *sb_store_col_dup(sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static int exec_simple(struct sb_store *st, enum sb_stmt_id id, struct sb_err *err)
+{
+    return sb_store_exec_stmt(st, sb_store_stmt(st, id), err);
+}
+
+/* ---- transactions ---- */
+
+int sb_store_begin(struct sb_store *st, struct sb_err *err) { return exec_simple(st, STMT_BEGIN, err); }
+int sb_store_commit(struct sb_store *st, struct sb_err *err) { return exec_simple(st, STMT_COMMIT, err); }
+void sb_store_rollback(struct sb_store *st) { exec_simple(st, STMT_ROLLBACK, NULL); }
+int sb_store_savepoint(struct sb_store *st) { return exec_simple(st, STMT_SAVEPOINT, NULL); }
+void sb_store_release(struct sb_store *st) { exec_simple(st, STMT_RELEASE, NULL); }
+
+void sb_store_rollback_savepoint(struct sb_store *st)
+{
+    exec_simple(st, STMT_ROLLBACK_TO, NULL);
+    exec_simple(st, STMT_RELEASE, NULL);
+}
+
+/* ---- writes ---- */
+
+int sb_store_event_insert(struct sb_store *st, const struct ev_rec *ev, bool *inserted,
+                          struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_EVENT_INSERT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, ev->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ev->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, ev->body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, ev->ts);
+    sqlite3_bind_int64(s, 5, ev->received_at);
+    sb_store_bind_text(s, 6, ev->dedupe_key);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (!rc)
+        *inserted = sqlite3_changes(st->db) > 0;
+    return rc;
+}
+
+int sb_store_event_find_dedupe(struct sb_store *st, const char *key, int64_t since_ms,
+                               char out_id[SB_ULID_SIZE])
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_EVENT_DEDUPE);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, since_ms);
+    int rc = SB_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        snprintf(out_id, SB_ULID_SIZE, "%s", (const char *)sqlite3_column_text(s, 0));
+        rc = 0;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_run_insert(struct sb_store *st, const struct run_rec *run, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_INSERT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, run->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, run->function_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, run->app_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, run->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, run->created_at);
+    sqlite3_bind_int64(s, 6, run->created_at);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_run_finish(struct sb_store *st, const char *run_id, int status, const char *output,
+                        const char *error, int64_t started_at, int64_t ended_at,
+                        struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_FINISH);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int(s, 1, status);
+    sb_store_bind_text(s, 2, output);
+    sb_store_bind_text(s, 3, error);
+    sqlite3_bind_int64(s, 4, ended_at);
+    sqlite3_bind_int64(s, 5, ended_at);
+    sqlite3_bind_int64(s, 6, started_at > 0 ? started_at : ended_at);
+    sqlite3_bind_text(s, 7, run_id, -1, SQLITE_STATIC);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (rc)
+        return rc;
+    s = sb_store_stmt(st, STMT_QUEUE_DEL_RUN);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_run_progress(struct sb_store *st, const char *run_id, int64_t now, int req_version,
+                          struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_PROGRESS);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int(s, 3, req_version);
+    sqlite3_bind_text(s, 4, run_id, -1, SQLITE_STATIC);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+static void bind_opt_int64(sqlite3_stmt *s, int idx, int64_t v)
+{
+    if (v > 0)
+        sqlite3_bind_int64(s, idx, v);
+    else
+        sqlite3_bind_null(s, idx);
+}
+
+int sb_store_step_put(struct sb_store *st, const struct step_rec *r, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_STEP_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, r->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->hash, -1, SQLITE_STATIC);
+    if (r->seq >= 0)
+        sqlite3_bind_int64(s, 3, r->seq);
+    else
+        sqlite3_bind_null(s, 3);
+    sb_store_bind_text(s, 4, r->name);
+    sb_store_bind_text(s, 5, r->op);
+    sqlite3_bind_int(s, 6, r->status);
+    sqlite3_bind_int(s, 7, r->attempts);
+    sb_store_bind_text(s, 8, r->output);
+    sb_store_bind_text(s, 9, r->error);
+    bind_opt_int64(s, 10, r->started_at);
+    bind_opt_int64(s, 11, r->ended_at);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_queue_put(struct sb_store *st, const struct qitem_rec *q, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, q->id);
+    sqlite3_bind_text(s, 2, q->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, q->step_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, q->attempt);
+    sqlite3_bind_int64(s, 5, q->due_at);
+    bind_opt_int64(s, 6, q->started_at);
+    sqlite3_bind_int(s, 7, q->transport_failures);
+    bind_opt_int64(s, 8, q->transport_since);
+    sb_store_bind_text(s, 9, q->last_error);
+    sqlite3_bind_int(s, 10, q->flags);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_queue_del(struct sb_store *st, int64_t id, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_DEL);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, id);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_app_upsert(struct sb_store *st, const struct app_rec *a, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_APP_UPSERT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, a->url, -1, SQLITE_STATIC);
+    sb_store_bind_text(s, 3, a->sdk);
+    sb_store_bind_text(s, 4, a->framework);
+    sb_store_bind_text(s, 5, a->app_version);
+    sb_store_bind_text(s, 6, a->checksum);
+    sqlite3_bind_int64(s, 7, a->now);
+    sqlite3_bind_int64(s, 8, a->now);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_app_sync_error(struct sb_store *st, const char *url, const char *error, int64_t now,
+                            struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_APP_SYNC_ERROR);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sb_store_bind_text(s, 1, error);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_text(s, 3, url, -1, SQLITE_STATIC);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_app_delete(struct sb_store *st, const char *app_id, int64_t now, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_APP_DELETE);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_text(s, 2, app_id, -1, SQLITE_STATIC);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (rc)
+        return rc;
+    s = sb_store_stmt(st, STMT_APP_FNS_REMOVE);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_text(s, 2, app_id, -1, SQLITE_STATIC);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_function_put(struct sb_store *st, const struct fn_rec *f, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_FN_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, f->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, f->app_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, f->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, f->config, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, f->now);
+    sqlite3_bind_int64(s, 6, f->now);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_functions_prune(struct sb_store *st, const char *app_id, const char *const *keep,
+                             size_t n, int64_t now, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_FN_LIST_APP);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, app_id, -1, SQLITE_STATIC);
+    char **drop = NULL;
+    size_t ndrop = 0;
+    int rc = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+        size_t i = 0;
+        while (i < n && strcmp(keep[i], id) != 0)
+            i++;
+        if (i < n)
+            continue;
+        char **nd = realloc(drop, (ndrop + 1) * sizeof *nd);
+        if (!nd || !(nd[ndrop] = strdup(id))) {
+            drop = nd ? nd : drop;
+            rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+            break;
+        }
+        drop = nd;
+        ndrop++;
+    }
+    sqlite3_reset(s);
+    for (size_t i = 0; i < ndrop; i++) {
+        if (!rc) {
+            sqlite3_stmt *u = sb_store_stmt(st, STMT_FN_REMOVE);
+            if (!u) {
+                rc = sb_err_set(err, SB_ESTORE, "statement unavailable");
+            } else {
+                sqlite3_bind_int64(u, 1, now);
+                sqlite3_bind_text(u, 2, drop[i], -1, SQLITE_STATIC);
+                rc = sb_store_exec_stmt(st, u, err);
+            }
+        }
+        free(drop[i]);
+    }
+    free(drop);
+    return rc;
+}
+
+int sb_store_purge(struct sb_store *st, int64_t before_ms, int limit, int *deleted,
+                   struct sb_err *err)
+{
+    static const enum sb_stmt_id order[] = { STMT_PURGE_STEPS, STMT_PURGE_RUNS, STMT_PURGE_EVENTS };
+    *deleted = 0;
+    for (size_t i = 0; i < 3; i++) {
+        sqlite3_stmt *s = sb_store_stmt(st, order[i]);
+        if (!s)
+            return sb_err_set(err, SB_ESTORE, "statement unavailable");
+        sqlite3_bind_int64(s, 1, before_ms);
+        sqlite3_bind_int(s, 2, limit);
+        int rc = sb_store_exec_stmt(st, s, err);
+        if (rc)
+            return rc;
+        if (order[i] != STMT_PURGE_STEPS)
+            *deleted += sqlite3_changes(st->db);
+    }
+    return 0;
+}
+
+/* ---- engine reads ---- */
+
+int64_t sb_store_queue_max_id(struct sb_store *st)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_MAX);
+    int64_t v = 0;
+    if (s && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    if (s)
+        sqlite3_reset(s);
+    return v;
+}
+
+static int scan_rows(sqlite3_stmt *s, int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx)
+{
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+        struct qitem_rec q = {
+            .id = sqlite3_column_int64(s, 0),
+            .run_id = (const char *)sqlite3_column_text(s, 1),
+            .step_id = (const char *)sqlite3_column_text(s, 2),
+            .attempt = sqlite3_column_int(s, 3),
+            .due_at = sqlite3_column_int64(s, 4),
+            .started_at = sqlite3_column_int64(s, 5),
+            .transport_failures = sqlite3_column_int(s, 6),
+            .transport_since = sqlite3_column_int64(s, 7),
+            .last_error = (const char *)sqlite3_column_text(s, 8),
+            .flags = sqlite3_column_int(s, 9),
+            .function_id = (const char *)sqlite3_column_text(s, 10),
+            .event_id = (const char *)sqlite3_column_text(s, 11),
+        };
+        rc = fn(ctx, &q);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_queue_scan(struct sb_store *st, int (*fn)(void *ctx, const struct qitem_rec *q),
+                        void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_SCAN);
+    return s ? scan_rows(s, fn, ctx) : SB_ESTORE;
+}
+
+int sb_store_queue_scan_run(struct sb_store *st, const char *run_id,
+                            int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_SCAN_RUN);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    return scan_rows(s, fn, ctx);
+}
+
+int sb_store_orphan_runs(struct sb_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_ORPHANS);
+    if (!s)
+        return SB_ESTORE;
+    while (sqlite3_step(s) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(s, 0));
+    sqlite3_reset(s);
+    return 0;
+}
+
+void sb_run_state_free(struct run_state *rs)
+{
+    free(rs->function_id);
+    free(rs->event);
+    for (size_t i = 0; i < rs->nsteps; i++)
+        free(rs->steps[i].output);
+    free(rs->steps);
+    memset(rs, 0, sizeof *rs);
+}
+
+int sb_store_run_state(struct sb_store *st, const char *run_id, struct run_state *out,
+                       struct sb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_STATE);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return sb_err_set(err, SB_ENOTFOUND, "run %s not found", run_id);
+    }
+    snprintf(out->id, sizeof out->id, "%s", run_id);
+    out->function_id = sb_store_col_dup(s, 0);
+    out->status = sqlite3_column_int(s, 1);
+    out->req_version = sqlite3_column_int(s, 2);
+    out->event = sb_store_col_dup(s, 3);
+    sqlite3_reset(s);
+    if (!out->function_id || !out->event) {
+        sb_run_state_free(out);
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    }
+    s = sb_store_stmt(st, STMT_RUN_STATE_STEPS);
+    if (!s) {
+        sb_run_state_free(out);
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    }
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    size_t cap = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        if (out->nsteps == cap) {
+            cap = cap ? cap * 2 : 8;
+            void *p = realloc(out->steps, cap * sizeof *out->steps);
+            if (!p) {
+                sqlite3_reset(s);
+                sb_run_state_free(out);
+                return sb_err_set(err, SB_ENOMEM, "out of memory");
+            }
+            out->steps = p;
+        }
+        snprintf(out->steps[out->nsteps].hash, 41, "%s", (const char *)sqlite3_column_text(s, 0));
+        const unsigned char *o = sqlite3_column_text(s, 1);
+        out->steps[out->nsteps].output = strdup(o ? (const char *)o : "null");
+        out->nsteps++;
+    }
+    sqlite3_reset(s);
+    return 0;
+}
+
+int sb_store_counts(struct sb_store *st, int64_t *queue_rows, int64_t *running)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_COUNT_QUEUE);
+    if (!s)
+        return SB_ESTORE;
+    *queue_rows = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    s = sb_store_stmt(st, STMT_COUNT_RUNNING);
+    if (!s)
+        return SB_ESTORE;
+    *running = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    return 0;
+}
+
+int sb_store_functions_scan(struct sb_store *st,
+                            int (*fn)(void *ctx, const char *id, const char *app_id,
+                                      const char *config, bool removed, const char *app_url),
+                            void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_FN_SCAN);
+    if (!s)
+        return SB_ESTORE;
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW)
+        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
+                (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
+                sqlite3_column_int(s, 3) != 0, (const char *)sqlite3_column_text(s, 4));
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_apps_scan(struct sb_store *st,
+                       int (*fn)(void *ctx, const char *id, const char *url, const char *checksum),
+                       void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_APP_SCAN);
+    if (!s)
+        return SB_ESTORE;
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW)
+        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
+                (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2));
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_apps_at_url(struct sb_store *st, const char *url, const char *except_id,
+                         char ***ids, size_t *n, struct sb_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_APPS_AT_URL);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, except_id, -1, SQLITE_STATIC);
+    int rc = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        char **nv = realloc(*ids, (*n + 1) * sizeof *nv);
+        char *id = sb_store_col_dup(s, 0);
+        if (!nv || !id) {
+            free(id);
+            if (nv)
+                *ids = nv;
+            rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+            break;
+        }
+        *ids = nv;
+        (*ids)[(*n)++] = id;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+static char *app_column(struct sb_store *st, const char *app_id, int col)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_APP_GET);
+    if (!s)
+        return NULL;
+    sqlite3_bind_text(s, 1, app_id, -1, SQLITE_STATIC);
+    char *v = sqlite3_step(s) == SQLITE_ROW ? sb_store_col_dup(s, col) : NULL;
+    sqlite3_reset(s);
+    return v;
+}
+
+char *sb_store_app_checksum(struct sb_store *st, const char *app_id)
+{
+    return app_column(st, app_id, 0);
+}
+
+char *sb_store_app_url(struct sb_store *st, const char *app_id)
+{
+    return app_column(st, app_id, 1);
+}

@@ -1,0 +1,301 @@
+/* store_views.c - reads shaped as the REST API returns them (runs, steps,
+ * events, apps, functions). Each function builds a new JSON value; statements
+ * with variable filters are prepared per call (these are not hot paths). */
+#include "store_internal.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *iso_or_null(sqlite3_stmt *s, int col)
+{
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return json_null();
+    char buf[40];
+    sb_time_format_iso(sqlite3_column_int64(s, col), buf, sizeof buf);
+    return json_string(buf);
+}
+
+static json_t *json_col(sqlite3_stmt *s, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(s, col);
+    if (!t)
+        return json_null();
+    json_t *v = sb_json_parse(t, strlen(t), NULL);
+    return v ? v : json_string(t);
+}
+
+static json_t *text_or_null(sqlite3_stmt *s, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(s, col);
+    return t ? json_string(t) : json_null();
+}
+
+#define RUN_COLS                                                                              \
+    "r.id,r.function_id,r.app_id,r.event_id,r.status,r.created_at,r.started_at,r.updated_at," \
+    "r.ended_at,r.output,r.error"
+
+static json_t *run_row(sqlite3_stmt *s)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "run_id", text_or_null(s, 0));
+    json_object_set_new(o, "function_id", text_or_null(s, 1));
+    json_object_set_new(o, "app_id", text_or_null(s, 2));
+    json_object_set_new(o, "event_id", text_or_null(s, 3));
+    json_object_set_new(o, "status", json_string(run_status_name(sqlite3_column_int(s, 4))));
+    json_object_set_new(o, "created_at", iso_or_null(s, 5));
+    json_object_set_new(o, "started_at", iso_or_null(s, 6));
+    json_object_set_new(o, "updated_at", iso_or_null(s, 7));
+    json_object_set_new(o, "ended_at", iso_or_null(s, 8));
+    json_object_set_new(o, "output", json_col(s, 9));
+    json_object_set_new(o, "error", json_col(s, 10));
+    return o;
+}
+
+/* The queue rows of a run: what it is waiting for. */
+static json_t *run_queue(struct sb_store *st, const char *run_id)
+{
+    sqlite3_stmt *s;
+    json_t *arr = json_array();
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT step_id,attempt,due_at,started_at,transport_failures,"
+                           "transport_since,last_error FROM queue WHERE run_id=? ORDER BY due_at",
+                           -1, &s, NULL) != SQLITE_OK)
+        return arr;
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        json_t *q = json_object();
+        json_object_set_new(q, "step_id", text_or_null(s, 0));
+        json_object_set_new(q, "attempt", json_integer(sqlite3_column_int(s, 1)));
+        json_object_set_new(q, "due_at", iso_or_null(s, 2));
+        json_object_set_new(q, "due_at_ms", json_integer(sqlite3_column_int64(s, 2)));
+        json_object_set_new(q, "transport_failures", json_integer(sqlite3_column_int(s, 4)));
+        json_object_set_new(q, "transport_failing_since", iso_or_null(s, 5));
+        json_object_set_new(q, "last_error", json_col(s, 6));
+        json_array_append_new(arr, q);
+    }
+    sqlite3_finalize(s);
+    return arr;
+}
+
+json_t *sb_store_run_json(struct sb_store *st, const char *run_id)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "SELECT " RUN_COLS " FROM runs r WHERE r.id=?", -1, &s,
+                           NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    json_t *o = NULL;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        o = run_row(s);
+        if (sqlite3_column_int(s, 4) == RUN_RUNNING)
+            json_object_set_new(o, "queue", run_queue(st, run_id));
+    }
+    sqlite3_finalize(s);
+    return o;
+}
+
+static const char *step_status_name(int s)
+{
+    return s == STEP_COMPLETED ? "Completed" : s == STEP_FAILED ? "Failed" : "Running";
+}
+
+json_t *sb_store_run_steps_json(struct sb_store *st, const char *run_id)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT hash,name,op,status,attempts,output,error,started_at,ended_at,"
+                           "seq FROM steps WHERE run_id=? ORDER BY seq IS NULL, seq, started_at",
+                           -1, &s, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    json_t *arr = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        json_t *o = json_object();
+        int status = sqlite3_column_int(s, 3);
+        json_object_set_new(o, "id", text_or_null(s, 0));
+        json_object_set_new(o, "name", text_or_null(s, 1));
+        json_object_set_new(o, "op", text_or_null(s, 2));
+        json_object_set_new(o, "status", json_string(step_status_name(status)));
+        json_object_set_new(o, "attempts", json_integer(sqlite3_column_int(s, 4)));
+        /* memoized value {"data": X} -> output X; {"error": E} -> error E */
+        json_t *memo = json_col(s, 5);
+        json_t *data = json_object_get(memo, "data");
+        json_t *merr = json_object_get(memo, "error");
+        json_object_set(o, "output", data ? data : (merr ? json_null() : memo));
+        json_t *err = merr ? json_incref(merr) : json_col(s, 6);
+        json_object_set_new(o, "error", status == STEP_COMPLETED && !merr ? json_null() : err);
+        if (status == STEP_COMPLETED && !merr)
+            json_decref(err);
+        json_decref(memo);
+        json_object_set_new(o, "started_at", iso_or_null(s, 7));
+        json_object_set_new(o, "ended_at", iso_or_null(s, 8));
+        if (sqlite3_column_type(s, 7) != SQLITE_NULL && sqlite3_column_type(s, 8) != SQLITE_NULL)
+            json_object_set_new(o, "duration_ms", json_integer(sqlite3_column_int64(s, 8) -
+                                                               sqlite3_column_int64(s, 7)));
+        else
+            json_object_set_new(o, "duration_ms", json_null());
+        json_array_append_new(arr, o);
+    }
+    sqlite3_finalize(s);
+    return arr;
+}
+
+json_t *sb_store_runs_json(struct sb_store *st, const struct run_filter *f)
+{
+    struct sb_buf q = SB_BUF_INIT(0);
+    sb_buf_puts(&q, "SELECT " RUN_COLS " FROM runs r WHERE 1=1");
+    if (f->status >= 0)
+        sb_buf_puts(&q, " AND r.status=?1");
+    if (f->function_id)
+        sb_buf_puts(&q, " AND r.function_id=?2");
+    if (f->app_id)
+        sb_buf_puts(&q, " AND r.app_id=?3");
+    if (f->event_id)
+        sb_buf_puts(&q, " AND r.event_id=?4");
+    if (f->since_ms > 0)
+        sb_buf_puts(&q, " AND r.created_at>=?5");
+    if (f->cursor)
+        sb_buf_puts(&q, " AND r.id<?6");
+    sb_buf_puts(&q, " ORDER BY r.id DESC LIMIT ?7");
+    sqlite3_stmt *s;
+    int prc = sqlite3_prepare_v2(st->db, sb_buf_cstr(&q), -1, &s, NULL);
+    sb_buf_free(&q);
+    if (prc != SQLITE_OK)
+        return NULL;
+    if (f->status >= 0)
+        sqlite3_bind_int(s, 1, f->status);
+    sb_store_bind_text(s, 2, f->function_id);
+    sb_store_bind_text(s, 3, f->app_id);
+    sb_store_bind_text(s, 4, f->event_id);
+    sqlite3_bind_int64(s, 5, f->since_ms);
+    sb_store_bind_text(s, 6, f->cursor);
+    sqlite3_bind_int(s, 7, f->limit);
+    json_t *arr = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW)
+        json_array_append_new(arr, run_row(s));
+    sqlite3_finalize(s);
+    return arr;
+}
+
+static json_t *event_row(sqlite3_stmt *s)
+{
+    /* body is the normalized event; add the internal id and receive time */
+    json_t *o = json_col(s, 1);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    json_object_set_new(o, "internal_id", text_or_null(s, 0));
+    json_object_set_new(o, "received_at", iso_or_null(s, 2));
+    return o;
+}
+
+json_t *sb_store_event_json(struct sb_store *st, const char *event_id)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db, "SELECT id,body,received_at FROM events WHERE id=?", -1, &s,
+                           NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(s, 1, event_id, -1, SQLITE_STATIC);
+    json_t *o = sqlite3_step(s) == SQLITE_ROW ? event_row(s) : NULL;
+    sqlite3_finalize(s);
+    return o;
+}
+
+json_t *sb_store_events_json(struct sb_store *st, const struct event_filter *f)
+{
+    struct sb_buf q = SB_BUF_INIT(0);
+    sb_buf_puts(&q, "SELECT id,body,received_at FROM events WHERE 1=1");
+    if (f->name)
+        sb_buf_puts(&q, " AND name=?1");
+    if (f->after_ms > 0)
+        sb_buf_puts(&q, " AND received_at>=?2");
+    if (f->before_ms > 0)
+        sb_buf_puts(&q, " AND received_at<?3");
+    if (f->cursor)
+        sb_buf_puts(&q, " AND id<?4");
+    sb_buf_puts(&q, " ORDER BY id DESC LIMIT ?5");
+    sqlite3_stmt *s;
+    int prc = sqlite3_prepare_v2(st->db, sb_buf_cstr(&q), -1, &s, NULL);
+    sb_buf_free(&q);
+    if (prc != SQLITE_OK)
+        return NULL;
+    sb_store_bind_text(s, 1, f->name);
+    sqlite3_bind_int64(s, 2, f->after_ms);
+    sqlite3_bind_int64(s, 3, f->before_ms);
+    sb_store_bind_text(s, 4, f->cursor);
+    sqlite3_bind_int(s, 5, f->limit);
+    json_t *arr = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW)
+        json_array_append_new(arr, event_row(s));
+    sqlite3_finalize(s);
+    return arr;
+}
+
+json_t *sb_store_apps_json(struct sb_store *st)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT a.id,a.url,a.sdk,a.framework,a.app_version,a.checksum,"
+                           "a.created_at,a.synced_at,a.sync_error,a.sync_error_at,"
+                           "(SELECT COUNT(*) FROM functions f WHERE f.app_id=a.id AND "
+                           "f.removed_at IS NULL) FROM apps a WHERE a.deleted_at IS NULL "
+                           "ORDER BY a.id",
+                           -1, &s, NULL) != SQLITE_OK)
+        return NULL;
+    json_t *arr = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", text_or_null(s, 0));
+        json_object_set_new(o, "url", text_or_null(s, 1));
+        json_object_set_new(o, "sdk", text_or_null(s, 2));
+        json_object_set_new(o, "framework", text_or_null(s, 3));
+        json_object_set_new(o, "app_version", text_or_null(s, 4));
+        json_object_set_new(o, "checksum", text_or_null(s, 5));
+        json_object_set_new(o, "created_at", iso_or_null(s, 6));
+        json_object_set_new(o, "synced_at", iso_or_null(s, 7));
+        json_object_set_new(o, "sync_error", text_or_null(s, 8));
+        json_object_set_new(o, "sync_error_at", iso_or_null(s, 9));
+        json_object_set_new(o, "function_count", json_integer(sqlite3_column_int(s, 10)));
+        json_array_append_new(arr, o);
+    }
+    sqlite3_finalize(s);
+    return arr;
+}
+
+json_t *sb_store_functions_json(struct sb_store *st, const char *app_id, bool include_removed)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT id,app_id,name,config,created_at,updated_at,removed_at FROM "
+                           "functions WHERE (?1 IS NULL OR app_id=?1) AND (?2 OR removed_at IS "
+                           "NULL) ORDER BY app_id,id",
+                           -1, &s, NULL) != SQLITE_OK)
+        return NULL;
+    sb_store_bind_text(s, 1, app_id);
+    sqlite3_bind_int(s, 2, include_removed);
+    json_t *arr = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        json_t *o = json_object();
+        json_t *cfg = json_col(s, 3);
+        json_object_set_new(o, "id", text_or_null(s, 0));
+        json_object_set_new(o, "app_id", text_or_null(s, 1));
+        json_object_set_new(o, "name", text_or_null(s, 2));
+        json_t *trig = json_object_get(cfg, "triggers");
+        json_object_set(o, "triggers", trig ? trig : json_array());
+        json_t *retries = json_object_get(json_object_get(
+            json_object_get(json_object_get(cfg, "steps"), "step"), "retries"), "attempts");
+        json_object_set_new(o, "retries", retries ? json_incref(retries) : json_integer(4));
+        json_object_set_new(o, "config", cfg);
+        json_object_set_new(o, "created_at", iso_or_null(s, 4));
+        json_object_set_new(o, "updated_at", iso_or_null(s, 5));
+        json_object_set_new(o, "removed_at", iso_or_null(s, 6));
+        json_array_append_new(arr, o);
+    }
+    sqlite3_finalize(s);
+    return arr;
+}

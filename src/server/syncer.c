@@ -1,0 +1,283 @@
+/* syncer.c - periodic and on-demand app syncs (see syncer.h). The request
+ * queue is guarded by s->lock; the PUTs run on the syncer thread. */
+#include "syncer.h"
+#include "common/clock.h"
+#include "common/httpc.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "metrics.h"
+#include "sbd.h"
+#include "store/store.h"
+#include "store/writer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sync_req {
+    struct sync_req *next;
+    char *url;
+    void (*cb)(void *ctx, int rc, long status, const char *message);
+    void *ctx;
+};
+
+struct sb_syncer {
+    struct sbd *sbd;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct sync_req *head, *tail;
+    int stop;
+};
+
+/* Records (or clears) a sync error on the apps with this URL. */
+struct sync_error_op {
+    struct wop wop;
+    char *url, *error;
+    int64_t now;
+};
+
+static int sync_error_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+{
+    struct sync_error_op *op = (struct sync_error_op *)w;
+    return sb_store_app_sync_error(st, op->url, op->error, op->now, err);
+}
+
+static void sync_error_done(struct wop *w, int rc, const struct sb_err *err)
+{
+    struct sync_error_op *op = (struct sync_error_op *)w;
+    (void)rc, (void)err;
+    free(op->url);
+    free(op->error);
+    free(op);
+}
+
+static void record_sync_error(struct sbd *sbd, const char *url, const char *error)
+{
+    struct sync_error_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return;
+    op->wop.apply = sync_error_apply;
+    op->wop.done = sync_error_done;
+    op->url = strdup(url);
+    op->error = strdup(error);
+    op->now = sb_now_ms();
+    if (!op->url || !op->error) {
+        sync_error_done(&op->wop, 0, NULL);
+        return;
+    }
+    sb_writer_submit(sbd->writer, &op->wop);
+}
+
+int sb_sync_put(struct sbd *sbd, const char *url, long *status, char *msg, size_t msgsz)
+{
+    json_t *b = json_pack("{s:s}", "url", url);
+    size_t blen = 0;
+    char *body = sb_json_dumps(b, &blen);
+    json_decref(b);
+    if (!body) {
+        snprintf(msg, msgsz, "out of memory");
+        return SB_ENOMEM;
+    }
+    char sighdr[200] = "";
+    if (sbd->signed_mode) {
+        char sig[160];
+        sb_sign_body(&sbd->signing_key, body, blen, sb_now_ms() / 1000, sig, sizeof sig);
+        snprintf(sighdr, sizeof sighdr, "X-Inngest-Signature: %s", sig);
+    }
+    const char *headers[] = {
+        "Content-Type: application/json",
+        sbd->signed_mode ? "X-Inngest-Server-Kind: cloud" : "X-Inngest-Server-Kind: dev",
+        sighdr[0] ? sighdr : NULL, NULL,
+    };
+    struct sb_httpc_req req = { .method = "PUT", .url = url, .headers = headers, .body = body,
+                                .body_len = blen, .connect_timeout_ms = 3000,
+                                .timeout_ms = 15000, .max_response = 1 << 20 };
+    struct sb_httpc_resp resp = { 0 };
+    struct sb_err err = { 0 };
+    int rc = sb_httpc_do(&req, &resp, &err);
+    free(body);
+    if (rc) {
+        snprintf(msg, msgsz, "Unable to reach SDK URL %s: %s", url, err.msg);
+        sb_httpc_resp_free(&resp);
+        return rc;
+    }
+    *status = resp.status;
+    json_t *r = sb_json_parse(sb_buf_cstr(&resp.body), resp.body.len, NULL);
+    const char *m = sb_json_str(r, "message");
+    if (!m)
+        m = sb_json_str(r, "error");
+    snprintf(msg, msgsz, "%s", m ? m : (resp.status == 200 ? "synced" : "sync failed"));
+    json_decref(r);
+    sb_httpc_resp_free(&resp);
+    return 0;
+}
+
+static void sync_one(struct sb_syncer *s, struct sync_req *rq)
+{
+    long status = 0;
+    char msg[600];
+    int rc = sb_sync_put(s->sbd, rq->url, &status, msg, sizeof msg);
+    if (rc || status >= 300) {
+        SBD_COUNT(sync_failures);
+        char err[700];
+        if (rc)
+            snprintf(err, sizeof err, "%s", msg);
+        else
+            snprintf(err, sizeof err, "sync of %s answered %ld: %s", rq->url, status, msg);
+        SB_LOGK(SB_WARN, "app_sync_failed", ((struct sb_lf[]){ LF_S("url", rq->url) }), "%s",
+                err);
+        record_sync_error(s->sbd, rq->url, err);
+    }
+    if (rq->cb)
+        rq->cb(rq->ctx, rc, status, msg);
+}
+
+struct url_list {
+    char **v;
+    size_t n;
+};
+
+static int collect_url(void *ctx, const char *id, const char *url, const char *checksum)
+{
+    (void)id, (void)checksum;
+    struct url_list *l = ctx;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], url) == 0)
+            return 0;
+    char **nv = realloc(l->v, (l->n + 1) * sizeof *nv);
+    if (!nv)
+        return 0;
+    l->v = nv;
+    if ((l->v[l->n] = strdup(url)))
+        l->n++;
+    return 0;
+}
+
+static void periodic(struct sb_syncer *s)
+{
+    struct sb_store *st = sb_store_reader();
+    if (!st)
+        return;
+    struct url_list l = { 0 };
+    sb_store_apps_scan(st, collect_url, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        pthread_mutex_lock(&s->lock);
+        int stop = s->stop;
+        pthread_mutex_unlock(&s->lock);
+        if (!stop) {
+            struct sync_req rq = { .url = l.v[i] };
+            sync_one(s, &rq);
+        }
+        free(l.v[i]);
+    }
+    free(l.v);
+}
+
+static void *syncer_main(void *arg)
+{
+    struct sb_syncer *s = arg;
+    int64_t interval = s->sbd->cfg.sync_interval_ms;
+    int64_t next = sb_mono_ms() + (interval > 0 ? interval : 0);
+    pthread_mutex_lock(&s->lock);
+    while (!s->stop) {
+        if (s->head) {
+            struct sync_req *rq = s->head;
+            s->head = rq->next;
+            if (!s->head)
+                s->tail = NULL;
+            pthread_mutex_unlock(&s->lock);
+            sync_one(s, rq);
+            free(rq->url);
+            free(rq);
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
+        int64_t now = sb_mono_ms();
+        if (interval > 0 && now >= next) {
+            pthread_mutex_unlock(&s->lock);
+            periodic(s);
+            next = sb_mono_ms() + interval;
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
+        int64_t wait = interval > 0 ? next - now : 3600000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+    }
+    while (s->head) {
+        struct sync_req *rq = s->head;
+        s->head = rq->next;
+        if (rq->cb)
+            rq->cb(rq->ctx, SB_EUNAVAIL, 0, "sysbusd is shutting down");
+        free(rq->url);
+        free(rq);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int sb_syncer_start(struct sbd *sbd, struct sb_syncer **out, struct sb_err *err)
+{
+    struct sb_syncer *s = calloc(1, sizeof *s);
+    if (!s)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    s->sbd = sbd;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    if (pthread_create(&s->thread, NULL, syncer_main, s) != 0) {
+        free(s);
+        return sb_err_errno(err, SB_EIO, "cannot start the syncer thread");
+    }
+    *out = s;
+    return 0;
+}
+
+void sb_syncer_stop(struct sb_syncer *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stop = 1;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
+
+void sb_syncer_request(struct sb_syncer *s, const char *url,
+                       void (*cb)(void *ctx, int rc, long status, const char *message), void *ctx)
+{
+    struct sync_req *rq = calloc(1, sizeof *rq);
+    if (!rq || !(rq->url = strdup(url))) {
+        free(rq);
+        cb(ctx, SB_ENOMEM, 0, "out of memory");
+        return;
+    }
+    rq->cb = cb;
+    rq->ctx = ctx;
+    pthread_mutex_lock(&s->lock);
+    if (s->stop) {
+        pthread_mutex_unlock(&s->lock);
+        free(rq->url);
+        free(rq);
+        cb(ctx, SB_EUNAVAIL, 0, "sysbusd is shutting down");
+        return;
+    }
+    if (s->tail)
+        s->tail->next = rq;
+    else
+        s->head = rq;
+    s->tail = rq;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}

@@ -1,0 +1,278 @@
+/* waiters.c - long-poll waiters (see waiters.h). All waiter state is guarded
+ * by w->lock; store reads happen on the waiter thread without the lock. */
+#include "waiters.h"
+#include "common/clock.h"
+#include "common/httpd.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/ulid.h"
+#include "sbd.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct waiter {
+    struct waiter *next;
+    struct sb_req *req;
+    enum waiter_kind kind;
+    char id[SB_ULID_SIZE];
+    int64_t deadline_ms;
+    int check;             /* needs a re-check */
+};
+
+struct note {
+    struct note *next;
+    char run_id[SB_ULID_SIZE], event_id[SB_ULID_SIZE];
+};
+
+struct sb_waiters {
+    struct sbd *sbd;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct waiter *waiters;
+    struct note *notes;
+    int64_t count;         /* waiters not yet answered (listed or being evaluated) */
+    int stop;
+};
+
+int sbd_read_run(const char *run_id, json_t **body, int *status)
+{
+    struct sb_store *st = sb_store_reader();
+    json_t *run = st ? sb_store_run_json(st, run_id) : NULL;
+    if (!run) {
+        *body = NULL;
+        *status = st ? 404 : 503;
+        return 1;
+    }
+    *status = 200;
+    int ended = strcmp(sb_json_str(run, "status"), "Running") != 0;
+    *body = json_pack("{s:o}", "data", run);
+    return ended;
+}
+
+int sbd_read_event_runs(const char *event_id, json_t **body, int *status)
+{
+    struct sb_store *st = sb_store_reader();
+    json_t *ev = st ? sb_store_event_json(st, event_id) : NULL;
+    if (!ev) {
+        *body = NULL;
+        *status = st ? 404 : 503;
+        return 1;
+    }
+    json_decref(ev);
+    struct run_filter f = { .status = -1, .event_id = event_id, .limit = 1000 };
+    json_t *runs = sb_store_runs_json(st, &f);
+    if (!runs) {
+        *body = NULL;
+        *status = 503;
+        return 1;
+    }
+    int ended = 1;
+    size_t i;
+    json_t *r;
+    json_array_foreach(runs, i, r) {
+        if (strcmp(sb_json_str(r, "status"), "Running") == 0)
+            ended = 0;
+    }
+    *status = 200;
+    *body = json_pack("{s:o, s:{s:I}}", "data", runs, "metadata", "count",
+                      (json_int_t)json_array_size(runs));
+    return ended;
+}
+
+/* Reads the waiter's state; answers and returns 1 when done (or final). */
+static int evaluate(struct waiter *wt, int final)
+{
+    json_t *body;
+    int status;
+    int done = wt->kind == WAIT_RUN ? sbd_read_run(wt->id, &body, &status)
+                                    : sbd_read_event_runs(wt->id, &body, &status);
+    if (!done && !final) {
+        json_decref(body);
+        return 0;
+    }
+    if (status != 200) {
+        json_decref(body);
+        sb_reply_error(wt->req, status, status == 404 ? "NOT_FOUND" : "UNAVAILABLE", "%s %s",
+                       wt->kind == WAIT_RUN ? "no such run:" : "no such event:", wt->id);
+    } else {
+        sb_reply_json(wt->req, 200, body);
+    }
+    return 1;
+}
+
+static void *waiters_main(void *arg)
+{
+    struct sb_waiters *w = arg;
+    pthread_mutex_lock(&w->lock);
+    while (!w->stop) {
+        /* mark waiters touched by notes */
+        struct note *notes = w->notes;
+        w->notes = NULL;
+        while (notes) {
+            struct note *n = notes;
+            notes = n->next;
+            for (struct waiter *wt = w->waiters; wt; wt = wt->next) {
+                if ((wt->kind == WAIT_RUN && strcmp(wt->id, n->run_id) == 0) ||
+                    (wt->kind == WAIT_EVENT_RUNS && strcmp(wt->id, n->event_id) == 0))
+                    wt->check = 1;
+            }
+            free(n);
+        }
+        /* evaluate the marked and expired ones outside the lock */
+        int64_t now = sb_now_ms(), next_deadline = now + 1000;
+        struct waiter *todo = NULL, **pp = &w->waiters;
+        while (*pp) {
+            struct waiter *wt = *pp;
+            if (wt->check || wt->deadline_ms <= now) {
+                *pp = wt->next;
+                wt->next = todo;
+                todo = wt;
+            } else {
+                if (wt->deadline_ms < next_deadline)
+                    next_deadline = wt->deadline_ms;
+                pp = &wt->next;
+            }
+        }
+        pthread_mutex_unlock(&w->lock);
+        struct waiter *keep = NULL;
+        while (todo) {
+            struct waiter *wt = todo;
+            todo = wt->next;
+            if (evaluate(wt, wt->deadline_ms <= sb_now_ms())) {
+                free(wt);
+                pthread_mutex_lock(&w->lock);
+                w->count--;
+                pthread_mutex_unlock(&w->lock);
+            } else {
+                wt->check = 0;
+                wt->next = keep;
+                keep = wt;
+            }
+        }
+        pthread_mutex_lock(&w->lock);
+        while (keep) {
+            struct waiter *wt = keep;
+            keep = wt->next;
+            wt->next = w->waiters;
+            w->waiters = wt;
+            if (wt->deadline_ms < next_deadline)
+                next_deadline = wt->deadline_ms;
+        }
+        if (w->notes || w->stop)
+            continue;
+        bool pending = false;
+        for (struct waiter *wt = w->waiters; wt; wt = wt->next)
+            pending |= wt->check;
+        if (pending)
+            continue;
+        int64_t wait = next_deadline - sb_now_ms();
+        if (wait > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += wait / 1000;
+            ts.tv_nsec += (wait % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+        }
+    }
+    /* stopping: answer everyone with the current state */
+    struct waiter *all = w->waiters;
+    w->waiters = NULL;
+    pthread_mutex_unlock(&w->lock);
+    while (all) {
+        struct waiter *wt = all;
+        all = wt->next;
+        evaluate(wt, 1);
+        free(wt);
+    }
+    return NULL;
+}
+
+int sb_waiters_start(struct sbd *sbd, struct sb_waiters **out, struct sb_err *err)
+{
+    struct sb_waiters *w = calloc(1, sizeof *w);
+    if (!w)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    w->sbd = sbd;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (pthread_create(&w->thread, NULL, waiters_main, w) != 0) {
+        free(w);
+        return sb_err_errno(err, SB_EIO, "cannot start the waiter thread");
+    }
+    *out = w;
+    return 0;
+}
+
+void sb_waiters_stop(struct sb_waiters *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stop = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    while (w->notes) {
+        struct note *n = w->notes;
+        w->notes = n->next;
+        free(n);
+    }
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+}
+
+void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind kind,
+                    const char *id, int64_t deadline_ms)
+{
+    struct waiter *wt = calloc(1, sizeof *wt);
+    if (!wt) {
+        sb_reply_error(req, 503, "UNAVAILABLE", "out of memory");
+        return;
+    }
+    wt->req = req;
+    wt->kind = kind;
+    snprintf(wt->id, sizeof wt->id, "%s", id);
+    wt->deadline_ms = deadline_ms;
+    wt->check = 1;
+    pthread_mutex_lock(&w->lock);
+    if (w->stop) {
+        pthread_mutex_unlock(&w->lock);
+        evaluate(wt, 1);
+        free(wt);
+        return;
+    }
+    wt->next = w->waiters;
+    w->waiters = wt;
+    w->count++;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void sb_waiters_notify(struct sb_waiters *w, const char *run_id, const char *event_id)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    if (w->count == 0) { /* common case: nobody waits */
+        pthread_mutex_unlock(&w->lock);
+        return;
+    }
+    struct note *n = calloc(1, sizeof *n);
+    if (n) {
+        snprintf(n->run_id, sizeof n->run_id, "%s", run_id);
+        snprintf(n->event_id, sizeof n->event_id, "%s", event_id ? event_id : "");
+        n->next = w->notes;
+        w->notes = n;
+        pthread_cond_signal(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+}

@@ -1,0 +1,41 @@
+/* waiters.h - long-poll reads: GET /v1/runs/{id}?wait_ms=N and
+ * GET /v1/events/{id}/runs?wait_ms=N answer as soon as the run (or every run
+ * of the event) has ended, or at the deadline with the current state.
+ *
+ * One thread owns the waiting requests. sb_waiters_notify (called by the
+ * writer thread when a run's end is committed) wakes it; it re-reads the
+ * store for the waiters on that run or event and answers those that are
+ * done. A new waiter is checked once right after it is added, so an end that
+ * committed between the handler's first read and the registration is not
+ * missed. */
+#ifndef SBD_WAITERS_H
+#define SBD_WAITERS_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/err.h"
+
+struct sbd;
+struct sb_req;
+struct sb_waiters;
+
+enum waiter_kind { WAIT_RUN, WAIT_EVENT_RUNS };
+
+int sb_waiters_start(struct sbd *sbd, struct sb_waiters **out, struct sb_err *err);
+/* Answers every waiting request with its current state and stops. */
+void sb_waiters_stop(struct sb_waiters *w);
+/* Takes over req (which the caller has suspended). */
+void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind kind,
+                    const char *id, int64_t deadline_ms);
+void sb_waiters_notify(struct sb_waiters *w, const char *run_id, const char *event_id);
+
+/* The replies themselves, shared with the non-waiting handlers. Each returns
+ * 1 when the awaited condition holds (run ended / all runs of the event
+ * ended), 0 when not, and fills *body (new reference) or sets *status to
+ * 404 when the run/event does not exist. */
+int sbd_read_run(const char *run_id, json_t **body, int *status);
+int sbd_read_event_runs(const char *event_id, json_t **body, int *status);
+
+#endif

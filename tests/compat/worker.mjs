@@ -1,0 +1,94 @@
+// worker.mjs - a worker on the official inngest SDK (v4 or v3), used by the
+// compatibility tests and benchmarks to drive sysbusd exactly as a real user's
+// worker would. Configured by environment:
+//   SDK=v4|v3 (default v4)       which inngest major to load
+//   PORT (default 0 = any)        listens on 127.0.0.1; prints {"event":"listening","port":N}
+//   SYSBUS_URL                    sysbusd base URL (register, events)
+//   SIGNING_KEY / EVENT_KEY       signed ("cloud") mode when SIGNING_KEY is set, else dev
+//   APP_ID (default compat-<sdk>)
+//   EXEC_LOG=<file>               each step execution appends "<run> <fn> <step> <attempt>"
+import http from "node:http";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const sdk = process.env.SDK || "v4";
+const pkg = sdk === "v3" ? "inngest-v3" : "inngest";
+const { Inngest, NonRetriableError } = require(pkg);
+const { serve } = require(`${pkg}/node`);
+
+const base = process.env.SYSBUS_URL || "http://127.0.0.1:8288";
+const signingKey = process.env.SIGNING_KEY || undefined;
+const eventKey = process.env.EVENT_KEY || undefined;
+const appId = process.env.APP_ID || `compat-${sdk}`;
+const execLog = process.env.EXEC_LOG;
+
+const clientOpts = { id: appId, isDev: !signingKey, baseUrl: base, eventKey };
+if (sdk === "v4" && signingKey) clientOpts.signingKey = signingKey;
+const inngest = new Inngest(clientOpts);
+
+function logExec(runId, fnId, stepId, attempt) {
+  if (execLog) fs.appendFileSync(execLog, `${runId} ${fnId} ${stepId} ${attempt}\n`);
+}
+
+// The same definitions for both SDK majors: v4 takes triggers in the options,
+// v3 as a second argument.
+function define(opts, trigger, handler) {
+  if (sdk === "v3") return inngest.createFunction(opts, trigger, handler);
+  return inngest.createFunction({ ...opts, triggers: [trigger] }, handler);
+}
+
+const functions = [
+  define({ id: "three-steps", retries: 2 }, { event: "compat/three-steps" },
+    async ({ event, step, runId, attempt }) => {
+      const a = await step.run("one", () => { logExec(runId, "three-steps", "one", attempt); return { step: 1 }; });
+      const b = await step.run("two", () => { logExec(runId, "three-steps", "two", attempt); return { step: 2, prev: a.step }; });
+      const c = await step.run("three", () => { logExec(runId, "three-steps", "three", attempt); return { step: 3, prev: b.step }; });
+      return { steps: c.step, n: event.data.n ?? null };
+    }),
+  define({ id: "flaky", retries: 3 }, { event: "compat/flaky" },
+    async ({ event, step, runId, attempt }) => {
+      const failTimes = event.data.fail_times ?? 2;
+      const v = await step.run("flaky-step", () => {
+        logExec(runId, "flaky", "flaky-step", attempt);
+        if (attempt < failTimes) throw new Error(`flaky failure on attempt ${attempt}`);
+        return { ok: true, attempt };
+      });
+      return v;
+    }),
+  define({ id: "non-retriable", retries: 3 }, { event: "compat/non-retriable" },
+    async ({ step, runId, attempt }) => {
+      await step.run("gives-up", () => {
+        logExec(runId, "non-retriable", "gives-up", attempt);
+        throw new NonRetriableError("this input can never work");
+      });
+      return "unreachable";
+    }),
+  define({ id: "thrower", retries: 2 }, { event: "compat/throw" },
+    async ({ runId, attempt }) => {
+      logExec(runId, "thrower", "fn", attempt);
+      throw new Error("the function itself failed");
+    }),
+  define({ id: "slow", retries: 0 }, { event: "compat/slow" },
+    async ({ event, step, runId, attempt }) => {
+      const before = await step.run("before", () => { logExec(runId, "slow", "before", attempt); return 1; });
+      const mid = await step.run("sleepy", async () => {
+        logExec(runId, "slow", "sleepy", attempt);
+        await new Promise((r) => setTimeout(r, event.data.ms ?? 200));
+        return before + 1;
+      });
+      const after = await step.run("after", () => { logExec(runId, "slow", "after", attempt); return mid + 1; });
+      return { after };
+    }),
+];
+
+const handler = sdk === "v3"
+  ? serve({ client: inngest, functions, signingKey })
+  : serve({ client: inngest, functions });
+
+const server = http.createServer(handler);
+server.keepAliveTimeout = 60000;
+server.listen(Number(process.env.PORT || 0), "127.0.0.1", () => {
+  console.log(JSON.stringify({ event: "listening", port: server.address().port, sdk, appId }));
+});
+process.on("SIGTERM", () => server.close(() => process.exit(0)));
