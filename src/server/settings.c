@@ -52,7 +52,7 @@ static const struct sb_opt opts[] = {
     { "sync-interval", SB_OPT_DURATION, S(sync_interval_ms), "5s", "DURATION",
       "How often known app URLs are re-synced (0 = never)", 0, 0, MS_DAY, 1, NULL, 0 },
     { "retention", SB_OPT_DURATION, S(retention_ms), "7d", "DURATION",
-      "How long ended runs, their steps and events are kept", 0, 60000, 3650 * MS_DAY, 0,
+      "How long ended runs, their steps and events are kept", 0, 1000, 3650 * MS_DAY, 0,
       NULL, 0 },
     { "purge-interval", SB_OPT_DURATION, S(purge_interval_ms), "1m", "DURATION",
       "How often the retention purge runs", 0, 10, MS_DAY, 1, NULL, 0 },

@@ -6,7 +6,7 @@
 //   SYSBUS_URL                    sysbusd base URL (register, events)
 //   SIGNING_KEY / EVENT_KEY       signed ("cloud") mode when SIGNING_KEY is set, else dev
 //   APP_ID (default compat-<sdk>)
-//   EXEC_LOG=<file>               each step execution appends "<run> <fn> <step> <attempt>"
+//   EXEC_LOG=<file>               each step execution appends "<run> <fn> <step> <attempt> <ms>"
 import http from "node:http";
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -28,7 +28,7 @@ if (sdk === "v4" && signingKey) clientOpts.signingKey = signingKey;
 const inngest = new Inngest(clientOpts);
 
 function logExec(runId, fnId, stepId, attempt) {
-  if (execLog) fs.appendFileSync(execLog, `${runId} ${fnId} ${stepId} ${attempt}\n`);
+  if (execLog) fs.appendFileSync(execLog, `${runId} ${fnId} ${stepId} ${attempt} ${Date.now()}\n`);
 }
 
 // The same definitions for both SDK majors: v4 takes triggers in the options,

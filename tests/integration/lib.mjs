@@ -1,0 +1,204 @@
+// lib.mjs - helpers for integration tests: start real sysbusd processes and
+// real workers (the official inngest SDK) on free loopback ports with
+// temporary data directories, talk to them over HTTP, stop them by PID.
+// Every process started here is killed when the test process exits.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, "../..");
+export const BIN = process.env.SYSBUS_BIN_DIR || path.join(ROOT, "build/bin");
+export const COMPAT = path.join(ROOT, "tests/compat");
+export const SIGNING_KEY = "signkey-test-8a9f3b2c1d0e4f5a6b7c8d9e0f1a2b3c";
+export const EVENT_KEY = "test-event-key";
+
+const children = new Set();
+process.on("exit", () => { for (const c of children) try { c.kill("SIGKILL"); } catch {} });
+
+export function tmpdir(prefix = "sysbus-test-") {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Sanitizer reports that must fail a test even when the exit code is 0.
+const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
+
+function track(proc, name) {
+  children.add(proc);
+  const out = { lines: [], exited: null };
+  out.exit = new Promise((resolve) => proc.on("exit", (code, signal) => {
+    children.delete(proc);
+    out.exited = { code, signal };
+    resolve(out.exited);
+  }));
+  for (const stream of [proc.stdout, proc.stderr]) {
+    readline.createInterface({ input: stream }).on("line", (l) => {
+      out.lines.push(l);
+      if (process.env.SYSBUS_TEST_VERBOSE) console.error(`[${name}] ${l}`);
+    });
+  }
+  return out;
+}
+
+async function waitForLine(out, pred, what, timeoutMs = 15000) {
+  const t0 = Date.now();
+  for (;;) {
+    for (const l of out.lines) {
+      let j;
+      try { j = JSON.parse(l); } catch { continue; }
+      if (pred(j)) return j;
+    }
+    if (out.exited) throw new Error(`${what} exited early (${JSON.stringify(out.exited)}):\n${out.lines.join("\n")}`);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${what} did not start in ${timeoutMs} ms:\n${out.lines.join("\n")}`);
+    await sleep(20);
+  }
+}
+
+// Runs sysbusd to completion (for flag tests). Returns {code, stdout, stderr}.
+export function runSysbusd(args, env = {}) {
+  return new Promise((resolve) => {
+    const p = spawn(path.join(BIN, "sysbusd"), args, { env: { ...cleanEnv(), ...env } });
+    let stdout = "", stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill("SIGKILL"), 15000);
+    p.on("exit", (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+}
+
+// The environment without SYSBUS_* / INNGEST_* variables of the caller.
+function cleanEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith("SYSBUS_") && !k.startsWith("INNGEST_")) env[k] = v;
+  return env;
+}
+
+export async function startSysbusd({ dev = true, args = [], env = {}, dataDir } = {}) {
+  dataDir = dataDir || tmpdir("sysbusd-");
+  const base = ["--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, "--retry-base", "20ms",
+    "--sync-interval", "0", "--log-level", "info"];
+  if (dev) base.push("--dev");
+  else base.push("--signing-key", SIGNING_KEY, "--event-key", EVENT_KEY);
+  const fullArgs = [...base, ...args];
+  const proc = spawn(path.join(BIN, "sysbusd"), fullArgs, { env: { ...cleanEnv(), ...env } });
+  const out = track(proc, "sysbusd");
+  const ready = await waitForLine(out, (j) => j.event === "listening", "sysbusd");
+  const server = {
+    proc, out, dataDir, dev, args, env,
+    port: ready.port,
+    url: `http://127.0.0.1:${ready.port}`,
+    token: dev ? undefined : SIGNING_KEY,
+    eventKey: dev ? "dev-key" : EVENT_KEY,
+    // Graceful stop; fails on a non-zero exit or a sanitizer report.
+    async stop() {
+      if (out.exited) return out.exited;
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 20000);
+      const r = await out.exit;
+      clearTimeout(timer);
+      const log = out.lines.join("\n");
+      if (SANITIZER.test(log)) throw new Error(`sanitizer report from sysbusd:\n${log}`);
+      if (r.code !== 0) throw new Error(`sysbusd exited with ${JSON.stringify(r)}:\n${log.slice(-4000)}`);
+      return r;
+    },
+    async kill9() {
+      if (out.exited) return out.exited;
+      proc.kill("SIGKILL");
+      return out.exit;
+    },
+    // A new process on the same data directory (and port when free).
+    async restart(extraArgs = []) {
+      return startSysbusd({ dev, args: [...args, ...extraArgs], env, dataDir });
+    },
+  };
+  return server;
+}
+
+export async function startWorker({ sdk = "v4", server, appId, execLog, signed, env = {}, port = 0 } = {}) {
+  signed = signed ?? (server && !server.dev);
+  const wenv = {
+    ...cleanEnv(), SDK: sdk, PORT: String(port), SYSBUS_URL: server.url,
+    APP_ID: appId || `compat-${sdk}`,
+  };
+  if (signed) { wenv.SIGNING_KEY = SIGNING_KEY; wenv.EVENT_KEY = EVENT_KEY; }
+  if (execLog) wenv.EXEC_LOG = execLog;
+  Object.assign(wenv, env); // the caller's overrides win
+  const proc = spawn(process.execPath, [path.join(COMPAT, "worker.mjs")], { env: wenv, cwd: COMPAT });
+  const out = track(proc, `worker-${sdk}`);
+  const ready = await waitForLine(out, (j) => j.event === "listening", "worker");
+  return {
+    proc, out, port: ready.port, appId: ready.appId,
+    url: `http://127.0.0.1:${ready.port}/api/inngest`,
+    async kill(signal = "SIGKILL") {
+      if (out.exited) return out.exited;
+      proc.kill(signal);
+      return out.exit;
+    },
+  };
+}
+
+export async function api(server, p, { method = "GET", body, token, headers = {}, raw } = {}) {
+  const h = { ...headers };
+  const tok = token === undefined ? server.token : token;
+  if (tok) h.authorization = `Bearer ${tok}`;
+  let payload;
+  if (raw !== undefined) payload = raw;
+  else if (body !== undefined) { payload = JSON.stringify(body); h["content-type"] = "application/json"; }
+  const res = await fetch(server.url + p, { method, headers: h, body: payload, signal: AbortSignal.timeout(60000) });
+  const text = await res.text();
+  let json;
+  try { json = JSON.parse(text); } catch {}
+  return { status: res.status, json, text, headers: res.headers };
+}
+
+export async function sendEvents(server, events, { key, headers } = {}) {
+  const r = await api(server, `/e/${key ?? server.eventKey}`, { method: "POST", body: events, headers, token: null });
+  if (r.status !== 200) throw new Error(`send failed: ${r.status} ${r.text}`);
+  return r.json.ids;
+}
+
+// Registers a worker with the server (the server PUTs its URL).
+export async function addApp(server, worker) {
+  const r = await api(server, "/v1/apps", { method: "POST", body: { url: worker.url } });
+  if (r.status !== 200) throw new Error(`add app failed: ${r.status} ${r.text}`);
+  return r.json.data;
+}
+
+// Waits until every run of the event has ended; returns the runs.
+export async function waitEventRuns(server, eventId, timeoutMs = 30000, { expect = 1 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    const r = await api(server, `/v1/events/${eventId}/runs?wait_ms=${Math.max(0, Math.min(left, 10000))}`);
+    if (r.status !== 200) throw new Error(`event runs: ${r.status} ${r.text}`);
+    const runs = r.json.data;
+    if (runs.length >= expect && runs.every((x) => x.status !== "Running")) return runs;
+    if (Date.now() >= deadline) throw new Error(`runs of ${eventId} not ended after ${timeoutMs} ms: ${JSON.stringify(runs)}`);
+  }
+}
+
+export async function waitRun(server, runId, timeoutMs = 30000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = deadline - Date.now();
+    const r = await api(server, `/v1/runs/${runId}?wait_ms=${Math.max(0, Math.min(left, 10000))}`);
+    if (r.status !== 200) throw new Error(`run: ${r.status} ${r.text}`);
+    if (r.json.data.status !== "Running") return r.json.data;
+    if (Date.now() >= deadline) throw new Error(`run ${runId} not ended after ${timeoutMs} ms`);
+  }
+}
+
+// Execution log written by the compat worker: [{run, fn, step, attempt, ts}].
+export function readExecLog(file) {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => {
+    const [run, fn, step, attempt, ts] = l.split(" ");
+    return { run, fn, step, attempt: Number(attempt), ts: Number(ts) };
+  });
+}

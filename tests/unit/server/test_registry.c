@@ -1,0 +1,105 @@
+/* Unit tests for the registry: parsing a registered function, trigger
+ * matching (exact and prefix wildcard), removed functions, snapshots. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "server/registry.h"
+
+static struct fn *parse(const char *text, struct sb_err *err)
+{
+    json_t *o = sb_json_parse(text, strlen(text), NULL);
+    struct fn *f = sb_fn_parse(o, "app", err);
+    json_decref(o);
+    return f;
+}
+
+#define FN(id, trig, extra)                                                                   \
+    "{\"id\":\"" id "\",\"name\":\"n\",\"triggers\":[" trig "],\"steps\":{\"step\":{\"id\":"   \
+    "\"step\",\"runtime\":{\"type\":\"http\",\"url\":\"http://w:3111/api/inngest?fnId=" id    \
+    "&stepId=step\"}" extra "}}}"
+
+static void functions_parse_with_defaults_and_limits(void **state)
+{
+    (void)state;
+    struct sb_err err = { 0 };
+    struct fn *f = parse(FN("app-a", "{\"event\":\"x/y\"}", ""), &err);
+    assert_non_null(f);
+    assert_int_equal(f->retries, 4);
+    assert_string_equal(f->url_base, "http://w:3111/api/inngest?fnId=app-a&");
+    sb_fn_unref(f);
+    f = parse(FN("app-b", "{\"event\":\"x/y\"}", ",\"retries\":{\"attempts\":0}"), &err);
+    assert_int_equal(f->retries, 0);
+    sb_fn_unref(f);
+    assert_null(parse(FN("app-c", "{\"event\":\"x/y\"}", ",\"retries\":{\"attempts\":21}"), &err));
+    assert_non_null(strstr(err.msg, "app-c"));
+    assert_null(parse(FN("app-d", "", ""), &err));
+    assert_non_null(strstr(err.msg, "app-d"));
+    assert_null(parse("{\"id\":\"app-e\",\"triggers\":[{\"event\":\"a\"}],\"steps\":{}}", &err));
+    assert_non_null(strstr(err.msg, "app-e"));
+}
+
+struct hits {
+    const char *ids[8];
+    int n;
+};
+
+static void hit(void *ctx, const struct fn *f)
+{
+    struct hits *h = ctx;
+    h->ids[h->n++] = f->id;
+}
+
+static void triggers_match_exact_and_prefix(void **state)
+{
+    (void)state;
+    struct sb_registry *reg;
+    sb_registry_new(&reg);
+    struct fn *fns[3];
+    fns[0] = parse(FN("app-exact", "{\"event\":\"shop/order.created\"}", ""), NULL);
+    fns[1] = parse(FN("app-wild", "{\"event\":\"shop/*\"}", ""), NULL);
+    fns[2] = parse(FN("app-cron", "{\"cron\":\"* * * * *\"}", ""), NULL);
+    sb_registry_replace_app(reg, "app", fns, 3);
+    struct reg_snap *s = sb_registry_acquire(reg);
+    struct hits h = { 0 };
+    sb_snap_match(s, "shop/order.created", hit, &h);
+    assert_int_equal(h.n, 2);
+    h.n = 0;
+    sb_snap_match(s, "shop/refund", hit, &h);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.ids[0], "app-wild");
+    h.n = 0;
+    sb_snap_match(s, "shopping/x", hit, &h);
+    assert_int_equal(h.n, 0);
+    assert_non_null(sb_snap_find(s, "app-cron"));
+
+    /* a sync without app-wild: it stops triggering, old snapshot unchanged */
+    sb_registry_replace_app(reg, "app", fns, 1);
+    struct reg_snap *s2 = sb_registry_acquire(reg);
+    h.n = 0;
+    sb_snap_match(s2, "shop/refund", hit, &h);
+    assert_int_equal(h.n, 0);
+    const struct fn *gone = sb_snap_find(s2, "app-wild");
+    assert_non_null(gone); /* kept for runs in progress */
+    assert_true(gone->removed);
+    h.n = 0;
+    sb_snap_match(s, "shop/refund", hit, &h);
+    assert_int_equal(h.n, 1);
+    sb_snap_release(s);
+    sb_snap_release(s2);
+    for (int i = 0; i < 3; i++)
+        sb_fn_unref(fns[i]);
+    sb_registry_free(reg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(functions_parse_with_defaults_and_limits),
+        cmocka_unit_test(triggers_match_exact_and_prefix),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,123 @@
+/* Unit tests for the SQLite store: schema creation and version refusal,
+ * event dedupe, run state round trip, finishing a run clears its queue,
+ * retention purge. Each test uses its own temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/store/store.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/sbstoreXXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void newer_schema_is_refused(void **state)
+{
+    (void)state;
+    struct sb_store *st;
+    struct sb_err err = { 0 };
+    assert_int_equal(sb_store_open(dir, &st, &err), 0);
+    assert_int_equal(sb_store_schema_version(st), SB_STORE_SCHEMA_VERSION);
+    sb_store_close(st);
+    char path[128];
+    snprintf(path, sizeof path, "%s/sysbus.db", dir);
+    sqlite3 *db;
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL);
+    sqlite3_close(db);
+    assert_int_equal(sb_store_open(dir, &st, &err), SB_ECONFIG);
+    assert_non_null(strstr(err.msg, "newer"));
+}
+
+static void events_dedupe_and_runs_round_trip(void **state)
+{
+    (void)state;
+    struct sb_store *st;
+    struct sb_err err = { 0 };
+    assert_int_equal(sb_store_open(dir, &st, &err), 0);
+    assert_int_equal(sb_store_begin(st, &err), 0);
+    struct ev_rec ev = { .id = "01M8F0NBYTB68YCVQ8QW17F2SH", .name = "a/b", .body = "{\"name\":\"a/b\"}",
+                         .ts = 1, .received_at = 1000, .dedupe_key = "user-key" };
+    bool inserted;
+    assert_int_equal(sb_store_event_insert(st, &ev, &inserted, &err), 0);
+    assert_true(inserted);
+    assert_int_equal(sb_store_event_insert(st, &ev, &inserted, &err), 0);
+    assert_false(inserted); /* same id: idempotent */
+    char found[SB_ULID_SIZE];
+    assert_int_equal(sb_store_event_find_dedupe(st, "user-key", 0, found), 0);
+    assert_string_equal(found, ev.id);
+    assert_int_equal(sb_store_event_find_dedupe(st, "user-key", 2000, found), SB_ENOTFOUND);
+
+    struct run_rec run = { .id = "01M8F0NBYTB68YCVQ8QW17F2SJ", .function_id = "app-f",
+                           .app_id = "app", .event_id = "01M8F0NBYTB68YCVQ8QW17F2SH",
+                           .created_at = 1000 };
+    assert_int_equal(sb_store_run_insert(st, &run, &err), 0);
+    struct qitem_rec q = { .id = 1, .run_id = run.id, .step_id = "step", .due_at = 1000 };
+    assert_int_equal(sb_store_queue_put(st, &q, &err), 0);
+    struct step_rec s = { .run_id = run.id, .hash = "aaaa", .seq = 0, .name = "one",
+                          .op = "StepRun", .status = STEP_COMPLETED, .attempts = 1,
+                          .output = "{\"data\":1}", .started_at = 1000, .ended_at = 1001 };
+    assert_int_equal(sb_store_step_put(st, &s, &err), 0);
+    assert_int_equal(sb_store_commit(st, &err), 0);
+
+    struct run_state rs;
+    assert_int_equal(sb_store_run_state(st, run.id, &rs, &err), 0);
+    assert_int_equal(rs.nsteps, 1);
+    assert_string_equal(rs.steps[0].output, "{\"data\":1}");
+    assert_string_equal(rs.event, "{\"name\":\"a/b\"}");
+    sb_run_state_free(&rs);
+
+    int64_t qrows, running;
+    sb_store_counts(st, &qrows, &running);
+    assert_int_equal(qrows, 1);
+    assert_int_equal(running, 1);
+
+    assert_int_equal(sb_store_begin(st, &err), 0);
+    assert_int_equal(sb_store_run_finish(st, run.id, RUN_COMPLETED, "{\"ok\":true}", NULL, 1000,
+                                         2000, &err), 0);
+    assert_int_equal(sb_store_commit(st, &err), 0);
+    sb_store_counts(st, &qrows, &running);
+    assert_int_equal(qrows, 0); /* status and queue rows change together */
+    assert_int_equal(running, 0);
+
+    json_t *rj = sb_store_run_json(st, run.id);
+    assert_string_equal(json_string_value(json_object_get(rj, "status")), "Completed");
+    json_decref(rj);
+
+    /* retention: the run ended at 2000; purge everything before 3000 */
+    int deleted = 0;
+    assert_int_equal(sb_store_begin(st, &err), 0);
+    assert_int_equal(sb_store_purge(st, 3000, 100, &deleted, &err), 0);
+    assert_int_equal(sb_store_commit(st, &err), 0);
+    assert_int_equal(deleted, 2); /* the run, then its event */
+    assert_null(sb_store_run_json(st, run.id));
+    assert_null(sb_store_event_json(st, ev.id));
+    sb_store_close(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(events_dedupe_and_runs_round_trip, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
