@@ -1,0 +1,72 @@
+#!/bin/sh
+# The main job on a fresh machine: install what is missing, build, start
+# sysbusd (embedded SQLite store in .sysbus/, dev mode, 127.0.0.1:8288), start
+# a worker, send a demo event and show its run completing step by step. Then
+# keeps both running until Ctrl-C (or SIGTERM), and stops them by PID.
+#
+# Environment: SYSBUS_PORT (8288), WORKER_PORT (3111), SYSBUS_DATA_DIR (.sysbus).
+set -eu
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+make -j2 all >/dev/null
+
+PORT=${SYSBUS_PORT:-8288}
+WPORT=${WORKER_PORT:-3111}
+DATA=${SYSBUS_DATA_DIR:-.sysbus}
+URL="http://127.0.0.1:$PORT"
+mkdir -p "$DATA"
+
+SERVER_PID=""
+WORKER_PID=""
+cleanup() {
+    [ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null || true
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+build/bin/sysbusd --dev --port "$PORT" --data-dir "$DATA" 2>>"$DATA/sysbusd.log" &
+SERVER_PID=$!
+i=0
+until curl -fsS "$URL/health" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "sysbusd did not start; see $DATA/sysbusd.log" >&2
+        tail -5 "$DATA/sysbusd.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+echo "sysbusd is up: $URL (log: $DATA/sysbusd.log)"
+
+# The demo worker: the official inngest SDK (the C reference worker,
+# system-bus-worker, takes its place once it exists).
+: >"$DATA/worker.log"
+if [ ! -d tests/compat/node_modules/inngest ]; then
+    (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error)
+fi
+SDK=v4 PORT="$WPORT" SYSBUS_URL="$URL" APP_ID=demo node tests/compat/worker.mjs \
+    >>"$DATA/worker.log" 2>&1 &
+WORKER_PID=$!
+i=0
+until grep -q '"listening"' "$DATA/worker.log" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -gt 100 ] && { echo "worker did not start; see $DATA/worker.log" >&2; exit 1; }
+    sleep 0.1
+done
+curl -fsS -X POST "$URL/v1/apps" -d "{\"url\":\"http://127.0.0.1:$WPORT/api/inngest\"}" >/dev/null
+echo "worker registered: http://127.0.0.1:$WPORT/api/inngest"
+
+EVENT=$(curl -fsS -X POST "$URL/e/demo" -d '{"name":"compat/three-steps","data":{"n":42}}' |
+    sed -n 's/.*"ids":\["\([0-9A-Z]*\)".*/\1/p')
+echo "sent compat/three-steps, event $EVENT; waiting for its run..."
+RUNS=$(curl -fsS "$URL/v1/events/$EVENT/runs?wait_ms=10000")
+RUN=$(echo "$RUNS" | sed -n 's/.*"run_id":"\([0-9A-Z]*\)".*/\1/p')
+echo "run $RUN:"
+curl -fsS "$URL/v1/runs/$RUN" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).data;console.log(`  status ${r.status}, output ${JSON.stringify(r.output)}`)})'
+curl -fsS "$URL/v1/runs/$RUN/steps" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const x of JSON.parse(s).data)console.log(`  step ${x.name}: ${x.status} in ${x.duration_ms} ms, output ${JSON.stringify(x.output)}`)})'
+echo
+echo "Running. Try:  curl -X POST $URL/e/demo -d '{\"name\":\"compat/flaky\",\"data\":{\"fail_times\":2}}'"
+echo "               curl $URL/v1/runs"
+echo "Ctrl-C stops sysbusd and the worker."
+wait "$SERVER_PID"
