@@ -3,6 +3,7 @@
  * the instant of acquiring a snapshot reference. */
 #include "registry.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/json.h"
 
 #include <pthread.h>
@@ -343,6 +344,15 @@ struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err
     if (!f->url_base) {
         sb_err_set(err, SB_ENOMEM, "out of memory");
         goto fail;
+    }
+    json_t *finish = json_object_get(json_object_get(obj, "timeouts"), "finish");
+    if (finish && !json_is_null(finish)) {
+        if (!json_is_string(finish) ||
+            sb_duration_parse(json_string_value(finish), 0, &f->finish_timeout_ms) != 0) {
+            sb_err_set(err, SB_EINVAL,
+                       "function '%s': timeouts.finish must be a duration such as \"10m\"", id);
+            goto fail;
+        }
     }
     return f;
 fail:

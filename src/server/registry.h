@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 
@@ -34,6 +35,7 @@ struct fn {
     char *name;
     char *url_base;       /* step URL without stepId, ending in '?' or '&' */
     int retries;          /* retries (max attempts = retries + 1) */
+    int64_t finish_timeout_ms; /* timeouts.finish (0 = none): caps one call's response timeout */
     bool removed;
     struct trigger *triggers;
     size_t ntriggers;

@@ -6,6 +6,7 @@
 //   SYSBUS_URL                    sysbusd base URL (register, events)
 //   SIGNING_KEY / EVENT_KEY       signed ("cloud") mode when SIGNING_KEY is set, else dev
 //   APP_ID (default compat-<sdk>)
+//   EXTRA_FUNCTION=1              adds a function "extra" (tests of re-sync)
 //   EXEC_LOG=<file>               each step execution appends "<run> <fn> <step> <attempt> <ms>"
 import http from "node:http";
 import fs from "node:fs";
@@ -81,6 +82,10 @@ const functions = [
       return { after };
     }),
 ];
+
+if (process.env.EXTRA_FUNCTION) {
+  functions.push(define({ id: "extra" }, { event: "compat/extra" }, async () => "extra"));
+}
 
 const handler = sdk === "v3"
   ? serve({ client: inngest, functions, signingKey })

@@ -213,7 +213,10 @@ int call_start(struct sb_engine *e, struct item *it, const struct fn *f)
         c->headers = curl_slist_append(c->headers, hdr);
     }
     CURL *h = c->h;
-    sb_httpc_setup_easy(h, sbd->cfg.connect_timeout_ms, sbd->cfg.call_timeout_ms);
+    int64_t timeout = sbd->cfg.call_timeout_ms;
+    if (f->finish_timeout_ms > 0 && f->finish_timeout_ms < timeout)
+        timeout = f->finish_timeout_ms;
+    sb_httpc_setup_easy(h, sbd->cfg.connect_timeout_ms, timeout);
     curl_easy_setopt(h, CURLOPT_URL, c->url);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->req.data);
