@@ -23,6 +23,9 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fPIC $(WARN) -Iinclude -Isrc $(PKG_CFLAGS) \
            -DSB_VERSION=\"$(VERSION)\"
 LDFLAGS += -pthread
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link
+endif
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -41,7 +44,7 @@ BINS := $(BUILD)/bin/sysbusd
 UNIT_SRC  := $(wildcard tests/unit/*/*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration compat asan fuzz bench clean deps
+.PHONY: all test unit integration compat asan fuzz fuzz-bins bench clean deps
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -77,6 +80,27 @@ test: all unit integration
 
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=1 OPT=-O1 test
+
+# Fuzzing: libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang, ASan
+# and UBSan into build/fuzz; `make fuzz` runs each for FUZZ_SECONDS on its
+# seed corpus (new inputs go to build/fuzz/corpus, the tree stays clean).
+FUZZ_SECONDS ?= 15
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(SERVER_LIB_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	@$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(SERVER_LIB_OBJ) $(COMMON_LIB) $(LDFLAGS) \
+	  $(PKG_LIBS) -lm
+fuzz-bins: $(FUZZ_BINS)
+fuzz:
+	$(MAKE) BUILD=build/fuzz CC=clang SANITIZE=1 FUZZ=1 OPT=-O1 fuzz-bins
+	@set -e; for t in $(notdir $(basename $(FUZZ_SRC))); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  build/fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 \
+	    -print_final_stats=0 build/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | tail -2; \
+	done
 
 clean:
 	rm -rf build

@@ -1,11 +1,13 @@
 #!/bin/sh
 # The whole test suite, as CI runs it: installs missing Debian packages,
 # builds with warnings as errors, runs unit and integration tests, then the
-# same tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# same tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then
+# each fuzz target for a short while on its seed corpus.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 make -j2 WERROR=1 all
 make WERROR=1 test
 make WERROR=1 asan
+make WERROR=1 fuzz FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 echo "all tests passed"

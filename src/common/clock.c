@@ -137,7 +137,8 @@ int sb_time_parse_http(const char *s, int64_t *ms_out)
                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
     char wd[4], mon[4], zone[4];
     int d, y, h, mi, se;
-    if (sscanf(s, "%3s, %d %3s %d %d:%d:%d %3s", wd, &d, mon, &y, &h, &mi, &se, zone) != 8)
+    /* field widths bound every number: no overflow on hostile input */
+    if (sscanf(s, "%3s, %2d %3s %4d %2d:%2d:%2d %3s", wd, &d, mon, &y, &h, &mi, &se, zone) != 8)
         return SB_EINVAL;
     if (strcmp(zone, "GMT") != 0 && strcmp(zone, "UTC") != 0)
         return SB_EINVAL;
@@ -145,7 +146,8 @@ int sb_time_parse_http(const char *s, int64_t *ms_out)
     for (int i = 0; i < 12; i++)
         if (strcmp(mon, months[i]) == 0)
             m = i + 1;
-    if (m < 0 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+    if (m < 0 || y < 1970 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 ||
+        se > 60)
         return SB_EINVAL;
     *ms_out = (days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + se) * 1000;
     return 0;

@@ -59,6 +59,9 @@ static void iso_dates_parse_and_format(void **state)
     assert_string_equal(buf, "2026-11-27T17:00:00.500Z");
     assert_int_equal(sb_time_parse_http("Fri, 27 Nov 2026 17:00:00 GMT", &ms), 0);
     assert_int_equal(ms, 1795798800000);
+    /* regression (found by fuzz_text): absurd years must not overflow */
+    assert_int_equal(sb_time_parse_http("Fri,2Nov68990042379 1:0:0GMT", &ms), SB_EINVAL);
+    assert_int_equal(sb_time_parse_http("Fri, 27 Nov 99999999999 17:00:00 GMT", &ms), SB_EINVAL);
 }
 
 static void durations_parse_like_inngest(void **state)

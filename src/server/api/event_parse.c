@@ -1,0 +1,172 @@
+/* event_parse.c - event API body validation and normalization (see
+ * event_parse.h). Pure: no I/O, no global state except the ULID clock. */
+#include "event_parse.h"
+#include "common/crypto.h"
+#include "common/json.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_NAME 512
+#define MAX_ID 512
+
+void sbd_events_free(struct parsed_event *evs, size_t n)
+{
+    for (size_t i = 0; evs && i < n; i++) {
+        free(evs[i].name);
+        free(evs[i].body);
+        free(evs[i].dedupe_key);
+    }
+    free(evs);
+}
+
+/* "<ms>,<base64 of 10 bytes>" */
+static bool parse_seed(const char *h, int64_t *ms, uint8_t entropy[10])
+{
+    if (!h)
+        return false;
+    const char *comma = strchr(h, ',');
+    if (!comma)
+        return false;
+    char *end;
+    long long v = strtoll(h, &end, 10);
+    if (end != comma || v <= 0 || v > 0xFFFFFFFFFFFFLL)
+        return false;
+    uint8_t buf[16];
+    if (sb_base64_decode(comma + 1, strlen(comma + 1), buf, sizeof buf) != 10)
+        return false;
+    memcpy(entropy, buf, 10);
+    *ms = v;
+    return true;
+}
+
+static void seeded_id(int64_t ms, const uint8_t entropy[10], size_t index, char out[SB_ULID_SIZE])
+{
+    uint8_t e[10];
+    memcpy(e, entropy, 10);
+    uint32_t tail =
+        ((uint32_t)e[6] << 24 | (uint32_t)e[7] << 16 | (uint32_t)e[8] << 8 | e[9]) + (uint32_t)index;
+    e[6] = (uint8_t)(tail >> 24), e[7] = (uint8_t)(tail >> 16);
+    e[8] = (uint8_t)(tail >> 8), e[9] = (uint8_t)tail;
+    sb_ulid_from_parts(ms, e, out);
+}
+
+static int bad(const char **code, const char *c, struct sb_err *err, int status, const char *fmt,
+               ...) __attribute__((format(printf, 5, 6)));
+static int bad(const char **code, const char *c, struct sb_err *err, int status, const char *fmt,
+               ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err) {
+        err->code = SB_EINVAL;
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    }
+    va_end(ap);
+    *code = c;
+    return status;
+}
+
+static int normalize(const json_t *in, size_t i, int64_t now, struct parsed_event *ev,
+                     const char **code, struct sb_err *err)
+{
+    if (!json_is_object(in))
+        return bad(code, "INVALID_EVENT", err, 400, "event %zu: must be a JSON object", i);
+    const char *name = sb_json_str(in, "name");
+    if (!name || !*name)
+        return bad(code, "MISSING_NAME", err, 400,
+                   "event %zu: 'name' is required (a non-empty string)", i);
+    if (strlen(name) > MAX_NAME)
+        return bad(code, "INVALID_EVENT", err, 400, "event %zu: 'name' is longer than %d bytes", i,
+                   MAX_NAME);
+    json_t *data = json_object_get(in, "data");
+    if (data && !json_is_null(data) && !json_is_object(data))
+        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): 'data' must be an object",
+                   i, name);
+    json_t *user = json_object_get(in, "user");
+    if (user && !json_is_null(user) && !json_is_object(user))
+        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): 'user' must be an object",
+                   i, name);
+    json_t *idv = json_object_get(in, "id");
+    if (idv && !json_is_null(idv) && (!json_is_string(idv) || json_string_length(idv) > MAX_ID))
+        return bad(code, "INVALID_EVENT", err, 400,
+                   "event %zu ('%.100s'): 'id' must be a string of at most %d bytes", i, name,
+                   MAX_ID);
+    json_t *tsv = json_object_get(in, "ts");
+    int64_t ts = now;
+    if (tsv && !json_is_null(tsv) && (!sb_json_as_int(tsv, &ts) || ts < 0))
+        return bad(code, "INVALID_EVENT", err, 400,
+                   "event %zu ('%.100s'): 'ts' must be a timestamp in milliseconds", i, name);
+    json_t *v = json_object_get(in, "v");
+    if (v && !json_is_null(v) && !json_is_string(v))
+        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): 'v' must be a string",
+                   i, name);
+    const char *uid =
+        json_is_string(idv) && json_string_length(idv) > 0 ? json_string_value(idv) : NULL;
+    json_t *norm = json_object();
+    json_object_set_new(norm, "name", json_string(name));
+    json_object_set_new(norm, "data", json_is_object(data) ? json_incref(data) : json_object());
+    json_object_set_new(norm, "id", json_string(uid ? uid : ev->id));
+    json_object_set_new(norm, "ts", json_integer(ts));
+    json_object_set_new(norm, "user", json_is_object(user) ? json_incref(user) : json_object());
+    if (json_is_string(v))
+        json_object_set_new(norm, "v", json_incref(v));
+    ev->body = sb_json_dumps(norm, NULL);
+    json_decref(norm);
+    ev->name = strdup(name);
+    ev->dedupe_key = uid ? strdup(uid) : NULL;
+    ev->ts = ts;
+    if (!ev->body || !ev->name || (uid && !ev->dedupe_key))
+        return bad(code, "INTERNAL", err, 500, "out of memory");
+    return 0;
+}
+
+int sbd_events_parse(const char *text, size_t len, const char *seed_header, int64_t now,
+                     struct parsed_event **out, size_t *n, const char **code, struct sb_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (len == 0)
+        return bad(code, "EMPTY_BODY", err, 400, "request body is empty; send JSON");
+    struct sb_err perr = { 0 };
+    json_t *body = sb_json_parse(text, len, &perr);
+    if (!body)
+        return bad(code, "INVALID_JSON", err, 400, "%s", perr.msg);
+    int status = 0;
+    if (!json_is_object(body) && !json_is_array(body)) {
+        status = bad(code, "INVALID_EVENT", err, 400,
+                     "body must be an event object or an array of events");
+        goto done;
+    }
+    size_t count = json_is_array(body) ? json_array_size(body) : 1;
+    if (count > SBD_MAX_EVENTS) {
+        status = bad(code, "TOO_MANY_EVENTS", err, 413,
+                     "%zu events in one request; the limit is %d", count, SBD_MAX_EVENTS);
+        goto done;
+    }
+    struct parsed_event *evs = calloc(count ? count : 1, sizeof *evs);
+    if (!evs) {
+        status = bad(code, "INTERNAL", err, 500, "out of memory");
+        goto done;
+    }
+    int64_t seed_ms;
+    uint8_t entropy[10];
+    bool seeded = parse_seed(seed_header, &seed_ms, entropy);
+    for (size_t i = 0; i < count; i++) {
+        if (seeded)
+            seeded_id(seed_ms, entropy, i + 1, evs[i].id);
+        else
+            sb_ulid_new(now, evs[i].id);
+        const json_t *in = json_is_array(body) ? json_array_get(body, i) : body;
+        if ((status = normalize(in, i, now, &evs[i], code, err)) != 0) {
+            sbd_events_free(evs, i + 1);
+            goto done;
+        }
+    }
+    *out = evs;
+    *n = count;
+done:
+    json_decref(body);
+    return status;
+}

@@ -1,0 +1,48 @@
+/* Fuzz target: the functions of a registration body (POST /fn/register), as
+ * parsed by the registry; then trigger matching on the parsed functions. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "common/json.h"
+#include "server/registry.h"
+
+static void count(void *ctx, const struct fn *f)
+{
+    (void)f;
+    (*(int *)ctx)++;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    json_t *body = sb_json_parse((const char *)data, size, NULL);
+    if (!body)
+        return 0;
+    json_t *fns = json_object_get(body, "functions");
+    struct sb_registry *reg;
+    if (sb_registry_new(&reg) != 0)
+        abort();
+    struct fn *parsed[16];
+    size_t n = 0;
+    size_t i;
+    json_t *f;
+    json_array_foreach(fns, i, f) {
+        if (n == 16)
+            break;
+        struct sb_err err;
+        struct fn *p = sb_fn_parse(f, "app", &err);
+        if (p)
+            parsed[n++] = p;
+    }
+    sb_registry_replace_app(reg, "app", parsed, n);
+    struct reg_snap *s = sb_registry_acquire(reg);
+    int hits = 0;
+    const char *name = sb_json_str(body, "probe");
+    sb_snap_match(s, name ? name : "a/b", count, &hits);
+    sb_snap_release(s);
+    for (size_t k = 0; k < n; k++)
+        sb_fn_unref(parsed[k]);
+    sb_registry_free(reg);
+    json_decref(body);
+    return 0;
+}
