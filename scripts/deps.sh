@@ -1,13 +1,25 @@
 #!/bin/sh
 # Installs the Debian packages sysbus builds and tests with; only what is
 # missing, so a second run does nothing. Needs root (or sudo) when something
-# is missing. Usage: scripts/deps.sh [--check]  (--check: list missing, exit 1)
+# is missing.
+# Usage: scripts/deps.sh [--check] [--bench]
+#   --check  list what is missing and exit 1 (installs nothing)
+#   --bench  also the benchmark tools (wrk)
 set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 libssl-dev libsodium-dev libcmocka-dev
 nodejs npm ca-certificates curl procps"
+
+CHECK=0
+for a in "$@"; do
+    case "$a" in
+    --check) CHECK=1 ;;
+    --bench) PKGS="$PKGS wrk" ;;
+    *) echo "deps.sh: unknown option $a" >&2; exit 2 ;;
+    esac
+done
 
 missing=""
 for p in $PKGS; do
@@ -24,7 +36,7 @@ missing=$(echo "$missing" | tr -s ' ' | sed 's/^ //; s/ $//')
 if [ -z "$missing" ]; then
     exit 0
 fi
-if [ "${1:-}" = "--check" ]; then
+if [ "$CHECK" = 1 ]; then
     echo "missing packages: $missing" >&2
     exit 1
 fi

@@ -1,10 +1,12 @@
 /* engine.c - the engine thread: inbox, queue heap, run table, dispatch loop.
  *
- * Loop: drain the inbox (new runs, commits, cancellations) -> let curl make
- * progress and collect finished calls -> dispatch every due item while there
- * is room in flight -> sleep in curl_multi_poll until the next due time or a
- * wake-up (inbox post or socket activity). All state below is engine-thread
- * only, except the inbox and the stat_* counters. */
+ * Loop: drain the inbox (new runs, commits, cancellations) -> collect
+ * finished calls -> dispatch every due item while there is room in flight ->
+ * epoll_wait until a socket is ready, curl's timer or the next due item
+ * fires, or the inbox eventfd is written. curl runs in its socket mode
+ * (curl_multi_socket_action): it tells us which sockets to watch, so each
+ * turn of the loop costs O(ready sockets), not O(connections). All state
+ * below is engine-thread only, except the inbox and the stat_* counters. */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -13,8 +15,12 @@
 #include "server/sbd.h"
 #include "server/store/store.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 /* ---- heap (min by due_at, then id) ---- */
 
@@ -230,6 +236,44 @@ void engine_run_schedule(struct sb_engine *e, struct run *r)
         engine_run_unload(e, r);
 }
 
+/* ---- wake-ups and curl's socket callbacks ---- */
+
+static void engine_wake(struct sb_engine *e)
+{
+    uint64_t one = 1;
+    while (write(e->wakefd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+/* curl asks us to watch (or stop watching) a socket. */
+static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy, (void)socketp;
+    struct sb_engine *e = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(e->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = { 0 };
+    ev.data.fd = s;
+    if (what & CURL_POLL_IN)
+        ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev.events |= EPOLLOUT;
+    if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+        epoll_ctl(e->epfd, EPOLL_CTL_ADD, s, &ev);
+    return 0;
+}
+
+/* curl asks to be called back after timeout_ms (-1: no timer). */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct sb_engine *e = userp;
+    e->curl_timer_ms = timeout_ms < 0 ? -1 : sb_mono_ms() + timeout_ms;
+    return 0;
+}
+
 /* ---- inbox ---- */
 
 static void inbox_post(struct sb_engine *e, struct inbox_msg *m)
@@ -242,7 +286,7 @@ static void inbox_post(struct sb_engine *e, struct inbox_msg *m)
         e->inbox_head = m;
     e->inbox_tail = m;
     pthread_mutex_unlock(&e->inbox_lock);
-    curl_multi_wakeup(e->multi);
+    engine_wake(e);
 }
 
 void sb_engine_add_runs(struct sb_engine *e, struct new_run *runs, size_t n)
@@ -513,28 +557,51 @@ static void collect_done(struct sb_engine *e)
 static void *engine_main(void *arg)
 {
     struct sb_engine *e = arg;
+    struct epoll_event evs[256];
+    int running = 0;
     while (!__atomic_load_n(&e->stop, __ATOMIC_ACQUIRE)) {
         drain_inbox(e);
-        int running = 0;
-        curl_multi_perform(e->multi, &running);
         collect_done(e);
         refresh_snapshot(e);
         dispatch_due(e);
+        collect_done(e); /* a call can fail at once (e.g. refused) */
         __atomic_store_n(&e->stat_items, (int64_t)e->nitems, __ATOMIC_RELAXED);
         __atomic_store_n(&e->stat_inflight, e->inflight, __ATOMIC_RELAXED);
         __atomic_store_n(&e->stat_runs, (int64_t)e->nruns, __ATOMIC_RELAXED);
 
-        int timeout = 1000;
+        int64_t timeout = 1000;
         if (e->nheap > 0 && e->inflight < e->sbd->cfg.max_inflight) {
             int64_t wait = e->heap[0]->due_at - sb_now_ms();
-            timeout = wait <= 0 ? 0 : wait < 1000 ? (int)wait : 1000;
+            if (wait < timeout)
+                timeout = wait < 0 ? 0 : wait;
         }
-        pthread_mutex_lock(&e->inbox_lock);
-        if (e->inbox_head)
-            timeout = 0;
-        pthread_mutex_unlock(&e->inbox_lock);
-        if (timeout > 0)
-            curl_multi_poll(e->multi, NULL, 0, timeout, NULL);
+        if (e->curl_timer_ms >= 0) {
+            int64_t wait = e->curl_timer_ms - sb_mono_ms();
+            if (wait < timeout)
+                timeout = wait < 0 ? 0 : wait;
+        }
+        int n = epoll_wait(e->epfd, evs, 256, (int)timeout);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == e->wakefd) {
+                uint64_t v;
+                while (read(e->wakefd, &v, sizeof v) < 0 && errno == EINTR) {
+                }
+                continue;
+            }
+            int flags = 0;
+            if (evs[i].events & (EPOLLIN | EPOLLHUP))
+                flags |= CURL_CSELECT_IN;
+            if (evs[i].events & EPOLLOUT)
+                flags |= CURL_CSELECT_OUT;
+            if (evs[i].events & EPOLLERR)
+                flags |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(e->multi, fd, flags, &running);
+        }
+        if (e->curl_timer_ms >= 0 && sb_mono_ms() >= e->curl_timer_ms) {
+            e->curl_timer_ms = -1;
+            curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
     }
     return NULL;
 }
@@ -590,17 +657,26 @@ int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
     if (!e)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     e->sbd = sbd;
+    e->epfd = e->wakefd = -1;
     e->nbuckets = 1024;
     e->buckets = calloc(e->nbuckets, sizeof *e->buckets);
     e->multi = curl_multi_init();
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    e->curl_timer_ms = -1;
     pthread_mutex_init(&e->inbox_lock, NULL);
-    if (!e->buckets || !e->multi) {
-        free(e->buckets);
-        free(e);
-        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    struct epoll_event wev = { .events = EPOLLIN, .data.fd = e->wakefd };
+    if (!e->buckets || !e->multi || e->epfd < 0 || e->wakefd < 0 ||
+        epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &wev) != 0) {
+        sb_engine_free(e);
+        return sb_err_set(err, SB_ENOMEM, "cannot set up the engine's event loop");
     }
     curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 512L);
     curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
     e->snap = sb_registry_acquire(sbd->registry);
 
     struct sb_store *st = sb_store_reader();
@@ -632,7 +708,7 @@ void sb_engine_stop(struct sb_engine *e)
     if (!e || !e->thread)
         return;
     __atomic_store_n(&e->stop, 1, __ATOMIC_RELEASE);
-    curl_multi_wakeup(e->multi);
+    engine_wake(e);
     pthread_join(e->thread, NULL);
     e->thread = 0;
 }
@@ -679,7 +755,12 @@ void sb_engine_free(struct sb_engine *e)
     for (size_t i = 0; i < e->nidle; i++)
         curl_easy_cleanup(e->idle_handles[i]);
     free(e->idle_handles);
-    curl_multi_cleanup(e->multi);
+    if (e->multi)
+        curl_multi_cleanup(e->multi);
+    if (e->epfd >= 0)
+        close(e->epfd);
+    if (e->wakefd >= 0)
+        close(e->wakefd);
     sb_snap_release(e->snap);
     pthread_mutex_destroy(&e->inbox_lock);
     free(e->heap);

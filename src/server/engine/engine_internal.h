@@ -106,6 +106,9 @@ struct sb_engine {
     struct sbd *sbd;
     pthread_t thread;
     CURLM *multi;
+    int epfd;                  /* epoll over curl's sockets and wakefd */
+    int wakefd;                /* eventfd: inbox posts and stop */
+    int64_t curl_timer_ms;     /* curl's requested timeout (mono ms), -1 = none */
     int stop;
     /* heap of items by (due_at, id) */
     struct item **heap;

@@ -42,7 +42,6 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX events_dedupe ON events(dedupe_key, received_at) WHERE dedupe_key IS NOT NULL;"
     "CREATE INDEX events_name ON events(name, id);"
-    "CREATE INDEX events_received ON events(received_at);"
     "CREATE TABLE runs ("
     "  id TEXT PRIMARY KEY,"
     "  function_id TEXT NOT NULL,"

@@ -59,7 +59,7 @@
     X(PURGE_RUNS, "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE ended_at<? "      \
                   "ORDER BY ended_at LIMIT ?)")                                              \
     X(PURGE_EVENTS, "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE "       \
-                    "e.received_at<? AND NOT EXISTS (SELECT 1 FROM runs r WHERE "            \
+                    "e.id<? AND NOT EXISTS (SELECT 1 FROM runs r WHERE "                     \
                     "r.event_id=e.id) LIMIT ?)")                                             \
     X(QUEUE_MAX, "SELECT COALESCE(MAX(id),0) FROM queue")                                    \
     X(QUEUE_SCAN, "SELECT q.id,q.run_id,q.step_id,q.attempt,q.due_at,q.started_at,"          \

@@ -488,12 +488,20 @@ int sb_store_purge(struct sb_store *st, int64_t before_ms, int limit, int *delet
                    struct sb_err *err)
 {
     static const enum sb_stmt_id order[] = { STMT_PURGE_STEPS, STMT_PURGE_RUNS, STMT_PURGE_EVENTS };
+    /* Event ids are ULIDs, whose prefix is the time they were made: events
+     * are purged by id range, which needs no index of its own. */
+    static const uint8_t zero[10];
+    char cutoff[SB_ULID_SIZE];
+    sb_ulid_from_parts(before_ms, zero, cutoff);
     *deleted = 0;
     for (size_t i = 0; i < 3; i++) {
         sqlite3_stmt *s = sb_store_stmt(st, order[i]);
         if (!s)
             return sb_err_set(err, SB_ESTORE, "statement unavailable");
-        sqlite3_bind_int64(s, 1, before_ms);
+        if (order[i] == STMT_PURGE_EVENTS)
+            sqlite3_bind_text(s, 1, cutoff, -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_int64(s, 1, before_ms);
         sqlite3_bind_int(s, 2, limit);
         int rc = sb_store_exec_stmt(st, s, err);
         if (rc)

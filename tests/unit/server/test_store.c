@@ -54,8 +54,9 @@ static void events_dedupe_and_runs_round_trip(void **state)
     struct sb_err err = { 0 };
     assert_int_equal(sb_store_open(dir, &st, &err), 0);
     assert_int_equal(sb_store_begin(st, &err), 0);
-    struct ev_rec ev = { .id = "01M8F0NBYTB68YCVQ8QW17F2SH", .name = "a/b", .body = "{\"name\":\"a/b\"}",
-                         .ts = 1, .received_at = 1000, .dedupe_key = "user-key" };
+    struct ev_rec ev = { .name = "a/b", .body = "{\"name\":\"a/b\"}", .ts = 1,
+                         .received_at = 1000, .dedupe_key = "user-key" };
+    sb_ulid_new(1000, ev.id); /* ids carry their time: retention purges by id */
     bool inserted;
     assert_int_equal(sb_store_event_insert(st, &ev, &inserted, &err), 0);
     assert_true(inserted);
@@ -66,9 +67,9 @@ static void events_dedupe_and_runs_round_trip(void **state)
     assert_string_equal(found, ev.id);
     assert_int_equal(sb_store_event_find_dedupe(st, "user-key", 2000, found), SB_ENOTFOUND);
 
-    struct run_rec run = { .id = "01M8F0NBYTB68YCVQ8QW17F2SJ", .function_id = "app-f",
-                           .app_id = "app", .event_id = "01M8F0NBYTB68YCVQ8QW17F2SH",
-                           .created_at = 1000 };
+    struct run_rec run = { .function_id = "app-f", .app_id = "app", .created_at = 1000 };
+    sb_ulid_new(1000, run.id);
+    memcpy(run.event_id, ev.id, sizeof run.event_id);
     assert_int_equal(sb_store_run_insert(st, &run, &err), 0);
     struct qitem_rec q = { .id = 1, .run_id = run.id, .step_id = "step", .due_at = 1000 };
     assert_int_equal(sb_store_queue_put(st, &q, &err), 0);
