@@ -102,6 +102,11 @@ fuzz:
 	    -print_final_stats=0 build/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | tail -2; \
 	done
 
+bench: all
+	bench/run-sysbusd.sh
+	bench/ingest.sh
+	bench/rss.sh
+
 clean:
 	rm -rf build
 

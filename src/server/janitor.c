@@ -1,11 +1,13 @@
 /* janitor.c - retention purge thread (see janitor.h). */
 #include "janitor.h"
+#include "common/bgthread.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "sbd.h"
 #include "store/store.h"
 #include "store/writer.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -13,12 +15,9 @@
 
 struct sb_janitor {
     struct sbd *sbd;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int stop;
-    int busy;       /* a purge op is in the writer */
-    int deleted;    /* rows deleted by the last op */
+    struct sb_bg bg;
+    int busy;       /* a purge op is in the writer (bg.lock) */
+    int deleted;    /* rows deleted by the last op (bg.lock) */
 };
 
 struct purge_op {
@@ -42,35 +41,33 @@ static void purge_done(struct wop *w, int rc, const struct sb_err *err)
         SB_LOG(SB_WARN, "purge_failed", "retention purge failed: %s", err ? err->msg : "?");
     else if (op->deleted > 0)
         SB_LOG(SB_DEBUG, "purged", "retention purge removed %d rows", op->deleted);
-    pthread_mutex_lock(&j->lock);
+    pthread_mutex_lock(&j->bg.lock);
     j->busy = 0;
     j->deleted = rc ? 0 : op->deleted;
-    pthread_cond_signal(&j->cond);
-    pthread_mutex_unlock(&j->lock);
+    pthread_cond_broadcast(&j->bg.cond);
+    pthread_mutex_unlock(&j->bg.lock);
     free(op);
 }
 
-static void wait_ms(struct sb_janitor *j, int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&j->cond, &j->lock, &ts);
-}
+/* Memory freed after a burst is handed back to the system this often. */
+#define TRIM_INTERVAL_MS 10000
 
 static void *janitor_main(void *arg)
 {
     struct sb_janitor *j = arg;
-    pthread_mutex_lock(&j->lock);
-    while (!j->stop) {
-        wait_ms(j, j->sbd->cfg.purge_interval_ms);
+    int64_t next_purge = sb_mono_ms() + j->sbd->cfg.purge_interval_ms;
+    pthread_mutex_lock(&j->bg.lock);
+    while (!j->bg.stop) {
+        int64_t wait = next_purge - sb_mono_ms();
+        sb_bg_wait_ms(&j->bg, wait < TRIM_INTERVAL_MS ? (wait > 0 ? wait : 0) : TRIM_INTERVAL_MS);
+        if (j->bg.stop)
+            break;
+        malloc_trim(0);
+        if (sb_mono_ms() < next_purge)
+            continue;
+        next_purge = sb_mono_ms() + j->sbd->cfg.purge_interval_ms;
         /* batches until one comes back short */
-        while (!j->stop) {
+        while (!j->bg.stop) {
             struct purge_op *op = calloc(1, sizeof *op);
             if (!op)
                 break;
@@ -79,17 +76,17 @@ static void *janitor_main(void *arg)
             op->j = j;
             op->before = sb_now_ms() - j->sbd->cfg.retention_ms;
             j->busy = 1;
-            pthread_mutex_unlock(&j->lock);
+            pthread_mutex_unlock(&j->bg.lock);
             sb_writer_submit(j->sbd->writer, &op->wop);
-            pthread_mutex_lock(&j->lock);
+            pthread_mutex_lock(&j->bg.lock);
             while (j->busy)
-                pthread_cond_wait(&j->cond, &j->lock);
+                pthread_cond_wait(&j->bg.cond, &j->bg.lock);
             if (j->deleted < PURGE_BATCH)
                 break;
-            wait_ms(j, 20); /* let other commits through */
+            sb_bg_wait_ms(&j->bg, 20); /* let other commits through */
         }
     }
-    pthread_mutex_unlock(&j->lock);
+    pthread_mutex_unlock(&j->bg.lock);
     return NULL;
 }
 
@@ -99,11 +96,10 @@ int sb_janitor_start(struct sbd *sbd, struct sb_janitor **out, struct sb_err *er
     if (!j)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     j->sbd = sbd;
-    pthread_mutex_init(&j->lock, NULL);
-    pthread_cond_init(&j->cond, NULL);
-    if (pthread_create(&j->thread, NULL, janitor_main, j) != 0) {
+    int rc = sb_bg_start(&j->bg, janitor_main, j, "janitor", err);
+    if (rc) {
         free(j);
-        return sb_err_errno(err, SB_EIO, "cannot start the janitor thread");
+        return rc;
     }
     *out = j;
     return 0;
@@ -113,12 +109,6 @@ void sb_janitor_stop(struct sb_janitor *j)
 {
     if (!j)
         return;
-    pthread_mutex_lock(&j->lock);
-    j->stop = 1;
-    pthread_cond_signal(&j->cond);
-    pthread_mutex_unlock(&j->lock);
-    pthread_join(j->thread, NULL);
-    pthread_mutex_destroy(&j->lock);
-    pthread_cond_destroy(&j->cond);
+    sb_bg_stop(&j->bg);
     free(j);
 }

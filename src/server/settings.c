@@ -47,7 +47,7 @@ static const struct sb_opt opts[] = {
     { "call-timeout", SB_OPT_DURATION, S(call_timeout_ms), "2h", "DURATION",
       "Response timeout for one call to a worker (a step may run this long)", 0, 1,
       7 * MS_DAY, 1, NULL, 0 },
-    { "max-inflight", SB_OPT_INT, S(max_inflight), "1024", "N",
+    { "max-inflight", SB_OPT_INT, S(max_inflight), "256", "N",
       "Calls to workers in flight at once", 0, 1, 100000, 0, NULL, 0 },
     { "sync-interval", SB_OPT_DURATION, S(sync_interval_ms), "5s", "DURATION",
       "How often known app URLs are re-synced (0 = never)", 0, 0, MS_DAY, 1, NULL, 0 },

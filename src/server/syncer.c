@@ -1,6 +1,7 @@
 /* syncer.c - periodic and on-demand app syncs (see syncer.h). The request
- * queue is guarded by s->lock; the PUTs run on the syncer thread. */
+ * queue is guarded by s->bg.lock; the PUTs run on the syncer thread. */
 #include "syncer.h"
+#include "common/bgthread.h"
 #include "common/clock.h"
 #include "common/httpc.h"
 #include "common/json.h"
@@ -23,11 +24,8 @@ struct sync_req {
 
 struct sb_syncer {
     struct sbd *sbd;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    struct sb_bg bg;   /* bg.lock also guards the request queue */
     struct sync_req *head, *tail;
-    int stop;
 };
 
 /* Records (or clears) a sync error on the apps with this URL. */
@@ -162,9 +160,9 @@ static void periodic(struct sb_syncer *s)
     struct url_list l = { 0 };
     sb_store_apps_scan(st, collect_url, &l);
     for (size_t i = 0; i < l.n; i++) {
-        pthread_mutex_lock(&s->lock);
-        int stop = s->stop;
-        pthread_mutex_unlock(&s->lock);
+        pthread_mutex_lock(&s->bg.lock);
+        int stop = s->bg.stop;
+        pthread_mutex_unlock(&s->bg.lock);
         if (!stop) {
             struct sync_req rq = { .url = l.v[i] };
             sync_one(s, &rq);
@@ -179,38 +177,29 @@ static void *syncer_main(void *arg)
     struct sb_syncer *s = arg;
     int64_t interval = s->sbd->cfg.sync_interval_ms;
     int64_t next = sb_mono_ms() + (interval > 0 ? interval : 0);
-    pthread_mutex_lock(&s->lock);
-    while (!s->stop) {
+    pthread_mutex_lock(&s->bg.lock);
+    while (!s->bg.stop) {
         if (s->head) {
             struct sync_req *rq = s->head;
             s->head = rq->next;
             if (!s->head)
                 s->tail = NULL;
-            pthread_mutex_unlock(&s->lock);
+            pthread_mutex_unlock(&s->bg.lock);
             sync_one(s, rq);
             free(rq->url);
             free(rq);
-            pthread_mutex_lock(&s->lock);
+            pthread_mutex_lock(&s->bg.lock);
             continue;
         }
         int64_t now = sb_mono_ms();
         if (interval > 0 && now >= next) {
-            pthread_mutex_unlock(&s->lock);
+            pthread_mutex_unlock(&s->bg.lock);
             periodic(s);
             next = sb_mono_ms() + interval;
-            pthread_mutex_lock(&s->lock);
+            pthread_mutex_lock(&s->bg.lock);
             continue;
         }
-        int64_t wait = interval > 0 ? next - now : 3600000;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += wait / 1000;
-        ts.tv_nsec += (wait % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+        sb_bg_wait_ms(&s->bg, interval > 0 ? next - now : 3600000);
     }
     while (s->head) {
         struct sync_req *rq = s->head;
@@ -220,7 +209,7 @@ static void *syncer_main(void *arg)
         free(rq->url);
         free(rq);
     }
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->bg.lock);
     return NULL;
 }
 
@@ -230,11 +219,10 @@ int sb_syncer_start(struct sbd *sbd, struct sb_syncer **out, struct sb_err *err)
     if (!s)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     s->sbd = sbd;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
-    if (pthread_create(&s->thread, NULL, syncer_main, s) != 0) {
+    int rc = sb_bg_start(&s->bg, syncer_main, s, "syncer", err);
+    if (rc) {
         free(s);
-        return sb_err_errno(err, SB_EIO, "cannot start the syncer thread");
+        return rc;
     }
     *out = s;
     return 0;
@@ -244,13 +232,7 @@ void sb_syncer_stop(struct sb_syncer *s)
 {
     if (!s)
         return;
-    pthread_mutex_lock(&s->lock);
-    s->stop = 1;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&s->lock);
-    pthread_join(s->thread, NULL);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->cond);
+    sb_bg_stop(&s->bg);
     free(s);
 }
 
@@ -265,9 +247,9 @@ void sb_syncer_request(struct sb_syncer *s, const char *url,
     }
     rq->cb = cb;
     rq->ctx = ctx;
-    pthread_mutex_lock(&s->lock);
-    if (s->stop) {
-        pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&s->bg.lock);
+    if (s->bg.stop) {
+        pthread_mutex_unlock(&s->bg.lock);
         free(rq->url);
         free(rq);
         cb(ctx, SB_EUNAVAIL, 0, "sysbusd is shutting down");
@@ -278,6 +260,6 @@ void sb_syncer_request(struct sb_syncer *s, const char *url,
     else
         s->head = rq;
     s->tail = rq;
-    pthread_cond_signal(&s->cond);
-    pthread_mutex_unlock(&s->lock);
+    pthread_cond_signal(&s->bg.cond);
+    pthread_mutex_unlock(&s->bg.lock);
 }

@@ -1,6 +1,7 @@
 /* waiters.c - long-poll waiters (see waiters.h). All waiter state is guarded
- * by w->lock; store reads happen on the waiter thread without the lock. */
+ * by w->bg.lock; store reads happen on the waiter thread without the lock. */
 #include "waiters.h"
+#include "common/bgthread.h"
 #include "common/clock.h"
 #include "common/httpd.h"
 #include "common/json.h"
@@ -29,13 +30,10 @@ struct note {
 
 struct sb_waiters {
     struct sbd *sbd;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    struct sb_bg bg;       /* bg.lock guards everything below */
     struct waiter *waiters;
     struct note *notes;
     int64_t count;         /* waiters not yet answered (listed or being evaluated) */
-    int stop;
 };
 
 int sbd_read_run(const char *run_id, json_t **body, int *status)
@@ -107,8 +105,8 @@ static int evaluate(struct waiter *wt, int final)
 static void *waiters_main(void *arg)
 {
     struct sb_waiters *w = arg;
-    pthread_mutex_lock(&w->lock);
-    while (!w->stop) {
+    pthread_mutex_lock(&w->bg.lock);
+    while (!w->bg.stop) {
         /* mark waiters touched by notes */
         struct note *notes = w->notes;
         w->notes = NULL;
@@ -137,23 +135,23 @@ static void *waiters_main(void *arg)
                 pp = &wt->next;
             }
         }
-        pthread_mutex_unlock(&w->lock);
+        pthread_mutex_unlock(&w->bg.lock);
         struct waiter *keep = NULL;
         while (todo) {
             struct waiter *wt = todo;
             todo = wt->next;
             if (evaluate(wt, wt->deadline_ms <= sb_now_ms())) {
                 free(wt);
-                pthread_mutex_lock(&w->lock);
+                pthread_mutex_lock(&w->bg.lock);
                 w->count--;
-                pthread_mutex_unlock(&w->lock);
+                pthread_mutex_unlock(&w->bg.lock);
             } else {
                 wt->check = 0;
                 wt->next = keep;
                 keep = wt;
             }
         }
-        pthread_mutex_lock(&w->lock);
+        pthread_mutex_lock(&w->bg.lock);
         while (keep) {
             struct waiter *wt = keep;
             keep = wt->next;
@@ -162,30 +160,19 @@ static void *waiters_main(void *arg)
             if (wt->deadline_ms < next_deadline)
                 next_deadline = wt->deadline_ms;
         }
-        if (w->notes || w->stop)
+        if (w->notes || w->bg.stop)
             continue;
         bool pending = false;
         for (struct waiter *wt = w->waiters; wt; wt = wt->next)
             pending |= wt->check;
         if (pending)
             continue;
-        int64_t wait = next_deadline - sb_now_ms();
-        if (wait > 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += wait / 1000;
-            ts.tv_nsec += (wait % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-        }
+        sb_bg_wait_ms(&w->bg, next_deadline - sb_now_ms());
     }
     /* stopping: answer everyone with the current state */
     struct waiter *all = w->waiters;
     w->waiters = NULL;
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&w->bg.lock);
     while (all) {
         struct waiter *wt = all;
         all = wt->next;
@@ -201,11 +188,10 @@ int sb_waiters_start(struct sbd *sbd, struct sb_waiters **out, struct sb_err *er
     if (!w)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     w->sbd = sbd;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
-    if (pthread_create(&w->thread, NULL, waiters_main, w) != 0) {
+    int rc = sb_bg_start(&w->bg, waiters_main, w, "waiter", err);
+    if (rc) {
         free(w);
-        return sb_err_errno(err, SB_EIO, "cannot start the waiter thread");
+        return rc;
     }
     *out = w;
     return 0;
@@ -215,18 +201,12 @@ void sb_waiters_stop(struct sb_waiters *w)
 {
     if (!w)
         return;
-    pthread_mutex_lock(&w->lock);
-    w->stop = 1;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-    pthread_join(w->thread, NULL);
+    sb_bg_stop(&w->bg); /* the thread answers every waiter before it ends */
     while (w->notes) {
         struct note *n = w->notes;
         w->notes = n->next;
         free(n);
     }
-    pthread_mutex_destroy(&w->lock);
-    pthread_cond_destroy(&w->cond);
     free(w);
 }
 
@@ -243,9 +223,9 @@ void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind k
     snprintf(wt->id, sizeof wt->id, "%s", id);
     wt->deadline_ms = deadline_ms;
     wt->check = 1;
-    pthread_mutex_lock(&w->lock);
-    if (w->stop) {
-        pthread_mutex_unlock(&w->lock);
+    pthread_mutex_lock(&w->bg.lock);
+    if (w->bg.stop) {
+        pthread_mutex_unlock(&w->bg.lock);
         evaluate(wt, 1);
         free(wt);
         return;
@@ -253,17 +233,17 @@ void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind k
     wt->next = w->waiters;
     w->waiters = wt;
     w->count++;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
+    pthread_cond_signal(&w->bg.cond);
+    pthread_mutex_unlock(&w->bg.lock);
 }
 
 void sb_waiters_notify(struct sb_waiters *w, const char *run_id, const char *event_id)
 {
     if (!w)
         return;
-    pthread_mutex_lock(&w->lock);
+    pthread_mutex_lock(&w->bg.lock);
     if (w->count == 0) { /* common case: nobody waits */
-        pthread_mutex_unlock(&w->lock);
+        pthread_mutex_unlock(&w->bg.lock);
         return;
     }
     struct note *n = calloc(1, sizeof *n);
@@ -272,7 +252,7 @@ void sb_waiters_notify(struct sb_waiters *w, const char *run_id, const char *eve
         snprintf(n->event_id, sizeof n->event_id, "%s", event_id ? event_id : "");
         n->next = w->notes;
         w->notes = n;
-        pthread_cond_signal(&w->cond);
+        pthread_cond_signal(&w->bg.cond);
     }
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&w->bg.lock);
 }

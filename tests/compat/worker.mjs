@@ -81,6 +81,7 @@ const functions = [
       const after = await step.run("after", () => { logExec(runId, "slow", "after", attempt); return mid + 1; });
       return { after };
     }),
+  define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 
 if (process.env.EXTRA_FUNCTION) {

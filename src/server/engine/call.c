@@ -134,8 +134,16 @@ static CURL *take_handle(struct sb_engine *e)
     return curl_easy_init();
 }
 
+/* Idle easy handles kept for reuse. Each holds buffers of its own, so after
+ * a burst with many calls in flight only this many are kept. */
+#define MAX_IDLE_HANDLES 64
+
 static void give_handle(struct sb_engine *e, CURL *h)
 {
+    if (e->nidle >= MAX_IDLE_HANDLES) {
+        curl_easy_cleanup(h);
+        return;
+    }
     if (e->nidle == e->capidle) {
         size_t nc = e->capidle ? e->capidle * 2 : 64;
         CURL **nh = realloc(e->idle_handles, nc * sizeof *nh);
@@ -228,6 +236,8 @@ int call_start(struct sb_engine *e, struct item *it, const struct fn *f)
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(h, CURLOPT_PRIVATE, c);
+    /* many calls may be in flight: a modest receive buffer each */
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 8192L);
     if (curl_multi_add_handle(e->multi, h) != CURLM_OK) {
         call_free(e, c);
         return SB_EIO;

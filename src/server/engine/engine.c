@@ -671,7 +671,8 @@ int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
         sb_engine_free(e);
         return sb_err_set(err, SB_ENOMEM, "cannot set up the engine's event loop");
     }
-    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 512L);
+    /* idle keep-alive connections kept after a burst (each holds buffers) */
+    curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 128L);
     curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
     curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
