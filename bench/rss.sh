@@ -33,21 +33,36 @@ until grep -q listening "$TMP/worker.log" 2>/dev/null; do sleep 0.05; done
 curl -fsS -X POST "$URL/v1/apps" -d "{\"url\":\"http://127.0.0.1:$WPORT/api/inngest\"}" >/dev/null
 t0=$(date +%s.%N)
 node -e '
+const crypto = require("crypto");
 const [url, total] = [process.argv[1], Number(process.argv[2])];
+// Every request has a timeout; a timed-out send is retried with the same
+// x-inngest-event-id-seed, so the retry cannot create duplicate events.
+async function call(what, p, opts = {}) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const r = await fetch(url + p, { ...opts, signal: AbortSignal.timeout(30000) });
+      if (r.status !== 200) throw new Error(`${what}: HTTP ${r.status}`);
+      return await r.json();
+    } catch (e) {
+      console.error(JSON.stringify({ stuck: what, attempt, error: String(e), at: new Date().toISOString() }));
+      if (attempt >= 3) throw e;
+    }
+  }
+}
 (async () => {
   for (let sent = 0; sent < total; sent += 1000) {
     const n = Math.min(1000, total - sent);
     const body = JSON.stringify(Array.from({ length: n }, (_, i) => ({ name: "compat/noop", data: { n: sent + i } })));
-    const r = await fetch(url + "/e/rss", { method: "POST", body });
-    if (r.status !== 200) throw new Error("send failed " + r.status);
+    const seed = `${Date.now()},${crypto.randomBytes(10).toString("base64")}`;
+    await call(`send batch ${sent / 1000}`, "/e/rss", { method: "POST", body, headers: { "x-inngest-event-id-seed": seed } });
     // keep the backlog bounded: wait while more than 20000 runs are running
     for (;;) {
-      const h = await (await fetch(url + "/health")).json();
+      const h = await call("health", "/health");
       if (h.queue.runs_running < 20000) break;
       await new Promise((res) => setTimeout(res, 200));
     }
   }
-})();' "$URL" "$RUNS"
+})().catch((e) => { console.error(String(e)); process.exit(1); });' "$URL" "$RUNS"
 while :; do
   running=$(curl -fsS "$URL/health" | sed -n 's/.*"runs_running":\([0-9]*\).*/\1/p')
   [[ "$running" == "0" ]] && break

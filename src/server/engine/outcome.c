@@ -144,6 +144,15 @@ void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct
         json_decref(body);
         return;
     }
+    if (status == 401) {
+        /* the SDK rejected our signature: a configuration problem */
+        set_error(out, true, "Unauthorized",
+                  "the worker rejected the call's signature (HTTP 401): sysbusd's --signing-key "
+                  "must be the worker's INNGEST_SIGNING_KEY, and both must run signed (or both "
+                  "in dev mode)");
+        json_decref(body);
+        return;
+    }
     bool retriable;
     if (c->no_retry >= 0)
         retriable = c->no_retry == 0;

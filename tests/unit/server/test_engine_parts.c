@@ -127,6 +127,12 @@ static void responses_are_classified(void **state)
     assert_false(r.retriable);
     outcome_free(&r), free_call(c);
 
+    c = fake_call("{\"message\":\"Unauthorized\"}", -1, false);
+    outcome_parse(CURLE_OK, false, 401, c, &r);
+    assert_int_equal(r.kind, RES_ERROR);
+    assert_non_null(strstr(r.message, "signing-key")); /* says what to fix */
+    outcome_free(&r), free_call(c);
+
     c = fake_call("garbage", -1, true);
     outcome_parse(CURLE_OK, false, 400, c, &r);
     assert_int_equal(r.kind, RES_ERROR);

@@ -33,7 +33,20 @@ static void functions_parse_with_defaults_and_limits(void **state)
     sb_fn_unref(f);
     f = parse(FN("app-b", "{\"event\":\"x/y\"}", ",\"retries\":{\"attempts\":0}"), &err);
     assert_int_equal(f->retries, 0);
+    assert_int_equal(f->finish_timeout_ms, 0);
     sb_fn_unref(f);
+    {
+        const char *t = "{\"id\":\"app-t\",\"triggers\":[{\"event\":\"a\"}],\"timeouts\":{\"finish\":\"10m\"},"
+                        "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}";
+        f = parse(t, &err);
+        assert_non_null(f);
+        assert_int_equal(f->finish_timeout_ms, 600000); /* caps one call's response timeout */
+        assert_string_equal(f->url_base, "http://w/api?");
+    }
+    sb_fn_unref(f);
+    assert_null(parse("{\"id\":\"app-u\",\"triggers\":[{\"event\":\"a\"}],\"timeouts\":{\"finish\":\"soon\"},"
+                      "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}", &err));
+    assert_non_null(strstr(err.msg, "timeouts.finish"));
     assert_null(parse(FN("app-c", "{\"event\":\"x/y\"}", ",\"retries\":{\"attempts\":21}"), &err));
     assert_non_null(strstr(err.msg, "app-c"));
     assert_null(parse(FN("app-d", "", ""), &err));
