@@ -138,10 +138,33 @@ int sb_random_bytes(void *out, size_t len)
     return 0;
 }
 
+void sb_random_fast(void *out, size_t len)
+{
+    static __thread uint8_t pool[512];
+    static __thread size_t left;
+    uint8_t *p = out;
+    while (len > 0) {
+        if (left == 0) {
+            if (sb_random_bytes(pool, sizeof pool) != 0) {
+                /* getrandom cannot fail on Linux >= 3.17 once seeded; if it
+                 * ever does, fall back to the direct call's error path */
+                memset(pool, 0, sizeof pool);
+            }
+            left = sizeof pool;
+        }
+        size_t n = len < left ? len : left;
+        memcpy(p, pool + sizeof pool - left, n);
+        memset(pool + sizeof pool - left, 0, n);
+        left -= n;
+        p += n;
+        len -= n;
+    }
+}
+
 uint64_t sb_random_below(uint64_t bound)
 {
     uint64_t r = 0;
-    sb_random_bytes(&r, sizeof r);
+    sb_random_fast(&r, sizeof r);
     return bound ? r % bound : 0;
 }
 

@@ -29,8 +29,10 @@ void sb_sha1_hex(const char *s, size_t len, char out[41]);
 
 /* Cryptographically random bytes (getrandom). 0 ok, SB_EIO. */
 int sb_random_bytes(void *out, size_t len);
-/* Uniform random integer in [0, bound) (bound > 0); non-crypto quality is
- * fine for jitter, but it uses the same source. */
+/* Random bytes from a per-thread buffer refilled from getrandom (one system
+ * call per 512 bytes): for ids and jitter, never for keys. */
+void sb_random_fast(void *out, size_t len);
+/* Uniform random integer in [0, bound) (bound > 0), from sb_random_fast. */
 uint64_t sb_random_below(uint64_t bound);
 
 /* Constant-time comparison of two equal-length buffers. */

@@ -2,7 +2,7 @@
  *
  * Threads: MHD's pool threads run the access handler; sb_reply_* may run on
  * any thread. A request moves NEW -> HANDLING -> (READY | SUSPENDED -> READY)
- * -> QUEUED; transitions happen under the daemon's lock, so a reply from
+ * -> QUEUED; transitions happen under the request's lock, so a reply from
  * another thread either finds the request still in its handler (the handler's
  * caller then queues it) or suspended (it resumes the connection, and MHD
  * calls the access handler again, which queues it). */
@@ -28,13 +28,13 @@ enum req_state { REQ_NEW, REQ_HANDLING, REQ_SUSPEND_WANTED, REQ_SUSPENDED, REQ_R
 struct sb_httpd {
     struct MHD_Daemon *mhd;
     struct sb_httpd_config cfg;
-    pthread_mutex_t lock; /* guards every request's state */
     int port;
 };
 
 struct sb_req {
     struct sb_httpd *d;
     struct MHD_Connection *conn;
+    pthread_mutex_t lock;        /* guards state (a reply may come from any thread) */
     const struct sb_route *route;
     const char *method;          /* MHD-owned, valid for the request */
     char *path;
@@ -143,9 +143,9 @@ void sb_reply_raw(struct sb_req *r, int status, const char *ctype, char *body, s
     struct sb_httpd *d = r->d;
     if (d->cfg.on_reply)
         d->cfg.on_reply(r, status);
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&r->lock);
     if (r->state == REQ_READY || r->state == REQ_QUEUED) {
-        pthread_mutex_unlock(&d->lock);
+        pthread_mutex_unlock(&r->lock);
         SB_LOG(SB_ERROR, "http_double_reply", "second reply to %s %s ignored", r->method,
                r->path);
         free(body);
@@ -159,7 +159,7 @@ void sb_reply_raw(struct sb_req *r, int status, const char *ctype, char *body, s
     r->state = REQ_READY;
     if (prev == REQ_SUSPENDED)
         MHD_resume_connection(r->conn);
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&r->lock);
 }
 
 void sb_reply_json(struct sb_req *r, int status, json_t *body)
@@ -195,10 +195,10 @@ void sb_reply_error(struct sb_req *r, int status, const char *code, const char *
 
 void sb_req_suspend(struct sb_req *r)
 {
-    pthread_mutex_lock(&r->d->lock);
+    pthread_mutex_lock(&r->lock);
     if (r->state == REQ_HANDLING)
         r->state = REQ_SUSPEND_WANTED;
-    pthread_mutex_unlock(&r->d->lock);
+    pthread_mutex_unlock(&r->lock);
 }
 
 /* ---- MHD callbacks ---- */
@@ -232,10 +232,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_NO;
         r->d = d;
         r->conn = conn;
+        pthread_mutex_init(&r->lock, NULL);
         r->method = method;
         r->path = strdup(url);
         r->state = REQ_NEW;
         if (!r->path) {
+            pthread_mutex_destroy(&r->lock);
             free(r);
             return MHD_NO;
         }
@@ -245,17 +247,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > r->body.max && !r->early_status)
             r->early_status = 413;
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-            const struct sockaddr *sa = ci->client_addr;
-            if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->peer,
-                          sizeof r->peer);
-            else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->peer,
-                          sizeof r->peer);
-        }
         *con_cls = r;
         return MHD_YES;
     }
@@ -268,9 +259,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
 
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&r->lock);
     enum req_state st = r->state;
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&r->lock);
     if (st == REQ_READY) {
         r->state = REQ_QUEUED;
         return queue_reply(r);
@@ -285,30 +276,30 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     else if (!d->cfg.authorize || d->cfg.authorize(r, r->route) == 0)
         r->route->handler(r);
 
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&r->lock);
     enum MHD_Result ret = MHD_YES;
     if (r->state == REQ_READY) {
         r->state = REQ_QUEUED;
-        pthread_mutex_unlock(&d->lock);
+        pthread_mutex_unlock(&r->lock);
         return queue_reply(r);
     }
     if (r->state == REQ_SUSPEND_WANTED) {
         r->state = REQ_SUSPENDED;
         MHD_suspend_connection(conn);
-        pthread_mutex_unlock(&d->lock);
+        pthread_mutex_unlock(&r->lock);
         return MHD_YES;
     }
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&r->lock);
     /* The handler neither replied nor suspended: a bug, answer anyway. */
     SB_LOG(SB_ERROR, "http_no_reply", "handler for %s %s did not reply", r->method, r->path);
     sb_reply_error(r, 500, "INTERNAL", "internal error: no reply");
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&r->lock);
     if (r->state == REQ_READY) {
         r->state = REQ_QUEUED;
-        pthread_mutex_unlock(&d->lock);
+        pthread_mutex_unlock(&r->lock);
         return queue_reply(r);
     }
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&r->lock);
     return ret;
 }
 
@@ -330,6 +321,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->resp);
     free(r->path);
     sb_buf_free(&r->body);
+    pthread_mutex_destroy(&r->lock);
     free(r);
     *con_cls = NULL;
 }
@@ -353,7 +345,6 @@ int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, str
     d->cfg = *cfg;
     if (d->cfg.threads < 1)
         d->cfg.threads = 1;
-    pthread_mutex_init(&d->lock, NULL);
 
     struct addrinfo hints = { 0 }, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -380,7 +371,6 @@ int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, str
         (unsigned)1024, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d->mhd) {
-        pthread_mutex_destroy(&d->lock);
         free(d);
         return sb_err_set(err, SB_EIO,
                           "cannot listen on %s:%d (address in use or not available here)",
@@ -402,7 +392,6 @@ void sb_httpd_stop(struct sb_httpd *d)
     if (!d)
         return;
     MHD_stop_daemon(d->mhd);
-    pthread_mutex_destroy(&d->lock);
     free(d);
 }
 
@@ -413,7 +402,25 @@ const char *sb_req_path(const struct sb_req *r) { return r->path; }
 const struct sb_route *sb_req_route(const struct sb_req *r) { return r->route; }
 void *sb_req_app(const struct sb_req *r) { return r->d->cfg.app; }
 void *sb_req_user(const struct sb_req *r) { return r->user; }
-const char *sb_req_peer(const struct sb_req *r) { return r->peer; }
+const char *sb_req_peer(const struct sb_req *r)
+{
+    /* formatted on first use: most requests never ask */
+    struct sb_req *m = (struct sb_req *)r;
+    if (!m->peer[0]) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(m->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, m->peer,
+                          sizeof m->peer);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, m->peer,
+                          sizeof m->peer);
+        }
+    }
+    return m->peer;
+}
 
 const char *sb_req_param(const struct sb_req *r, int i)
 {

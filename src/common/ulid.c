@@ -45,7 +45,7 @@ void sb_ulid_new(int64_t ms, char out[SB_ULID_SIZE])
             last_ms = ++ms;
     } else {
         last_ms = ms;
-        sb_random_bytes(last_rand, sizeof last_rand);
+        sb_random_fast(last_rand, sizeof last_rand);
         last_rand[0] &= 0x7F; /* room to increment without overflow */
     }
     memcpy(r, last_rand, sizeof r);

@@ -104,16 +104,27 @@ static int normalize(const json_t *in, size_t i, int64_t now, struct parsed_even
                    i, name);
     const char *uid =
         json_is_string(idv) && json_string_length(idv) > 0 ? json_string_value(idv) : NULL;
-    json_t *norm = json_object();
-    json_object_set_new(norm, "name", json_string(name));
-    json_object_set_new(norm, "data", json_is_object(data) ? json_incref(data) : json_object());
-    json_object_set_new(norm, "id", json_string(uid ? uid : ev->id));
-    json_object_set_new(norm, "ts", json_integer(ts));
-    json_object_set_new(norm, "user", json_is_object(user) ? json_incref(user) : json_object());
-    if (json_is_string(v))
-        json_object_set_new(norm, "v", json_incref(v));
-    ev->body = sb_json_dumps(norm, NULL);
-    json_decref(norm);
+    /* The normalized event, written directly in canonical form (keys in
+     * order: data, id, name, ts, user, v) rather than built as a tree. */
+    struct sb_buf b = SB_BUF_INIT(0);
+    int wrc = sb_buf_puts(&b, "{\"data\":");
+    wrc |= json_is_object(data) ? sb_json_write(&b, data) : sb_buf_puts(&b, "{}");
+    wrc |= sb_buf_puts(&b, ",\"id\":");
+    wrc |= uid ? sb_json_write_strn(&b, uid, json_string_length(idv)) : sb_json_write_str(&b, ev->id);
+    wrc |= sb_buf_puts(&b, ",\"name\":");
+    wrc |= sb_json_write_str(&b, name);
+    wrc |= sb_buf_printf(&b, ",\"ts\":%lld,\"user\":", (long long)ts);
+    wrc |= json_is_object(user) ? sb_json_write(&b, user) : sb_buf_puts(&b, "{}");
+    if (json_is_string(v)) {
+        wrc |= sb_buf_puts(&b, ",\"v\":");
+        wrc |= sb_json_write_strn(&b, json_string_value(v), json_string_length(v));
+    }
+    wrc |= sb_buf_putc(&b, '}');
+    if (wrc) {
+        sb_buf_free(&b);
+        return bad(code, "INTERNAL", err, 500, "event %zu: cannot encode it", i);
+    }
+    ev->body = sb_buf_steal(&b, NULL);
     ev->name = strdup(name);
     ev->dedupe_key = uid ? strdup(uid) : NULL;
     ev->ts = ts;
