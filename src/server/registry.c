@@ -31,6 +31,7 @@ void sb_fn_unref(struct fn *f)
     for (size_t i = 0; i < f->ntriggers; i++) {
         free(f->triggers[i].event);
         free(f->triggers[i].expression);
+        sb_expr_free(f->triggers[i].expr);
         free(f->triggers[i].cron);
     }
     free(f->triggers);
@@ -126,20 +127,34 @@ static bool trigger_matches(const struct trigger *t, const char *name)
     return strcmp(name, t->event) == 0;
 }
 
-void sb_snap_match(const struct reg_snap *s, const char *name,
+void sb_snap_match(const struct reg_snap *s, const char *name, const char *event_body,
                    void (*cb)(void *ctx, const struct fn *f), void *ctx)
 {
+    json_t *event = NULL; /* parsed on first need */
+    bool parsed = false;
     for (size_t i = 0; i < s->n; i++) {
         const struct fn *f = s->fns[i];
         if (f->removed)
             continue;
         for (size_t j = 0; j < f->ntriggers; j++) {
-            if (trigger_matches(&f->triggers[j], name)) {
-                cb(ctx, f);
-                break;
+            const struct trigger *t = &f->triggers[j];
+            if (!trigger_matches(t, name))
+                continue;
+            if (t->expr) {
+                if (!parsed) {
+                    parsed = true;
+                    event = event_body ? sb_json_parse(event_body, strlen(event_body), NULL)
+                                       : NULL;
+                }
+                struct sb_expr_var var = { "event", event };
+                if (!sb_expr_test(t->expr, &var, 1))
+                    continue;
             }
+            cb(ctx, f);
+            break;
         }
     }
+    json_decref(event);
 }
 
 /* Publishes next (taking ownership) and drops the registry's old reference. */
@@ -277,8 +292,15 @@ static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, stru
                 return sb_err_set(err, SB_EINVAL,
                                   "function '%s': trigger %zu: expression must be a string", fid,
                                   i);
-            if (json_string_length(expr) > 0)
+            if (json_string_length(expr) > 0) {
+                struct sb_err xerr = { 0 };
                 tr->expression = strdup(json_string_value(expr));
+                tr->expr = sb_expr_compile(json_string_value(expr), &xerr);
+                if (!tr->expr)
+                    return sb_err_set(err, SB_EINVAL,
+                                      "function '%s': trigger %zu: invalid expression '%.200s': %s",
+                                      fid, i, json_string_value(expr), xerr.msg);
+            }
         }
     }
     return 0;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "server/expr/expr.h"
 
 enum trigger_kind { TRIGGER_EVENT, TRIGGER_CRON };
 
@@ -25,6 +26,7 @@ struct trigger {
     char *event;          /* exact name, or prefix when wildcard */
     bool wildcard;        /* the trigger was "prefix/" followed by a star */
     char *expression;     /* `if` expression or NULL */
+    struct sb_expr *expr; /* compiled expression (NULL when none) */
     char *cron;
 };
 
@@ -57,9 +59,11 @@ struct reg_snap *sb_registry_acquire(struct sb_registry *r);
 void sb_snap_release(struct reg_snap *s);
 /* Function by id (borrowed from the snapshot) or NULL. */
 const struct fn *sb_snap_find(const struct reg_snap *s, const char *id);
-/* Calls cb for every live function with an event trigger matching name.
+/* Calls cb for every live function with an event trigger matching the event
+ * (its name, then its `if` expression evaluated with `event` = the event;
+ * event_body is the event's JSON, parsed only when an expression needs it).
  * A function is reported at most once per event. */
-void sb_snap_match(const struct reg_snap *s, const char *name,
+void sb_snap_match(const struct reg_snap *s, const char *name, const char *event_body,
                    void (*cb)(void *ctx, const struct fn *f), void *ctx);
 
 /* Parses one function object of a register body. default_url is used when

@@ -81,6 +81,9 @@ const functions = [
       const after = await step.run("after", () => { logExec(runId, "slow", "after", attempt); return mid + 1; });
       return { after };
     }),
+  define({ id: "conditional" }, { event: "compat/cond", if: "event.data.amount > 100 && event.data.plan in ['pro', 'team']" },
+    async ({ event }) => ({ amount: event.data.amount })),
+  define({ id: "wildcard" }, { event: "compat/wild/*" }, async ({ event }) => ({ name: event.name })),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

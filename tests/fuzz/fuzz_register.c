@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct reg_snap *s = sb_registry_acquire(reg);
     int hits = 0;
     const char *name = sb_json_str(body, "probe");
-    sb_snap_match(s, name ? name : "a/b", count, &hits);
+    sb_snap_match(s, name ? name : "a/b", sb_json_str(body, "event_body"), count, &hits);
     sb_snap_release(s);
     for (size_t k = 0; k < n; k++)
         sb_fn_unref(parsed[k]);

@@ -227,7 +227,7 @@ void h_events_post(struct sb_req *req)
     int failed = 0;
     for (size_t i = 0; i < n && !failed; i++) {
         struct match_ctx mc = { &op->events[i], sbd, now, 0 };
-        sb_snap_match(snap, op->events[i].ev.name, add_match, &mc);
+        sb_snap_match(snap, op->events[i].ev.name, op->events[i].ev.body, add_match, &mc);
         failed = mc.failed;
     }
     sb_snap_release(snap);

@@ -78,14 +78,14 @@ static void triggers_match_exact_and_prefix(void **state)
     sb_registry_replace_app(reg, "app", fns, 3);
     struct reg_snap *s = sb_registry_acquire(reg);
     struct hits h = { 0 };
-    sb_snap_match(s, "shop/order.created", hit, &h);
+    sb_snap_match(s, "shop/order.created", NULL, hit, &h);
     assert_int_equal(h.n, 2);
     h.n = 0;
-    sb_snap_match(s, "shop/refund", hit, &h);
+    sb_snap_match(s, "shop/refund", NULL, hit, &h);
     assert_int_equal(h.n, 1);
     assert_string_equal(h.ids[0], "app-wild");
     h.n = 0;
-    sb_snap_match(s, "shopping/x", hit, &h);
+    sb_snap_match(s, "shopping/x", NULL, hit, &h);
     assert_int_equal(h.n, 0);
     assert_non_null(sb_snap_find(s, "app-cron"));
 
@@ -93,13 +93,13 @@ static void triggers_match_exact_and_prefix(void **state)
     sb_registry_replace_app(reg, "app", fns, 1);
     struct reg_snap *s2 = sb_registry_acquire(reg);
     h.n = 0;
-    sb_snap_match(s2, "shop/refund", hit, &h);
+    sb_snap_match(s2, "shop/refund", NULL, hit, &h);
     assert_int_equal(h.n, 0);
     const struct fn *gone = sb_snap_find(s2, "app-wild");
     assert_non_null(gone); /* kept for runs in progress */
     assert_true(gone->removed);
     h.n = 0;
-    sb_snap_match(s, "shop/refund", hit, &h);
+    sb_snap_match(s, "shop/refund", NULL, hit, &h);
     assert_int_equal(h.n, 1);
     sb_snap_release(s);
     sb_snap_release(s2);

@@ -1,0 +1,33 @@
+/* Fuzz target: the expression compiler and evaluator. The input is split at
+ * the first newline: the expression, then a JSON event. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "server/expr/expr.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const uint8_t *nl = memchr(data, '\n', size);
+    size_t elen = nl ? (size_t)(nl - data) : size;
+    char *src = malloc(elen + 1);
+    if (!src)
+        return 0;
+    memcpy(src, data, elen);
+    src[elen] = '\0';
+    json_t *ev = nl ? sb_json_parse((const char *)nl + 1, size - elen - 1, NULL) : NULL;
+    struct sb_err err;
+    struct sb_expr *e = sb_expr_compile(src, &err);
+    if (e) {
+        struct sb_expr_var vars[] = { { "event", ev }, { "async", ev } };
+        json_t *v = sb_expr_eval(e, vars, 2, &err);
+        json_decref(v);
+        sb_expr_test(e, vars, 2);
+        sb_expr_free(e);
+    }
+    json_decref(ev);
+    free(src);
+    return 0;
+}
