@@ -84,6 +84,13 @@ const functions = [
   define({ id: "conditional" }, { event: "compat/cond", if: "event.data.amount > 100 && event.data.plan in ['pro', 'team']" },
     async ({ event }) => ({ amount: event.data.amount })),
   define({ id: "wildcard" }, { event: "compat/wild/*" }, async ({ event }) => ({ name: event.name })),
+  define({ id: "sleeper" }, { event: "compat/sleep" }, async ({ event, step }) => {
+    const before = await step.run("before", () => Date.now());
+    if (event.data.until) await step.sleepUntil("nap-until", new Date(event.data.until));
+    else await step.sleep("nap", event.data.duration ?? "1s");
+    const after = await step.run("after", () => Date.now());
+    return { before, after };
+  }),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

@@ -13,6 +13,8 @@
  *   StepFailed         -> memoize {"error":E}; next discovery call
  *   StepPlanned (n)    -> one item per planned step (parallel mode); the
  *                         discovery call comes after the last of them
+ *   Sleep              -> a timer item (no call) due at the wake time; when it
+ *                         fires, the step is memoized as null
  *   anything else      -> run Failed: unsupported operation */
 #include "engine_internal.h"
 #include "backoff.h"
@@ -133,6 +135,25 @@ static const char *op_step_id(const json_t *op)
     return id;
 }
 
+/* Wake time of a Sleep op: `name` (or opts.duration) is a duration such as
+ * "1h30m" (step.sleep) or an ISO date (step.sleepUntil). -1 if unreadable. */
+static int64_t sleep_wake_at(const json_t *op, int64_t now)
+{
+    const char *v = sb_json_str(json_object_get(op, "opts"), "duration");
+    if (!v)
+        v = sb_json_str(op, "name");
+    if (!v)
+        return -1;
+    int64_t t;
+    if (sb_time_parse_iso(v, &t) == 0)
+        return t;
+    if (*v == '\0') /* v3 sends "" for sub-second sleeps */
+        return now;
+    if (sb_duration_parse(v, 0, &t) == 0)
+        return now + t;
+    return -1;
+}
+
 static void handle_ops(struct sb_engine *e, struct item *it, struct call_result *res,
                        const struct fn *f, struct run_update *op)
 {
@@ -141,6 +162,8 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
     int64_t now = sb_now_ms();
     const char *planned[256];
     size_t nplanned = 0;
+    struct { const char *hash; int64_t wake; } timers[64];
+    size_t ntimers = 0;
     bool memoized = false, retrying = false;
     size_t i;
     json_t *o;
@@ -208,6 +231,35 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
             memoized = true;
             continue;
         }
+        if (strcmp(opcode, "Sleep") == 0) {
+            if (!hash) {
+                char *err = outcome_error_json("InvalidResponse", "a Sleep operation without an id");
+                decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
+                free(err);
+                return;
+            }
+            int64_t wake = sleep_wake_at(o, now);
+            if (wake < 0) {
+                char msg[300];
+                snprintf(msg, sizeof msg, "cannot read the sleep duration or date '%.100s'",
+                         sb_json_str(o, "name") ? sb_json_str(o, "name") : "");
+                char *err = outcome_error_json("InvalidSleep", msg);
+                decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
+                free(err);
+                return;
+            }
+            if (!memo_has(r, hash) && !item_pending_for(r, hash) && ntimers < 64) {
+                timers[ntimers].hash = hash;
+                timers[ntimers].wake = wake;
+                ntimers++;
+                s.status = STEP_RUNNING; /* sleeping */
+                s.started_at = now;
+                s.ended_at = 0;
+                s.attempts = 1;
+                runop_add_step(op, &s);
+            }
+            continue;
+        }
         if (strcmp(opcode, "StepPlanned") == 0) {
             if (!memo_has(r, hash) && !item_pending_for(r, hash) && nplanned < 256) {
                 size_t k = 0;
@@ -229,14 +281,14 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
         return;
     }
 
-    if (retrying && !memoized && nplanned == 0) {
+    if (retrying && !memoized && nplanned == 0 && ntimers == 0) {
         runop_put_item(op, it);
         runop_submit(op);
         return;
     }
     bool parallel = (it->flags & ITEM_PARALLEL) || nplanned > 0;
     bool is_discovery = strcmp(it->step_id, "step") == 0;
-    if (!is_discovery || nplanned > 0) {
+    if (!is_discovery || nplanned > 0 || ntimers > 0) {
         runop_del_item(op, it->id);
         engine_item_free(e, it);
         it = NULL;
@@ -246,6 +298,12 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
         pi->flags = ITEM_PARALLEL;
         pi->due_at = now;
         runop_put_item(op, pi);
+    }
+    for (size_t k = 0; k < ntimers; k++) {
+        struct item *ti = engine_item_new(e, r, sb_engine_alloc_qid(e), timers[k].hash);
+        ti->flags = ITEM_SLEEP | (parallel ? ITEM_PARALLEL : 0);
+        ti->due_at = timers[k].wake;
+        runop_put_item(op, ti);
     }
     if (it) {
         /* the discovery item goes on to the next step */
@@ -261,6 +319,43 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
         runop_put_item(op, d);
     }
     runop_submit(op);
+}
+
+/* Completes item `it` (a step that needs no call) with the memoized value,
+ * then schedules the discovery call if no other item of the run remains. */
+static void complete_without_call(struct sb_engine *e, struct item *it, const char *memo,
+                                  const char *op_name)
+{
+    struct run *r = it->run;
+    int64_t now = sb_now_ms();
+    struct run_update *op = runop_new(e, r);
+    if (!op) {
+        it->due_at = now + 1000;
+        engine_heap_push(e, it);
+        return;
+    }
+    struct step_rec s = { .run_id = r->id, .hash = it->step_id, .seq = (int64_t)r->nmemo,
+                          .op = op_name, .status = STEP_COMPLETED, .attempts = 1,
+                          .output = memo, .ended_at = now };
+    runop_add_step(op, &s);
+    memo_put(r, it->step_id, memo);
+    bool parallel = it->flags & ITEM_PARALLEL;
+    runop_del_item(op, it->id);
+    engine_item_free(e, it);
+    if (!r->items) {
+        struct item *d = engine_item_new(e, r, sb_engine_alloc_qid(e), "step");
+        d->flags = parallel ? ITEM_PARALLEL : 0;
+        d->due_at = now;
+        runop_put_item(op, d);
+    }
+    op->progress = true;
+    runop_submit(op);
+}
+
+void decide_timer(struct sb_engine *e, struct item *it)
+{
+    it->run->handoff_us = 0; /* a timer is not a hand-off */
+    complete_without_call(e, it, "null", "Sleep");
 }
 
 void decide_call_result(struct sb_engine *e, struct item *it, struct call_result *res)

@@ -514,6 +514,10 @@ static void dispatch_due(struct sb_engine *e)
             free(err);
             continue;
         }
+        if (it->flags & ITEM_SLEEP) {
+            decide_timer(e, it);
+            continue;
+        }
         if (call_start(e, it, f) != 0) {
             /* could not even build the request: retry shortly */
             it->due_at = now + 1000;

@@ -16,9 +16,11 @@
 #include "common/ulid.h"
 #include "engine.h"
 #include "server/registry.h"
+#include "server/store/store.h"
 #include "server/store/writer.h"
 
-#define ITEM_PARALLEL 1 /* call with disable_immediate_execution = true */
+#define ITEM_PARALLEL QF_PARALLEL
+#define ITEM_SLEEP QF_SLEEP
 
 struct call;
 struct run;
@@ -178,6 +180,8 @@ struct run_update;
 /* ---- decide.c ---- */
 /* Applies a call result to the run (in memory) and submits the writes. */
 void decide_call_result(struct sb_engine *e, struct item *it, struct call_result *res);
+/* A timer item (a sleep) came due: its step completes with null. */
+void decide_timer(struct sb_engine *e, struct item *it);
 /* Ends a run with a status and error/output, submitting the write. */
 void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, int status,
                    const char *output, const char *error, int64_t started_at);

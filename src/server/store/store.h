@@ -31,6 +31,12 @@ int run_status_parse(const char *name);            /* -1 when unknown (case-inse
 
 enum step_status { STEP_RUNNING = 0, STEP_COMPLETED = 1, STEP_FAILED = 2 };
 
+/* Queue item flags (queue.flags): what a due item does. */
+enum qitem_flag {
+    QF_PARALLEL = 1, /* a call with disable_immediate_execution (parallel mode) */
+    QF_SLEEP = 2,    /* no call: when due, the sleep step (step_id) completes */
+};
+
 /* ---- records passed to write operations (strings borrowed) ---- */
 struct ev_rec {
     char id[SB_ULID_SIZE];

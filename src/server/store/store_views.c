@@ -62,13 +62,16 @@ static json_t *run_queue(struct sb_store *st, const char *run_id)
     json_t *arr = json_array();
     if (sqlite3_prepare_v2(st->db,
                            "SELECT step_id,attempt,due_at,started_at,transport_failures,"
-                           "transport_since,last_error FROM queue WHERE run_id=? ORDER BY due_at",
+                           "transport_since,last_error,flags FROM queue WHERE run_id=? "
+                           "ORDER BY due_at",
                            -1, &s, NULL) != SQLITE_OK)
         return arr;
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
     while (sqlite3_step(s) == SQLITE_ROW) {
         json_t *q = json_object();
         json_object_set_new(q, "step_id", text_or_null(s, 0));
+        int flags = sqlite3_column_int(s, 7);
+        json_object_set_new(q, "kind", json_string((flags & QF_SLEEP) ? "sleep" : "call"));
         json_object_set_new(q, "attempt", json_integer(sqlite3_column_int(s, 1)));
         json_object_set_new(q, "due_at", iso_or_null(s, 2));
         json_object_set_new(q, "due_at_ms", json_integer(sqlite3_column_int64(s, 2)));
