@@ -7,7 +7,9 @@
  * caller then queues it) or suspended (it resumes the connection, and MHD
  * calls the access handler again, which queues it). */
 #include "httpd.h"
+#include "bgthread.h"
 #include "buf.h"
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 
@@ -16,6 +18,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +32,14 @@ struct sb_httpd {
     struct MHD_Daemon *mhd;
     struct sb_httpd_config cfg;
     int port;
+    pthread_mutex_t wlock;    /* guards the watch list */
+    struct sb_req *watched;   /* suspended requests, not yet sent */
+    int64_t nwatched;
+    struct sb_bg watchdog;
 };
+
+#define STUCK_SUSPENDED_MS (11 * 60 * 1000)
+#define STUCK_READY_MS 2000
 
 struct sb_req {
     struct sb_httpd *d;
@@ -52,7 +62,82 @@ struct sb_req {
     void *user;
     void (*user_free)(void *);
     char peer[64];
+    /* watch list (d->wlock) */
+    struct sb_req *wprev, *wnext;
+    bool on_watch, reported;
+    int64_t suspended_at, ready_at; /* mono ms; atomic */
 };
+
+static void watch_add(struct sb_req *r)
+{
+    struct sb_httpd *d = r->d;
+    __atomic_store_n(&r->suspended_at, sb_mono_ms(), __ATOMIC_RELAXED);
+    pthread_mutex_lock(&d->wlock);
+    r->wprev = NULL;
+    r->wnext = d->watched;
+    if (d->watched)
+        d->watched->wprev = r;
+    d->watched = r;
+    r->on_watch = true;
+    d->nwatched++;
+    pthread_mutex_unlock(&d->wlock);
+}
+
+static void watch_remove(struct sb_req *r)
+{
+    struct sb_httpd *d = r->d;
+    pthread_mutex_lock(&d->wlock);
+    if (r->on_watch) {
+        if (r->wprev)
+            r->wprev->wnext = r->wnext;
+        else
+            d->watched = r->wnext;
+        if (r->wnext)
+            r->wnext->wprev = r->wprev;
+        r->on_watch = false;
+        d->nwatched--;
+    }
+    pthread_mutex_unlock(&d->wlock);
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct sb_httpd *d = arg;
+    pthread_mutex_lock(&d->watchdog.lock);
+    while (!d->watchdog.stop) {
+        sb_bg_wait_ms(&d->watchdog, 1000);
+        int64_t now = sb_mono_ms();
+        pthread_mutex_lock(&d->wlock);
+        for (struct sb_req *r = d->watched; r; r = r->wnext) {
+            if (r->reported)
+                continue;
+            int64_t susp = __atomic_load_n(&r->suspended_at, __ATOMIC_RELAXED);
+            int64_t ready = __atomic_load_n(&r->ready_at, __ATOMIC_RELAXED);
+            if (ready && now - ready > STUCK_READY_MS) {
+                r->reported = true;
+                SB_LOG(SB_ERROR, "http_reply_not_sent",
+                       "%s %s was answered %lld ms ago but its response has not been sent",
+                       r->method, r->path, (long long)(now - ready));
+            } else if (!ready && now - susp > STUCK_SUSPENDED_MS) {
+                r->reported = true;
+                SB_LOG(SB_ERROR, "http_stuck_suspended",
+                       "%s %s has waited %lld s for its answer", r->method, r->path,
+                       (long long)((now - susp) / 1000));
+            }
+        }
+        pthread_mutex_unlock(&d->wlock);
+    }
+    pthread_mutex_unlock(&d->watchdog.lock);
+    return NULL;
+}
+
+int64_t sb_httpd_suspended(struct sb_httpd *d)
+{
+    pthread_mutex_lock(&d->wlock);
+    int64_t n = d->nwatched;
+    pthread_mutex_unlock(&d->wlock);
+    return n;
+}
 
 /* ---- routing ---- */
 
@@ -157,8 +242,10 @@ void sb_reply_raw(struct sb_req *r, int status, const char *ctype, char *body, s
     r->ctype = ctype;
     enum req_state prev = r->state;
     r->state = REQ_READY;
-    if (prev == REQ_SUSPENDED)
+    if (prev == REQ_SUSPENDED) {
+        __atomic_store_n(&r->ready_at, sb_mono_ms(), __ATOMIC_RELAXED);
         MHD_resume_connection(r->conn);
+    }
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -261,15 +348,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
     pthread_mutex_lock(&r->lock);
     enum req_state st = r->state;
+    if (st == REQ_READY)
+        r->state = REQ_QUEUED;
+    else if (st == REQ_NEW)
+        r->state = REQ_HANDLING;
     pthread_mutex_unlock(&r->lock);
     if (st == REQ_READY) {
-        r->state = REQ_QUEUED;
+        watch_remove(r);
         return queue_reply(r);
     }
-    if (st != REQ_NEW) /* resumed without a reply: cannot happen */
+    if (st != REQ_NEW) {
+        SB_LOG(SB_ERROR, "http_resumed_without_reply", "%s %s was resumed before its reply",
+               r->method, r->path);
         return MHD_YES;
+    }
 
-    r->state = REQ_HANDLING;
     sb_buf_cstr(&r->body); /* NUL-terminate for handlers */
     if (r->early_status)
         early_reply(r);
@@ -285,6 +378,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (r->state == REQ_SUSPEND_WANTED) {
         r->state = REQ_SUSPENDED;
+        watch_add(r);
         MHD_suspend_connection(conn);
         pthread_mutex_unlock(&r->lock);
         return MHD_YES;
@@ -310,6 +404,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct sb_req *r = *con_cls;
     if (!r)
         return;
+    watch_remove(r);
     if (r->user_free)
         r->user_free(r->user);
     for (int i = 0; i < MAX_PARAMS; i++)
@@ -334,7 +429,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    SB_LOG(SB_DEBUG, "mhd", "%s", msg);
+    /* libmicrohttpd only logs problems (resource limits, failed wake-ups) */
+    SB_LOG(SB_WARN, "mhd", "%s", msg);
 }
 
 int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, struct sb_err *err)
@@ -345,6 +441,7 @@ int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, str
     d->cfg = *cfg;
     if (d->cfg.threads < 1)
         d->cfg.threads = 1;
+    pthread_mutex_init(&d->wlock, NULL);
 
     struct addrinfo hints = { 0 }, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -371,6 +468,7 @@ int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, str
         (unsigned)1024, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d->mhd) {
+        pthread_mutex_destroy(&d->wlock);
         free(d);
         return sb_err_set(err, SB_EIO,
                           "cannot listen on %s:%d (address in use or not available here)",
@@ -378,6 +476,12 @@ int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, str
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
     d->port = info ? info->port : cfg->port;
+    if (sb_bg_start(&d->watchdog, watchdog_main, d, "http watchdog", err) != 0) {
+        MHD_stop_daemon(d->mhd);
+        pthread_mutex_destroy(&d->wlock);
+        free(d);
+        return SB_EIO;
+    }
     *out = d;
     return 0;
 }
@@ -391,7 +495,9 @@ void sb_httpd_stop(struct sb_httpd *d)
 {
     if (!d)
         return;
+    sb_bg_stop(&d->watchdog);
     MHD_stop_daemon(d->mhd);
+    pthread_mutex_destroy(&d->wlock);
     free(d);
 }
 

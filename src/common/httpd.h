@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -52,6 +53,8 @@ struct sb_httpd_config {
 
 int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, struct sb_err *err);
 int sb_httpd_port(const struct sb_httpd *d);
+/* Requests suspended now (waiting for a reply from another thread). */
+int64_t sb_httpd_suspended(struct sb_httpd *d);
 /* Stops accepting, closes connections, joins threads. Suspended requests
  * must have been answered first. */
 void sb_httpd_stop(struct sb_httpd *d);

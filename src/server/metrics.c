@@ -86,6 +86,8 @@ void sbd_metrics_render(struct sb_buf *b, const struct sbd_gauges *g)
     gauge(b, "sysbus_store_writer_backlog", "Write operations waiting for commit",
           g->writer_backlog);
     gauge(b, "sysbus_uptime_seconds", "Seconds since start", g->uptime_s);
+    gauge(b, "sysbus_http_suspended_requests",
+          "Requests waiting for an answer (group commit, long-poll, sync)", g->http_suspended);
     sb_buf_printf(b, "# HELP sysbus_store_commits_total Group commits\n"
                      "# TYPE sysbus_store_commits_total counter\nsysbus_store_commits_total %llu\n",
                   (unsigned long long)g->commits);

@@ -34,7 +34,7 @@ extern struct sbd_metrics sbd_metrics;
 void sbd_hist_observe(struct sbd_hist *h, int64_t us);
 
 struct sbd_gauges {
-    int64_t queue_depth, inflight, running_runs, writer_backlog, uptime_s;
+    int64_t queue_depth, inflight, running_runs, writer_backlog, uptime_s, http_suspended;
     uint64_t commits, commit_us_total;
 };
 /* Appends the Prometheus text exposition of the metrics and gauges to b. */

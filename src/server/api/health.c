@@ -43,6 +43,7 @@ void h_metrics(struct sb_req *req)
                             .running_runs = es.runs,
                             .writer_backlog = (int64_t)sb_writer_backlog(sbd->writer),
                             .uptime_s = (sb_now_ms() - sbd->started_at_ms) / 1000,
+                            .http_suspended = sb_httpd_suspended(sbd->httpd),
                             .commits = ws.batches,
                             .commit_us_total = ws.commit_us_total };
     struct sb_buf b = SB_BUF_INIT(0);
