@@ -91,6 +91,19 @@ const functions = [
     const after = await step.run("after", () => Date.now());
     return { before, after };
   }),
+  define({ id: "parallel" }, { event: "compat/parallel" }, async ({ event, step, runId, attempt }) => {
+    const n = event.data.width ?? 3;
+    const parts = await Promise.all(Array.from({ length: n }, (_, i) =>
+      step.run(`part-${i}`, () => { logExec(runId, "parallel", `part-${i}`, attempt); return i * 10; })));
+    const total = await step.run("sum", () => { logExec(runId, "parallel", "sum", attempt); return parts.reduce((a, b) => a + b, 0); });
+    return { parts, total };
+  }),
+  define({ id: "fan-out" }, { event: "compat/fan-out" }, async ({ event, step }) => {
+    const n = event.data.count ?? 3;
+    const sent = await step.sendEvent("fan", Array.from({ length: n }, (_, i) => ({ name: "compat/fanned", data: { i, parent: event.data.tag } })));
+    return { ids: sent.ids };
+  }),
+  define({ id: "fanned" }, { event: "compat/fanned" }, async ({ event }) => ({ i: event.data.i, parent: event.data.parent })),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 
