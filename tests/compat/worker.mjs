@@ -104,6 +104,16 @@ const functions = [
     return { ids: sent.ids };
   }),
   define({ id: "fanned" }, { event: "compat/fanned" }, async ({ event }) => ({ i: event.data.i, parent: event.data.parent })),
+  define({ id: "waiter" }, { event: "compat/wait" }, async ({ event, step, runId, attempt }) => {
+    await step.run("prepare", () => 1);
+    // runs on every call that gets past "prepare": the moment the wait is reached
+    logExec(runId, "waiter", "reached-wait", attempt);
+    if (event.data.hold_ms) await new Promise((r) => setTimeout(r, event.data.hold_ms));
+    const got = await step.waitForEvent("approval", {
+      event: "compat/wait.resolve", timeout: event.data.timeout ?? "10s", if: "async.data.id == event.data.id",
+    });
+    return { matched: got !== null, value: got ? got.data.value : null };
+  }),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

@@ -20,6 +20,7 @@
 #include "server/registry.h"
 #include "server/sbd.h"
 #include "server/store/writer.h"
+#include "server/waits.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,8 @@ struct ingest_event {
 
 struct ingest_op {
     struct wop wop;
+    struct wait_resolution *resolved; /* waits this batch of events satisfied */
+    size_t nresolved;
     struct sb_req *req;
     struct sbd *sbd;
     int64_t received_at;
@@ -62,6 +65,7 @@ static void ingest_free(struct ingest_op *op)
         free(ev->ev.dedupe_key);
     }
     free(op->events);
+    sb_wait_resolutions_free(op->resolved, op->nresolved);
     free(op);
 }
 
@@ -104,6 +108,10 @@ static int ingest_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
             if ((rc = sb_store_queue_put(st, &q, err)))
                 return rc;
         }
+        /* open waitForEvent waits this event satisfies, in this transaction */
+        if ((rc = sb_waits_on_event(st, op->sbd->engine, ev->ev.name, ev->ev.body,
+                                    &op->resolved, &op->nresolved, err)))
+            return rc;
     }
     return 0;
 }
@@ -150,6 +158,11 @@ static void ingest_done(struct wop *w, int rc, const struct sb_err *err)
     if (runs) {
         sb_engine_add_runs(op->sbd->engine, runs, k);
         free(runs);
+    }
+    if (op->nresolved) {
+        sb_engine_waits_resolved(op->sbd->engine, op->resolved, op->nresolved);
+        op->resolved = NULL;
+        op->nresolved = 0;
     }
     SBD_COUNT_N(events_received, op->n - dups);
     SBD_COUNT_N(events_duplicate, dups);

@@ -243,8 +243,9 @@ int call_start(struct sb_engine *e, struct item *it, const struct fn *f)
         return SB_EIO;
     }
     c->sent_us = sb_mono_us();
+    it->dispatched_at = sb_now_ms();
     if (it->started_at == 0)
-        it->started_at = sb_now_ms();
+        it->started_at = it->dispatched_at;
     it->call = c;
     e->inflight++;
     SBD_COUNT(step_calls);

@@ -15,6 +15,8 @@
  *                         discovery call comes after the last of them
  *   Sleep              -> a timer item (no call) due at the wake time; when it
  *                         fires, the step is memoized as null
+ *   WaitForEvent       -> a wait (wait.c) and its timeout item; the step is
+ *                         memoized with the matching event, or null at timeout
  *   anything else      -> run Failed: unsupported operation */
 #include "engine_internal.h"
 #include "backoff.h"
@@ -59,30 +61,6 @@ void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, in
     while (r->items)
         engine_item_free(e, r->items);
     runop_submit(op);
-}
-
-static void memo_put(struct run *r, const char *hash, const char *value)
-{
-    for (size_t i = 0; i < r->nmemo; i++) {
-        if (strcmp(r->memo[i].hash, hash) == 0) {
-            free(r->memo[i].value);
-            r->memo[i].value = strdup(value);
-            return;
-        }
-    }
-    if (r->nmemo == r->capmemo) {
-        size_t nc = r->capmemo ? r->capmemo * 2 : 8;
-        struct memo *nm = realloc(r->memo, nc * sizeof *nm);
-        if (!nm) {
-            SB_LOG(SB_ERROR, "oom", "cannot memoize a step of run %s", r->id);
-            abort();
-        }
-        r->memo = nm;
-        r->capmemo = nc;
-    }
-    snprintf(r->memo[r->nmemo].hash, sizeof r->memo[r->nmemo].hash, "%s", hash);
-    r->memo[r->nmemo].value = strdup(value);
-    r->nmemo++;
 }
 
 static bool memo_has(const struct run *r, const char *hash)
@@ -162,7 +140,7 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
     int64_t now = sb_now_ms();
     const char *planned[256];
     size_t nplanned = 0;
-    struct { const char *hash; int64_t wake; } timers[64];
+    struct { const char *hash; int64_t wake; int flags; } timers[64];
     size_t ntimers = 0;
     bool memoized = false, retrying = false;
     size_t i;
@@ -226,7 +204,7 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
             if (s.status == STEP_FAILED)
                 s.error = mv;
             runop_add_step(op, &s);
-            memo_put(r, hash, mv);
+            engine_memo_put(e, r, hash, mv);
             free(mv);
             memoized = true;
             continue;
@@ -251,6 +229,7 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
             if (!memo_has(r, hash) && !item_pending_for(r, hash) && ntimers < 64) {
                 timers[ntimers].hash = hash;
                 timers[ntimers].wake = wake;
+                timers[ntimers].flags = ITEM_SLEEP;
                 ntimers++;
                 s.status = STEP_RUNNING; /* sleeping */
                 s.started_at = now;
@@ -258,6 +237,45 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
                 s.attempts = 1;
                 runop_add_step(op, &s);
             }
+            continue;
+        }
+        if (strcmp(opcode, "WaitForEvent") == 0) {
+            struct wait_reg w;
+            int64_t timeout_at = 0;
+            char msg[400];
+            if (!hash || wait_parse_op(o, now, &w, &timeout_at, msg, sizeof msg) != 0) {
+                char *err = outcome_error_json("InvalidWaitForEvent",
+                                               hash ? msg : "a WaitForEvent without an id");
+                decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
+                free(err);
+                return;
+            }
+            if (memo_has(r, hash) || item_pending_for(r, hash) || ntimers >= 64) {
+                wait_reg_free(&w);
+                continue;
+            }
+            struct wait_reg *nw = realloc(op->waits, (op->nwaits + 1) * sizeof *nw);
+            if (!nw || !(w.hash = strdup(hash)) || !(w.trigger_event = strdup(r->event))) {
+                if (nw)
+                    op->waits = nw;
+                wait_reg_free(&w);
+                SB_LOG(SB_ERROR, "oom", "cannot register a wait of run %s", r->id);
+                continue;
+            }
+            op->waits = nw;
+            /* events stored since this call was dispatched may already match */
+            static const uint8_t zero[10];
+            sb_ulid_from_parts(it->dispatched_at ? it->dispatched_at : now, zero, w.min_event_id);
+            op->waits[op->nwaits++] = w;
+            timers[ntimers].hash = hash;
+            timers[ntimers].wake = timeout_at;
+            timers[ntimers].flags = ITEM_WAIT;
+            ntimers++;
+            s.status = STEP_RUNNING; /* waiting */
+            s.started_at = now;
+            s.ended_at = 0;
+            s.attempts = 1;
+            runop_add_step(op, &s);
             continue;
         }
         if (strcmp(opcode, "StepPlanned") == 0) {
@@ -299,12 +317,23 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
         pi->due_at = now;
         runop_put_item(op, pi);
     }
+    size_t waits_seen = 0;
     for (size_t k = 0; k < ntimers; k++) {
         struct item *ti = engine_item_new(e, r, sb_engine_alloc_qid(e), timers[k].hash);
-        ti->flags = ITEM_SLEEP | (parallel ? ITEM_PARALLEL : 0);
+        ti->flags = timers[k].flags | (parallel ? ITEM_PARALLEL : 0);
         ti->due_at = timers[k].wake;
         runop_put_item(op, ti);
+        if (timers[k].flags & ITEM_WAIT) {
+            struct wait_reg *w = &op->waits[waits_seen++]; /* same order as timers[] */
+            w->item_id = ti->id;
+            w->flags = ti->flags;
+            w->seq = (int64_t)r->nmemo;
+        }
     }
+    /* a wait that is the run's only item and resolves at once (an event
+     * already arrived) needs the next discovery call in the same commit */
+    if (op->nwaits == 1 && r->items && !r->items->next)
+        op->waits[0].discovery_qid = sb_engine_alloc_qid(e);
     if (it) {
         /* the discovery item goes on to the next step */
         it->attempt = 0;
@@ -324,7 +353,7 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
 /* Completes item `it` (a step that needs no call) with the memoized value,
  * then schedules the discovery call if no other item of the run remains. */
 static void complete_without_call(struct sb_engine *e, struct item *it, const char *memo,
-                                  const char *op_name)
+                                  const char *op_name, int64_t wait_timeout_item)
 {
     struct run *r = it->run;
     int64_t now = sb_now_ms();
@@ -334,11 +363,14 @@ static void complete_without_call(struct sb_engine *e, struct item *it, const ch
         engine_heap_push(e, it);
         return;
     }
+    /* a wait timing out loses to an event that resolved it first: the op
+     * is then rolled back (SB_ECONFLICT) and the run rebuilt from the store */
+    op->wait_timeout_item = wait_timeout_item;
     struct step_rec s = { .run_id = r->id, .hash = it->step_id, .seq = (int64_t)r->nmemo,
                           .op = op_name, .status = STEP_COMPLETED, .attempts = 1,
                           .output = memo, .ended_at = now };
     runop_add_step(op, &s);
-    memo_put(r, it->step_id, memo);
+    engine_memo_put(e, r, it->step_id, memo);
     bool parallel = it->flags & ITEM_PARALLEL;
     runop_del_item(op, it->id);
     engine_item_free(e, it);
@@ -355,7 +387,8 @@ static void complete_without_call(struct sb_engine *e, struct item *it, const ch
 void decide_timer(struct sb_engine *e, struct item *it)
 {
     it->run->handoff_us = 0; /* a timer is not a hand-off */
-    complete_without_call(e, it, "null", "Sleep");
+    bool wait = it->flags & ITEM_WAIT;
+    complete_without_call(e, it, "null", wait ? "WaitForEvent" : "Sleep", wait ? it->id : 0);
 }
 
 void decide_call_result(struct sb_engine *e, struct item *it, struct call_result *res)

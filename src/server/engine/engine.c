@@ -168,6 +168,42 @@ void engine_run_unload(struct sb_engine *e, struct run *r)
     e->loaded_runs--;
 }
 
+void engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const char *value)
+{
+    if (!r->loaded)
+        return; /* the store has it; loaded with the rest when needed */
+    for (size_t i = 0; i < r->nmemo; i++) {
+        if (strcmp(r->memo[i].hash, hash) == 0) {
+            char *v = strdup(value);
+            if (!v) {
+                engine_run_unload(e, r);
+                return;
+            }
+            free(r->memo[i].value);
+            r->memo[i].value = v;
+            return;
+        }
+    }
+    if (r->nmemo == r->capmemo) {
+        size_t nc = r->capmemo ? r->capmemo * 2 : 8;
+        struct memo *nm = realloc(r->memo, nc * sizeof *nm);
+        if (!nm) {
+            engine_run_unload(e, r); /* reloaded from the store when needed */
+            return;
+        }
+        r->memo = nm;
+        r->capmemo = nc;
+    }
+    char *v = strdup(value);
+    if (!v) {
+        engine_run_unload(e, r);
+        return;
+    }
+    snprintf(r->memo[r->nmemo].hash, sizeof r->memo[r->nmemo].hash, "%s", hash);
+    r->memo[r->nmemo].value = v;
+    r->nmemo++;
+}
+
 void engine_item_free(struct sb_engine *e, struct item *it)
 {
     engine_heap_remove(e, it);
@@ -331,6 +367,21 @@ void sb_engine_cancel(struct sb_engine *e, const char *run_id,
     inbox_post(e, m);
 }
 
+void sb_engine_waits_resolved(struct sb_engine *e, struct wait_resolution *res, size_t n)
+{
+    struct inbox_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        /* committed in the store: the runs are rebuilt at the next start */
+        SB_LOG(SB_ERROR, "oom", "cannot tell the engine about %zu resolved waits", n);
+        sb_wait_resolutions_free(res, n);
+        return;
+    }
+    m->kind = MSG_WAITS_RESOLVED;
+    m->resolved = res;
+    m->nresolved = n;
+    inbox_post(e, m);
+}
+
 /* Called on the writer thread when a run_update committed. */
 void runop_post_committed(struct sb_engine *e, struct run_update *op, int rc);
 void runop_post_committed(struct sb_engine *e, struct run_update *op, int rc)
@@ -428,6 +479,7 @@ static void drain_inbox(struct sb_engine *e)
         case MSG_COMMITTED: runop_committed(e, m->op, m->rc); break;
         case MSG_CANCEL: handle_cancel(e, m); break;
         case MSG_REPAIR: handle_repair(e, m); break;
+        case MSG_WAITS_RESOLVED: engine_handle_waits_resolved(e, m); break;
         }
         free(m);
         m = next;
@@ -514,7 +566,7 @@ static void dispatch_due(struct sb_engine *e)
             free(err);
             continue;
         }
-        if (it->flags & ITEM_SLEEP) {
+        if (it->flags & (ITEM_SLEEP | ITEM_WAIT)) {
             decide_timer(e, it);
             continue;
         }
@@ -739,6 +791,8 @@ void sb_engine_free(struct sb_engine *e)
         } else if (m->kind == MSG_CANCEL) {
             m->cancel->cb(m->cancel->ctx, SB_EUNAVAIL, -1);
             free(m->cancel);
+        } else if (m->kind == MSG_WAITS_RESOLVED) {
+            sb_wait_resolutions_free(m->resolved, m->nresolved);
         }
         free(m);
         m = next;

@@ -15,12 +15,14 @@
 #include "common/buf.h"
 #include "common/ulid.h"
 #include "engine.h"
+#include "server/waits.h"
 #include "server/registry.h"
 #include "server/store/store.h"
 #include "server/store/writer.h"
 
 #define ITEM_PARALLEL QF_PARALLEL
 #define ITEM_SLEEP QF_SLEEP
+#define ITEM_WAIT QF_WAIT
 
 struct call;
 struct run;
@@ -37,6 +39,7 @@ struct item {
     int transport_failures;
     int64_t transport_since;   /* ms of the first of the current streak, 0 = none */
     int64_t started_at;        /* first dispatch of attempt 0 (step duration) */
+    int64_t dispatched_at;     /* last dispatch (wall ms): a wait counts events after it */
     int flags;
     char *last_error;          /* canonical JSON, owned */
     struct call *call;         /* non-NULL while in flight */
@@ -91,7 +94,7 @@ struct call {
     bool has_sdk_header;
 };
 
-enum inbox_kind { MSG_NEW_RUNS, MSG_COMMITTED, MSG_CANCEL, MSG_REPAIR };
+enum inbox_kind { MSG_NEW_RUNS, MSG_COMMITTED, MSG_CANCEL, MSG_REPAIR, MSG_WAITS_RESOLVED };
 
 struct inbox_msg {
     struct inbox_msg *next;
@@ -102,6 +105,8 @@ struct inbox_msg {
     int rc;
     char run_id[SB_ULID_SIZE]; /* MSG_CANCEL / MSG_REPAIR */
     struct cancel_req *cancel;
+    struct wait_resolution *resolved; /* MSG_WAITS_RESOLVED (owned array) */
+    size_t nresolved;
 };
 
 struct sb_engine {
@@ -142,6 +147,9 @@ void engine_run_free(struct sb_engine *e, struct run *r);
 struct item *engine_item_new(struct sb_engine *e, struct run *r, int64_t id, const char *step_id);
 void engine_item_free(struct sb_engine *e, struct item *it);
 void engine_run_unload(struct sb_engine *e, struct run *r);
+/* Memoizes value for hash in a loaded run (replacing an earlier value); on
+ * allocation failure the run is unloaded, to be reloaded from the store. */
+void engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const char *value);
 /* Makes the run's idle items dispatchable (after a commit). */
 void engine_run_schedule(struct sb_engine *e, struct run *r);
 
@@ -180,11 +188,37 @@ struct run_update;
 /* ---- decide.c ---- */
 /* Applies a call result to the run (in memory) and submits the writes. */
 void decide_call_result(struct sb_engine *e, struct item *it, struct call_result *res);
-/* A timer item (a sleep) came due: its step completes with null. */
+/* A timer item came due (a sleep, or a wait's timeout): its step completes
+ * with null. */
 void decide_timer(struct sb_engine *e, struct item *it);
 /* Ends a run with a status and error/output, submitting the write. */
 void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, int status,
                    const char *output, const char *error, int64_t started_at);
+
+/* ---- wait.c: step.waitForEvent ---- */
+/* A wait registered by a run_update. */
+struct wait_reg {
+    int64_t item_id;            /* the item that times it out */
+    char *hash, *event_name, *expr;
+    char *trigger_event;        /* the run's event, for `event.` in the expression */
+    char min_event_id[SB_ULID_SIZE]; /* events with an id >= this may match */
+    int64_t seq;                /* stack position if it resolves at once */
+    int64_t discovery_qid;      /* discovery item to add if it resolves at once (0: none) */
+    int flags;
+    char *matched;              /* out (apply): the event that resolved it at once */
+};
+/* Reads a WaitForEvent op into w (strings malloc'd). On a bad op returns -1
+ * with a message in msg. */
+int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at,
+                  char *msg, size_t msgsz);
+void wait_reg_free(struct wait_reg *w);
+/* In the writer's transaction (runop apply): registers w and resolves it at
+ * once when a matching event arrived since the call was made. */
+int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w,
+                  struct sb_err *err);
+/* Engine side, after the commit of a run_update with waits. */
+void wait_after_commit(struct sb_engine *e, struct run *r, struct run_update *op);
+void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m);
 
 /* ---- runop.c: the write operation for one run's state change ---- */
 struct run_update {
@@ -206,6 +240,9 @@ struct run_update {
     int64_t *dels;
     size_t ndels;
     int64_t handoff_from_us;
+    struct wait_reg *waits;    /* waits to register (owned) */
+    size_t nwaits;
+    int64_t wait_timeout_item; /* a wait timing out: conflict if already resolved */
 };
 struct run_update *runop_new(struct sb_engine *e, struct run *r);
 int runop_add_step(struct run_update *op, const struct step_rec *s);

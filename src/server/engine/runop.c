@@ -38,6 +38,9 @@ void runop_free(struct run_update *op)
     }
     free(op->puts);
     free(op->dels);
+    for (size_t i = 0; i < op->nwaits; i++)
+        wait_reg_free(&op->waits[i]);
+    free(op->waits);
     free(op->output);
     free(op->error);
     free(op);
@@ -47,12 +50,21 @@ static int apply(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct run_update *op = (struct run_update *)w;
     int rc = 0;
+    if (op->wait_timeout_item) {
+        bool deleted;
+        if ((rc = sb_store_wait_delete(st, op->wait_timeout_item, &deleted, err)))
+            return rc;
+        if (!deleted)
+            return sb_err_set(err, SB_ECONFLICT, "the wait was resolved by an event first");
+    }
     for (size_t i = 0; !rc && i < op->nsteps; i++)
         rc = sb_store_step_put(st, &op->steps[i], err);
     for (size_t i = 0; !rc && i < op->ndels; i++)
         rc = sb_store_queue_del(st, op->dels[i], err);
     for (size_t i = 0; !rc && i < op->nputs; i++)
         rc = sb_store_queue_put(st, &op->puts[i], err);
+    for (size_t i = 0; !rc && i < op->nwaits; i++)
+        rc = wait_register(st, op, &op->waits[i], err);
     if (!rc && op->progress)
         rc = sb_store_run_progress(st, op->run_id, op->now, op->req_version, err);
     if (!rc && op->finish_status >= 0)
@@ -64,7 +76,10 @@ static int apply(struct sb_store *st, struct wop *w, struct sb_err *err)
 static void done(struct wop *w, int rc, const struct sb_err *err)
 {
     struct run_update *op = (struct run_update *)w;
-    if (rc)
+    if (rc == SB_ECONFLICT)
+        SB_LOGK(SB_DEBUG, "run_update_conflict", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
+                "run %s: %s", op->run_id, err ? err->msg : "conflict");
+    else if (rc)
         SB_LOGK(SB_ERROR, "run_update_failed", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
                 "could not record a change of run %s: %s", op->run_id, err ? err->msg : "?");
     if (!rc && op->finish_status >= 0)
@@ -177,6 +192,8 @@ void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
 {
     struct run *r = op->run;
     r->committing--;
+    if (rc == 0 && op->nwaits > 0 && !r->ended)
+        wait_after_commit(e, r, op);
     if (rc == 0 && op->finish_status >= 0) {
         switch (op->finish_status) {
         case RUN_COMPLETED: SBD_COUNT(runs_completed); break;

@@ -85,6 +85,17 @@ static const char *const migrations[] = {
     "  flags INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE INDEX queue_run ON queue(run_id);",
+    /* 1 -> 2: open step.waitForEvent waits */
+    "CREATE TABLE waits ("
+    "  item_id INTEGER PRIMARY KEY,"   /* the queue item that times the wait out */
+    "  run_id TEXT NOT NULL,"
+    "  step_hash TEXT NOT NULL,"
+    "  event_name TEXT NOT NULL,"
+    "  expression TEXT,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX waits_event ON waits(event_name);"
+    "CREATE INDEX waits_run ON waits(run_id);",
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

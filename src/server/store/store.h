@@ -35,6 +35,7 @@ enum step_status { STEP_RUNNING = 0, STEP_COMPLETED = 1, STEP_FAILED = 2 };
 enum qitem_flag {
     QF_PARALLEL = 1, /* a call with disable_immediate_execution (parallel mode) */
     QF_SLEEP = 2,    /* no call: when due, the sleep step (step_id) completes */
+    QF_WAIT = 4,     /* no call: when due, the waitForEvent step times out (null) */
 };
 
 /* ---- records passed to write operations (strings borrowed) ---- */
@@ -100,7 +101,7 @@ void sb_store_set_dir(const char *dir);  /* where readers open the database */
 void sb_store_close(struct sb_store *st);
 void sb_store_close_readers(void);
 int sb_store_schema_version(struct sb_store *st);
-#define SB_STORE_SCHEMA_VERSION 1
+#define SB_STORE_SCHEMA_VERSION 2
 
 /* ---- transactions (writer connection) ---- */
 int sb_store_begin(struct sb_store *st, struct sb_err *err);
@@ -149,6 +150,31 @@ int sb_store_functions_prune(struct sb_store *st, const char *app_id, const char
  * have runs. *deleted = rows removed. */
 int sb_store_purge(struct sb_store *st, int64_t before_ms, int limit, int *deleted,
                    struct sb_err *err);
+
+/* ---- waits (step.waitForEvent), writer connection ---- */
+struct wait_rec {
+    int64_t item_id;         /* the queue item that times the wait out */
+    const char *run_id, *step_hash, *event_name, *expression;
+    int64_t created_at;
+};
+int sb_store_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_err *err);
+/* Deletes the wait of item_id; *deleted = false when it was gone already
+ * (an event resolved it first). */
+int sb_store_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted,
+                         struct sb_err *err);
+/* True when any wait is open (cheap: a counter kept by this connection). */
+bool sb_store_has_waits(struct sb_store *st);
+/* Open waits for an event name, with the body of each waiting run's trigger
+ * event and the number of queue rows its run has. Strings valid during fn. */
+int sb_store_waits_for(struct sb_store *st, const char *event_name,
+                       int (*fn)(void *ctx, const struct wait_rec *w, const char *trigger_event,
+                                 int64_t run_queue_rows, int flags),
+                       void *ctx);
+/* Events named `name` stored with an id >= min_id, in order. */
+int sb_store_events_since(struct sb_store *st, const char *name, const char *min_id,
+                          int (*fn)(void *ctx, const char *id, const char *body), void *ctx);
+/* Next stack position for a run's memoized steps (max seq + 1). */
+int64_t sb_store_next_seq(struct sb_store *st, const char *run_id);
 
 /* ---- reads (any connection) ---- */
 /* Largest queue id in use (0 when empty). */

@@ -82,7 +82,19 @@
                "functions f LEFT JOIN apps a ON a.id=f.app_id")                              \
     X(APP_SCAN, "SELECT id,url,checksum FROM apps WHERE deleted_at IS NULL")                 \
     X(APPS_AT_URL, "SELECT id FROM apps WHERE url=? AND id<>? AND deleted_at IS NULL")       \
-    X(APP_GET, "SELECT checksum,url FROM apps WHERE id=? AND deleted_at IS NULL")
+    X(APP_GET, "SELECT checksum,url FROM apps WHERE id=? AND deleted_at IS NULL")           \
+    X(WAIT_PUT, "INSERT OR REPLACE INTO waits(item_id,run_id,step_hash,event_name,"          \
+                "expression,created_at) VALUES(?,?,?,?,?,?)")                                \
+    X(WAIT_DEL, "DELETE FROM waits WHERE item_id=?")                                         \
+    X(WAIT_DEL_RUN, "DELETE FROM waits WHERE run_id=?")                                      \
+    X(WAIT_COUNT, "SELECT COUNT(*) FROM waits")                                              \
+    X(WAITS_FOR, "SELECT w.item_id,w.run_id,w.step_hash,w.event_name,w.expression,"          \
+                 "w.created_at,e.body,(SELECT COUNT(*) FROM queue q WHERE q.run_id=w.run_id),"\
+                 "COALESCE((SELECT q.flags FROM queue q WHERE q.id=w.item_id),0) "           \
+                 "FROM waits w JOIN runs r ON r.id=w.run_id JOIN events e ON e.id=r.event_id "\
+                 "WHERE w.event_name=? ORDER BY w.item_id")                                  \
+    X(EVENTS_SINCE, "SELECT id,body FROM events WHERE name=? AND id>=? ORDER BY id")         \
+    X(NEXT_SEQ, "SELECT COALESCE(MAX(seq),-1)+1 FROM steps WHERE run_id=?")
 
 enum sb_stmt_id {
 #define SB_X_ENUM(name, sql) STMT_##name,
@@ -94,6 +106,7 @@ enum sb_stmt_id {
 struct sb_store {
     sqlite3 *db;
     int readonly;
+    int64_t open_waits;   /* writer connection: rows in `waits` */
     sqlite3_stmt *stmt[STMT__COUNT];
 };
 

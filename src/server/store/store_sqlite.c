@@ -105,6 +105,11 @@ int sb_store_open(const char *dir, struct sb_store **out, struct sb_err *err)
         sb_store_close(st);
         return rc;
     }
+    sqlite3_stmt *c = sb_store_stmt(st, STMT_WAIT_COUNT);
+    if (c && sqlite3_step(c) == SQLITE_ROW)
+        st->open_waits = sqlite3_column_int64(c, 0);
+    if (c)
+        sqlite3_reset(c);
     *out = st;
     return 0;
 }
@@ -311,7 +316,18 @@ int sb_store_run_finish(struct sb_store *st, const char *run_id, int status, con
     if (!s)
         return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    return sb_store_exec_stmt(st, s, err);
+    if ((rc = sb_store_exec_stmt(st, s, err)))
+        return rc;
+    if (st->open_waits > 0) { /* an ended run waits for nothing */
+        s = sb_store_stmt(st, STMT_WAIT_DEL_RUN);
+        if (!s)
+            return sb_err_set(err, SB_ESTORE, "statement unavailable");
+        sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+        if ((rc = sb_store_exec_stmt(st, s, err)))
+            return rc;
+        st->open_waits -= sqlite3_changes(st->db);
+    }
+    return 0;
 }
 
 int sb_store_run_progress(struct sb_store *st, const char *run_id, int64_t now, int req_version,
@@ -734,4 +750,126 @@ char *sb_store_app_checksum(struct sb_store *st, const char *app_id)
 char *sb_store_app_url(struct sb_store *st, const char *app_id)
 {
     return app_column(st, app_id, 1);
+}
+
+/* ---- waits ---- */
+
+int sb_store_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, w->item_id);
+    sqlite3_bind_text(s, 2, w->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, w->step_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, w->event_name, -1, SQLITE_STATIC);
+    sb_store_bind_text(s, 5, w->expression);
+    sqlite3_bind_int64(s, 6, w->created_at);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (!rc)
+        st->open_waits++;
+    return rc;
+}
+
+int sb_store_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted,
+                         struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_DEL);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, item_id);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (!rc) {
+        *deleted = sqlite3_changes(st->db) > 0;
+        if (*deleted)
+            st->open_waits--;
+    }
+    return rc;
+}
+
+bool sb_store_has_waits(struct sb_store *st)
+{
+    return st->open_waits > 0;
+}
+
+int sb_store_waits_for(struct sb_store *st, const char *event_name,
+                       int (*fn)(void *ctx, const struct wait_rec *w, const char *trigger_event,
+                                 int64_t run_queue_rows, int flags),
+                       void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAITS_FOR);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, event_name, -1, SQLITE_STATIC);
+    /* collect first: fn may change the waits table */
+    struct row {
+        struct wait_rec w;
+        char *run_id, *hash, *name, *expr, *trigger;
+        int64_t rows;
+        int flags;
+    } *rows = NULL;
+    size_t n = 0;
+    int rc = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        struct row *nr = realloc(rows, (n + 1) * sizeof *nr);
+        if (!nr) {
+            rc = SB_ENOMEM;
+            break;
+        }
+        rows = nr;
+        struct row *r = &rows[n++];
+        r->w.item_id = sqlite3_column_int64(s, 0);
+        r->run_id = sb_store_col_dup(s, 1);
+        r->hash = sb_store_col_dup(s, 2);
+        r->name = sb_store_col_dup(s, 3);
+        r->expr = sb_store_col_dup(s, 4);
+        r->w.created_at = sqlite3_column_int64(s, 5);
+        r->trigger = sb_store_col_dup(s, 6);
+        r->rows = sqlite3_column_int64(s, 7);
+        r->flags = sqlite3_column_int(s, 8);
+    }
+    sqlite3_reset(s);
+    for (size_t i = 0; i < n; i++) {
+        struct row *r = &rows[i];
+        r->w.run_id = r->run_id;
+        r->w.step_hash = r->hash;
+        r->w.event_name = r->name;
+        r->w.expression = r->expr;
+        if (!rc && r->run_id && r->hash && r->name)
+            rc = fn(ctx, &r->w, r->trigger, r->rows, r->flags);
+        free(r->run_id);
+        free(r->hash);
+        free(r->name);
+        free(r->expr);
+        free(r->trigger);
+    }
+    free(rows);
+    return rc;
+}
+
+int sb_store_events_since(struct sb_store *st, const char *name, const char *min_id,
+                          int (*fn)(void *ctx, const char *id, const char *body), void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_EVENTS_SINCE);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, min_id, -1, SQLITE_STATIC);
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW)
+        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
+                (const char *)sqlite3_column_text(s, 1));
+    sqlite3_reset(s);
+    return rc;
+}
+
+int64_t sb_store_next_seq(struct sb_store *st, const char *run_id)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_NEXT_SEQ);
+    if (!s)
+        return 0;
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return v;
 }

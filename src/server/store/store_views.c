@@ -61,9 +61,10 @@ static json_t *run_queue(struct sb_store *st, const char *run_id)
     sqlite3_stmt *s;
     json_t *arr = json_array();
     if (sqlite3_prepare_v2(st->db,
-                           "SELECT step_id,attempt,due_at,started_at,transport_failures,"
-                           "transport_since,last_error,flags FROM queue WHERE run_id=? "
-                           "ORDER BY due_at",
+                           "SELECT q.step_id,q.attempt,q.due_at,q.started_at,"
+                           "q.transport_failures,q.transport_since,q.last_error,q.flags,"
+                           "w.event_name,w.expression FROM queue q LEFT JOIN waits w ON "
+                           "w.item_id=q.id WHERE q.run_id=? ORDER BY q.due_at",
                            -1, &s, NULL) != SQLITE_OK)
         return arr;
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
@@ -71,7 +72,13 @@ static json_t *run_queue(struct sb_store *st, const char *run_id)
         json_t *q = json_object();
         json_object_set_new(q, "step_id", text_or_null(s, 0));
         int flags = sqlite3_column_int(s, 7);
-        json_object_set_new(q, "kind", json_string((flags & QF_SLEEP) ? "sleep" : "call"));
+        json_object_set_new(q, "kind", json_string((flags & QF_SLEEP)  ? "sleep"
+                                                   : (flags & QF_WAIT) ? "wait"
+                                                                       : "call"));
+        if (flags & QF_WAIT) {
+            json_object_set_new(q, "waiting_for", text_or_null(s, 8));
+            json_object_set_new(q, "if", text_or_null(s, 9));
+        }
         json_object_set_new(q, "attempt", json_integer(sqlite3_column_int(s, 1)));
         json_object_set_new(q, "due_at", iso_or_null(s, 2));
         json_object_set_new(q, "due_at_ms", json_integer(sqlite3_column_int64(s, 2)));
@@ -124,10 +131,14 @@ json_t *sb_store_run_steps_json(struct sb_store *st, const char *run_id)
         json_object_set_new(o, "op", text_or_null(s, 2));
         json_object_set_new(o, "status", json_string(step_status_name(status)));
         json_object_set_new(o, "attempts", json_integer(sqlite3_column_int(s, 4)));
-        /* memoized value {"data": X} -> output X; {"error": E} -> error E */
+        /* a step.run result is memoized as {"data": X} (output X) or
+         * {"error": E}; sleeps and waits memoize the value itself (null, or
+         * the matching event, which has a "data" key of its own) */
         json_t *memo = json_col(s, 5);
-        json_t *data = json_object_get(memo, "data");
-        json_t *merr = json_object_get(memo, "error");
+        const char *op = (const char *)sqlite3_column_text(s, 2);
+        bool raw = op && (strcmp(op, "WaitForEvent") == 0 || strcmp(op, "Sleep") == 0);
+        json_t *data = raw ? NULL : json_object_get(memo, "data");
+        json_t *merr = raw ? NULL : json_object_get(memo, "error");
         json_object_set(o, "output", data ? data : (merr ? json_null() : memo));
         json_t *err = merr ? json_incref(merr) : json_col(s, 6);
         json_object_set_new(o, "error", status == STEP_COMPLETED && !merr ? json_null() : err);

@@ -1,0 +1,282 @@
+/* wait.c - step.waitForEvent.
+ *
+ * A WaitForEvent op gives the run a wait: a row in `waits` (event name,
+ * optional `if` expression) and a timeout item (QF_WAIT) due at the timeout.
+ * Three things can end it, each in one writer transaction:
+ *  - registration (runop apply, wait_register): events of that name stored
+ *    since the call was dispatched are scanned first, so an event that
+ *    arrived while the wait was being set up resolves it at once;
+ *  - ingest of a matching event (sb_waits_on_event, in the event's
+ *    transaction): the step is memoized with the event, the wait and its
+ *    timeout item are deleted, and the engine is told after the commit;
+ *  - the timeout (decide_timer in decide.c): memoizes null, but only if it can
+ *    still delete the wait row; if an event won the race, the timeout's
+ *    transaction is rolled back (SB_ECONFLICT) and the event's result stands.
+ * In the expression, `event` is the run's trigger event and `async` the
+ * candidate event. */
+#include "engine_internal.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "server/expr/expr.h"
+#include "server/sbd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void wait_reg_free(struct wait_reg *w)
+{
+    free(w->hash);
+    free(w->event_name);
+    free(w->expr);
+    free(w->trigger_event);
+    free(w->matched);
+    memset(w, 0, sizeof *w);
+}
+
+int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at,
+                  char *msg, size_t msgsz)
+{
+    memset(w, 0, sizeof *w);
+    const char *name = sb_json_str(op, "name");
+    const json_t *opts = json_object_get(op, "opts");
+    const char *timeout = sb_json_str(opts, "timeout");
+    const char *expr = sb_json_str(opts, "if");
+    if (!name || !*name) {
+        snprintf(msg, msgsz, "waitForEvent without an event name");
+        return -1;
+    }
+    int64_t t;
+    if (!timeout || sb_duration_parse(timeout, 0, &t) != 0) {
+        if (timeout && sb_time_parse_iso(timeout, &t) == 0) {
+            *timeout_at = t;
+        } else {
+            snprintf(msg, msgsz, "waitForEvent('%.100s') needs a timeout such as \"1h\" (got '%.50s')",
+                     name, timeout ? timeout : "");
+            return -1;
+        }
+    } else {
+        *timeout_at = now + t;
+    }
+    if (expr && *expr) {
+        struct sb_err err = { 0 };
+        struct sb_expr *x = sb_expr_compile(expr, &err);
+        if (!x) {
+            snprintf(msg, msgsz, "waitForEvent('%.100s'): invalid expression '%.200s': %s", name,
+                     expr, err.msg);
+            return -1;
+        }
+        sb_expr_free(x);
+        w->expr = strdup(expr);
+    }
+    w->event_name = strdup(name);
+    return 0;
+}
+
+/* Does candidate (an event's canonical JSON) satisfy the wait? */
+static bool wait_matches(const char *expr, const char *trigger_body, const char *candidate)
+{
+    if (!expr)
+        return true;
+    struct sb_expr *x = sb_expr_compile(expr, NULL);
+    if (!x)
+        return false;
+    json_t *ev = trigger_body ? sb_json_parse(trigger_body, strlen(trigger_body), NULL) : NULL;
+    json_t *as = sb_json_parse(candidate, strlen(candidate), NULL);
+    struct sb_expr_var vars[] = { { "event", ev }, { "async", as } };
+    bool ok = sb_expr_test(x, vars, 2);
+    json_decref(ev);
+    json_decref(as);
+    sb_expr_free(x);
+    return ok;
+}
+
+/* Resolves a wait inside the current transaction: memoizes the event for
+ * the step, removes the wait and its timeout item, and adds the discovery
+ * item when discovery_qid is set. */
+static int resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id,
+                          const char *hash, const char *event_body, int64_t seq,
+                          int64_t discovery_qid, int flags, int64_t now, struct sb_err *err)
+{
+    bool deleted;
+    int rc = sb_store_wait_delete(st, item_id, &deleted, err);
+    if (!rc)
+        rc = sb_store_queue_del(st, item_id, err);
+    if (!rc) {
+        struct step_rec s = { .run_id = run_id, .hash = hash, .seq = seq,
+                              .op = "WaitForEvent", .status = STEP_COMPLETED, .attempts = 1,
+                              .output = event_body, .ended_at = now };
+        rc = sb_store_step_put(st, &s, err);
+    }
+    if (!rc && discovery_qid > 0) {
+        struct qitem_rec q = { .id = discovery_qid, .run_id = run_id, .step_id = "step",
+                               .due_at = now, .flags = flags & QF_PARALLEL };
+        rc = sb_store_queue_put(st, &q, err);
+    }
+    return rc;
+}
+
+struct scan_ctx {
+    struct wait_reg *w;
+    const char *found;
+    char *found_copy;
+};
+
+static int scan_event(void *ctx, const char *id, const char *body)
+{
+    (void)id;
+    struct scan_ctx *sc = ctx;
+    if (wait_matches(sc->w->expr, sc->w->trigger_event, body)) {
+        sc->found_copy = strdup(body);
+        return 1; /* stop: the first matching event wins */
+    }
+    return 0;
+}
+
+int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w,
+                  struct sb_err *err)
+{
+    struct wait_rec rec = { .item_id = w->item_id, .run_id = op->run_id, .step_hash = w->hash,
+                            .event_name = w->event_name, .expression = w->expr,
+                            .created_at = op->now };
+    int rc = sb_store_wait_put(st, &rec, err);
+    if (rc)
+        return rc;
+    struct scan_ctx sc = { w, NULL, NULL };
+    rc = sb_store_events_since(st, w->event_name, w->min_event_id, scan_event, &sc);
+    if (rc < 0)
+        return sb_err_set(err, SB_ESTORE, "cannot scan events for a wait");
+    if (!sc.found_copy)
+        return 0;
+    rc = resolve_in_txn(st, op->run_id, w->item_id, w->hash, sc.found_copy, w->seq,
+                        w->discovery_qid, w->flags, op->now, err);
+    if (rc) {
+        free(sc.found_copy);
+        return rc;
+    }
+    w->matched = sc.found_copy;
+    return 0;
+}
+
+static struct item *find_item(struct run *r, int64_t id)
+{
+    for (struct item *it = r->items; it; it = it->next)
+        if (it->id == id)
+            return it;
+    return NULL;
+}
+
+/* After a wait was resolved in the store: the run's memory follows. Adds a
+ * discovery item (in the store too) when nothing else is left to do. */
+static void apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id,
+                             const char *hash, const char *memo, int64_t discovery_qid,
+                             int flags)
+{
+    struct item *it = find_item(r, item_id);
+    if (it)
+        engine_item_free(e, it);
+    bool have = false;
+    for (size_t i = 0; r->loaded && i < r->nmemo; i++)
+        have |= strcmp(r->memo[i].hash, hash) == 0;
+    if (!have)
+        engine_memo_put(e, r, hash, memo);
+    if (discovery_qid > 0 && !find_item(r, discovery_qid)) {
+        struct item *d = engine_item_new(e, r, discovery_qid, "step");
+        d->flags = flags & ITEM_PARALLEL;
+        d->due_at = sb_now_ms();
+    }
+    if (!r->items && !r->ended) {
+        /* resolved while other steps were still being committed: nothing
+         * left now, so the next discovery call is due */
+        struct run_update *op = runop_new(e, r);
+        if (op) {
+            struct item *d = engine_item_new(e, r, sb_engine_alloc_qid(e), "step");
+            d->flags = flags & ITEM_PARALLEL;
+            d->due_at = sb_now_ms();
+            runop_put_item(op, d);
+            runop_submit(op);
+        }
+    }
+}
+
+void wait_after_commit(struct sb_engine *e, struct run *r, struct run_update *op)
+{
+    for (size_t i = 0; i < op->nwaits; i++) {
+        struct wait_reg *w = &op->waits[i];
+        if (w->matched)
+            apply_resolution(e, r, w->item_id, w->hash, w->matched, w->discovery_qid,
+                             w->flags);
+    }
+}
+
+void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m)
+{
+    for (size_t i = 0; i < m->nresolved; i++) {
+        struct wait_resolution *res = &m->resolved[i];
+        struct run *r = engine_run_find(e, res->run_id);
+        if (r && !r->ended)
+            apply_resolution(e, r, res->item_id, res->hash, res->memo, res->discovery_qid,
+                             res->flags);
+        if (r && r->committing == 0 && !r->ended)
+            engine_run_schedule(e, r);
+    }
+    sb_wait_resolutions_free(m->resolved, m->nresolved);
+}
+
+/* ---- ingest side ---- */
+
+struct ingest_ctx {
+    struct sb_store *st;
+    struct sb_engine *e;
+    const char *body;
+    struct wait_resolution **res;
+    size_t *nres;
+    struct sb_err *err;
+    int64_t now;
+};
+
+static int on_wait(void *ctx, const struct wait_rec *w, const char *trigger_event,
+                   int64_t run_queue_rows, int flags)
+{
+    struct ingest_ctx *ic = ctx;
+    if (!wait_matches(w->expression, trigger_event, ic->body))
+        return 0;
+    /* the timeout item is the run's only queue row: the discovery call is next */
+    int64_t discovery = run_queue_rows <= 1 ? sb_engine_alloc_qid(ic->e) : 0;
+    int64_t seq = sb_store_next_seq(ic->st, w->run_id);
+    int rc = resolve_in_txn(ic->st, w->run_id, w->item_id, w->step_hash, ic->body, seq,
+                            discovery, flags, ic->now, ic->err);
+    if (rc)
+        return rc;
+    struct wait_resolution *nr = realloc(*ic->res, (*ic->nres + 1) * sizeof *nr);
+    if (!nr)
+        return sb_err_set(ic->err, SB_ENOMEM, "out of memory");
+    *ic->res = nr;
+    struct wait_resolution *r = &nr[(*ic->nres)++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->run_id, sizeof r->run_id, "%s", w->run_id);
+    snprintf(r->hash, sizeof r->hash, "%s", w->step_hash);
+    r->item_id = w->item_id;
+    r->memo = strdup(ic->body);
+    r->discovery_qid = discovery;
+    r->flags = flags;
+    return r->memo ? 0 : sb_err_set(ic->err, SB_ENOMEM, "out of memory");
+}
+
+int sb_waits_on_event(struct sb_store *st, struct sb_engine *e, const char *name,
+                      const char *body, struct wait_resolution **res, size_t *nres,
+                      struct sb_err *err)
+{
+    if (!sb_store_has_waits(st))
+        return 0;
+    struct ingest_ctx ic = { st, e, body, res, nres, err, sb_now_ms() };
+    return sb_store_waits_for(st, name, on_wait, &ic);
+}
+
+void sb_wait_resolutions_free(struct wait_resolution *res, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(res[i].memo);
+    free(res);
+}
