@@ -1,0 +1,175 @@
+/* ingest.c - store events and start their runs (see ingest.h). */
+#include "ingest.h"
+#include "common/clock.h"
+#include "engine/engine.h"
+#include "metrics.h"
+#include "registry.h"
+#include "sbd.h"
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define DEDUPE_WINDOW_MS (24LL * 3600 * 1000)
+
+int sbd_ingest_init(struct ingest_batch *b, struct parsed_event *evs, size_t n,
+                    int64_t received_at)
+{
+    memset(b, 0, sizeof *b);
+    b->received_at = received_at;
+    if (n && !(b->events = calloc(n, sizeof *b->events)))
+        return SB_ENOMEM;
+    b->n = n;
+    for (size_t i = 0; i < n; i++)
+        b->events[i].ev = evs[i];
+    return 0;
+}
+
+void sbd_ingest_free(struct ingest_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct ingest_event *ev = &b->events[i];
+        for (size_t j = 0; j < ev->nruns; j++) {
+            free(ev->runs[j].function_id);
+            free(ev->runs[j].app_id);
+        }
+        free(ev->runs);
+        free(ev->ev.name);
+        free(ev->ev.body);
+        free(ev->ev.dedupe_key);
+    }
+    free(b->events);
+    sb_wait_resolutions_free(b->resolved, b->nresolved);
+    memset(b, 0, sizeof *b);
+}
+
+struct match_ctx {
+    struct ingest_event *ev;
+    struct sbd *sbd;
+    int64_t now;
+    int failed;
+};
+
+static void add_match(void *ctx, const struct fn *f)
+{
+    struct match_ctx *mc = ctx;
+    struct ingest_event *ev = mc->ev;
+    struct ingest_run *nr = realloc(ev->runs, (ev->nruns + 1) * sizeof *nr);
+    if (!nr) {
+        mc->failed = 1;
+        return;
+    }
+    ev->runs = nr;
+    struct ingest_run *r = &nr[ev->nruns++];
+    memset(r, 0, sizeof *r);
+    sb_ulid_new(mc->now, r->run_id);
+    r->function_id = strdup(f->id);
+    r->app_id = strdup(f->app_id);
+    r->qid = sb_engine_alloc_qid(mc->sbd->engine);
+    if (!r->function_id || !r->app_id)
+        mc->failed = 1;
+}
+
+int sbd_ingest_prepare(struct sbd *sbd, struct ingest_batch *b)
+{
+    struct reg_snap *snap = sb_registry_acquire(sbd->registry);
+    int failed = 0;
+    for (size_t i = 0; i < b->n && !failed; i++) {
+        struct match_ctx mc = { &b->events[i], sbd, b->received_at, 0 };
+        sb_snap_match(snap, b->events[i].ev.name, b->events[i].ev.body, add_match, &mc);
+        failed = mc.failed;
+    }
+    sb_snap_release(snap);
+    return failed ? SB_ENOMEM : 0;
+}
+
+int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *b,
+                     struct sb_err *err)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct ingest_event *ev = &b->events[i];
+        ev->duplicate = false;
+        if (ev->ev.dedupe_key) {
+            char existing[SB_ULID_SIZE];
+            if (sb_store_event_find_dedupe(st, ev->ev.dedupe_key,
+                                           b->received_at - DEDUPE_WINDOW_MS, existing) == 0) {
+                memcpy(ev->ev.id, existing, sizeof ev->ev.id);
+                ev->duplicate = true;
+                continue;
+            }
+        }
+        struct ev_rec rec = { .name = ev->ev.name, .body = ev->ev.body, .ts = ev->ev.ts,
+                              .received_at = b->received_at, .dedupe_key = ev->ev.dedupe_key };
+        memcpy(rec.id, ev->ev.id, sizeof rec.id);
+        bool inserted;
+        int rc = sb_store_event_insert(st, &rec, &inserted, err);
+        if (rc)
+            return rc;
+        if (!inserted) {
+            ev->duplicate = true;
+            continue;
+        }
+        for (size_t j = 0; j < ev->nruns; j++) {
+            struct ingest_run *ir = &ev->runs[j];
+            struct run_rec run = { .function_id = ir->function_id, .app_id = ir->app_id,
+                                   .created_at = b->received_at };
+            memcpy(run.id, ir->run_id, sizeof run.id);
+            memcpy(run.event_id, ev->ev.id, sizeof run.event_id);
+            if ((rc = sb_store_run_insert(st, &run, err)))
+                return rc;
+            struct qitem_rec q = { .id = ir->qid, .run_id = ir->run_id, .step_id = "step",
+                                   .due_at = b->received_at };
+            if ((rc = sb_store_queue_put(st, &q, err)))
+                return rc;
+        }
+        /* open waitForEvent waits this event satisfies, in this transaction */
+        if ((rc = sb_waits_on_event(st, sbd->engine, ev->ev.name, ev->ev.body, &b->resolved,
+                                    &b->nresolved, err)))
+            return rc;
+    }
+    return 0;
+}
+
+void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
+{
+    size_t total = 0;
+    b->duplicates = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->events[i].duplicate)
+            b->duplicates++;
+        else
+            total += b->events[i].nruns;
+    }
+    struct new_run *runs = total ? calloc(total, sizeof *runs) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; runs && i < b->n; i++) {
+        struct ingest_event *ev = &b->events[i];
+        if (ev->duplicate)
+            continue;
+        for (size_t j = 0; j < ev->nruns; j++, k++) {
+            struct ingest_run *ir = &ev->runs[j];
+            memcpy(runs[k].run_id, ir->run_id, sizeof runs[k].run_id);
+            memcpy(runs[k].event_id, ev->ev.id, sizeof runs[k].event_id);
+            runs[k].function_id = ir->function_id;
+            ir->function_id = NULL;
+            runs[k].event = strdup(ev->ev.body);
+            runs[k].qid = ir->qid;
+            runs[k].due_at = b->received_at;
+        }
+    }
+    /* If the array could not be allocated the runs are still committed:
+     * the next start picks them up from the queue. */
+    if (runs) {
+        sb_engine_add_runs(sbd->engine, runs, k);
+        free(runs);
+    }
+    if (b->nresolved) {
+        sb_engine_waits_resolved(sbd->engine, b->resolved, b->nresolved);
+        b->resolved = NULL;
+        b->nresolved = 0;
+    }
+    b->new_runs = k;
+    SBD_COUNT_N(events_received, b->n - b->duplicates);
+    SBD_COUNT_N(events_duplicate, b->duplicates);
+    SBD_COUNT_N(runs_started, k);
+}

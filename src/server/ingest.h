@@ -1,0 +1,59 @@
+/* ingest.h - storing events and starting the runs they trigger, shared by
+ * the event API (api/events.c) and the lifecycle events a run's end emits
+ * (engine/runop.c).
+ *
+ * A batch goes through three stages: prepare (match each event against the
+ * registry: which functions it starts; any thread), apply (inside the
+ * writer's transaction: store each event unless it is a duplicate, its runs
+ * and their first queue items, and resolve open waits it satisfies), and
+ * committed (after the commit: hand the new runs and the resolved waits to
+ * the engine). Nothing reaches the engine before its commit. */
+#ifndef SBD_INGEST_H
+#define SBD_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/event_parse.h"
+#include "common/err.h"
+#include "waits.h"
+
+struct sbd;
+struct sb_store;
+
+struct ingest_run {
+    char run_id[SB_ULID_SIZE];
+    char *function_id, *app_id;
+    int64_t qid;
+};
+
+struct ingest_event {
+    struct parsed_event ev;   /* owned */
+    bool duplicate;           /* set by apply */
+    struct ingest_run *runs;
+    size_t nruns;
+};
+
+struct ingest_batch {
+    struct ingest_event *events;
+    size_t n;
+    int64_t received_at;
+    struct wait_resolution *resolved;
+    size_t nresolved;
+    size_t new_runs, duplicates; /* set by committed */
+};
+
+/* Takes ownership of evs[0..n) strings (not of the array). SB_ENOMEM. */
+int sbd_ingest_init(struct ingest_batch *b, struct parsed_event *evs, size_t n,
+                    int64_t received_at);
+/* Decides which functions each event starts (registry snapshot). */
+int sbd_ingest_prepare(struct sbd *sbd, struct ingest_batch *b);
+/* Writer thread, inside the transaction. */
+int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *b,
+                     struct sb_err *err);
+/* Writer thread, after the commit. */
+void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b);
+void sbd_ingest_free(struct ingest_batch *b);
+
+#endif
