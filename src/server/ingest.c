@@ -169,7 +169,10 @@ void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
         b->nresolved = 0;
     }
     b->new_runs = k;
-    SBD_COUNT_N(events_received, b->n - b->duplicates);
+    if (b->emitted)
+        SBD_COUNT_N(events_emitted, b->n - b->duplicates);
+    else
+        SBD_COUNT_N(events_received, b->n - b->duplicates);
     SBD_COUNT_N(events_duplicate, b->duplicates);
     SBD_COUNT_N(runs_started, k);
 }

@@ -42,6 +42,7 @@ struct ingest_batch {
     struct wait_resolution *resolved;
     size_t nresolved;
     size_t new_runs, duplicates; /* set by committed */
+    bool emitted;                /* events sysbusd emitted itself (metrics) */
 };
 
 /* Takes ownership of evs[0..n) strings (not of the array). SB_ENOMEM. */

@@ -61,6 +61,9 @@ void sbd_metrics_render(struct sb_buf *b, const struct sbd_gauges *g)
             &m->events_received);
     counter(b, "sysbus_events_duplicate_total", "Events dropped as duplicates (idempotent sends)",
             &m->events_duplicate);
+    counter(b, "sysbus_events_emitted_total",
+            "Events sysbusd emitted itself (inngest/function.finished, .failed, .cancelled)",
+            &m->events_emitted);
     counter(b, "sysbus_runs_started_total", "Runs created", &m->runs_started);
     counter(b, "sysbus_runs_completed_total", "Runs completed", &m->runs_completed);
     counter(b, "sysbus_runs_failed_total", "Runs failed", &m->runs_failed);

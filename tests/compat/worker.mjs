@@ -114,6 +114,16 @@ const functions = [
     });
     return { matched: got !== null, value: got ? got.data.value : null };
   }),
+  define({
+    id: "doomed", retries: 0,
+    onFailure: async ({ event, error, runId }) => {
+      // event is inngest/function.failed; event.data.event is the original event
+      logExec(runId, "doomed-failure", "handler", 0);
+      return { handled: true, message: error.message, original: event.data.event.data };
+    },
+  }, { event: "compat/doomed" }, async () => { throw new Error("doomed to fail"); }),
+  define({ id: "on-finished" }, { event: "inngest/function.finished", if: `event.data.function_id == '${appId}-three-steps'` },
+    async ({ event }) => ({ saw: event.data.function_id, result: event.data.result })),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

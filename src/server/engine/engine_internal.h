@@ -15,6 +15,7 @@
 #include "common/buf.h"
 #include "common/ulid.h"
 #include "engine.h"
+#include "server/ingest.h"
 #include "server/waits.h"
 #include "server/registry.h"
 #include "server/store/store.h"
@@ -240,6 +241,7 @@ struct run_update {
     int64_t *dels;
     size_t ndels;
     int64_t handoff_from_us;
+    struct ingest_batch lifecycle; /* events emitted by the run's end (lifecycle.c) */
     struct wait_reg *waits;    /* waits to register (owned) */
     size_t nwaits;
     int64_t wait_timeout_item; /* a wait timing out: conflict if already resolved */

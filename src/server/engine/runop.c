@@ -6,6 +6,7 @@
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "server/lifecycle.h"
 #include "server/metrics.h"
 #include "server/sbd.h"
 #include "server/waiters.h"
@@ -41,6 +42,7 @@ void runop_free(struct run_update *op)
     for (size_t i = 0; i < op->nwaits; i++)
         wait_reg_free(&op->waits[i]);
     free(op->waits);
+    sbd_ingest_free(&op->lifecycle);
     free(op->output);
     free(op->error);
     free(op);
@@ -70,6 +72,11 @@ static int apply(struct sb_store *st, struct wop *w, struct sb_err *err)
     if (!rc && op->finish_status >= 0)
         rc = sb_store_run_finish(st, op->run_id, op->finish_status, op->output, op->error,
                                  op->started_at, op->now, err);
+    if (!rc && op->finish_status >= 0) {
+        sbd_ingest_free(&op->lifecycle); /* a retried apply starts afresh */
+        rc = sbd_lifecycle_emit(st, op->e->sbd, op->run_id, op->finish_status, op->output,
+                                op->error, op->now, &op->lifecycle, err);
+    }
     return rc;
 }
 
@@ -82,8 +89,10 @@ static void done(struct wop *w, int rc, const struct sb_err *err)
     else if (rc)
         SB_LOGK(SB_ERROR, "run_update_failed", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
                 "could not record a change of run %s: %s", op->run_id, err ? err->msg : "?");
-    if (!rc && op->finish_status >= 0)
+    if (!rc && op->finish_status >= 0) {
+        sbd_ingest_committed(op->e->sbd, &op->lifecycle); /* runs the end triggered */
         sb_waiters_notify(op->e->sbd->waiters, op->run_id, op->event_id);
+    }
     runop_post_committed(op->e, op, rc);
 }
 

@@ -173,6 +173,10 @@ int sb_store_waits_for(struct sb_store *st, const char *event_name,
 /* Events named `name` stored with an id >= min_id, in order. */
 int sb_store_events_since(struct sb_store *st, const char *name, const char *min_id,
                           int (*fn)(void *ctx, const char *id, const char *body), void *ctx);
+/* The run's function id and its trigger event's name and body (malloc'd).
+ * SB_ENOTFOUND when the run does not exist. */
+int sb_store_run_trigger(struct sb_store *st, const char *run_id, char **function_id,
+                         char **event_name, char **event_body);
 /* Next stack position for a run's memoized steps (max seq + 1). */
 int64_t sb_store_next_seq(struct sb_store *st, const char *run_id);
 

@@ -94,7 +94,9 @@
                  "FROM waits w JOIN runs r ON r.id=w.run_id JOIN events e ON e.id=r.event_id "\
                  "WHERE w.event_name=? ORDER BY w.item_id")                                  \
     X(EVENTS_SINCE, "SELECT id,body FROM events WHERE name=? AND id>=? ORDER BY id")         \
-    X(NEXT_SEQ, "SELECT COALESCE(MAX(seq),-1)+1 FROM steps WHERE run_id=?")
+    X(NEXT_SEQ, "SELECT COALESCE(MAX(seq),-1)+1 FROM steps WHERE run_id=?")                  \
+    X(RUN_TRIGGER, "SELECT r.function_id,e.name,e.body FROM runs r JOIN events e ON "        \
+                   "e.id=r.event_id WHERE r.id=?")
 
 enum sb_stmt_id {
 #define SB_X_ENUM(name, sql) STMT_##name,

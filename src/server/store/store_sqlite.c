@@ -873,3 +873,28 @@ int64_t sb_store_next_seq(struct sb_store *st, const char *run_id)
     sqlite3_reset(s);
     return v;
 }
+
+int sb_store_run_trigger(struct sb_store *st, const char *run_id, char **function_id,
+                         char **event_name, char **event_body)
+{
+    *function_id = *event_name = *event_body = NULL;
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_TRIGGER);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    int rc = SB_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *function_id = sb_store_col_dup(s, 0);
+        *event_name = sb_store_col_dup(s, 1);
+        *event_body = sb_store_col_dup(s, 2);
+        rc = (*function_id && *event_name && *event_body) ? 0 : SB_ENOMEM;
+    }
+    sqlite3_reset(s);
+    if (rc) {
+        free(*function_id);
+        free(*event_name);
+        free(*event_body);
+        *function_id = *event_name = *event_body = NULL;
+    }
+    return rc;
+}
