@@ -41,7 +41,9 @@ int sbd_lifecycle_emit(struct sb_store *st, struct sbd *sbd, const char *run_id,
         return 0;
     if (rc)
         return sb_err_set(err, rc, "cannot read run %s for its lifecycle events", run_id);
-    if (strncmp(ev_name, LIFECYCLE_PREFIX, strlen(LIFECYCLE_PREFIX)) == 0) {
+    if (strcmp(ev_name, LIFECYCLE_PREFIX "finished") == 0 ||
+        strcmp(ev_name, LIFECYCLE_PREFIX "failed") == 0 ||
+        strcmp(ev_name, LIFECYCLE_PREFIX "cancelled") == 0) {
         free(fn_id), free(ev_name), free(ev_body);
         return 0; /* no lifecycle events about lifecycle-triggered runs */
     }

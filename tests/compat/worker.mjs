@@ -34,9 +34,12 @@ function logExec(runId, fnId, stepId, attempt) {
 
 // The same definitions for both SDK majors: v4 takes triggers in the options,
 // v3 as a second argument.
+const byId = {}; // function objects by id, for step.invoke
 function define(opts, trigger, handler) {
-  if (sdk === "v3") return inngest.createFunction(opts, trigger, handler);
-  return inngest.createFunction({ ...opts, triggers: [trigger] }, handler);
+  const fn = sdk === "v3" ? inngest.createFunction(opts, trigger, handler)
+    : inngest.createFunction({ ...opts, triggers: [trigger] }, handler);
+  byId[opts.id] = fn;
+  return fn;
 }
 
 const functions = [
@@ -124,6 +127,17 @@ const functions = [
   }, { event: "compat/doomed" }, async () => { throw new Error("doomed to fail"); }),
   define({ id: "on-finished" }, { event: "inngest/function.finished", if: `event.data.function_id == '${appId}-three-steps'` },
     async ({ event }) => ({ saw: event.data.function_id, result: event.data.result })),
+  define({ id: "invoker" }, { event: "compat/invoke" }, async ({ event, step }) => {
+    try {
+      const res = await step.invoke("call-child", {
+        function: byId[event.data.target], data: event.data.payload ?? {},
+        ...(event.data.timeout ? { timeout: event.data.timeout } : {}),
+      });
+      return { ok: true, res };
+    } catch (e) {
+      return { ok: false, message: e.message };
+    }
+  }),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

@@ -17,6 +17,8 @@
  *                         fires, the step is memoized as null
  *   WaitForEvent       -> a wait (wait.c) and its timeout item; the step is
  *                         memoized with the matching event, or null at timeout
+ *   InvokeFunction     -> a child run and a wait for it (invoke.c); the step is
+ *                         memoized with its result or error, or a timeout error
  *   anything else      -> run Failed: unsupported operation */
 #include "engine_internal.h"
 #include "backoff.h"
@@ -278,6 +280,61 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
             runop_add_step(op, &s);
             continue;
         }
+        if (strcmp(opcode, "InvokeFunction") == 0) {
+            struct invoke_reg inv;
+            int64_t timeout_at = 0;
+            char msg[400];
+            if (!hash) {
+                char *err = outcome_error_json("InvalidResponse", "an InvokeFunction without an id");
+                decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
+                free(err);
+                return;
+            }
+            if (memo_has(r, hash) || item_pending_for(r, hash) || ntimers >= 64)
+                continue;
+            int prc = invoke_prepare(e, r, o, now, &inv, &timeout_at, msg, sizeof msg);
+            if (prc < 0) {
+                invoke_reg_free(&inv);
+                char *err = outcome_error_json("InvalidInvoke", msg);
+                decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
+                free(err);
+                return;
+            }
+            if (prc > 0) { /* unknown target: the step fails, the function sees it */
+                invoke_reg_free(&inv);
+                json_t *m = json_pack("{s:{s:s, s:s}}", "error", "name", "Error", "message", msg);
+                char *mv = sb_json_dumps(m, NULL);
+                json_decref(m);
+                s.status = STEP_FAILED;
+                s.seq = (int64_t)r->nmemo;
+                s.output = s.error = mv;
+                runop_add_step(op, &s);
+                engine_memo_put(e, r, hash, mv ? mv : "null");
+                free(mv);
+                memoized = true;
+                continue;
+            }
+            struct invoke_reg *ni = realloc(op->invokes, (op->ninvokes + 1) * sizeof *ni);
+            if (!ni || !(inv.hash = strdup(hash))) {
+                if (ni)
+                    op->invokes = ni;
+                invoke_reg_free(&inv);
+                SB_LOG(SB_ERROR, "oom", "cannot start an invocation of run %s", r->id);
+                continue;
+            }
+            op->invokes = ni;
+            op->invokes[op->ninvokes++] = inv;
+            timers[ntimers].hash = hash;
+            timers[ntimers].wake = timeout_at;
+            timers[ntimers].flags = ITEM_INVOKE;
+            ntimers++;
+            s.status = STEP_RUNNING; /* waiting for the invoked run */
+            s.started_at = now;
+            s.ended_at = 0;
+            s.attempts = 1;
+            runop_add_step(op, &s);
+            continue;
+        }
         if (strcmp(opcode, "StepPlanned") == 0) {
             if (!memo_has(r, hash) && !item_pending_for(r, hash) && nplanned < 256) {
                 size_t k = 0;
@@ -317,12 +374,14 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
         pi->due_at = now;
         runop_put_item(op, pi);
     }
-    size_t waits_seen = 0;
+    size_t waits_seen = 0, invokes_seen = 0;
     for (size_t k = 0; k < ntimers; k++) {
         struct item *ti = engine_item_new(e, r, sb_engine_alloc_qid(e), timers[k].hash);
         ti->flags = timers[k].flags | (parallel ? ITEM_PARALLEL : 0);
         ti->due_at = timers[k].wake;
         runop_put_item(op, ti);
+        if (timers[k].flags & ITEM_INVOKE)
+            op->invokes[invokes_seen++].item_id = ti->id; /* same order as timers[] */
         if (timers[k].flags & ITEM_WAIT) {
             struct wait_reg *w = &op->waits[waits_seen++]; /* same order as timers[] */
             w->item_id = ti->id;
@@ -387,8 +446,12 @@ static void complete_without_call(struct sb_engine *e, struct item *it, const ch
 void decide_timer(struct sb_engine *e, struct item *it)
 {
     it->run->handoff_us = 0; /* a timer is not a hand-off */
-    bool wait = it->flags & ITEM_WAIT;
-    complete_without_call(e, it, "null", wait ? "WaitForEvent" : "Sleep", wait ? it->id : 0);
+    if (it->flags & ITEM_INVOKE)
+        complete_without_call(e, it, INVOKE_TIMEOUT_MEMO, "InvokeFunction", it->id);
+    else if (it->flags & ITEM_WAIT)
+        complete_without_call(e, it, "null", "WaitForEvent", it->id);
+    else
+        complete_without_call(e, it, "null", "Sleep", 0);
 }
 
 void decide_call_result(struct sb_engine *e, struct item *it, struct call_result *res)

@@ -566,7 +566,7 @@ static void dispatch_due(struct sb_engine *e)
             free(err);
             continue;
         }
-        if (it->flags & (ITEM_SLEEP | ITEM_WAIT)) {
+        if (it->flags & (ITEM_SLEEP | ITEM_WAIT | ITEM_INVOKE)) {
             decide_timer(e, it);
             continue;
         }

@@ -24,6 +24,7 @@
 #define ITEM_PARALLEL QF_PARALLEL
 #define ITEM_SLEEP QF_SLEEP
 #define ITEM_WAIT QF_WAIT
+#define ITEM_INVOKE QF_INVOKE
 
 struct call;
 struct run;
@@ -217,9 +218,41 @@ void wait_reg_free(struct wait_reg *w);
  * once when a matching event arrived since the call was made. */
 int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w,
                   struct sb_err *err);
+/* In the current transaction: memoizes `memo` for the waiting step, removes
+ * the wait and its timeout item, adds the discovery item if discovery_qid. */
+int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id,
+                        const char *hash, const char *op_name, const char *memo, int64_t seq,
+                        int64_t discovery_qid, int flags, int64_t now, struct sb_err *err);
+/* Engine memory follows a resolution made in the store. */
+void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id,
+                           const char *hash, const char *memo, int64_t discovery_qid, int flags);
 /* Engine side, after the commit of a run_update with waits. */
 void wait_after_commit(struct sb_engine *e, struct run *r, struct run_update *op);
 void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m);
+
+/* ---- invoke.c: step.invoke ---- */
+struct invoke_reg {
+    int64_t item_id;            /* the parent's timeout item */
+    char *hash;
+    char child_run_id[SB_ULID_SIZE];
+    struct ingest_batch child;  /* the inngest/function.invoked event and the child run */
+};
+/* Prepares an invocation from an InvokeFunction op: the child's event and
+ * run. Returns 0, or -1 with a message when the op is malformed, or 1 with a
+ * message when the target function is not registered (the step then fails
+ * with that message, the run goes on). */
+int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t now,
+                   struct invoke_reg *inv, int64_t *timeout_at, char *msg, size_t msgsz);
+void invoke_reg_free(struct invoke_reg *inv);
+/* In the transaction: stores the child event and run, and the parent's wait. */
+int invoke_register(struct sb_store *st, struct run_update *op, struct invoke_reg *inv,
+                    struct sb_err *err);
+/* In the transaction that ends a run: resolves the run that invoked it. */
+int invoke_resolve_parent(struct sb_store *st, struct run_update *op, struct sb_err *err);
+/* The memo of a timed-out invocation. */
+#define INVOKE_TIMEOUT_MEMO                                                                    \
+    "{\"error\":{\"message\":\"Timed out waiting for invoked function to complete\","          \
+    "\"name\":\"InngestInvokeTimeoutError\"}}"
 
 /* ---- runop.c: the write operation for one run's state change ---- */
 struct run_update {
@@ -244,6 +277,10 @@ struct run_update {
     struct ingest_batch lifecycle; /* events emitted by the run's end (lifecycle.c) */
     struct wait_reg *waits;    /* waits to register (owned) */
     size_t nwaits;
+    struct invoke_reg *invokes; /* invocations to start (owned) */
+    size_t ninvokes;
+    struct wait_resolution *resolved; /* parents resolved by this run's end */
+    size_t nresolved;
     int64_t wait_timeout_item; /* a wait timing out: conflict if already resolved */
 };
 struct run_update *runop_new(struct sb_engine *e, struct run *r);

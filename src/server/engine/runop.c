@@ -42,6 +42,10 @@ void runop_free(struct run_update *op)
     for (size_t i = 0; i < op->nwaits; i++)
         wait_reg_free(&op->waits[i]);
     free(op->waits);
+    for (size_t i = 0; i < op->ninvokes; i++)
+        invoke_reg_free(&op->invokes[i]);
+    free(op->invokes);
+    sb_wait_resolutions_free(op->resolved, op->nresolved);
     sbd_ingest_free(&op->lifecycle);
     free(op->output);
     free(op->error);
@@ -67,6 +71,8 @@ static int apply(struct sb_store *st, struct wop *w, struct sb_err *err)
         rc = sb_store_queue_put(st, &op->puts[i], err);
     for (size_t i = 0; !rc && i < op->nwaits; i++)
         rc = wait_register(st, op, &op->waits[i], err);
+    for (size_t i = 0; !rc && i < op->ninvokes; i++)
+        rc = invoke_register(st, op, &op->invokes[i], err);
     if (!rc && op->progress)
         rc = sb_store_run_progress(st, op->run_id, op->now, op->req_version, err);
     if (!rc && op->finish_status >= 0)
@@ -76,6 +82,8 @@ static int apply(struct sb_store *st, struct wop *w, struct sb_err *err)
         sbd_ingest_free(&op->lifecycle); /* a retried apply starts afresh */
         rc = sbd_lifecycle_emit(st, op->e->sbd, op->run_id, op->finish_status, op->output,
                                 op->error, op->now, &op->lifecycle, err);
+        if (!rc)
+            rc = invoke_resolve_parent(st, op, err); /* was it invoked by a step.invoke? */
     }
     return rc;
 }
@@ -89,8 +97,17 @@ static void done(struct wop *w, int rc, const struct sb_err *err)
     else if (rc)
         SB_LOGK(SB_ERROR, "run_update_failed", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
                 "could not record a change of run %s: %s", op->run_id, err ? err->msg : "?");
+    if (!rc) {
+        for (size_t i = 0; i < op->ninvokes; i++)
+            sbd_ingest_committed(op->e->sbd, &op->invokes[i].child); /* the invoked runs */
+    }
     if (!rc && op->finish_status >= 0) {
         sbd_ingest_committed(op->e->sbd, &op->lifecycle); /* runs the end triggered */
+        if (op->nresolved) { /* the parent that invoked this run goes on */
+            sb_engine_waits_resolved(op->e, op->resolved, op->nresolved);
+            op->resolved = NULL;
+            op->nresolved = 0;
+        }
         sb_waiters_notify(op->e->sbd->waiters, op->run_id, op->event_id);
     }
     runop_post_committed(op->e, op, rc);

@@ -92,21 +92,21 @@ static bool wait_matches(const char *expr, const char *trigger_body, const char 
     return ok;
 }
 
-/* Resolves a wait inside the current transaction: memoizes the event for
- * the step, removes the wait and its timeout item, and adds the discovery
- * item when discovery_qid is set. */
-static int resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id,
-                          const char *hash, const char *event_body, int64_t seq,
-                          int64_t discovery_qid, int flags, int64_t now, struct sb_err *err)
+/* Resolves a wait inside the current transaction: memoizes `memo` for the
+ * step, removes the wait and its timeout item, and adds the discovery item
+ * when discovery_qid is set. */
+int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id,
+                        const char *hash, const char *op_name, const char *memo, int64_t seq,
+                        int64_t discovery_qid, int flags, int64_t now, struct sb_err *err)
 {
     bool deleted;
     int rc = sb_store_wait_delete(st, item_id, &deleted, err);
     if (!rc)
         rc = sb_store_queue_del(st, item_id, err);
     if (!rc) {
-        struct step_rec s = { .run_id = run_id, .hash = hash, .seq = seq,
-                              .op = "WaitForEvent", .status = STEP_COMPLETED, .attempts = 1,
-                              .output = event_body, .ended_at = now };
+        struct step_rec s = { .run_id = run_id, .hash = hash, .seq = seq, .op = op_name,
+                              .status = STEP_COMPLETED, .attempts = 1, .output = memo,
+                              .ended_at = now };
         rc = sb_store_step_put(st, &s, err);
     }
     if (!rc && discovery_qid > 0) {
@@ -149,8 +149,8 @@ int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w
         return sb_err_set(err, SB_ESTORE, "cannot scan events for a wait");
     if (!sc.found_copy)
         return 0;
-    rc = resolve_in_txn(st, op->run_id, w->item_id, w->hash, sc.found_copy, w->seq,
-                        w->discovery_qid, w->flags, op->now, err);
+    rc = wait_resolve_in_txn(st, op->run_id, w->item_id, w->hash, "WaitForEvent",
+                             sc.found_copy, w->seq, w->discovery_qid, w->flags, op->now, err);
     if (rc) {
         free(sc.found_copy);
         return rc;
@@ -169,7 +169,7 @@ static struct item *find_item(struct run *r, int64_t id)
 
 /* After a wait was resolved in the store: the run's memory follows. Adds a
  * discovery item (in the store too) when nothing else is left to do. */
-static void apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id,
+void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id,
                              const char *hash, const char *memo, int64_t discovery_qid,
                              int flags)
 {
@@ -205,8 +205,8 @@ void wait_after_commit(struct sb_engine *e, struct run *r, struct run_update *op
     for (size_t i = 0; i < op->nwaits; i++) {
         struct wait_reg *w = &op->waits[i];
         if (w->matched)
-            apply_resolution(e, r, w->item_id, w->hash, w->matched, w->discovery_qid,
-                             w->flags);
+            wait_apply_resolution(e, r, w->item_id, w->hash, w->matched, w->discovery_qid,
+                                  w->flags);
     }
 }
 
@@ -216,8 +216,8 @@ void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m)
         struct wait_resolution *res = &m->resolved[i];
         struct run *r = engine_run_find(e, res->run_id);
         if (r && !r->ended)
-            apply_resolution(e, r, res->item_id, res->hash, res->memo, res->discovery_qid,
-                             res->flags);
+            wait_apply_resolution(e, r, res->item_id, res->hash, res->memo,
+                                  res->discovery_qid, res->flags);
         if (r && r->committing == 0 && !r->ended)
             engine_run_schedule(e, r);
     }
@@ -245,8 +245,8 @@ static int on_wait(void *ctx, const struct wait_rec *w, const char *trigger_even
     /* the timeout item is the run's only queue row: the discovery call is next */
     int64_t discovery = run_queue_rows <= 1 ? sb_engine_alloc_qid(ic->e) : 0;
     int64_t seq = sb_store_next_seq(ic->st, w->run_id);
-    int rc = resolve_in_txn(ic->st, w->run_id, w->item_id, w->step_hash, ic->body, seq,
-                            discovery, flags, ic->now, ic->err);
+    int rc = wait_resolve_in_txn(ic->st, w->run_id, w->item_id, w->step_hash, "WaitForEvent",
+                                 ic->body, seq, discovery, flags, ic->now, ic->err);
     if (rc)
         return rc;
     struct wait_resolution *nr = realloc(*ic->res, (*ic->nres + 1) * sizeof *nr);

@@ -85,16 +85,18 @@ static const char *const migrations[] = {
     "  flags INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE INDEX queue_run ON queue(run_id);",
-    /* 1 -> 2: open step.waitForEvent waits */
+    /* 1 -> 2: open step.waitForEvent and step.invoke waits */
     "CREATE TABLE waits ("
     "  item_id INTEGER PRIMARY KEY,"   /* the queue item that times the wait out */
     "  run_id TEXT NOT NULL,"
     "  step_hash TEXT NOT NULL,"
-    "  event_name TEXT NOT NULL,"
+    "  event_name TEXT,"                /* waitForEvent: the awaited event */
     "  expression TEXT,"
+    "  child_run_id TEXT,"              /* step.invoke: the invoked run */
     "  created_at INTEGER NOT NULL"
     ");"
-    "CREATE INDEX waits_event ON waits(event_name);"
+    "CREATE INDEX waits_event ON waits(event_name) WHERE event_name IS NOT NULL;"
+    "CREATE INDEX waits_child ON waits(child_run_id) WHERE child_run_id IS NOT NULL;"
     "CREATE INDEX waits_run ON waits(run_id);",
 };
 

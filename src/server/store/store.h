@@ -36,6 +36,7 @@ enum qitem_flag {
     QF_PARALLEL = 1, /* a call with disable_immediate_execution (parallel mode) */
     QF_SLEEP = 2,    /* no call: when due, the sleep step (step_id) completes */
     QF_WAIT = 4,     /* no call: when due, the waitForEvent step times out (null) */
+    QF_INVOKE = 8,   /* no call: when due, the step.invoke times out (an error) */
 };
 
 /* ---- records passed to write operations (strings borrowed) ---- */
@@ -154,7 +155,9 @@ int sb_store_purge(struct sb_store *st, int64_t before_ms, int limit, int *delet
 /* ---- waits (step.waitForEvent), writer connection ---- */
 struct wait_rec {
     int64_t item_id;         /* the queue item that times the wait out */
-    const char *run_id, *step_hash, *event_name, *expression;
+    const char *run_id, *step_hash;
+    const char *event_name, *expression; /* waitForEvent */
+    const char *child_run_id;            /* step.invoke */
     int64_t created_at;
 };
 int sb_store_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_err *err);
@@ -170,6 +173,12 @@ int sb_store_waits_for(struct sb_store *st, const char *event_name,
                        int (*fn)(void *ctx, const struct wait_rec *w, const char *trigger_event,
                                  int64_t run_queue_rows, int flags),
                        void *ctx);
+/* The wait (step.invoke) whose child is child_run_id, if any: fills *w
+ * (strings malloc'd, free with sb_wait_rec_free) and *run_queue_rows, *flags.
+ * SB_ENOTFOUND when nobody waits for it. */
+int sb_store_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait_rec *w,
+                            int64_t *run_queue_rows, int *flags);
+void sb_wait_rec_free(struct wait_rec *w);
 /* Events named `name` stored with an id >= min_id, in order. */
 int sb_store_events_since(struct sb_store *st, const char *name, const char *min_id,
                           int (*fn)(void *ctx, const char *id, const char *body), void *ctx);

@@ -84,7 +84,11 @@
     X(APPS_AT_URL, "SELECT id FROM apps WHERE url=? AND id<>? AND deleted_at IS NULL")       \
     X(APP_GET, "SELECT checksum,url FROM apps WHERE id=? AND deleted_at IS NULL")           \
     X(WAIT_PUT, "INSERT OR REPLACE INTO waits(item_id,run_id,step_hash,event_name,"          \
-                "expression,created_at) VALUES(?,?,?,?,?,?)")                                \
+                "expression,child_run_id,created_at) VALUES(?,?,?,?,?,?,?)")                 \
+    X(WAIT_CHILD, "SELECT w.item_id,w.run_id,w.step_hash,w.created_at,"                      \
+                  "(SELECT COUNT(*) FROM queue q WHERE q.run_id=w.run_id),"                  \
+                  "COALESCE((SELECT q.flags FROM queue q WHERE q.id=w.item_id),0) "          \
+                  "FROM waits w WHERE w.child_run_id=?")                                     \
     X(WAIT_DEL, "DELETE FROM waits WHERE item_id=?")                                         \
     X(WAIT_DEL_RUN, "DELETE FROM waits WHERE run_id=?")                                      \
     X(WAIT_COUNT, "SELECT COUNT(*) FROM waits")                                              \

@@ -762,9 +762,10 @@ int sb_store_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_e
     sqlite3_bind_int64(s, 1, w->item_id);
     sqlite3_bind_text(s, 2, w->run_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, w->step_hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, w->event_name, -1, SQLITE_STATIC);
+    sb_store_bind_text(s, 4, w->event_name);
     sb_store_bind_text(s, 5, w->expression);
-    sqlite3_bind_int64(s, 6, w->created_at);
+    sb_store_bind_text(s, 6, w->child_run_id);
+    sqlite3_bind_int64(s, 7, w->created_at);
     int rc = sb_store_exec_stmt(st, s, err);
     if (!rc)
         st->open_waits++;
@@ -845,6 +846,39 @@ int sb_store_waits_for(struct sb_store *st, const char *event_name,
     }
     free(rows);
     return rc;
+}
+
+int sb_store_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait_rec *w,
+                            int64_t *run_queue_rows, int *flags)
+{
+    memset(w, 0, sizeof *w);
+    if (st->open_waits <= 0)
+        return SB_ENOTFOUND;
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_CHILD);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, child_run_id, -1, SQLITE_STATIC);
+    int rc = SB_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        w->item_id = sqlite3_column_int64(s, 0);
+        w->run_id = sb_store_col_dup(s, 1);
+        w->step_hash = sb_store_col_dup(s, 2);
+        w->created_at = sqlite3_column_int64(s, 3);
+        *run_queue_rows = sqlite3_column_int64(s, 4);
+        *flags = sqlite3_column_int(s, 5);
+        rc = w->run_id && w->step_hash ? 0 : SB_ENOMEM;
+    }
+    sqlite3_reset(s);
+    if (rc)
+        sb_wait_rec_free(w);
+    return rc;
+}
+
+void sb_wait_rec_free(struct wait_rec *w)
+{
+    free((char *)w->run_id);
+    free((char *)w->step_hash);
+    memset(w, 0, sizeof *w);
 }
 
 int sb_store_events_since(struct sb_store *st, const char *name, const char *min_id,

@@ -63,7 +63,8 @@ static json_t *run_queue(struct sb_store *st, const char *run_id)
     if (sqlite3_prepare_v2(st->db,
                            "SELECT q.step_id,q.attempt,q.due_at,q.started_at,"
                            "q.transport_failures,q.transport_since,q.last_error,q.flags,"
-                           "w.event_name,w.expression FROM queue q LEFT JOIN waits w ON "
+                           "w.event_name,w.expression,w.child_run_id FROM queue q "
+                           "LEFT JOIN waits w ON "
                            "w.item_id=q.id WHERE q.run_id=? ORDER BY q.due_at",
                            -1, &s, NULL) != SQLITE_OK)
         return arr;
@@ -72,9 +73,12 @@ static json_t *run_queue(struct sb_store *st, const char *run_id)
         json_t *q = json_object();
         json_object_set_new(q, "step_id", text_or_null(s, 0));
         int flags = sqlite3_column_int(s, 7);
-        json_object_set_new(q, "kind", json_string((flags & QF_SLEEP)  ? "sleep"
-                                                   : (flags & QF_WAIT) ? "wait"
-                                                                       : "call"));
+        json_object_set_new(q, "kind", json_string((flags & QF_SLEEP)    ? "sleep"
+                                                   : (flags & QF_WAIT)   ? "wait"
+                                                   : (flags & QF_INVOKE) ? "invoke"
+                                                                         : "call"));
+        if (flags & QF_INVOKE)
+            json_object_set_new(q, "invoked_run_id", text_or_null(s, 10));
         if (flags & QF_WAIT) {
             json_object_set_new(q, "waiting_for", text_or_null(s, 8));
             json_object_set_new(q, "if", text_or_null(s, 9));

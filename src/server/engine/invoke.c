@@ -1,0 +1,170 @@
+/* invoke.c - step.invoke.
+ *
+ * An InvokeFunction op starts a child run of the target function, triggered
+ * by an `inngest/function.invoked` event whose data is the payload's data,
+ * and gives the parent step a wait: a row in `waits` naming the child run,
+ * with a timeout item (QF_INVOKE). Both are written in the parent's
+ * transaction. When the child ends, the transaction that ends it memoizes
+ * {"data": result} (or {"error": ...}) for the parent's step, removes the
+ * wait and its timeout item (adding the discovery item when nothing else is
+ * pending), and the engine learns of it after the commit. The timeout
+ * memoizes InngestInvokeTimeoutError, but like a waitForEvent timeout only if
+ * the wait row is still there. An unknown target fails the step (not the
+ * run): the function sees the error, as with a failed step. */
+#include "engine_internal.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/ulid.h"
+#include "server/sbd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_INVOKE_TIMEOUT_MS (365LL * 86400 * 1000)
+
+void invoke_reg_free(struct invoke_reg *inv)
+{
+    free(inv->hash);
+    sbd_ingest_free(&inv->child);
+    memset(inv, 0, sizeof *inv);
+}
+
+int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t now,
+                   struct invoke_reg *inv, int64_t *timeout_at, char *msg, size_t msgsz)
+{
+    memset(inv, 0, sizeof *inv);
+    const json_t *opts = json_object_get(op, "opts");
+    const char *target = sb_json_str(opts, "function_id");
+    if (!target || !*target) {
+        snprintf(msg, msgsz, "step.invoke without opts.function_id");
+        return -1;
+    }
+    const char *timeout = sb_json_str(opts, "timeout");
+    int64_t t;
+    if (timeout && *timeout) {
+        if (sb_duration_parse(timeout, 0, &t) == 0)
+            *timeout_at = now + t;
+        else if (sb_time_parse_iso(timeout, &t) == 0)
+            *timeout_at = t;
+        else {
+            snprintf(msg, msgsz, "step.invoke of '%.200s': unreadable timeout '%.50s'", target,
+                     timeout);
+            return -1;
+        }
+    } else {
+        *timeout_at = now + DEFAULT_INVOKE_TIMEOUT_MS;
+    }
+    const struct fn *f = sb_snap_find(e->snap, target);
+    if (!f || f->removed) {
+        snprintf(msg, msgsz, "step.invoke: function '%.200s' is not registered", target);
+        return 1;
+    }
+    const json_t *payload = json_object_get(opts, "payload");
+    json_t *data = json_object_get(payload, "data");
+    json_t *user = json_object_get(payload, "user");
+    json_t *v = json_object_get(payload, "v");
+    struct parsed_event pe = { 0 };
+    sb_ulid_new(now, pe.id);
+    json_t *ev = json_object();
+    json_t *evdata = json_is_object(data) ? json_deep_copy(data) : json_object();
+    /* where it came from, as event.data._inngest for the child */
+    json_object_set_new(evdata, "_inngest",
+                        json_pack("{s:s, s:s}", "source_run_id", r->id, "source_fn_id",
+                                  r->function_id ? r->function_id : ""));
+    json_object_set_new(ev, "name", json_string("inngest/function.invoked"));
+    json_object_set_new(ev, "data", evdata);
+    json_object_set_new(ev, "id", json_string(pe.id));
+    json_object_set_new(ev, "ts", json_integer(now));
+    json_object_set_new(ev, "user", json_is_object(user) ? json_incref(user) : json_object());
+    if (json_is_string(v))
+        json_object_set(ev, "v", v);
+    pe.body = ev ? sb_json_dumps(ev, NULL) : NULL;
+    json_decref(ev);
+    pe.name = strdup("inngest/function.invoked");
+    pe.ts = now;
+    struct ingest_run *run = calloc(1, sizeof *run);
+    if (!pe.body || !pe.name || !run || sbd_ingest_init(&inv->child, &pe, 1, now) != 0) {
+        free(pe.body);
+        free(pe.name);
+        free(run);
+        snprintf(msg, msgsz, "out of memory");
+        return -1;
+    }
+    inv->child.emitted = true;
+    sb_ulid_new(now, run->run_id);
+    run->function_id = strdup(f->id);
+    run->app_id = strdup(f->app_id);
+    run->qid = sb_engine_alloc_qid(e);
+    inv->child.events[0].runs = run;
+    inv->child.events[0].nruns = 1;
+    memcpy(inv->child_run_id, run->run_id, sizeof inv->child_run_id);
+    if (!run->function_id || !run->app_id) {
+        snprintf(msg, msgsz, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int invoke_register(struct sb_store *st, struct run_update *op, struct invoke_reg *inv,
+                    struct sb_err *err)
+{
+    int rc = sbd_ingest_apply(st, op->e->sbd, &inv->child, err);
+    if (rc)
+        return rc;
+    struct wait_rec w = { .item_id = inv->item_id, .run_id = op->run_id, .step_hash = inv->hash,
+                          .child_run_id = inv->child_run_id, .created_at = op->now };
+    return sb_store_wait_put(st, &w, err);
+}
+
+int invoke_resolve_parent(struct sb_store *st, struct run_update *op, struct sb_err *err)
+{
+    struct wait_rec w;
+    int64_t rows;
+    int flags;
+    int rc = sb_store_wait_for_child(st, op->run_id, &w, &rows, &flags);
+    if (rc == SB_ENOTFOUND)
+        return 0;
+    if (rc)
+        return sb_err_set(err, rc, "cannot look up who invoked run %s", op->run_id);
+    json_t *memo;
+    if (op->finish_status == RUN_COMPLETED) {
+        json_t *out = op->output ? sb_json_parse(op->output, strlen(op->output), NULL) : NULL;
+        memo = json_pack("{s:o}", "data", out ? out : json_null());
+    } else {
+        json_t *e = op->error ? sb_json_parse(op->error, strlen(op->error), NULL) : NULL;
+        if (!json_is_object(e)) {
+            json_decref(e);
+            e = json_pack("{s:s, s:s}", "name", "Error", "message", "the invoked run failed");
+        }
+        memo = json_pack("{s:o}", "error", e);
+    }
+    char *text = sb_json_dumps(memo, NULL);
+    json_decref(memo);
+    int64_t discovery = rows <= 1 ? sb_engine_alloc_qid(op->e) : 0;
+    rc = text ? wait_resolve_in_txn(st, w.run_id, w.item_id, w.step_hash, "InvokeFunction", text,
+                                    sb_store_next_seq(st, w.run_id), discovery, flags, op->now,
+                                    err)
+              : sb_err_set(err, SB_ENOMEM, "out of memory");
+    if (!rc) {
+        struct wait_resolution *nr =
+            realloc(op->resolved, (op->nresolved + 1) * sizeof *nr);
+        if (!nr) {
+            rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+        } else {
+            op->resolved = nr;
+            struct wait_resolution *res = &nr[op->nresolved++];
+            memset(res, 0, sizeof *res);
+            snprintf(res->run_id, sizeof res->run_id, "%s", w.run_id);
+            snprintf(res->hash, sizeof res->hash, "%s", w.step_hash);
+            res->item_id = w.item_id;
+            res->memo = text;
+            text = NULL;
+            res->discovery_qid = discovery;
+            res->flags = flags;
+        }
+    }
+    free(text);
+    sb_wait_rec_free(&w);
+    return rc;
+}
