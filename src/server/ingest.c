@@ -1,12 +1,15 @@
 /* ingest.c - store events and start their runs (see ingest.h). */
 #include "ingest.h"
 #include "common/clock.h"
+#include "common/json.h"
+#include "expr/expr.h"
 #include "engine/engine.h"
 #include "metrics.h"
 #include "registry.h"
 #include "sbd.h"
 #include "store/store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +42,8 @@ void sbd_ingest_free(struct ingest_batch *b)
         free(ev->ev.dedupe_key);
     }
     free(b->events);
+    free(b->cancels);
+    sb_snap_release(b->snap);
     sb_wait_resolutions_free(b->resolved, b->nresolved);
     memset(b, 0, sizeof *b);
 }
@@ -72,15 +77,101 @@ static void add_match(void *ctx, const struct fn *f)
 
 int sbd_ingest_prepare(struct sbd *sbd, struct ingest_batch *b)
 {
-    struct reg_snap *snap = sb_registry_acquire(sbd->registry);
+    sb_snap_release(b->snap);
+    b->snap = sb_registry_acquire(sbd->registry); /* kept for the cancel rules */
     int failed = 0;
     for (size_t i = 0; i < b->n && !failed; i++) {
         struct match_ctx mc = { &b->events[i], sbd, b->received_at, 0 };
-        sb_snap_match(snap, b->events[i].ev.name, b->events[i].ev.body, add_match, &mc);
+        sb_snap_match(b->snap, b->events[i].ev.name, b->events[i].ev.body, add_match, &mc);
         failed = mc.failed;
     }
-    sb_snap_release(snap);
     return failed ? SB_ENOMEM : 0;
+}
+
+struct cancel_ctx {
+    struct sb_store *st;
+    const struct sb_expr *expr;
+    json_t *async_ev;
+    int64_t timeout_ms, now;
+    const char *reason;
+    char (**ids)[SB_ULID_SIZE];
+    size_t *nids;
+    struct sb_err *err;
+};
+
+static int cancel_one(void *ctx, const char *run_id, int64_t created_at, const char *trigger)
+{
+    struct cancel_ctx *cc = ctx;
+    if (cc->timeout_ms > 0 && created_at + cc->timeout_ms < cc->now)
+        return 0; /* the rule applies only this long after the run started */
+    if (cc->expr) {
+        json_t *ev = trigger ? sb_json_parse(trigger, strlen(trigger), NULL) : NULL;
+        struct sb_expr_var vars[] = { { "event", ev }, { "async", cc->async_ev } };
+        bool ok = sb_expr_test(cc->expr, vars, cc->async_ev ? 2 : 1);
+        json_decref(ev);
+        if (!ok)
+            return 0;
+    }
+    bool added;
+    int rc = sb_store_cancel_request_put(cc->st, run_id, cc->reason, cc->now, &added, cc->err);
+    if (rc || !added)
+        return rc;
+    char(*n)[SB_ULID_SIZE] = realloc(*cc->ids, (*cc->nids + 1) * sizeof *n);
+    if (!n)
+        return sb_err_set(cc->err, SB_ENOMEM, "out of memory");
+    *cc->ids = n;
+    snprintf(n[(*cc->nids)++], SB_ULID_SIZE, "%s", run_id);
+    return 0;
+}
+
+static int cancel_matching_rule(struct sb_store *st, const struct cancel_rule *c,
+                                const char *function_id, const char *async_body,
+                                const char *reason, int64_t now, char (**ids)[SB_ULID_SIZE],
+                                size_t *nids, struct sb_err *err)
+{
+    json_t *async_ev = async_body ? sb_json_parse(async_body, strlen(async_body), NULL) : NULL;
+    struct cancel_ctx cc = { st, c ? c->expr : NULL, async_ev, c ? c->timeout_ms : 0, now,
+                             reason, ids, nids, err };
+    int rc = sb_store_running_runs(st, NULL, function_id, 0, 0, cancel_one, &cc);
+    json_decref(async_ev);
+    return rc;
+}
+
+int sbd_cancel_matching(struct sb_store *st, const char *app_id, const char *function_id,
+                        int64_t after, int64_t before, const struct sb_expr *expr,
+                        const char *async_body, const char *reason, int64_t now,
+                        char (**ids)[SB_ULID_SIZE], size_t *nids, struct sb_err *err)
+{
+    json_t *async_ev = async_body ? sb_json_parse(async_body, strlen(async_body), NULL) : NULL;
+    struct cancel_ctx cc = { st, expr, async_ev, 0, now, reason, ids, nids, err };
+    int rc = sb_store_running_runs(st, app_id, function_id, after, before, cancel_one, &cc);
+    json_decref(async_ev);
+    return rc;
+}
+
+void sbd_cancel_committed(struct sbd *sbd, char (*ids)[SB_ULID_SIZE], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sb_engine_cancel(sbd->engine, ids[i], NULL, NULL);
+}
+
+struct rule_ctx {
+    struct sb_store *st;
+    struct ingest_batch *b;
+    const char *body;
+    int rc;
+    struct sb_err *err;
+};
+
+static void on_cancel_rule(void *ctx, const struct fn *f, const struct cancel_rule *c)
+{
+    struct rule_ctx *rc = ctx;
+    if (rc->rc)
+        return;
+    char reason[300];
+    snprintf(reason, sizeof reason, "cancelOn %.250s", c->event);
+    rc->rc = cancel_matching_rule(rc->st, c, f->id, rc->body, reason, rc->b->received_at,
+                                  &rc->b->cancels, &rc->b->ncancels, rc->err);
 }
 
 int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *b,
@@ -126,6 +217,13 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
         if ((rc = sb_waits_on_event(st, sbd->engine, ev->ev.name, ev->ev.body, &b->resolved,
                                     &b->nresolved, err)))
             return rc;
+        /* running runs this event cancels (cancelOn), recorded durably */
+        if (b->snap) {
+            struct rule_ctx rctx = { st, b, ev->ev.body, 0, err };
+            sb_snap_cancel_rules(b->snap, ev->ev.name, on_cancel_rule, &rctx);
+            if (rctx.rc)
+                return rctx.rc;
+        }
     }
     return 0;
 }
@@ -169,6 +267,12 @@ void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
         b->nresolved = 0;
     }
     b->new_runs = k;
+    if (b->ncancels) {
+        sbd_cancel_committed(sbd, b->cancels, b->ncancels);
+        free(b->cancels);
+        b->cancels = NULL;
+        b->ncancels = 0;
+    }
     if (b->emitted)
         SBD_COUNT_N(events_emitted, b->n - b->duplicates);
     else

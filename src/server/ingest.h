@@ -35,9 +35,14 @@ struct ingest_event {
     size_t nruns;
 };
 
+struct reg_snap;
+
 struct ingest_batch {
     struct ingest_event *events;
     size_t n;
+    struct reg_snap *snap;       /* registry at prepare time (cancel rules) */
+    char (*cancels)[SB_ULID_SIZE]; /* runs to cancel (cancelOn), set by apply */
+    size_t ncancels;
     int64_t received_at;
     struct wait_resolution *resolved;
     size_t nresolved;
@@ -53,6 +58,17 @@ int sbd_ingest_prepare(struct sbd *sbd, struct ingest_batch *b);
 /* Writer thread, inside the transaction. */
 int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *b,
                      struct sb_err *err);
+/* Writer thread, inside a transaction: records cancel requests for the
+ * running runs of function f (app and function filters, creation window)
+ * whose trigger event satisfies expr (vars event, and async when given);
+ * appends them to *ids. Used by cancelOn and bulk cancellations. */
+struct sb_expr;
+int sbd_cancel_matching(struct sb_store *st, const char *app_id, const char *function_id,
+                        int64_t after, int64_t before, const struct sb_expr *expr,
+                        const char *async_body, const char *reason, int64_t now,
+                        char (**ids)[SB_ULID_SIZE], size_t *nids, struct sb_err *err);
+/* After the commit: asks the engine to cancel them. */
+void sbd_cancel_committed(struct sbd *sbd, char (*ids)[SB_ULID_SIZE], size_t n);
 /* Writer thread, after the commit. */
 void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b);
 void sbd_ingest_free(struct ingest_batch *b);

@@ -35,6 +35,12 @@ void sb_fn_unref(struct fn *f)
         free(f->triggers[i].cron);
     }
     free(f->triggers);
+    for (size_t i = 0; i < f->ncancels; i++) {
+        free(f->cancels[i].event);
+        free(f->cancels[i].expression);
+        sb_expr_free(f->cancels[i].expr);
+    }
+    free(f->cancels);
     free(f->id);
     free(f->app_id);
     free(f->name);
@@ -155,6 +161,18 @@ void sb_snap_match(const struct reg_snap *s, const char *name, const char *event
         }
     }
     json_decref(event);
+}
+
+void sb_snap_cancel_rules(const struct reg_snap *s, const char *name,
+                          void (*cb)(void *ctx, const struct fn *f, const struct cancel_rule *c),
+                          void *ctx)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const struct fn *f = s->fns[i];
+        for (size_t j = 0; j < f->ncancels; j++)
+            if (strcmp(f->cancels[j].event, name) == 0)
+                cb(ctx, f, &f->cancels[j]);
+    }
 }
 
 /* Publishes next (taking ownership) and drops the registry's old reference. */
@@ -306,6 +324,46 @@ static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, stru
     return 0;
 }
 
+static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, struct sb_err *err)
+{
+    if (!arr || json_is_null(arr))
+        return 0;
+    if (!json_is_array(arr))
+        return sb_err_set(err, SB_EINVAL, "function '%s': cancel must be an array", fid);
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return 0;
+    f->cancels = calloc(n, sizeof *f->cancels);
+    if (!f->cancels)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *c = json_array_get(arr, i);
+        struct cancel_rule *cr = &f->cancels[i];
+        f->ncancels++;
+        const char *ev = sb_json_str(c, "event");
+        if (!ev || !*ev)
+            return sb_err_set(err, SB_EINVAL, "function '%s': cancel %zu needs an 'event'", fid, i);
+        cr->event = strdup(ev);
+        const char *expr = sb_json_str(c, "if");
+        if (expr && *expr) {
+            struct sb_err xerr = { 0 };
+            cr->expression = strdup(expr);
+            if (!(cr->expr = sb_expr_compile(expr, &xerr)))
+                return sb_err_set(err, SB_EINVAL,
+                                  "function '%s': cancel %zu: invalid expression '%.200s': %s", fid,
+                                  i, expr, xerr.msg);
+        }
+        const char *timeout = sb_json_str(c, "timeout");
+        if (timeout && *timeout && sb_duration_parse(timeout, 0, &cr->timeout_ms) != 0)
+            return sb_err_set(err, SB_EINVAL,
+                              "function '%s': cancel %zu: timeout must be a duration such as \"1h\"",
+                              fid, i);
+        if (!cr->event || (expr && *expr && !cr->expression))
+            return sb_err_set(err, SB_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err)
 {
     if (!json_is_object(obj)) {
@@ -333,7 +391,8 @@ struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err
         sb_err_set(err, SB_ENOMEM, "out of memory");
         goto fail;
     }
-    if (parse_triggers(f, json_object_get(obj, "triggers"), id, err))
+    if (parse_triggers(f, json_object_get(obj, "triggers"), id, err) ||
+        parse_cancels(f, json_object_get(obj, "cancel"), id, err))
         goto fail;
     json_t *step = json_object_get(json_object_get(obj, "steps"), "step");
     if (!step) {

@@ -30,6 +30,14 @@ struct trigger {
     char *cron;
 };
 
+/* cancelOn: an event that cancels running runs of the function. */
+struct cancel_rule {
+    char *event;
+    char *expression;     /* `if` (event = the run's trigger, async = the new event) */
+    struct sb_expr *expr;
+    int64_t timeout_ms;   /* only within this long after the run started (0 = always) */
+};
+
 struct fn {
     int refs;             /* atomic */
     char *id;             /* "<app>-<slug>" as registered */
@@ -41,6 +49,8 @@ struct fn {
     bool removed;
     struct trigger *triggers;
     size_t ntriggers;
+    struct cancel_rule *cancels;
+    size_t ncancels;
     json_t *config;       /* the function object as registered (owned) */
 };
 
@@ -65,6 +75,11 @@ const struct fn *sb_snap_find(const struct reg_snap *s, const char *id);
  * A function is reported at most once per event. */
 void sb_snap_match(const struct reg_snap *s, const char *name, const char *event_body,
                    void (*cb)(void *ctx, const struct fn *f), void *ctx);
+
+/* Calls cb for every function (live or not) with a cancel rule on `name`. */
+void sb_snap_cancel_rules(const struct reg_snap *s, const char *name,
+                          void (*cb)(void *ctx, const struct fn *f, const struct cancel_rule *c),
+                          void *ctx);
 
 /* Parses one function object of a register body. default_url is used when
  * the function has no step URL. Returns a fn with refs = 1, or NULL with err

@@ -138,6 +138,13 @@ const functions = [
       return { ok: false, message: e.message };
     }
   }),
+  define({ id: "cancellable", cancelOn: [{ event: "compat/cancel", if: "async.data.id == event.data.id" }] },
+    { event: "compat/cancellable" }, async ({ event, step, runId, attempt }) => {
+      await step.run("start", () => { logExec(runId, "cancellable", "start", attempt); return 1; });
+      await step.sleep("long", event.data.duration ?? "1m");
+      await step.run("after", () => { logExec(runId, "cancellable", "after", attempt); return 2; });
+      return "not cancelled";
+    }),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

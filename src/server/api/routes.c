@@ -30,6 +30,8 @@ const struct sb_route sbd_routes[] = {
     { "GET", "/v1/runs/{}", h_run_get, AUTH_API, 0 },
     { "DELETE", "/v1/runs/{}", h_run_cancel, AUTH_API, 0 },
     { "GET", "/v1/runs/{}/steps", h_run_steps, AUTH_API, 0 },
+    { "POST", "/v1/cancellations", h_cancellations_post, AUTH_API, 64 * KB },
+    { "GET", "/v1/cancellations", h_cancellations_list, AUTH_API, 0 },
 };
 const size_t sbd_nroutes = sizeof sbd_routes / sizeof sbd_routes[0];
 

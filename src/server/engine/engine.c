@@ -356,7 +356,8 @@ void sb_engine_cancel(struct sb_engine *e, const char *run_id,
     if (!m || !c) {
         free(m);
         free(c);
-        cb(ctx, SB_ENOMEM, -1);
+        if (cb)
+            cb(ctx, SB_ENOMEM, -1);
         return;
     }
     c->cb = cb;
@@ -435,7 +436,8 @@ static void handle_cancel(struct sb_engine *e, struct inbox_msg *m)
             r->cancels = m->cancel;
             return;
         }
-        m->cancel->cb(m->cancel->ctx, status < 0 ? SB_ENOTFOUND : SB_ECONFLICT, status);
+        if (m->cancel->cb)
+            m->cancel->cb(m->cancel->ctx, status < 0 ? SB_ENOTFOUND : SB_ECONFLICT, status);
         free(m->cancel);
         return;
     }
@@ -702,6 +704,14 @@ static void repair_orphan(void *ctx, const char *run_id)
     inbox_post(e, m);
 }
 
+/* A cancellation decided before the last stop but not yet carried out. */
+static int replay_cancel(void *ctx, const char *run_id, const char *reason)
+{
+    (void)reason;
+    sb_engine_cancel(ctx, run_id, NULL, NULL);
+    return 0;
+}
+
 int64_t sb_engine_alloc_qid(struct sb_engine *e)
 {
     return __atomic_fetch_add(&e->next_qid, 1, __ATOMIC_RELAXED);
@@ -748,6 +758,7 @@ int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
         return sb_err_set(err, SB_ESTORE, "cannot load the queue");
     }
     sb_store_orphan_runs(st, repair_orphan, e);
+    sb_store_cancel_requests_scan(st, replay_cancel, e);
     SB_LOGK(SB_INFO, "engine_loaded",
             ((struct sb_lf[]){ LF_I("queue_items", e->nitems), LF_I("runs", e->nruns) }),
             "engine loaded %zu queue items of %zu runs", e->nitems, e->nruns);
@@ -789,7 +800,8 @@ void sb_engine_free(struct sb_engine *e)
             m->op->run->committing--;
             runop_free(m->op);
         } else if (m->kind == MSG_CANCEL) {
-            m->cancel->cb(m->cancel->ctx, SB_EUNAVAIL, -1);
+            if (m->cancel->cb)
+                m->cancel->cb(m->cancel->ctx, SB_EUNAVAIL, -1);
             free(m->cancel);
         } else if (m->kind == MSG_WAITS_RESOLVED) {
             sb_wait_resolutions_free(m->resolved, m->nresolved);
@@ -805,7 +817,8 @@ void sb_engine_free(struct sb_engine *e)
             while (r->cancels) {
                 struct cancel_req *c = r->cancels;
                 r->cancels = c->next;
-                c->cb(c->ctx, SB_EUNAVAIL, -1);
+                if (c->cb)
+                    c->cb(c->ctx, SB_EUNAVAIL, -1);
                 free(c);
             }
             engine_run_free(e, r);

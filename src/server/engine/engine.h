@@ -40,9 +40,9 @@ int64_t sb_engine_alloc_qid(struct sb_engine *e);
 /* Takes ownership of runs[0..n) contents (not of the array). */
 void sb_engine_add_runs(struct sb_engine *e, struct new_run *runs, size_t n);
 
-/* Cancels a running run. cb(ctx, rc, status) runs on some thread once the
- * cancellation is committed: rc 0 ok; SB_ENOTFOUND unknown run; SB_ECONFLICT
- * the run had already ended (status tells how). */
+/* Cancels a running run. cb(ctx, rc, status) (may be NULL) runs on some
+ * thread once the cancellation is committed: rc 0 ok; SB_ENOTFOUND unknown
+ * run; SB_ECONFLICT the run had already ended (status tells how). */
 void sb_engine_cancel(struct sb_engine *e, const char *run_id,
                       void (*cb)(void *ctx, int rc, int status), void *ctx);
 

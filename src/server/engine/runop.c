@@ -233,8 +233,9 @@ void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
         while (r->cancels) {
             struct cancel_req *c = r->cancels;
             r->cancels = c->next;
-            c->cb(c->ctx, op->finish_status == RUN_CANCELLED ? 0 : SB_ECONFLICT,
-                  op->finish_status);
+            if (c->cb)
+                c->cb(c->ctx, op->finish_status == RUN_CANCELLED ? 0 : SB_ECONFLICT,
+                      op->finish_status);
             free(c);
         }
     } else if (rc != 0 && r->committing == 0) {
@@ -254,7 +255,8 @@ void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
         while (r->cancels) {
             struct cancel_req *c = r->cancels;
             r->cancels = c->next;
-            c->cb(c->ctx, SB_EIO, -1);
+            if (c->cb)
+                c->cb(c->ctx, SB_EIO, -1);
             free(c);
         }
     }

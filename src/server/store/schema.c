@@ -85,7 +85,7 @@ static const char *const migrations[] = {
     "  flags INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE INDEX queue_run ON queue(run_id);",
-    /* 1 -> 2: open step.waitForEvent and step.invoke waits */
+    /* 1 -> 2: open step.waitForEvent and step.invoke waits, cancellations */
     "CREATE TABLE waits ("
     "  item_id INTEGER PRIMARY KEY,"   /* the queue item that times the wait out */
     "  run_id TEXT NOT NULL,"
@@ -97,7 +97,22 @@ static const char *const migrations[] = {
     ");"
     "CREATE INDEX waits_event ON waits(event_name) WHERE event_name IS NOT NULL;"
     "CREATE INDEX waits_child ON waits(child_run_id) WHERE child_run_id IS NOT NULL;"
-    "CREATE INDEX waits_run ON waits(run_id);",
+    "CREATE INDEX waits_run ON waits(run_id);"
+    /* runs to cancel (cancelOn, bulk cancellations): written in the
+     * transaction that decided it, deleted in the one that ends the run */
+    "CREATE TABLE cancel_requests ("
+    "  run_id TEXT PRIMARY KEY,"
+    "  reason TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE cancellations ("
+    "  id TEXT PRIMARY KEY,"
+    "  app_id TEXT, function_id TEXT,"
+    "  started_after INTEGER, started_before INTEGER,"
+    "  expression TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  run_count INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

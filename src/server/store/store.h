@@ -189,6 +189,31 @@ int sb_store_run_trigger(struct sb_store *st, const char *run_id, char **functio
 /* Next stack position for a run's memoized steps (max seq + 1). */
 int64_t sb_store_next_seq(struct sb_store *st, const char *run_id);
 
+/* ---- cancellations, writer connection ---- */
+/* Running runs of function_id created in [after, before) (0 = unbounded),
+ * with their trigger event body. */
+int sb_store_running_runs(struct sb_store *st, const char *app_id, const char *function_id,
+                          int64_t after, int64_t before,
+                          int (*fn)(void *ctx, const char *run_id, int64_t created_at,
+                                    const char *trigger_event),
+                          void *ctx);
+/* Records that run_id must be cancelled; *added = false if it already was. */
+int sb_store_cancel_request_put(struct sb_store *st, const char *run_id, const char *reason,
+                                int64_t now, bool *added, struct sb_err *err);
+/* Every pending cancel request (at start). */
+int sb_store_cancel_requests_scan(struct sb_store *st,
+                                  int (*fn)(void *ctx, const char *run_id, const char *reason),
+                                  void *ctx);
+struct cancellation_rec {
+    char id[SB_ULID_SIZE];
+    const char *app_id, *function_id, *expression;
+    int64_t started_after, started_before, created_at;
+    int64_t run_count;
+};
+int sb_store_cancellation_put(struct sb_store *st, const struct cancellation_rec *c,
+                              struct sb_err *err);
+json_t *sb_store_cancellations_json(struct sb_store *st, int limit);
+
 /* ---- reads (any connection) ---- */
 /* Largest queue id in use (0 when empty). */
 int64_t sb_store_queue_max_id(struct sb_store *st);

@@ -100,7 +100,19 @@
     X(EVENTS_SINCE, "SELECT id,body FROM events WHERE name=? AND id>=? ORDER BY id")         \
     X(NEXT_SEQ, "SELECT COALESCE(MAX(seq),-1)+1 FROM steps WHERE run_id=?")                  \
     X(RUN_TRIGGER, "SELECT r.function_id,e.name,e.body FROM runs r JOIN events e ON "        \
-                   "e.id=r.event_id WHERE r.id=?")
+                   "e.id=r.event_id WHERE r.id=?")                                           \
+    X(RUNNING_OF, "SELECT r.id,r.created_at,e.body FROM runs r JOIN events e ON "            \
+                  "e.id=r.event_id WHERE r.status=0 AND (?1 IS NULL OR r.function_id=?1) "   \
+                  "AND (?2 IS NULL OR r.app_id=?2) AND (?3=0 OR r.created_at>=?3) "          \
+                  "AND (?4=0 OR r.created_at<?4) ORDER BY r.id")                             \
+    X(CANCEL_REQ_PUT, "INSERT INTO cancel_requests(run_id,reason,created_at) VALUES(?,?,?) " \
+                      "ON CONFLICT(run_id) DO NOTHING")                                      \
+    X(CANCEL_REQ_DEL, "DELETE FROM cancel_requests WHERE run_id=?")                          \
+    X(CANCEL_REQ_COUNT, "SELECT COUNT(*) FROM cancel_requests")                              \
+    X(CANCEL_REQ_SCAN, "SELECT run_id,reason FROM cancel_requests")                          \
+    X(CANCELLATION_PUT, "INSERT INTO cancellations(id,app_id,function_id,started_after,"     \
+                        "started_before,expression,created_at,run_count) "                   \
+                        "VALUES(?,?,?,?,?,?,?,?)")
 
 enum sb_stmt_id {
 #define SB_X_ENUM(name, sql) STMT_##name,
@@ -113,6 +125,7 @@ struct sb_store {
     sqlite3 *db;
     int readonly;
     int64_t open_waits;   /* writer connection: rows in `waits` */
+    int64_t open_cancels; /* writer connection: rows in `cancel_requests` */
     sqlite3_stmt *stmt[STMT__COUNT];
 };
 

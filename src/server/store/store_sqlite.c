@@ -110,6 +110,11 @@ int sb_store_open(const char *dir, struct sb_store **out, struct sb_err *err)
         st->open_waits = sqlite3_column_int64(c, 0);
     if (c)
         sqlite3_reset(c);
+    c = sb_store_stmt(st, STMT_CANCEL_REQ_COUNT);
+    if (c && sqlite3_step(c) == SQLITE_ROW)
+        st->open_cancels = sqlite3_column_int64(c, 0);
+    if (c)
+        sqlite3_reset(c);
     *out = st;
     return 0;
 }
@@ -318,6 +323,15 @@ int sb_store_run_finish(struct sb_store *st, const char *run_id, int status, con
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
     if ((rc = sb_store_exec_stmt(st, s, err)))
         return rc;
+    if (st->open_cancels > 0) { /* its cancel request, if any, is done */
+        s = sb_store_stmt(st, STMT_CANCEL_REQ_DEL);
+        if (!s)
+            return sb_err_set(err, SB_ESTORE, "statement unavailable");
+        sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+        if ((rc = sb_store_exec_stmt(st, s, err)))
+            return rc;
+        st->open_cancels -= sqlite3_changes(st->db);
+    }
     if (st->open_waits > 0) { /* an ended run waits for nothing */
         s = sb_store_stmt(st, STMT_WAIT_DEL_RUN);
         if (!s)
@@ -931,4 +945,96 @@ int sb_store_run_trigger(struct sb_store *st, const char *run_id, char **functio
         *function_id = *event_name = *event_body = NULL;
     }
     return rc;
+}
+
+/* ---- cancellations ---- */
+
+int sb_store_running_runs(struct sb_store *st, const char *app_id, const char *function_id,
+                          int64_t after, int64_t before,
+                          int (*fn)(void *ctx, const char *run_id, int64_t created_at,
+                                    const char *trigger_event),
+                          void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUNNING_OF);
+    if (!s)
+        return SB_ESTORE;
+    sb_store_bind_text(s, 1, function_id);
+    sb_store_bind_text(s, 2, app_id);
+    sqlite3_bind_int64(s, 3, after);
+    sqlite3_bind_int64(s, 4, before);
+    /* collect first: fn writes to the store */
+    struct row { char *id, *body; int64_t created; } *rows = NULL;
+    size_t n = 0;
+    int rc = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        struct row *nr = realloc(rows, (n + 1) * sizeof *nr);
+        if (!nr) {
+            rc = SB_ENOMEM;
+            break;
+        }
+        rows = nr;
+        rows[n].id = sb_store_col_dup(s, 0);
+        rows[n].created = sqlite3_column_int64(s, 1);
+        rows[n].body = sb_store_col_dup(s, 2);
+        n++;
+    }
+    sqlite3_reset(s);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc && rows[i].id)
+            rc = fn(ctx, rows[i].id, rows[i].created, rows[i].body);
+        free(rows[i].id);
+        free(rows[i].body);
+    }
+    free(rows);
+    return rc;
+}
+
+int sb_store_cancel_request_put(struct sb_store *st, const char *run_id, const char *reason,
+                                int64_t now, bool *added, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CANCEL_REQ_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (!rc) {
+        *added = sqlite3_changes(st->db) > 0;
+        if (*added)
+            st->open_cancels++;
+    }
+    return rc;
+}
+
+int sb_store_cancel_requests_scan(struct sb_store *st,
+                                  int (*fn)(void *ctx, const char *run_id, const char *reason),
+                                  void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CANCEL_REQ_SCAN);
+    if (!s)
+        return SB_ESTORE;
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW)
+        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
+                (const char *)sqlite3_column_text(s, 1));
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_cancellation_put(struct sb_store *st, const struct cancellation_rec *c,
+                              struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CANCELLATION_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+    sb_store_bind_text(s, 2, c->app_id);
+    sb_store_bind_text(s, 3, c->function_id);
+    sqlite3_bind_int64(s, 4, c->started_after);
+    sqlite3_bind_int64(s, 5, c->started_before);
+    sb_store_bind_text(s, 6, c->expression);
+    sqlite3_bind_int64(s, 7, c->created_at);
+    sqlite3_bind_int64(s, 8, c->run_count);
+    return sb_store_exec_stmt(st, s, err);
 }

@@ -317,3 +317,31 @@ json_t *sb_store_functions_json(struct sb_store *st, const char *app_id, bool in
     sqlite3_finalize(s);
     return arr;
 }
+
+json_t *sb_store_cancellations_json(struct sb_store *st, int limit)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT id,app_id,function_id,started_after,started_before,expression,"
+                           "created_at,run_count FROM cancellations ORDER BY id DESC LIMIT ?",
+                           -1, &s, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_int(s, 1, limit);
+    json_t *arr = json_array();
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", text_or_null(s, 0));
+        json_object_set_new(o, "app_id", text_or_null(s, 1));
+        json_object_set_new(o, "function_id", text_or_null(s, 2));
+        json_object_set_new(o, "started_after",
+                            sqlite3_column_int64(s, 3) ? iso_or_null(s, 3) : json_null());
+        json_object_set_new(o, "started_before",
+                            sqlite3_column_int64(s, 4) ? iso_or_null(s, 4) : json_null());
+        json_object_set_new(o, "if", text_or_null(s, 5));
+        json_object_set_new(o, "created_at", iso_or_null(s, 6));
+        json_object_set_new(o, "run_count", json_integer(sqlite3_column_int64(s, 7)));
+        json_array_append_new(arr, o);
+    }
+    sqlite3_finalize(s);
+    return arr;
+}

@@ -1,0 +1,151 @@
+/* cancellations.c - bulk cancellation: POST /v1/cancellations cancels the
+ * running runs of a function (or app) started inside a time window whose
+ * trigger event satisfies an optional `if`; GET /v1/cancellations lists
+ * them. The matching runs get cancel requests in one transaction (with a
+ * record of the cancellation), then the engine cancels them; a crash in
+ * between is finished at the next start. */
+#include "api.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/ulid.h"
+#include "server/expr/expr.h"
+#include "server/ingest.h"
+#include "server/sbd.h"
+#include "server/store/store.h"
+#include "server/store/writer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct cancel_op {
+    struct wop wop;
+    struct sb_req *req;
+    struct sbd *sbd;
+    struct cancellation_rec rec;
+    char *app_id, *function_id, *expr_src;
+    struct sb_expr *expr;
+    char (*ids)[SB_ULID_SIZE];
+    size_t nids;
+};
+
+static void cancel_op_free(struct cancel_op *op)
+{
+    free(op->app_id);
+    free(op->function_id);
+    free(op->expr_src);
+    sb_expr_free(op->expr);
+    free(op->ids);
+    free(op);
+}
+
+static int cancel_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+{
+    struct cancel_op *op = (struct cancel_op *)w;
+    op->nids = 0;
+    int rc = sbd_cancel_matching(st, op->app_id, op->function_id, op->rec.started_after,
+                                 op->rec.started_before, op->expr, NULL, "bulk cancellation",
+                                 op->rec.created_at, &op->ids, &op->nids, err);
+    if (rc)
+        return rc;
+    op->rec.run_count = (int64_t)op->nids;
+    return sb_store_cancellation_put(st, &op->rec, err);
+}
+
+static void cancel_done(struct wop *w, int rc, const struct sb_err *err)
+{
+    struct cancel_op *op = (struct cancel_op *)w;
+    if (rc) {
+        sb_reply_error(op->req, 500, "STORE_ERROR", "cancellation not recorded: %s",
+                       err ? err->msg : "store error");
+    } else {
+        sbd_cancel_committed(op->sbd, op->ids, op->nids);
+        json_t *runs = json_array();
+        for (size_t i = 0; i < op->nids; i++)
+            json_array_append_new(runs, json_string(op->ids[i]));
+        sb_reply_json(op->req, 200,
+                      json_pack("{s:{s:s, s:s?, s:s?, s:s?, s:I, s:o}}", "data", "id", op->rec.id,
+                                "app_id", op->app_id, "function_id", op->function_id, "if",
+                                op->expr_src, "run_count", (json_int_t)op->nids, "run_ids", runs));
+    }
+    cancel_op_free(op);
+}
+
+static int time_field(struct sb_req *req, const json_t *body, const char *name, int64_t *out)
+{
+    const char *v = sb_json_str(body, name);
+    *out = 0;
+    if (!json_object_get(body, name) || json_is_null(json_object_get(body, name)))
+        return 0;
+    if (v && sb_time_parse_iso(v, out) == 0)
+        return 0;
+    sb_reply_error(req, 400, "INVALID_CANCELLATION",
+                   "%s must be an RFC 3339 time, e.g. 2026-11-27T17:00:00Z", name);
+    return -1;
+}
+
+void h_cancellations_post(struct sb_req *req)
+{
+    struct sbd *sbd = sb_req_app(req);
+    json_t *body = api_body_json(req);
+    if (!body)
+        return;
+    const char *app = sb_json_str(body, "app_id");
+    const char *fn = sb_json_str(body, "function_id");
+    const char *expr = sb_json_str(body, "if");
+    struct cancel_op *op = NULL;
+    if (!json_is_object(body) || (!app && !fn)) {
+        sb_reply_error(req, 400, "INVALID_CANCELLATION",
+                       "give function_id and/or app_id (and optionally started_after, "
+                       "started_before, if)");
+        goto out;
+    }
+    op = calloc(1, sizeof *op);
+    if (!op) {
+        sb_reply_error(req, 500, "INTERNAL", "out of memory");
+        goto out;
+    }
+    if (time_field(req, body, "started_after", &op->rec.started_after) ||
+        time_field(req, body, "started_before", &op->rec.started_before))
+        goto out;
+    if (expr && *expr) {
+        struct sb_err xerr = { 0 };
+        if (!(op->expr = sb_expr_compile(expr, &xerr))) {
+            sb_reply_error(req, 400, "INVALID_EXPRESSION", "if: %s", xerr.msg);
+            goto out;
+        }
+        op->expr_src = strdup(expr);
+    }
+    op->app_id = app ? strdup(app) : NULL;
+    op->function_id = fn ? strdup(fn) : NULL;
+    op->rec.app_id = op->app_id;
+    op->rec.function_id = op->function_id;
+    op->rec.expression = op->expr_src;
+    op->rec.created_at = sb_now_ms();
+    sb_ulid_new(op->rec.created_at, op->rec.id);
+    op->wop.apply = cancel_apply;
+    op->wop.done = cancel_done;
+    op->req = req;
+    op->sbd = sbd;
+    json_decref(body);
+    sb_req_suspend(req);
+    sb_writer_submit(sbd->writer, &op->wop);
+    return;
+out:
+    if (op)
+        cancel_op_free(op);
+    json_decref(body);
+}
+
+void h_cancellations_list(struct sb_req *req)
+{
+    int64_t limit;
+    if (api_query_int(req, "limit", 20, 1, 1000, &limit))
+        return;
+    struct sb_store *st = sb_store_reader();
+    json_t *list = st ? sb_store_cancellations_json(st, (int)limit) : NULL;
+    if (!list) {
+        sb_reply_error(req, 503, "STORE_UNAVAILABLE", "cannot read the store");
+        return;
+    }
+    sb_reply_json(req, 200, json_pack("{s:o}", "data", list));
+}
