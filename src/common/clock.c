@@ -47,8 +47,7 @@ void sb_time_format_iso(int64_t ms, char *out, size_t outsz)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (no time zone). */
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t sb_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -56,6 +55,19 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + doe - 719468;
+}
+
+void sb_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
 }
 
 static int read_digits(const char **p, int n, int *out)
@@ -125,7 +137,7 @@ int sb_time_parse_iso(const char *s, int64_t *ms_out)
     }
     if (*p != '\0')
         return SB_EINVAL;
-    int64_t days = days_from_civil(y, mo, d);
+    int64_t days = sb_days_from_civil(y, mo, d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - offset_min * 60;
     *ms_out = secs * 1000 + ms;
     return 0;
@@ -149,7 +161,7 @@ int sb_time_parse_http(const char *s, int64_t *ms_out)
     if (m < 0 || y < 1970 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 ||
         se > 60)
         return SB_EINVAL;
-    *ms_out = (days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + se) * 1000;
+    *ms_out = (sb_days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + se) * 1000;
     return 0;
 }
 

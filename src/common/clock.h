@@ -28,6 +28,10 @@ int sb_duration_parse(const char *s, int64_t bare_unit_ms, int64_t *ms_out);
 /* Formats ms compactly: "1h30m", "250ms", "0s". */
 void sb_duration_format(int64_t ms, char *out, size_t outsz);
 
+/* Proleptic Gregorian calendar: days since 1970-01-01 and back. */
+int64_t sb_days_from_civil(int64_t y, int m, int d);
+void sb_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+
 /* Sleeps for ms milliseconds (restarts on EINTR). */
 void sb_sleep_ms(int64_t ms);
 

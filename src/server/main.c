@@ -2,8 +2,8 @@
  * orderly shutdown.
  *
  * Start: store (migrate) -> registry (load) -> writer -> waiters -> engine
- * (load the queue: crash recovery is the normal start path) -> HTTP ->
- * syncer, janitor. Stop (SIGTERM/SIGINT): stop taking work (syncer, janitor,
+ * (load the queue: crash recovery is the normal start path) -> cron
+ * scheduler -> HTTP -> syncer, janitor. Stop (SIGTERM/SIGINT): stop taking work (syncer, janitor,
  * engine), let the writer commit and answer what it holds, answer the
  * long-polls, then close HTTP and the store. Calls that were in flight are
  * simply made again at the next start. */
@@ -13,6 +13,7 @@
 #include "common/httpd.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "cron/scheduler.h"
 #include "engine/engine.h"
 #include "janitor.h"
 #include "registry.h"
@@ -118,7 +119,8 @@ int main(int argc, char **argv)
         return fail("oom", EXIT_RUNTIME, "out of memory");
     sb_store_functions_scan(sbd.store, load_fn, sbd.registry);
     if (sb_writer_start(sbd.store, (int)sbd.cfg.max_batch, &sbd.writer, &err) ||
-        sb_waiters_start(&sbd, &sbd.waiters, &err) || sb_engine_start(&sbd, &sbd.engine, &err))
+        sb_waiters_start(&sbd, &sbd.waiters, &err) || sb_engine_start(&sbd, &sbd.engine, &err) ||
+        sb_scheduler_start(&sbd, &sbd.scheduler, &err))
         return fail("start_failed", EXIT_RUNTIME, err.msg);
 
     struct sb_httpd_config hc = {
@@ -151,6 +153,7 @@ int main(int argc, char **argv)
 
     sb_syncer_stop(sbd.syncer);
     sb_janitor_stop(sbd.janitor);
+    sb_scheduler_stop(sbd.scheduler);
     sb_engine_stop(sbd.engine);    /* no new run changes after this */
     sb_writer_stop(sbd.writer);    /* commits and answers what it holds */
     sb_waiters_stop(sbd.waiters);  /* answers long-polls */

@@ -5,6 +5,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/json.h"
+#include "cron/cron.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -300,6 +301,16 @@ static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, stru
         } else if (cron && *cron) {
             tr->kind = TRIGGER_CRON;
             tr->cron = strdup(cron);
+            struct sb_err cerr = { 0 };
+            struct sb_cron *c = sb_cron_parse(cron, &cerr);
+            if (!c)
+                return sb_err_set(err, SB_EINVAL, "function '%s': trigger %zu: %s", fid, i,
+                                  cerr.msg);
+            sb_cron_free(c);
+            const char *jitter = sb_json_str(t, "jitter");
+            if (jitter && *jitter && sb_duration_parse(jitter, 0, &tr->jitter_ms) != 0)
+                return sb_err_set(err, SB_EINVAL,
+                                  "function '%s': trigger %zu: jitter must be a duration", fid, i);
         } else {
             return sb_err_set(err, SB_EINVAL,
                               "function '%s': trigger %zu needs a non-empty 'event' or 'cron'",

@@ -28,6 +28,7 @@ struct trigger {
     char *expression;     /* `if` expression or NULL */
     struct sb_expr *expr; /* compiled expression (NULL when none) */
     char *cron;
+    int64_t jitter_ms;    /* cron: fire up to this much after the tick */
 };
 
 /* cancelOn: an event that cancels running runs of the function. */

@@ -19,6 +19,7 @@ struct sb_waiters;
 struct sb_syncer;
 struct sb_httpd;
 struct sb_janitor;
+struct sb_scheduler;
 
 struct sbd {
     struct sbd_settings cfg;
@@ -32,6 +33,7 @@ struct sbd {
     struct sb_waiters *waiters;
     struct sb_syncer *syncer;
     struct sb_janitor *janitor;
+    struct sb_scheduler *scheduler;
     struct sb_httpd *httpd;
     int64_t started_at_ms;
 };

@@ -7,6 +7,7 @@
 //   SIGNING_KEY / EVENT_KEY       signed ("cloud") mode when SIGNING_KEY is set, else dev
 //   APP_ID (default compat-<sdk>)
 //   EXTRA_FUNCTION=1              adds a function "extra" (tests of re-sync)
+//   TICKER_CRON="..."             the cron of the function "ticker" (default: yearly)
 //   EXEC_LOG=<file>               each step execution appends "<run> <fn> <step> <attempt> <ms>"
 import http from "node:http";
 import fs from "node:fs";
@@ -145,6 +146,10 @@ const functions = [
       await step.run("after", () => { logExec(runId, "cancellable", "after", attempt); return 2; });
       return "not cancelled";
     }),
+  define({ id: "ticker" }, { cron: process.env.TICKER_CRON || "0 0 1 1 *" }, async ({ event, runId, attempt }) => {
+    logExec(runId, "ticker", "tick", attempt);
+    return { name: event.name, cron: event.data.cron };
+  }),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

@@ -138,7 +138,8 @@ struct delete_op {
 static int delete_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct delete_op *op = (struct delete_op *)w;
-    return sb_store_app_delete(st, op->app_id, sb_now_ms(), err);
+    int rc = sb_store_app_delete(st, op->app_id, sb_now_ms(), err);
+    return rc ? rc : sb_store_cron_prune(st, err);
 }
 
 static void delete_done(struct wop *w, int rc, const struct sb_err *err)

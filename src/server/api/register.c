@@ -16,6 +16,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "server/metrics.h"
+#include "server/cron/scheduler.h"
 #include "server/registry.h"
 #include "server/sbd.h"
 #include "server/store/writer.h"
@@ -85,6 +86,10 @@ static int register_apply(struct sb_store *st, struct wop *w, struct sb_err *err
     if (!rc)
         rc = sb_store_functions_prune(st, op->app_id, keep, op->nfns, op->now, err);
     free(keep);
+    for (size_t i = 0; !rc && i < op->nfns; i++)
+        rc = sb_scheduler_sync_function(st, op->fns[i], op->now, err);
+    if (!rc)
+        rc = sb_store_cron_prune(st, err); /* crons of removed functions */
     return rc;
 }
 
@@ -107,6 +112,7 @@ static void register_done(struct wop *w, int rc, const struct sb_err *err)
                     "app %s removed: its URL now serves app %s", op->stale[i], op->app_id);
         }
         sb_registry_replace_app(op->sbd->registry, op->app_id, op->fns, op->nfns);
+        sb_scheduler_kick(op->sbd->scheduler);
         SB_LOGK(SB_INFO, "app_synced",
                 ((struct sb_lf[]){ LF_S("app_id", op->app_id), LF_S("url", op->url),
                                    LF_I("functions", op->nfns) }),

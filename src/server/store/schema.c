@@ -85,7 +85,7 @@ static const char *const migrations[] = {
     "  flags INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE INDEX queue_run ON queue(run_id);",
-    /* 1 -> 2: open step.waitForEvent and step.invoke waits, cancellations */
+    /* 1 -> 2: waits (waitForEvent, invoke), cancellations, cron triggers */
     "CREATE TABLE waits ("
     "  item_id INTEGER PRIMARY KEY,"   /* the queue item that times the wait out */
     "  run_id TEXT NOT NULL,"
@@ -104,6 +104,14 @@ static const char *const migrations[] = {
     "  run_id TEXT PRIMARY KEY,"
     "  reason TEXT NOT NULL,"
     "  created_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    /* cron triggers: when each fires next (advanced in the firing transaction) */
+    "CREATE TABLE crons ("
+    "  function_id TEXT NOT NULL,"
+    "  idx INTEGER NOT NULL,"          /* the trigger's position in the function */
+    "  expression TEXT NOT NULL,"
+    "  next_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (function_id, idx)"
     ") WITHOUT ROWID;"
     "CREATE TABLE cancellations ("
     "  id TEXT PRIMARY KEY,"

@@ -214,6 +214,27 @@ int sb_store_cancellation_put(struct sb_store *st, const struct cancellation_rec
                               struct sb_err *err);
 json_t *sb_store_cancellations_json(struct sb_store *st, int limit);
 
+/* ---- cron triggers ---- */
+struct cron_rec {
+    const char *function_id;
+    int idx;
+    const char *expression;
+    int64_t next_at;
+};
+/* Current row of a cron trigger: 0 with *next_at and *expr (malloc'd), or
+ * SB_ENOTFOUND. */
+int sb_store_cron_get(struct sb_store *st, const char *function_id, int idx, char **expr,
+                      int64_t *next_at);
+int sb_store_cron_put(struct sb_store *st, const struct cron_rec *c, struct sb_err *err);
+/* Deletes the cron rows of function_id from index `from` on (0 = all). */
+int sb_store_cron_delete(struct sb_store *st, const char *function_id, int from,
+                         struct sb_err *err);
+/* Deletes the cron rows of functions that are removed or whose app is. */
+int sb_store_cron_prune(struct sb_store *st, struct sb_err *err);
+/* Every cron row (any connection). */
+int sb_store_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct cron_rec *c),
+                        void *ctx);
+
 /* ---- reads (any connection) ---- */
 /* Largest queue id in use (0 when empty). */
 int64_t sb_store_queue_max_id(struct sb_store *st);

@@ -105,6 +105,13 @@
                   "e.id=r.event_id WHERE r.status=0 AND (?1 IS NULL OR r.function_id=?1) "   \
                   "AND (?2 IS NULL OR r.app_id=?2) AND (?3=0 OR r.created_at>=?3) "          \
                   "AND (?4=0 OR r.created_at<?4) ORDER BY r.id")                             \
+    X(CRON_GET, "SELECT expression,next_at FROM crons WHERE function_id=? AND idx=?")        \
+    X(CRON_PUT, "INSERT OR REPLACE INTO crons(function_id,idx,expression,next_at) "          \
+                "VALUES(?,?,?,?)")                                                           \
+    X(CRON_DEL, "DELETE FROM crons WHERE function_id=? AND idx>=?")                          \
+    X(CRON_PRUNE, "DELETE FROM crons WHERE function_id NOT IN (SELECT id FROM functions "    \
+                  "WHERE removed_at IS NULL)")                                               \
+    X(CRON_SCAN, "SELECT function_id,idx,expression,next_at FROM crons ORDER BY next_at")    \
     X(CANCEL_REQ_PUT, "INSERT INTO cancel_requests(run_id,reason,created_at) VALUES(?,?,?) " \
                       "ON CONFLICT(run_id) DO NOTHING")                                      \
     X(CANCEL_REQ_DEL, "DELETE FROM cancel_requests WHERE run_id=?")                          \

@@ -1038,3 +1038,69 @@ int sb_store_cancellation_put(struct sb_store *st, const struct cancellation_rec
     sqlite3_bind_int64(s, 8, c->run_count);
     return sb_store_exec_stmt(st, s, err);
 }
+
+/* ---- cron triggers ---- */
+
+int sb_store_cron_get(struct sb_store *st, const char *function_id, int idx, char **expr,
+                      int64_t *next_at)
+{
+    *expr = NULL;
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_GET);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, function_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, idx);
+    int rc = SB_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *expr = sb_store_col_dup(s, 0);
+        *next_at = sqlite3_column_int64(s, 1);
+        rc = *expr ? 0 : SB_ENOMEM;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_cron_put(struct sb_store *st, const struct cron_rec *c, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, c->function_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, c->idx);
+    sqlite3_bind_text(s, 3, c->expression, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, c->next_at);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_cron_delete(struct sb_store *st, const char *function_id, int from,
+                         struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_DEL);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, function_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, from);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_cron_prune(struct sb_store *st, struct sb_err *err)
+{
+    return sb_store_exec_stmt(st, sb_store_stmt(st, STMT_CRON_PRUNE), err);
+}
+
+int sb_store_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct cron_rec *c),
+                        void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_SCAN);
+    if (!s)
+        return SB_ESTORE;
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+        struct cron_rec c = { (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
+                              (const char *)sqlite3_column_text(s, 2),
+                              sqlite3_column_int64(s, 3) };
+        rc = fn(ctx, &c);
+    }
+    sqlite3_reset(s);
+    return rc;
+}

@@ -1,0 +1,270 @@
+/* scheduler.c - the cron scheduler thread (see scheduler.h). */
+#include "scheduler.h"
+#include "cron.h"
+#include "common/bgthread.h"
+#include "common/clock.h"
+#include "common/crypto.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/ulid.h"
+#include "server/engine/engine.h"
+#include "server/ingest.h"
+#include "server/registry.h"
+#include "server/sbd.h"
+#include "server/store/store.h"
+#include "server/store/writer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RESCAN_MS 60000 /* re-read the table at least this often */
+
+struct sb_scheduler {
+    struct sbd *sbd;
+    struct sb_bg bg;
+    int kicked;         /* bg.lock */
+    int firing;         /* a fire op is in the writer (bg.lock) */
+};
+
+/* Next fire time after `after` for a trigger, with its jitter. */
+static int64_t next_fire(const char *expr, int64_t jitter_ms, int64_t after)
+{
+    struct sb_cron *c = sb_cron_parse(expr, NULL);
+    int64_t t = c ? sb_cron_next(c, after) : -1;
+    sb_cron_free(c);
+    if (t > 0 && jitter_ms > 0)
+        t += (int64_t)sb_random_below((uint64_t)jitter_ms);
+    return t;
+}
+
+int sb_scheduler_sync_function(struct sb_store *st, const struct fn *f, int64_t now,
+                               struct sb_err *err)
+{
+    int k = 0, rc = 0;
+    for (size_t i = 0; i < f->ntriggers && !rc; i++) {
+        const struct trigger *t = &f->triggers[i];
+        if (t->kind != TRIGGER_CRON)
+            continue;
+        char *old = NULL;
+        int64_t next_at = 0;
+        bool keep = sb_store_cron_get(st, f->id, k, &old, &next_at) == 0 &&
+                    strcmp(old, t->cron) == 0;
+        free(old);
+        if (!keep) {
+            next_at = next_fire(t->cron, t->jitter_ms, now);
+            if (next_at < 0)
+                next_at = INT64_MAX; /* never: kept so it shows up, never due */
+        }
+        struct cron_rec c = { f->id, k, t->cron, next_at };
+        rc = sb_store_cron_put(st, &c, err);
+        k++;
+    }
+    return rc ? rc : sb_store_cron_delete(st, f->id, k, err);
+}
+
+/* ---- firing ---- */
+
+struct fire_op {
+    struct wop wop;
+    struct sb_scheduler *s;
+    char *function_id;
+    int idx;
+    struct ingest_batch batch;
+    bool fired;
+};
+
+static int fire_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+{
+    struct fire_op *op = (struct fire_op *)w;
+    struct sbd *sbd = op->s->sbd;
+    int64_t now = sb_now_ms();
+    char *expr = NULL;
+    int64_t next_at;
+    if (sb_store_cron_get(st, op->function_id, op->idx, &expr, &next_at) != 0)
+        return 0; /* gone meanwhile */
+    int rc = 0;
+    if (next_at > now) /* moved meanwhile (a re-sync) */
+        goto out;
+    /* the function must still exist and still have this trigger */
+    struct reg_snap *snap = sb_registry_acquire(sbd->registry);
+    const struct fn *f = sb_snap_find(snap, op->function_id);
+    const struct trigger *t = NULL;
+    for (size_t i = 0, k = 0; f && !f->removed && i < f->ntriggers; i++) {
+        if (f->triggers[i].kind != TRIGGER_CRON)
+            continue;
+        if ((int)k++ == op->idx && strcmp(f->triggers[i].cron, expr) == 0)
+            t = &f->triggers[i];
+    }
+    if (!t) {
+        sb_snap_release(snap);
+        rc = sb_store_cron_delete(st, op->function_id, op->idx, err);
+        goto out;
+    }
+    struct parsed_event pe = { 0 };
+    sb_ulid_new(now, pe.id);
+    json_t *ev = json_pack("{s:s, s:{s:s}, s:s, s:I, s:{}}", "name", "inngest/scheduled.timer",
+                           "data", "cron", expr, "id", pe.id, "ts", (json_int_t)now, "user");
+    pe.body = ev ? sb_json_dumps(ev, NULL) : NULL;
+    json_decref(ev);
+    pe.name = strdup("inngest/scheduled.timer");
+    pe.ts = now;
+    struct ingest_run *run = calloc(1, sizeof *run);
+    sbd_ingest_free(&op->batch);
+    if (!pe.body || !pe.name || !run || sbd_ingest_init(&op->batch, &pe, 1, now) != 0) {
+        free(pe.body);
+        free(pe.name);
+        free(run);
+        sb_snap_release(snap);
+        rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+        goto out;
+    }
+    op->batch.emitted = true;
+    sb_ulid_new(now, run->run_id);
+    run->function_id = strdup(f->id);
+    run->app_id = strdup(f->app_id);
+    run->qid = sb_engine_alloc_qid(sbd->engine);
+    op->batch.events[0].runs = run;
+    op->batch.events[0].nruns = 1;
+    int64_t jitter = t->jitter_ms;
+    sb_snap_release(snap);
+    if (!run->function_id || !run->app_id) {
+        rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = sbd_ingest_apply(st, sbd, &op->batch, err);
+    if (!rc) {
+        /* past now: missed ticks collapse into this one fire */
+        int64_t next = next_fire(expr, jitter, now);
+        struct cron_rec c = { op->function_id, op->idx, expr, next < 0 ? INT64_MAX : next };
+        rc = sb_store_cron_put(st, &c, err);
+    }
+    op->fired = rc == 0;
+out:
+    free(expr);
+    return rc;
+}
+
+static void fire_done(struct wop *w, int rc, const struct sb_err *err)
+{
+    struct fire_op *op = (struct fire_op *)w;
+    struct sb_scheduler *s = op->s;
+    if (rc)
+        SB_LOG(SB_ERROR, "cron_fire_failed", "cron trigger %d of %s did not fire: %s", op->idx,
+               op->function_id, err ? err->msg : "?");
+    else if (op->fired) {
+        sbd_ingest_committed(s->sbd, &op->batch);
+        SB_LOGK(SB_DEBUG, "cron_fired", ((struct sb_lf[]){ LF_S("function_id", op->function_id) }),
+                "cron trigger fired");
+    }
+    sbd_ingest_free(&op->batch);
+    free(op->function_id);
+    free(op);
+    pthread_mutex_lock(&s->bg.lock);
+    s->firing = 0;
+    pthread_cond_broadcast(&s->bg.cond);
+    pthread_mutex_unlock(&s->bg.lock);
+}
+
+struct due {
+    char *function_id;
+    int idx;
+};
+
+struct scan_ctx {
+    int64_t now, earliest;
+    struct due *due;
+    size_t ndue;
+};
+
+static int on_row(void *ctx, const struct cron_rec *c)
+{
+    struct scan_ctx *sc = ctx;
+    if (c->next_at <= sc->now) {
+        struct due *nd = realloc(sc->due, (sc->ndue + 1) * sizeof *nd);
+        if (nd) {
+            sc->due = nd;
+            nd[sc->ndue].function_id = strdup(c->function_id);
+            nd[sc->ndue].idx = c->idx;
+            if (nd[sc->ndue].function_id)
+                sc->ndue++;
+        }
+    } else if (c->next_at < sc->earliest) {
+        sc->earliest = c->next_at;
+    }
+    return 0;
+}
+
+static void *scheduler_main(void *arg)
+{
+    struct sb_scheduler *s = arg;
+    pthread_mutex_lock(&s->bg.lock);
+    while (!s->bg.stop) {
+        s->kicked = 0;
+        pthread_mutex_unlock(&s->bg.lock);
+        struct scan_ctx sc = { sb_now_ms(), INT64_MAX, NULL, 0 };
+        struct sb_store *st = sb_store_reader();
+        if (st)
+            sb_store_crons_scan(st, on_row, &sc);
+        pthread_mutex_lock(&s->bg.lock);
+        for (size_t i = 0; i < sc.ndue; i++) {
+            struct fire_op *op = s->bg.stop ? NULL : calloc(1, sizeof *op);
+            if (op) {
+                op->wop.apply = fire_apply;
+                op->wop.done = fire_done;
+                op->s = s;
+                op->function_id = sc.due[i].function_id;
+                op->idx = sc.due[i].idx;
+                s->firing = 1;
+                pthread_mutex_unlock(&s->bg.lock);
+                sb_writer_submit(s->sbd->writer, &op->wop);
+                pthread_mutex_lock(&s->bg.lock);
+                while (s->firing) /* one at a time: the next scan sees its result */
+                    pthread_cond_wait(&s->bg.cond, &s->bg.lock);
+            } else {
+                free(sc.due[i].function_id);
+            }
+        }
+        free(sc.due);
+        if (sc.ndue > 0 || s->kicked || s->bg.stop)
+            continue;
+        int64_t wait = sc.earliest == INT64_MAX ? RESCAN_MS : sc.earliest - sb_now_ms();
+        if (wait > RESCAN_MS)
+            wait = RESCAN_MS;
+        sb_bg_wait_ms(&s->bg, wait);
+    }
+    pthread_mutex_unlock(&s->bg.lock);
+    return NULL;
+}
+
+int sb_scheduler_start(struct sbd *sbd, struct sb_scheduler **out, struct sb_err *err)
+{
+    struct sb_scheduler *s = calloc(1, sizeof *s);
+    if (!s)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    s->sbd = sbd;
+    int rc = sb_bg_start(&s->bg, scheduler_main, s, "cron scheduler", err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void sb_scheduler_stop(struct sb_scheduler *s)
+{
+    if (!s)
+        return;
+    sb_bg_stop(&s->bg);
+    free(s);
+}
+
+void sb_scheduler_kick(struct sb_scheduler *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->bg.lock);
+    s->kicked = 1;
+    pthread_cond_broadcast(&s->bg.cond);
+    pthread_mutex_unlock(&s->bg.lock);
+}

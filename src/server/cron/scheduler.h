@@ -1,0 +1,29 @@
+/* scheduler.h - cron triggers. Each cron trigger of a registered function
+ * has a row (crons table) with the time it fires next. A thread sleeps until
+ * the earliest; firing is one writer transaction that checks the row is
+ * still due, starts the run (event inngest/scheduled.timer, data {cron})
+ * and moves next_at past now. So a tick fires exactly once, even across
+ * crashes, and after a downtime the latest missed tick fires once (not one
+ * run per missed tick). */
+#ifndef SBD_SCHEDULER_H
+#define SBD_SCHEDULER_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct sbd;
+struct sb_store;
+struct sb_scheduler;
+struct fn;
+
+int sb_scheduler_start(struct sbd *sbd, struct sb_scheduler **out, struct sb_err *err);
+void sb_scheduler_stop(struct sb_scheduler *s);
+/* Re-reads the cron rows (after a registration changed them). */
+void sb_scheduler_kick(struct sb_scheduler *s);
+/* In the registration's transaction: the function's cron rows follow its
+ * triggers (an unchanged expression keeps its next fire time). */
+int sb_scheduler_sync_function(struct sb_store *st, const struct fn *f, int64_t now,
+                               struct sb_err *err);
+
+#endif
