@@ -7,7 +7,8 @@
 #
 #   N=2000 C=50 SEQ_N=200 WARMUP=100 WORKER=node-v4 bench/run-sysbusd.sh
 #
-# WORKER: node-v4 | node-v3 (the official inngest SDK via tests/compat).
+# WORKER: node-v4 | node-v3 (bench/worker.mjs on the official inngest SDK).
+# SYSBUSD_ARGS: extra sysbusd flags (e.g. --no-checkpoint).
 # RESULTS=file appends the JSON record. Everything listens on 127.0.0.1 and is
 # stopped by PID at the end.
 set -euo pipefail
@@ -31,7 +32,7 @@ head -c 20000000 /dev/zero | sha256sum >/dev/null
 calib_ms=$(( ($(date +%s%N) - calib_start) / 1000000 ))
 
 "$BIN/sysbusd" --dev --host 127.0.0.1 --port 0 --data-dir "$TMP/data" --log-level warn \
-  --sync-interval 0 2>"$TMP/sysbusd.log" &
+  --sync-interval 0 ${SYSBUSD_ARGS:-} 2>"$TMP/sysbusd.log" &
 SPID=$!
 for _ in $(seq 200); do
   grep -q '"listening"' "$TMP/sysbusd.log" 2>/dev/null && break
@@ -49,8 +50,7 @@ URL="http://127.0.0.1:$PORT"
 case "$WORKER" in
   node-v4|node-v3)
     [[ -d "$ROOT/tests/compat/node_modules/inngest" ]] || (cd "$ROOT/tests/compat" && npm ci --no-audit --no-fund --loglevel=error)
-    SDK="${WORKER#node-}" PORT=0 SYSBUS_URL="$URL" APP_ID=bench node "$ROOT/tests/compat/worker.mjs" \
-      >"$TMP/worker.log" 2>&1 &
+    SDK="${WORKER#node-}" PORT=0 SYSBUS_URL="$URL" node "$HERE/worker.mjs" >"$TMP/worker.log" 2>&1 &
     WPID=$! ;;
   *) echo "unknown WORKER=$WORKER" >&2; exit 2 ;;
 esac
@@ -78,7 +78,7 @@ const total = b.length ? b[b.length - 1][1] : 0;
 const quant = (p) => { let prev = [0, 0]; for (const [le, n] of b) { if (n >= p * total) {
   const lo = prev[0], hi = le === Infinity ? lo : le; const f = n === prev[1] ? 0 : (p * total - prev[1]) / (n - prev[1]);
   return Math.round((lo + f * (hi - lo)) * 1e6) / 1e3; } prev = [le, n]; } return null; };
-console.log(JSON.stringify({ engine: "sysbusd", worker, n: c.n, c: c.c, wall_s: c.wall_s, runs_per_s: c.runs_per_s,
+console.log(JSON.stringify({ engine: "sysbusd", worker, args: process.env.SYSBUSD_ARGS || "", n: c.n, c: c.c, wall_s: c.wall_s, runs_per_s: c.runs_per_s,
   p50_ms: c.p50_ms, p90_ms: c.p90_ms, p99_ms: c.p99_ms, seq_p50_ms: q.p50_ms, seq_p99_ms: q.p99_ms,
   handoff_p50_ms: quant(0.5), handoff_p99_ms: quant(0.99),
   server_rss_mb: Number(srss), worker_rss_mb: Number(wrss),

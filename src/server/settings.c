@@ -60,6 +60,10 @@ static const struct sb_opt opts[] = {
       "Most operations in one group commit", 0, 1, 100000, 0, NULL, 0 },
     { "metrics-public", SB_OPT_BOOL, S(metrics_public), "false", NULL,
       "Serve /metrics without the signing key", 0, 0, 0, 0, NULL, 0 },
+    { "checkpoint", SB_OPT_BOOL, S(checkpoint), "true", NULL,
+      "Let v4 SDKs run several steps per call, reporting each step through POST "
+      "/v1/checkpoint/{runId}/async (--no-checkpoint: one step per call)",
+      0, 0, 0, 0, NULL, 0 },
     { "env-name", SB_OPT_STR, S(env_name), "production", "NAME",
       "Environment name sent to workers as ctx.env", 0, 0, 0, 0, NULL, 0 },
 };

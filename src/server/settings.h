@@ -31,6 +31,7 @@ struct sbd_settings {
     int64_t max_batch;            /* operations per group commit */
     bool metrics_public;
     char *env_name;               /* ctx.env sent to workers */
+    bool checkpoint;              /* offer v4 checkpointing (ctx.fn_id) */
 };
 
 extern const struct sb_config_spec sbd_config_spec;

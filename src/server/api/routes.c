@@ -18,6 +18,7 @@ const struct sb_route sbd_routes[] = {
     { "GET", "/dev", h_dev, AUTH_NONE, 0 },
     { "POST", "/e/{}", h_events_post, AUTH_EVENT_KEY, 0 },
     { "POST", "/fn/register", h_register, AUTH_SIGNING, 0 },
+    { "POST", "/v1/checkpoint/{}/async", h_checkpoint, AUTH_SIGNING, 0 },
     { "GET", "/v1/apps", h_apps_list, AUTH_API, 0 },
     { "POST", "/v1/apps", h_apps_add, AUTH_API, 64 * KB },
     { "DELETE", "/v1/apps/{}", h_app_delete, AUTH_API, 0 },

@@ -32,15 +32,19 @@ static int memo_cmp(const void *a, const void *b)
 }
 
 int call_build_body(const struct run *r, const struct item *it, int max_attempts,
-                    const char *env_name, struct sb_buf *b)
+                    const char *env_name, const char *fn_id, struct sb_buf *b)
 {
     int rc = 0;
     rc |= sb_buf_printf(b, "{\"ctx\":{\"attempt\":%d,\"disable_immediate_execution\":%s,\"env\":",
                         it->attempt, (it->flags & ITEM_PARALLEL) ? "true" : "false");
     rc |= sb_json_write_str(b, env_name);
-    rc |= sb_buf_printf(b, ",\"max_attempts\":%d,\"run_id\":\"%s\",\"stack\":{\"current\":%zu,"
-                           "\"stack\":[",
-                        max_attempts, r->id, r->nmemo);
+    if (fn_id) { /* v4 SDKs then run several steps per call (checkpoint.c) */
+        rc |= sb_buf_puts(b, ",\"fn_id\":");
+        rc |= sb_json_write_str(b, fn_id);
+    }
+    rc |= sb_buf_printf(b, ",\"max_attempts\":%d,\"qi_id\":\"%lld\",\"run_id\":\"%s\","
+                           "\"stack\":{\"current\":%zu,\"stack\":[",
+                        max_attempts, (long long)it->id, r->id, r->nmemo);
     for (size_t i = 0; i < r->nmemo; i++) {
         rc |= sb_buf_puts(b, i ? ",\"" : "\"");
         rc |= sb_buf_puts(b, r->memo[i].hash);
@@ -190,7 +194,8 @@ int call_start(struct sb_engine *e, struct item *it, const struct fn *f)
     c->no_retry = -1;
     c->req_version = INT_MIN;
     c->resp.max = MAX_RESPONSE;
-    if (call_build_body(r, it, f->retries + 1, sbd->cfg.env_name, &c->req) != 0) {
+    if (call_build_body(r, it, f->retries + 1, sbd->cfg.env_name,
+                        sbd->cfg.checkpoint ? f->id : NULL, &c->req) != 0) {
         call_free(e, c);
         return SB_ENOMEM;
     }

@@ -9,6 +9,7 @@
  * below is engine-thread only, except the inbox and the stat_* counters. */
 #include "engine_internal.h"
 #include "common/clock.h"
+#include "common/httpd.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "server/metrics.h"
@@ -383,6 +384,23 @@ void sb_engine_waits_resolved(struct sb_engine *e, struct wait_resolution *res, 
     inbox_post(e, m);
 }
 
+void sb_engine_checkpoint(struct sb_engine *e, const char *run_id, int64_t qi_id, json_t *steps,
+                          struct sb_req *req)
+{
+    struct inbox_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        json_decref(steps);
+        sb_reply_error(req, 503, "UNAVAILABLE", "out of memory");
+        return;
+    }
+    m->kind = MSG_CHECKPOINT;
+    snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
+    m->qi_id = qi_id;
+    m->steps = steps;
+    m->req = req;
+    inbox_post(e, m);
+}
+
 /* Called on the writer thread when a run_update committed. */
 void runop_post_committed(struct sb_engine *e, struct run_update *op, int rc);
 void runop_post_committed(struct sb_engine *e, struct run_update *op, int rc)
@@ -482,6 +500,7 @@ static void drain_inbox(struct sb_engine *e)
         case MSG_CANCEL: handle_cancel(e, m); break;
         case MSG_REPAIR: handle_repair(e, m); break;
         case MSG_WAITS_RESOLVED: engine_handle_waits_resolved(e, m); break;
+        case MSG_CHECKPOINT: engine_handle_checkpoint(e, m); break;
         }
         free(m);
         m = next;
@@ -805,6 +824,9 @@ void sb_engine_free(struct sb_engine *e)
             free(m->cancel);
         } else if (m->kind == MSG_WAITS_RESOLVED) {
             sb_wait_resolutions_free(m->resolved, m->nresolved);
+        } else if (m->kind == MSG_CHECKPOINT) {
+            json_decref(m->steps);
+            sb_reply_error(m->req, 503, "UNAVAILABLE", "sysbusd is shutting down");
         }
         free(m);
         m = next;

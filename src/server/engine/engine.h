@@ -10,6 +10,7 @@
 #ifndef SBD_ENGINE_H
 #define SBD_ENGINE_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -45,6 +46,14 @@ void sb_engine_add_runs(struct sb_engine *e, struct new_run *runs, size_t n);
  * run; SB_ECONFLICT the run had already ended (status tells how). */
 void sb_engine_cancel(struct sb_engine *e, const char *run_id,
                       void (*cb)(void *ctx, int rc, int status), void *ctx);
+
+/* A v4 SDK checkpoint (POST /v1/checkpoint/{runId}/async): steps completed
+ * inside the call qi_id, which is still in flight. The engine memoizes them
+ * and answers req (200 after the commit; 409 when the call is not the run's
+ * current one). Takes steps. */
+struct sb_req;
+void sb_engine_checkpoint(struct sb_engine *e, const char *run_id, int64_t qi_id, json_t *steps,
+                          struct sb_req *req);
 
 struct engine_stats {
     int64_t queue_items, inflight, runs;

@@ -42,6 +42,7 @@ struct item {
     int64_t transport_since;   /* ms of the first of the current streak, 0 = none */
     int64_t started_at;        /* first dispatch of attempt 0 (step duration) */
     int64_t dispatched_at;     /* last dispatch (wall ms): a wait counts events after it */
+    int64_t progress_at;       /* last checkpoint of this call (wall ms), 0 = none */
     int flags;
     char *last_error;          /* canonical JSON, owned */
     struct call *call;         /* non-NULL while in flight */
@@ -96,7 +97,9 @@ struct call {
     bool has_sdk_header;
 };
 
-enum inbox_kind { MSG_NEW_RUNS, MSG_COMMITTED, MSG_CANCEL, MSG_REPAIR, MSG_WAITS_RESOLVED };
+enum inbox_kind {
+    MSG_NEW_RUNS, MSG_COMMITTED, MSG_CANCEL, MSG_REPAIR, MSG_WAITS_RESOLVED, MSG_CHECKPOINT
+};
 
 struct inbox_msg {
     struct inbox_msg *next;
@@ -109,6 +112,9 @@ struct inbox_msg {
     struct cancel_req *cancel;
     struct wait_resolution *resolved; /* MSG_WAITS_RESOLVED (owned array) */
     size_t nresolved;
+    int64_t qi_id;             /* MSG_CHECKPOINT: the call the steps belong to */
+    json_t *steps;             /* MSG_CHECKPOINT (owned) */
+    struct sb_req *req;        /* MSG_CHECKPOINT: answered after the commit */
 };
 
 struct sb_engine {
@@ -161,7 +167,7 @@ void call_abort(struct sb_engine *e, struct call *c);
 void call_free(struct sb_engine *e, struct call *c);
 /* Builds the JSON request body of a call into b (canonical form). */
 int call_build_body(const struct run *r, const struct item *it, int max_attempts,
-                    const char *env_name, struct sb_buf *b);
+                    const char *env_name, const char *fn_id, struct sb_buf *b);
 
 /* ---- outcome.c ---- */
 enum res_kind { RES_TRANSPORT, RES_DONE, RES_OPS, RES_ERROR };
@@ -254,6 +260,9 @@ int invoke_resolve_parent(struct sb_store *st, struct run_update *op, struct sb_
     "{\"error\":{\"message\":\"Timed out waiting for invoked function to complete\","          \
     "\"name\":\"InngestInvokeTimeoutError\"}}"
 
+/* ---- checkpoint.c: v4 async checkpoints ---- */
+void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m);
+
 /* ---- runop.c: the write operation for one run's state change ---- */
 struct run_update {
     struct wop wop;
@@ -282,6 +291,7 @@ struct run_update {
     struct wait_resolution *resolved; /* parents resolved by this run's end */
     size_t nresolved;
     int64_t wait_timeout_item; /* a wait timing out: conflict if already resolved */
+    struct sb_req *checkpoint_req; /* answered when this op commits */
 };
 struct run_update *runop_new(struct sb_engine *e, struct run *r);
 int runop_add_step(struct run_update *op, const struct step_rec *s);

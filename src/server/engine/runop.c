@@ -5,6 +5,7 @@
  * (runop_committed, on the engine thread). */
 #include "engine_internal.h"
 #include "common/clock.h"
+#include "common/httpd.h"
 #include "common/log.h"
 #include "server/lifecycle.h"
 #include "server/metrics.h"
@@ -100,6 +101,14 @@ static void done(struct wop *w, int rc, const struct sb_err *err)
     if (!rc) {
         for (size_t i = 0; i < op->ninvokes; i++)
             sbd_ingest_committed(op->e->sbd, &op->invokes[i].child); /* the invoked runs */
+    }
+    if (op->checkpoint_req) { /* the SDK goes on to its next step only now */
+        if (rc)
+            sb_reply_error(op->checkpoint_req, 503, "STORE_ERROR", "checkpoint not stored: %s",
+                           err ? err->msg : "store error");
+        else
+            sb_reply_raw(op->checkpoint_req, 200, "application/json", strdup("{}"), 2);
+        op->checkpoint_req = NULL;
     }
     if (!rc && op->finish_status >= 0) {
         sbd_ingest_committed(op->e->sbd, &op->lifecycle); /* runs the end triggered */

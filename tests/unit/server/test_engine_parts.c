@@ -155,7 +155,7 @@ static void call_body_is_canonical_json(void **state)
     strcpy(it.step_id, "step");
     it.attempt = 1;
     struct sb_buf b = SB_BUF_INIT(0);
-    assert_int_equal(call_build_body(&r, &it, 4, "production", &b), 0);
+    assert_int_equal(call_build_body(&r, &it, 4, "production", NULL, &b), 0);
     json_t *v = sb_json_parse(b.data, b.len, NULL);
     assert_non_null(v);
     char *again = sb_json_dumps(v, NULL);
@@ -164,6 +164,17 @@ static void call_body_is_canonical_json(void **state)
     json_t *stack = json_object_get(json_object_get(json_object_get(v, "ctx"), "stack"), "stack");
     assert_string_equal(json_string_value(json_array_get(stack, 0)), "ffff"); /* completion order */
     assert_null(json_object_get(json_object_get(v, "ctx"), "fn_id"));
+    free(again);
+    json_decref(v);
+    sb_buf_reset(&b);
+    /* with checkpointing: fn_id and qi_id, still canonical */
+    it.id = 42;
+    assert_int_equal(call_build_body(&r, &it, 4, "production", "app-fn", &b), 0);
+    v = sb_json_parse(b.data, b.len, NULL);
+    again = sb_json_dumps(v, NULL);
+    assert_string_equal(again, b.data);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "ctx"), "fn_id")), "app-fn");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "ctx"), "qi_id")), "42");
     free(again);
     json_decref(v);
     sb_buf_free(&b);
