@@ -150,6 +150,12 @@ const functions = [
     logExec(runId, "ticker", "tick", attempt);
     return { name: event.name, cron: event.data.cron };
   }),
+  define({ id: "bulky" }, { event: "compat/bulky" }, async ({ event, step }) => {
+    const size = event.data.size ?? 1500000;
+    const parts = [];
+    for (const name of ["a", "b", "c"]) parts.push(await step.run(name, () => name.repeat(size)));
+    return { lengths: parts.map((p) => p.length), heads: parts.map((p) => p.slice(0, 3)) };
+  }),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

@@ -48,6 +48,8 @@ void h_run_steps(struct sb_req *req);
 void h_cancellations_post(struct sb_req *req);
 void h_cancellations_list(struct sb_req *req);
 void h_checkpoint(struct sb_req *req);
+void h_run_batch(struct sb_req *req);
+void h_run_actions(struct sb_req *req);
 void h_health(struct sb_req *req);
 void h_metrics(struct sb_req *req);
 void h_dev(struct sb_req *req);

@@ -19,6 +19,8 @@ const struct sb_route sbd_routes[] = {
     { "POST", "/e/{}", h_events_post, AUTH_EVENT_KEY, 0 },
     { "POST", "/fn/register", h_register, AUTH_SIGNING, 0 },
     { "POST", "/v1/checkpoint/{}/async", h_checkpoint, AUTH_SIGNING, 0 },
+    { "GET", "/v0/runs/{}/batch", h_run_batch, AUTH_SIGNING, 0 },
+    { "GET", "/v0/runs/{}/actions", h_run_actions, AUTH_SIGNING, 0 },
     { "GET", "/v1/apps", h_apps_list, AUTH_API, 0 },
     { "POST", "/v1/apps", h_apps_add, AUTH_API, 64 * KB },
     { "DELETE", "/v1/apps/{}", h_app_delete, AUTH_API, 0 },

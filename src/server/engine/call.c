@@ -31,10 +31,18 @@ static int memo_cmp(const void *a, const void *b)
     return strcmp((*(const struct memo *const *)a)->hash, (*(const struct memo *const *)b)->hash);
 }
 
+/* Above this size the worker fetches events and steps from the API instead
+ * (ctx.use_api: GET /v0/runs/{id}/batch and /actions). */
+#define USE_API_BYTES (4u << 20)
+
 int call_build_body(const struct run *r, const struct item *it, int max_attempts,
                     const char *env_name, const char *fn_id, struct sb_buf *b)
 {
     int rc = 0;
+    size_t state = 2 * strlen(r->event);
+    for (size_t i = 0; i < r->nmemo; i++)
+        state += strlen(r->memo[i].value) + 48;
+    bool use_api = state > USE_API_BYTES;
     rc |= sb_buf_printf(b, "{\"ctx\":{\"attempt\":%d,\"disable_immediate_execution\":%s,\"env\":",
                         it->attempt, (it->flags & ITEM_PARALLEL) ? "true" : "false");
     rc |= sb_json_write_str(b, env_name);
@@ -52,8 +60,14 @@ int call_build_body(const struct run *r, const struct item *it, int max_attempts
     }
     rc |= sb_buf_puts(b, "]},\"step_id\":");
     rc |= sb_json_write_str(b, it->step_id);
-    rc |= sb_buf_puts(b, ",\"use_api\":false},\"event\":");
+    rc |= sb_buf_printf(b, ",\"use_api\":%s},\"event\":", use_api ? "true" : "false");
     rc |= sb_buf_puts(b, r->event);
+    if (use_api) { /* the SDK fetches events and steps itself */
+        SBD_COUNT(use_api_calls);
+        rc |= sb_buf_printf(b, ",\"events\":[],\"steps\":{},\"use_api\":true,\"version\":%d}",
+                            r->req_version);
+        return rc ? SB_ENOMEM : 0;
+    }
     rc |= sb_buf_puts(b, ",\"events\":[");
     rc |= sb_buf_puts(b, r->event);
     rc |= sb_buf_puts(b, "],\"steps\":{");

@@ -1,0 +1,72 @@
+/* run_state.c - GET /v0/runs/{id}/batch and GET /v0/runs/{id}/actions: a
+ * run's events and its memoized steps, fetched by an SDK when a call was too
+ * large to carry them (ctx.use_api). Authenticated like registration. The
+ * store is read directly: a call is only dispatched after the commit of
+ * everything it depends on. */
+#include "api.h"
+#include "common/buf.h"
+#include "common/ulid.h"
+#include "server/store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int load(struct sb_req *req, struct run_state *rs)
+{
+    const char *id = sb_req_param(req, 0);
+    struct sb_store *st = sb_store_reader();
+    struct sb_err err = { 0 };
+    if (!sb_ulid_valid(id) || !st || sb_store_run_state(st, id, rs, &err) != 0) {
+        sb_reply_json(req, 404, json_pack("{s:s, s:i}", "error", "run not found", "status", 404));
+        return -1;
+    }
+    return 0;
+}
+
+static void reply_buf(struct sb_req *req, struct sb_buf *b)
+{
+    size_t len;
+    char *text = sb_buf_steal(b, &len);
+    if (text)
+        sb_reply_raw(req, 200, "application/json", text, len);
+    else
+        sb_reply_error(req, 500, "INTERNAL", "out of memory");
+}
+
+void h_run_batch(struct sb_req *req)
+{
+    struct run_state rs;
+    if (load(req, &rs))
+        return;
+    struct sb_buf b = SB_BUF_INIT(0);
+    sb_buf_putc(&b, '[');
+    sb_buf_puts(&b, rs.event);
+    sb_buf_putc(&b, ']');
+    sb_run_state_free(&rs);
+    reply_buf(req, &b);
+}
+
+/* steps[i] starts with its hash: compare elements as strings */
+static int hash_cmp(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+void h_run_actions(struct sb_req *req)
+{
+    struct run_state rs;
+    if (load(req, &rs))
+        return;
+    /* {"<hash>": <memoized value>, ...}, keys sorted (canonical form) */
+    if (rs.nsteps > 1)
+        qsort(rs.steps, rs.nsteps, sizeof rs.steps[0], hash_cmp);
+    struct sb_buf b = SB_BUF_INIT(0);
+    sb_buf_putc(&b, '{');
+    for (size_t i = 0; i < rs.nsteps; i++) {
+        sb_buf_printf(&b, "%s\"%s\":", i ? "," : "", rs.steps[i].hash);
+        sb_buf_puts(&b, rs.steps[i].output);
+    }
+    sb_buf_putc(&b, '}');
+    sb_run_state_free(&rs);
+    reply_buf(req, &b);
+}
