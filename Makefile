@@ -44,7 +44,7 @@ BINS := $(BUILD)/bin/sysbusd
 UNIT_SRC  := $(wildcard tests/unit/*/*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration compat asan fuzz fuzz-bins bench clean deps
+.PHONY: all test unit integration compat asan fuzz fuzz-bins bench clean deps format
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -106,6 +106,9 @@ bench: all
 	bench/run-sysbusd.sh
 	bench/ingest.sh
 	bench/rss.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'include/*.h' 'tests/unit/*.c' 'tests/fuzz/*.c')
 
 clean:
 	rm -rf build

@@ -17,7 +17,7 @@ struct sb_bg {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int stop;     /* guarded by lock */
+    int stop; /* guarded by lock */
     int started;
 };
 

@@ -13,10 +13,13 @@ struct sb_buf {
     char *data;
     size_t len;
     size_t cap;
-    size_t max;   /* 0 = no limit other than memory */
+    size_t max; /* 0 = no limit other than memory */
 };
 
-#define SB_BUF_INIT(maxbytes) { NULL, 0, 0, (maxbytes) }
+#define SB_BUF_INIT(maxbytes)  \
+    {                          \
+        NULL, 0, 0, (maxbytes) \
+    }
 
 int sb_buf_reserve(struct sb_buf *b, size_t extra);
 int sb_buf_append(struct sb_buf *b, const void *p, size_t n);
@@ -30,7 +33,7 @@ const char *sb_buf_cstr(struct sb_buf *b);
 /* Hands the data to the caller (malloc'd, NUL-terminated, or NULL when empty
  * and allocation failed) and resets the buffer. */
 char *sb_buf_steal(struct sb_buf *b, size_t *len);
-void sb_buf_reset(struct sb_buf *b);   /* len = 0, keeps memory */
+void sb_buf_reset(struct sb_buf *b); /* len = 0, keeps memory */
 void sb_buf_free(struct sb_buf *b);
 
 #endif

@@ -43,8 +43,8 @@ void sb_time_format_iso(int64_t ms, char *out, size_t outsz)
     int frac = (int)(ms - (int64_t)secs * 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 
 int64_t sb_days_from_civil(int64_t y, int m, int d)
@@ -218,8 +218,10 @@ void sb_duration_format(int64_t ms, char *out, size_t outsz)
         snprintf(out, outsz, ms == 0 ? "0s" : "%lldms", (long long)ms);
         return;
     }
-    static const struct { int64_t ms; const char *u; } units[] = {
-        { 86400000, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" }, { 1, "ms" } };
+    static const struct {
+        int64_t ms;
+        const char *u;
+    } units[] = { { 86400000, "d" }, { 3600000, "h" }, { 60000, "m" }, { 1000, "s" }, { 1, "ms" } };
     size_t n = 0;
     out[0] = '\0';
     for (size_t i = 0; i < 5 && ms > 0; i++) {

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-int64_t sb_now_ms(void);        /* CLOCK_REALTIME, ms since epoch */
-int64_t sb_mono_us(void);       /* CLOCK_MONOTONIC, microseconds */
+int64_t sb_now_ms(void);  /* CLOCK_REALTIME, ms since epoch */
+int64_t sb_mono_us(void); /* CLOCK_MONOTONIC, microseconds */
 int64_t sb_mono_ms(void);
 
 /* "2026-11-27T17:00:00.123Z" into out (>= 25 bytes). */

@@ -77,11 +77,11 @@ static int apply(const struct sb_opt *o, void *settings, const char *value, int 
         errno = 0;
         long long v = strtoll(value, &end, 10);
         if (errno || end == value || *end != '\0')
-            return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is not an integer", o->name,
-                              source, value);
+            return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is not an integer", o->name, source,
+                              value);
         if (o->min < o->max && (v < o->min || v > o->max))
-            return sb_err_set(err, SB_EINVAL, "--%s (%s): %lld is out of range %lld..%lld",
-                              o->name, source, v, (long long)o->min, (long long)o->max);
+            return sb_err_set(err, SB_EINVAL, "--%s (%s): %lld is out of range %lld..%lld", o->name,
+                              source, v, (long long)o->min, (long long)o->max);
         *(int64_t *)f = v;
         return 0;
     }
@@ -162,8 +162,8 @@ static void derived_env(const struct sb_config_spec *spec, const struct sb_opt *
 }
 
 /* The environment variable that is set for o (first of its names), or NULL. */
-static const char *env_for(const struct sb_config_spec *spec, const struct sb_opt *o,
-                           char *name, size_t namesz)
+static const char *env_for(const struct sb_config_spec *spec, const struct sb_opt *o, char *name,
+                           size_t namesz)
 {
     if (o->flags & SB_OPTF_NOENV)
         return NULL;
@@ -338,8 +338,7 @@ int sb_config_parse(const struct sb_config_spec *spec, void *settings, int argc,
                     o = &spec->opts[i];
         }
         if (!o) {
-            rc = sb_err_set(err, SB_EINVAL, "unknown option '%s' (see %s --help)", arg,
-                            spec->prog);
+            rc = sb_err_set(err, SB_EINVAL, "unknown option '%s' (see %s --help)", arg, spec->prog);
             break;
         }
         if (o->type == SB_OPT_BOOL && !value)
@@ -421,8 +420,9 @@ json_t *sb_config_dump(const struct sb_config_spec *spec, const void *settings)
         switch (opt->type) {
         case SB_OPT_STR: {
             const char *s = *(char *const *)f;
-            v = !s ? json_null() : (opt->flags & SB_OPTF_SECRET) ? json_string("<redacted>")
-                                                                  : json_string(s);
+            v = !s                              ? json_null()
+                : (opt->flags & SB_OPTF_SECRET) ? json_string("<redacted>")
+                                                : json_string(s);
             break;
         }
         case SB_OPT_INT:
@@ -432,8 +432,8 @@ json_t *sb_config_dump(const struct sb_config_spec *spec, const void *settings)
             const struct sb_strlist *l = f;
             v = json_array();
             for (size_t j = 0; j < l->n; j++)
-                json_array_append_new(v, json_string((opt->flags & SB_OPTF_SECRET) ? "<redacted>"
-                                                                                  : l->v[j]));
+                json_array_append_new(
+                    v, json_string((opt->flags & SB_OPTF_SECRET) ? "<redacted>" : l->v[j]));
             break;
         }
         }

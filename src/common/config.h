@@ -34,25 +34,25 @@ struct sb_strlist {
 };
 
 struct sb_opt {
-    const char *name;       /* long flag without "--" */
+    const char *name; /* long flag without "--" */
     enum sb_opt_type type;
-    size_t offset;          /* offsetof(settings struct, field) */
-    const char *def;        /* default as text, NULL = unset */
-    const char *metavar;    /* "PORT", shown in --help */
+    size_t offset;       /* offsetof(settings struct, field) */
+    const char *def;     /* default as text, NULL = unset */
+    const char *metavar; /* "PORT", shown in --help */
     const char *help;
     unsigned flags;
-    int64_t min, max;       /* INT/DURATION bounds when min < max */
-    int64_t bare_unit_ms;   /* DURATION: unit of a bare number (0 = refuse) */
-    const char *env;        /* explicit env names, '|'-separated (first set wins); NULL = derived */
-    char short_flag;        /* 'p' for -p, 0 = none */
+    int64_t min, max;     /* INT/DURATION bounds when min < max */
+    int64_t bare_unit_ms; /* DURATION: unit of a bare number (0 = refuse) */
+    const char *env;      /* explicit env names, '|'-separated (first set wins); NULL = derived */
+    char short_flag;      /* 'p' for -p, 0 = none */
 };
 
 struct sb_config_spec {
-    const char *prog;        /* "sysbusd" */
-    const char *env_prefix;  /* "SYSBUS" */
-    const char *usage;       /* "sysbusd [OPTIONS]" */
-    const char *summary;     /* one paragraph */
-    const char *footer;      /* exit codes, examples... (may be NULL) */
+    const char *prog;       /* "sysbusd" */
+    const char *env_prefix; /* "SYSBUS" */
+    const char *usage;      /* "sysbusd [OPTIONS]" */
+    const char *summary;    /* one paragraph */
+    const char *footer;     /* exit codes, examples... (may be NULL) */
     const struct sb_opt *opts;
     size_t nopts;
 };

@@ -48,8 +48,9 @@ void sb_err_clear(struct sb_err *err)
 const char *sb_strerror(int code)
 {
     switch (code) {
-#define SB_X_STR(name, val, str) case val: return str;
-    SB_ERROR_LIST(SB_X_STR)
+#define SB_X_STR(name, val, str) \
+    case val: return str;
+        SB_ERROR_LIST(SB_X_STR)
 #undef SB_X_STR
     }
     return "unknown error";
@@ -58,8 +59,9 @@ const char *sb_strerror(int code)
 const char *sb_errname(int code)
 {
     switch (code) {
-#define SB_X_NAME(name, val, str) case val: return #name;
-    SB_ERROR_LIST(SB_X_NAME)
+#define SB_X_NAME(name, val, str) \
+    case val: return #name;
+        SB_ERROR_LIST(SB_X_NAME)
 #undef SB_X_NAME
     }
     return "UNKNOWN";

@@ -9,22 +9,22 @@
 
 #include <stddef.h>
 
-#define SB_ERROR_LIST(X)                                   \
-    X(OK,       0,   "ok")                                 \
-    X(NOMEM,    -1,  "out of memory")                      \
-    X(INVAL,    -2,  "invalid argument")                   \
-    X(IO,       -3,  "I/O error")                          \
-    X(NOTFOUND, -4,  "not found")                          \
-    X(EXISTS,   -5,  "already exists")                     \
-    X(TOOBIG,   -6,  "too large")                          \
-    X(AUTH,     -7,  "unauthorized")                       \
-    X(TIMEOUT,  -8,  "timed out")                          \
-    X(PROTO,    -9,  "protocol error")                     \
-    X(STORE,    -10, "store error")                        \
-    X(BUSY,     -11, "busy")                               \
-    X(UNAVAIL,  -12, "unavailable")                        \
-    X(CONFIG,   -13, "configuration error")                \
-    X(CONFLICT, -14, "conflict")                           \
+#define SB_ERROR_LIST(X)                  \
+    X(OK, 0, "ok")                        \
+    X(NOMEM, -1, "out of memory")         \
+    X(INVAL, -2, "invalid argument")      \
+    X(IO, -3, "I/O error")                \
+    X(NOTFOUND, -4, "not found")          \
+    X(EXISTS, -5, "already exists")       \
+    X(TOOBIG, -6, "too large")            \
+    X(AUTH, -7, "unauthorized")           \
+    X(TIMEOUT, -8, "timed out")           \
+    X(PROTO, -9, "protocol error")        \
+    X(STORE, -10, "store error")          \
+    X(BUSY, -11, "busy")                  \
+    X(UNAVAIL, -12, "unavailable")        \
+    X(CONFIG, -13, "configuration error") \
+    X(CONFLICT, -14, "conflict")          \
     X(INTERNAL, -15, "internal error")
 
 enum sb_errcode {
@@ -34,9 +34,9 @@ enum sb_errcode {
 };
 
 struct sb_err {
-    int code;       /* SB_E* */
-    int sys_errno;  /* errno at the failure, 0 if none */
-    char msg[512];  /* human readable, complete sentence-ish */
+    int code;      /* SB_E* */
+    int sys_errno; /* errno at the failure, 0 if none */
+    char msg[512]; /* human readable, complete sentence-ish */
 };
 
 /* Fills err (if not NULL) and returns code, so callers can write
@@ -48,7 +48,7 @@ int sb_err_errno(struct sb_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sb_err_clear(struct sb_err *err);
 
-const char *sb_strerror(int code);   /* "out of memory" */
-const char *sb_errname(int code);    /* "NOMEM" */
+const char *sb_strerror(int code); /* "out of memory" */
+const char *sb_errname(int code);  /* "NOMEM" */
 
 #endif

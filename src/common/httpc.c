@@ -19,7 +19,8 @@ void sb_httpc_setup_easy(CURL *h, long connect_timeout_ms, long timeout_ms)
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms > 0 ? connect_timeout_ms : 5000L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     connect_timeout_ms > 0 ? connect_timeout_ms : 5000L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 30000L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 }

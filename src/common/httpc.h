@@ -16,26 +16,26 @@
 #include "err.h"
 
 struct sb_httpc_req {
-    const char *method;        /* "GET", "POST", "PUT", "DELETE" */
+    const char *method; /* "GET", "POST", "PUT", "DELETE" */
     const char *url;
     const char *const *headers; /* "Name: value" strings, NULL-terminated; may be NULL */
-    const char *body;          /* may be NULL */
+    const char *body;           /* may be NULL */
     size_t body_len;
-    long connect_timeout_ms;   /* 0 = 5000 */
-    long timeout_ms;           /* total; 0 = 30000 */
-    size_t max_response;       /* 0 = 16 MiB */
+    long connect_timeout_ms; /* 0 = 5000 */
+    long timeout_ms;         /* total; 0 = 30000 */
+    size_t max_response;     /* 0 = 16 MiB */
 };
 
 #define SB_HTTPC_MAX_RESP_HEADERS 32
 
 struct sb_httpc_resp {
-    long status;               /* 0 when no response */
+    long status; /* 0 when no response */
     struct sb_buf body;
     char *hdr_name[SB_HTTPC_MAX_RESP_HEADERS];
     char *hdr_value[SB_HTTPC_MAX_RESP_HEADERS];
     int nhdr;
     double total_ms;
-    CURLcode curl_code;        /* CURLE_OK or the transport error */
+    CURLcode curl_code; /* CURLE_OK or the transport error */
 };
 
 /* Global init; call once at start (before threads). */

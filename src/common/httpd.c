@@ -32,8 +32,8 @@ struct sb_httpd {
     struct MHD_Daemon *mhd;
     struct sb_httpd_config cfg;
     int port;
-    pthread_mutex_t wlock;    /* guards the watch list */
-    struct sb_req *watched;   /* suspended requests, not yet sent */
+    pthread_mutex_t wlock;  /* guards the watch list */
+    struct sb_req *watched; /* suspended requests, not yet sent */
     int64_t nwatched;
     struct sb_bg watchdog;
 };
@@ -44,13 +44,13 @@ struct sb_httpd {
 struct sb_req {
     struct sb_httpd *d;
     struct MHD_Connection *conn;
-    pthread_mutex_t lock;        /* guards state (a reply may come from any thread) */
+    pthread_mutex_t lock; /* guards state (a reply may come from any thread) */
     const struct sb_route *route;
-    const char *method;          /* MHD-owned, valid for the request */
+    const char *method; /* MHD-owned, valid for the request */
     char *path;
     char *params[MAX_PARAMS];
     struct sb_buf body;
-    int early_status;            /* 404/405/413 decided before the handler */
+    int early_status; /* 404/405/413 decided before the handler */
     char allowed[64];
     enum req_state state;
     int status;
@@ -120,9 +120,8 @@ static void *watchdog_main(void *arg)
                        r->method, r->path, (long long)(now - ready));
             } else if (!ready && now - susp > STUCK_SUSPENDED_MS) {
                 r->reported = true;
-                SB_LOG(SB_ERROR, "http_stuck_suspended",
-                       "%s %s has waited %lld s for its answer", r->method, r->path,
-                       (long long)((now - susp) / 1000));
+                SB_LOG(SB_ERROR, "http_stuck_suspended", "%s %s has waited %lld s for its answer",
+                       r->method, r->path, (long long)((now - susp) / 1000));
             }
         }
         pthread_mutex_unlock(&d->wlock);
@@ -231,8 +230,7 @@ void sb_reply_raw(struct sb_req *r, int status, const char *ctype, char *body, s
     pthread_mutex_lock(&r->lock);
     if (r->state == REQ_READY || r->state == REQ_QUEUED) {
         pthread_mutex_unlock(&r->lock);
-        SB_LOG(SB_ERROR, "http_double_reply", "second reply to %s %s ignored", r->method,
-               r->path);
+        SB_LOG(SB_ERROR, "http_double_reply", "second reply to %s %s ignored", r->method, r->path);
         free(body);
         return;
     }
@@ -330,8 +328,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         find_route(d, r);
         r->body.max = (r->route && r->route->body_max) ? r->route->body_max : d->cfg.body_max;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > r->body.max && !r->early_status)
             r->early_status = 413;
         *con_cls = r;
@@ -503,11 +501,26 @@ void sb_httpd_stop(struct sb_httpd *d)
 
 /* ---- accessors ---- */
 
-const char *sb_req_method(const struct sb_req *r) { return r->method; }
-const char *sb_req_path(const struct sb_req *r) { return r->path; }
-const struct sb_route *sb_req_route(const struct sb_req *r) { return r->route; }
-void *sb_req_app(const struct sb_req *r) { return r->d->cfg.app; }
-void *sb_req_user(const struct sb_req *r) { return r->user; }
+const char *sb_req_method(const struct sb_req *r)
+{
+    return r->method;
+}
+const char *sb_req_path(const struct sb_req *r)
+{
+    return r->path;
+}
+const struct sb_route *sb_req_route(const struct sb_req *r)
+{
+    return r->route;
+}
+void *sb_req_app(const struct sb_req *r)
+{
+    return r->d->cfg.app;
+}
+void *sb_req_user(const struct sb_req *r)
+{
+    return r->user;
+}
 const char *sb_req_peer(const struct sb_req *r)
 {
     /* formatted on first use: most requests never ask */

@@ -25,18 +25,18 @@ struct sb_req;
 typedef void (*sb_route_fn)(struct sb_req *req);
 
 struct sb_route {
-    const char *method;   /* "GET", "POST", ... */
-    const char *pattern;  /* "/v1/runs/{}" */
+    const char *method;  /* "GET", "POST", ... */
+    const char *pattern; /* "/v1/runs/{}" */
     sb_route_fn handler;
-    int auth;             /* meaning defined by the application's authorize() */
-    size_t body_max;      /* 0 = the daemon default */
+    int auth;        /* meaning defined by the application's authorize() */
+    size_t body_max; /* 0 = the daemon default */
 };
 
 struct sb_httpd_config {
-    const char *host;     /* numeric address or name, e.g. "127.0.0.1" */
-    int port;             /* 0 = pick a free port (see sb_httpd_port) */
-    int threads;          /* MHD thread pool size (>= 1) */
-    size_t body_max;      /* default request body limit */
+    const char *host; /* numeric address or name, e.g. "127.0.0.1" */
+    int port;         /* 0 = pick a free port (see sb_httpd_port) */
+    int threads;      /* MHD thread pool size (>= 1) */
+    size_t body_max;  /* default request body limit */
     unsigned idle_timeout_s;
     const struct sb_route *routes;
     size_t nroutes;
@@ -48,7 +48,7 @@ struct sb_httpd_config {
     void (*fallback)(struct sb_req *req, const char *allowed);
     /* Called once per reply with the status (metrics); may be NULL. */
     void (*on_reply)(struct sb_req *req, int status);
-    void *app;            /* application context, sb_req_app() */
+    void *app; /* application context, sb_req_app() */
 };
 
 int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, struct sb_err *err);
@@ -62,7 +62,7 @@ void sb_httpd_stop(struct sb_httpd *d);
 /* ---- request accessors (valid until the reply is sent) ---- */
 const char *sb_req_method(const struct sb_req *r);
 const char *sb_req_path(const struct sb_req *r);
-const char *sb_req_param(const struct sb_req *r, int i);   /* i-th "{}" capture */
+const char *sb_req_param(const struct sb_req *r, int i); /* i-th "{}" capture */
 const char *sb_req_query(const struct sb_req *r, const char *key);
 const char *sb_req_header(const struct sb_req *r, const char *name);
 const char *sb_req_body(const struct sb_req *r, size_t *len);

@@ -10,8 +10,8 @@
 json_t *sb_json_parse(const char *text, size_t len, struct sb_err *err)
 {
     json_error_t je;
-    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL,
-                           &je);
+    json_t *v =
+        json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &je);
     if (!v) {
         sb_err_set(err, SB_EINVAL, "invalid JSON at line %d column %d: %s", je.line, je.column,
                    je.text);
@@ -203,7 +203,8 @@ static int write_value(struct sb_buf *b, const json_t *v, int depth)
             return rc;
         size_t i;
         json_t *el;
-        json_array_foreach(v, i, el) {
+        json_array_foreach(v, i, el)
+        {
             if (i && (rc = sb_buf_putc(b, ',')))
                 return rc;
             if ((rc = write_value(b, el, depth + 1)))

@@ -15,7 +15,7 @@ enum sb_log_level { SB_DEBUG = 0, SB_INFO = 1, SB_WARN = 2, SB_ERROR = 3, SB_OFF
 /* A context field. Use the LF_* constructors. */
 struct sb_lf {
     const char *key;
-    char type;          /* 's' string, 'i' integer, 'd' double, 'b' bool, 'j' raw JSON */
+    char type; /* 's' string, 'i' integer, 'd' double, 'b' bool, 'j' raw JSON */
     const char *s;
     long long i;
     double d;
@@ -37,19 +37,19 @@ void sb_log_emit(int level, const char *event, const struct sb_lf *fields, size_
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* SB_LOG(SB_INFO, "listening", "listening on %s:%d", host, port); */
-#define SB_LOG(lvl, ev, ...)                                               \
-    do {                                                                   \
-        if ((lvl) >= sb_log_min_level)                                     \
-            sb_log_emit((lvl), (ev), NULL, 0, __VA_ARGS__);                \
+#define SB_LOG(lvl, ev, ...)                                \
+    do {                                                    \
+        if ((lvl) >= sb_log_min_level)                      \
+            sb_log_emit((lvl), (ev), NULL, 0, __VA_ARGS__); \
     } while (0)
 
 /* SB_LOGK(SB_WARN, "call_failed", ((struct sb_lf[]){ LF_S("run_id", id),
  *         LF_I("status", st) }), "call failed: %s", why); */
-#define SB_LOGK(lvl, ev, fields, ...)                                      \
-    do {                                                                   \
-        if ((lvl) >= sb_log_min_level)                                     \
-            sb_log_emit((lvl), (ev), (fields),                             \
-                        sizeof(fields) / sizeof(struct sb_lf), __VA_ARGS__); \
+#define SB_LOGK(lvl, ev, fields, ...)                                                 \
+    do {                                                                              \
+        if ((lvl) >= sb_log_min_level)                                                \
+            sb_log_emit((lvl), (ev), (fields), sizeof(fields) / sizeof(struct sb_lf), \
+                        __VA_ARGS__);                                                 \
     } while (0)
 
 #endif

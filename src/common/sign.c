@@ -19,8 +19,7 @@ int sb_signing_key_init(struct sb_signing_key *k, const char *key, struct sb_err
     if (strncmp(key, "signkey-", 8) == 0) {
         const char *dash = strchr(key + 8, '-');
         if (!dash)
-            return sb_err_set(err, SB_EINVAL,
-                              "signing key must look like signkey-<env>-<hex>");
+            return sb_err_set(err, SB_EINVAL, "signing key must look like signkey-<env>-<hex>");
         prefix_len = (size_t)(dash - key) + 1;
     }
     const char *hex = k->plain + prefix_len;
@@ -53,8 +52,8 @@ void sb_sign_body(const struct sb_signing_key *k, const void *body, size_t len, 
     snprintf(out, outsz, "t=%s&s=%s", ts, hex);
 }
 
-int sb_sign_verify(const struct sb_signing_key *k, const char *header, const void *body,
-                   size_t len, int64_t now_s, int64_t max_skew_s, struct sb_err *err)
+int sb_sign_verify(const struct sb_signing_key *k, const char *header, const void *body, size_t len,
+                   int64_t now_s, int64_t max_skew_s, struct sb_err *err)
 {
     if (!header || !*header)
         return sb_err_set(err, SB_EAUTH, "missing X-Inngest-Signature");

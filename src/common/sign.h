@@ -16,9 +16,9 @@
 #define SB_SIGKEY_MAX 256
 
 struct sb_signing_key {
-    char plain[SB_SIGKEY_MAX];   /* as configured */
-    char hashed[SB_SIGKEY_MAX];  /* signkey-<env>-<sha256 hex> */
-    const char *hmac_key;        /* points into plain: the part after the prefix */
+    char plain[SB_SIGKEY_MAX];  /* as configured */
+    char hashed[SB_SIGKEY_MAX]; /* signkey-<env>-<sha256 hex> */
+    const char *hmac_key;       /* points into plain: the part after the prefix */
     size_t hmac_key_len;
 };
 
@@ -32,8 +32,8 @@ void sb_sign_body(const struct sb_signing_key *k, const void *body, size_t len, 
 
 /* Verifies header against body: 0 ok; SB_EAUTH (bad/missing signature or
  * timestamp outside +-max_skew_s) with err filled. */
-int sb_sign_verify(const struct sb_signing_key *k, const char *header, const void *body,
-                   size_t len, int64_t now_s, int64_t max_skew_s, struct sb_err *err);
+int sb_sign_verify(const struct sb_signing_key *k, const char *header, const void *body, size_t len,
+                   int64_t now_s, int64_t max_skew_s, struct sb_err *err);
 
 /* True when bearer (the token after "Bearer ") equals the plain or the
  * hashed form of k (constant time). */

@@ -15,8 +15,7 @@
 
 #define DEDUPE_WINDOW_MS (24LL * 3600 * 1000)
 
-int sbd_ingest_init(struct ingest_batch *b, struct parsed_event *evs, size_t n,
-                    int64_t received_at)
+int sbd_ingest_init(struct ingest_batch *b, struct parsed_event *evs, size_t n, int64_t received_at)
 {
     memset(b, 0, sizeof *b);
     b->received_at = received_at;
@@ -125,13 +124,14 @@ static int cancel_one(void *ctx, const char *run_id, int64_t created_at, const c
 }
 
 static int cancel_matching_rule(struct sb_store *st, const struct cancel_rule *c,
-                                const char *function_id, const char *async_body,
-                                const char *reason, int64_t now, char (**ids)[SB_ULID_SIZE],
-                                size_t *nids, struct sb_err *err)
+                                const char *function_id, const char *async_body, const char *reason,
+                                int64_t now, char (**ids)[SB_ULID_SIZE], size_t *nids,
+                                struct sb_err *err)
 {
     json_t *async_ev = async_body ? sb_json_parse(async_body, strlen(async_body), NULL) : NULL;
-    struct cancel_ctx cc = { st, c ? c->expr : NULL, async_ev, c ? c->timeout_ms : 0, now,
-                             reason, ids, nids, err };
+    struct cancel_ctx cc = {
+        st, c ? c->expr : NULL, async_ev, c ? c->timeout_ms : 0, now, reason, ids, nids, err
+    };
     int rc = sb_store_running_runs(st, NULL, function_id, 0, 0, cancel_one, &cc);
     json_decref(async_ev);
     return rc;
@@ -182,15 +182,18 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
         ev->duplicate = false;
         if (ev->ev.dedupe_key) {
             char existing[SB_ULID_SIZE];
-            if (sb_store_event_find_dedupe(st, ev->ev.dedupe_key,
-                                           b->received_at - DEDUPE_WINDOW_MS, existing) == 0) {
+            if (sb_store_event_find_dedupe(st, ev->ev.dedupe_key, b->received_at - DEDUPE_WINDOW_MS,
+                                           existing) == 0) {
                 memcpy(ev->ev.id, existing, sizeof ev->ev.id);
                 ev->duplicate = true;
                 continue;
             }
         }
-        struct ev_rec rec = { .name = ev->ev.name, .body = ev->ev.body, .ts = ev->ev.ts,
-                              .received_at = b->received_at, .dedupe_key = ev->ev.dedupe_key };
+        struct ev_rec rec = { .name = ev->ev.name,
+                              .body = ev->ev.body,
+                              .ts = ev->ev.ts,
+                              .received_at = b->received_at,
+                              .dedupe_key = ev->ev.dedupe_key };
         memcpy(rec.id, ev->ev.id, sizeof rec.id);
         bool inserted;
         int rc = sb_store_event_insert(st, &rec, &inserted, err);
@@ -202,14 +205,16 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
         }
         for (size_t j = 0; j < ev->nruns; j++) {
             struct ingest_run *ir = &ev->runs[j];
-            struct run_rec run = { .function_id = ir->function_id, .app_id = ir->app_id,
+            struct run_rec run = { .function_id = ir->function_id,
+                                   .app_id = ir->app_id,
                                    .created_at = b->received_at };
             memcpy(run.id, ir->run_id, sizeof run.id);
             memcpy(run.event_id, ev->ev.id, sizeof run.event_id);
             if ((rc = sb_store_run_insert(st, &run, err)))
                 return rc;
-            struct qitem_rec q = { .id = ir->qid, .run_id = ir->run_id, .step_id = "step",
-                                   .due_at = b->received_at };
+            struct qitem_rec q = {
+                .id = ir->qid, .run_id = ir->run_id, .step_id = "step", .due_at = b->received_at
+            };
             if ((rc = sb_store_queue_put(st, &q, err)))
                 return rc;
         }

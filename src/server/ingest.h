@@ -29,8 +29,8 @@ struct ingest_run {
 };
 
 struct ingest_event {
-    struct parsed_event ev;   /* owned */
-    bool duplicate;           /* set by apply */
+    struct parsed_event ev; /* owned */
+    bool duplicate;         /* set by apply */
     struct ingest_run *runs;
     size_t nruns;
 };
@@ -40,7 +40,7 @@ struct reg_snap;
 struct ingest_batch {
     struct ingest_event *events;
     size_t n;
-    struct reg_snap *snap;       /* registry at prepare time (cancel rules) */
+    struct reg_snap *snap;         /* registry at prepare time (cancel rules) */
     char (*cancels)[SB_ULID_SIZE]; /* runs to cancel (cancelOn), set by apply */
     size_t ncancels;
     int64_t received_at;

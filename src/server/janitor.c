@@ -16,8 +16,8 @@
 struct sb_janitor {
     struct sbd *sbd;
     struct sb_bg bg;
-    int busy;       /* a purge op is in the writer (bg.lock) */
-    int deleted;    /* rows deleted by the last op (bg.lock) */
+    int busy;    /* a purge op is in the writer (bg.lock) */
+    int deleted; /* rows deleted by the last op (bg.lock) */
 };
 
 struct purge_op {

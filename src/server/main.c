@@ -144,8 +144,8 @@ int main(int argc, char **argv)
             ((struct sb_lf[]){ LF_S("host", sbd.cfg.host), LF_I("port", sb_httpd_port(sbd.httpd)),
                                LF_S("mode", sbd.cfg.dev ? "dev" : "signed"),
                                LF_S("data_dir", sbd.cfg.data_dir), LF_S("version", SB_VERSION) }),
-            "sysbusd listening on http://%s:%d (%s mode)", sbd.cfg.host,
-            sb_httpd_port(sbd.httpd), sbd.cfg.dev ? "dev" : "signed");
+            "sysbusd listening on http://%s:%d (%s mode)", sbd.cfg.host, sb_httpd_port(sbd.httpd),
+            sbd.cfg.dev ? "dev" : "signed");
 
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -154,9 +154,9 @@ int main(int argc, char **argv)
     sb_syncer_stop(sbd.syncer);
     sb_janitor_stop(sbd.janitor);
     sb_scheduler_stop(sbd.scheduler);
-    sb_engine_stop(sbd.engine);    /* no new run changes after this */
-    sb_writer_stop(sbd.writer);    /* commits and answers what it holds */
-    sb_waiters_stop(sbd.waiters);  /* answers long-polls */
+    sb_engine_stop(sbd.engine);   /* no new run changes after this */
+    sb_writer_stop(sbd.writer);   /* commits and answers what it holds */
+    sb_waiters_stop(sbd.waiters); /* answers long-polls */
     sb_httpd_stop(sbd.httpd);
     sb_engine_free(sbd.engine);
     sb_registry_free(sbd.registry);

@@ -7,8 +7,8 @@ struct sbd_metrics sbd_metrics;
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */
 static const int64_t bounds_us[SBD_HIST_BUCKETS - 1] = {
-    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000,
-    30000000,
+    100,   250,   500,    1000,   2500,    5000,    10000,
+    25000, 50000, 100000, 250000, 1000000, 5000000, 30000000,
 };
 
 void sbd_hist_observe(struct sbd_hist *h, int64_t us)
@@ -94,11 +94,13 @@ void sbd_metrics_render(struct sb_buf *b, const struct sbd_gauges *g)
     gauge(b, "sysbus_uptime_seconds", "Seconds since start", g->uptime_s);
     gauge(b, "sysbus_http_suspended_requests",
           "Requests waiting for an answer (group commit, long-poll, sync)", g->http_suspended);
-    sb_buf_printf(b, "# HELP sysbus_store_commits_total Group commits\n"
-                     "# TYPE sysbus_store_commits_total counter\nsysbus_store_commits_total %llu\n",
+    sb_buf_printf(b,
+                  "# HELP sysbus_store_commits_total Group commits\n"
+                  "# TYPE sysbus_store_commits_total counter\nsysbus_store_commits_total %llu\n",
                   (unsigned long long)g->commits);
-    sb_buf_printf(b, "# HELP sysbus_store_commit_seconds_total Time spent in group commits\n"
-                     "# TYPE sysbus_store_commit_seconds_total counter\n"
-                     "sysbus_store_commit_seconds_total %.6f\n",
+    sb_buf_printf(b,
+                  "# HELP sysbus_store_commit_seconds_total Time spent in group commits\n"
+                  "# TYPE sysbus_store_commit_seconds_total counter\n"
+                  "sysbus_store_commit_seconds_total %.6f\n",
                   (double)g->commit_us_total / 1e6);
 }

@@ -150,8 +150,7 @@ void sb_snap_match(const struct reg_snap *s, const char *name, const char *event
             if (t->expr) {
                 if (!parsed) {
                     parsed = true;
-                    event = event_body ? sb_json_parse(event_body, strlen(event_body), NULL)
-                                       : NULL;
+                    event = event_body ? sb_json_parse(event_body, strlen(event_body), NULL) : NULL;
                 }
                 struct sb_expr_var var = { "event", event };
                 if (!sb_expr_test(t->expr, &var, 1))
@@ -313,8 +312,8 @@ static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, stru
                                   "function '%s': trigger %zu: jitter must be a duration", fid, i);
         } else {
             return sb_err_set(err, SB_EINVAL,
-                              "function '%s': trigger %zu needs a non-empty 'event' or 'cron'",
-                              fid, i);
+                              "function '%s': trigger %zu needs a non-empty 'event' or 'cron'", fid,
+                              i);
         }
         if (expr && !json_is_null(expr)) {
             if (!json_is_string(expr))
@@ -366,9 +365,9 @@ static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, struc
         }
         const char *timeout = sb_json_str(c, "timeout");
         if (timeout && *timeout && sb_duration_parse(timeout, 0, &cr->timeout_ms) != 0)
-            return sb_err_set(err, SB_EINVAL,
-                              "function '%s': cancel %zu: timeout must be a duration such as \"1h\"",
-                              fid, i);
+            return sb_err_set(
+                err, SB_EINVAL,
+                "function '%s': cancel %zu: timeout must be a duration such as \"1h\"", fid, i);
         if (!cr->event || (expr && *expr && !cr->expression))
             return sb_err_set(err, SB_ENOMEM, "out of memory");
     }
@@ -410,15 +409,16 @@ struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err
         /* SDKs always send steps.step; take the first step of any name */
         const char *k;
         json_t *v;
-        json_object_foreach(json_object_get(obj, "steps"), k, v) {
+        json_object_foreach(json_object_get(obj, "steps"), k, v)
+        {
             step = v;
             break;
         }
     }
     const char *url = sb_json_str(json_object_get(step, "runtime"), "url");
     if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
-        sb_err_set(err, SB_EINVAL,
-                   "function '%s': steps.step.runtime.url must be an http(s) URL", id);
+        sb_err_set(err, SB_EINVAL, "function '%s': steps.step.runtime.url must be an http(s) URL",
+                   id);
         goto fail;
     }
     f->url_base = url_base_of(url);
@@ -426,9 +426,8 @@ struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err
     if (retries && !json_is_null(retries)) {
         int64_t n;
         if (!sb_json_as_int(retries, &n) || n < 0 || n > MAX_RETRIES) {
-            sb_err_set(err, SB_EINVAL,
-                       "function '%s': retries.attempts must be an integer 0..%d", id,
-                       MAX_RETRIES);
+            sb_err_set(err, SB_EINVAL, "function '%s': retries.attempts must be an integer 0..%d",
+                       id, MAX_RETRIES);
             goto fail;
         }
         f->retries = (int)n;

@@ -28,36 +28,36 @@ struct trigger {
     char *expression;     /* `if` expression or NULL */
     struct sb_expr *expr; /* compiled expression (NULL when none) */
     char *cron;
-    int64_t jitter_ms;    /* cron: fire up to this much after the tick */
+    int64_t jitter_ms; /* cron: fire up to this much after the tick */
 };
 
 /* cancelOn: an event that cancels running runs of the function. */
 struct cancel_rule {
     char *event;
-    char *expression;     /* `if` (event = the run's trigger, async = the new event) */
+    char *expression; /* `if` (event = the run's trigger, async = the new event) */
     struct sb_expr *expr;
-    int64_t timeout_ms;   /* only within this long after the run started (0 = always) */
+    int64_t timeout_ms; /* only within this long after the run started (0 = always) */
 };
 
 struct fn {
-    int refs;             /* atomic */
-    char *id;             /* "<app>-<slug>" as registered */
+    int refs; /* atomic */
+    char *id; /* "<app>-<slug>" as registered */
     char *app_id;
     char *name;
-    char *url_base;       /* step URL without stepId, ending in '?' or '&' */
-    int retries;          /* retries (max attempts = retries + 1) */
+    char *url_base;            /* step URL without stepId, ending in '?' or '&' */
+    int retries;               /* retries (max attempts = retries + 1) */
     int64_t finish_timeout_ms; /* timeouts.finish (0 = none): caps one call's response timeout */
     bool removed;
     struct trigger *triggers;
     size_t ntriggers;
     struct cancel_rule *cancels;
     size_t ncancels;
-    json_t *config;       /* the function object as registered (owned) */
+    json_t *config; /* the function object as registered (owned) */
 };
 
 struct reg_snap {
-    int refs;             /* atomic */
-    struct fn **fns;      /* sorted by id */
+    int refs;        /* atomic */
+    struct fn **fns; /* sorted by id */
     size_t n;
 };
 

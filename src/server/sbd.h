@@ -23,10 +23,10 @@ struct sb_scheduler;
 
 struct sbd {
     struct sbd_settings cfg;
-    bool signed_mode;                 /* !cfg.dev: sign calls, require keys */
+    bool signed_mode; /* !cfg.dev: sign calls, require keys */
     struct sb_signing_key signing_key;
     bool has_signing_key;
-    struct sb_store *store;           /* writable connection: writer thread only */
+    struct sb_store *store; /* writable connection: writer thread only */
     struct sb_writer *writer;
     struct sb_registry *registry;
     struct sb_engine *engine;

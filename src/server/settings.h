@@ -18,20 +18,20 @@ struct sbd_settings {
     bool dev;
     char *log_level;
     int64_t http_threads;
-    int64_t max_body;             /* bytes, request bodies */
-    int64_t retry_base_ms;        /* first retry delay; the table scales from it */
-    int64_t transport_window_ms;  /* how long transport failures are retried for free */
+    int64_t max_body;            /* bytes, request bodies */
+    int64_t retry_base_ms;       /* first retry delay; the table scales from it */
+    int64_t transport_window_ms; /* how long transport failures are retried for free */
     int64_t transport_backoff_max_ms;
     int64_t connect_timeout_ms;
     int64_t call_timeout_ms;
     int64_t max_inflight;
-    int64_t sync_interval_ms;     /* 0 = no periodic re-sync */
+    int64_t sync_interval_ms; /* 0 = no periodic re-sync */
     int64_t retention_ms;
     int64_t purge_interval_ms;
-    int64_t max_batch;            /* operations per group commit */
+    int64_t max_batch; /* operations per group commit */
     bool metrics_public;
-    char *env_name;               /* ctx.env sent to workers */
-    bool checkpoint;              /* offer v4 checkpointing (ctx.fn_id) */
+    char *env_name;  /* ctx.env sent to workers */
+    bool checkpoint; /* offer v4 checkpointing (ctx.fn_id) */
 };
 
 extern const struct sb_config_spec sbd_config_spec;

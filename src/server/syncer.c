@@ -24,7 +24,7 @@ struct sync_req {
 
 struct sb_syncer {
     struct sbd *sbd;
-    struct sb_bg bg;   /* bg.lock also guards the request queue */
+    struct sb_bg bg; /* bg.lock also guards the request queue */
     struct sync_req *head, *tail;
 };
 
@@ -86,11 +86,17 @@ int sb_sync_put(struct sbd *sbd, const char *url, long *status, char *msg, size_
     const char *headers[] = {
         "Content-Type: application/json",
         sbd->signed_mode ? "X-Inngest-Server-Kind: cloud" : "X-Inngest-Server-Kind: dev",
-        sighdr[0] ? sighdr : NULL, NULL,
+        sighdr[0] ? sighdr : NULL,
+        NULL,
     };
-    struct sb_httpc_req req = { .method = "PUT", .url = url, .headers = headers, .body = body,
-                                .body_len = blen, .connect_timeout_ms = 3000,
-                                .timeout_ms = 15000, .max_response = 1 << 20 };
+    struct sb_httpc_req req = { .method = "PUT",
+                                .url = url,
+                                .headers = headers,
+                                .body = body,
+                                .body_len = blen,
+                                .connect_timeout_ms = 3000,
+                                .timeout_ms = 15000,
+                                .max_response = 1 << 20 };
     struct sb_httpc_resp resp = { 0 };
     struct sb_err err = { 0 };
     int rc = sb_httpc_do(&req, &resp, &err);
@@ -123,8 +129,7 @@ static void sync_one(struct sb_syncer *s, struct sync_req *rq)
             snprintf(err, sizeof err, "%s", msg);
         else
             snprintf(err, sizeof err, "sync of %s answered %ld: %s", rq->url, status, msg);
-        SB_LOGK(SB_WARN, "app_sync_failed", ((struct sb_lf[]){ LF_S("url", rq->url) }), "%s",
-                err);
+        SB_LOGK(SB_WARN, "app_sync_failed", ((struct sb_lf[]){ LF_S("url", rq->url) }), "%s", err);
         record_sync_error(s->sbd, rq->url, err);
     }
     if (rq->cb)

@@ -21,8 +21,7 @@ void sb_syncer_stop(struct sb_syncer *s);
  * that thread: rc 0 when the worker answered the PUT (status and message are
  * from its reply), else the transport error in message. */
 void sb_syncer_request(struct sb_syncer *s, const char *url,
-                       void (*cb)(void *ctx, int rc, long status, const char *message),
-                       void *ctx);
+                       void (*cb)(void *ctx, int rc, long status, const char *message), void *ctx);
 
 /* One synchronous PUT (used by the thread; exposed for the probe endpoint). */
 int sb_sync_put(struct sbd *sbd, const char *url, long *status, char *msg, size_t msgsz);

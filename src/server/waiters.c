@@ -20,7 +20,7 @@ struct waiter {
     enum waiter_kind kind;
     char id[SB_ULID_SIZE];
     int64_t deadline_ms;
-    int check;             /* needs a re-check */
+    int check; /* needs a re-check */
 };
 
 struct note {
@@ -30,10 +30,10 @@ struct note {
 
 struct sb_waiters {
     struct sbd *sbd;
-    struct sb_bg bg;       /* bg.lock guards everything below */
+    struct sb_bg bg; /* bg.lock guards everything below */
     struct waiter *waiters;
     struct note *notes;
-    int64_t count;         /* waiters not yet answered (listed or being evaluated) */
+    int64_t count; /* waiters not yet answered (listed or being evaluated) */
 };
 
 int sbd_read_run(const char *run_id, json_t **body, int *status)
@@ -71,7 +71,8 @@ int sbd_read_event_runs(const char *event_id, json_t **body, int *status)
     int ended = 1;
     size_t i;
     json_t *r;
-    json_array_foreach(runs, i, r) {
+    json_array_foreach(runs, i, r)
+    {
         if (strcmp(sb_json_str(r, "status"), "Running") == 0)
             ended = 0;
     }
@@ -210,8 +211,8 @@ void sb_waiters_stop(struct sb_waiters *w)
     free(w);
 }
 
-void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind kind,
-                    const char *id, int64_t deadline_ms)
+void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind kind, const char *id,
+                    int64_t deadline_ms)
 {
     struct waiter *wt = calloc(1, sizeof *wt);
     if (!wt) {

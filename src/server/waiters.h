@@ -27,8 +27,8 @@ int sb_waiters_start(struct sbd *sbd, struct sb_waiters **out, struct sb_err *er
 /* Answers every waiting request with its current state and stops. */
 void sb_waiters_stop(struct sb_waiters *w);
 /* Takes over req (which the caller has suspended). */
-void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind kind,
-                    const char *id, int64_t deadline_ms);
+void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind kind, const char *id,
+                    int64_t deadline_ms);
 void sb_waiters_notify(struct sb_waiters *w, const char *run_id, const char *event_id);
 
 /* The replies themselves, shared with the non-waiting handlers. Each returns

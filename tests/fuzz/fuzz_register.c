@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = 0;
     size_t i;
     json_t *f;
-    json_array_foreach(fns, i, f) {
+    json_array_foreach(fns, i, f)
+    {
         if (n == 16)
             break;
         struct sb_err err;

@@ -11,11 +11,11 @@
 #include "common/httpd.h"
 
 enum api_auth {
-    AUTH_NONE,       /* /health, /dev */
-    AUTH_EVENT_KEY,  /* POST /e/{key}: the key in the path */
-    AUTH_SIGNING,    /* POST /fn/register: bearer signing key (plain or hashed) */
-    AUTH_API,        /* REST API: bearer signing key */
-    AUTH_METRICS,    /* /metrics: AUTH_API unless --metrics-public */
+    AUTH_NONE,      /* /health, /dev */
+    AUTH_EVENT_KEY, /* POST /e/{key}: the key in the path */
+    AUTH_SIGNING,   /* POST /fn/register: bearer signing key (plain or hashed) */
+    AUTH_API,       /* REST API: bearer signing key */
+    AUTH_METRICS,   /* /metrics: AUTH_API unless --metrics-public */
 };
 
 extern const struct sb_route sbd_routes[];

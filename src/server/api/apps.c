@@ -56,7 +56,8 @@ static json_t *app_at_url(const char *url)
     json_t *found = NULL;
     size_t i;
     json_t *a;
-    json_array_foreach(apps, i, a) {
+    json_array_foreach(apps, i, a)
+    {
         const char *u = sb_json_str(a, "url");
         if (u && strcmp(u, url) == 0)
             found = json_incref(a);
@@ -71,8 +72,8 @@ static void sync_answered(void *ctx, int rc, long status, const char *message)
     if (rc) {
         sb_reply_error(sw->req, 502, "SDK_UNREACHABLE", "%s", message);
     } else if (status >= 300) {
-        sb_reply_error(sw->req, 502, "SYNC_FAILED", "the worker at %s answered the sync with %ld: %s",
-                       sw->url, status, message);
+        sb_reply_error(sw->req, 502, "SYNC_FAILED",
+                       "the worker at %s answered the sync with %ld: %s", sw->url, status, message);
     } else {
         json_t *app = app_at_url(sw->url);
         if (app)

@@ -45,8 +45,8 @@ static void seeded_id(int64_t ms, const uint8_t entropy[10], size_t index, char 
 {
     uint8_t e[10];
     memcpy(e, entropy, 10);
-    uint32_t tail =
-        ((uint32_t)e[6] << 24 | (uint32_t)e[7] << 16 | (uint32_t)e[8] << 8 | e[9]) + (uint32_t)index;
+    uint32_t tail = ((uint32_t)e[6] << 24 | (uint32_t)e[7] << 16 | (uint32_t)e[8] << 8 | e[9]) +
+                    (uint32_t)index;
     e[6] = (uint8_t)(tail >> 24), e[7] = (uint8_t)(tail >> 16);
     e[8] = (uint8_t)(tail >> 8), e[9] = (uint8_t)tail;
     sb_ulid_from_parts(ms, e, out);
@@ -82,12 +82,12 @@ static int normalize(const json_t *in, size_t i, int64_t now, struct parsed_even
                    MAX_NAME);
     json_t *data = json_object_get(in, "data");
     if (data && !json_is_null(data) && !json_is_object(data))
-        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): 'data' must be an object",
-                   i, name);
+        return bad(code, "INVALID_EVENT", err, 400,
+                   "event %zu ('%.100s'): 'data' must be an object", i, name);
     json_t *user = json_object_get(in, "user");
     if (user && !json_is_null(user) && !json_is_object(user))
-        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): 'user' must be an object",
-                   i, name);
+        return bad(code, "INVALID_EVENT", err, 400,
+                   "event %zu ('%.100s'): 'user' must be an object", i, name);
     json_t *idv = json_object_get(in, "id");
     if (idv && !json_is_null(idv) && (!json_is_string(idv) || json_string_length(idv) > MAX_ID))
         return bad(code, "INVALID_EVENT", err, 400,
@@ -100,8 +100,8 @@ static int normalize(const json_t *in, size_t i, int64_t now, struct parsed_even
                    "event %zu ('%.100s'): 'ts' must be a timestamp in milliseconds", i, name);
     json_t *v = json_object_get(in, "v");
     if (v && !json_is_null(v) && !json_is_string(v))
-        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): 'v' must be a string",
-                   i, name);
+        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): 'v' must be a string", i,
+                   name);
     const char *uid =
         json_is_string(idv) && json_string_length(idv) > 0 ? json_string_value(idv) : NULL;
     /* The normalized event, written directly in canonical form (keys in
@@ -110,7 +110,8 @@ static int normalize(const json_t *in, size_t i, int64_t now, struct parsed_even
     int wrc = sb_buf_puts(&b, "{\"data\":");
     wrc |= json_is_object(data) ? sb_json_write(&b, data) : sb_buf_puts(&b, "{}");
     wrc |= sb_buf_puts(&b, ",\"id\":");
-    wrc |= uid ? sb_json_write_strn(&b, uid, json_string_length(idv)) : sb_json_write_str(&b, ev->id);
+    wrc |=
+        uid ? sb_json_write_strn(&b, uid, json_string_length(idv)) : sb_json_write_str(&b, ev->id);
     wrc |= sb_buf_puts(&b, ",\"name\":");
     wrc |= sb_json_write_str(&b, name);
     wrc |= sb_buf_printf(&b, ",\"ts\":%lld,\"user\":", (long long)ts);

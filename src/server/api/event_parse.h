@@ -22,16 +22,15 @@
 struct parsed_event {
     char id[SB_ULID_SIZE];
     char *name;
-    char *body;        /* normalized, canonical JSON */
-    char *dedupe_key;  /* the user's `id`, or NULL */
+    char *body;       /* normalized, canonical JSON */
+    char *dedupe_key; /* the user's `id`, or NULL */
     int64_t ts;
 };
 
 /* Returns 0 with *out (malloc'd, *n events), or an HTTP status (400, 413,
  * 500) with *code (a stable string such as "MISSING_NAME") and err->msg. */
 int sbd_events_parse(const char *body, size_t len, const char *seed_header, int64_t now,
-                     struct parsed_event **out, size_t *n, const char **code,
-                     struct sb_err *err);
+                     struct parsed_event **out, size_t *n, const char **code, struct sb_err *err);
 void sbd_events_free(struct parsed_event *evs, size_t n);
 
 #endif

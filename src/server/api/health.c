@@ -21,12 +21,12 @@ void h_health(struct sb_req *req)
     struct engine_stats es;
     sb_engine_stats(sbd->engine, &es);
     json_t *o = json_pack(
-        "{s:b, s:s, s:s, s:I, s:s, s:{s:b, s:s, s:i, s:s}, s:{s:I, s:I, s:I, s:I}}", "ok",
-        store_ok, "service", "sysbusd", "version", SB_VERSION, "uptime_s",
+        "{s:b, s:s, s:s, s:I, s:s, s:{s:b, s:s, s:i, s:s}, s:{s:I, s:I, s:I, s:I}}", "ok", store_ok,
+        "service", "sysbusd", "version", SB_VERSION, "uptime_s",
         (json_int_t)((sb_now_ms() - sbd->started_at_ms) / 1000), "mode",
         sbd->cfg.dev ? "dev" : "signed", "store", "ok", store_ok, "kind", "sqlite",
-        "schema_version", SB_STORE_SCHEMA_VERSION, "data_dir", sbd->cfg.data_dir, "queue",
-        "depth", (json_int_t)es.queue_items, "inflight", (json_int_t)es.inflight, "runs_running",
+        "schema_version", SB_STORE_SCHEMA_VERSION, "data_dir", sbd->cfg.data_dir, "queue", "depth",
+        (json_int_t)es.queue_items, "inflight", (json_int_t)es.inflight, "runs_running",
         (json_int_t)running, "writer_backlog", (json_int_t)sb_writer_backlog(sbd->writer));
     sb_reply_json(req, store_ok ? 200 : 503, o);
 }
@@ -56,6 +56,7 @@ void h_metrics(struct sb_req *req)
 void h_dev(struct sb_req *req)
 {
     struct sbd *sbd = sb_req_app(req);
-    sb_reply_json(req, 200, json_pack("{s:s, s:s, s:b}", "service", "sysbusd", "version",
-                                      SB_VERSION, "dev", sbd->cfg.dev));
+    sb_reply_json(req, 200,
+                  json_pack("{s:s, s:s, s:b}", "service", "sysbusd", "version", SB_VERSION, "dev",
+                            sbd->cfg.dev));
 }

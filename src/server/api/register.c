@@ -34,7 +34,7 @@ struct register_op {
     struct fn **fns;
     size_t nfns;
     bool modified;
-    char **stale;     /* other apps found at the same URL (filled by apply) */
+    char **stale; /* other apps found at the same URL (filled by apply) */
     size_t nstale;
     int64_t now;
 };
@@ -59,8 +59,8 @@ static void register_free(struct register_op *op)
 static int register_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct register_op *op = (struct register_op *)w;
-    struct app_rec app = { op->app_id, op->url,     op->sdk,
-                           op->framework, op->app_version, op->checksum, op->now };
+    struct app_rec app = { op->app_id,      op->url,      op->sdk, op->framework,
+                           op->app_version, op->checksum, op->now };
     int rc = sb_store_app_upsert(st, &app, err);
     if (rc || !op->modified)
         return rc;
@@ -97,9 +97,9 @@ static void register_done(struct wop *w, int rc, const struct sb_err *err)
 {
     struct register_op *op = (struct register_op *)w;
     if (rc) {
-        sb_reply_json(op->req, 500,
-                      json_pack("{s:s, s:i}", "error", err ? err->msg : "store error", "status",
-                                500));
+        sb_reply_json(
+            op->req, 500,
+            json_pack("{s:s, s:i}", "error", err ? err->msg : "store error", "status", 500));
         register_free(op);
         return;
     }
@@ -132,10 +132,10 @@ static void reply_400(struct sb_req *req, const char *msg)
 
 static char *checksum_of(const json_t *body)
 {
-    json_t *c = json_pack("{s:O?, s:O?, s:O?, s:O?}", "appName", json_object_get(body, "appName"),
-                          "url", json_object_get(body, "url"), "functions",
-                          json_object_get(body, "functions"), "appVersion",
-                          json_object_get(body, "appVersion"));
+    json_t *c =
+        json_pack("{s:O?, s:O?, s:O?, s:O?}", "appName", json_object_get(body, "appName"), "url",
+                  json_object_get(body, "url"), "functions", json_object_get(body, "functions"),
+                  "appVersion", json_object_get(body, "appVersion"));
     size_t len;
     char *text = sb_json_dumps(c, &len);
     json_decref(c);

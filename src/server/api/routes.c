@@ -68,8 +68,7 @@ int api_authorize(struct sb_req *req, const struct sb_route *route)
     if (sbd->cfg.dev)
         return 0;
     switch ((enum api_auth)route->auth) {
-    case AUTH_NONE:
-        return 0;
+    case AUTH_NONE: return 0;
     case AUTH_EVENT_KEY:
         if (event_key_ok(req, sbd))
             return 0;

@@ -33,8 +33,7 @@ void h_runs_list(struct sb_req *req)
     const char *status = sb_req_query(req, "status");
     if (status && *status && (f.status = run_status_parse(status)) < 0) {
         sb_reply_error(req, 400, "BAD_QUERY",
-                       "status must be Running, Completed, Failed or Cancelled (got '%s')",
-                       status);
+                       "status must be Running, Completed, Failed or Cancelled (got '%s')", status);
         return;
     }
     const char *fn = sb_req_query(req, "function_id");
@@ -51,9 +50,9 @@ void h_runs_list(struct sb_req *req)
         return;
     }
     size_t n = json_array_size(runs);
-    json_t *next = n == (size_t)limit ? json_incref(json_object_get(json_array_get(runs, n - 1),
-                                                                    "run_id"))
-                                      : json_null();
+    json_t *next = n == (size_t)limit
+                       ? json_incref(json_object_get(json_array_get(runs, n - 1), "run_id"))
+                       : json_null();
     sb_reply_json(req, 200,
                   json_pack("{s:o, s:{s:o, s:I}}", "data", runs, "metadata", "next_cursor", next,
                             "count", (json_int_t)n));
@@ -124,15 +123,16 @@ static void cancel_done(void *ctx, int rc, int status)
         json_t *body;
         int st;
         sbd_read_run(sb_req_param(req, 0), &body, &st);
-        sb_reply_json(req, 200, body ? body : json_pack("{s:{s:s}}", "data", "status", "Cancelled"));
+        sb_reply_json(req, 200,
+                      body ? body : json_pack("{s:{s:s}}", "data", "status", "Cancelled"));
     } else if (rc == SB_ENOTFOUND) {
         sb_reply_error(req, 404, "NOT_FOUND", "no such run: %s", sb_req_param(req, 0));
     } else if (rc == SB_ECONFLICT) {
         sb_reply_error(req, 409, "RUN_ENDED", "run %s has already ended (%s)", sb_req_param(req, 0),
                        run_status_name(status));
     } else {
-        sb_reply_error(req, 503, "UNAVAILABLE", "could not cancel run %s: %s",
-                       sb_req_param(req, 0), sb_strerror(rc));
+        sb_reply_error(req, 503, "UNAVAILABLE", "could not cancel run %s: %s", sb_req_param(req, 0),
+                       sb_strerror(rc));
     }
 }
 

@@ -25,8 +25,8 @@ struct field {
     const char *const *names; /* index 0 = value lo */
 };
 
-static const char *const month_names[] = { "JAN", "FEB", "MAR", "APR", "MAY", "JUN",
-                                           "JUL", "AUG", "SEP", "OCT", "NOV", "DEC", NULL };
+static const char *const month_names[] = { "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL",
+                                           "AUG", "SEP", "OCT", "NOV", "DEC", NULL };
 static const char *const dow_names[] = { "SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", NULL };
 
 static const struct field F_SEC = { "second", 0, 59, NULL }, F_MIN = { "minute", 0, 59, NULL },
@@ -139,7 +139,9 @@ struct sb_cron *sb_cron_parse(const char *spec, struct sb_err *err)
     }
     if (!(c->tz = sb_tz_load(zone, err)))
         goto fail;
-    static const struct { const char *name, *expansion; } macros[] = {
+    static const struct {
+        const char *name, *expansion;
+    } macros[] = {
         { "@yearly", "0 0 1 1 *" }, { "@annually", "0 0 1 1 *" }, { "@monthly", "0 0 1 * *" },
         { "@weekly", "0 0 * * 0" }, { "@daily", "0 0 * * *" },    { "@midnight", "0 0 * * *" },
         { "@hourly", "0 * * * *" },

@@ -22,8 +22,8 @@
 struct sb_scheduler {
     struct sbd *sbd;
     struct sb_bg bg;
-    int kicked;         /* bg.lock */
-    int firing;         /* a fire op is in the writer (bg.lock) */
+    int kicked; /* bg.lock */
+    int firing; /* a fire op is in the writer (bg.lock) */
 };
 
 /* Next fire time after `after` for a trigger, with its jitter. */
@@ -47,8 +47,8 @@ int sb_scheduler_sync_function(struct sb_store *st, const struct fn *f, int64_t 
             continue;
         char *old = NULL;
         int64_t next_at = 0;
-        bool keep = sb_store_cron_get(st, f->id, k, &old, &next_at) == 0 &&
-                    strcmp(old, t->cron) == 0;
+        bool keep =
+            sb_store_cron_get(st, f->id, k, &old, &next_at) == 0 && strcmp(old, t->cron) == 0;
         free(old);
         if (!keep) {
             next_at = next_fire(t->cron, t->jitter_ms, now);

@@ -50,8 +50,9 @@ int call_build_body(const struct run *r, const struct item *it, int max_attempts
         rc |= sb_buf_puts(b, ",\"fn_id\":");
         rc |= sb_json_write_str(b, fn_id);
     }
-    rc |= sb_buf_printf(b, ",\"max_attempts\":%d,\"qi_id\":\"%lld\",\"run_id\":\"%s\","
-                           "\"stack\":{\"current\":%zu,\"stack\":[",
+    rc |= sb_buf_printf(b,
+                        ",\"max_attempts\":%d,\"qi_id\":\"%lld\",\"run_id\":\"%s\","
+                        "\"stack\":{\"current\":%zu,\"stack\":[",
                         max_attempts, (long long)it->id, r->id, r->nmemo);
     for (size_t i = 0; i < r->nmemo; i++) {
         rc |= sb_buf_puts(b, i ? ",\"" : "\"");
@@ -73,8 +74,7 @@ int call_build_body(const struct run *r, const struct item *it, int max_attempts
     rc |= sb_buf_puts(b, "],\"steps\":{");
     if (r->nmemo > 0) {
         const struct memo *small[32];
-        const struct memo **sorted =
-            r->nmemo <= 32 ? small : malloc(r->nmemo * sizeof *sorted);
+        const struct memo **sorted = r->nmemo <= 32 ? small : malloc(r->nmemo * sizeof *sorted);
         if (!sorted)
             return SB_ENOMEM;
         for (size_t i = 0; i < r->nmemo; i++)

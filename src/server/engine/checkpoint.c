@@ -42,7 +42,8 @@ void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m)
     int64_t now = sb_now_ms();
     size_t i;
     json_t *o;
-    json_array_foreach(m->steps, i, o) {
+    json_array_foreach(m->steps, i, o)
+    {
         const char *opcode = sb_json_str(o, "op");
         const char *hash = sb_json_str(o, "id");
         if (!opcode || !hash || strlen(hash) >= 48 ||
@@ -60,9 +61,14 @@ void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m)
         const char *name = sb_json_str(o, "displayName");
         if (!name)
             name = sb_json_str(o, "name");
-        struct step_rec s = { .run_id = r->id, .hash = hash, .seq = (int64_t)r->nmemo,
-                              .name = name, .op = "StepRun", .status = STEP_COMPLETED,
-                              .attempts = it->attempt + 1, .output = mv,
+        struct step_rec s = { .run_id = r->id,
+                              .hash = hash,
+                              .seq = (int64_t)r->nmemo,
+                              .name = name,
+                              .op = "StepRun",
+                              .status = STEP_COMPLETED,
+                              .attempts = it->attempt + 1,
+                              .output = mv,
                               .started_at = it->progress_at ? it->progress_at : it->started_at,
                               .ended_at = now };
         runop_add_step(op, &s);

@@ -142,12 +142,17 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
     int64_t now = sb_now_ms();
     const char *planned[256];
     size_t nplanned = 0;
-    struct { const char *hash; int64_t wake; int flags; } timers[64];
+    struct {
+        const char *hash;
+        int64_t wake;
+        int flags;
+    } timers[64];
     size_t ntimers = 0;
     bool memoized = false, retrying = false;
     size_t i;
     json_t *o;
-    json_array_foreach(res->ops, i, o) {
+    json_array_foreach(res->ops, i, o)
+    {
         const char *opcode = sb_json_str(o, "op");
         const char *hash = op_step_id(o);
         bool is_run = strcmp(opcode, "StepRun") == 0 || strcmp(opcode, "Step") == 0;
@@ -167,9 +172,14 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
             free(err);
             return;
         }
-        struct step_rec s = { .run_id = r->id, .hash = hash, .seq = -1, .name = op_display_name(o),
-                              .op = opcode, .attempts = it->attempt + 1,
-                              .started_at = it->started_at, .ended_at = now };
+        struct step_rec s = { .run_id = r->id,
+                              .hash = hash,
+                              .seq = -1,
+                              .name = op_display_name(o),
+                              .op = opcode,
+                              .attempts = it->attempt + 1,
+                              .started_at = it->started_at,
+                              .ended_at = now };
         if (is_error && res->retriable && it->attempt + 1 < max_attempts) {
             json_t *err = json_object_get(o, "error");
             char *ej = sb_json_dumps(err ? err : json_null(), NULL);
@@ -213,7 +223,8 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
         }
         if (strcmp(opcode, "Sleep") == 0) {
             if (!hash) {
-                char *err = outcome_error_json("InvalidResponse", "a Sleep operation without an id");
+                char *err =
+                    outcome_error_json("InvalidResponse", "a Sleep operation without an id");
                 decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
                 free(err);
                 return;
@@ -285,7 +296,8 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
             int64_t timeout_at = 0;
             char msg[400];
             if (!hash) {
-                char *err = outcome_error_json("InvalidResponse", "an InvokeFunction without an id");
+                char *err =
+                    outcome_error_json("InvalidResponse", "an InvokeFunction without an id");
                 decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
                 free(err);
                 return;
@@ -425,9 +437,14 @@ static void complete_without_call(struct sb_engine *e, struct item *it, const ch
     /* a wait timing out loses to an event that resolved it first: the op
      * is then rolled back (SB_ECONFLICT) and the run rebuilt from the store */
     op->wait_timeout_item = wait_timeout_item;
-    struct step_rec s = { .run_id = r->id, .hash = it->step_id, .seq = (int64_t)r->nmemo,
-                          .op = op_name, .status = STEP_COMPLETED, .attempts = 1,
-                          .output = memo, .ended_at = now };
+    struct step_rec s = { .run_id = r->id,
+                          .hash = it->step_id,
+                          .seq = (int64_t)r->nmemo,
+                          .op = op_name,
+                          .status = STEP_COMPLETED,
+                          .attempts = 1,
+                          .output = memo,
+                          .ended_at = now };
     runop_add_step(op, &s);
     engine_memo_put(e, r, it->step_id, memo);
     bool parallel = it->flags & ITEM_PARALLEL;
@@ -534,10 +551,7 @@ void decide_call_result(struct sb_engine *e, struct item *it, struct call_result
             decide_finish(e, r, op, RUN_FAILED, NULL, res->error, it->started_at);
         }
         return;
-    case RES_OPS:
-        handle_ops(e, it, res, f, op);
-        return;
-    case RES_TRANSPORT:
-        break;
+    case RES_OPS: handle_ops(e, it, res, f, op); return;
+    case RES_TRANSPORT: break;
     }
 }

@@ -23,9 +23,9 @@ struct sb_engine;
 struct new_run {
     char run_id[SB_ULID_SIZE];
     char event_id[SB_ULID_SIZE];
-    char *function_id;   /* owned by the engine after add */
-    char *event;         /* canonical event JSON, owned; NULL = load later */
-    int64_t qid;         /* its first queue item (stepId=step, due now) */
+    char *function_id; /* owned by the engine after add */
+    char *event;       /* canonical event JSON, owned; NULL = load later */
+    int64_t qid;       /* its first queue item (stepId=step, due now) */
     int64_t due_at;
 };
 

@@ -32,25 +32,25 @@ struct run;
 /* A queue row in memory: one due (or in flight) call of a run. */
 struct item {
     int64_t id;
-    int64_t due_at;            /* wall ms */
-    size_t heap_idx;           /* SIZE_MAX when not in the heap */
+    int64_t due_at;  /* wall ms */
+    size_t heap_idx; /* SIZE_MAX when not in the heap */
     struct run *run;
-    struct item *next;         /* in run->items */
-    char step_id[48];          /* "step" or a step hash */
-    int attempt;               /* 0-based, per step */
+    struct item *next; /* in run->items */
+    char step_id[48];  /* "step" or a step hash */
+    int attempt;       /* 0-based, per step */
     int transport_failures;
-    int64_t transport_since;   /* ms of the first of the current streak, 0 = none */
-    int64_t started_at;        /* first dispatch of attempt 0 (step duration) */
-    int64_t dispatched_at;     /* last dispatch (wall ms): a wait counts events after it */
-    int64_t progress_at;       /* last checkpoint of this call (wall ms), 0 = none */
+    int64_t transport_since; /* ms of the first of the current streak, 0 = none */
+    int64_t started_at;      /* first dispatch of attempt 0 (step duration) */
+    int64_t dispatched_at;   /* last dispatch (wall ms): a wait counts events after it */
+    int64_t progress_at;     /* last checkpoint of this call (wall ms), 0 = none */
     int flags;
-    char *last_error;          /* canonical JSON, owned */
-    struct call *call;         /* non-NULL while in flight */
+    char *last_error;  /* canonical JSON, owned */
+    struct call *call; /* non-NULL while in flight */
 };
 
 struct memo {
     char hash[48];
-    char *value;               /* canonical JSON, owned */
+    char *value; /* canonical JSON, owned */
 };
 
 /* An unfinished run. "Light" fields are always present; the "heavy" state
@@ -60,9 +60,9 @@ struct run {
     char id[SB_ULID_SIZE];
     char event_id[SB_ULID_SIZE];
     char *function_id;
-    struct run *hnext;         /* run table chain */
+    struct run *hnext; /* run table chain */
     struct item *items;
-    int committing;            /* writes submitted, not yet committed */
+    int committing; /* writes submitted, not yet committed */
     bool cancelled, ended;
     /* heavy */
     bool loaded;
@@ -70,7 +70,7 @@ struct run {
     struct memo *memo;
     size_t nmemo, capmemo;
     int req_version;
-    int64_t handoff_us;        /* mono time a response was processed (metrics) */
+    int64_t handoff_us; /* mono time a response was processed (metrics) */
     /* pending cancellation callbacks */
     struct cancel_req *cancels;
 };
@@ -85,45 +85,50 @@ struct cancel_req {
 struct call {
     CURL *h;
     struct item *item;
-    struct sb_buf req;         /* request body */
-    struct sb_buf resp;        /* response body (capped) */
+    struct sb_buf req;  /* request body */
+    struct sb_buf resp; /* response body (capped) */
     struct curl_slist *headers;
     char url[4096];
     int64_t sent_us;
     /* response headers of interest */
-    int no_retry;              /* -1 absent, 0 false, 1 true */
+    int no_retry; /* -1 absent, 0 false, 1 true */
     char retry_after[64];
-    int req_version;           /* INT32_MIN when absent */
+    int req_version; /* INT32_MIN when absent */
     bool has_sdk_header;
 };
 
 enum inbox_kind {
-    MSG_NEW_RUNS, MSG_COMMITTED, MSG_CANCEL, MSG_REPAIR, MSG_WAITS_RESOLVED, MSG_CHECKPOINT
+    MSG_NEW_RUNS,
+    MSG_COMMITTED,
+    MSG_CANCEL,
+    MSG_REPAIR,
+    MSG_WAITS_RESOLVED,
+    MSG_CHECKPOINT
 };
 
 struct inbox_msg {
     struct inbox_msg *next;
     enum inbox_kind kind;
-    struct new_run *runs;      /* MSG_NEW_RUNS (owned array) */
+    struct new_run *runs; /* MSG_NEW_RUNS (owned array) */
     size_t nruns;
-    struct run_update *op;     /* MSG_COMMITTED */
+    struct run_update *op; /* MSG_COMMITTED */
     int rc;
     char run_id[SB_ULID_SIZE]; /* MSG_CANCEL / MSG_REPAIR */
     struct cancel_req *cancel;
     struct wait_resolution *resolved; /* MSG_WAITS_RESOLVED (owned array) */
     size_t nresolved;
-    int64_t qi_id;             /* MSG_CHECKPOINT: the call the steps belong to */
-    json_t *steps;             /* MSG_CHECKPOINT (owned) */
-    struct sb_req *req;        /* MSG_CHECKPOINT: answered after the commit */
+    int64_t qi_id;      /* MSG_CHECKPOINT: the call the steps belong to */
+    json_t *steps;      /* MSG_CHECKPOINT (owned) */
+    struct sb_req *req; /* MSG_CHECKPOINT: answered after the commit */
 };
 
 struct sb_engine {
     struct sbd *sbd;
     pthread_t thread;
     CURLM *multi;
-    int epfd;                  /* epoll over curl's sockets and wakefd */
-    int wakefd;                /* eventfd: inbox posts and stop */
-    int64_t curl_timer_ms;     /* curl's requested timeout (mono ms), -1 = none */
+    int epfd;              /* epoll over curl's sockets and wakefd */
+    int wakefd;            /* eventfd: inbox posts and stop */
+    int64_t curl_timer_ms; /* curl's requested timeout (mono ms), -1 = none */
     int stop;
     /* heap of items by (due_at, id) */
     struct item **heap;
@@ -134,10 +139,10 @@ struct sb_engine {
     size_t nitems;
     int64_t inflight;
     int64_t loaded_runs;
-    CURL **idle_handles;       /* reusable easy handles */
+    CURL **idle_handles; /* reusable easy handles */
     size_t nidle, capidle;
-    struct reg_snap *snap;     /* registry snapshot in use */
-    int64_t next_qid;          /* atomic */
+    struct reg_snap *snap; /* registry snapshot in use */
+    int64_t next_qid;      /* atomic */
     /* inbox */
     pthread_mutex_t inbox_lock;
     struct inbox_msg *inbox_head, *inbox_tail;
@@ -175,12 +180,12 @@ struct call_result {
     enum res_kind kind;
     int status;
     bool retriable;
-    int64_t retry_after_ms;    /* -1 when none */
-    char *message;             /* short reason (transport text or error summary) */
-    char *output;              /* RES_DONE: canonical JSON of the return value */
-    char *error;               /* RES_ERROR: canonical JSON error object */
-    json_t *ops;               /* RES_OPS: array of op objects (owned) */
-    int req_version;           /* X-Inngest-Req-Version, INT32_MIN when absent */
+    int64_t retry_after_ms; /* -1 when none */
+    char *message;          /* short reason (transport text or error summary) */
+    char *output;           /* RES_DONE: canonical JSON of the return value */
+    char *error;            /* RES_ERROR: canonical JSON error object */
+    json_t *ops;            /* RES_OPS: array of op objects (owned) */
+    int req_version;        /* X-Inngest-Req-Version, INT32_MIN when absent */
 };
 /* Interprets a finished curl transfer (code) with the data captured in c.
  * call_timed_out_after_send: the response timeout hit after the request was
@@ -206,19 +211,19 @@ void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, in
 /* ---- wait.c: step.waitForEvent ---- */
 /* A wait registered by a run_update. */
 struct wait_reg {
-    int64_t item_id;            /* the item that times it out */
+    int64_t item_id; /* the item that times it out */
     char *hash, *event_name, *expr;
-    char *trigger_event;        /* the run's event, for `event.` in the expression */
+    char *trigger_event;             /* the run's event, for `event.` in the expression */
     char min_event_id[SB_ULID_SIZE]; /* events with an id >= this may match */
-    int64_t seq;                /* stack position if it resolves at once */
-    int64_t discovery_qid;      /* discovery item to add if it resolves at once (0: none) */
+    int64_t seq;                     /* stack position if it resolves at once */
+    int64_t discovery_qid;           /* discovery item to add if it resolves at once (0: none) */
     int flags;
-    char *matched;              /* out (apply): the event that resolved it at once */
+    char *matched; /* out (apply): the event that resolved it at once */
 };
 /* Reads a WaitForEvent op into w (strings malloc'd). On a bad op returns -1
  * with a message in msg. */
-int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at,
-                  char *msg, size_t msgsz);
+int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at, char *msg,
+                  size_t msgsz);
 void wait_reg_free(struct wait_reg *w);
 /* In the writer's transaction (runop apply): registers w and resolves it at
  * once when a matching event arrived since the call was made. */
@@ -226,22 +231,22 @@ int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w
                   struct sb_err *err);
 /* In the current transaction: memoizes `memo` for the waiting step, removes
  * the wait and its timeout item, adds the discovery item if discovery_qid. */
-int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id,
-                        const char *hash, const char *op_name, const char *memo, int64_t seq,
-                        int64_t discovery_qid, int flags, int64_t now, struct sb_err *err);
+int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id, const char *hash,
+                        const char *op_name, const char *memo, int64_t seq, int64_t discovery_qid,
+                        int flags, int64_t now, struct sb_err *err);
 /* Engine memory follows a resolution made in the store. */
-void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id,
-                           const char *hash, const char *memo, int64_t discovery_qid, int flags);
+void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, const char *hash,
+                           const char *memo, int64_t discovery_qid, int flags);
 /* Engine side, after the commit of a run_update with waits. */
 void wait_after_commit(struct sb_engine *e, struct run *r, struct run_update *op);
 void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m);
 
 /* ---- invoke.c: step.invoke ---- */
 struct invoke_reg {
-    int64_t item_id;            /* the parent's timeout item */
+    int64_t item_id; /* the parent's timeout item */
     char *hash;
     char child_run_id[SB_ULID_SIZE];
-    struct ingest_batch child;  /* the inngest/function.invoked event and the child run */
+    struct ingest_batch child; /* the inngest/function.invoked event and the child run */
 };
 /* Prepares an invocation from an InvokeFunction op: the child's event and
  * run. Returns 0, or -1 with a message when the op is malformed, or 1 with a
@@ -256,8 +261,8 @@ int invoke_register(struct sb_store *st, struct run_update *op, struct invoke_re
 /* In the transaction that ends a run: resolves the run that invoked it. */
 int invoke_resolve_parent(struct sb_store *st, struct run_update *op, struct sb_err *err);
 /* The memo of a timed-out invocation. */
-#define INVOKE_TIMEOUT_MEMO                                                                    \
-    "{\"error\":{\"message\":\"Timed out waiting for invoked function to complete\","          \
+#define INVOKE_TIMEOUT_MEMO                                                           \
+    "{\"error\":{\"message\":\"Timed out waiting for invoked function to complete\"," \
     "\"name\":\"InngestInvokeTimeoutError\"}}"
 
 /* ---- checkpoint.c: v4 async checkpoints ---- */
@@ -270,27 +275,27 @@ struct run_update {
     struct run *run;
     char run_id[SB_ULID_SIZE];
     char event_id[SB_ULID_SIZE];
-    int finish_status;         /* -1: not finishing */
+    int finish_status; /* -1: not finishing */
     char *output, *error;
     int64_t started_at;
     int64_t now;
     int req_version;
     bool progress;
-    struct step_rec *steps;    /* strings owned */
+    struct step_rec *steps; /* strings owned */
     size_t nsteps;
-    struct qitem_rec *puts;    /* strings owned */
+    struct qitem_rec *puts; /* strings owned */
     size_t nputs;
     int64_t *dels;
     size_t ndels;
     int64_t handoff_from_us;
     struct ingest_batch lifecycle; /* events emitted by the run's end (lifecycle.c) */
-    struct wait_reg *waits;    /* waits to register (owned) */
+    struct wait_reg *waits;        /* waits to register (owned) */
     size_t nwaits;
     struct invoke_reg *invokes; /* invocations to start (owned) */
     size_t ninvokes;
     struct wait_resolution *resolved; /* parents resolved by this run's end */
     size_t nresolved;
-    int64_t wait_timeout_item; /* a wait timing out: conflict if already resolved */
+    int64_t wait_timeout_item;     /* a wait timing out: conflict if already resolved */
     struct sb_req *checkpoint_req; /* answered when this op commits */
 };
 struct run_update *runop_new(struct sb_engine *e, struct run *r);

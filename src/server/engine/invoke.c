@@ -112,8 +112,11 @@ int invoke_register(struct sb_store *st, struct run_update *op, struct invoke_re
     int rc = sbd_ingest_apply(st, op->e->sbd, &inv->child, err);
     if (rc)
         return rc;
-    struct wait_rec w = { .item_id = inv->item_id, .run_id = op->run_id, .step_hash = inv->hash,
-                          .child_run_id = inv->child_run_id, .created_at = op->now };
+    struct wait_rec w = { .item_id = inv->item_id,
+                          .run_id = op->run_id,
+                          .step_hash = inv->hash,
+                          .child_run_id = inv->child_run_id,
+                          .created_at = op->now };
     return sb_store_wait_put(st, &w, err);
 }
 
@@ -143,12 +146,10 @@ int invoke_resolve_parent(struct sb_store *st, struct run_update *op, struct sb_
     json_decref(memo);
     int64_t discovery = rows <= 1 ? sb_engine_alloc_qid(op->e) : 0;
     rc = text ? wait_resolve_in_txn(st, w.run_id, w.item_id, w.step_hash, "InvokeFunction", text,
-                                    sb_store_next_seq(st, w.run_id), discovery, flags, op->now,
-                                    err)
+                                    sb_store_next_seq(st, w.run_id), discovery, flags, op->now, err)
               : sb_err_set(err, SB_ENOMEM, "out of memory");
     if (!rc) {
-        struct wait_resolution *nr =
-            realloc(op->resolved, (op->nresolved + 1) * sizeof *nr);
+        struct wait_resolution *nr = realloc(op->resolved, (op->nresolved + 1) * sizeof *nr);
         if (!nr) {
             rc = sb_err_set(err, SB_ENOMEM, "out of memory");
         } else {

@@ -115,15 +115,18 @@ void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct
                 free(out->output);
                 out->output = NULL;
                 excerpt(&c->resp, ex, sizeof ex);
-                set_error(out, true, "InvalidResponse", "the worker answered 200 with a body "
-                                                        "that is not JSON: %s", ex);
+                set_error(out, true, "InvalidResponse",
+                          "the worker answered 200 with a body "
+                          "that is not JSON: %s",
+                          ex);
             }
         } else if (status == 206) {
             json_t *ops = json_is_object(body) ? json_pack("[O]", body) : json_incref(body);
             bool ok = json_is_array(ops) && json_array_size(ops) > 0;
             size_t i;
             json_t *op;
-            json_array_foreach(ops, i, op) {
+            json_array_foreach(ops, i, op)
+            {
                 if (!json_is_object(op) || !sb_json_str(op, "op"))
                     ok = false;
             }
@@ -138,8 +141,7 @@ void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct
                           "the worker answered 206 without a list of step operations: %s", ex);
             }
         } else {
-            set_error(out, true, "InvalidResponse", "unexpected HTTP %ld from the worker",
-                      status);
+            set_error(out, true, "InvalidResponse", "unexpected HTTP %ld from the worker", status);
         }
         json_decref(body);
         return;

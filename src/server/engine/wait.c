@@ -35,8 +35,8 @@ void wait_reg_free(struct wait_reg *w)
     memset(w, 0, sizeof *w);
 }
 
-int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at,
-                  char *msg, size_t msgsz)
+int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at, char *msg,
+                  size_t msgsz)
 {
     memset(w, 0, sizeof *w);
     const char *name = sb_json_str(op, "name");
@@ -52,8 +52,9 @@ int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *ti
         if (timeout && sb_time_parse_iso(timeout, &t) == 0) {
             *timeout_at = t;
         } else {
-            snprintf(msg, msgsz, "waitForEvent('%.100s') needs a timeout such as \"1h\" (got '%.50s')",
-                     name, timeout ? timeout : "");
+            snprintf(msg, msgsz,
+                     "waitForEvent('%.100s') needs a timeout such as \"1h\" (got '%.50s')", name,
+                     timeout ? timeout : "");
             return -1;
         }
     } else {
@@ -95,23 +96,31 @@ static bool wait_matches(const char *expr, const char *trigger_body, const char 
 /* Resolves a wait inside the current transaction: memoizes `memo` for the
  * step, removes the wait and its timeout item, and adds the discovery item
  * when discovery_qid is set. */
-int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id,
-                        const char *hash, const char *op_name, const char *memo, int64_t seq,
-                        int64_t discovery_qid, int flags, int64_t now, struct sb_err *err)
+int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id, const char *hash,
+                        const char *op_name, const char *memo, int64_t seq, int64_t discovery_qid,
+                        int flags, int64_t now, struct sb_err *err)
 {
     bool deleted;
     int rc = sb_store_wait_delete(st, item_id, &deleted, err);
     if (!rc)
         rc = sb_store_queue_del(st, item_id, err);
     if (!rc) {
-        struct step_rec s = { .run_id = run_id, .hash = hash, .seq = seq, .op = op_name,
-                              .status = STEP_COMPLETED, .attempts = 1, .output = memo,
+        struct step_rec s = { .run_id = run_id,
+                              .hash = hash,
+                              .seq = seq,
+                              .op = op_name,
+                              .status = STEP_COMPLETED,
+                              .attempts = 1,
+                              .output = memo,
                               .ended_at = now };
         rc = sb_store_step_put(st, &s, err);
     }
     if (!rc && discovery_qid > 0) {
-        struct qitem_rec q = { .id = discovery_qid, .run_id = run_id, .step_id = "step",
-                               .due_at = now, .flags = flags & QF_PARALLEL };
+        struct qitem_rec q = { .id = discovery_qid,
+                               .run_id = run_id,
+                               .step_id = "step",
+                               .due_at = now,
+                               .flags = flags & QF_PARALLEL };
         rc = sb_store_queue_put(st, &q, err);
     }
     return rc;
@@ -137,8 +146,11 @@ static int scan_event(void *ctx, const char *id, const char *body)
 int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w,
                   struct sb_err *err)
 {
-    struct wait_rec rec = { .item_id = w->item_id, .run_id = op->run_id, .step_hash = w->hash,
-                            .event_name = w->event_name, .expression = w->expr,
+    struct wait_rec rec = { .item_id = w->item_id,
+                            .run_id = op->run_id,
+                            .step_hash = w->hash,
+                            .event_name = w->event_name,
+                            .expression = w->expr,
                             .created_at = op->now };
     int rc = sb_store_wait_put(st, &rec, err);
     if (rc)
@@ -149,8 +161,8 @@ int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w
         return sb_err_set(err, SB_ESTORE, "cannot scan events for a wait");
     if (!sc.found_copy)
         return 0;
-    rc = wait_resolve_in_txn(st, op->run_id, w->item_id, w->hash, "WaitForEvent",
-                             sc.found_copy, w->seq, w->discovery_qid, w->flags, op->now, err);
+    rc = wait_resolve_in_txn(st, op->run_id, w->item_id, w->hash, "WaitForEvent", sc.found_copy,
+                             w->seq, w->discovery_qid, w->flags, op->now, err);
     if (rc) {
         free(sc.found_copy);
         return rc;
@@ -169,9 +181,8 @@ static struct item *find_item(struct run *r, int64_t id)
 
 /* After a wait was resolved in the store: the run's memory follows. Adds a
  * discovery item (in the store too) when nothing else is left to do. */
-void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id,
-                             const char *hash, const char *memo, int64_t discovery_qid,
-                             int flags)
+void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, const char *hash,
+                           const char *memo, int64_t discovery_qid, int flags)
 {
     struct item *it = find_item(r, item_id);
     if (it)
@@ -216,8 +227,8 @@ void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m)
         struct wait_resolution *res = &m->resolved[i];
         struct run *r = engine_run_find(e, res->run_id);
         if (r && !r->ended)
-            wait_apply_resolution(e, r, res->item_id, res->hash, res->memo,
-                                  res->discovery_qid, res->flags);
+            wait_apply_resolution(e, r, res->item_id, res->hash, res->memo, res->discovery_qid,
+                                  res->flags);
         if (r && r->committing == 0 && !r->ended)
             engine_run_schedule(e, r);
     }
@@ -264,9 +275,8 @@ static int on_wait(void *ctx, const struct wait_rec *w, const char *trigger_even
     return r->memo ? 0 : sb_err_set(ic->err, SB_ENOMEM, "out of memory");
 }
 
-int sb_waits_on_event(struct sb_store *st, struct sb_engine *e, const char *name,
-                      const char *body, struct wait_resolution **res, size_t *nres,
-                      struct sb_err *err)
+int sb_waits_on_event(struct sb_store *st, struct sb_engine *e, const char *name, const char *body,
+                      struct wait_resolution **res, size_t *nres, struct sb_err *err)
 {
     if (!sb_store_has_waits(st))
         return 0;

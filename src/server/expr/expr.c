@@ -15,29 +15,61 @@
 #define MAX_DEPTH 64
 
 enum tok_kind {
-    T_END, T_IDENT, T_STRING, T_NUMBER, T_LPAREN, T_RPAREN, T_LBRACK, T_RBRACK, T_DOT,
-    T_COMMA, T_QUESTION, T_COLON, T_NOT, T_AND, T_OR, T_EQ, T_NE, T_LT, T_LE, T_GT, T_GE,
-    T_PLUS, T_MINUS, T_STAR, T_SLASH, T_PERCENT,
+    T_END,
+    T_IDENT,
+    T_STRING,
+    T_NUMBER,
+    T_LPAREN,
+    T_RPAREN,
+    T_LBRACK,
+    T_RBRACK,
+    T_DOT,
+    T_COMMA,
+    T_QUESTION,
+    T_COLON,
+    T_NOT,
+    T_AND,
+    T_OR,
+    T_EQ,
+    T_NE,
+    T_LT,
+    T_LE,
+    T_GT,
+    T_GE,
+    T_PLUS,
+    T_MINUS,
+    T_STAR,
+    T_SLASH,
+    T_PERCENT,
 };
 
 struct token {
     enum tok_kind kind;
     size_t pos;
-    char *text;   /* identifier or decoded string (owned by the lexer copy) */
+    char *text; /* identifier or decoded string (owned by the lexer copy) */
     double num;
 };
 
 enum node_kind {
-    N_LIT, N_VAR, N_FIELD, N_INDEX, N_LIST, N_UNARY, N_BINARY, N_COND, N_CALL, N_METHOD,
+    N_LIT,
+    N_VAR,
+    N_FIELD,
+    N_INDEX,
+    N_LIST,
+    N_UNARY,
+    N_BINARY,
+    N_COND,
+    N_CALL,
+    N_METHOD,
 };
 
 struct node {
     enum node_kind kind;
-    enum tok_kind op;        /* N_UNARY / N_BINARY */
-    json_t *lit;             /* N_LIT */
-    char *name;              /* N_VAR, N_FIELD, N_CALL, N_METHOD */
-    struct node *a, *b, *c;  /* operands; N_METHOD: a = receiver */
-    struct node **args;      /* N_LIST, N_CALL, N_METHOD */
+    enum tok_kind op;       /* N_UNARY / N_BINARY */
+    json_t *lit;            /* N_LIT */
+    char *name;             /* N_VAR, N_FIELD, N_CALL, N_METHOD */
+    struct node *a, *b, *c; /* operands; N_METHOD: a = receiver */
+    struct node **args;     /* N_LIST, N_CALL, N_METHOD */
     size_t nargs;
 };
 
@@ -95,7 +127,9 @@ static int lex_string(struct parser *p, char quote)
             case 'n': c = '\n'; break;
             case 't': c = '\t'; break;
             case 'r': c = '\r'; break;
-            case '\\': case '\'': case '"': c = e; break;
+            case '\\':
+            case '\'':
+            case '"': c = e; break;
             default:
                 free(out);
                 return fail(p, p->pos - 2, "unknown escape '\\%c' in a string", e ? e : ' ');
@@ -344,12 +378,8 @@ static struct node *parse_primary(struct parser *p)
             return NULL;
         }
         return n;
-    case T_END:
-        fail(p, p->tok.pos, "unexpected end of the expression");
-        return NULL;
-    default:
-        fail(p, p->tok.pos, "expected a value");
-        return NULL;
+    case T_END: fail(p, p->tok.pos, "unexpected end of the expression"); return NULL;
+    default: fail(p, p->tok.pos, "expected a value"); return NULL;
     }
     if (!n || !n->lit || next(p)) {
         if (n && !n->lit)
@@ -429,9 +459,17 @@ static int precedence(enum tok_kind k)
     switch (k) {
     case T_OR: return 1;
     case T_AND: return 2;
-    case T_EQ: case T_NE: case T_LT: case T_LE: case T_GT: case T_GE: return 3;
-    case T_PLUS: case T_MINUS: return 4;
-    case T_STAR: case T_SLASH: case T_PERCENT: return 5;
+    case T_EQ:
+    case T_NE:
+    case T_LT:
+    case T_LE:
+    case T_GT:
+    case T_GE: return 3;
+    case T_PLUS:
+    case T_MINUS: return 4;
+    case T_STAR:
+    case T_SLASH:
+    case T_PERCENT: return 5;
     case T_IDENT: return 3; /* only "in" gets here, checked by the caller */
     default: return 0;
     }
@@ -662,8 +700,7 @@ static json_t *call(const struct node *n, const struct env *env)
         else if (json_is_string(args[0])) {
             char *end;
             double d = strtod(json_string_value(args[0]), &end);
-            result = *end == '\0' && end != json_string_value(args[0]) ? json_real(trunc(d))
-                                                                        : NULL;
+            result = *end == '\0' && end != json_string_value(args[0]) ? json_real(trunc(d)) : NULL;
             if (!result)
                 rt_error(env, "int(): '%s' is not a number", json_string_value(args[0]));
         } else {
@@ -741,13 +778,11 @@ static json_t *arith(enum tok_kind op, const json_t *a, const json_t *b, const s
 static json_t *eval(const struct node *n, const struct env *env)
 {
     switch (n->kind) {
-    case N_LIT:
-        return json_incref(n->lit);
+    case N_LIT: return json_incref(n->lit);
     case N_VAR:
         for (size_t i = 0; i < env->nvars; i++)
             if (strcmp(env->vars[i].name, n->name) == 0)
-                return env->vars[i].value ? json_incref((json_t *)env->vars[i].value)
-                                          : json_null();
+                return env->vars[i].value ? json_incref((json_t *)env->vars[i].value) : json_null();
         return rt_error(env, "unknown variable '%s'", n->name);
     case N_FIELD: {
         json_t *obj = eval(n->a, env);
@@ -812,10 +847,8 @@ static json_t *eval(const struct node *n, const struct env *env)
         return eval(t ? n->b : n->c, env);
     }
     case N_CALL:
-    case N_METHOD:
-        return call(n, env);
-    case N_BINARY:
-        break;
+    case N_METHOD: return call(n, env);
+    case N_BINARY: break;
     }
     /* binary */
     if (n->op == T_AND || n->op == T_OR) {
@@ -851,7 +884,8 @@ static json_t *eval(const struct node *n, const struct env *env)
             bool found = false;
             size_t i;
             json_t *el;
-            json_array_foreach(b, i, el) {
+            json_array_foreach(b, i, el)
+            {
                 if (values_equal(a, el)) {
                     found = true;
                     break;

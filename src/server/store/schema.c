@@ -87,12 +87,12 @@ static const char *const migrations[] = {
     "CREATE INDEX queue_run ON queue(run_id);",
     /* 1 -> 2: waits (waitForEvent, invoke), cancellations, cron triggers */
     "CREATE TABLE waits ("
-    "  item_id INTEGER PRIMARY KEY,"   /* the queue item that times the wait out */
+    "  item_id INTEGER PRIMARY KEY," /* the queue item that times the wait out */
     "  run_id TEXT NOT NULL,"
     "  step_hash TEXT NOT NULL,"
-    "  event_name TEXT,"                /* waitForEvent: the awaited event */
+    "  event_name TEXT," /* waitForEvent: the awaited event */
     "  expression TEXT,"
-    "  child_run_id TEXT,"              /* step.invoke: the invoked run */
+    "  child_run_id TEXT," /* step.invoke: the invoked run */
     "  created_at INTEGER NOT NULL"
     ");"
     "CREATE INDEX waits_event ON waits(event_name) WHERE event_name IS NOT NULL;"
@@ -108,7 +108,7 @@ static const char *const migrations[] = {
     /* cron triggers: when each fires next (advanced in the firing transaction) */
     "CREATE TABLE crons ("
     "  function_id TEXT NOT NULL,"
-    "  idx INTEGER NOT NULL,"          /* the trigger's position in the function */
+    "  idx INTEGER NOT NULL," /* the trigger's position in the function */
     "  expression TEXT NOT NULL,"
     "  next_at INTEGER NOT NULL,"
     "  PRIMARY KEY (function_id, idx)"
@@ -142,8 +142,7 @@ int sb_store_migrate(struct sb_store *st, struct sb_err *err)
 {
     int v = sb_store_schema_version(st);
     if (v < 0)
-        return sb_err_set(err, SB_ESTORE, "cannot read schema version: %s",
-                          sqlite3_errmsg(st->db));
+        return sb_err_set(err, SB_ESTORE, "cannot read schema version: %s", sqlite3_errmsg(st->db));
     if (v > SB_STORE_SCHEMA_VERSION)
         return sb_err_set(err, SB_ECONFIG,
                           "the database has schema version %d but this sysbusd knows only up "

@@ -26,8 +26,8 @@
 struct sb_store;
 
 enum run_status { RUN_RUNNING = 0, RUN_COMPLETED = 1, RUN_FAILED = 2, RUN_CANCELLED = 3 };
-const char *run_status_name(int status);           /* "Running" ... */
-int run_status_parse(const char *name);            /* -1 when unknown (case-insensitive) */
+const char *run_status_name(int status); /* "Running" ... */
+int run_status_parse(const char *name);  /* -1 when unknown (case-insensitive) */
 
 enum step_status { STEP_RUNNING = 0, STEP_COMPLETED = 1, STEP_FAILED = 2 };
 
@@ -43,9 +43,9 @@ enum qitem_flag {
 struct ev_rec {
     char id[SB_ULID_SIZE];
     const char *name;
-    const char *body;        /* normalized event, canonical JSON */
+    const char *body; /* normalized event, canonical JSON */
     int64_t ts, received_at;
-    const char *dedupe_key;  /* user-supplied id, or NULL */
+    const char *dedupe_key; /* user-supplied id, or NULL */
 };
 
 struct run_rec {
@@ -58,24 +58,24 @@ struct run_rec {
 struct step_rec {
     const char *run_id;
     const char *hash;
-    int64_t seq;             /* -1 while not memoized */
+    int64_t seq; /* -1 while not memoized */
     const char *name, *op;
-    int status;              /* enum step_status */
+    int status; /* enum step_status */
     int attempts;
-    const char *output;      /* memoized value (JCS) or NULL */
-    const char *error;       /* last error (JCS) or NULL */
+    const char *output; /* memoized value (JCS) or NULL */
+    const char *error;  /* last error (JCS) or NULL */
     int64_t started_at, ended_at;
 };
 
 struct qitem_rec {
     int64_t id;
     const char *run_id;
-    const char *step_id;     /* "step" or a step hash */
+    const char *step_id; /* "step" or a step hash */
     int attempt;
     int64_t due_at, started_at;
     int transport_failures;
     int64_t transport_since;
-    const char *last_error;  /* JCS or NULL */
+    const char *last_error; /* JCS or NULL */
     int flags;
     /* filled by scans only (ignored by sb_store_queue_put): */
     const char *function_id, *event_id;
@@ -98,7 +98,7 @@ int sb_store_open(const char *dir, struct sb_store **out, struct sb_err *err);
 /* The calling thread's read-only connection (opened on first use; closed by
  * sb_store_close_readers). NULL on failure. */
 struct sb_store *sb_store_reader(void);
-void sb_store_set_dir(const char *dir);  /* where readers open the database */
+void sb_store_set_dir(const char *dir); /* where readers open the database */
 void sb_store_close(struct sb_store *st);
 void sb_store_close_readers(void);
 int sb_store_schema_version(struct sb_store *st);
@@ -136,8 +136,8 @@ int sb_store_app_sync_error(struct sb_store *st, const char *url, const char *er
 int sb_store_app_delete(struct sb_store *st, const char *app_id, int64_t now, struct sb_err *err);
 /* Ids (malloc'd array of malloc'd strings) of live apps at url other than
  * except_id. */
-int sb_store_apps_at_url(struct sb_store *st, const char *url, const char *except_id,
-                         char ***ids, size_t *n, struct sb_err *err);
+int sb_store_apps_at_url(struct sb_store *st, const char *url, const char *except_id, char ***ids,
+                         size_t *n, struct sb_err *err);
 /* Checksum of a live app (malloc'd) or NULL. */
 char *sb_store_app_checksum(struct sb_store *st, const char *app_id);
 /* URL of a live app (malloc'd) or NULL. */
@@ -154,7 +154,7 @@ int sb_store_purge(struct sb_store *st, int64_t before_ms, int limit, int *delet
 
 /* ---- waits (step.waitForEvent), writer connection ---- */
 struct wait_rec {
-    int64_t item_id;         /* the queue item that times the wait out */
+    int64_t item_id; /* the queue item that times the wait out */
     const char *run_id, *step_hash;
     const char *event_name, *expression; /* waitForEvent */
     const char *child_run_id;            /* step.invoke */
@@ -163,8 +163,7 @@ struct wait_rec {
 int sb_store_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_err *err);
 /* Deletes the wait of item_id; *deleted = false when it was gone already
  * (an event resolved it first). */
-int sb_store_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted,
-                         struct sb_err *err);
+int sb_store_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted, struct sb_err *err);
 /* True when any wait is open (cheap: a counter kept by this connection). */
 bool sb_store_has_waits(struct sb_store *st);
 /* Open waits for an event name, with the body of each waiting run's trigger
@@ -239,8 +238,8 @@ int sb_store_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct c
 /* Largest queue id in use (0 when empty). */
 int64_t sb_store_queue_max_id(struct sb_store *st);
 /* Calls fn for every queue row, in due order. Strings valid during the call. */
-int sb_store_queue_scan(struct sb_store *st,
-                        int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx);
+int sb_store_queue_scan(struct sb_store *st, int (*fn)(void *ctx, const struct qitem_rec *q),
+                        void *ctx);
 /* The same for the rows of one run. */
 int sb_store_queue_scan_run(struct sb_store *st, const char *run_id,
                             int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx);
@@ -251,14 +250,14 @@ int sb_store_orphan_runs(struct sb_store *st, void (*fn)(void *ctx, const char *
 struct run_state {
     char id[SB_ULID_SIZE];
     char *function_id;
-    char *event;             /* canonical JSON */
+    char *event; /* canonical JSON */
     int status;
     int req_version;
     size_t nsteps;
     struct {
         char hash[41];
-        char *output;        /* canonical JSON of the memoized value */
-    } *steps;                /* in stack (completion) order */
+        char *output; /* canonical JSON of the memoized value */
+    } * steps;        /* in stack (completion) order */
 };
 int sb_store_run_state(struct sb_store *st, const char *run_id, struct run_state *out,
                        struct sb_err *err);
@@ -281,7 +280,7 @@ json_t *sb_store_runs_json(struct sb_store *st, const struct run_filter *f);
 json_t *sb_store_event_json(struct sb_store *st, const char *event_id);
 struct event_filter {
     const char *name;
-    int64_t after_ms, before_ms;  /* 0 = unbounded */
+    int64_t after_ms, before_ms; /* 0 = unbounded */
     const char *cursor;
     int limit;
 };
@@ -297,8 +296,7 @@ int sb_store_functions_scan(struct sb_store *st,
                                       const char *config, bool removed, const char *app_url),
                             void *ctx);
 int sb_store_apps_scan(struct sb_store *st,
-                       int (*fn)(void *ctx, const char *id, const char *url,
-                                 const char *checksum),
+                       int (*fn)(void *ctx, const char *id, const char *url, const char *checksum),
                        void *ctx);
 
 #endif

@@ -237,11 +237,26 @@ static int exec_simple(struct sb_store *st, enum sb_stmt_id id, struct sb_err *e
 
 /* ---- transactions ---- */
 
-int sb_store_begin(struct sb_store *st, struct sb_err *err) { return exec_simple(st, STMT_BEGIN, err); }
-int sb_store_commit(struct sb_store *st, struct sb_err *err) { return exec_simple(st, STMT_COMMIT, err); }
-void sb_store_rollback(struct sb_store *st) { exec_simple(st, STMT_ROLLBACK, NULL); }
-int sb_store_savepoint(struct sb_store *st) { return exec_simple(st, STMT_SAVEPOINT, NULL); }
-void sb_store_release(struct sb_store *st) { exec_simple(st, STMT_RELEASE, NULL); }
+int sb_store_begin(struct sb_store *st, struct sb_err *err)
+{
+    return exec_simple(st, STMT_BEGIN, err);
+}
+int sb_store_commit(struct sb_store *st, struct sb_err *err)
+{
+    return exec_simple(st, STMT_COMMIT, err);
+}
+void sb_store_rollback(struct sb_store *st)
+{
+    exec_simple(st, STMT_ROLLBACK, NULL);
+}
+int sb_store_savepoint(struct sb_store *st)
+{
+    return exec_simple(st, STMT_SAVEPOINT, NULL);
+}
+void sb_store_release(struct sb_store *st)
+{
+    exec_simple(st, STMT_RELEASE, NULL);
+}
 
 void sb_store_rollback_savepoint(struct sb_store *st)
 {
@@ -301,8 +316,7 @@ int sb_store_run_insert(struct sb_store *st, const struct run_rec *run, struct s
 }
 
 int sb_store_run_finish(struct sb_store *st, const char *run_id, int status, const char *output,
-                        const char *error, int64_t started_at, int64_t ended_at,
-                        struct sb_err *err)
+                        const char *error, int64_t started_at, int64_t ended_at, struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_FINISH);
     if (!s)
@@ -717,8 +731,8 @@ int sb_store_apps_scan(struct sb_store *st,
     return rc;
 }
 
-int sb_store_apps_at_url(struct sb_store *st, const char *url, const char *except_id,
-                         char ***ids, size_t *n, struct sb_err *err)
+int sb_store_apps_at_url(struct sb_store *st, const char *url, const char *except_id, char ***ids,
+                         size_t *n, struct sb_err *err)
 {
     *ids = NULL;
     *n = 0;
@@ -786,8 +800,7 @@ int sb_store_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_e
     return rc;
 }
 
-int sb_store_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted,
-                         struct sb_err *err)
+int sb_store_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted, struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_DEL);
     if (!s)
@@ -963,7 +976,10 @@ int sb_store_running_runs(struct sb_store *st, const char *app_id, const char *f
     sqlite3_bind_int64(s, 3, after);
     sqlite3_bind_int64(s, 4, before);
     /* collect first: fn writes to the store */
-    struct row { char *id, *body; int64_t created; } *rows = NULL;
+    struct row {
+        char *id, *body;
+        int64_t created;
+    } *rows = NULL;
     size_t n = 0;
     int rc = 0;
     while (sqlite3_step(s) == SQLITE_ROW) {
@@ -1072,8 +1088,7 @@ int sb_store_cron_put(struct sb_store *st, const struct cron_rec *c, struct sb_e
     return sb_store_exec_stmt(st, s, err);
 }
 
-int sb_store_cron_delete(struct sb_store *st, const char *function_id, int from,
-                         struct sb_err *err)
+int sb_store_cron_delete(struct sb_store *st, const char *function_id, int from, struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_DEL);
     if (!s)
@@ -1097,8 +1112,7 @@ int sb_store_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct c
     int rc = 0;
     while (!rc && sqlite3_step(s) == SQLITE_ROW) {
         struct cron_rec c = { (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
-                              (const char *)sqlite3_column_text(s, 2),
-                              sqlite3_column_int64(s, 3) };
+                              (const char *)sqlite3_column_text(s, 2), sqlite3_column_int64(s, 3) };
         rc = fn(ctx, &c);
     }
     sqlite3_reset(s);

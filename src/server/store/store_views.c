@@ -73,10 +73,11 @@ static json_t *run_queue(struct sb_store *st, const char *run_id)
         json_t *q = json_object();
         json_object_set_new(q, "step_id", text_or_null(s, 0));
         int flags = sqlite3_column_int(s, 7);
-        json_object_set_new(q, "kind", json_string((flags & QF_SLEEP)    ? "sleep"
-                                                   : (flags & QF_WAIT)   ? "wait"
-                                                   : (flags & QF_INVOKE) ? "invoke"
-                                                                         : "call"));
+        json_object_set_new(q, "kind",
+                            json_string((flags & QF_SLEEP)    ? "sleep"
+                                        : (flags & QF_WAIT)   ? "wait"
+                                        : (flags & QF_INVOKE) ? "invoke"
+                                                              : "call"));
         if (flags & QF_INVOKE)
             json_object_set_new(q, "invoked_run_id", text_or_null(s, 10));
         if (flags & QF_WAIT) {
@@ -98,8 +99,8 @@ static json_t *run_queue(struct sb_store *st, const char *run_id)
 json_t *sb_store_run_json(struct sb_store *st, const char *run_id)
 {
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(st->db, "SELECT " RUN_COLS " FROM runs r WHERE r.id=?", -1, &s,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(st->db, "SELECT " RUN_COLS " FROM runs r WHERE r.id=?", -1, &s, NULL) !=
+        SQLITE_OK)
         return NULL;
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
     json_t *o = NULL;
@@ -152,8 +153,9 @@ json_t *sb_store_run_steps_json(struct sb_store *st, const char *run_id)
         json_object_set_new(o, "started_at", iso_or_null(s, 7));
         json_object_set_new(o, "ended_at", iso_or_null(s, 8));
         if (sqlite3_column_type(s, 7) != SQLITE_NULL && sqlite3_column_type(s, 8) != SQLITE_NULL)
-            json_object_set_new(o, "duration_ms", json_integer(sqlite3_column_int64(s, 8) -
-                                                               sqlite3_column_int64(s, 7)));
+            json_object_set_new(
+                o, "duration_ms",
+                json_integer(sqlite3_column_int64(s, 8) - sqlite3_column_int64(s, 7)));
         else
             json_object_set_new(o, "duration_ms", json_null());
         json_array_append_new(arr, o);
@@ -305,8 +307,9 @@ json_t *sb_store_functions_json(struct sb_store *st, const char *app_id, bool in
         json_object_set_new(o, "name", text_or_null(s, 2));
         json_t *trig = json_object_get(cfg, "triggers");
         json_object_set(o, "triggers", trig ? trig : json_array());
-        json_t *retries = json_object_get(json_object_get(
-            json_object_get(json_object_get(cfg, "steps"), "step"), "retries"), "attempts");
+        json_t *retries = json_object_get(
+            json_object_get(json_object_get(json_object_get(cfg, "steps"), "step"), "retries"),
+            "attempts");
         json_object_set_new(o, "retries", retries ? json_incref(retries) : json_integer(4));
         json_object_set_new(o, "config", cfg);
         json_object_set_new(o, "created_at", iso_or_null(s, 4));

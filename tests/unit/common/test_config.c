@@ -19,15 +19,20 @@ struct st {
 };
 
 static const struct sb_opt opts[] = {
-    { "config", SB_OPT_STR, offsetof(struct st, cfg), NULL, "FILE", "config", SB_OPTF_CONFIGFILE, 0, 0, 0, NULL, 0 },
-    { "host", SB_OPT_STR, offsetof(struct st, host), "127.0.0.1", "ADDR", "host", 0, 0, 0, 0, NULL, 0 },
-    { "port", SB_OPT_INT, offsetof(struct st, port), "8288", "PORT", "port", 0, 0, 65535, 0, NULL, 'p' },
+    { "config", SB_OPT_STR, offsetof(struct st, cfg), NULL, "FILE", "config", SB_OPTF_CONFIGFILE, 0,
+      0, 0, NULL, 0 },
+    { "host", SB_OPT_STR, offsetof(struct st, host), "127.0.0.1", "ADDR", "host", 0, 0, 0, 0, NULL,
+      0 },
+    { "port", SB_OPT_INT, offsetof(struct st, port), "8288", "PORT", "port", 0, 0, 65535, 0, NULL,
+      'p' },
     { "wait", SB_OPT_DURATION, offsetof(struct st, wait), "5s", "D", "wait", 0, 0, 0, 1, NULL, 0 },
     { "dev", SB_OPT_BOOL, offsetof(struct st, dev), "false", NULL, "dev", 0, 0, 0, 0, NULL, 0 },
-    { "key", SB_OPT_LIST, offsetof(struct st, keys), NULL, "K", "keys", SB_OPTF_SECRET, 0, 0, 0, NULL, 0 },
+    { "key", SB_OPT_LIST, offsetof(struct st, keys), NULL, "K", "keys", SB_OPTF_SECRET, 0, 0, 0,
+      NULL, 0 },
 };
-static const struct sb_config_spec spec = { "t", "TCFG", "t [OPTIONS]", "summary", NULL, opts,
-                                            sizeof opts / sizeof opts[0] };
+static const struct sb_config_spec spec = {
+    "t", "TCFG", "t [OPTIONS]", "summary", NULL, opts, sizeof opts / sizeof opts[0]
+};
 
 static int parse(struct st *s, int argc, char **argv, struct sb_err *err)
 {
@@ -50,15 +55,15 @@ static void flags_beat_env_beat_file_beat_defaults(void **state)
     struct sb_err err = { 0 };
     char *argv1[] = { "t", "--config", path, NULL };
     assert_int_equal(parse(&s, 3, argv1, &err), 0);
-    assert_int_equal(s.port, 2000);            /* env over file */
-    assert_string_equal(s.host, "file-host");  /* file over default */
+    assert_int_equal(s.port, 2000);           /* env over file */
+    assert_string_equal(s.host, "file-host"); /* file over default */
     assert_int_equal(s.keys.n, 2);
-    assert_int_equal(s.wait, 5000);            /* default */
+    assert_int_equal(s.wait, 5000); /* default */
     sb_config_free(&spec, &s);
     char *argv2[] = { "t", "--config", path, "-p", "3000", "--key", "x", "--dev", NULL };
     assert_int_equal(parse(&s, 8, argv2, &err), 0);
-    assert_int_equal(s.port, 3000);            /* flag over env */
-    assert_int_equal(s.keys.n, 1);             /* flag list replaces */
+    assert_int_equal(s.port, 3000); /* flag over env */
+    assert_int_equal(s.keys.n, 1);  /* flag list replaces */
     assert_string_equal(s.keys.v[0], "x");
     assert_true(s.dev);
     json_t *dump = sb_config_dump(&spec, &s);

@@ -19,7 +19,8 @@ static void signature_matches_the_sdk_vector(void **state)
     assert_int_equal(sb_signing_key_init(&k, KEY, NULL), 0);
     char sig[160];
     sb_sign_body(&k, "{\"a\":1}", 7, 1795800000, sig, sizeof sig);
-    assert_string_equal(sig, "t=1795800000&s=27e11882a7b3124eb0e0ee1e52d0acd9df57034ea5bed6849215682f74bfcae2");
+    assert_string_equal(
+        sig, "t=1795800000&s=27e11882a7b3124eb0e0ee1e52d0acd9df57034ea5bed6849215682f74bfcae2");
 }
 
 static void hashed_key_is_sha256_of_decoded_hex(void **state)
@@ -27,8 +28,8 @@ static void hashed_key_is_sha256_of_decoded_hex(void **state)
     (void)state;
     struct sb_signing_key k;
     assert_int_equal(sb_signing_key_init(&k, KEY, NULL), 0);
-    assert_string_equal(k.hashed,
-                        "signkey-test-83b93c23d48fc6ad1be182af708f60a5c995a5bbbf4379f41d940aab622d0202");
+    assert_string_equal(
+        k.hashed, "signkey-test-83b93c23d48fc6ad1be182af708f60a5c995a5bbbf4379f41d940aab622d0202");
     assert_true(sb_signing_key_matches_bearer(&k, KEY));
     assert_true(sb_signing_key_matches_bearer(&k, k.hashed));
     assert_false(sb_signing_key_matches_bearer(&k, "signkey-test-00"));

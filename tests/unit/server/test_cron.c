@@ -23,15 +23,16 @@ static int64_t next(const char *spec, int64_t after)
 static void fields_ranges_steps_lists_names(void **state)
 {
     (void)state;
-    assert_int_equal(next("*/15 * * * *", 1795798860000), 1795799700000);       /* 17:01 -> 17:15 */
-    assert_int_equal(next("0 9 * * MON-FRI", 1795773600000), 1796029200000);    /* Fri 10:00 -> Mon 09:00 */
-    assert_int_equal(next("0 0 29 2 *", 1767225600000), 1835395200000);         /* next Feb 29: 2028 */
-    assert_int_equal(next("*/5 * * * * *", 1795798801000), 1795798805000);      /* seconds field */
-    assert_int_equal(next("0 0 1 * MON", 1795798801000), 1795996800000);        /* day fields OR */
+    assert_int_equal(next("*/15 * * * *", 1795798860000), 1795799700000); /* 17:01 -> 17:15 */
+    assert_int_equal(next("0 9 * * MON-FRI", 1795773600000),
+                     1796029200000);                                    /* Fri 10:00 -> Mon 09:00 */
+    assert_int_equal(next("0 0 29 2 *", 1767225600000), 1835395200000); /* next Feb 29: 2028 */
+    assert_int_equal(next("*/5 * * * * *", 1795798801000), 1795798805000); /* seconds field */
+    assert_int_equal(next("0 0 1 * MON", 1795798801000), 1795996800000);   /* day fields OR */
     assert_int_equal(next("0 12 * JAN,JUL SUN", 1795798801000), 1798977600000);
     assert_int_equal(next("@hourly", 1795798801000), 1795802400000);
     assert_int_equal(next("0 0 * * 7", 1795798801000), next("0 0 * * SUN", 1795798801000));
-    assert_int_equal(next("0 0 31 2 *", 1795798801000), -1);                    /* never */
+    assert_int_equal(next("0 0 31 2 *", 1795798801000), -1); /* never */
     /* strictly after: a fire time equal to `after` is not returned */
     assert_int_equal(next("*/15 * * * *", 1795799700000), 1795799700000 + 15 * 60000);
 }
@@ -55,9 +56,12 @@ static void time_zones_and_daylight_saving(void **state)
 static void bad_expressions_say_what(void **state)
 {
     (void)state;
-    const char *bad[] = { "61 * * * *", "* * *", "* * * * * * *", "TZ=Nowhere/City * * * * *",
-                          "@fortnightly", "1- * * * *", "*/0 * * * *", "5-1 * * * *",
-                          "* * * 13 *", "TZ=../../etc/passwd * * * * *", "x * * * *", "" };
+    const char *bad[] = { "61 * * * *",    "* * *",
+                          "* * * * * * *", "TZ=Nowhere/City * * * * *",
+                          "@fortnightly",  "1- * * * *",
+                          "*/0 * * * *",   "5-1 * * * *",
+                          "* * * 13 *",    "TZ=../../etc/passwd * * * * *",
+                          "x * * * *",     "" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct sb_err err = { 0 };
         struct sb_cron *c = sb_cron_parse(bad[i], &err);

@@ -15,7 +15,8 @@
 static void retry_backoff_follows_inngest_table(void **state)
 {
     (void)state;
-    int64_t expect[] = { 15000, 30000, 60000, 120000, 300000, 600000, 1200000, 2400000, 3600000, 7200000, 7200000 };
+    int64_t expect[] = { 15000,   30000,   60000,   120000,  300000, 600000,
+                         1200000, 2400000, 3600000, 7200000, 7200000 };
     for (int i = 0; i < 11; i++)
         assert_int_equal(sb_backoff_retry_ms(i, 15000, 0), expect[i]);
     for (int i = 0; i < 100; i++) {
@@ -39,7 +40,7 @@ static void retry_after_parses_seconds_and_dates(void **state)
 {
     (void)state;
     assert_int_equal(sb_retry_after_ms("30", 0), 30000);
-    assert_int_equal(sb_retry_after_ms("0", 0), 1000);          /* clamped up */
+    assert_int_equal(sb_retry_after_ms("0", 0), 1000);           /* clamped up */
     assert_int_equal(sb_retry_after_ms("9999999", 0), 86400000); /* clamped down */
     assert_int_equal(sb_retry_after_ms("2026-11-27T17:00:10Z", 1795798800000), 10000);
     assert_int_equal(sb_retry_after_ms("Fri, 27 Nov 2026 17:01:00 GMT", 1795798800000), 60000);
@@ -173,8 +174,10 @@ static void call_body_is_canonical_json(void **state)
     v = sb_json_parse(b.data, b.len, NULL);
     again = sb_json_dumps(v, NULL);
     assert_string_equal(again, b.data);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "ctx"), "fn_id")), "app-fn");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "ctx"), "qi_id")), "42");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "ctx"), "fn_id")),
+                        "app-fn");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(v, "ctx"), "qi_id")),
+                        "42");
     free(again);
     json_decref(v);
     sb_buf_free(&b);

@@ -14,8 +14,10 @@ static json_t *event, *async_ev;
 static int setup(void **state)
 {
     (void)state;
-    const char *e = "{\"name\":\"shop/order\",\"data\":{\"id\":\"o-1\",\"amount\":120,\"plan\":\"pro\","
-                    "\"email\":\"ann@example.com\",\"tags\":[\"a\",\"b\"],\"n\":null,\"nested\":{\"x\":[1,2,3]}}}";
+    const char *e =
+        "{\"name\":\"shop/order\",\"data\":{\"id\":\"o-1\",\"amount\":120,\"plan\":\"pro\","
+        "\"email\":\"ann@example.com\",\"tags\":[\"a\",\"b\"],\"n\":null,\"nested\":{\"x\":[1,2,3]}"
+        "}}";
     const char *a = "{\"name\":\"shop/paid\",\"data\":{\"id\":\"o-1\",\"total\":120.0}}";
     event = sb_json_parse(e, strlen(e), NULL);
     async_ev = sb_json_parse(a, strlen(a), NULL);
@@ -61,11 +63,11 @@ static void comparisons_and_logic(void **state)
     assert_true(truth("event.data.plan != 'free' || false"));
     assert_true(truth("!(event.data.plan == \"free\")"));
     assert_true(truth("event.name == 'shop/order'"));
-    assert_false(truth("event.data.amount == '120'"));           /* types differ */
-    assert_false(truth("event.data.amount < 'z'"));              /* never ordered */
+    assert_false(truth("event.data.amount == '120'")); /* types differ */
+    assert_false(truth("event.data.amount < 'z'"));    /* never ordered */
     assert_true(truth("'abc' < 'abd'"));
     assert_true(truth("event.data.n == null"));
-    assert_true(truth("event.data.missing == null"));            /* missing is null */
+    assert_true(truth("event.data.missing == null")); /* missing is null */
     assert_true(truth("event.data.amount > 100 ? true : false"));
     assert_true(truth("1 + 2 * 3 == 7 && (1 + 2) * 3 == 9 && 7 % 4 == 3 && -2 < 0"));
     assert_true(truth("'ab' + 'c' == 'abc'"));
@@ -102,8 +104,18 @@ static void keys_are_values(void **state)
 static void syntax_errors_say_where(void **state)
 {
     (void)state;
-    const char *bad[] = { "event.data.x ==", "event.data.x = 1", "(a", "a &", "'open",
-                          "a ? b", "[1, 2", "a.", "a b", "", "event.data.x ==== 2", "1 +* 2" };
+    const char *bad[] = { "event.data.x ==",
+                          "event.data.x = 1",
+                          "(a",
+                          "a &",
+                          "'open",
+                          "a ? b",
+                          "[1, 2",
+                          "a.",
+                          "a b",
+                          "",
+                          "event.data.x ==== 2",
+                          "1 +* 2" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct sb_err err = { 0 };
         struct sb_expr *e = sb_expr_compile(bad[i], &err);

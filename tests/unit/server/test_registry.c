@@ -17,9 +17,9 @@ static struct fn *parse(const char *text, struct sb_err *err)
     return f;
 }
 
-#define FN(id, trig, extra)                                                                   \
-    "{\"id\":\"" id "\",\"name\":\"n\",\"triggers\":[" trig "],\"steps\":{\"step\":{\"id\":"   \
-    "\"step\",\"runtime\":{\"type\":\"http\",\"url\":\"http://w:3111/api/inngest?fnId=" id    \
+#define FN(id, trig, extra)                                                                  \
+    "{\"id\":\"" id "\",\"name\":\"n\",\"triggers\":[" trig "],\"steps\":{\"step\":{\"id\":" \
+    "\"step\",\"runtime\":{\"type\":\"http\",\"url\":\"http://w:3111/api/inngest?fnId=" id   \
     "&stepId=step\"}" extra "}}}"
 
 static void functions_parse_with_defaults_and_limits(void **state)
@@ -36,16 +36,19 @@ static void functions_parse_with_defaults_and_limits(void **state)
     assert_int_equal(f->finish_timeout_ms, 0);
     sb_fn_unref(f);
     {
-        const char *t = "{\"id\":\"app-t\",\"triggers\":[{\"event\":\"a\"}],\"timeouts\":{\"finish\":\"10m\"},"
-                        "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}";
+        const char *t =
+            "{\"id\":\"app-t\",\"triggers\":[{\"event\":\"a\"}],\"timeouts\":{\"finish\":\"10m\"},"
+            "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}";
         f = parse(t, &err);
         assert_non_null(f);
         assert_int_equal(f->finish_timeout_ms, 600000); /* caps one call's response timeout */
         assert_string_equal(f->url_base, "http://w/api?");
     }
     sb_fn_unref(f);
-    assert_null(parse("{\"id\":\"app-u\",\"triggers\":[{\"event\":\"a\"}],\"timeouts\":{\"finish\":\"soon\"},"
-                      "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}", &err));
+    assert_null(parse(
+        "{\"id\":\"app-u\",\"triggers\":[{\"event\":\"a\"}],\"timeouts\":{\"finish\":\"soon\"},"
+        "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}",
+        &err));
     assert_non_null(strstr(err.msg, "timeouts.finish"));
     assert_null(parse(FN("app-c", "{\"event\":\"x/y\"}", ",\"retries\":{\"attempts\":21}"), &err));
     assert_non_null(strstr(err.msg, "app-c"));

@@ -54,8 +54,11 @@ static void events_dedupe_and_runs_round_trip(void **state)
     struct sb_err err = { 0 };
     assert_int_equal(sb_store_open(dir, &st, &err), 0);
     assert_int_equal(sb_store_begin(st, &err), 0);
-    struct ev_rec ev = { .name = "a/b", .body = "{\"name\":\"a/b\"}", .ts = 1,
-                         .received_at = 1000, .dedupe_key = "user-key" };
+    struct ev_rec ev = { .name = "a/b",
+                         .body = "{\"name\":\"a/b\"}",
+                         .ts = 1,
+                         .received_at = 1000,
+                         .dedupe_key = "user-key" };
     sb_ulid_new(1000, ev.id); /* ids carry their time: retention purges by id */
     bool inserted;
     assert_int_equal(sb_store_event_insert(st, &ev, &inserted, &err), 0);
@@ -73,9 +76,16 @@ static void events_dedupe_and_runs_round_trip(void **state)
     assert_int_equal(sb_store_run_insert(st, &run, &err), 0);
     struct qitem_rec q = { .id = 1, .run_id = run.id, .step_id = "step", .due_at = 1000 };
     assert_int_equal(sb_store_queue_put(st, &q, &err), 0);
-    struct step_rec s = { .run_id = run.id, .hash = "aaaa", .seq = 0, .name = "one",
-                          .op = "StepRun", .status = STEP_COMPLETED, .attempts = 1,
-                          .output = "{\"data\":1}", .started_at = 1000, .ended_at = 1001 };
+    struct step_rec s = { .run_id = run.id,
+                          .hash = "aaaa",
+                          .seq = 0,
+                          .name = "one",
+                          .op = "StepRun",
+                          .status = STEP_COMPLETED,
+                          .attempts = 1,
+                          .output = "{\"data\":1}",
+                          .started_at = 1000,
+                          .ended_at = 1001 };
     assert_int_equal(sb_store_step_put(st, &s, &err), 0);
     assert_int_equal(sb_store_commit(st, &err), 0);
 
@@ -92,8 +102,8 @@ static void events_dedupe_and_runs_round_trip(void **state)
     assert_int_equal(running, 1);
 
     assert_int_equal(sb_store_begin(st, &err), 0);
-    assert_int_equal(sb_store_run_finish(st, run.id, RUN_COMPLETED, "{\"ok\":true}", NULL, 1000,
-                                         2000, &err), 0);
+    assert_int_equal(
+        sb_store_run_finish(st, run.id, RUN_COMPLETED, "{\"ok\":true}", NULL, 1000, 2000, &err), 0);
     assert_int_equal(sb_store_commit(st, &err), 0);
     sb_store_counts(st, &qrows, &running);
     assert_int_equal(qrows, 0); /* status and queue rows change together */
