@@ -3,6 +3,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "expr/expr.h"
+#include "flow.h"
 #include "engine/engine.h"
 #include "metrics.h"
 #include "registry.h"
@@ -203,21 +204,48 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
             ev->duplicate = true;
             continue;
         }
+        json_t *event = NULL; /* parsed when a flow rule needs it */
+        bool parsed = false;
         for (size_t j = 0; j < ev->nruns; j++) {
             struct ingest_run *ir = &ev->runs[j];
+            ir->skipped = false;
+            const struct fn *f = b->snap ? sb_snap_find(b->snap, ir->function_id) : NULL;
+            if (f && (f->flow.idempotency || f->flow.rate_limit || f->flow.singleton)) {
+                if (!parsed) {
+                    event = sb_json_parse(ev->ev.body, strlen(ev->ev.body), NULL);
+                    parsed = true;
+                }
+                const char *why = NULL;
+                rc = sbd_flow_admit(st, f, ir->run_id, event, b->received_at, &b->cancels,
+                                    &b->ncancels, &why, err);
+                if (rc < 0) {
+                    json_decref(event);
+                    return rc;
+                }
+                if (rc == FLOW_SKIP) {
+                    ir->skipped = true;
+                    rc = 0;
+                    continue;
+                }
+            }
             struct run_rec run = { .function_id = ir->function_id,
                                    .app_id = ir->app_id,
                                    .created_at = b->received_at };
             memcpy(run.id, ir->run_id, sizeof run.id);
             memcpy(run.event_id, ev->ev.id, sizeof run.event_id);
-            if ((rc = sb_store_run_insert(st, &run, err)))
+            if ((rc = sb_store_run_insert(st, &run, err))) {
+                json_decref(event);
                 return rc;
+            }
             struct qitem_rec q = {
                 .id = ir->qid, .run_id = ir->run_id, .step_id = "step", .due_at = b->received_at
             };
-            if ((rc = sb_store_queue_put(st, &q, err)))
+            if ((rc = sb_store_queue_put(st, &q, err))) {
+                json_decref(event);
                 return rc;
+            }
         }
+        json_decref(event);
         /* open waitForEvent waits this event satisfies, in this transaction */
         if ((rc = sb_waits_on_event(st, sbd->engine, ev->ev.name, ev->ev.body, &b->resolved,
                                     &b->nresolved, err)))
@@ -235,22 +263,31 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
 
 void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
 {
-    size_t total = 0;
+    size_t total = 0, skipped = 0;
     b->duplicates = 0;
     for (size_t i = 0; i < b->n; i++) {
-        if (b->events[i].duplicate)
+        if (b->events[i].duplicate) {
             b->duplicates++;
-        else
-            total += b->events[i].nruns;
+            continue;
+        }
+        for (size_t j = 0; j < b->events[i].nruns; j++) {
+            if (b->events[i].runs[j].skipped)
+                skipped++;
+            else
+                total++;
+        }
     }
+    SBD_COUNT_N(runs_skipped, skipped);
     struct new_run *runs = total ? calloc(total, sizeof *runs) : NULL;
     size_t k = 0;
     for (size_t i = 0; runs && i < b->n; i++) {
         struct ingest_event *ev = &b->events[i];
         if (ev->duplicate)
             continue;
-        for (size_t j = 0; j < ev->nruns; j++, k++) {
+        for (size_t j = 0; j < ev->nruns; j++) {
             struct ingest_run *ir = &ev->runs[j];
+            if (ir->skipped)
+                continue;
             memcpy(runs[k].run_id, ir->run_id, sizeof runs[k].run_id);
             memcpy(runs[k].event_id, ev->ev.id, sizeof runs[k].event_id);
             runs[k].function_id = ir->function_id;
@@ -258,6 +295,7 @@ void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
             runs[k].event = strdup(ev->ev.body);
             runs[k].qid = ir->qid;
             runs[k].due_at = b->received_at;
+            k++;
         }
     }
     /* If the array could not be allocated the runs are still committed:

@@ -26,6 +26,7 @@ struct ingest_run {
     char run_id[SB_ULID_SIZE];
     char *function_id, *app_id;
     int64_t qid;
+    bool skipped; /* flow control decided it does not start (flow.c) */
 };
 
 struct ingest_event {

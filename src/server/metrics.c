@@ -65,6 +65,9 @@ void sbd_metrics_render(struct sb_buf *b, const struct sbd_gauges *g)
             "Events sysbusd emitted itself (inngest/function.finished, .failed, .cancelled)",
             &m->events_emitted);
     counter(b, "sysbus_runs_started_total", "Runs created", &m->runs_started);
+    counter(b, "sysbus_runs_skipped_total",
+            "Runs not started by flow control (idempotency, rateLimit, singleton skip)",
+            &m->runs_skipped);
     counter(b, "sysbus_runs_completed_total", "Runs completed", &m->runs_completed);
     counter(b, "sysbus_runs_failed_total", "Runs failed", &m->runs_failed);
     counter(b, "sysbus_runs_cancelled_total", "Runs cancelled", &m->runs_cancelled);

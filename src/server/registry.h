@@ -39,6 +39,18 @@ struct cancel_rule {
     int64_t timeout_ms; /* only within this long after the run started (0 = always) */
 };
 
+/* Flow control decided when a run would start (flow.c). Key expressions are
+ * evaluated with `event` = the triggering event; NULL key = one per function. */
+struct flow_start {
+    struct sb_expr *idempotency; /* one run per key value per 24 h */
+    bool rate_limit;
+    int64_t rate_limit_n, rate_limit_period_ms;
+    struct sb_expr *rate_limit_key;
+    bool singleton;
+    bool singleton_cancel; /* mode "cancel" (else "skip") */
+    struct sb_expr *singleton_key;
+};
+
 struct fn {
     int refs; /* atomic */
     char *id; /* "<app>-<slug>" as registered */
@@ -52,6 +64,7 @@ struct fn {
     size_t ntriggers;
     struct cancel_rule *cancels;
     size_t ncancels;
+    struct flow_start flow;
     json_t *config; /* the function object as registered (owned) */
 };
 

@@ -156,6 +156,14 @@ const functions = [
     for (const name of ["a", "b", "c"]) parts.push(await step.run(name, () => name.repeat(size)));
     return { lengths: parts.map((p) => p.length), heads: parts.map((p) => p.slice(0, 3)) };
   }),
+  define({ id: "idempotent", idempotency: "event.data.key" }, { event: "compat/idempotent" },
+    async ({ event }) => ({ key: event.data.key, n: event.data.n })),
+  define({ id: "limited", rateLimit: { limit: 2, period: "1m", key: "event.data.user" } },
+    { event: "compat/limited" }, async ({ event }) => ({ user: event.data.user, n: event.data.n })),
+  define({ id: "single-skip", singleton: { key: "event.data.user", mode: "skip" } }, { event: "compat/single-skip" },
+    async ({ event, step }) => { await step.sleep("hold", event.data.hold ?? "1s"); return { n: event.data.n }; }),
+  define({ id: "single-cancel", singleton: { key: "event.data.user", mode: "cancel" } }, { event: "compat/single-cancel" },
+    async ({ event, step }) => { await step.sleep("hold", event.data.hold ?? "1s"); return { n: event.data.n }; }),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

@@ -85,7 +85,8 @@ static const char *const migrations[] = {
     "  flags INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE INDEX queue_run ON queue(run_id);",
-    /* 1 -> 2: waits (waitForEvent, invoke), cancellations, cron triggers */
+    /* 1 -> 2: waits (waitForEvent, invoke), cancellations, cron triggers,
+     * flow control keys */
     "CREATE TABLE waits ("
     "  item_id INTEGER PRIMARY KEY," /* the queue item that times the wait out */
     "  run_id TEXT NOT NULL,"
@@ -113,6 +114,17 @@ static const char *const migrations[] = {
     "  next_at INTEGER NOT NULL,"
     "  PRIMARY KEY (function_id, idx)"
     ") WITHOUT ROWID;"
+    /* flow control at run start: idempotency (24 h) and singleton keys */
+    "CREATE TABLE flow_keys ("
+    "  kind INTEGER NOT NULL,"         /* 1 idempotency, 2 singleton */
+    "  key TEXT NOT NULL,"
+    "  run_id TEXT,"
+    "  expires_at INTEGER NOT NULL,"   /* 0: until run_id ends */
+    "  PRIMARY KEY (kind, key)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX flow_keys_run ON flow_keys(run_id);"
+    "CREATE TABLE rate_hits (key TEXT NOT NULL, at INTEGER NOT NULL);"
+    "CREATE INDEX rate_hits_key ON rate_hits(key, at);"
     "CREATE TABLE cancellations ("
     "  id TEXT PRIMARY KEY,"
     "  app_id TEXT, function_id TEXT,"

@@ -213,6 +213,18 @@ int sb_store_cancellation_put(struct sb_store *st, const struct cancellation_rec
                               struct sb_err *err);
 json_t *sb_store_cancellations_json(struct sb_store *st, int limit);
 
+/* ---- flow control at run start (writer connection) ---- */
+enum flow_key_kind { FLOW_IDEMPOTENCY = 1, FLOW_SINGLETON = 2 };
+/* The run holding a key (malloc'd, may be NULL) and when the key expires
+ * (0: when that run ends). SB_ENOTFOUND when nobody holds it. */
+int sb_store_flow_key_get(struct sb_store *st, int kind, const char *key, char **run_id,
+                          int64_t *expires_at);
+int sb_store_flow_key_put(struct sb_store *st, int kind, const char *key, const char *run_id,
+                          int64_t expires_at, struct sb_err *err);
+/* Rate limit: how many hits `key` had at or after since_ms. */
+int64_t sb_store_rate_count(struct sb_store *st, const char *key, int64_t since_ms);
+int sb_store_rate_hit(struct sb_store *st, const char *key, int64_t at, struct sb_err *err);
+
 /* ---- cron triggers ---- */
 struct cron_rec {
     const char *function_id;

@@ -6,6 +6,7 @@
  * one fsync serves them all. Readers use their own connections (WAL lets them
  * read while the writer writes). */
 #include "store_internal.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -110,6 +111,14 @@ int sb_store_open(const char *dir, struct sb_store **out, struct sb_err *err)
         st->open_waits = sqlite3_column_int64(c, 0);
     if (c)
         sqlite3_reset(c);
+    {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM flow_keys WHERE kind=2 LIMIT 1", -1, &q,
+                               NULL) == SQLITE_OK) {
+            st->singletons = sqlite3_step(q) == SQLITE_ROW;
+            sqlite3_finalize(q);
+        }
+    }
     c = sb_store_stmt(st, STMT_CANCEL_REQ_COUNT);
     if (c && sqlite3_step(c) == SQLITE_ROW)
         st->open_cancels = sqlite3_column_int64(c, 0);
@@ -337,6 +346,14 @@ int sb_store_run_finish(struct sb_store *st, const char *run_id, int status, con
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
     if ((rc = sb_store_exec_stmt(st, s, err)))
         return rc;
+    if (st->singletons) { /* its singleton key, if any, is free again */
+        s = sb_store_stmt(st, STMT_FLOW_DEL_RUN);
+        if (!s)
+            return sb_err_set(err, SB_ESTORE, "statement unavailable");
+        sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+        if ((rc = sb_store_exec_stmt(st, s, err)))
+            return rc;
+    }
     if (st->open_cancels > 0) { /* its cancel request, if any, is done */
         s = sb_store_stmt(st, STMT_CANCEL_REQ_DEL);
         if (!s)
@@ -535,6 +552,19 @@ int sb_store_functions_prune(struct sb_store *st, const char *app_id, const char
 int sb_store_purge(struct sb_store *st, int64_t before_ms, int limit, int *deleted,
                    struct sb_err *err)
 {
+    /* expired idempotency keys and rate-limit hits older than the longest
+     * period (a day): they expire on their own clock, not the retention's */
+    int64_t now = sb_now_ms();
+    sqlite3_stmt *fs = sb_store_stmt(st, STMT_PURGE_FLOW);
+    if (fs) {
+        sqlite3_bind_int64(fs, 1, now);
+        sb_store_exec_stmt(st, fs, NULL);
+    }
+    sqlite3_stmt *rs = sb_store_stmt(st, STMT_PURGE_RATE);
+    if (rs) {
+        sqlite3_bind_int64(rs, 1, now - 86400000);
+        sb_store_exec_stmt(st, rs, NULL);
+    }
     static const enum sb_stmt_id order[] = { STMT_PURGE_STEPS, STMT_PURGE_RUNS, STMT_PURGE_EVENTS };
     /* Event ids are ULIDs, whose prefix is the time they were made: events
      * are purged by id range, which needs no index of its own. */
@@ -1117,4 +1147,63 @@ int sb_store_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct c
     }
     sqlite3_reset(s);
     return rc;
+}
+
+/* ---- flow control at run start ---- */
+
+int sb_store_flow_key_get(struct sb_store *st, int kind, const char *key, char **run_id,
+                          int64_t *expires_at)
+{
+    *run_id = NULL;
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_FLOW_GET);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    int rc = SB_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *run_id = sb_store_col_dup(s, 0);
+        *expires_at = sqlite3_column_int64(s, 1);
+        rc = 0;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_flow_key_put(struct sb_store *st, int kind, const char *key, const char *run_id,
+                          int64_t expires_at, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_FLOW_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    sb_store_bind_text(s, 3, run_id);
+    sqlite3_bind_int64(s, 4, expires_at);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (!rc && kind == FLOW_SINGLETON)
+        st->singletons = true;
+    return rc;
+}
+
+int64_t sb_store_rate_count(struct sb_store *st, const char *key, int64_t since_ms)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RATE_COUNT);
+    if (!s)
+        return 0;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, since_ms);
+    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return n;
+}
+
+int sb_store_rate_hit(struct sb_store *st, const char *key, int64_t at, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RATE_HIT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, at);
+    return sb_store_exec_stmt(st, s, err);
 }

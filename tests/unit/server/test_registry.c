@@ -50,6 +50,21 @@ static void functions_parse_with_defaults_and_limits(void **state)
         "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}",
         &err));
     assert_non_null(strstr(err.msg, "timeouts.finish"));
+    {
+        const char *bad[] = {
+            "{\"id\":\"app-r\",\"triggers\":[{\"event\":\"a\"}],\"rateLimit\":{\"limit\":0,\"period\":\"1m\"},"
+            "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}",
+            "{\"id\":\"app-s\",\"triggers\":[{\"event\":\"a\"}],\"singleton\":{\"mode\":\"later\"},"
+            "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}",
+            "{\"id\":\"app-i\",\"triggers\":[{\"event\":\"a\"}],\"idempotency\":\"event.data.\","
+            "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}",
+        };
+        const char *names[] = { "app-r", "app-s", "app-i" };
+        for (int k = 0; k < 3; k++) {
+            assert_null(parse(bad[k], &err));
+            assert_non_null(strstr(err.msg, names[k])); /* the message names the function */
+        }
+    }
     assert_null(parse(FN("app-c", "{\"event\":\"x/y\"}", ",\"retries\":{\"attempts\":21}"), &err));
     assert_non_null(strstr(err.msg, "app-c"));
     assert_null(parse(FN("app-d", "", ""), &err));

@@ -1,0 +1,32 @@
+/* flow.h - flow control decided when a run would start, inside the
+ * transaction that stores its event (ingest.c):
+ *  - idempotency: at most one run per key value per 24 h;
+ *  - rateLimit: at most N runs per key per period (sliding window); the rest
+ *    are dropped;
+ *  - singleton: one running run per key; "skip" drops the new one, "cancel"
+ *    cancels the running one (a durable cancel request) and starts the new.
+ * Keys are expressions over the event (`event`), prefixed with the function
+ * id; without a key the function itself is the key. Dropped runs are never
+ * created (counted in sysbus_runs_skipped_total). */
+#ifndef SBD_FLOW_H
+#define SBD_FLOW_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/ulid.h"
+
+struct sb_store;
+struct fn;
+
+enum flow_verdict { FLOW_START = 0, FLOW_SKIP = 1 };
+
+/* Decides for a run of f triggered by event (parsed). *why names the rule
+ * that skipped it. A singleton "cancel" appends the run to cancel to
+ * *cancels. SB_E* on store errors. */
+int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id,
+                   const json_t *event, int64_t now, char (**cancels)[SB_ULID_SIZE],
+                   size_t *ncancels, const char **why, struct sb_err *err);
+
+#endif
