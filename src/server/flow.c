@@ -33,9 +33,24 @@ static char *flow_key(const struct fn *f, const struct sb_expr *expr, const json
     return k;
 }
 
-int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id,
-                   const json_t *event, int64_t now, char (**cancels)[SB_ULID_SIZE],
-                   size_t *ncancels, const char **why, struct sb_err *err)
+int64_t sbd_flow_priority_s(const struct fn *f, const json_t *event)
+{
+    if (!f->flow.priority)
+        return 0;
+    struct sb_expr_var var = { "event", event };
+    json_t *v = sb_expr_eval(f->flow.priority, &var, 1, NULL);
+    double d = json_is_number(v) ? json_number_value(v) : 0;
+    json_decref(v);
+    if (d > 600)
+        d = 600;
+    if (d < -600)
+        d = -600;
+    return (int64_t)d;
+}
+
+int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id, const json_t *event,
+                   int64_t now, char (**cancels)[SB_ULID_SIZE], size_t *ncancels, const char **why,
+                   struct sb_err *err)
 {
     const struct flow_start *fl = &f->flow;
     int rc = 0;
@@ -45,8 +60,7 @@ int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id,
         char *k = flow_key(f, fl->idempotency, event);
         if (!k)
             return sb_err_set(err, SB_ENOMEM, "out of memory");
-        if (sb_store_flow_key_get(st, FLOW_IDEMPOTENCY, k, &held, &expires) == 0 &&
-            expires > now) {
+        if (sb_store_flow_key_get(st, FLOW_IDEMPOTENCY, k, &held, &expires) == 0 && expires > now) {
             free(held);
             free(k);
             *why = "idempotency";

@@ -22,11 +22,15 @@ struct fn;
 
 enum flow_verdict { FLOW_START = 0, FLOW_SKIP = 1 };
 
+/* priority.run of f for event: seconds of advantage in -600..600 (0 when
+ * none or when the expression does not give a number). */
+int64_t sbd_flow_priority_s(const struct fn *f, const json_t *event);
+
 /* Decides for a run of f triggered by event (parsed). *why names the rule
  * that skipped it. A singleton "cancel" appends the run to cancel to
  * *cancels. SB_E* on store errors. */
-int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id,
-                   const json_t *event, int64_t now, char (**cancels)[SB_ULID_SIZE],
-                   size_t *ncancels, const char **why, struct sb_err *err);
+int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id, const json_t *event,
+                   int64_t now, char (**cancels)[SB_ULID_SIZE], size_t *ncancels, const char **why,
+                   struct sb_err *err);
 
 #endif

@@ -209,7 +209,15 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
         for (size_t j = 0; j < ev->nruns; j++) {
             struct ingest_run *ir = &ev->runs[j];
             ir->skipped = false;
+            ir->due_at = b->received_at;
             const struct fn *f = b->snap ? sb_snap_find(b->snap, ir->function_id) : NULL;
+            if (f && f->flow.priority) { /* an earlier place in the queue */
+                if (!parsed) {
+                    event = sb_json_parse(ev->ev.body, strlen(ev->ev.body), NULL);
+                    parsed = true;
+                }
+                ir->due_at = b->received_at - 1000 * sbd_flow_priority_s(f, event);
+            }
             if (f && (f->flow.idempotency || f->flow.rate_limit || f->flow.singleton)) {
                 if (!parsed) {
                     event = sb_json_parse(ev->ev.body, strlen(ev->ev.body), NULL);
@@ -238,7 +246,7 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
                 return rc;
             }
             struct qitem_rec q = {
-                .id = ir->qid, .run_id = ir->run_id, .step_id = "step", .due_at = b->received_at
+                .id = ir->qid, .run_id = ir->run_id, .step_id = "step", .due_at = ir->due_at
             };
             if ((rc = sb_store_queue_put(st, &q, err))) {
                 json_decref(event);
@@ -294,7 +302,7 @@ void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
             ir->function_id = NULL;
             runs[k].event = strdup(ev->ev.body);
             runs[k].qid = ir->qid;
-            runs[k].due_at = b->received_at;
+            runs[k].due_at = ir->due_at ? ir->due_at : b->received_at;
             k++;
         }
     }

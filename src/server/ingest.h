@@ -26,7 +26,8 @@ struct ingest_run {
     char run_id[SB_ULID_SIZE];
     char *function_id, *app_id;
     int64_t qid;
-    bool skipped; /* flow control decided it does not start (flow.c) */
+    bool skipped;   /* flow control decided it does not start (flow.c) */
+    int64_t due_at; /* its first call (earlier with priority.run) */
 };
 
 struct ingest_event {

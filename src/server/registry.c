@@ -45,6 +45,7 @@ void sb_fn_unref(struct fn *f)
     sb_expr_free(f->flow.idempotency);
     sb_expr_free(f->flow.rate_limit_key);
     sb_expr_free(f->flow.singleton_key);
+    sb_expr_free(f->flow.priority);
     free(f->id);
     free(f->app_id);
     free(f->name);
@@ -389,16 +390,15 @@ static int parse_key(const json_t *v, const char *fid, const char *what, struct 
                           what);
     struct sb_err xerr = { 0 };
     if (!(*out = sb_expr_compile(json_string_value(v), &xerr)))
-        return sb_err_set(err, SB_EINVAL, "function '%s': %s: invalid expression '%.200s': %s",
-                          fid, what, json_string_value(v), xerr.msg);
+        return sb_err_set(err, SB_EINVAL, "function '%s': %s: invalid expression '%.200s': %s", fid,
+                          what, json_string_value(v), xerr.msg);
     return 0;
 }
 
 static int parse_flow_start(struct fn *f, const json_t *obj, const char *fid, struct sb_err *err)
 {
     struct flow_start *fl = &f->flow;
-    if (parse_key(json_object_get(obj, "idempotency"), fid, "idempotency", &fl->idempotency,
-                  err))
+    if (parse_key(json_object_get(obj, "idempotency"), fid, "idempotency", &fl->idempotency, err))
         return SB_EINVAL;
     const json_t *rl = json_object_get(obj, "rateLimit");
     if (rl && !json_is_null(rl)) {
@@ -415,6 +415,10 @@ static int parse_flow_start(struct fn *f, const json_t *obj, const char *fid, st
         if (parse_key(json_object_get(rl, "key"), fid, "rateLimit.key", &fl->rate_limit_key, err))
             return SB_EINVAL;
     }
+    const json_t *pr = json_object_get(obj, "priority");
+    if (pr && !json_is_null(pr) &&
+        parse_key(json_object_get(pr, "run"), fid, "priority.run", &fl->priority, err))
+        return SB_EINVAL;
     const json_t *sg = json_object_get(obj, "singleton");
     if (sg && !json_is_null(sg)) {
         const char *mode = sb_json_str(sg, "mode");

@@ -49,6 +49,7 @@ struct flow_start {
     bool singleton;
     bool singleton_cancel; /* mode "cancel" (else "skip") */
     struct sb_expr *singleton_key;
+    struct sb_expr *priority; /* priority.run: seconds of advantage, -600..600 */
 };
 
 struct fn {

@@ -164,6 +164,12 @@ const functions = [
     async ({ event, step }) => { await step.sleep("hold", event.data.hold ?? "1s"); return { n: event.data.n }; }),
   define({ id: "single-cancel", singleton: { key: "event.data.user", mode: "cancel" } }, { event: "compat/single-cancel" },
     async ({ event, step }) => { await step.sleep("hold", event.data.hold ?? "1s"); return { n: event.data.n }; }),
+  define({ id: "prioritized", priority: { run: "event.data.prio" } }, { event: "compat/prioritized" },
+    async ({ event, runId, attempt }) => {
+      logExec(runId, "prioritized", String(event.data.n), attempt);
+      await new Promise((r) => setTimeout(r, event.data.hold ?? 0));
+      return { n: event.data.n };
+    }),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

@@ -1,9 +1,11 @@
 // 17-flow-start: flow control decided when a run would start, through the
 // official inngest SDK: idempotency (one run per key per 24 h), rateLimit
-// (N per period per key, the rest dropped), singleton skip and cancel.
+// (N per period per key, the rest dropped), singleton skip and cancel, and
+// priority.run (a run with priority jumps the queue when calls are limited).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { addApp, api, sendEvents, sleep, startSysbusd, startWorker, waitEventRuns, waitRun } from "./lib.mjs";
+import { addApp, api, readExecLog, sendEvents, startSysbusd, startWorker, tmpdir, waitEventRuns, waitRun } from "./lib.mjs";
+import path from "node:path";
 
 const runsOf = async (s, id) => (await api(s, `/v1/events/${id}/runs`)).json.data;
 
@@ -58,3 +60,30 @@ for (const sdk of ["v4", "v3"]) {
     }
   });
 }
+
+test("priority.run: a prioritised run is called before earlier ones", { timeout: 60000 }, async () => {
+  // One call at a time: the first run holds the only slot while four more
+  // queue; the last one sent has priority 60 s and must be called next.
+  const s = await startSysbusd({ args: ["--max-inflight", "1"] });
+  const execLog = path.join(tmpdir(), "exec.log");
+  const w = await startWorker({ server: s, execLog });
+  try {
+    await addApp(s, w);
+    const [first] = await sendEvents(s, { name: "compat/prioritized", data: { n: 0, hold: 1500 } });
+    const deadline = Date.now() + 10000;
+    while (!readExecLog(execLog).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(readExecLog(execLog).length, 1, "first run is being called");
+    const rest = await sendEvents(s, [
+      { name: "compat/prioritized", data: { n: 1 } },
+      { name: "compat/prioritized", data: { n: 2, prio: -5 } },
+      { name: "compat/prioritized", data: { n: 3 } },
+      { name: "compat/prioritized", data: { n: 4, prio: 60 } },
+    ]);
+    for (const id of [first, ...rest]) assert.equal((await waitEventRuns(s, id))[0].status, "Completed");
+    const order = readExecLog(execLog).map((e) => e.step);
+    assert.deepEqual(order, ["0", "4", "1", "3", "2"]);
+  } finally {
+    await w.kill("SIGTERM");
+    await s.stop();
+  }
+});

@@ -116,10 +116,10 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;"
     /* flow control at run start: idempotency (24 h) and singleton keys */
     "CREATE TABLE flow_keys ("
-    "  kind INTEGER NOT NULL,"         /* 1 idempotency, 2 singleton */
+    "  kind INTEGER NOT NULL," /* 1 idempotency, 2 singleton */
     "  key TEXT NOT NULL,"
     "  run_id TEXT,"
-    "  expires_at INTEGER NOT NULL,"   /* 0: until run_id ends */
+    "  expires_at INTEGER NOT NULL," /* 0: until run_id ends */
     "  PRIMARY KEY (kind, key)"
     ") WITHOUT ROWID;"
     "CREATE INDEX flow_keys_run ON flow_keys(run_id);"

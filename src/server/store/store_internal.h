@@ -105,14 +105,14 @@
                   "e.id=r.event_id WHERE r.status=0 AND (?1 IS NULL OR r.function_id=?1) "     \
                   "AND (?2 IS NULL OR r.app_id=?2) AND (?3=0 OR r.created_at>=?3) "            \
                   "AND (?4=0 OR r.created_at<?4) ORDER BY r.id")                               \
-    X(FLOW_GET, "SELECT run_id,expires_at FROM flow_keys WHERE kind=? AND key=?")            \
-    X(FLOW_PUT, "INSERT OR REPLACE INTO flow_keys(kind,key,run_id,expires_at) "              \
-                "VALUES(?,?,?,?)")                                                           \
-    X(FLOW_DEL_RUN, "DELETE FROM flow_keys WHERE run_id=? AND expires_at=0")                 \
-    X(RATE_COUNT, "SELECT COUNT(*) FROM rate_hits WHERE key=? AND at>=?")                    \
-    X(RATE_HIT, "INSERT INTO rate_hits(key,at) VALUES(?,?)")                                 \
-    X(PURGE_FLOW, "DELETE FROM flow_keys WHERE expires_at>0 AND expires_at<?")               \
-    X(PURGE_RATE, "DELETE FROM rate_hits WHERE at<?")                                        \
+    X(FLOW_GET, "SELECT run_id,expires_at FROM flow_keys WHERE kind=? AND key=?")              \
+    X(FLOW_PUT, "INSERT OR REPLACE INTO flow_keys(kind,key,run_id,expires_at) "                \
+                "VALUES(?,?,?,?)")                                                             \
+    X(FLOW_DEL_RUN, "DELETE FROM flow_keys WHERE run_id=? AND expires_at=0")                   \
+    X(RATE_COUNT, "SELECT COUNT(*) FROM rate_hits WHERE key=? AND at>=?")                      \
+    X(RATE_HIT, "INSERT INTO rate_hits(key,at) VALUES(?,?)")                                   \
+    X(PURGE_FLOW, "DELETE FROM flow_keys WHERE expires_at>0 AND expires_at<?")                 \
+    X(PURGE_RATE, "DELETE FROM rate_hits WHERE at<?")                                          \
     X(CRON_GET, "SELECT expression,next_at FROM crons WHERE function_id=? AND idx=?")          \
     X(CRON_PUT, "INSERT OR REPLACE INTO crons(function_id,idx,expression,next_at) "            \
                 "VALUES(?,?,?,?)")                                                             \

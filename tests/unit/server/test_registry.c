@@ -52,7 +52,8 @@ static void functions_parse_with_defaults_and_limits(void **state)
     assert_non_null(strstr(err.msg, "timeouts.finish"));
     {
         const char *bad[] = {
-            "{\"id\":\"app-r\",\"triggers\":[{\"event\":\"a\"}],\"rateLimit\":{\"limit\":0,\"period\":\"1m\"},"
+            "{\"id\":\"app-r\",\"triggers\":[{\"event\":\"a\"}],\"rateLimit\":{\"limit\":0,"
+            "\"period\":\"1m\"},"
             "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}",
             "{\"id\":\"app-s\",\"triggers\":[{\"event\":\"a\"}],\"singleton\":{\"mode\":\"later\"},"
             "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}",
