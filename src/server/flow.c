@@ -11,9 +11,7 @@
 
 #define IDEMPOTENCY_MS (24LL * 3600 * 1000)
 
-/* "<function id>\x1f<key value>" (a string value as is, else its JSON); a
- * key that cannot be evaluated counts as null. Malloc'd. */
-static char *flow_key(const struct fn *f, const struct sb_expr *expr, const json_t *event)
+char *sbd_flow_key(const char *scope, const struct sb_expr *expr, const json_t *event)
 {
     char *v = NULL;
     if (expr) {
@@ -25,10 +23,10 @@ static char *flow_key(const struct fn *f, const struct sb_expr *expr, const json
         if (!v)
             return NULL;
     }
-    size_t n = strlen(f->id) + (v ? strlen(v) : 0) + 2;
+    size_t n = strlen(scope) + (v ? strlen(v) : 0) + 2;
     char *k = malloc(n);
     if (k)
-        snprintf(k, n, "%s\x1f%s", f->id, v ? v : "");
+        snprintf(k, n, "%s\x1f%s", scope, v ? v : "");
     free(v);
     return k;
 }
@@ -52,12 +50,12 @@ int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id, 
                    int64_t now, char (**cancels)[SB_ULID_SIZE], size_t *ncancels, const char **why,
                    struct sb_err *err)
 {
-    const struct flow_start *fl = &f->flow;
+    const struct flow_config *fl = &f->flow;
     int rc = 0;
     char *held = NULL;
     int64_t expires = 0;
     if (fl->idempotency) {
-        char *k = flow_key(f, fl->idempotency, event);
+        char *k = sbd_flow_key(f->id, fl->idempotency, event);
         if (!k)
             return sb_err_set(err, SB_ENOMEM, "out of memory");
         if (sb_store_flow_key_get(st, FLOW_IDEMPOTENCY, k, &held, &expires) == 0 && expires > now) {
@@ -73,7 +71,7 @@ int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id, 
             return rc;
     }
     if (fl->rate_limit) {
-        char *k = flow_key(f, fl->rate_limit_key, event);
+        char *k = sbd_flow_key(f->id, fl->rate_limit_key, event);
         if (!k)
             return sb_err_set(err, SB_ENOMEM, "out of memory");
         if (sb_store_rate_count(st, k, now - fl->rate_limit_period_ms + 1) >= fl->rate_limit_n) {
@@ -87,7 +85,7 @@ int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id, 
             return rc;
     }
     if (fl->singleton) {
-        char *k = flow_key(f, fl->singleton_key, event);
+        char *k = sbd_flow_key(f->id, fl->singleton_key, event);
         if (!k)
             return sb_err_set(err, SB_ENOMEM, "out of memory");
         held = NULL;

@@ -19,8 +19,14 @@
 
 struct sb_store;
 struct fn;
+struct sb_expr;
 
 enum flow_verdict { FLOW_START = 0, FLOW_SKIP = 1 };
+
+/* "<scope>\x1f<key value>": the value of expr over event (a string as is,
+ * else its JSON; an expression that fails counts as null; no expr = empty).
+ * Malloc'd; NULL when out of memory. */
+char *sbd_flow_key(const char *scope, const struct sb_expr *expr, const json_t *event);
 
 /* priority.run of f for event: seconds of advantage in -600..600 (0 when
  * none or when the expression does not give a number). */

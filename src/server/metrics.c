@@ -68,6 +68,13 @@ void sbd_metrics_render(struct sb_buf *b, const struct sbd_gauges *g)
     counter(b, "sysbus_runs_skipped_total",
             "Runs not started by flow control (idempotency, rateLimit, singleton skip)",
             &m->runs_skipped);
+    counter(b, "sysbus_calls_parked_total",
+            "Calls held back by a concurrency limit until a call of the same key ended",
+            &m->calls_parked);
+    counter(b, "sysbus_runs_throttled_total", "Run starts delayed by a throttle",
+            &m->runs_throttled);
+    counter(b, "sysbus_runs_timed_out_total", "Runs cancelled by timeouts.start or timeouts.finish",
+            &m->runs_timed_out);
     counter(b, "sysbus_runs_completed_total", "Runs completed", &m->runs_completed);
     counter(b, "sysbus_runs_failed_total", "Runs failed", &m->runs_failed);
     counter(b, "sysbus_runs_cancelled_total", "Runs cancelled", &m->runs_cancelled);

@@ -42,10 +42,7 @@ void sb_fn_unref(struct fn *f)
         sb_expr_free(f->cancels[i].expr);
     }
     free(f->cancels);
-    sb_expr_free(f->flow.idempotency);
-    sb_expr_free(f->flow.rate_limit_key);
-    sb_expr_free(f->flow.singleton_key);
-    sb_expr_free(f->flow.priority);
+    sb_flow_config_free(&f->flow);
     free(f->id);
     free(f->app_id);
     free(f->name);
@@ -378,61 +375,6 @@ static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, struc
     return 0;
 }
 
-/* An optional key expression: absent or null = none; else must compile. */
-static int parse_key(const json_t *v, const char *fid, const char *what, struct sb_expr **out,
-                     struct sb_err *err)
-{
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v) || json_string_length(v) == 0)
-        return sb_err_set(err, SB_EINVAL, "function '%s': %s must be an expression string", fid,
-                          what);
-    struct sb_err xerr = { 0 };
-    if (!(*out = sb_expr_compile(json_string_value(v), &xerr)))
-        return sb_err_set(err, SB_EINVAL, "function '%s': %s: invalid expression '%.200s': %s", fid,
-                          what, json_string_value(v), xerr.msg);
-    return 0;
-}
-
-static int parse_flow_start(struct fn *f, const json_t *obj, const char *fid, struct sb_err *err)
-{
-    struct flow_start *fl = &f->flow;
-    if (parse_key(json_object_get(obj, "idempotency"), fid, "idempotency", &fl->idempotency, err))
-        return SB_EINVAL;
-    const json_t *rl = json_object_get(obj, "rateLimit");
-    if (rl && !json_is_null(rl)) {
-        const char *period = sb_json_str(rl, "period");
-        if (!json_is_object(rl) || !sb_json_get_int(rl, "limit", &fl->rate_limit_n) ||
-            fl->rate_limit_n < 1 || !period ||
-            sb_duration_parse(period, 0, &fl->rate_limit_period_ms) != 0 ||
-            fl->rate_limit_period_ms < 1000 || fl->rate_limit_period_ms > 86400000)
-            return sb_err_set(err, SB_EINVAL,
-                              "function '%s': rateLimit needs limit >= 1 and a period from 1s "
-                              "to 24h",
-                              fid);
-        fl->rate_limit = true;
-        if (parse_key(json_object_get(rl, "key"), fid, "rateLimit.key", &fl->rate_limit_key, err))
-            return SB_EINVAL;
-    }
-    const json_t *pr = json_object_get(obj, "priority");
-    if (pr && !json_is_null(pr) &&
-        parse_key(json_object_get(pr, "run"), fid, "priority.run", &fl->priority, err))
-        return SB_EINVAL;
-    const json_t *sg = json_object_get(obj, "singleton");
-    if (sg && !json_is_null(sg)) {
-        const char *mode = sb_json_str(sg, "mode");
-        if (!json_is_object(sg) || !mode || (strcmp(mode, "skip") && strcmp(mode, "cancel")))
-            return sb_err_set(err, SB_EINVAL,
-                              "function '%s': singleton.mode must be \"skip\" or \"cancel\"", fid);
-        fl->singleton = true;
-        fl->singleton_cancel = strcmp(mode, "cancel") == 0;
-        if (parse_key(json_object_get(sg, "key"), fid, "singleton.key", &fl->singleton_key, err))
-            return SB_EINVAL;
-    }
-    return 0;
-}
-
 struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err)
 {
     if (!json_is_object(obj)) {
@@ -462,7 +404,7 @@ struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err
     }
     if (parse_triggers(f, json_object_get(obj, "triggers"), id, err) ||
         parse_cancels(f, json_object_get(obj, "cancel"), id, err) ||
-        parse_flow_start(f, obj, id, err))
+        sb_flow_config_parse(&f->flow, obj, id, err))
         goto fail;
     json_t *step = json_object_get(json_object_get(obj, "steps"), "step");
     if (!step) {
@@ -495,15 +437,6 @@ struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err
     if (!f->url_base) {
         sb_err_set(err, SB_ENOMEM, "out of memory");
         goto fail;
-    }
-    json_t *finish = json_object_get(json_object_get(obj, "timeouts"), "finish");
-    if (finish && !json_is_null(finish)) {
-        if (!json_is_string(finish) ||
-            sb_duration_parse(json_string_value(finish), 0, &f->finish_timeout_ms) != 0) {
-            sb_err_set(err, SB_EINVAL,
-                       "function '%s': timeouts.finish must be a duration such as \"10m\"", id);
-            goto fail;
-        }
     }
     return f;
 fail:

@@ -39,9 +39,21 @@ struct cancel_rule {
     int64_t timeout_ms; /* only within this long after the run started (0 = always) */
 };
 
-/* Flow control decided when a run would start (flow.c). Key expressions are
- * evaluated with `event` = the triggering event; NULL key = one per function. */
-struct flow_start {
+enum concurrency_scope { SCOPE_FN, SCOPE_ENV, SCOPE_ACCOUNT };
+
+/* A concurrency constraint: at most `limit` calls in flight per key value. */
+struct concurrency_limit {
+    int64_t limit;
+    enum concurrency_scope scope; /* fn: per function; env/account: shared by key */
+    struct sb_expr *key;          /* NULL: one per function (scope fn only) */
+};
+
+/* A function's flow-control settings (registry_flow.c). Key expressions are
+ * evaluated with `event` = the triggering event; NULL key = one per
+ * function. Decided at ingest (flow.c): idempotency, rateLimit, singleton,
+ * priority. Decided by the engine before a call (admit.c): concurrency,
+ * throttle, timeouts. */
+struct flow_config {
     struct sb_expr *idempotency; /* one run per key value per 24 h */
     bool rate_limit;
     int64_t rate_limit_n, rate_limit_period_ms;
@@ -50,22 +62,34 @@ struct flow_start {
     bool singleton_cancel; /* mode "cancel" (else "skip") */
     struct sb_expr *singleton_key;
     struct sb_expr *priority; /* priority.run: seconds of advantage, -600..600 */
+    struct concurrency_limit concurrency[2];
+    size_t nconcurrency;
+    bool throttle; /* GCRA: limit starts per period, plus burst at once */
+    int64_t throttle_limit, throttle_period_ms, throttle_burst;
+    struct sb_expr *throttle_key;
+    int64_t start_timeout_ms;  /* timeouts.start: queued longer -> cancelled (0 = none) */
+    int64_t finish_timeout_ms; /* timeouts.finish: running longer -> cancelled (0 = none) */
 };
+
+/* Parses the flow-control fields of a registered function object into fl
+ * (zeroed by the caller). SB_EINVAL with a message naming fid. */
+int sb_flow_config_parse(struct flow_config *fl, const json_t *obj, const char *fid,
+                         struct sb_err *err);
+void sb_flow_config_free(struct flow_config *fl);
 
 struct fn {
     int refs; /* atomic */
     char *id; /* "<app>-<slug>" as registered */
     char *app_id;
     char *name;
-    char *url_base;            /* step URL without stepId, ending in '?' or '&' */
-    int retries;               /* retries (max attempts = retries + 1) */
-    int64_t finish_timeout_ms; /* timeouts.finish (0 = none): caps one call's response timeout */
+    char *url_base; /* step URL without stepId, ending in '?' or '&' */
+    int retries;    /* retries (max attempts = retries + 1) */
     bool removed;
     struct trigger *triggers;
     size_t ntriggers;
     struct cancel_rule *cancels;
     size_t ncancels;
-    struct flow_start flow;
+    struct flow_config flow;
     json_t *config; /* the function object as registered (owned) */
 };
 

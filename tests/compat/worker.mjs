@@ -170,6 +170,30 @@ const functions = [
       await new Promise((r) => setTimeout(r, event.data.hold ?? 0));
       return { n: event.data.n };
     }),
+  // flow control in the engine: each logs its call's start and end
+  define({ id: "one-at-a-time", concurrency: [{ limit: 1, key: "event.data.user" }] },
+    { event: "compat/one-at-a-time" }, async ({ event, runId, attempt }) => {
+      logExec(runId, "one-at-a-time", `start-${event.data.n}`, attempt);
+      await new Promise((r) => setTimeout(r, event.data.hold ?? 300));
+      logExec(runId, "one-at-a-time", `end-${event.data.n}`, attempt);
+      return { n: event.data.n };
+    }),
+  define({ id: "throttled", throttle: { limit: 1, period: "1s" } }, { event: "compat/throttled" },
+    async ({ event, runId, attempt }) => {
+      logExec(runId, "throttled", `start-${event.data.n}`, attempt);
+      return { n: event.data.n };
+    }),
+  define({ id: "start-timeout", concurrency: 1, timeouts: { start: "1s" } }, { event: "compat/start-timeout" },
+    async ({ event }) => {
+      await new Promise((r) => setTimeout(r, event.data.hold ?? 0));
+      return { n: event.data.n };
+    }),
+  define({ id: "finish-timeout", timeouts: { finish: "3s" } }, { event: "compat/finish-timeout" },
+    async ({ event, step, runId, attempt }) => {
+      await step.run("before", () => { logExec(runId, "finish-timeout", "before", attempt); return 1; });
+      await step.sleep("nap", event.data.nap ?? "30s");
+      return "woke up";
+    }),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

@@ -192,9 +192,11 @@ void call_free(struct sb_engine *e, struct call *c)
 
 void call_abort(struct sb_engine *e, struct call *c)
 {
-    c->item->call = NULL;
+    struct item *it = c->item;
+    it->call = NULL;
     call_free(e, c);
     e->inflight--;
+    admit_release(e, it);
 }
 
 int call_start(struct sb_engine *e, struct item *it, const struct fn *f)
@@ -241,8 +243,8 @@ int call_start(struct sb_engine *e, struct item *it, const struct fn *f)
     }
     CURL *h = c->h;
     int64_t timeout = sbd->cfg.call_timeout_ms;
-    if (f->finish_timeout_ms > 0 && f->finish_timeout_ms < timeout)
-        timeout = f->finish_timeout_ms;
+    if (f->flow.finish_timeout_ms > 0 && f->flow.finish_timeout_ms < timeout)
+        timeout = f->flow.finish_timeout_ms;
     sb_httpc_setup_easy(h, sbd->cfg.connect_timeout_ms, timeout);
     curl_easy_setopt(h, CURLOPT_URL, c->url);
     curl_easy_setopt(h, CURLOPT_POST, 1L);

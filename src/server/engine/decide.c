@@ -60,8 +60,7 @@ void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, in
     op->error = error ? strdup(error) : NULL;
     op->started_at = started_at;
     r->ended = true;
-    while (r->items)
-        engine_item_free(e, r->items);
+    engine_run_drop_items(e, r);
     runop_submit(op);
 }
 

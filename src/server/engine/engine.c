@@ -23,80 +23,17 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* ---- heap (min by due_at, then id) ---- */
-
-static bool item_before(const struct item *a, const struct item *b)
-{
-    return a->due_at < b->due_at || (a->due_at == b->due_at && a->id < b->id);
-}
-
-static void heap_swap(struct sb_engine *e, size_t i, size_t j)
-{
-    struct item *t = e->heap[i];
-    e->heap[i] = e->heap[j];
-    e->heap[j] = t;
-    e->heap[i]->heap_idx = i;
-    e->heap[j]->heap_idx = j;
-}
-
-static void heap_up(struct sb_engine *e, size_t i)
-{
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!item_before(e->heap[i], e->heap[p]))
-            break;
-        heap_swap(e, i, p);
-        i = p;
-    }
-}
-
-static void heap_down(struct sb_engine *e, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < e->nheap && item_before(e->heap[l], e->heap[m]))
-            m = l;
-        if (r < e->nheap && item_before(e->heap[r], e->heap[m]))
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(e, i, m);
-        i = m;
-    }
-}
+/* ---- the queue ---- */
 
 void engine_heap_push(struct sb_engine *e, struct item *it)
 {
-    if (it->heap_idx != SIZE_MAX)
-        return;
-    if (e->nheap == e->capheap) {
-        size_t nc = e->capheap ? e->capheap * 2 : 1024;
-        struct item **nh = realloc(e->heap, nc * sizeof *nh);
-        if (!nh) {
-            SB_LOG(SB_ERROR, "oom", "cannot grow the queue heap");
-            abort(); /* a daemon may exit on allocation failure; the queue is durable */
-        }
-        e->heap = nh;
-        e->capheap = nc;
-    }
-    it->heap_idx = e->nheap;
-    e->heap[e->nheap++] = it;
-    heap_up(e, it->heap_idx);
+    iheap_push(&e->queue, it);
 }
 
 void engine_heap_remove(struct sb_engine *e, struct item *it)
 {
-    size_t i = it->heap_idx;
-    if (i == SIZE_MAX)
-        return;
-    e->nheap--;
-    if (i != e->nheap) {
-        e->heap[i] = e->heap[e->nheap];
-        e->heap[i]->heap_idx = i;
-        heap_down(e, i);
-        heap_up(e, i);
-    }
-    it->heap_idx = SIZE_MAX;
+    (void)e;
+    iheap_remove(it); /* from the queue or the slot it is parked on */
 }
 
 /* ---- run table ---- */
@@ -210,6 +147,8 @@ void engine_item_free(struct sb_engine *e, struct item *it)
     engine_heap_remove(e, it);
     if (it->call)
         call_abort(e, it->call);
+    if (it->run->deadline == it)
+        it->run->deadline = NULL;
     struct item **pp = &it->run->items;
     while (*pp && *pp != it)
         pp = &(*pp)->next;
@@ -229,7 +168,6 @@ struct item *engine_item_new(struct sb_engine *e, struct run *r, int64_t id, con
     }
     it->id = id;
     it->run = r;
-    it->heap_idx = SIZE_MAX;
     snprintf(it->step_id, sizeof it->step_id, "%s", step_id);
     it->next = r->items;
     r->items = it;
@@ -237,10 +175,66 @@ struct item *engine_item_new(struct sb_engine *e, struct run *r, int64_t id, con
     return it;
 }
 
-void engine_run_free(struct sb_engine *e, struct run *r)
+void engine_run_drop_items(struct sb_engine *e, struct run *r)
 {
     while (r->items)
         engine_item_free(e, r->items);
+    if (r->deadline)
+        engine_item_free(e, r->deadline);
+}
+
+void engine_deadline_new(struct sb_engine *e, struct run *r, int64_t due_at)
+{
+    struct item *it = calloc(1, sizeof *it);
+    if (!it) {
+        SB_LOG(SB_ERROR, "oom", "cannot allocate a queue item");
+        abort();
+    }
+    it->id = sb_engine_alloc_qid(e);
+    it->run = r;
+    it->due_at = due_at;
+    it->flags = ITEM_DEADLINE;
+    snprintf(it->step_id, sizeof it->step_id, "deadline");
+    r->deadline = it;
+    r->deadline_saved = false; /* written with the run's next change (runop_new) */
+    e->nitems++;
+    engine_heap_push(e, it);
+}
+
+struct item *engine_item_load(struct sb_engine *e, struct run *r, const struct qitem_rec *q)
+{
+    struct item *it;
+    if (q->flags & ITEM_DEADLINE) {
+        if (r->deadline)
+            engine_item_free(e, r->deadline);
+        it = calloc(1, sizeof *it);
+        if (!it) {
+            SB_LOG(SB_ERROR, "oom", "cannot allocate a queue item");
+            abort();
+        }
+        it->id = q->id;
+        it->run = r;
+        snprintf(it->step_id, sizeof it->step_id, "%s", q->step_id);
+        r->deadline = it;
+        r->deadline_saved = true;
+        e->nitems++;
+    } else {
+        it = engine_item_new(e, r, q->id, q->step_id);
+    }
+    it->attempt = q->attempt;
+    it->due_at = q->due_at;
+    it->started_at = q->started_at;
+    it->transport_failures = q->transport_failures;
+    it->transport_since = q->transport_since;
+    it->flags = q->flags;
+    it->last_error = q->last_error ? strdup(q->last_error) : NULL;
+    return it;
+}
+
+void engine_run_free(struct sb_engine *e, struct run *r)
+{
+    engine_run_drop_items(e, r);
+    admit_run_free(r);
     engine_run_unload(e, r);
     size_t k = hash_id(r->id) & (e->nbuckets - 1);
     struct run **pp = &e->buckets[k];
@@ -269,6 +263,8 @@ void engine_run_schedule(struct sb_engine *e, struct run *r)
         if (it->due_at < soonest)
             soonest = it->due_at;
     }
+    if (r->deadline)
+        engine_heap_push(e, r->deadline);
     if (!busy && soonest - now > UNLOAD_AFTER_MS)
         engine_run_unload(e, r);
 }
@@ -564,8 +560,8 @@ static void dispatch_due(struct sb_engine *e)
 {
     int64_t now = sb_now_ms();
     int64_t max_inflight = e->sbd->cfg.max_inflight;
-    while (e->nheap > 0 && e->inflight < max_inflight) {
-        struct item *it = e->heap[0];
+    while (e->queue.n > 0 && e->inflight < max_inflight) {
+        struct item *it = iheap_top(&e->queue);
         if (it->due_at > now)
             break;
         engine_heap_remove(e, it);
@@ -587,12 +583,23 @@ static void dispatch_due(struct sb_engine *e)
             free(err);
             continue;
         }
+        if (it->flags & ITEM_DEADLINE) {
+            admit_deadline_due(e, it, f);
+            continue;
+        }
         if (it->flags & (ITEM_SLEEP | ITEM_WAIT | ITEM_INVOKE)) {
             decide_timer(e, it);
             continue;
         }
+        switch (admit_call(e, it, f, now)) {
+        case ADMIT_GO: break;
+        case ADMIT_LATER: engine_heap_push(e, it); continue;
+        case ADMIT_PARKED:
+        case ADMIT_TIMED_OUT: continue;
+        }
         if (call_start(e, it, f) != 0) {
             /* could not even build the request: retry shortly */
+            admit_release(e, it);
             it->due_at = now + 1000;
             engine_heap_push(e, it);
             break;
@@ -625,6 +632,7 @@ static void collect_done(struct sb_engine *e)
         it->call = NULL;
         call_free(e, c);
         e->inflight--;
+        admit_release(e, it);
         it->run->handoff_us = sb_mono_us();
         decide_call_result(e, it, &res);
         outcome_free(&res);
@@ -640,6 +648,7 @@ static void *engine_main(void *arg)
         drain_inbox(e);
         collect_done(e);
         refresh_snapshot(e);
+        admit_sweep(e, sb_now_ms());
         dispatch_due(e);
         collect_done(e); /* a call can fail at once (e.g. refused) */
         __atomic_store_n(&e->stat_items, (int64_t)e->nitems, __ATOMIC_RELAXED);
@@ -647,8 +656,8 @@ static void *engine_main(void *arg)
         __atomic_store_n(&e->stat_runs, (int64_t)e->nruns, __ATOMIC_RELAXED);
 
         int64_t timeout = 1000;
-        if (e->nheap > 0 && e->inflight < e->sbd->cfg.max_inflight) {
-            int64_t wait = e->heap[0]->due_at - sb_now_ms();
+        if (e->queue.n > 0 && e->inflight < e->sbd->cfg.max_inflight) {
+            int64_t wait = iheap_top(&e->queue)->due_at - sb_now_ms();
             if (wait < timeout)
                 timeout = wait < 0 ? 0 : wait;
         }
@@ -700,15 +709,7 @@ static int load_item(void *ctx, const struct qitem_rec *q)
         r->function_id = q->function_id ? strdup(q->function_id) : NULL;
         snprintf(r->event_id, sizeof r->event_id, "%s", q->event_id ? q->event_id : "");
     }
-    struct item *it = engine_item_new(e, r, q->id, q->step_id);
-    it->attempt = q->attempt;
-    it->due_at = q->due_at;
-    it->started_at = q->started_at;
-    it->transport_failures = q->transport_failures;
-    it->transport_since = q->transport_since;
-    it->flags = q->flags;
-    it->last_error = q->last_error ? strdup(q->last_error) : NULL;
-    engine_heap_push(e, it);
+    engine_heap_push(e, engine_item_load(e, r, q));
     return 0;
 }
 
@@ -857,7 +858,8 @@ void sb_engine_free(struct sb_engine *e)
         close(e->wakefd);
     sb_snap_release(e->snap);
     pthread_mutex_destroy(&e->inbox_lock);
-    free(e->heap);
+    admit_free(e);
+    iheap_free(&e->queue);
     free(e->buckets);
     free(e);
 }

@@ -15,6 +15,7 @@
 #include "common/buf.h"
 #include "common/ulid.h"
 #include "engine.h"
+#include "heap.h"
 #include "server/ingest.h"
 #include "server/waits.h"
 #include "server/registry.h"
@@ -25,6 +26,11 @@
 #define ITEM_SLEEP QF_SLEEP
 #define ITEM_WAIT QF_WAIT
 #define ITEM_INVOKE QF_INVOKE
+#define ITEM_DEADLINE QF_DEADLINE
+
+#define FLOW_KEYS 3 /* per run: two concurrency keys and a throttle key */
+
+struct slot;
 
 struct call;
 struct run;
@@ -32,8 +38,9 @@ struct run;
 /* A queue row in memory: one due (or in flight) call of a run. */
 struct item {
     int64_t id;
-    int64_t due_at;  /* wall ms */
-    size_t heap_idx; /* SIZE_MAX when not in the heap */
+    int64_t due_at;     /* wall ms */
+    struct iheap *heap; /* the heap it is in (queue or a slot), or NULL */
+    size_t heap_idx;
     struct run *run;
     struct item *next; /* in run->items */
     char step_id[48];  /* "step" or a step hash */
@@ -44,8 +51,9 @@ struct item {
     int64_t dispatched_at;   /* last dispatch (wall ms): a wait counts events after it */
     int64_t progress_at;     /* last checkpoint of this call (wall ms), 0 = none */
     int flags;
-    char *last_error;  /* canonical JSON, owned */
-    struct call *call; /* non-NULL while in flight */
+    char *last_error;     /* canonical JSON, owned */
+    struct call *call;    /* non-NULL while in flight */
+    struct slot *held[2]; /* concurrency slots its call counts in (admit.c) */
 };
 
 struct memo {
@@ -73,6 +81,11 @@ struct run {
     int64_t handoff_us; /* mono time a response was processed (metrics) */
     /* pending cancellation callbacks */
     struct cancel_req *cancels;
+    /* flow control (admit.c) */
+    struct item *deadline; /* timeouts.finish timer (not in items), or NULL */
+    bool deadline_saved;   /* its queue row is written (or being written) */
+    char *flow_keys[FLOW_KEYS];
+    bool flow_keys_ready;
 };
 
 struct cancel_req {
@@ -130,9 +143,11 @@ struct sb_engine {
     int wakefd;            /* eventfd: inbox posts and stop */
     int64_t curl_timer_ms; /* curl's requested timeout (mono ms), -1 = none */
     int stop;
-    /* heap of items by (due_at, id) */
-    struct item **heap;
-    size_t nheap, capheap;
+    struct iheap queue; /* items by (due_at, id) */
+    /* concurrency and throttle keys in use (admit.c) */
+    struct slot **slots;
+    size_t nslot_buckets, nslots;
+    int64_t next_sweep_at;
     /* run table */
     struct run **buckets;
     size_t nbuckets, nruns;
@@ -151,7 +166,9 @@ struct sb_engine {
 };
 
 /* ---- engine.c ---- */
+/* Puts it in the queue (nothing when it is in a heap already). */
 void engine_heap_push(struct sb_engine *e, struct item *it);
+/* Takes it out of the queue or the slot it is parked on. */
 void engine_heap_remove(struct sb_engine *e, struct item *it);
 struct run *engine_run_find(struct sb_engine *e, const char *id);
 struct run *engine_run_add(struct sb_engine *e, const char *id);
@@ -165,6 +182,32 @@ void engine_run_unload(struct sb_engine *e, struct run *r);
 void engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const char *value);
 /* Makes the run's idle items dispatchable (after a commit). */
 void engine_run_schedule(struct sb_engine *e, struct run *r);
+/* Frees all the run's items, its deadline included. */
+void engine_run_drop_items(struct sb_engine *e, struct run *r);
+/* Adds a queue row read from the store to its run (the deadline one goes to
+ * r->deadline); not put in the queue. */
+struct item *engine_item_load(struct sb_engine *e, struct run *r, const struct qitem_rec *q);
+/* Creates the run's timeouts.finish timer, due at due_at (not yet stored). */
+void engine_deadline_new(struct sb_engine *e, struct run *r, int64_t due_at);
+
+/* ---- admit.c: concurrency, throttle and timeouts before a call ---- */
+enum admit_verdict {
+    ADMIT_GO,        /* make the call now (it holds its concurrency slots) */
+    ADMIT_PARKED,    /* waits on a full concurrency key: handed back later */
+    ADMIT_LATER,     /* throttled: it->due_at was moved; put it back in the queue */
+    ADMIT_TIMED_OUT, /* waited longer than timeouts.start: the run was cancelled */
+};
+enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct fn *f,
+                              int64_t now);
+/* The call of it ended (or was aborted): frees its slots, hands back a
+ * parked call for each. */
+void admit_release(struct sb_engine *e, struct item *it);
+/* The run's timeouts.finish timer came due: cancels it. */
+void admit_deadline_due(struct sb_engine *e, struct item *it, const struct fn *f);
+/* Once a second: cancels parked runs past timeouts.start, frees idle keys. */
+void admit_sweep(struct sb_engine *e, int64_t now);
+void admit_run_free(struct run *r);
+void admit_free(struct sb_engine *e);
 
 /* ---- call.c ---- */
 int call_start(struct sb_engine *e, struct item *it, const struct fn *f);

@@ -136,6 +136,9 @@ struct run_update *runop_new(struct sb_engine *e, struct run *r)
     op->req_version = r->req_version;
     snprintf(op->run_id, sizeof op->run_id, "%s", r->id);
     snprintf(op->event_id, sizeof op->event_id, "%s", r->event_id);
+    /* a new timeouts.finish timer is stored with the run's first change */
+    if (r->deadline && !r->deadline_saved && runop_put_item(op, r->deadline) == 0)
+        r->deadline_saved = true;
     return op;
 }
 
@@ -211,15 +214,10 @@ static int reload_item(void *ctx, const struct qitem_rec *q)
     struct run *r = engine_run_find(e, q->run_id);
     if (!r)
         return 0;
-    struct item *it = engine_item_new(e, r, q->id, q->step_id);
-    it->attempt = q->attempt;
+    struct item *it = engine_item_load(e, r, q);
     /* do not spin on a store that keeps failing */
-    it->due_at = q->due_at > sb_now_ms() + 1000 ? q->due_at : sb_now_ms() + 1000;
-    it->started_at = q->started_at;
-    it->transport_failures = q->transport_failures;
-    it->transport_since = q->transport_since;
-    it->flags = q->flags;
-    it->last_error = q->last_error ? strdup(q->last_error) : NULL;
+    if (it->due_at < sb_now_ms() + 1000)
+        it->due_at = sb_now_ms() + 1000;
     return 0;
 }
 
@@ -251,8 +249,7 @@ void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
         /* Memory got ahead of the store: rebuild this run from the store. */
         r->ended = false;
         r->cancelled = false;
-        while (r->items)
-            engine_item_free(e, r->items);
+        engine_run_drop_items(e, r);
         engine_run_unload(e, r);
         struct sb_store *st = sb_store_reader();
         if (st)

@@ -33,10 +33,11 @@ enum step_status { STEP_RUNNING = 0, STEP_COMPLETED = 1, STEP_FAILED = 2 };
 
 /* Queue item flags (queue.flags): what a due item does. */
 enum qitem_flag {
-    QF_PARALLEL = 1, /* a call with disable_immediate_execution (parallel mode) */
-    QF_SLEEP = 2,    /* no call: when due, the sleep step (step_id) completes */
-    QF_WAIT = 4,     /* no call: when due, the waitForEvent step times out (null) */
-    QF_INVOKE = 8,   /* no call: when due, the step.invoke times out (an error) */
+    QF_PARALLEL = 1,  /* a call with disable_immediate_execution (parallel mode) */
+    QF_SLEEP = 2,     /* no call: when due, the sleep step (step_id) completes */
+    QF_WAIT = 4,      /* no call: when due, the waitForEvent step times out (null) */
+    QF_INVOKE = 8,    /* no call: when due, the step.invoke times out (an error) */
+    QF_DEADLINE = 16, /* no call: when due, the run passed timeouts.finish (cancelled) */
 };
 
 /* ---- records passed to write operations (strings borrowed) ---- */

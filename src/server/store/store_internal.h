@@ -71,7 +71,7 @@
                       "r.function_id,r.event_id FROM queue q JOIN runs r ON r.id=q.run_id "    \
                       "WHERE q.run_id=? AND r.status=0")                                       \
     X(ORPHANS, "SELECT r.id FROM runs r WHERE r.status=0 AND NOT EXISTS "                      \
-               "(SELECT 1 FROM queue q WHERE q.run_id=r.id)")                                  \
+               "(SELECT 1 FROM queue q WHERE q.run_id=r.id AND (q.flags & 16)=0)")             \
     X(RUN_STATE, "SELECT r.function_id,r.status,r.req_version,e.body FROM runs r "             \
                  "JOIN events e ON e.id=r.event_id WHERE r.id=?")                              \
     X(RUN_STATE_STEPS, "SELECT hash,output FROM steps WHERE run_id=? AND seq IS NOT NULL "     \

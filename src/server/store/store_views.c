@@ -74,10 +74,11 @@ static json_t *run_queue(struct sb_store *st, const char *run_id)
         json_object_set_new(q, "step_id", text_or_null(s, 0));
         int flags = sqlite3_column_int(s, 7);
         json_object_set_new(q, "kind",
-                            json_string((flags & QF_SLEEP)    ? "sleep"
-                                        : (flags & QF_WAIT)   ? "wait"
-                                        : (flags & QF_INVOKE) ? "invoke"
-                                                              : "call"));
+                            json_string((flags & QF_SLEEP)      ? "sleep"
+                                        : (flags & QF_WAIT)     ? "wait"
+                                        : (flags & QF_INVOKE)   ? "invoke"
+                                        : (flags & QF_DEADLINE) ? "deadline"
+                                                                : "call"));
         if (flags & QF_INVOKE)
             json_object_set_new(q, "invoked_run_id", text_or_null(s, 10));
         if (flags & QF_WAIT) {

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/json.h"
@@ -33,7 +34,7 @@ static void functions_parse_with_defaults_and_limits(void **state)
     sb_fn_unref(f);
     f = parse(FN("app-b", "{\"event\":\"x/y\"}", ",\"retries\":{\"attempts\":0}"), &err);
     assert_int_equal(f->retries, 0);
-    assert_int_equal(f->finish_timeout_ms, 0);
+    assert_int_equal(f->flow.finish_timeout_ms, 0);
     sb_fn_unref(f);
     {
         const char *t =
@@ -41,7 +42,7 @@ static void functions_parse_with_defaults_and_limits(void **state)
             "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}";
         f = parse(t, &err);
         assert_non_null(f);
-        assert_int_equal(f->finish_timeout_ms, 600000); /* caps one call's response timeout */
+        assert_int_equal(f->flow.finish_timeout_ms, 600000); /* caps one call's response timeout */
         assert_string_equal(f->url_base, "http://w/api?");
     }
     sb_fn_unref(f);
@@ -72,6 +73,71 @@ static void functions_parse_with_defaults_and_limits(void **state)
     assert_non_null(strstr(err.msg, "app-d"));
     assert_null(parse("{\"id\":\"app-e\",\"triggers\":[{\"event\":\"a\"}],\"steps\":{}}", &err));
     assert_non_null(strstr(err.msg, "app-e"));
+}
+
+/* A function object with flow-control fields (fields: JSON members to add). */
+static struct fn *parse_flow(const char *fields, struct sb_err *err)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"id\":\"app-f\",\"triggers\":[{\"event\":\"a\"}],%s,"
+             "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}",
+             fields);
+    return parse(text, err);
+}
+
+static void flow_control_settings_parse(void **state)
+{
+    (void)state;
+    struct sb_err err = { 0 };
+    /* concurrency: a number, an object, an array of two */
+    struct fn *f = parse_flow("\"concurrency\":3", &err);
+    assert_non_null(f);
+    assert_int_equal(f->flow.nconcurrency, 1);
+    assert_int_equal(f->flow.concurrency[0].limit, 3);
+    assert_int_equal(f->flow.concurrency[0].scope, SCOPE_FN);
+    assert_null(f->flow.concurrency[0].key);
+    sb_fn_unref(f);
+    f = parse_flow("\"concurrency\":[{\"limit\":1,\"key\":\"event.data.u\"},"
+                   "{\"limit\":5,\"scope\":\"env\",\"key\":\"'shared'\"}]",
+                   &err);
+    assert_non_null(f);
+    assert_int_equal(f->flow.nconcurrency, 2);
+    assert_non_null(f->flow.concurrency[0].key);
+    assert_int_equal(f->flow.concurrency[1].scope, SCOPE_ENV);
+    sb_fn_unref(f);
+    /* throttle and timeouts */
+    f = parse_flow("\"throttle\":{\"limit\":2,\"period\":\"6s\",\"burst\":1},"
+                   "\"timeouts\":{\"start\":\"1m\",\"finish\":\"2h\"}",
+                   &err);
+    assert_non_null(f);
+    assert_true(f->flow.throttle);
+    assert_int_equal(f->flow.throttle_limit, 2);
+    assert_int_equal(f->flow.throttle_period_ms, 6000);
+    assert_int_equal(f->flow.throttle_burst, 1);
+    assert_int_equal(f->flow.start_timeout_ms, 60000);
+    assert_int_equal(f->flow.finish_timeout_ms, 7200000);
+    sb_fn_unref(f);
+    /* each bad setting is refused with a message naming it */
+    const struct {
+        const char *fields, *names;
+    } bad[] = {
+        { "\"concurrency\":[1,2,3]", "at most 2" },
+        { "\"concurrency\":{\"limit\":-1}", "concurrency" },
+        { "\"concurrency\":{\"limit\":2,\"scope\":\"env\"}", "needs a key" },
+        { "\"concurrency\":{\"limit\":2,\"scope\":\"planet\"}", "concurrency.scope" },
+        { "\"throttle\":{\"limit\":1}", "throttle needs a period" },
+        { "\"throttle\":{\"limit\":1,\"period\":\"10ms\"}", "throttle.period" },
+        { "\"throttle\":{\"limit\":1,\"period\":\"1s\",\"burst\":-2}", "throttle.burst" },
+        { "\"timeouts\":{\"start\":\"later\"}", "timeouts.start" },
+        { "\"timeouts\":\"1m\"", "timeouts must be an object" },
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        assert_null(parse_flow(bad[k].fields, &err));
+        if (!strstr(err.msg, bad[k].names))
+            fail_msg("%s: message '%s' lacks '%s'", bad[k].fields, err.msg, bad[k].names);
+        assert_non_null(strstr(err.msg, "app-f"));
+    }
 }
 
 struct hits {
@@ -131,6 +197,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(functions_parse_with_defaults_and_limits),
+        cmocka_unit_test(flow_control_settings_parse),
         cmocka_unit_test(triggers_match_exact_and_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

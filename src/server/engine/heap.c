@@ -1,0 +1,94 @@
+/* heap.c - min-heap of queue items by (due_at, id); see heap.h. */
+#include "heap.h"
+#include "engine_internal.h"
+#include "common/log.h"
+
+#include <stdlib.h>
+
+static bool item_before(const struct item *a, const struct item *b)
+{
+    return a->due_at < b->due_at || (a->due_at == b->due_at && a->id < b->id);
+}
+
+static void swap(struct iheap *h, size_t i, size_t j)
+{
+    struct item *t = h->v[i];
+    h->v[i] = h->v[j];
+    h->v[j] = t;
+    h->v[i]->heap_idx = i;
+    h->v[j]->heap_idx = j;
+}
+
+static void sift_up(struct iheap *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!item_before(h->v[i], h->v[p]))
+            break;
+        swap(h, i, p);
+        i = p;
+    }
+}
+
+static void sift_down(struct iheap *h, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < h->n && item_before(h->v[l], h->v[m]))
+            m = l;
+        if (r < h->n && item_before(h->v[r], h->v[m]))
+            m = r;
+        if (m == i)
+            return;
+        swap(h, i, m);
+        i = m;
+    }
+}
+
+void iheap_push(struct iheap *h, struct item *it)
+{
+    if (it->heap)
+        return;
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 64;
+        struct item **nv = realloc(h->v, nc * sizeof *nv);
+        if (!nv) {
+            SB_LOG(SB_ERROR, "oom", "cannot grow a queue heap");
+            abort(); /* a daemon may exit on allocation failure; the queue is durable */
+        }
+        h->v = nv;
+        h->cap = nc;
+    }
+    it->heap = h;
+    it->heap_idx = h->n;
+    h->v[h->n++] = it;
+    sift_up(h, it->heap_idx);
+}
+
+void iheap_remove(struct item *it)
+{
+    struct iheap *h = it->heap;
+    if (!h)
+        return;
+    size_t i = it->heap_idx;
+    h->n--;
+    if (i != h->n) {
+        h->v[i] = h->v[h->n];
+        h->v[i]->heap_idx = i;
+        sift_down(h, i);
+        sift_up(h, i);
+    }
+    it->heap = NULL;
+}
+
+struct item *iheap_top(const struct iheap *h)
+{
+    return h->n ? h->v[0] : NULL;
+}
+
+void iheap_free(struct iheap *h)
+{
+    free(h->v);
+    h->v = NULL;
+    h->n = h->cap = 0;
+}

@@ -1,0 +1,197 @@
+/* registry_flow.c - parses a registered function's flow-control settings
+ * (idempotency, rateLimit, singleton, priority, concurrency, throttle,
+ * timeouts) into struct flow_config. Shapes follow what the inngest SDK
+ * sends: the function options as the user wrote them. */
+#include "registry.h"
+#include "common/clock.h"
+#include "common/json.h"
+
+#include <string.h>
+
+#define MAX_PERIOD_MS (7LL * 86400000) /* a week */
+
+/* An optional key expression: absent or null = none; else must compile. */
+static int parse_key(const json_t *v, const char *fid, const char *what, struct sb_expr **out,
+                     struct sb_err *err)
+{
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return sb_err_set(err, SB_EINVAL, "function '%s': %s must be an expression string", fid,
+                          what);
+    struct sb_err xerr = { 0 };
+    if (!(*out = sb_expr_compile(json_string_value(v), &xerr)))
+        return sb_err_set(err, SB_EINVAL, "function '%s': %s: invalid expression '%.200s': %s", fid,
+                          what, json_string_value(v), xerr.msg);
+    return 0;
+}
+
+/* An optional duration string ("10s", "1h30m"): absent or null = 0. */
+static int parse_duration(const json_t *v, const char *fid, const char *what, int64_t min_ms,
+                          int64_t max_ms, int64_t *out, struct sb_err *err)
+{
+    *out = 0;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || sb_duration_parse(json_string_value(v), 0, out) != 0 ||
+        *out < min_ms || *out > max_ms) {
+        char lo[32], hi[32];
+        sb_duration_format(min_ms, lo, sizeof lo);
+        sb_duration_format(max_ms, hi, sizeof hi);
+        return sb_err_set(err, SB_EINVAL, "function '%s': %s must be a duration from %s to %s",
+                          fid, what, lo, hi);
+    }
+    return 0;
+}
+
+static int parse_rate_limit(struct flow_config *fl, const json_t *rl, const char *fid,
+                            struct sb_err *err)
+{
+    if (!rl || json_is_null(rl))
+        return 0;
+    if (!json_is_object(rl) || !sb_json_get_int(rl, "limit", &fl->rate_limit_n) ||
+        fl->rate_limit_n < 1)
+        return sb_err_set(err, SB_EINVAL, "function '%s': rateLimit needs an integer limit >= 1",
+                          fid);
+    if (parse_duration(json_object_get(rl, "period"), fid, "rateLimit.period", 1000, 86400000,
+                       &fl->rate_limit_period_ms, err))
+        return SB_EINVAL;
+    if (!fl->rate_limit_period_ms)
+        return sb_err_set(err, SB_EINVAL, "function '%s': rateLimit needs a period", fid);
+    fl->rate_limit = true;
+    return parse_key(json_object_get(rl, "key"), fid, "rateLimit.key", &fl->rate_limit_key, err);
+}
+
+static int parse_singleton(struct flow_config *fl, const json_t *sg, const char *fid,
+                           struct sb_err *err)
+{
+    if (!sg || json_is_null(sg))
+        return 0;
+    const char *mode = sb_json_str(sg, "mode");
+    if (!json_is_object(sg) || !mode || (strcmp(mode, "skip") && strcmp(mode, "cancel")))
+        return sb_err_set(err, SB_EINVAL,
+                          "function '%s': singleton.mode must be \"skip\" or \"cancel\"", fid);
+    fl->singleton = true;
+    fl->singleton_cancel = strcmp(mode, "cancel") == 0;
+    return parse_key(json_object_get(sg, "key"), fid, "singleton.key", &fl->singleton_key, err);
+}
+
+/* One concurrency constraint: a number or {limit, key?, scope?}. */
+static int parse_one_concurrency(struct concurrency_limit *c, const json_t *v, const char *fid,
+                                 struct sb_err *err)
+{
+    c->scope = SCOPE_FN;
+    if (json_is_number(v)) {
+        if (!sb_json_as_int(v, &c->limit) || c->limit < 0)
+            return sb_err_set(err, SB_EINVAL, "function '%s': concurrency must be >= 0", fid);
+        return 0;
+    }
+    if (!json_is_object(v) || !sb_json_get_int(v, "limit", &c->limit) || c->limit < 0)
+        return sb_err_set(err, SB_EINVAL,
+                          "function '%s': concurrency needs an integer limit >= 0", fid);
+    const char *scope = sb_json_str(v, "scope");
+    if (scope && strcmp(scope, "fn") == 0)
+        c->scope = SCOPE_FN;
+    else if (scope && strcmp(scope, "env") == 0)
+        c->scope = SCOPE_ENV;
+    else if (scope && strcmp(scope, "account") == 0)
+        c->scope = SCOPE_ACCOUNT;
+    else if (scope)
+        return sb_err_set(err, SB_EINVAL,
+                          "function '%s': concurrency.scope must be \"fn\", \"env\" or "
+                          "\"account\"",
+                          fid);
+    if (parse_key(json_object_get(v, "key"), fid, "concurrency.key", &c->key, err))
+        return SB_EINVAL;
+    if (c->scope != SCOPE_FN && !c->key)
+        return sb_err_set(err, SB_EINVAL,
+                          "function '%s': a concurrency limit with scope \"%s\" needs a key", fid,
+                          scope);
+    return 0;
+}
+
+static int parse_concurrency(struct flow_config *fl, const json_t *v, const char *fid,
+                             struct sb_err *err)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_array(v))
+        return parse_one_concurrency(&fl->concurrency[fl->nconcurrency++], v, fid, err);
+    if (json_array_size(v) > 2)
+        return sb_err_set(err, SB_EINVAL, "function '%s': at most 2 concurrency limits", fid);
+    size_t i;
+    const json_t *c;
+    json_array_foreach(v, i, c)
+    {
+        if (parse_one_concurrency(&fl->concurrency[fl->nconcurrency++], c, fid, err))
+            return SB_EINVAL;
+    }
+    return 0;
+}
+
+static int parse_throttle(struct flow_config *fl, const json_t *t, const char *fid,
+                          struct sb_err *err)
+{
+    if (!t || json_is_null(t))
+        return 0;
+    if (!json_is_object(t) || !sb_json_get_int(t, "limit", &fl->throttle_limit) ||
+        fl->throttle_limit < 1)
+        return sb_err_set(err, SB_EINVAL, "function '%s': throttle needs an integer limit >= 1",
+                          fid);
+    if (parse_duration(json_object_get(t, "period"), fid, "throttle.period", 1000, MAX_PERIOD_MS,
+                       &fl->throttle_period_ms, err))
+        return SB_EINVAL;
+    if (!fl->throttle_period_ms)
+        return sb_err_set(err, SB_EINVAL, "function '%s': throttle needs a period", fid);
+    const json_t *burst = json_object_get(t, "burst");
+    if (burst && !json_is_null(burst) &&
+        (!sb_json_as_int(burst, &fl->throttle_burst) || fl->throttle_burst < 0))
+        return sb_err_set(err, SB_EINVAL, "function '%s': throttle.burst must be >= 0", fid);
+    fl->throttle = true;
+    return parse_key(json_object_get(t, "key"), fid, "throttle.key", &fl->throttle_key, err);
+}
+
+static int parse_timeouts(struct flow_config *fl, const json_t *t, const char *fid,
+                          struct sb_err *err)
+{
+    if (!t || json_is_null(t))
+        return 0;
+    if (!json_is_object(t))
+        return sb_err_set(err, SB_EINVAL, "function '%s': timeouts must be an object", fid);
+    if (parse_duration(json_object_get(t, "start"), fid, "timeouts.start", 1, 366 * 86400000LL,
+                       &fl->start_timeout_ms, err) ||
+        parse_duration(json_object_get(t, "finish"), fid, "timeouts.finish", 1, 366 * 86400000LL,
+                       &fl->finish_timeout_ms, err))
+        return SB_EINVAL;
+    return 0;
+}
+
+int sb_flow_config_parse(struct flow_config *fl, const json_t *obj, const char *fid,
+                         struct sb_err *err)
+{
+    const json_t *pr = json_object_get(obj, "priority");
+    if (parse_key(json_object_get(obj, "idempotency"), fid, "idempotency", &fl->idempotency,
+                  err) ||
+        parse_rate_limit(fl, json_object_get(obj, "rateLimit"), fid, err) ||
+        parse_singleton(fl, json_object_get(obj, "singleton"), fid, err) ||
+        (pr && !json_is_null(pr) &&
+         parse_key(json_object_get(pr, "run"), fid, "priority.run", &fl->priority, err)) ||
+        parse_concurrency(fl, json_object_get(obj, "concurrency"), fid, err) ||
+        parse_throttle(fl, json_object_get(obj, "throttle"), fid, err) ||
+        parse_timeouts(fl, json_object_get(obj, "timeouts"), fid, err))
+        return SB_EINVAL;
+    return 0;
+}
+
+void sb_flow_config_free(struct flow_config *fl)
+{
+    sb_expr_free(fl->idempotency);
+    sb_expr_free(fl->rate_limit_key);
+    sb_expr_free(fl->singleton_key);
+    sb_expr_free(fl->priority);
+    for (size_t i = 0; i < fl->nconcurrency; i++)
+        sb_expr_free(fl->concurrency[i].key);
+    sb_expr_free(fl->throttle_key);
+    memset(fl, 0, sizeof *fl);
+}
