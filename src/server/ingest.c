@@ -3,12 +3,15 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "expr/expr.h"
+#include "cron/scheduler.h"
+#include "defer.h"
 #include "flow.h"
 #include "engine/engine.h"
 #include "metrics.h"
 #include "registry.h"
 #include "sbd.h"
 #include "store/store.h"
+#include "waiters.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +178,20 @@ static void on_cancel_rule(void *ctx, const struct fn *f, const struct cancel_ru
                                   &rc->b->cancels, &rc->b->ncancels, rc->err);
 }
 
+int sbd_ingest_insert_run(struct sb_store *st, const char *run_id, const char *function_id,
+                          const char *app_id, const char *event_id, int64_t created_at, int64_t qid,
+                          int64_t due_at, struct sb_err *err)
+{
+    struct run_rec run = { .function_id = function_id, .app_id = app_id, .created_at = created_at };
+    snprintf(run.id, sizeof run.id, "%s", run_id);
+    snprintf(run.event_id, sizeof run.event_id, "%s", event_id);
+    int rc = sb_store_run_insert(st, &run, err);
+    if (rc)
+        return rc;
+    struct qitem_rec q = { .id = qid, .run_id = run_id, .step_id = "step", .due_at = due_at };
+    return sb_store_queue_put(st, &q, err);
+}
+
 int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *b,
                      struct sb_err *err)
 {
@@ -208,7 +225,8 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
         bool parsed = false;
         for (size_t j = 0; j < ev->nruns; j++) {
             struct ingest_run *ir = &ev->runs[j];
-            ir->skipped = false;
+            ir->skipped = ir->deferred = ir->load_events = false;
+            ir->event_id[0] = 0;
             ir->due_at = b->received_at;
             const struct fn *f = b->snap ? sb_snap_find(b->snap, ir->function_id) : NULL;
             if (f && f->flow.priority) { /* an earlier place in the queue */
@@ -217,6 +235,25 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
                     parsed = true;
                 }
                 ir->due_at = b->received_at - 1000 * sbd_flow_priority_s(f, event);
+            }
+            if (f && (f->flow.debounce || f->flow.batch)) {
+                if (!parsed) {
+                    event = sb_json_parse(ev->ev.body, strlen(ev->ev.body), NULL);
+                    parsed = true;
+                }
+                enum defer_outcome out;
+                int64_t due = 0;
+                rc = sbd_defer_event(st, f, ir, ev->ev.id, event, b->received_at, &out, &due, err);
+                if (rc) {
+                    json_decref(event);
+                    return rc;
+                }
+                if (out == DEFER_HELD) {
+                    ir->deferred = true;
+                    if (!b->defer_due || due < b->defer_due)
+                        b->defer_due = due;
+                    continue;
+                }
             }
             if (f && (f->flow.idempotency || f->flow.rate_limit || f->flow.singleton)) {
                 if (!parsed) {
@@ -236,19 +273,9 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
                     continue;
                 }
             }
-            struct run_rec run = { .function_id = ir->function_id,
-                                   .app_id = ir->app_id,
-                                   .created_at = b->received_at };
-            memcpy(run.id, ir->run_id, sizeof run.id);
-            memcpy(run.event_id, ev->ev.id, sizeof run.event_id);
-            if ((rc = sb_store_run_insert(st, &run, err))) {
-                json_decref(event);
-                return rc;
-            }
-            struct qitem_rec q = {
-                .id = ir->qid, .run_id = ir->run_id, .step_id = "step", .due_at = ir->due_at
-            };
-            if ((rc = sb_store_queue_put(st, &q, err))) {
+            if ((rc = sbd_ingest_insert_run(st, ir->run_id, ir->function_id, ir->app_id,
+                                            ir->event_id[0] ? ir->event_id : ev->ev.id,
+                                            b->received_at, ir->qid, ir->due_at, err))) {
                 json_decref(event);
                 return rc;
             }
@@ -271,7 +298,7 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
 
 void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
 {
-    size_t total = 0, skipped = 0;
+    size_t total = 0, skipped = 0, deferred = 0;
     b->duplicates = 0;
     for (size_t i = 0; i < b->n; i++) {
         if (b->events[i].duplicate) {
@@ -281,11 +308,18 @@ void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
         for (size_t j = 0; j < b->events[i].nruns; j++) {
             if (b->events[i].runs[j].skipped)
                 skipped++;
+            else if (b->events[i].runs[j].deferred)
+                deferred++;
             else
                 total++;
         }
     }
     SBD_COUNT_N(runs_skipped, skipped);
+    SBD_COUNT_N(events_deferred, deferred);
+    if (b->defer_due)
+        sb_scheduler_kick(sbd->scheduler); /* a deferred start may now be due sooner */
+    if (deferred) /* a debounce may have let go of an event someone waits on */
+        sb_waiters_notify(sbd->waiters, "", NULL);
     struct new_run *runs = total ? calloc(total, sizeof *runs) : NULL;
     size_t k = 0;
     for (size_t i = 0; runs && i < b->n; i++) {
@@ -294,13 +328,14 @@ void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
             continue;
         for (size_t j = 0; j < ev->nruns; j++) {
             struct ingest_run *ir = &ev->runs[j];
-            if (ir->skipped)
+            if (ir->skipped || ir->deferred)
                 continue;
             memcpy(runs[k].run_id, ir->run_id, sizeof runs[k].run_id);
-            memcpy(runs[k].event_id, ev->ev.id, sizeof runs[k].event_id);
+            memcpy(runs[k].event_id, ir->event_id[0] ? ir->event_id : ev->ev.id,
+                   sizeof runs[k].event_id);
             runs[k].function_id = ir->function_id;
             ir->function_id = NULL;
-            runs[k].event = strdup(ev->ev.body);
+            runs[k].event = ir->load_events ? NULL : strdup(ev->ev.body);
             runs[k].qid = ir->qid;
             runs[k].due_at = ir->due_at ? ir->due_at : b->received_at;
             k++;

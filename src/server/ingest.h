@@ -26,8 +26,11 @@ struct ingest_run {
     char run_id[SB_ULID_SIZE];
     char *function_id, *app_id;
     int64_t qid;
-    bool skipped;   /* flow control decided it does not start (flow.c) */
-    int64_t due_at; /* its first call (earlier with priority.run) */
+    bool skipped;                /* flow control decided it does not start (flow.c) */
+    bool deferred;               /* held by a debounce or batch (defer.c): no run now */
+    bool load_events;            /* a batch: the engine loads its events from the store */
+    char event_id[SB_ULID_SIZE]; /* the run's event when not this one (a batch) */
+    int64_t due_at;              /* its first call (earlier with priority.run) */
 };
 
 struct ingest_event {
@@ -50,6 +53,7 @@ struct ingest_batch {
     size_t nresolved;
     size_t new_runs, duplicates; /* set by committed */
     bool emitted;                /* events sysbusd emitted itself (metrics) */
+    int64_t defer_due;           /* earliest deferred start changed by apply (0: none) */
 };
 
 /* Takes ownership of evs[0..n) strings (not of the array). SB_ENOMEM. */
@@ -71,6 +75,11 @@ int sbd_cancel_matching(struct sb_store *st, const char *app_id, const char *fun
                         char (**ids)[SB_ULID_SIZE], size_t *nids, struct sb_err *err);
 /* After the commit: asks the engine to cancel them. */
 void sbd_cancel_committed(struct sbd *sbd, char (*ids)[SB_ULID_SIZE], size_t n);
+/* Writer thread, in a transaction: a new Running run and its first queue
+ * item (stepId=step). */
+int sbd_ingest_insert_run(struct sb_store *st, const char *run_id, const char *function_id,
+                          const char *app_id, const char *event_id, int64_t created_at, int64_t qid,
+                          int64_t due_at, struct sb_err *err);
 /* Writer thread, after the commit. */
 void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b);
 void sbd_ingest_free(struct ingest_batch *b);

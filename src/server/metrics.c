@@ -68,6 +68,9 @@ void sbd_metrics_render(struct sb_buf *b, const struct sbd_gauges *g)
     counter(b, "sysbus_runs_skipped_total",
             "Runs not started by flow control (idempotency, rateLimit, singleton skip)",
             &m->runs_skipped);
+    counter(b, "sysbus_events_deferred_total",
+            "Events held by a debounce or a batch (the run starts when it is due)",
+            &m->events_deferred);
     counter(b, "sysbus_calls_parked_total",
             "Calls held back by a concurrency limit until a call of the same key ended",
             &m->calls_parked);

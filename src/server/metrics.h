@@ -19,7 +19,7 @@ struct sbd_hist {
 struct sbd_metrics {
     uint64_t events_received, events_duplicate, events_emitted;
     uint64_t runs_started, runs_completed, runs_failed, runs_cancelled, runs_skipped;
-    uint64_t calls_parked, runs_throttled, runs_timed_out;
+    uint64_t calls_parked, runs_throttled, runs_timed_out, events_deferred;
     uint64_t step_calls, step_errors, transport_failures, use_api_calls;
     uint64_t http_requests, http_4xx, http_5xx;
     uint64_t syncs, sync_failures;

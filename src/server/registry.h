@@ -51,8 +51,8 @@ struct concurrency_limit {
 /* A function's flow-control settings (registry_flow.c). Key expressions are
  * evaluated with `event` = the triggering event; NULL key = one per
  * function. Decided at ingest (flow.c): idempotency, rateLimit, singleton,
- * priority. Decided by the engine before a call (admit.c): concurrency,
- * throttle, timeouts. */
+ * priority; debounce and batchEvents defer the start (defer.c). Decided by
+ * the engine before a call (admit.c): concurrency, throttle, timeouts. */
 struct flow_config {
     struct sb_expr *idempotency; /* one run per key value per 24 h */
     bool rate_limit;
@@ -69,6 +69,13 @@ struct flow_config {
     struct sb_expr *throttle_key;
     int64_t start_timeout_ms;  /* timeouts.start: queued longer -> cancelled (0 = none) */
     int64_t finish_timeout_ms; /* timeouts.finish: running longer -> cancelled (0 = none) */
+    /* deferred starts (defer.c): a run starts when the debounce or batch is due */
+    bool debounce;
+    int64_t debounce_period_ms, debounce_timeout_ms; /* timeout 0 = none */
+    struct sb_expr *debounce_key;
+    bool batch;
+    int64_t batch_max, batch_timeout_ms;
+    struct sb_expr *batch_key, *batch_if; /* batch_if false: the event runs alone */
 };
 
 /* Parses the flow-control fields of a registered function object into fl

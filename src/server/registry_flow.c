@@ -1,6 +1,6 @@
 /* registry_flow.c - parses a registered function's flow-control settings
  * (idempotency, rateLimit, singleton, priority, concurrency, throttle,
- * timeouts) into struct flow_config. Shapes follow what the inngest SDK
+ * timeouts, debounce, batchEvents) into struct flow_config. Shapes follow what the inngest SDK
  * sends: the function options as the user wrote them. */
 #include "registry.h"
 #include "common/clock.h"
@@ -39,8 +39,8 @@ static int parse_duration(const json_t *v, const char *fid, const char *what, in
         char lo[32], hi[32];
         sb_duration_format(min_ms, lo, sizeof lo);
         sb_duration_format(max_ms, hi, sizeof hi);
-        return sb_err_set(err, SB_EINVAL, "function '%s': %s must be a duration from %s to %s",
-                          fid, what, lo, hi);
+        return sb_err_set(err, SB_EINVAL, "function '%s': %s must be a duration from %s to %s", fid,
+                          what, lo, hi);
     }
     return 0;
 }
@@ -88,8 +88,8 @@ static int parse_one_concurrency(struct concurrency_limit *c, const json_t *v, c
         return 0;
     }
     if (!json_is_object(v) || !sb_json_get_int(v, "limit", &c->limit) || c->limit < 0)
-        return sb_err_set(err, SB_EINVAL,
-                          "function '%s': concurrency needs an integer limit >= 0", fid);
+        return sb_err_set(err, SB_EINVAL, "function '%s': concurrency needs an integer limit >= 0",
+                          fid);
     const char *scope = sb_json_str(v, "scope");
     if (scope && strcmp(scope, "fn") == 0)
         c->scope = SCOPE_FN;
@@ -167,20 +167,65 @@ static int parse_timeouts(struct flow_config *fl, const json_t *t, const char *f
     return 0;
 }
 
+static int parse_debounce(struct flow_config *fl, const json_t *d, const char *fid,
+                          struct sb_err *err)
+{
+    if (!d || json_is_null(d))
+        return 0;
+    if (!json_is_object(d))
+        return sb_err_set(err, SB_EINVAL, "function '%s': debounce must be an object", fid);
+    if (parse_duration(json_object_get(d, "period"), fid, "debounce.period", 1000, MAX_PERIOD_MS,
+                       &fl->debounce_period_ms, err) ||
+        parse_duration(json_object_get(d, "timeout"), fid, "debounce.timeout", 1000, MAX_PERIOD_MS,
+                       &fl->debounce_timeout_ms, err))
+        return SB_EINVAL;
+    if (!fl->debounce_period_ms)
+        return sb_err_set(err, SB_EINVAL, "function '%s': debounce needs a period", fid);
+    fl->debounce = true;
+    return parse_key(json_object_get(d, "key"), fid, "debounce.key", &fl->debounce_key, err);
+}
+
+#define MAX_BATCH 1000
+
+static int parse_batch(struct flow_config *fl, const json_t *b, const char *fid, struct sb_err *err)
+{
+    if (!b || json_is_null(b))
+        return 0;
+    if (!json_is_object(b) || !sb_json_get_int(b, "maxSize", &fl->batch_max) || fl->batch_max < 1 ||
+        fl->batch_max > MAX_BATCH)
+        return sb_err_set(err, SB_EINVAL,
+                          "function '%s': batchEvents needs an integer maxSize from 1 to %d", fid,
+                          MAX_BATCH);
+    if (parse_duration(json_object_get(b, "timeout"), fid, "batchEvents.timeout", 1000,
+                       MAX_PERIOD_MS, &fl->batch_timeout_ms, err))
+        return SB_EINVAL;
+    if (!fl->batch_timeout_ms)
+        return sb_err_set(err, SB_EINVAL, "function '%s': batchEvents needs a timeout", fid);
+    fl->batch = true;
+    if (parse_key(json_object_get(b, "key"), fid, "batchEvents.key", &fl->batch_key, err) ||
+        parse_key(json_object_get(b, "if"), fid, "batchEvents.if", &fl->batch_if, err))
+        return SB_EINVAL;
+    return 0;
+}
+
 int sb_flow_config_parse(struct flow_config *fl, const json_t *obj, const char *fid,
                          struct sb_err *err)
 {
     const json_t *pr = json_object_get(obj, "priority");
-    if (parse_key(json_object_get(obj, "idempotency"), fid, "idempotency", &fl->idempotency,
-                  err) ||
+    if (parse_key(json_object_get(obj, "idempotency"), fid, "idempotency", &fl->idempotency, err) ||
         parse_rate_limit(fl, json_object_get(obj, "rateLimit"), fid, err) ||
         parse_singleton(fl, json_object_get(obj, "singleton"), fid, err) ||
         (pr && !json_is_null(pr) &&
          parse_key(json_object_get(pr, "run"), fid, "priority.run", &fl->priority, err)) ||
         parse_concurrency(fl, json_object_get(obj, "concurrency"), fid, err) ||
         parse_throttle(fl, json_object_get(obj, "throttle"), fid, err) ||
-        parse_timeouts(fl, json_object_get(obj, "timeouts"), fid, err))
+        parse_timeouts(fl, json_object_get(obj, "timeouts"), fid, err) ||
+        parse_debounce(fl, json_object_get(obj, "debounce"), fid, err) ||
+        parse_batch(fl, json_object_get(obj, "batchEvents"), fid, err))
         return SB_EINVAL;
+    if (fl->debounce && fl->batch)
+        return sb_err_set(err, SB_EINVAL,
+                          "function '%s': debounce and batchEvents cannot be used together", fid);
     return 0;
 }
 
@@ -193,5 +238,8 @@ void sb_flow_config_free(struct flow_config *fl)
     for (size_t i = 0; i < fl->nconcurrency; i++)
         sb_expr_free(fl->concurrency[i].key);
     sb_expr_free(fl->throttle_key);
+    sb_expr_free(fl->debounce_key);
+    sb_expr_free(fl->batch_key);
+    sb_expr_free(fl->batch_if);
     memset(fl, 0, sizeof *fl);
 }

@@ -76,9 +76,16 @@ int sbd_read_event_runs(const char *event_id, json_t **body, int *status)
         if (strcmp(sb_json_str(r, "status"), "Running") == 0)
             ended = 0;
     }
+    json_t *meta = json_pack("{s:I}", "count", (json_int_t)json_array_size(runs));
+    int64_t due_at;
+    if (json_array_size(runs) == 0 && sb_store_event_held(st, event_id, &due_at) == 1) {
+        char iso[40]; /* a debounce or batch holds it: its run is still to come */
+        sb_time_format_iso(due_at, iso, sizeof iso);
+        json_object_set_new(meta, "held_until", json_string(iso));
+        ended = 0;
+    }
     *status = 200;
-    *body = json_pack("{s:o, s:{s:I}}", "data", runs, "metadata", "count",
-                      (json_int_t)json_array_size(runs));
+    *body = json_pack("{s:o, s:o}", "data", runs, "metadata", meta);
     return ended;
 }
 
@@ -116,7 +123,8 @@ static void *waiters_main(void *arg)
             notes = n->next;
             for (struct waiter *wt = w->waiters; wt; wt = wt->next) {
                 if ((wt->kind == WAIT_RUN && strcmp(wt->id, n->run_id) == 0) ||
-                    (wt->kind == WAIT_EVENT_RUNS && strcmp(wt->id, n->event_id) == 0))
+                    (wt->kind == WAIT_EVENT_RUNS &&
+                     (!n->event_id[0] || strcmp(wt->id, n->event_id) == 0)))
                     wt->check = 1;
             }
             free(n);

@@ -29,6 +29,8 @@ void sb_waiters_stop(struct sb_waiters *w);
 /* Takes over req (which the caller has suspended). */
 void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind kind, const char *id,
                     int64_t deadline_ms);
+/* Run run_id of event event_id ended. event_id NULL: a run of several events
+ * (a batch), so every event waiter re-checks. */
 void sb_waiters_notify(struct sb_waiters *w, const char *run_id, const char *event_id);
 
 /* The replies themselves, shared with the non-waiting handlers. Each returns

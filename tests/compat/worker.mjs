@@ -194,6 +194,13 @@ const functions = [
       await step.sleep("nap", event.data.nap ?? "30s");
       return "woke up";
     }),
+  // deferred starts: a batch's events, a debounce's last event
+  define({ id: "batched", batchEvents: { maxSize: 3, timeout: "2s", key: "event.data.user" } },
+    { event: "compat/batched" }, async ({ events }) => events.map((e) => e.data.n)),
+  define({ id: "debounced", debounce: { period: "1s", key: "event.data.user" } },
+    { event: "compat/debounced" }, async ({ event, events }) => ({ n: event.data.n, count: events.length })),
+  define({ id: "debounced-capped", debounce: { period: "1s", timeout: "2s" } },
+    { event: "compat/debounced-capped" }, async ({ event }) => ({ n: event.data.n })),
   define({ id: "noop", retries: 0 }, { event: "compat/noop" }, async ({ event }) => ({ n: event.data.n ?? null })),
 ];
 

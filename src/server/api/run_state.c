@@ -39,9 +39,13 @@ void h_run_batch(struct sb_req *req)
     if (load(req, &rs))
         return;
     struct sb_buf b = SB_BUF_INIT(0);
-    sb_buf_putc(&b, '[');
-    sb_buf_puts(&b, rs.event);
-    sb_buf_putc(&b, ']');
+    if (rs.events) { /* a batch: all its events */
+        sb_buf_puts(&b, rs.events);
+    } else {
+        sb_buf_putc(&b, '[');
+        sb_buf_puts(&b, rs.event);
+        sb_buf_putc(&b, ']');
+    }
     sb_run_state_free(&rs);
     reply_buf(req, &b);
 }

@@ -1,4 +1,5 @@
-/* scheduler.c - the cron scheduler thread (see scheduler.h). */
+/* scheduler.c - the scheduler thread: cron triggers and deferred starts
+ * (see scheduler.h and defer.h). */
 #include "scheduler.h"
 #include "cron.h"
 #include "common/bgthread.h"
@@ -7,6 +8,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/ulid.h"
+#include "server/defer.h"
 #include "server/engine/engine.h"
 #include "server/ingest.h"
 #include "server/registry.h"
@@ -166,8 +168,9 @@ static void fire_done(struct wop *w, int rc, const struct sb_err *err)
 }
 
 struct due {
-    char *function_id;
+    char *function_id; /* a cron trigger (function, idx) */
     int idx;
+    char *deferred_id; /* or a deferred start (defer.c) */
 };
 
 struct scan_ctx {
@@ -183,8 +186,7 @@ static int on_row(void *ctx, const struct cron_rec *c)
         struct due *nd = realloc(sc->due, (sc->ndue + 1) * sizeof *nd);
         if (nd) {
             sc->due = nd;
-            nd[sc->ndue].function_id = strdup(c->function_id);
-            nd[sc->ndue].idx = c->idx;
+            nd[sc->ndue] = (struct due){ .function_id = strdup(c->function_id), .idx = c->idx };
             if (nd[sc->ndue].function_id)
                 sc->ndue++;
         }
@@ -192,6 +194,49 @@ static int on_row(void *ctx, const struct cron_rec *c)
         sc->earliest = c->next_at;
     }
     return 0;
+}
+
+static int on_deferred(void *ctx, const char *id)
+{
+    struct scan_ctx *sc = ctx;
+    struct due *nd = realloc(sc->due, (sc->ndue + 1) * sizeof *nd);
+    if (nd) {
+        sc->due = nd;
+        nd[sc->ndue] = (struct due){ .deferred_id = strdup(id) };
+        if (nd[sc->ndue].deferred_id)
+            sc->ndue++;
+    }
+    return 0;
+}
+
+static void deferred_fired(void *ctx)
+{
+    struct sb_scheduler *s = ctx;
+    pthread_mutex_lock(&s->bg.lock);
+    s->firing = 0;
+    pthread_cond_broadcast(&s->bg.cond);
+    pthread_mutex_unlock(&s->bg.lock);
+}
+
+/* A writer op firing d (NULL when out of memory or stopping). */
+static struct wop *fire_op_new(struct sb_scheduler *s, struct due *d)
+{
+    if (d->deferred_id) {
+        struct wop *w = sbd_defer_fire_new(s->sbd, d->deferred_id, deferred_fired, s);
+        free(d->deferred_id);
+        return w;
+    }
+    struct fire_op *op = calloc(1, sizeof *op);
+    if (!op) {
+        free(d->function_id);
+        return NULL;
+    }
+    op->wop.apply = fire_apply;
+    op->wop.done = fire_done;
+    op->s = s;
+    op->function_id = d->function_id;
+    op->idx = d->idx;
+    return &op->wop;
 }
 
 static void *scheduler_main(void *arg)
@@ -203,26 +248,29 @@ static void *scheduler_main(void *arg)
         pthread_mutex_unlock(&s->bg.lock);
         struct scan_ctx sc = { sb_now_ms(), INT64_MAX, NULL, 0 };
         struct sb_store *st = sb_store_reader();
-        if (st)
+        if (st) {
+            int64_t deferred_next = INT64_MAX;
             sb_store_crons_scan(st, on_row, &sc);
+            sb_store_deferred_due(st, sc.now, on_deferred, &sc, &deferred_next);
+            if (deferred_next < sc.earliest)
+                sc.earliest = deferred_next;
+        }
         pthread_mutex_lock(&s->bg.lock);
         for (size_t i = 0; i < sc.ndue; i++) {
-            struct fire_op *op = s->bg.stop ? NULL : calloc(1, sizeof *op);
-            if (op) {
-                op->wop.apply = fire_apply;
-                op->wop.done = fire_done;
-                op->s = s;
-                op->function_id = sc.due[i].function_id;
-                op->idx = sc.due[i].idx;
-                s->firing = 1;
-                pthread_mutex_unlock(&s->bg.lock);
-                sb_writer_submit(s->sbd->writer, &op->wop);
-                pthread_mutex_lock(&s->bg.lock);
-                while (s->firing) /* one at a time: the next scan sees its result */
-                    pthread_cond_wait(&s->bg.cond, &s->bg.lock);
-            } else {
+            if (s->bg.stop) {
                 free(sc.due[i].function_id);
+                free(sc.due[i].deferred_id);
+                continue;
             }
+            struct wop *op = fire_op_new(s, &sc.due[i]);
+            if (!op)
+                continue;
+            s->firing = 1;
+            pthread_mutex_unlock(&s->bg.lock);
+            sb_writer_submit(s->sbd->writer, op);
+            pthread_mutex_lock(&s->bg.lock);
+            while (s->firing) /* one at a time: the next scan sees its result */
+                pthread_cond_wait(&s->bg.cond, &s->bg.lock);
         }
         free(sc.due);
         if (sc.ndue > 0 || s->kicked || s->bg.stop)

@@ -4,7 +4,8 @@
  * still due, starts the run (event inngest/scheduled.timer, data {cron})
  * and moves next_at past now. So a tick fires exactly once, even across
  * crashes, and after a downtime the latest missed tick fires once (not one
- * run per missed tick). */
+ * run per missed tick). The same thread fires deferred starts (debounce and
+ * batchEvents rows, defer.h) when they come due. */
 #ifndef SBD_SCHEDULER_H
 #define SBD_SCHEDULER_H
 
@@ -19,7 +20,7 @@ struct fn;
 
 int sb_scheduler_start(struct sbd *sbd, struct sb_scheduler **out, struct sb_err *err);
 void sb_scheduler_stop(struct sb_scheduler *s);
-/* Re-reads the cron rows (after a registration changed them). */
+/* Re-reads the cron and deferred rows (after a change to them). */
 void sb_scheduler_kick(struct sb_scheduler *s);
 /* In the registration's transaction: the function's cron rows follow its
  * triggers (an unchanged expression keeps its next fire time). */

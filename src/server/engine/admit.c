@@ -170,8 +170,7 @@ static bool throttle_take(struct slot *s, const struct flow_config *fl, int64_t 
     return true;
 }
 
-enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct fn *f,
-                              int64_t now)
+enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct fn *f, int64_t now)
 {
     struct run *r = it->run;
     const struct flow_config *fl = &f->flow;
@@ -263,8 +262,7 @@ void admit_sweep(struct sb_engine *e, int64_t now)
             for (size_t i = 0; i < s->parked.n; i++) {
                 struct run *r = s->parked.v[i]->run;
                 const struct fn *f = r->function_id ? sb_snap_find(e->snap, r->function_id) : NULL;
-                if (!f || f->flow.start_timeout_ms <= 0 ||
-                    !run_not_started(r, s->parked.v[i]) ||
+                if (!f || f->flow.start_timeout_ms <= 0 || !run_not_started(r, s->parked.v[i]) ||
                     now <= sb_ulid_time(r->id) + f->flow.start_timeout_ms)
                     continue;
                 if (nlate == caplate) {

@@ -39,7 +39,7 @@ int call_build_body(const struct run *r, const struct item *it, int max_attempts
                     const char *env_name, const char *fn_id, struct sb_buf *b)
 {
     int rc = 0;
-    size_t state = 2 * strlen(r->event);
+    size_t state = strlen(r->event) + (r->events ? strlen(r->events) : strlen(r->event));
     for (size_t i = 0; i < r->nmemo; i++)
         state += strlen(r->memo[i].value) + 48;
     bool use_api = state > USE_API_BYTES;
@@ -69,9 +69,15 @@ int call_build_body(const struct run *r, const struct item *it, int max_attempts
                             r->req_version);
         return rc ? SB_ENOMEM : 0;
     }
-    rc |= sb_buf_puts(b, ",\"events\":[");
-    rc |= sb_buf_puts(b, r->event);
-    rc |= sb_buf_puts(b, "],\"steps\":{");
+    if (r->events) { /* a batch */
+        rc |= sb_buf_puts(b, ",\"events\":");
+        rc |= sb_buf_puts(b, r->events);
+    } else {
+        rc |= sb_buf_puts(b, ",\"events\":[");
+        rc |= sb_buf_puts(b, r->event);
+        rc |= sb_buf_putc(b, ']');
+    }
+    rc |= sb_buf_puts(b, ",\"steps\":{");
     if (r->nmemo > 0) {
         const struct memo *small[32];
         const struct memo **sorted = r->nmemo <= 32 ? small : malloc(r->nmemo * sizeof *sorted);

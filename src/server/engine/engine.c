@@ -97,6 +97,8 @@ void engine_run_unload(struct sb_engine *e, struct run *r)
         return;
     free(r->event);
     r->event = NULL;
+    free(r->events);
+    r->events = NULL;
     for (size_t i = 0; i < r->nmemo; i++)
         free(r->memo[i].value);
     free(r->memo);
@@ -537,6 +539,8 @@ static bool ensure_loaded(struct sb_engine *e, struct run *r)
     }
     r->event = rs.event;
     rs.event = NULL;
+    r->events = rs.events;
+    rs.events = NULL;
     r->req_version = rs.req_version;
     if (!r->function_id) {
         r->function_id = rs.function_id;

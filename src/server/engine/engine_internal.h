@@ -75,6 +75,7 @@ struct run {
     /* heavy */
     bool loaded;
     char *event;
+    char *events; /* a batch: JSON array of its events (NULL: [event]) */
     struct memo *memo;
     size_t nmemo, capmemo;
     int req_version;
@@ -318,6 +319,7 @@ struct run_update {
     struct run *run;
     char run_id[SB_ULID_SIZE];
     char event_id[SB_ULID_SIZE];
+    bool batch;        /* the run has several events (batchEvents) */
     int finish_status; /* -1: not finishing */
     char *output, *error;
     int64_t started_at;

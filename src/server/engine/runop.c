@@ -117,7 +117,7 @@ static void done(struct wop *w, int rc, const struct sb_err *err)
             op->resolved = NULL;
             op->nresolved = 0;
         }
-        sb_waiters_notify(op->e->sbd->waiters, op->run_id, op->event_id);
+        sb_waiters_notify(op->e->sbd->waiters, op->run_id, op->batch ? NULL : op->event_id);
     }
     runop_post_committed(op->e, op, rc);
 }
@@ -136,6 +136,7 @@ struct run_update *runop_new(struct sb_engine *e, struct run *r)
     op->req_version = r->req_version;
     snprintf(op->run_id, sizeof op->run_id, "%s", r->id);
     snprintf(op->event_id, sizeof op->event_id, "%s", r->event_id);
+    op->batch = r->events != NULL;
     /* a new timeouts.finish timer is stored with the run's first change */
     if (r->deadline && !r->deadline_saved && runop_put_item(op, r->deadline) == 0)
         r->deadline_saved = true;

@@ -133,6 +133,29 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  run_count INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    /* 2 -> 3: deferred starts (debounce, batchEvents) and runs of several
+     * events */
+    "CREATE TABLE deferred ("
+    "  id TEXT PRIMARY KEY,"   /* keys a batch's run_events until its run starts */
+    "  kind INTEGER NOT NULL," /* 1 debounce, 2 batch */
+    "  function_id TEXT NOT NULL,"
+    "  app_id TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  event_id TEXT NOT NULL," /* debounce: the latest event; batch: the first */
+    "  size INTEGER NOT NULL,"  /* events so far */
+    "  first_at INTEGER NOT NULL,"
+    "  due_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX deferred_key ON deferred(kind, function_id, key);"
+    "CREATE INDEX deferred_due ON deferred(due_at);"
+    /* the events of a batched run, in arrival order (runs.event_id is the first) */
+    "CREATE TABLE run_events ("
+    "  run_id TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  PRIMARY KEY (run_id, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX run_events_event ON run_events(event_id);",
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -103,7 +103,7 @@ void sb_store_set_dir(const char *dir); /* where readers open the database */
 void sb_store_close(struct sb_store *st);
 void sb_store_close_readers(void);
 int sb_store_schema_version(struct sb_store *st);
-#define SB_STORE_SCHEMA_VERSION 2
+#define SB_STORE_SCHEMA_VERSION 3
 
 /* ---- transactions (writer connection) ---- */
 int sb_store_begin(struct sb_store *st, struct sb_err *err);
@@ -226,6 +226,38 @@ int sb_store_flow_key_put(struct sb_store *st, int kind, const char *key, const 
 int64_t sb_store_rate_count(struct sb_store *st, const char *key, int64_t since_ms);
 int sb_store_rate_hit(struct sb_store *st, const char *key, int64_t at, struct sb_err *err);
 
+/* ---- deferred starts: debounce and batchEvents (store_flow.c) ---- */
+enum deferred_kind { DEFER_DEBOUNCE = 1, DEFER_BATCH = 2 };
+struct deferred_rec {
+    char id[SB_ULID_SIZE]; /* keys a batch's run_events until its run starts */
+    int kind;
+    char *function_id, *app_id, *key; /* malloc'd when read */
+    char event_id[SB_ULID_SIZE];
+    int64_t size, first_at, due_at;
+};
+void sb_deferred_rec_free(struct deferred_rec *d);
+/* The open one of kind for (function, key): 0, or SB_ENOTFOUND. */
+int sb_store_deferred_find(struct sb_store *st, int kind, const char *function_id, const char *key,
+                           struct deferred_rec *out);
+/* By id: 0, or SB_ENOTFOUND. */
+int sb_store_deferred_get(struct sb_store *st, const char *id, struct deferred_rec *out);
+/* Inserts or replaces (by id). */
+int sb_store_deferred_put(struct sb_store *st, const struct deferred_rec *d, struct sb_err *err);
+int sb_store_deferred_delete(struct sb_store *st, const char *id, struct sb_err *err);
+/* Calls fn for each row due at or before now (id); *earliest = the first
+ * due_at after now (INT64_MAX when none). */
+int sb_store_deferred_due(struct sb_store *st, int64_t now, int (*fn)(void *ctx, const char *id),
+                          void *ctx, int64_t *earliest);
+/* 1 when event_id is held by a pending debounce or batch (*due_at: when it
+ * starts a run), 0 when not, SB_ESTORE. */
+int sb_store_event_held(struct sb_store *st, const char *event_id, int64_t *due_at);
+/* The events added under from_id now belong to run to_id. */
+int sb_store_run_events_move(struct sb_store *st, const char *from_id, const char *to_id,
+                             struct sb_err *err);
+/* Adds event_id as event seq (0-based) of run_id (a batch). */
+int sb_store_run_event_add(struct sb_store *st, const char *run_id, int64_t seq,
+                           const char *event_id, struct sb_err *err);
+
 /* ---- cron triggers ---- */
 struct cron_rec {
     const char *function_id;
@@ -263,7 +295,8 @@ int sb_store_orphan_runs(struct sb_store *st, void (*fn)(void *ctx, const char *
 struct run_state {
     char id[SB_ULID_SIZE];
     char *function_id;
-    char *event; /* canonical JSON */
+    char *event;  /* canonical JSON */
+    char *events; /* a batch: JSON array of its events; NULL = [event] */
     int status;
     int req_version;
     size_t nsteps;

@@ -56,11 +56,15 @@
     X(FN_REMOVE, "UPDATE functions SET removed_at=? WHERE id=?")                               \
     X(PURGE_STEPS, "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE "             \
                    "ended_at<? ORDER BY ended_at LIMIT ?)")                                    \
+    X(PURGE_RUN_EVENTS, "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE "   \
+                        "ended_at<? ORDER BY ended_at LIMIT ?)")                               \
     X(PURGE_RUNS, "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE ended_at<? "        \
                   "ORDER BY ended_at LIMIT ?)")                                                \
     X(PURGE_EVENTS, "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE "         \
                     "e.id<? AND NOT EXISTS (SELECT 1 FROM runs r WHERE "                       \
-                    "r.event_id=e.id) LIMIT ?)")                                               \
+                    "r.event_id=e.id) AND NOT EXISTS (SELECT 1 FROM run_events re WHERE "      \
+                    "re.event_id=e.id) AND NOT EXISTS (SELECT 1 FROM deferred d WHERE "        \
+                    "d.event_id=e.id) LIMIT ?)")                                               \
     X(QUEUE_MAX, "SELECT COALESCE(MAX(id),0) FROM queue")                                      \
     X(QUEUE_SCAN, "SELECT q.id,q.run_id,q.step_id,q.attempt,q.due_at,q.started_at,"            \
                   "q.transport_failures,q.transport_since,q.last_error,q.flags,"               \
@@ -70,6 +74,21 @@
                       "q.transport_failures,q.transport_since,q.last_error,q.flags,"           \
                       "r.function_id,r.event_id FROM queue q JOIN runs r ON r.id=q.run_id "    \
                       "WHERE q.run_id=? AND r.status=0")                                       \
+    X(DEFERRED_FIND, "SELECT id,function_id,app_id,key,event_id,size,first_at,due_at,kind "    \
+                     "FROM deferred WHERE kind=? AND function_id=? AND key=?")                 \
+    X(DEFERRED_GET, "SELECT id,function_id,app_id,key,event_id,size,first_at,due_at,kind "     \
+                    "FROM deferred WHERE id=?")                                                \
+    X(DEFERRED_PUT, "INSERT OR REPLACE INTO deferred(id,kind,function_id,app_id,key,"          \
+                    "event_id,size,first_at,due_at) VALUES(?,?,?,?,?,?,?,?,?)")                \
+    X(DEFERRED_DEL, "DELETE FROM deferred WHERE id=?")                                         \
+    X(DEFERRED_DUE, "SELECT id,due_at FROM deferred ORDER BY due_at")                          \
+    X(DEFERRED_HELD, "SELECT due_at FROM deferred WHERE kind=1 AND event_id=?1 UNION ALL "     \
+                     "SELECT d.due_at FROM run_events re JOIN deferred d ON d.id=re.run_id "   \
+                     "WHERE re.event_id=?1 LIMIT 1")                                           \
+    X(RUN_EVENTS_MOVE, "UPDATE run_events SET run_id=? WHERE run_id=?")                        \
+    X(RUN_EVENT_ADD, "INSERT OR REPLACE INTO run_events(run_id,seq,event_id) VALUES(?,?,?)")   \
+    X(RUN_STATE_EVENTS, "SELECT e.body FROM run_events re JOIN events e ON e.id=re.event_id "  \
+                        "WHERE re.run_id=? ORDER BY re.seq")                                   \
     X(ORPHANS, "SELECT r.id FROM runs r WHERE r.status=0 AND NOT EXISTS "                      \
                "(SELECT 1 FROM queue q WHERE q.run_id=r.id AND (q.flags & 16)=0)")             \
     X(RUN_STATE, "SELECT r.function_id,r.status,r.req_version,e.body FROM runs r "             \

@@ -6,6 +6,7 @@
  * one fsync serves them all. Readers use their own connections (WAL lets them
  * read while the writer writes). */
 #include "store_internal.h"
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -565,14 +566,15 @@ int sb_store_purge(struct sb_store *st, int64_t before_ms, int limit, int *delet
         sqlite3_bind_int64(rs, 1, now - 86400000);
         sb_store_exec_stmt(st, rs, NULL);
     }
-    static const enum sb_stmt_id order[] = { STMT_PURGE_STEPS, STMT_PURGE_RUNS, STMT_PURGE_EVENTS };
+    static const enum sb_stmt_id order[] = { STMT_PURGE_STEPS, STMT_PURGE_RUN_EVENTS,
+                                             STMT_PURGE_RUNS, STMT_PURGE_EVENTS };
     /* Event ids are ULIDs, whose prefix is the time they were made: events
      * are purged by id range, which needs no index of its own. */
     static const uint8_t zero[10];
     char cutoff[SB_ULID_SIZE];
     sb_ulid_from_parts(before_ms, zero, cutoff);
     *deleted = 0;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
         sqlite3_stmt *s = sb_store_stmt(st, order[i]);
         if (!s)
             return sb_err_set(err, SB_ESTORE, "statement unavailable");
@@ -584,7 +586,7 @@ int sb_store_purge(struct sb_store *st, int64_t before_ms, int limit, int *delet
         int rc = sb_store_exec_stmt(st, s, err);
         if (rc)
             return rc;
-        if (order[i] != STMT_PURGE_STEPS)
+        if (order[i] == STMT_PURGE_RUNS || order[i] == STMT_PURGE_EVENTS)
             *deleted += sqlite3_changes(st->db);
     }
     return 0;
@@ -659,6 +661,7 @@ void sb_run_state_free(struct run_state *rs)
 {
     free(rs->function_id);
     free(rs->event);
+    free(rs->events);
     for (size_t i = 0; i < rs->nsteps; i++)
         free(rs->steps[i].output);
     free(rs->steps);
@@ -686,6 +689,23 @@ int sb_store_run_state(struct sb_store *st, const char *run_id, struct run_state
     if (!out->function_id || !out->event) {
         sb_run_state_free(out);
         return sb_err_set(err, SB_ENOMEM, "out of memory");
+    }
+    if ((s = sb_store_stmt(st, STMT_RUN_STATE_EVENTS))) { /* a batch */
+        struct sb_buf b = { 0 };
+        sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+        int n = 0, brc = 0;
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            brc |= sb_buf_puts(&b, n++ ? "," : "[");
+            brc |= sb_buf_puts(&b, (const char *)sqlite3_column_text(s, 0));
+        }
+        sqlite3_reset(s);
+        if (n && !brc && sb_buf_puts(&b, "]") == 0)
+            out->events = sb_buf_steal(&b, NULL);
+        sb_buf_free(&b);
+        if (n && !out->events) {
+            sb_run_state_free(out);
+            return sb_err_set(err, SB_ENOMEM, "out of memory");
+        }
     }
     s = sb_store_stmt(st, STMT_RUN_STATE_STEPS);
     if (!s) {
@@ -808,402 +828,4 @@ char *sb_store_app_checksum(struct sb_store *st, const char *app_id)
 char *sb_store_app_url(struct sb_store *st, const char *app_id)
 {
     return app_column(st, app_id, 1);
-}
-
-/* ---- waits ---- */
-
-int sb_store_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_err *err)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_PUT);
-    if (!s)
-        return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    sqlite3_bind_int64(s, 1, w->item_id);
-    sqlite3_bind_text(s, 2, w->run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, w->step_hash, -1, SQLITE_STATIC);
-    sb_store_bind_text(s, 4, w->event_name);
-    sb_store_bind_text(s, 5, w->expression);
-    sb_store_bind_text(s, 6, w->child_run_id);
-    sqlite3_bind_int64(s, 7, w->created_at);
-    int rc = sb_store_exec_stmt(st, s, err);
-    if (!rc)
-        st->open_waits++;
-    return rc;
-}
-
-int sb_store_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted, struct sb_err *err)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_DEL);
-    if (!s)
-        return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    sqlite3_bind_int64(s, 1, item_id);
-    int rc = sb_store_exec_stmt(st, s, err);
-    if (!rc) {
-        *deleted = sqlite3_changes(st->db) > 0;
-        if (*deleted)
-            st->open_waits--;
-    }
-    return rc;
-}
-
-bool sb_store_has_waits(struct sb_store *st)
-{
-    return st->open_waits > 0;
-}
-
-int sb_store_waits_for(struct sb_store *st, const char *event_name,
-                       int (*fn)(void *ctx, const struct wait_rec *w, const char *trigger_event,
-                                 int64_t run_queue_rows, int flags),
-                       void *ctx)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAITS_FOR);
-    if (!s)
-        return SB_ESTORE;
-    sqlite3_bind_text(s, 1, event_name, -1, SQLITE_STATIC);
-    /* collect first: fn may change the waits table */
-    struct row {
-        struct wait_rec w;
-        char *run_id, *hash, *name, *expr, *trigger;
-        int64_t rows;
-        int flags;
-    } *rows = NULL;
-    size_t n = 0;
-    int rc = 0;
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        struct row *nr = realloc(rows, (n + 1) * sizeof *nr);
-        if (!nr) {
-            rc = SB_ENOMEM;
-            break;
-        }
-        rows = nr;
-        struct row *r = &rows[n++];
-        r->w.item_id = sqlite3_column_int64(s, 0);
-        r->run_id = sb_store_col_dup(s, 1);
-        r->hash = sb_store_col_dup(s, 2);
-        r->name = sb_store_col_dup(s, 3);
-        r->expr = sb_store_col_dup(s, 4);
-        r->w.created_at = sqlite3_column_int64(s, 5);
-        r->trigger = sb_store_col_dup(s, 6);
-        r->rows = sqlite3_column_int64(s, 7);
-        r->flags = sqlite3_column_int(s, 8);
-    }
-    sqlite3_reset(s);
-    for (size_t i = 0; i < n; i++) {
-        struct row *r = &rows[i];
-        r->w.run_id = r->run_id;
-        r->w.step_hash = r->hash;
-        r->w.event_name = r->name;
-        r->w.expression = r->expr;
-        if (!rc && r->run_id && r->hash && r->name)
-            rc = fn(ctx, &r->w, r->trigger, r->rows, r->flags);
-        free(r->run_id);
-        free(r->hash);
-        free(r->name);
-        free(r->expr);
-        free(r->trigger);
-    }
-    free(rows);
-    return rc;
-}
-
-int sb_store_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait_rec *w,
-                            int64_t *run_queue_rows, int *flags)
-{
-    memset(w, 0, sizeof *w);
-    if (st->open_waits <= 0)
-        return SB_ENOTFOUND;
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_CHILD);
-    if (!s)
-        return SB_ESTORE;
-    sqlite3_bind_text(s, 1, child_run_id, -1, SQLITE_STATIC);
-    int rc = SB_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        w->item_id = sqlite3_column_int64(s, 0);
-        w->run_id = sb_store_col_dup(s, 1);
-        w->step_hash = sb_store_col_dup(s, 2);
-        w->created_at = sqlite3_column_int64(s, 3);
-        *run_queue_rows = sqlite3_column_int64(s, 4);
-        *flags = sqlite3_column_int(s, 5);
-        rc = w->run_id && w->step_hash ? 0 : SB_ENOMEM;
-    }
-    sqlite3_reset(s);
-    if (rc)
-        sb_wait_rec_free(w);
-    return rc;
-}
-
-void sb_wait_rec_free(struct wait_rec *w)
-{
-    free((char *)w->run_id);
-    free((char *)w->step_hash);
-    memset(w, 0, sizeof *w);
-}
-
-int sb_store_events_since(struct sb_store *st, const char *name, const char *min_id,
-                          int (*fn)(void *ctx, const char *id, const char *body), void *ctx)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_EVENTS_SINCE);
-    if (!s)
-        return SB_ESTORE;
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, min_id, -1, SQLITE_STATIC);
-    int rc = 0;
-    while (!rc && sqlite3_step(s) == SQLITE_ROW)
-        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
-                (const char *)sqlite3_column_text(s, 1));
-    sqlite3_reset(s);
-    return rc;
-}
-
-int64_t sb_store_next_seq(struct sb_store *st, const char *run_id)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_NEXT_SEQ);
-    if (!s)
-        return 0;
-    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
-    return v;
-}
-
-int sb_store_run_trigger(struct sb_store *st, const char *run_id, char **function_id,
-                         char **event_name, char **event_body)
-{
-    *function_id = *event_name = *event_body = NULL;
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_TRIGGER);
-    if (!s)
-        return SB_ESTORE;
-    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    int rc = SB_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *function_id = sb_store_col_dup(s, 0);
-        *event_name = sb_store_col_dup(s, 1);
-        *event_body = sb_store_col_dup(s, 2);
-        rc = (*function_id && *event_name && *event_body) ? 0 : SB_ENOMEM;
-    }
-    sqlite3_reset(s);
-    if (rc) {
-        free(*function_id);
-        free(*event_name);
-        free(*event_body);
-        *function_id = *event_name = *event_body = NULL;
-    }
-    return rc;
-}
-
-/* ---- cancellations ---- */
-
-int sb_store_running_runs(struct sb_store *st, const char *app_id, const char *function_id,
-                          int64_t after, int64_t before,
-                          int (*fn)(void *ctx, const char *run_id, int64_t created_at,
-                                    const char *trigger_event),
-                          void *ctx)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUNNING_OF);
-    if (!s)
-        return SB_ESTORE;
-    sb_store_bind_text(s, 1, function_id);
-    sb_store_bind_text(s, 2, app_id);
-    sqlite3_bind_int64(s, 3, after);
-    sqlite3_bind_int64(s, 4, before);
-    /* collect first: fn writes to the store */
-    struct row {
-        char *id, *body;
-        int64_t created;
-    } *rows = NULL;
-    size_t n = 0;
-    int rc = 0;
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        struct row *nr = realloc(rows, (n + 1) * sizeof *nr);
-        if (!nr) {
-            rc = SB_ENOMEM;
-            break;
-        }
-        rows = nr;
-        rows[n].id = sb_store_col_dup(s, 0);
-        rows[n].created = sqlite3_column_int64(s, 1);
-        rows[n].body = sb_store_col_dup(s, 2);
-        n++;
-    }
-    sqlite3_reset(s);
-    for (size_t i = 0; i < n; i++) {
-        if (!rc && rows[i].id)
-            rc = fn(ctx, rows[i].id, rows[i].created, rows[i].body);
-        free(rows[i].id);
-        free(rows[i].body);
-    }
-    free(rows);
-    return rc;
-}
-
-int sb_store_cancel_request_put(struct sb_store *st, const char *run_id, const char *reason,
-                                int64_t now, bool *added, struct sb_err *err)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_CANCEL_REQ_PUT);
-    if (!s)
-        return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, now);
-    int rc = sb_store_exec_stmt(st, s, err);
-    if (!rc) {
-        *added = sqlite3_changes(st->db) > 0;
-        if (*added)
-            st->open_cancels++;
-    }
-    return rc;
-}
-
-int sb_store_cancel_requests_scan(struct sb_store *st,
-                                  int (*fn)(void *ctx, const char *run_id, const char *reason),
-                                  void *ctx)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_CANCEL_REQ_SCAN);
-    if (!s)
-        return SB_ESTORE;
-    int rc = 0;
-    while (!rc && sqlite3_step(s) == SQLITE_ROW)
-        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
-                (const char *)sqlite3_column_text(s, 1));
-    sqlite3_reset(s);
-    return rc;
-}
-
-int sb_store_cancellation_put(struct sb_store *st, const struct cancellation_rec *c,
-                              struct sb_err *err)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_CANCELLATION_PUT);
-    if (!s)
-        return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
-    sb_store_bind_text(s, 2, c->app_id);
-    sb_store_bind_text(s, 3, c->function_id);
-    sqlite3_bind_int64(s, 4, c->started_after);
-    sqlite3_bind_int64(s, 5, c->started_before);
-    sb_store_bind_text(s, 6, c->expression);
-    sqlite3_bind_int64(s, 7, c->created_at);
-    sqlite3_bind_int64(s, 8, c->run_count);
-    return sb_store_exec_stmt(st, s, err);
-}
-
-/* ---- cron triggers ---- */
-
-int sb_store_cron_get(struct sb_store *st, const char *function_id, int idx, char **expr,
-                      int64_t *next_at)
-{
-    *expr = NULL;
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_GET);
-    if (!s)
-        return SB_ESTORE;
-    sqlite3_bind_text(s, 1, function_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, idx);
-    int rc = SB_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *expr = sb_store_col_dup(s, 0);
-        *next_at = sqlite3_column_int64(s, 1);
-        rc = *expr ? 0 : SB_ENOMEM;
-    }
-    sqlite3_reset(s);
-    return rc;
-}
-
-int sb_store_cron_put(struct sb_store *st, const struct cron_rec *c, struct sb_err *err)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_PUT);
-    if (!s)
-        return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    sqlite3_bind_text(s, 1, c->function_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, c->idx);
-    sqlite3_bind_text(s, 3, c->expression, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, c->next_at);
-    return sb_store_exec_stmt(st, s, err);
-}
-
-int sb_store_cron_delete(struct sb_store *st, const char *function_id, int from, struct sb_err *err)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_DEL);
-    if (!s)
-        return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    sqlite3_bind_text(s, 1, function_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, from);
-    return sb_store_exec_stmt(st, s, err);
-}
-
-int sb_store_cron_prune(struct sb_store *st, struct sb_err *err)
-{
-    return sb_store_exec_stmt(st, sb_store_stmt(st, STMT_CRON_PRUNE), err);
-}
-
-int sb_store_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct cron_rec *c),
-                        void *ctx)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_SCAN);
-    if (!s)
-        return SB_ESTORE;
-    int rc = 0;
-    while (!rc && sqlite3_step(s) == SQLITE_ROW) {
-        struct cron_rec c = { (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
-                              (const char *)sqlite3_column_text(s, 2), sqlite3_column_int64(s, 3) };
-        rc = fn(ctx, &c);
-    }
-    sqlite3_reset(s);
-    return rc;
-}
-
-/* ---- flow control at run start ---- */
-
-int sb_store_flow_key_get(struct sb_store *st, int kind, const char *key, char **run_id,
-                          int64_t *expires_at)
-{
-    *run_id = NULL;
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_FLOW_GET);
-    if (!s)
-        return SB_ESTORE;
-    sqlite3_bind_int(s, 1, kind);
-    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
-    int rc = SB_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *run_id = sb_store_col_dup(s, 0);
-        *expires_at = sqlite3_column_int64(s, 1);
-        rc = 0;
-    }
-    sqlite3_reset(s);
-    return rc;
-}
-
-int sb_store_flow_key_put(struct sb_store *st, int kind, const char *key, const char *run_id,
-                          int64_t expires_at, struct sb_err *err)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_FLOW_PUT);
-    if (!s)
-        return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    sqlite3_bind_int(s, 1, kind);
-    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
-    sb_store_bind_text(s, 3, run_id);
-    sqlite3_bind_int64(s, 4, expires_at);
-    int rc = sb_store_exec_stmt(st, s, err);
-    if (!rc && kind == FLOW_SINGLETON)
-        st->singletons = true;
-    return rc;
-}
-
-int64_t sb_store_rate_count(struct sb_store *st, const char *key, int64_t since_ms)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_RATE_COUNT);
-    if (!s)
-        return 0;
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, since_ms);
-    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
-    return n;
-}
-
-int sb_store_rate_hit(struct sb_store *st, const char *key, int64_t at, struct sb_err *err)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_RATE_HIT);
-    if (!s)
-        return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, at);
-    return sb_store_exec_stmt(st, s, err);
 }

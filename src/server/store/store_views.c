@@ -176,7 +176,8 @@ json_t *sb_store_runs_json(struct sb_store *st, const struct run_filter *f)
     if (f->app_id)
         sb_buf_puts(&q, " AND r.app_id=?3");
     if (f->event_id)
-        sb_buf_puts(&q, " AND r.event_id=?4");
+        sb_buf_puts(&q, " AND (r.event_id=?4 OR r.id IN (SELECT run_id FROM run_events "
+                        "WHERE event_id=?4))"); /* a batch's other events */
     if (f->since_ms > 0)
         sb_buf_puts(&q, " AND r.created_at>=?5");
     if (f->cursor)

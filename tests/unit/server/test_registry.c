@@ -118,6 +118,24 @@ static void flow_control_settings_parse(void **state)
     assert_int_equal(f->flow.start_timeout_ms, 60000);
     assert_int_equal(f->flow.finish_timeout_ms, 7200000);
     sb_fn_unref(f);
+    /* deferred starts */
+    f = parse_flow("\"debounce\":{\"period\":\"5s\",\"key\":\"event.data.u\",\"timeout\":\"1m\"}",
+                   &err);
+    assert_non_null(f);
+    assert_true(f->flow.debounce);
+    assert_int_equal(f->flow.debounce_period_ms, 5000);
+    assert_int_equal(f->flow.debounce_timeout_ms, 60000);
+    assert_non_null(f->flow.debounce_key);
+    sb_fn_unref(f);
+    f = parse_flow("\"batchEvents\":{\"maxSize\":100,\"timeout\":\"5s\",\"if\":\"event.data.ok\"}",
+                   &err);
+    assert_non_null(f);
+    assert_true(f->flow.batch);
+    assert_int_equal(f->flow.batch_max, 100);
+    assert_int_equal(f->flow.batch_timeout_ms, 5000);
+    assert_null(f->flow.batch_key);
+    assert_non_null(f->flow.batch_if);
+    sb_fn_unref(f);
     /* each bad setting is refused with a message naming it */
     const struct {
         const char *fields, *names;
@@ -131,6 +149,15 @@ static void flow_control_settings_parse(void **state)
         { "\"throttle\":{\"limit\":1,\"period\":\"1s\",\"burst\":-2}", "throttle.burst" },
         { "\"timeouts\":{\"start\":\"later\"}", "timeouts.start" },
         { "\"timeouts\":\"1m\"", "timeouts must be an object" },
+        { "\"debounce\":{\"key\":\"event.data.u\"}", "debounce needs a period" },
+        { "\"debounce\":{\"period\":\"100ms\"}", "debounce.period" },
+        { "\"debounce\":{\"period\":\"1s\",\"key\":\"event.data.\"}", "debounce.key" },
+        { "\"batchEvents\":{\"timeout\":\"1s\"}", "maxSize" },
+        { "\"batchEvents\":{\"maxSize\":5000,\"timeout\":\"1s\"}", "maxSize" },
+        { "\"batchEvents\":{\"maxSize\":5}", "batchEvents needs a timeout" },
+        { "\"batchEvents\":{\"maxSize\":5,\"timeout\":\"1s\",\"if\":\"==\"}", "batchEvents.if" },
+        { "\"debounce\":{\"period\":\"1s\"},\"batchEvents\":{\"maxSize\":2,\"timeout\":\"1s\"}",
+          "cannot be used together" },
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         assert_null(parse_flow(bad[k].fields, &err));

@@ -1,6 +1,7 @@
 /* Unit tests for the SQLite store: schema creation and version refusal,
  * event dedupe, run state round trip, finishing a run clears its queue,
- * retention purge. Each test uses its own temporary directory. */
+ * retention purge, deferred starts (debounce/batch rows) and the migration
+ * that adds them. Each test uses its own temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,11 +125,95 @@ static void events_dedupe_and_runs_round_trip(void **state)
     sb_store_close(st);
 }
 
+static int collect_due(void *ctx, const char *id)
+{
+    snprintf(ctx, SB_ULID_SIZE, "%s", id);
+    return 0;
+}
+
+static void deferred_rows_hold_events_until_due(void **state)
+{
+    (void)state;
+    struct sb_store *st;
+    struct sb_err err = { 0 };
+    assert_int_equal(sb_store_open(dir, &st, &err), 0);
+    assert_int_equal(sb_store_begin(st, &err), 0);
+    struct deferred_rec d = { .id = "01BATCH0000000000000000000",
+                              .kind = 2,
+                              .function_id = "app-f",
+                              .app_id = "app",
+                              .key = "u1",
+                              .event_id = "01EVENTA000000000000000000",
+                              .size = 2,
+                              .first_at = 1000,
+                              .due_at = 3000 };
+    assert_int_equal(sb_store_deferred_put(st, &d, &err), 0);
+    assert_int_equal(sb_store_run_event_add(st, d.id, 0, "01EVENTA000000000000000000", &err), 0);
+    assert_int_equal(sb_store_run_event_add(st, d.id, 1, "01EVENTB000000000000000000", &err), 0);
+    assert_int_equal(sb_store_commit(st, &err), 0);
+
+    struct deferred_rec got;
+    assert_int_equal(sb_store_deferred_find(st, 2, "app-f", "u1", &got), 0);
+    assert_string_equal(got.id, d.id);
+    assert_int_equal(got.size, 2);
+    assert_int_equal(got.due_at, 3000);
+    sb_deferred_rec_free(&got);
+    assert_int_equal(sb_store_deferred_find(st, 2, "app-f", "u2", &got), SB_ENOTFOUND);
+    assert_int_equal(sb_store_deferred_find(st, 1, "app-f", "u1", &got), SB_ENOTFOUND);
+
+    int64_t due = 0;
+    assert_int_equal(sb_store_event_held(st, "01EVENTB000000000000000000", &due), 1);
+    assert_int_equal(due, 3000);
+    assert_int_equal(sb_store_event_held(st, "01EVENTC000000000000000000", &due), 0);
+
+    char fired[SB_ULID_SIZE] = "";
+    int64_t earliest;
+    assert_int_equal(sb_store_deferred_due(st, 2999, collect_due, fired, &earliest), 0);
+    assert_string_equal(fired, "");
+    assert_int_equal(earliest, 3000);
+    assert_int_equal(sb_store_deferred_due(st, 3000, collect_due, fired, &earliest), 0);
+    assert_string_equal(fired, d.id);
+
+    /* the run starts: the row goes, its events follow the run */
+    assert_int_equal(sb_store_begin(st, &err), 0);
+    assert_int_equal(sb_store_deferred_delete(st, d.id, &err), 0);
+    assert_int_equal(sb_store_run_events_move(st, d.id, "01RUN00000000000000000000", &err), 0);
+    assert_int_equal(sb_store_commit(st, &err), 0);
+    assert_int_equal(sb_store_event_held(st, "01EVENTB000000000000000000", &due), 0);
+    assert_int_equal(sb_store_deferred_get(st, d.id, &got), SB_ENOTFOUND);
+    sb_store_close(st);
+}
+
+static void version_2_store_gains_deferred_tables(void **state)
+{
+    (void)state;
+    struct sb_store *st;
+    struct sb_err err = { 0 };
+    assert_int_equal(sb_store_open(dir, &st, &err), 0);
+    sb_store_close(st);
+    char path[128];
+    snprintf(path, sizeof path, "%s/sysbus.db", dir);
+    sqlite3 *db;
+    sqlite3_open(path, &db); /* back to what a version 2 store looked like */
+    assert_int_equal(
+        sqlite3_exec(db, "DROP TABLE deferred; DROP TABLE run_events; PRAGMA user_version=2", NULL,
+                     NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(sb_store_open(dir, &st, &err), 0);
+    assert_int_equal(sb_store_schema_version(st), SB_STORE_SCHEMA_VERSION);
+    struct deferred_rec got;
+    assert_int_equal(sb_store_deferred_find(st, 1, "f", "k", &got), SB_ENOTFOUND);
+    sb_store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(events_dedupe_and_runs_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(deferred_rows_hold_events_until_due, setup, teardown),
+        cmocka_unit_test_setup_teardown(version_2_store_gains_deferred_tables, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

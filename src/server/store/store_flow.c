@@ -1,0 +1,364 @@
+/* store_flow.c - the store's side of what starts or stops runs other than
+ * an event: cancellations, cron triggers, flow-control keys and rate hits,
+ * and deferred starts (debounce, batchEvents). */
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- cancellations ---- */
+
+int sb_store_running_runs(struct sb_store *st, const char *app_id, const char *function_id,
+                          int64_t after, int64_t before,
+                          int (*fn)(void *ctx, const char *run_id, int64_t created_at,
+                                    const char *trigger_event),
+                          void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUNNING_OF);
+    if (!s)
+        return SB_ESTORE;
+    sb_store_bind_text(s, 1, function_id);
+    sb_store_bind_text(s, 2, app_id);
+    sqlite3_bind_int64(s, 3, after);
+    sqlite3_bind_int64(s, 4, before);
+    /* collect first: fn writes to the store */
+    struct row {
+        char *id, *body;
+        int64_t created;
+    } *rows = NULL;
+    size_t n = 0;
+    int rc = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        struct row *nr = realloc(rows, (n + 1) * sizeof *nr);
+        if (!nr) {
+            rc = SB_ENOMEM;
+            break;
+        }
+        rows = nr;
+        rows[n].id = sb_store_col_dup(s, 0);
+        rows[n].created = sqlite3_column_int64(s, 1);
+        rows[n].body = sb_store_col_dup(s, 2);
+        n++;
+    }
+    sqlite3_reset(s);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc && rows[i].id)
+            rc = fn(ctx, rows[i].id, rows[i].created, rows[i].body);
+        free(rows[i].id);
+        free(rows[i].body);
+    }
+    free(rows);
+    return rc;
+}
+
+int sb_store_cancel_request_put(struct sb_store *st, const char *run_id, const char *reason,
+                                int64_t now, bool *added, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CANCEL_REQ_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (!rc) {
+        *added = sqlite3_changes(st->db) > 0;
+        if (*added)
+            st->open_cancels++;
+    }
+    return rc;
+}
+
+int sb_store_cancel_requests_scan(struct sb_store *st,
+                                  int (*fn)(void *ctx, const char *run_id, const char *reason),
+                                  void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CANCEL_REQ_SCAN);
+    if (!s)
+        return SB_ESTORE;
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW)
+        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
+                (const char *)sqlite3_column_text(s, 1));
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_cancellation_put(struct sb_store *st, const struct cancellation_rec *c,
+                              struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CANCELLATION_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+    sb_store_bind_text(s, 2, c->app_id);
+    sb_store_bind_text(s, 3, c->function_id);
+    sqlite3_bind_int64(s, 4, c->started_after);
+    sqlite3_bind_int64(s, 5, c->started_before);
+    sb_store_bind_text(s, 6, c->expression);
+    sqlite3_bind_int64(s, 7, c->created_at);
+    sqlite3_bind_int64(s, 8, c->run_count);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+/* ---- cron triggers ---- */
+
+int sb_store_cron_get(struct sb_store *st, const char *function_id, int idx, char **expr,
+                      int64_t *next_at)
+{
+    *expr = NULL;
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_GET);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, function_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, idx);
+    int rc = SB_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *expr = sb_store_col_dup(s, 0);
+        *next_at = sqlite3_column_int64(s, 1);
+        rc = *expr ? 0 : SB_ENOMEM;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_cron_put(struct sb_store *st, const struct cron_rec *c, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, c->function_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, c->idx);
+    sqlite3_bind_text(s, 3, c->expression, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, c->next_at);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_cron_delete(struct sb_store *st, const char *function_id, int from, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_DEL);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, function_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, from);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_cron_prune(struct sb_store *st, struct sb_err *err)
+{
+    return sb_store_exec_stmt(st, sb_store_stmt(st, STMT_CRON_PRUNE), err);
+}
+
+int sb_store_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct cron_rec *c),
+                        void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_SCAN);
+    if (!s)
+        return SB_ESTORE;
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+        struct cron_rec c = { (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
+                              (const char *)sqlite3_column_text(s, 2), sqlite3_column_int64(s, 3) };
+        rc = fn(ctx, &c);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* ---- flow control at run start ---- */
+
+int sb_store_flow_key_get(struct sb_store *st, int kind, const char *key, char **run_id,
+                          int64_t *expires_at)
+{
+    *run_id = NULL;
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_FLOW_GET);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    int rc = SB_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *run_id = sb_store_col_dup(s, 0);
+        *expires_at = sqlite3_column_int64(s, 1);
+        rc = 0;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_flow_key_put(struct sb_store *st, int kind, const char *key, const char *run_id,
+                          int64_t expires_at, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_FLOW_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+    sb_store_bind_text(s, 3, run_id);
+    sqlite3_bind_int64(s, 4, expires_at);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (!rc && kind == FLOW_SINGLETON)
+        st->singletons = true;
+    return rc;
+}
+
+int64_t sb_store_rate_count(struct sb_store *st, const char *key, int64_t since_ms)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RATE_COUNT);
+    if (!s)
+        return 0;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, since_ms);
+    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return n;
+}
+
+int sb_store_rate_hit(struct sb_store *st, const char *key, int64_t at, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RATE_HIT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, at);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+/* ---- deferred starts ---- */
+
+void sb_deferred_rec_free(struct deferred_rec *d)
+{
+    free(d->function_id);
+    free(d->app_id);
+    free(d->key);
+    d->function_id = d->app_id = d->key = NULL;
+}
+
+static int deferred_row(sqlite3_stmt *s, struct deferred_rec *out)
+{
+    memset(out, 0, sizeof *out);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return SB_ENOTFOUND;
+    }
+    snprintf(out->id, sizeof out->id, "%s", (const char *)sqlite3_column_text(s, 0));
+    out->function_id = sb_store_col_dup(s, 1);
+    out->app_id = sb_store_col_dup(s, 2);
+    out->key = sb_store_col_dup(s, 3);
+    snprintf(out->event_id, sizeof out->event_id, "%s", (const char *)sqlite3_column_text(s, 4));
+    out->size = sqlite3_column_int64(s, 5);
+    out->first_at = sqlite3_column_int64(s, 6);
+    out->due_at = sqlite3_column_int64(s, 7);
+    out->kind = sqlite3_column_int(s, 8);
+    sqlite3_reset(s);
+    if (!out->function_id || !out->app_id || !out->key) {
+        sb_deferred_rec_free(out);
+        return SB_ENOMEM;
+    }
+    return 0;
+}
+
+int sb_store_deferred_find(struct sb_store *st, int kind, const char *function_id,
+                           const char *key, struct deferred_rec *out)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_DEFERRED_FIND);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_int(s, 1, kind);
+    sqlite3_bind_text(s, 2, function_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
+    return deferred_row(s, out);
+}
+
+int sb_store_deferred_get(struct sb_store *st, const char *id, struct deferred_rec *out)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_DEFERRED_GET);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    return deferred_row(s, out);
+}
+
+int sb_store_deferred_put(struct sb_store *st, const struct deferred_rec *d, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_DEFERRED_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, d->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, d->kind);
+    sqlite3_bind_text(s, 3, d->function_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, d->app_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, d->key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, d->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, d->size);
+    sqlite3_bind_int64(s, 8, d->first_at);
+    sqlite3_bind_int64(s, 9, d->due_at);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_deferred_delete(struct sb_store *st, const char *id, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_DEFERRED_DEL);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_deferred_due(struct sb_store *st, int64_t now,
+                          int (*fn)(void *ctx, const char *id), void *ctx, int64_t *earliest)
+{
+    *earliest = INT64_MAX;
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_DEFERRED_DUE);
+    if (!s)
+        return SB_ESTORE;
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+        int64_t due = sqlite3_column_int64(s, 1);
+        if (due > now) {
+            *earliest = due;
+            break;
+        }
+        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0));
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_event_held(struct sb_store *st, const char *event_id, int64_t *due_at)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_DEFERRED_HELD);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, event_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int held = rc == SQLITE_ROW;
+    if (held)
+        *due_at = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return held || rc == SQLITE_DONE ? held : SB_ESTORE;
+}
+
+int sb_store_run_event_add(struct sb_store *st, const char *run_id, int64_t seq,
+                           const char *event_id, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_EVENT_ADD);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, seq);
+    sqlite3_bind_text(s, 3, event_id, -1, SQLITE_STATIC);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_run_events_move(struct sb_store *st, const char *from_id, const char *to_id,
+                             struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_EVENTS_MOVE);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, to_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, from_id, -1, SQLITE_STATIC);
+    return sb_store_exec_stmt(st, s, err);
+}

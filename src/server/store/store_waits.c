@@ -1,0 +1,188 @@
+/* store_waits.c - the store's side of waits (step.waitForEvent and
+ * step.invoke): wait rows, the events that may satisfy them, and a run's
+ * trigger for `if` expressions. */
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- waits ---- */
+
+int sb_store_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, w->item_id);
+    sqlite3_bind_text(s, 2, w->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, w->step_hash, -1, SQLITE_STATIC);
+    sb_store_bind_text(s, 4, w->event_name);
+    sb_store_bind_text(s, 5, w->expression);
+    sb_store_bind_text(s, 6, w->child_run_id);
+    sqlite3_bind_int64(s, 7, w->created_at);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (!rc)
+        st->open_waits++;
+    return rc;
+}
+
+int sb_store_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_DEL);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, item_id);
+    int rc = sb_store_exec_stmt(st, s, err);
+    if (!rc) {
+        *deleted = sqlite3_changes(st->db) > 0;
+        if (*deleted)
+            st->open_waits--;
+    }
+    return rc;
+}
+
+bool sb_store_has_waits(struct sb_store *st)
+{
+    return st->open_waits > 0;
+}
+
+int sb_store_waits_for(struct sb_store *st, const char *event_name,
+                       int (*fn)(void *ctx, const struct wait_rec *w, const char *trigger_event,
+                                 int64_t run_queue_rows, int flags),
+                       void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAITS_FOR);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, event_name, -1, SQLITE_STATIC);
+    /* collect first: fn may change the waits table */
+    struct row {
+        struct wait_rec w;
+        char *run_id, *hash, *name, *expr, *trigger;
+        int64_t rows;
+        int flags;
+    } *rows = NULL;
+    size_t n = 0;
+    int rc = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        struct row *nr = realloc(rows, (n + 1) * sizeof *nr);
+        if (!nr) {
+            rc = SB_ENOMEM;
+            break;
+        }
+        rows = nr;
+        struct row *r = &rows[n++];
+        r->w.item_id = sqlite3_column_int64(s, 0);
+        r->run_id = sb_store_col_dup(s, 1);
+        r->hash = sb_store_col_dup(s, 2);
+        r->name = sb_store_col_dup(s, 3);
+        r->expr = sb_store_col_dup(s, 4);
+        r->w.created_at = sqlite3_column_int64(s, 5);
+        r->trigger = sb_store_col_dup(s, 6);
+        r->rows = sqlite3_column_int64(s, 7);
+        r->flags = sqlite3_column_int(s, 8);
+    }
+    sqlite3_reset(s);
+    for (size_t i = 0; i < n; i++) {
+        struct row *r = &rows[i];
+        r->w.run_id = r->run_id;
+        r->w.step_hash = r->hash;
+        r->w.event_name = r->name;
+        r->w.expression = r->expr;
+        if (!rc && r->run_id && r->hash && r->name)
+            rc = fn(ctx, &r->w, r->trigger, r->rows, r->flags);
+        free(r->run_id);
+        free(r->hash);
+        free(r->name);
+        free(r->expr);
+        free(r->trigger);
+    }
+    free(rows);
+    return rc;
+}
+
+int sb_store_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait_rec *w,
+                            int64_t *run_queue_rows, int *flags)
+{
+    memset(w, 0, sizeof *w);
+    if (st->open_waits <= 0)
+        return SB_ENOTFOUND;
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_CHILD);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, child_run_id, -1, SQLITE_STATIC);
+    int rc = SB_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        w->item_id = sqlite3_column_int64(s, 0);
+        w->run_id = sb_store_col_dup(s, 1);
+        w->step_hash = sb_store_col_dup(s, 2);
+        w->created_at = sqlite3_column_int64(s, 3);
+        *run_queue_rows = sqlite3_column_int64(s, 4);
+        *flags = sqlite3_column_int(s, 5);
+        rc = w->run_id && w->step_hash ? 0 : SB_ENOMEM;
+    }
+    sqlite3_reset(s);
+    if (rc)
+        sb_wait_rec_free(w);
+    return rc;
+}
+
+void sb_wait_rec_free(struct wait_rec *w)
+{
+    free((char *)w->run_id);
+    free((char *)w->step_hash);
+    memset(w, 0, sizeof *w);
+}
+
+int sb_store_events_since(struct sb_store *st, const char *name, const char *min_id,
+                          int (*fn)(void *ctx, const char *id, const char *body), void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_EVENTS_SINCE);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, min_id, -1, SQLITE_STATIC);
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW)
+        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
+                (const char *)sqlite3_column_text(s, 1));
+    sqlite3_reset(s);
+    return rc;
+}
+
+int64_t sb_store_next_seq(struct sb_store *st, const char *run_id)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_NEXT_SEQ);
+    if (!s)
+        return 0;
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return v;
+}
+
+int sb_store_run_trigger(struct sb_store *st, const char *run_id, char **function_id,
+                         char **event_name, char **event_body)
+{
+    *function_id = *event_name = *event_body = NULL;
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_TRIGGER);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    int rc = SB_ENOTFOUND;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *function_id = sb_store_col_dup(s, 0);
+        *event_name = sb_store_col_dup(s, 1);
+        *event_body = sb_store_col_dup(s, 2);
+        rc = (*function_id && *event_name && *event_body) ? 0 : SB_ENOMEM;
+    }
+    sqlite3_reset(s);
+    if (rc) {
+        free(*function_id);
+        free(*event_name);
+        free(*event_body);
+        *function_id = *event_name = *event_body = NULL;
+    }
+    return rc;
+}
