@@ -64,8 +64,8 @@ static int debounce(struct sb_store *st, const struct fn *f, struct ingest_run *
 }
 
 static int batch(struct sb_store *st, const struct fn *f, struct ingest_run *ir,
-                 const char *event_id, const char *key, int64_t now,
-                 enum defer_outcome *outcome, int64_t *due_at, struct sb_err *err)
+                 const char *event_id, const char *key, int64_t now, enum defer_outcome *outcome,
+                 int64_t *due_at, struct sb_err *err)
 {
     const struct flow_config *fl = &f->flow;
     struct deferred_rec d;
@@ -155,7 +155,8 @@ static int fire_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
     bool gone = !f || f->removed;
     sb_snap_release(snap);
     if (gone) {
-        SB_LOGK(SB_WARN, "deferred_dropped", ((struct sb_lf[]){ LF_S("function_id", d.function_id) }),
+        SB_LOGK(SB_WARN, "deferred_dropped",
+                ((struct sb_lf[]){ LF_S("function_id", d.function_id) }),
                 "function %s is gone: its pending %s is dropped", d.function_id,
                 d.kind == DEFER_DEBOUNCE ? "debounce" : "batch");
         goto out;
@@ -175,8 +176,8 @@ static int fire_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
     if (d.kind == DEFER_BATCH)
         rc = sb_store_run_events_move(st, d.id, op->run.run_id, err);
     if (!rc)
-        rc = sbd_ingest_insert_run(st, op->run.run_id, d.function_id, d.app_id, d.event_id,
-                                   now, op->run.qid, now, err);
+        rc = sbd_ingest_insert_run(st, op->run.run_id, d.function_id, d.app_id, d.event_id, now,
+                                   op->run.qid, now, err);
     op->started = rc == 0;
 out:
     sb_deferred_rec_free(&d);
@@ -202,8 +203,7 @@ static void fire_done(struct wop *w, int rc, const struct sb_err *err)
         on_done(ctx);
 }
 
-struct wop *sbd_defer_fire_new(struct sbd *sbd, const char *id, void (*done)(void *ctx),
-                               void *ctx)
+struct wop *sbd_defer_fire_new(struct sbd *sbd, const char *id, void (*done)(void *ctx), void *ctx)
 {
     struct fire_op *op = calloc(1, sizeof *op);
     if (!op)

@@ -40,7 +40,6 @@ int sbd_defer_event(struct sb_store *st, const struct fn *f, struct ingest_run *
 
 /* A writer op that starts the run of deferred row id if it is still due;
  * done(ctx) is called after it committed or failed. */
-struct wop *sbd_defer_fire_new(struct sbd *sbd, const char *id, void (*done)(void *ctx),
-                               void *ctx);
+struct wop *sbd_defer_fire_new(struct sbd *sbd, const char *id, void (*done)(void *ctx), void *ctx);
 
 #endif

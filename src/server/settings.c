@@ -47,6 +47,10 @@ static const struct sb_opt opts[] = {
     { "call-timeout", SB_OPT_DURATION, S(call_timeout_ms), "2h", "DURATION",
       "Response timeout for one call to a worker (a step may run this long)", 0, 1, 7 * MS_DAY, 1,
       NULL, 0 },
+    { "orphan-hold", SB_OPT_DURATION, S(orphan_hold_ms), "5m", "DURATION",
+      "After a restart, how long a call that was in flight when sysbusd stopped keeps its "
+      "concurrency slot (the worker may still be running it; at most --call-timeout)",
+      0, 0, 7 * MS_DAY, 1, NULL, 0 },
     { "max-inflight", SB_OPT_INT, S(max_inflight), "256", "N", "Calls to workers in flight at once",
       0, 1, 100000, 0, NULL, 0 },
     { "sync-interval", SB_OPT_DURATION, S(sync_interval_ms), "5s", "DURATION",

@@ -24,6 +24,7 @@ struct sbd_settings {
     int64_t transport_backoff_max_ms;
     int64_t connect_timeout_ms;
     int64_t call_timeout_ms;
+    int64_t orphan_hold_ms;
     int64_t max_inflight;
     int64_t sync_interval_ms; /* 0 = no periodic re-sync */
     int64_t retention_ms;

@@ -178,6 +178,13 @@ const functions = [
       logExec(runId, "one-at-a-time", `end-${event.data.n}`, attempt);
       return { n: event.data.n };
     }),
+  define({ id: "two-at-a-time", concurrency: 2 }, { event: "compat/two-at-a-time" },
+    async ({ event, runId, attempt }) => {
+      logExec(runId, "two-at-a-time", `start-${event.data.n}`, attempt);
+      await new Promise((r) => setTimeout(r, event.data.hold ?? 300));
+      logExec(runId, "two-at-a-time", `end-${event.data.n}`, attempt);
+      return { n: event.data.n };
+    }),
   define({ id: "throttled", throttle: { limit: 1, period: "1s" } }, { event: "compat/throttled" },
     async ({ event, runId, attempt }) => {
       logExec(runId, "throttled", `start-${event.data.n}`, attempt);

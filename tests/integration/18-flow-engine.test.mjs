@@ -21,6 +21,17 @@ function intervals(log, fn) {
   return [...by.values()];
 }
 
+// The most calls of fn running at once on the worker, from the exec log (a
+// call that sysbusd lost in a crash still runs to its end there).
+function maxOverlap(log, fn) {
+  let open = 0, most = 0;
+  for (const e of log.filter((l) => l.fn === fn).sort((a, b) => a.ts - b.ts || (a.step < b.step ? -1 : 1))) {
+    open += e.step.startsWith("start-") ? 1 : -1;
+    most = Math.max(most, open);
+  }
+  return most;
+}
+
 async function until(what, pred, timeoutMs = 15000) {
   const deadline = Date.now() + timeoutMs;
   while (!pred()) {
@@ -115,6 +126,27 @@ test("timeouts.finish: a sleeping run is cancelled at its deadline, across a res
     assert.match(JSON.stringify(ended.error), /timeouts\.finish/);
     const took = Date.parse(ended.ended_at) - Date.parse(ended.started_at);
     assert.ok(took < 10000, `cancelled after ${took} ms, long before the 30 s sleep`);
+  } finally {
+    await w.kill("SIGTERM");
+    await s.stop();
+  }
+});
+
+test("concurrency: a limit of 2 holds across kill -9 of sysbusd", { timeout: 60000 }, async () => {
+  let s = await startSysbusd({ args: ["--orphan-hold", "3s"] });
+  const execLog = path.join(tmpdir(), "exec.log");
+  const w = await startWorker({ server: s, execLog });
+  try {
+    await addApp(s, w);
+    const ids = await sendEvents(s, [1, 2, 3, 4].map((n) => ({ name: "compat/two-at-a-time", data: { n, hold: 1500 } })));
+    await until("two calls running", () => readExecLog(execLog).filter((l) => l.step.startsWith("start-")).length >= 2);
+    await s.kill9(); // the worker goes on running both calls; their answers are lost
+    s = await s.restart();
+    for (const id of ids) assert.equal((await waitEventRuns(s, id, 30000))[0].status, "Completed");
+    const log = readExecLog(execLog);
+    assert.equal(log.filter((l) => l.step.startsWith("start-")).length, 6, "the 2 lost calls ran again, after the 2 others");
+    assert.equal(maxOverlap(log, "two-at-a-time"), 2, "never more than 2 calls running on the worker");
+    assert.ok(s.out.lines.some((l) => l.includes('"call_orphaned"')), "the held slots are logged");
   } finally {
     await w.kill("SIGTERM");
     await s.stop();

@@ -10,8 +10,9 @@
  * - timeouts.start: a run not started that long after it was queued is
  *   cancelled; timeouts.finish: a run still going that long after its first
  *   call is cancelled (a QF_DEADLINE queue row, so it survives restarts).
- * Slots and throttle state live in memory only: after a restart nothing is in
- * flight, and throttles start with their burst available. */
+ * Slots and throttle state live in memory; a call that takes a slot is
+ * leased in the store first (lease.c), so after a crash the calls that were
+ * in flight still count. Throttles start with their burst available. */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -85,6 +86,31 @@ static struct slot *slot_get(struct sb_engine *e, const char *key)
     e->slots[k] = s;
     e->nslots++;
     return s;
+}
+
+struct slot *admit_slot(struct sb_engine *e, const char *key)
+{
+    return slot_get(e, key);
+}
+
+const char *admit_slot_key(const struct slot *s)
+{
+    return s->key;
+}
+
+void admit_slot_hold(struct slot *s)
+{
+    s->inflight++;
+}
+
+void admit_slot_unhold(struct sb_engine *e, struct slot *s)
+{
+    s->inflight--;
+    struct item *next = iheap_top(&s->parked);
+    if (next && s->inflight < s->limit) {
+        iheap_remove(next);
+        engine_heap_push(e, next); /* admitted again when it comes up */
+    }
 }
 
 static bool slot_idle(const struct slot *s, int64_t now)
@@ -199,7 +225,7 @@ enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct
             SBD_COUNT(calls_parked);
             bool busy = false;
             for (const struct item *x = r->items; x; x = x->next)
-                busy = busy || x->call;
+                busy = busy || x->call || x->leasing;
             if (!busy)
                 engine_run_unload(e, r); /* reloaded when handed back */
             return ADMIT_PARKED;
@@ -218,7 +244,7 @@ enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct
     }
     for (int i = 0; i < 2; i++) {
         if (take[i]) {
-            take[i]->inflight++;
+            admit_slot_hold(take[i]);
             it->held[i] = take[i];
         }
     }
@@ -229,17 +255,14 @@ enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct
 
 void admit_release(struct sb_engine *e, struct item *it)
 {
+    lease_end(e, it);
+    it->leasing = false;
     for (int i = 0; i < 2; i++) {
         struct slot *s = it->held[i];
         if (!s)
             continue;
         it->held[i] = NULL;
-        s->inflight--;
-        struct item *next = iheap_top(&s->parked);
-        if (next && s->inflight < s->limit) {
-            iheap_remove(next);
-            engine_heap_push(e, next); /* admitted again when it comes up */
-        }
+        admit_slot_unhold(e, s);
     }
 }
 
@@ -254,6 +277,7 @@ void admit_sweep(struct sb_engine *e, int64_t now)
     if (now < e->next_sweep_at)
         return;
     e->next_sweep_at = now + SWEEP_EVERY_MS;
+    lease_sweep(e, now);
     struct overdue *late = NULL;
     size_t nlate = 0, caplate = 0;
     for (size_t b = 0; b < e->nslot_buckets; b++) {
@@ -303,6 +327,7 @@ void admit_deadline_due(struct sb_engine *e, struct item *it, const struct fn *f
 
 void admit_free(struct sb_engine *e)
 {
+    lease_free(e);
     for (size_t b = 0; b < e->nslot_buckets; b++) {
         for (struct slot *s = e->slots[b], *next; s; s = next) {
             next = s->hnext;

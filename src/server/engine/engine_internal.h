@@ -54,6 +54,8 @@ struct item {
     char *last_error;     /* canonical JSON, owned */
     struct call *call;    /* non-NULL while in flight */
     struct slot *held[2]; /* concurrency slots its call counts in (admit.c) */
+    bool leasing;         /* its lease is being written (lease.c): not in a heap */
+    bool leased;          /* its lease is stored: the call may be made */
 };
 
 struct memo {
@@ -117,7 +119,8 @@ enum inbox_kind {
     MSG_CANCEL,
     MSG_REPAIR,
     MSG_WAITS_RESOLVED,
-    MSG_CHECKPOINT
+    MSG_CHECKPOINT,
+    MSG_LEASED
 };
 
 struct inbox_msg {
@@ -131,7 +134,7 @@ struct inbox_msg {
     struct cancel_req *cancel;
     struct wait_resolution *resolved; /* MSG_WAITS_RESOLVED (owned array) */
     size_t nresolved;
-    int64_t qi_id;      /* MSG_CHECKPOINT: the call the steps belong to */
+    int64_t qi_id;      /* MSG_CHECKPOINT, MSG_LEASED: the call's item */
     json_t *steps;      /* MSG_CHECKPOINT (owned) */
     struct sb_req *req; /* MSG_CHECKPOINT: answered after the commit */
 };
@@ -149,6 +152,8 @@ struct sb_engine {
     struct slot **slots;
     size_t nslot_buckets, nslots;
     int64_t next_sweep_at;
+    struct ghost *ghosts; /* slots held by calls in flight at the last stop (lease.c) */
+    size_t nghosts;
     /* run table */
     struct run **buckets;
     size_t nbuckets, nruns;
@@ -167,6 +172,8 @@ struct sb_engine {
 };
 
 /* ---- engine.c ---- */
+/* Hands m to the engine thread (any thread). */
+void engine_inbox_post(struct sb_engine *e, struct inbox_msg *m);
 /* Puts it in the queue (nothing when it is in a heap already). */
 void engine_heap_push(struct sb_engine *e, struct item *it);
 /* Takes it out of the queue or the slot it is parked on. */
@@ -209,6 +216,26 @@ void admit_deadline_due(struct sb_engine *e, struct item *it, const struct fn *f
 void admit_sweep(struct sb_engine *e, int64_t now);
 void admit_run_free(struct run *r);
 void admit_free(struct sb_engine *e);
+/* The slot of key (created when new; NULL when out of memory). */
+struct slot *admit_slot(struct sb_engine *e, const char *key);
+const char *admit_slot_key(const struct slot *s);
+/* One more call counts in s / one less (the first parked call is handed back). */
+void admit_slot_hold(struct slot *s);
+void admit_slot_unhold(struct sb_engine *e, struct slot *s);
+
+/* ---- lease.c: concurrency slots that survive a crash ---- */
+/* After admit_call: true when the call must wait for its lease (written
+ * now; MSG_LEASED puts it back in the queue with it->leased set). */
+bool lease_begin(struct sb_engine *e, struct item *it, int64_t now);
+void engine_handle_leased(struct sb_engine *e, struct inbox_msg *m);
+/* The leased call of it ended: its lease is cleared in the store. */
+void lease_end(struct sb_engine *e, struct item *it);
+/* At start: a queue row with a live lease holds its slots until
+ * min(lease_until, now + --orphan-hold). */
+void lease_restore(struct sb_engine *e, const struct qitem_rec *q, int64_t now);
+/* Frees the slots of ghosts whose time is up. */
+void lease_sweep(struct sb_engine *e, int64_t now);
+void lease_free(struct sb_engine *e);
 
 /* ---- call.c ---- */
 int call_start(struct sb_engine *e, struct item *it, const struct fn *f);

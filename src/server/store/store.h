@@ -78,8 +78,11 @@ struct qitem_rec {
     int64_t transport_since;
     const char *last_error; /* JCS or NULL */
     int flags;
-    /* filled by scans only (ignored by sb_store_queue_put): */
+    /* filled by scans only (ignored by sb_store_queue_put, which clears a
+     * lease): */
     const char *function_id, *event_id;
+    int64_t lease_until;    /* a call was made under a lease until then (0 = none) */
+    const char *lease_keys; /* JSON array of the concurrency slot keys it took */
 };
 
 struct app_rec {
@@ -103,7 +106,7 @@ void sb_store_set_dir(const char *dir); /* where readers open the database */
 void sb_store_close(struct sb_store *st);
 void sb_store_close_readers(void);
 int sb_store_schema_version(struct sb_store *st);
-#define SB_STORE_SCHEMA_VERSION 3
+#define SB_STORE_SCHEMA_VERSION 4
 
 /* ---- transactions (writer connection) ---- */
 int sb_store_begin(struct sb_store *st, struct sb_err *err);
@@ -283,6 +286,10 @@ int sb_store_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct c
 /* Largest queue id in use (0 when empty). */
 int64_t sb_store_queue_max_id(struct sb_store *st);
 /* Calls fn for every queue row, in due order. Strings valid during the call. */
+/* Marks queue row id as a call in flight holding the concurrency slots
+ * keys_json until `until` (keys_json NULL, until 0: clears the mark). */
+int sb_store_queue_lease(struct sb_store *st, int64_t id, int64_t until, const char *keys_json,
+                         struct sb_err *err);
 int sb_store_queue_scan(struct sb_store *st, int (*fn)(void *ctx, const struct qitem_rec *q),
                         void *ctx);
 /* The same for the rows of one run. */

@@ -259,8 +259,8 @@ static int deferred_row(sqlite3_stmt *s, struct deferred_rec *out)
     return 0;
 }
 
-int sb_store_deferred_find(struct sb_store *st, int kind, const char *function_id,
-                           const char *key, struct deferred_rec *out)
+int sb_store_deferred_find(struct sb_store *st, int kind, const char *function_id, const char *key,
+                           struct deferred_rec *out)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_DEFERRED_FIND);
     if (!s)
@@ -306,8 +306,8 @@ int sb_store_deferred_delete(struct sb_store *st, const char *id, struct sb_err 
     return sb_store_exec_stmt(st, s, err);
 }
 
-int sb_store_deferred_due(struct sb_store *st, int64_t now,
-                          int (*fn)(void *ctx, const char *id), void *ctx, int64_t *earliest)
+int sb_store_deferred_due(struct sb_store *st, int64_t now, int (*fn)(void *ctx, const char *id),
+                          void *ctx, int64_t *earliest)
 {
     *earliest = INT64_MAX;
     sqlite3_stmt *s = sb_store_stmt(st, STMT_DEFERRED_DUE);

@@ -437,6 +437,18 @@ int sb_store_queue_put(struct sb_store *st, const struct qitem_rec *q, struct sb
     return sb_store_exec_stmt(st, s, err);
 }
 
+int sb_store_queue_lease(struct sb_store *st, int64_t id, int64_t until, const char *keys_json,
+                         struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_LEASE);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, until);
+    sb_store_bind_text(s, 2, keys_json);
+    sqlite3_bind_int64(s, 3, id);
+    return sb_store_exec_stmt(st, s, err);
+}
+
 int sb_store_queue_del(struct sb_store *st, int64_t id, struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_DEL);
@@ -622,6 +634,8 @@ static int scan_rows(sqlite3_stmt *s, int (*fn)(void *ctx, const struct qitem_re
             .flags = sqlite3_column_int(s, 9),
             .function_id = (const char *)sqlite3_column_text(s, 10),
             .event_id = (const char *)sqlite3_column_text(s, 11),
+            .lease_until = sqlite3_column_int64(s, 12),
+            .lease_keys = (const char *)sqlite3_column_text(s, 13),
         };
         rc = fn(ctx, &q);
     }

@@ -1,7 +1,7 @@
 /* Unit tests for the SQLite store: schema creation and version refusal,
  * event dedupe, run state round trip, finishing a run clears its queue,
- * retention purge, deferred starts (debounce/batch rows) and the migration
- * that adds them. Each test uses its own temporary directory. */
+ * retention purge, deferred starts (debounce/batch rows) and the migrations
+ * from version 2. Each test uses its own temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -184,7 +184,7 @@ static void deferred_rows_hold_events_until_due(void **state)
     sb_store_close(st);
 }
 
-static void version_2_store_gains_deferred_tables(void **state)
+static void version_2_store_is_migrated(void **state)
 {
     (void)state;
     struct sb_store *st;
@@ -196,8 +196,11 @@ static void version_2_store_gains_deferred_tables(void **state)
     sqlite3 *db;
     sqlite3_open(path, &db); /* back to what a version 2 store looked like */
     assert_int_equal(
-        sqlite3_exec(db, "DROP TABLE deferred; DROP TABLE run_events; PRAGMA user_version=2", NULL,
-                     NULL, NULL),
+        sqlite3_exec(db,
+                     "DROP TABLE deferred; DROP TABLE run_events; ALTER TABLE queue DROP COLUMN "
+                     "lease_until; ALTER TABLE queue DROP COLUMN lease_keys; "
+                     "PRAGMA user_version=2",
+                     NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(sb_store_open(dir, &st, &err), 0);
@@ -213,7 +216,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(events_dedupe_and_runs_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(deferred_rows_hold_events_until_due, setup, teardown),
-        cmocka_unit_test_setup_teardown(version_2_store_gains_deferred_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(version_2_store_is_migrated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,202 @@
+/* lease.c - concurrency slots that survive a crash.
+ *
+ * A worker goes on running a call after sysbusd dies: the response is lost,
+ * not the work. So a call that takes a concurrency slot is *leased* first:
+ * its queue row gets lease_until (now + the call's timeout) and the slot
+ * keys, committed before the call is made (lease_begin -> writer ->
+ * MSG_LEASED -> the call). The call's end clears the lease (lease_end).
+ *
+ * At start, a queue row with a live lease means that call may still be
+ * running on the worker: its slots are held by a *ghost* until
+ * min(lease_until, start + --orphan-hold), and the run's retry of that call
+ * waits for a slot like any other. So a limit of N never shows N+1 calls
+ * executing, even across kill -9 (for calls shorter than --orphan-hold). */
+#include "engine_internal.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "server/sbd.h"
+#include "server/store/writer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ghost {
+    struct slot *slot[2];
+    int64_t until;
+};
+
+struct lease_op {
+    struct wop wop;
+    struct sb_engine *e;
+    char run_id[SB_ULID_SIZE];
+    int64_t item_id;
+    int64_t until; /* 0: clear */
+    char *keys;    /* JSON array */
+};
+
+static int lease_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+{
+    struct lease_op *op = (struct lease_op *)w;
+    return sb_store_queue_lease(st, op->item_id, op->until, op->keys, err);
+}
+
+static void lease_done(struct wop *w, int rc, const struct sb_err *err)
+{
+    struct lease_op *op = (struct lease_op *)w;
+    if (rc)
+        SB_LOGK(SB_WARN, "lease_write_failed", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
+                "could not %s the lease of a call of run %s: %s", op->until ? "store" : "clear",
+                op->run_id, err ? err->msg : "?");
+    struct inbox_msg *m = op->until ? calloc(1, sizeof *m) : NULL;
+    if (m) { /* the engine makes the call (or retries the lease) */
+        m->kind = MSG_LEASED;
+        memcpy(m->run_id, op->run_id, sizeof m->run_id);
+        m->qi_id = op->item_id;
+        m->rc = rc;
+        engine_inbox_post(op->e, m);
+    } else if (op->until) {
+        SB_LOG(SB_ERROR, "oom", "lost the answer to a lease of run %s", op->run_id);
+    }
+    free(op->keys);
+    free(op);
+}
+
+/* A lease (until > 0) or its clearing, submitted to the writer; takes keys. */
+static bool lease_submit(struct sb_engine *e, const char *run_id, int64_t item_id, int64_t until,
+                         char *keys)
+{
+    struct lease_op *op = calloc(1, sizeof *op);
+    if (!op) {
+        free(keys);
+        return false;
+    }
+    op->wop.apply = lease_apply;
+    op->wop.done = lease_done;
+    op->e = e;
+    memcpy(op->run_id, run_id, sizeof op->run_id);
+    op->item_id = item_id;
+    op->until = until;
+    op->keys = keys;
+    sb_writer_submit(e->sbd->writer, &op->wop);
+    return true;
+}
+
+bool lease_begin(struct sb_engine *e, struct item *it, int64_t now)
+{
+    if (!it->held[0] && !it->held[1])
+        return false; /* no slot taken: nothing to lease */
+    json_t *keys = json_array();
+    for (int i = 0; i < 2; i++)
+        if (it->held[i])
+            json_array_append_new(keys, json_string(admit_slot_key(it->held[i])));
+    char *text = sb_json_dumps(keys, NULL);
+    json_decref(keys);
+    /* as long as the call may last (call.c caps it the same way) */
+    int64_t until = now + e->sbd->cfg.call_timeout_ms;
+    if (it->run->deadline && it->run->deadline->due_at < until)
+        until = it->run->deadline->due_at;
+    if (!text || !lease_submit(e, it->run->id, it->id, until > now ? until : now + 1, text)) {
+        SB_LOG(SB_ERROR, "oom", "cannot lease a call of run %s: calling without a lease",
+               it->run->id);
+        return false;
+    }
+    it->leasing = true;
+    return true;
+}
+
+static struct item *find_item(struct sb_engine *e, const char *run_id, int64_t id)
+{
+    struct run *r = engine_run_find(e, run_id);
+    for (struct item *it = r ? r->items : NULL; it; it = it->next)
+        if (it->id == id)
+            return it;
+    return NULL;
+}
+
+void engine_handle_leased(struct sb_engine *e, struct inbox_msg *m)
+{
+    struct item *it = find_item(e, m->run_id, m->qi_id);
+    if (!it || !it->leasing) {
+        /* the item went meanwhile (its run ended or was rebuilt): if its row
+         * is still there, it must not look like a call in flight */
+        if (!it && !m->rc)
+            lease_submit(e, m->run_id, m->qi_id, 0, NULL);
+        return;
+    }
+    it->leasing = false;
+    if (m->rc) { /* not stored: give the slots back and try again shortly */
+        admit_release(e, it);
+        it->due_at = sb_now_ms() + 1000;
+    } else {
+        it->leased = true;
+    }
+    engine_heap_push(e, it);
+}
+
+void lease_end(struct sb_engine *e, struct item *it)
+{
+    if (!it->leased)
+        return;
+    it->leased = false;
+    /* when this fails the row keeps a stale lease, which costs at most
+     * --orphan-hold of that slot after a crash */
+    lease_submit(e, it->run->id, it->id, 0, NULL);
+}
+
+void lease_restore(struct sb_engine *e, const struct qitem_rec *q, int64_t now)
+{
+    if (q->lease_until <= now || !q->lease_keys)
+        return;
+    json_t *keys = sb_json_parse(q->lease_keys, strlen(q->lease_keys), NULL);
+    struct ghost g = { { NULL, NULL }, q->lease_until };
+    if (now + e->sbd->cfg.orphan_hold_ms < g.until)
+        g.until = now + e->sbd->cfg.orphan_hold_ms;
+    for (size_t i = 0; i < 2 && i < json_array_size(keys); i++) {
+        const char *k = json_string_value(json_array_get(keys, i));
+        if (k && (g.slot[i] = admit_slot(e, k)))
+            admit_slot_hold(g.slot[i]);
+    }
+    json_decref(keys);
+    if (!g.slot[0] && !g.slot[1])
+        return;
+    struct ghost *ng = realloc(e->ghosts, (e->nghosts + 1) * sizeof *ng);
+    if (!ng) { /* cannot remember it: give the slots back now */
+        for (int i = 0; i < 2; i++)
+            if (g.slot[i])
+                admit_slot_unhold(e, g.slot[i]);
+        return;
+    }
+    e->ghosts = ng;
+    e->ghosts[e->nghosts++] = g;
+    char until[40];
+    sb_time_format_iso(g.until, until, sizeof until);
+    SB_LOGK(SB_WARN, "call_orphaned",
+            ((struct sb_lf[]){ LF_S("run_id", q->run_id), LF_S("held_until", until) }),
+            "a call of run %s was in flight when sysbusd stopped; the worker may still be "
+            "running it, so its concurrency slot stays taken until %s",
+            q->run_id, until);
+}
+
+void lease_sweep(struct sb_engine *e, int64_t now)
+{
+    for (size_t i = 0; i < e->nghosts;) {
+        struct ghost *g = &e->ghosts[i];
+        if (g->until > now) {
+            i++;
+            continue;
+        }
+        for (int k = 0; k < 2; k++)
+            if (g->slot[k])
+                admit_slot_unhold(e, g->slot[k]);
+        e->ghosts[i] = e->ghosts[--e->nghosts];
+    }
+}
+
+void lease_free(struct sb_engine *e)
+{
+    free(e->ghosts);
+    e->ghosts = NULL;
+    e->nghosts = 0;
+}
