@@ -38,8 +38,14 @@ SERVER_SRC := $(wildcard src/server/*.c src/server/*/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 COMMON_LIB := $(BUILD)/lib/libsbcommon.a
+SDK_SRC    := $(wildcard src/sdk/*.c)
+SDK_OBJ    := $(SDK_SRC:%.c=$(BUILD)/obj/%.o)
+SDK_LIB    := $(BUILD)/lib/libsysbus.a
+SDK_SO     := $(BUILD)/lib/libsysbus.so
+WORKER_SRC := $(wildcard src/worker/*.c src/worker/*/*.c)
+WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/obj/%.o)
 
-BINS := $(BUILD)/bin/sysbusd
+BINS := $(BUILD)/bin/sysbusd $(BUILD)/bin/system-bus-worker $(SDK_SO)
 
 UNIT_SRC  := $(wildcard tests/unit/*/*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -61,14 +67,31 @@ $(BUILD)/bin/sysbusd: $(SERVER_OBJ) $(COMMON_LIB)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(COMMON_LIB) $(PKG_LIBS) -lm
 
-# Unit tests: one cmocka program per file; server tests link the server
-# objects except main.o.
+# libsysbus: the SDK with the common code it uses, as an archive (the
+# worker links it) and a shared library exporting only sysbus_*.
+$(SDK_LIB): $(SDK_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	@rm -f $@ && ar rcs $@ $^
+
+$(SDK_SO): $(SDK_OBJ) $(COMMON_OBJ) src/sdk/libsysbus.map
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -shared -Wl,--version-script=src/sdk/libsysbus.map -Wl,-soname,libsysbus.so.0 \
+	  -o $@ $(SDK_OBJ) $(COMMON_OBJ) $(PKG_LIBS) -lm
+
+$(BUILD)/bin/system-bus-worker: $(WORKER_OBJ) $(SDK_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $(WORKER_OBJ) $(SDK_LIB) $(PKG_LIBS) -lm
+
+# Unit tests: one cmocka program per file; they link the server objects
+# (except main.o) and the SDK's.
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/obj/src/server/main.o,$(SERVER_OBJ))
-$(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(COMMON_LIB)
+$(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(SERVER_LIB_OBJ) $(COMMON_LIB) \
-	  $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
+	@$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(SERVER_LIB_OBJ) $(SDK_OBJ) \
+	  $(COMMON_LIB) $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -116,4 +139,4 @@ clean:
 deps:
 	scripts/deps.sh
 
--include $(COMMON_OBJ:.o=.d) $(SERVER_OBJ:.o=.d)
+-include $(COMMON_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(SDK_OBJ:.o=.d) $(WORKER_OBJ:.o=.d)

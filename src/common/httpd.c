@@ -458,12 +458,11 @@ int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, str
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     d->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, d, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)d->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, d, MHD_OPTION_CONNECTION_TIMEOUT,
+        flags, 0, NULL, NULL, on_access, d, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)d->cfg.threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->idle_timeout_s ? cfg->idle_timeout_s : 120), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)4096, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)1024, MHD_OPTION_END);
+        (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d->mhd) {
         pthread_mutex_destroy(&d->wlock);

@@ -7,17 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-json_t *sb_json_parse(const char *text, size_t len, struct sb_err *err)
+static json_t *parse(const char *text, size_t len, size_t flags, struct sb_err *err)
 {
     json_error_t je;
-    json_t *v =
-        json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &je);
+    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | flags, &je);
     if (!v) {
         sb_err_set(err, SB_EINVAL, "invalid JSON at line %d column %d: %s", je.line, je.column,
                    je.text);
         return NULL;
     }
     return v;
+}
+
+json_t *sb_json_parse(const char *text, size_t len, struct sb_err *err)
+{
+    return parse(text, len, JSON_DECODE_INT_AS_REAL, err);
+}
+
+json_t *sb_json_parse_ints(const char *text, size_t len, struct sb_err *err)
+{
+    return parse(text, len, 0, err);
 }
 
 /* ---- canonical writer ---------------------------------------------------- */

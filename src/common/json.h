@@ -23,6 +23,10 @@
 /* Parses len bytes. Returns a new reference, or NULL with err filled
  * (SB_EINVAL, message with line/column). Any top-level value is accepted. */
 json_t *sb_json_parse(const char *text, size_t len, struct sb_err *err);
+/* The same, but integers stay integers (json_integer_value works on them):
+ * for JSON handed to users (the SDK's events and step results) rather than
+ * compared or re-signed. */
+json_t *sb_json_parse_ints(const char *text, size_t len, struct sb_err *err);
 
 /* Canonical (JCS) serialization of v appended to b. SB_ETOOBIG / SB_ENOMEM /
  * SB_EINVAL (a non-finite number). */

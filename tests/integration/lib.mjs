@@ -143,6 +143,48 @@ export async function startWorker({ sdk = "v4", server, appId, execLog, signed, 
   };
 }
 
+// Starts system-bus-worker (the C worker) against server: signed when the
+// server is, on a free loopback port; resolves once it has registered.
+export async function startCWorker({ server, role, appId, diagLog, env = {}, waitRegistered = true } = {}) {
+  const wenv = { ...cleanEnv(), HOST: "127.0.0.1", PORT: "0", INNGEST_BASE_URL: server.url, LOG_LEVEL: "debug" };
+  if (server.dev) wenv.INNGEST_DEV = "1";
+  else Object.assign(wenv, { INNGEST_DEV: "0", INNGEST_SIGNING_KEY: SIGNING_KEY, INNGEST_EVENT_KEY: EVENT_KEY });
+  if (role) wenv.WORKER_ROLE = role;
+  if (appId) wenv.INNGEST_APP_ID = appId;
+  if (diagLog) wenv.SYSBUS_DIAG_LOG = diagLog;
+  Object.assign(wenv, env);
+  const proc = spawn(path.join(BIN, "system-bus-worker"), [], { env: wenv });
+  const out = track(proc, "system-bus-worker");
+  const ready = await waitForLine(out, (j) => j.event === "listening", "system-bus-worker");
+  if (waitRegistered) await waitForLine(out, (j) => j.event === "registered", "system-bus-worker registration");
+  return {
+    proc, out, port: ready.port, appId: ready.app_id,
+    origin: `http://127.0.0.1:${ready.port}`,
+    url: `http://127.0.0.1:${ready.port}/api/inngest`,
+    async kill(signal = "SIGKILL") {
+      if (out.exited) return out.exited;
+      proc.kill(signal);
+      return out.exit;
+    },
+    // SIGTERM and the exit; fails on a sanitizer report.
+    async stop() {
+      const r = await this.kill("SIGTERM");
+      const log = out.lines.join("\n");
+      if (SANITIZER.test(log)) throw new Error(`sanitizer report from system-bus-worker:\n${log}`);
+      return r;
+    },
+  };
+}
+
+// Lines of a SYSBUS_DIAG_LOG file: [{run, fn, step, attempt}].
+export function readDiagLog(file) {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => {
+    const [run, fn, step, attempt] = l.split(" ");
+    return { run, fn, step, attempt: Number(attempt) };
+  });
+}
+
 export async function api(server, p, { method = "GET", body, token, headers = {}, raw } = {}) {
   const h = { ...headers };
   const tok = token === undefined ? server.token : token;

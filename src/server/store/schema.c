@@ -159,8 +159,8 @@ static const char *const migrations[] = {
     /* 3 -> 4: call leases: a call that takes a concurrency slot is marked
      * before it is made, so after a crash its slot stays taken (the worker
      * may still be running it) */
-    "ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE queue ADD COLUMN lease_keys TEXT;", /* JSON array of slot keys */
+    ("ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE queue ADD COLUMN lease_keys TEXT;"), /* JSON array of slot keys */
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -1,0 +1,126 @@
+/* main.c - system-bus-worker: picks its role, defines the role's functions
+ * from the one registry, adds the health endpoint (GET /) and serves them
+ * with the SDK until SIGTERM (then drains). See docs/system-bus-worker.md. */
+#include "common/clock.h"
+#include "common/log.h"
+#include "registry.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef SB_VERSION
+#define SB_VERSION "dev"
+#endif
+
+struct worker {
+    sysbus_app *app;
+    const char *role;
+    char started_at[40];
+    json_t *ids; /* the ids served */
+};
+
+static void usage(FILE *out)
+{
+    fputs("usage: system-bus-worker [--help] [--version] [--list]\n"
+          "\n"
+          "Serves sysbus's durable functions to sysbusd (Inngest protocol) on\n"
+          "PORT (default 3111), path /api/inngest, and health JSON on GET /.\n"
+          "\n"
+          "  --list      print the functions of the role as JSON and exit\n"
+          "  --version   print the version and exit\n"
+          "\n"
+          "Environment: WORKER_ROLE=host|cluster (default host), INNGEST_APP_ID\n"
+          "(default system-bus-<role>), INNGEST_BASE_URL, INNGEST_SIGNING_KEY,\n"
+          "INNGEST_EVENT_KEY, INNGEST_DEV, INNGEST_SERVE_ORIGIN, PORT,\n"
+          "SYSBUS_DRAIN_GRACE (default 25s), SYSBUS_DIAG_LOG, LOG_LEVEL.\n",
+          out);
+}
+
+static void health(sysbus_http *req, void *user)
+{
+    struct worker *w = user;
+    char last[40] = "";
+    int64_t reg = sysbus_last_registration(w->app);
+    if (reg)
+        sb_time_format_iso(reg, last, sizeof last);
+    json_t *body = json_pack(
+        "{s:s, s:s, s:O, s:i, s:{s:s, s:s, s:s?, s:[], s:b}, s:{s:s, s:s}, s:{s:s}}", "service",
+        "system-bus", "status", "running", "functions", w->ids, "count",
+        (int)json_array_size(w->ids), "worker", "role", w->role, "startedAt", w->started_at,
+        "lastRegistrationAt", reg ? last : NULL, "duplicateFunctionIds",
+        "hasDuplicateFunctionIds", 0, "sdk", "name", "sysbus-c", "version", SYSBUS_VERSION,
+        "build", "version", SB_VERSION);
+    sysbus_http_reply(req, 200, body);
+}
+
+int main(int argc, char **argv)
+{
+    bool list = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("system-bus-worker %s (sdk %s)\n", SB_VERSION, SYSBUS_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--list") == 0) {
+            list = true;
+        } else {
+            fprintf(stderr, "system-bus-worker: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    const char *lvl = getenv("LOG_LEVEL");
+    sb_log_init("system-bus-worker", sb_log_level_parse(lvl && *lvl ? lvl : "info"), 2);
+
+    struct worker w = { 0 };
+    const char *role = getenv("WORKER_ROLE");
+    unsigned role_bit = ROLE_HOST;
+    w.role = "host";
+    if (role && strcmp(role, "cluster") == 0) {
+        role_bit = ROLE_CLUSTER;
+        w.role = "cluster";
+    } else if (role && *role && strcmp(role, "host") != 0) {
+        SB_LOG(SB_WARN, "bad_role", "WORKER_ROLE '%s' is neither host nor cluster: using host",
+               role);
+    }
+    char dups[512];
+    if (worker_duplicate_ids(worker_functions, dups, sizeof dups) > 0) {
+        fprintf(stderr,
+                "system-bus-worker: refusing to start: function ids defined more than once: %s\n",
+                dups);
+        return 1;
+    }
+    char app_id[128];
+    const char *env_app = getenv("INNGEST_APP_ID");
+    snprintf(app_id, sizeof app_id, "%s",
+             env_app && *env_app ? env_app : (strcmp(w.role, "host") ? "system-bus-cluster"
+                                                                      : "system-bus-host"));
+    struct sysbus_options opts = { .app_id = app_id, .dev = -1, .drain_grace_ms = -1,
+                                   .register_at_start = -1, .app_version = SB_VERSION };
+    w.app = sysbus_app_new(&opts);
+    worker_define(w.app, worker_functions, role_bit);
+    w.ids = json_array();
+    for (size_t i = 0; worker_functions[i].id; i++)
+        if (worker_functions[i].roles & role_bit)
+            json_array_append_new(w.ids, json_string(worker_functions[i].id));
+    if (list) {
+        char *s = json_dumps(w.ids, JSON_INDENT(2));
+        printf("%s\n", s);
+        free(s);
+        json_decref(w.ids);
+        sysbus_app_free(w.app);
+        return 0;
+    }
+    if (diag_log_open() != 0)
+        return 1;
+    sb_time_format_iso(sb_now_ms(), w.started_at, sizeof w.started_at);
+    sysbus_route(w.app, "GET", "/", health, &w, 0);
+    int rc = sysbus_serve(w.app);
+    sysbus_app_free(w.app);
+    json_decref(w.ids);
+    return rc;
+}
