@@ -77,21 +77,23 @@ $(SDK_SO): $(SDK_OBJ) $(COMMON_OBJ) src/sdk/libsysbus.map
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -shared -Wl,--version-script=src/sdk/libsysbus.map -Wl,-soname,libsysbus.so.0 \
-	  -o $@ $(SDK_OBJ) $(COMMON_OBJ) $(PKG_LIBS) -lm
+	  -o $@.0 $(SDK_OBJ) $(COMMON_OBJ) $(PKG_LIBS) -lm
+	@ln -sf libsysbus.so.0 $@
 
 $(BUILD)/bin/system-bus-worker: $(WORKER_OBJ) $(SDK_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $(WORKER_OBJ) $(SDK_LIB) $(PKG_LIBS) -lm
 
-# Unit tests: one cmocka program per file; they link the server objects
-# (except main.o) and the SDK's.
+# Unit tests: one cmocka program per file; they link the server's and the
+# worker's objects (except each main.o) and the SDK's.
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/obj/src/server/main.o,$(SERVER_OBJ))
-$(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(COMMON_LIB)
+WORKER_LIB_OBJ := $(filter-out $(BUILD)/obj/src/worker/main.o,$(WORKER_OBJ))
+$(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(WORKER_LIB_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	@$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(SERVER_LIB_OBJ) $(SDK_OBJ) \
-	  $(COMMON_LIB) $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
+	  $(WORKER_LIB_OBJ) $(COMMON_LIB) $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -110,11 +112,11 @@ asan:
 FUZZ_SECONDS ?= 15
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(SERVER_LIB_OBJ) $(COMMON_LIB)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	@$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(SERVER_LIB_OBJ) $(COMMON_LIB) $(LDFLAGS) \
-	  $(PKG_LIBS) -lm
+	@$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(SERVER_LIB_OBJ) $(SDK_OBJ) $(COMMON_LIB) \
+	  $(LDFLAGS) $(PKG_LIBS) -lm
 fuzz-bins: $(FUZZ_BINS)
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang SANITIZE=1 FUZZ=1 OPT=-O1 fuzz-bins

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The main job on a fresh machine: install what is missing, build, start
 # sysbusd (embedded SQLite store in .sysbus/, dev mode, 127.0.0.1:8288), start
-# a worker, send a demo event and show its run completing step by step. Then
+# system-bus-worker (the C reference worker), send a demo event and show its run completing step by step. Then
 # keeps both running until Ctrl-C (or SIGTERM), and stops them by PID.
 #
 # Environment: SYSBUS_PORT (8288), WORKER_PORT (3111), SYSBUS_DATA_DIR (.sysbus).
@@ -39,34 +39,33 @@ until curl -fsS "$URL/health" >/dev/null 2>&1; do
 done
 echo "sysbusd is up: $URL (log: $DATA/sysbusd.log)"
 
-# The demo worker: the official inngest SDK (the C reference worker,
-# system-bus-worker, takes its place once it exists).
+# The reference worker, system-bus-worker (C SDK): it registers itself.
 : >"$DATA/worker.log"
-if [ ! -d tests/compat/node_modules/inngest ]; then
-    (cd tests/compat && npm ci --no-audit --no-fund --loglevel=error)
-fi
-SDK=v4 PORT="$WPORT" SYSBUS_URL="$URL" APP_ID=demo node tests/compat/worker.mjs \
-    >>"$DATA/worker.log" 2>&1 &
+HOST=127.0.0.1 PORT="$WPORT" INNGEST_DEV=1 INNGEST_BASE_URL="$URL" WORKER_ROLE=host \
+    build/bin/system-bus-worker >>"$DATA/worker.log" 2>&1 &
 WORKER_PID=$!
 i=0
-until grep -q '"listening"' "$DATA/worker.log" 2>/dev/null; do
+until grep -q '"registered"' "$DATA/worker.log" 2>/dev/null; do
     i=$((i + 1))
-    [ $i -gt 100 ] && { echo "worker did not start; see $DATA/worker.log" >&2; exit 1; }
+    if [ $i -gt 100 ] || ! kill -0 "$WORKER_PID" 2>/dev/null; then
+        echo "system-bus-worker did not register; see $DATA/worker.log" >&2
+        tail -5 "$DATA/worker.log" >&2
+        exit 1
+    fi
     sleep 0.1
 done
-curl -fsS -X POST "$URL/v1/apps" -d "{\"url\":\"http://127.0.0.1:$WPORT/api/inngest\"}" >/dev/null
-echo "worker registered: http://127.0.0.1:$WPORT/api/inngest"
+echo "system-bus-worker registered: http://127.0.0.1:$WPORT/api/inngest (health: http://127.0.0.1:$WPORT/)"
 
-EVENT=$(curl -fsS -X POST "$URL/e/demo" -d '{"name":"compat/three-steps","data":{"n":42}}' |
+EVENT=$(curl -fsS -X POST "$URL/e/demo" -d '{"name":"diag/three-steps","data":{"n":42}}' |
     sed -n 's/.*"ids":\["\([0-9A-Z]*\)".*/\1/p')
-echo "sent compat/three-steps, event $EVENT; waiting for its run..."
+echo "sent diag/three-steps, event $EVENT; waiting for its run..."
 RUNS=$(curl -fsS "$URL/v1/events/$EVENT/runs?wait_ms=10000")
 RUN=$(echo "$RUNS" | sed -n 's/.*"run_id":"\([0-9A-Z]*\)".*/\1/p')
 echo "run $RUN:"
 curl -fsS "$URL/v1/runs/$RUN" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).data;console.log(`  status ${r.status}, output ${JSON.stringify(r.output)}`)})'
 curl -fsS "$URL/v1/runs/$RUN/steps" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const x of JSON.parse(s).data)console.log(`  step ${x.name}: ${x.status} in ${x.duration_ms} ms, output ${JSON.stringify(x.output)}`)})'
 echo
-echo "Running. Try:  curl -X POST $URL/e/demo -d '{\"name\":\"compat/flaky\",\"data\":{\"fail_times\":2}}'"
+echo "Running. Try:  curl -X POST $URL/e/demo -d '{\"name\":\"diag/flaky\",\"data\":{\"fail_times\":2}}'"
 echo "               curl $URL/v1/runs"
 echo "Ctrl-C stops sysbusd and the worker."
 wait "$SERVER_PID"

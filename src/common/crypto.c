@@ -21,6 +21,13 @@ void sb_sha256(const void *data, size_t len, uint8_t out[SB_SHA256_LEN])
     EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
 }
 
+void sb_hmac_sha1(const void *key, size_t keylen, const void *data, size_t len,
+                  uint8_t out[SB_SHA1_LEN])
+{
+    unsigned int n = 0;
+    HMAC(EVP_sha1(), key, (int)keylen, data, len, out, &n);
+}
+
 static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
 static EVP_MAC *hmac_alg; /* fetched once, shared read-only by all threads */
 

@@ -15,6 +15,10 @@ void sb_sha256(const void *data, size_t len, uint8_t out[SB_SHA256_LEN]);
 void sb_hmac_sha256(const void *key, size_t keylen, const void *d1, size_t l1, const void *d2,
                     size_t l2, uint8_t out[SB_SHA256_LEN]);
 
+/* HMAC-SHA1 (webhook providers that still use it, e.g. Vercel). */
+void sb_hmac_sha1(const void *key, size_t keylen, const void *data, size_t len,
+                  uint8_t out[SB_SHA1_LEN]);
+
 /* Lowercase hex of len bytes into out (2*len+1 bytes). */
 void sb_hex_encode(const uint8_t *in, size_t len, char *out);
 /* Decodes 2*outlen hex chars (either case). Returns bytes written or -1. */

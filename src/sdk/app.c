@@ -68,7 +68,8 @@ static int64_t env_int(const char *name, int64_t dflt, int64_t lo, int64_t hi, s
 
 sysbus_app *sysbus_app_new(const struct sysbus_options *opts)
 {
-    static const struct sysbus_options none = { .dev = -1, .drain_grace_ms = -1,
+    static const struct sysbus_options none = { .dev = -1,
+                                                .drain_grace_ms = -1,
                                                 .register_at_start = -1 };
     const struct sysbus_options *o = opts ? opts : &none;
     sysbus_app *app = calloc(1, sizeof *app);
@@ -247,9 +248,9 @@ void sysbus_fn_retries(sysbus_fn *f, int retries)
 
 void sysbus_fn_option(sysbus_fn *f, const char *name, json_t *value)
 {
-    static const char *const known[] = { "concurrency", "throttle", "rateLimit",  "debounce",
-                                         "batchEvents", "idempotency", "priority", "timeouts",
-                                         "singleton" };
+    static const char *const known[] = { "concurrency", "throttle",    "rateLimit",
+                                         "debounce",    "batchEvents", "idempotency",
+                                         "priority",    "timeouts",    "singleton" };
     bool ok = false;
     for (size_t i = 0; name && i < sizeof known / sizeof *known; i++)
         ok = ok || strcmp(name, known[i]) == 0;
@@ -317,11 +318,11 @@ json_t *sdk_register_body(const sysbus_app *app)
         if (!step_url)
             abort();
         sprintf(step_url, "%s?fnId=%s&stepId=step", url, f->full_id);
-        json_t *fn = json_pack(
-            "{s:s, s:s, s:O, s:{s:{s:s, s:s, s:{s:s, s:s}, s:{s:i}}}}", "id", f->full_id, "name",
-            f->name ? f->name : f->id, "triggers", f->triggers, "steps", "step", "id", "step",
-            "name", "step", "runtime", "type", "http", "url", step_url, "retries", "attempts",
-            f->retries);
+        json_t *fn =
+            json_pack("{s:s, s:s, s:O, s:{s:{s:s, s:s, s:{s:s, s:s}, s:{s:i}}}}", "id", f->full_id,
+                      "name", f->name ? f->name : f->id, "triggers", f->triggers, "steps", "step",
+                      "id", "step", "name", "step", "runtime", "type", "http", "url", step_url,
+                      "retries", "attempts", f->retries);
         free(step_url);
         json_object_update(fn, f->options);
         if (json_array_size(f->cancel))

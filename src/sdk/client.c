@@ -22,16 +22,13 @@ void sdk_auth_header(const sysbus_app *app, char *out, size_t outsz)
 /* One request to the server with the SDK's headers; the reply's JSON body
  * (new ref, NULL when not JSON) and status. -1 when unreachable. */
 static int server_request(sysbus_app *app, const char *method, const char *url, const char *body,
-                          long timeout_ms, int *status, json_t **json, char *errbuf,
-                          size_t errlen)
+                          long timeout_ms, int *status, json_t **json, char *errbuf, size_t errlen)
 {
     char auth[SB_SIGKEY_MAX + 40];
     sdk_auth_header(app, auth, sizeof auth);
     const char *headers[] = { "Content-Type: application/json",
                               "X-Inngest-Sdk: " SDK_NAME ":v" SYSBUS_VERSION,
-                              "X-Inngest-Framework: sysbus",
-                              auth[0] ? auth : NULL,
-                              NULL };
+                              "X-Inngest-Framework: sysbus", auth[0] ? auth : NULL, NULL };
     struct sb_httpc_req req = { .method = method,
                                 .url = url,
                                 .headers = headers,

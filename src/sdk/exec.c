@@ -95,8 +95,8 @@ json_t *sdk_error_json(const char *name, const char *message)
                      "__serialized", 1);
 }
 
-static json_t *fail_v(sysbus_ctx *c, enum sysbus_fail_mode mode, const char *name,
-                      const char *fmt, va_list ap)
+static json_t *fail_v(sysbus_ctx *c, enum sysbus_fail_mode mode, const char *name, const char *fmt,
+                      va_list ap)
 {
     c->failed = true;
     c->fail_mode = mode;

@@ -103,8 +103,7 @@ static int check_signature(sysbus_app *app, struct sb_req *req)
     const char *body = sb_req_body(req, &len);
     struct sb_err err = { 0 };
     const char *sig = sb_req_header(req, "X-Inngest-Signature");
-    if (sb_sign_verify(&app->key, sig, body, len, sb_now_ms() / 1000, SIGNATURE_SKEW_S, &err) ==
-        0)
+    if (sb_sign_verify(&app->key, sig, body, len, sb_now_ms() / 1000, SIGNATURE_SKEW_S, &err) == 0)
         return 0;
     sdk_headers(req);
     sb_reply_error(req, 401, "BAD_SIGNATURE", "%s", err.msg);
@@ -119,10 +118,10 @@ static void introspect(struct sb_req *req)
     bool authed = app->dev || (signed_mode(app) && sig &&
                                sb_sign_verify(&app->key, sig, "", 0, sb_now_ms() / 1000,
                                               SIGNATURE_SKEW_S, &err) == 0);
-    json_t *o = json_pack("{s:i, s:b, s:b, s:s, s:s}", "function_count", (int)app->nfns,
-                          "has_event_key", app->event_key && *app->event_key, "has_signing_key",
-                          app->has_key, "mode", app->dev ? "dev" : "cloud", "schema_version",
-                          "2024-05-24");
+    json_t *o =
+        json_pack("{s:i, s:b, s:b, s:s, s:s}", "function_count", (int)app->nfns, "has_event_key",
+                  app->event_key && *app->event_key, "has_signing_key", app->has_key, "mode",
+                  app->dev ? "dev" : "cloud", "schema_version", "2024-05-24");
     if (authed) {
         char *url = sdk_serve_url(app);
         json_object_set_new(o, "authentication_succeeded", json_true());

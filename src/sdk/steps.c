@@ -17,8 +17,10 @@
 static const json_t *step_lookup(sysbus_ctx *c, const char *id, char hash[41])
 {
     if (c->in_step) {
-        sysbus_fail(c, SYSBUS_NO_RETRY, "step '%s' was called inside another step; steps cannot "
-                                        "be nested", id);
+        sysbus_fail(c, SYSBUS_NO_RETRY,
+                    "step '%s' was called inside another step; steps cannot "
+                    "be nested",
+                    id);
         sdk_unwind_failure(c);
     }
     if (!id || !*id) {
@@ -39,8 +41,7 @@ static const json_t *step_lookup(sysbus_ctx *c, const char *id, char hash[41])
 
 static json_t *op_new(const char *op, const char *hash, const char *name, const char *id)
 {
-    return json_pack("{s:s, s:s, s:s, s:s}", "op", op, "id", hash, "name", name, "displayName",
-                     id);
+    return json_pack("{s:s, s:s, s:s, s:s}", "op", op, "id", hash, "name", name, "displayName", id);
 }
 
 /* Runs a step.run body now and ends the call with its outcome. */
@@ -76,8 +77,8 @@ static _Noreturn void not_found(sysbus_ctx *c)
 /* A step that is not memoized. op: what to report when it does not run now
  * (taken). fn: the body of a step.run (NULL for the other kinds). Returns
  * only inside a parallel group (the step was planned). */
-static void new_step(sysbus_ctx *c, const char *hash, const char *id, json_t *op,
-                     sysbus_step_fn fn, void *arg)
+static void new_step(sysbus_ctx *c, const char *hash, const char *id, json_t *op, sysbus_step_fn fn,
+                     void *arg)
 {
     json_array_append_new(c->found, json_string(hash));
     bool targeted = strcmp(c->target, "step") != 0;

@@ -40,8 +40,8 @@ static void diag_log(sysbus_ctx *c, const char *step_id)
     size_t al = strlen(app);
     if (strncmp(fid, app, al) == 0 && fid[al] == '-')
         fid += al + 1; /* the id as written in the code */
-    char *line = sysbus_printf(c, "%s %s %s %d\n", sysbus_run_id(c), fid, step_id,
-                               sysbus_attempt(c));
+    char *line =
+        sysbus_printf(c, "%s %s %s %d\n", sysbus_run_id(c), fid, step_id, sysbus_attempt(c));
     ssize_t n = write(diag_fd, line, strlen(line));
     (void)n;
 }
@@ -199,10 +199,10 @@ json_t *diag_send(sysbus_ctx *c, const json_t *event, void *user)
 {
     (void)user;
     json_t *n = data_field(event, "n");
-    json_t *evs = sysbus_keep(c, json_pack("[{s:s, s:{s:O}}, {s:s, s:{s:O}}]", "name",
-                                           "diag/three-steps", "data", "n", n ? n : json_null(),
-                                           "name", "diag/three-steps", "data", "n",
-                                           n ? n : json_null()));
+    json_t *evs =
+        sysbus_keep(c, json_pack("[{s:s, s:{s:O}}, {s:s, s:{s:O}}]", "name", "diag/three-steps",
+                                 "data", "n", n ? n : json_null(), "name", "diag/three-steps",
+                                 "data", "n", n ? n : json_null()));
     const json_t *sent = sysbus_step_send_event(c, "fan-out", evs);
     return json_deep_copy(sent);
 }

@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "registry.h"
+#include "webhooks.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,7 +35,9 @@ static void usage(FILE *out)
           "Environment: WORKER_ROLE=host|cluster (default host), INNGEST_APP_ID\n"
           "(default system-bus-<role>), INNGEST_BASE_URL, INNGEST_SIGNING_KEY,\n"
           "INNGEST_EVENT_KEY, INNGEST_DEV, INNGEST_SERVE_ORIGIN, PORT,\n"
-          "SYSBUS_DRAIN_GRACE (default 25s), SYSBUS_DIAG_LOG, LOG_LEVEL.\n",
+          "SYSBUS_DRAIN_GRACE (default 25s), SYSBUS_DIAG_LOG, LOG_LEVEL, and the\n"
+          "webhook secrets GITHUB_WEBHOOK_SECRET, VERCEL_WEBHOOK_SECRET,\n"
+          "WEBHOOK_SECRET_<PROVIDER>.\n",
           out);
 }
 
@@ -49,9 +52,8 @@ static void health(sysbus_http *req, void *user)
         "{s:s, s:s, s:O, s:i, s:{s:s, s:s, s:s?, s:[], s:b}, s:{s:s, s:s}, s:{s:s}}", "service",
         "system-bus", "status", "running", "functions", w->ids, "count",
         (int)json_array_size(w->ids), "worker", "role", w->role, "startedAt", w->started_at,
-        "lastRegistrationAt", reg ? last : NULL, "duplicateFunctionIds",
-        "hasDuplicateFunctionIds", 0, "sdk", "name", "sysbus-c", "version", SYSBUS_VERSION,
-        "build", "version", SB_VERSION);
+        "lastRegistrationAt", reg ? last : NULL, "duplicateFunctionIds", "hasDuplicateFunctionIds",
+        0, "sdk", "name", "sysbus-c", "version", SYSBUS_VERSION, "build", "version", SB_VERSION);
     sysbus_http_reply(req, 200, body);
 }
 
@@ -97,10 +99,14 @@ int main(int argc, char **argv)
     char app_id[128];
     const char *env_app = getenv("INNGEST_APP_ID");
     snprintf(app_id, sizeof app_id, "%s",
-             env_app && *env_app ? env_app : (strcmp(w.role, "host") ? "system-bus-cluster"
-                                                                      : "system-bus-host"));
-    struct sysbus_options opts = { .app_id = app_id, .dev = -1, .drain_grace_ms = -1,
-                                   .register_at_start = -1, .app_version = SB_VERSION };
+             env_app && *env_app
+                 ? env_app
+                 : (strcmp(w.role, "host") ? "system-bus-cluster" : "system-bus-host"));
+    struct sysbus_options opts = { .app_id = app_id,
+                                   .dev = -1,
+                                   .drain_grace_ms = -1,
+                                   .register_at_start = -1,
+                                   .app_version = SB_VERSION };
     w.app = sysbus_app_new(&opts);
     worker_define(w.app, worker_functions, role_bit);
     w.ids = json_array();
@@ -119,6 +125,7 @@ int main(int argc, char **argv)
         return 1;
     sb_time_format_iso(sb_now_ms(), w.started_at, sizeof w.started_at);
     sysbus_route(w.app, "GET", "/", health, &w, 0);
+    webhooks_install(w.app);
     int rc = sysbus_serve(w.app);
     sysbus_app_free(w.app);
     json_decref(w.ids);

@@ -58,8 +58,8 @@ static void cfg_story(sysbus_fn *f)
     sysbus_fn_name(f, "Story pipeline");
     on(f, "story/submitted", 2);
     /* one story per author at a time */
-    sysbus_fn_option(f, "concurrency", json_pack("{s:i, s:s}", "limit", 1, "key",
-                                                 "event.data.author"));
+    sysbus_fn_option(f, "concurrency",
+                     json_pack("{s:i, s:s}", "limit", 1, "key", "event.data.author"));
 }
 
 static void cfg_heartbeat(sysbus_fn *f)

@@ -17,8 +17,11 @@ async function withWorld(fn, { dev = true, role, workerEnv } = {}) {
   try {
     await fn(s, w, diagLog);
   } finally {
-    await w.stop();
-    await s.stop();
+    try {
+      await w.stop();
+    } finally {
+      await s.stop();
+    }
   }
 }
 
@@ -192,4 +195,44 @@ test("rolling restart: SIGTERM drains the old worker while a new one takes over"
     if (b) await b.stop();
     await s.stop();
   }
+});
+
+test("webhooks: signed deliveries become events, bad ones are refused", { timeout: 60000 }, async () => {
+  const secrets = { GITHUB_WEBHOOK_SECRET: "gh-secret", VERCEL_WEBHOOK_SECRET: "vc-secret", WEBHOOK_SECRET_ACME: "acme-secret" };
+  await withWorld(async (s, w) => {
+    const post = (provider, body, headers = {}) =>
+      fetch(`${w.origin}/webhooks/${provider}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } });
+    const hmac = (alg, key, body) => crypto.createHmac(alg, key).update(body).digest("hex");
+    const body = JSON.stringify({ action: "opened", number: 7 });
+
+    const gh = await post("github", body, {
+      "x-hub-signature-256": "sha256=" + hmac("sha256", "gh-secret", body),
+      "x-github-event": "pull_request", "x-github-delivery": "d-1",
+    });
+    assert.equal(gh.status, 200);
+    const ghReply = await gh.json();
+    assert.equal(ghReply.event, "github/webhook.received");
+    const ev = (await api(s, `/v1/events/${ghReply.ids[0]}`)).json.data;
+    assert.equal(ev.name, "github/webhook.received");
+    assert.deepEqual(ev.data.payload, { action: "opened", number: 7 });
+    assert.equal(ev.data.headers["X-GitHub-Event"], "pull_request");
+
+    const vc = await post("vercel", body, { "x-vercel-signature": hmac("sha1", "vc-secret", body) });
+    assert.equal(vc.status, 200);
+    const acme = await post("acme", body, { "x-webhook-signature": hmac("sha256", "acme-secret", body) });
+    assert.equal(acme.status, 200);
+
+    assert.equal((await post("github", body, { "x-hub-signature-256": "sha256=" + hmac("sha256", "wrong", body) })).status, 401);
+    assert.equal((await post("github", body)).status, 401, "a missing signature is refused");
+    assert.equal((await post("vercel", body + " ", { "x-vercel-signature": hmac("sha1", "vc-secret", body) })).status, 401);
+    assert.equal((await post("nobody", body, { "x-webhook-signature": "00" })).status, 404, "no secret, no provider");
+    assert.equal((await post("Bad_Name", body)).status, 404);
+    const notJson = "not json";
+    assert.equal((await post("acme", notJson, { "x-webhook-signature": hmac("sha256", "acme-secret", notJson) })).status, 400);
+    const huge = "x".repeat(6 << 20);
+    assert.equal((await post("acme", huge, { "x-webhook-signature": "00" })).status, 413, "bodies over the limit");
+    assert.equal((await fetch(`${w.origin}/webhooks/github`)).status, 405);
+    const events = (await api(s, "/v1/events?limit=50")).json.data.filter((e) => e.name.endsWith("/webhook.received"));
+    assert.equal(events.length, 3, "only the three good deliveries reached the bus");
+  }, { workerEnv: secrets });
 });

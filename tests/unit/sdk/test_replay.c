@@ -131,8 +131,9 @@ static struct sdk_response call(const char *fn_id, const char *target, const cha
 static int setup(void **state)
 {
     (void)state;
-    struct sysbus_options o = { .app_id = "t", .dev = 1, .drain_grace_ms = -1,
-                                .register_at_start = 0 };
+    struct sysbus_options o = {
+        .app_id = "t", .dev = 1, .drain_grace_ms = -1, .register_at_start = 0
+    };
     app = sysbus_app_new(&o);
     sysbus_fn_new(app, "three", three, NULL);
     sysbus_fn_new(app, "failing-step", failing_step, NULL);
@@ -195,8 +196,8 @@ static void step_errors(void **state)
 {
     (void)state;
     /* retriable, attempts left: StepError */
-    struct sdk_response r = call("t-failing-step", "step",
-                                 "{\"event\":{},\"ctx\":{\"attempt\":0,\"max_attempts\":3}}");
+    struct sdk_response r =
+        call("t-failing-step", "step", "{\"event\":{},\"ctx\":{\"attempt\":0,\"max_attempts\":3}}");
     assert_string_equal(sb_json_str(op0(&r), "op"), "StepError");
     assert_string_equal(sb_json_str(json_object_get(op0(&r), "error"), "message"), "boom 0");
     json_decref(r.body);
