@@ -7,7 +7,8 @@
 #
 #   N=2000 C=50 SEQ_N=200 WARMUP=100 WORKER=node-v4 bench/run-sysbusd.sh
 #
-# WORKER: node-v4 | node-v3 (bench/worker.mjs on the official inngest SDK).
+# WORKER: node-v4 | node-v3 (bench/worker.mjs on the official inngest SDK),
+#         c (system-bus-worker, diag-three-steps).
 # SYSBUSD_ARGS: extra sysbusd flags (e.g. --no-checkpoint).
 # RESULTS=file appends the JSON record. Everything listens on 127.0.0.1 and is
 # stopped by PID at the end.
@@ -52,18 +53,29 @@ case "$WORKER" in
     [[ -d "$ROOT/tests/compat/node_modules/inngest" ]] || (cd "$ROOT/tests/compat" && npm ci --no-audit --no-fund --loglevel=error)
     SDK="${WORKER#node-}" PORT=0 SYSBUS_URL="$URL" node "$HERE/worker.mjs" >"$TMP/worker.log" 2>&1 &
     WPID=$! ;;
+  c)
+    # system-bus-worker (the C SDK); it registers itself
+    HOST=127.0.0.1 PORT=0 INNGEST_DEV=1 INNGEST_BASE_URL="$URL" "$BIN/system-bus-worker" \
+      >"$TMP/worker.log" 2>&1 &
+    WPID=$! ;;
   *) echo "unknown WORKER=$WORKER" >&2; exit 2 ;;
 esac
 for _ in $(seq 200); do grep -q '"listening"' "$TMP/worker.log" 2>/dev/null && break; sleep 0.05; done
 WPORT=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$TMP/worker.log" | head -1)
-curl -fsS -X POST "$URL/v1/apps" -d "{\"url\":\"http://127.0.0.1:$WPORT/api/inngest\"}" >/dev/null
+EVENT=compat/three-steps
+if [[ "$WORKER" == c ]]; then
+  EVENT=diag/three-steps
+  for _ in $(seq 200); do grep -q '"registered"' "$TMP/worker.log" 2>/dev/null && break; sleep 0.05; done
+else
+  curl -fsS -X POST "$URL/v1/apps" -d "{\"url\":\"http://127.0.0.1:$WPORT/api/inngest\"}" >/dev/null
+fi
 
 cpu_s() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
-node "$HERE/loadgen.mjs" --base "$URL" --n "$WARMUP" --c "$C" >/dev/null
+node "$HERE/loadgen.mjs" --base "$URL" --event "$EVENT" --n "$WARMUP" --c "$C" >/dev/null
 s0=$(cpu_s "$SPID"); w0=$(cpu_s "$WPID")
-conc=$(node "$HERE/loadgen.mjs" --base "$URL" --n "$N" --c "$C")
+conc=$(node "$HERE/loadgen.mjs" --base "$URL" --event "$EVENT" --n "$N" --c "$C")
 s1=$(cpu_s "$SPID"); w1=$(cpu_s "$WPID")
-seq=$(node "$HERE/loadgen.mjs" --base "$URL" --n "$SEQ_N" --c 1)
+seq=$(node "$HERE/loadgen.mjs" --base "$URL" --event "$EVENT" --n "$SEQ_N" --c 1)
 metrics=$(curl -fsS "$URL/metrics")
 server_rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$SPID/status")
 worker_rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$WPID/status")

@@ -34,8 +34,8 @@ void webhook_secret_env(const char *provider, char *out, size_t outsz)
     out[n] = '\0';
 }
 
-enum webhook_verdict webhook_verify(const char *provider, const char *secret,
-                                    const char *signature, const char *body, size_t len)
+enum webhook_verdict webhook_verify(const char *provider, const char *secret, const char *signature,
+                                    const char *body, size_t len)
 {
     if (!secret || !*secret)
         return WEBHOOK_NO_SECRET;
@@ -77,8 +77,8 @@ static bool valid_provider(const char *p)
 
 static void reply_error(sysbus_http *req, int status, const char *code, const char *msg)
 {
-    sysbus_http_reply(req, status, json_pack("{s:s, s:s, s:i}", "error", msg, "code", code,
-                                             "status", status));
+    sysbus_http_reply(req, status,
+                      json_pack("{s:s, s:s, s:i}", "error", msg, "code", code, "status", status));
 }
 
 static void on_webhook(sysbus_http *req, void *user)
@@ -98,8 +98,7 @@ static void on_webhook(sysbus_http *req, void *user)
     switch (webhook_verify(provider, getenv(env), sig, body ? body : "", len)) {
     case WEBHOOK_OK: break;
     case WEBHOOK_NO_SECRET:
-        snprintf(msg, sizeof msg, "no secret configured for provider '%s' (set %s)", provider,
-                 env);
+        snprintf(msg, sizeof msg, "no secret configured for provider '%s' (set %s)", provider, env);
         reply_error(req, 404, "UNKNOWN_PROVIDER", msg);
         return;
     case WEBHOOK_NO_SIGNATURE:

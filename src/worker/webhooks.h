@@ -21,8 +21,8 @@ enum webhook_verdict {
  *   others   X-Webhook-Signature: hex HMAC-SHA256(secret, body), with or
  *            without a "sha256=" prefix
  * Constant-time comparison. */
-enum webhook_verdict webhook_verify(const char *provider, const char *secret,
-                                    const char *signature, const char *body, size_t len);
+enum webhook_verdict webhook_verify(const char *provider, const char *secret, const char *signature,
+                                    const char *body, size_t len);
 /* The header that carries provider's signature. */
 const char *webhook_signature_header(const char *provider);
 /* The environment variable holding provider's secret (GITHUB_WEBHOOK_SECRET,

@@ -49,8 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static sysbus_app *app;
     if (!app) {
-        struct sysbus_options o = { .app_id = "f", .dev = 1, .drain_grace_ms = -1,
-                                    .register_at_start = 0 };
+        struct sysbus_options o = {
+            .app_id = "f", .dev = 1, .drain_grace_ms = -1, .register_at_start = 0
+        };
         app = sysbus_app_new(&o);
         sysbus_fn_new(app, "everything", everything, NULL);
         sysbus_fn_new(app, "failing", failing, NULL);

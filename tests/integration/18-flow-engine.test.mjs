@@ -152,3 +152,24 @@ test("concurrency: a limit of 2 holds across kill -9 of sysbusd", { timeout: 600
     await s.stop();
   }
 });
+
+test("throttle: a start right after kill -9 still waits its turn", { timeout: 60000 }, async () => {
+  let s = await startSysbusd();
+  const execLog = path.join(tmpdir(), "exec.log");
+  const w = await startWorker({ server: s, execLog });
+  try {
+    await addApp(s, w);
+    const [first] = await sendEvents(s, [{ name: "compat/throttled", data: { n: 1 } }]);
+    await waitEventRuns(s, first);
+    await s.kill9();
+    s = await s.restart();
+    const [second] = await sendEvents(s, [{ name: "compat/throttled", data: { n: 2 } }]);
+    assert.equal((await waitEventRuns(s, second))[0].status, "Completed");
+    const starts = intervals(readExecLog(execLog), "throttled").map((x) => x.start).sort((x, y) => x - y);
+    assert.equal(starts.length, 2);
+    assert.ok(starts[1] - starts[0] >= 900, `the restart let a start through after ${starts[1] - starts[0]} ms`);
+  } finally {
+    await w.kill("SIGTERM");
+    await s.stop();
+  }
+});

@@ -236,3 +236,51 @@ test("webhooks: signed deliveries become events, bad ones are refused", { timeou
     assert.equal(events.length, 3, "only the three good deliveries reached the bus");
   }, { workerEnv: secrets });
 });
+
+// A port nothing listens on right now (for a process started later).
+async function freePort() {
+  const net = await import("node:net");
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+test("self-registration retries until the server is up; serve origin; drain grace", { timeout: 60000 }, async () => {
+  const port = await freePort();
+  const fake = { url: `http://127.0.0.1:${port}`, dev: true };
+  const diagLog = path.join(tmpdir(), "diag.log");
+  const w = await startCWorker({
+    server: fake, diagLog, waitRegistered: false,
+    env: { INNGEST_SERVE_ORIGIN: "http://localhost.test:9999/", SYSBUS_DRAIN_GRACE: "500ms" },
+  });
+  let s;
+  try {
+    // the worker is up before the server: its first attempts fail
+    for (let i = 0; i < 100 && !w.out.lines.some((l) => l.includes('"register_failed"')); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.ok(w.out.lines.some((l) => l.includes('"register_failed"')), "a failed attempt is logged");
+    s = await startSysbusd({ args: ["--port", String(port)] });
+    for (let i = 0; i < 200 && !w.out.lines.some((l) => l.includes('"registered"')); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const apps = (await api(s, "/v1/apps")).json.data;
+    assert.equal(apps.length, 1, "registered without anyone asking");
+    assert.equal(apps[0].url, "http://localhost.test:9999/api/inngest", "the advertised origin is used");
+    // a call longer than the drain grace: the worker still exits 0 after the grace
+    const body = JSON.stringify({ event: { name: "diag/slow", data: { ms: 5000 } }, steps: {}, ctx: { run_id: "r" } });
+    const slow = fetch(`${w.url}?fnId=system-bus-host-diag-slow&stepId=step`, { method: "POST", body }).catch(() => null);
+    for (let i = 0; i < 100 && !readDiagLog(diagLog).length; i++) await new Promise((r) => setTimeout(r, 20));
+    const t0 = Date.now();
+    w.proc.kill("SIGTERM");
+    const exit = await w.out.exit;
+    assert.equal(exit.code, 0);
+    assert.ok(Date.now() - t0 < 3000, "it did not wait for the 5 s call");
+    assert.ok(w.out.lines.some((l) => l.includes('"drain_timeout"')), "the abandoned call is logged");
+    await slow;
+  } finally {
+    await w.stop();
+    if (s) await s.stop();
+  }
+});

@@ -10,9 +10,9 @@
  * - timeouts.start: a run not started that long after it was queued is
  *   cancelled; timeouts.finish: a run still going that long after its first
  *   call is cancelled (a QF_DEADLINE queue row, so it survives restarts).
- * Slots and throttle state live in memory; a call that takes a slot is
- * leased in the store first (lease.c), so after a crash the calls that were
- * in flight still count. Throttles start with their burst available. */
+ * Slots and throttle state live in memory, and what must survive a crash is
+ * stored before the call is made (lease.c): the slots a call takes, and a
+ * throttle key's new theoretical arrival time. */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -111,6 +111,13 @@ void admit_slot_unhold(struct sb_engine *e, struct slot *s)
         iheap_remove(next);
         engine_heap_push(e, next); /* admitted again when it comes up */
     }
+}
+
+void admit_throttle_restore(struct sb_engine *e, const char *key, int64_t tat)
+{
+    struct slot *s = slot_get(e, key);
+    if (s && tat > s->tat)
+        s->tat = tat;
 }
 
 static bool slot_idle(const struct slot *s, int64_t now)
@@ -241,6 +248,8 @@ enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct
             SBD_COUNT(runs_throttled);
             return ADMIT_LATER;
         }
+        if (s)
+            it->throttle_tat = s->tat; /* stored before the call (lease.c) */
     }
     for (int i = 0; i < 2; i++) {
         if (take[i]) {

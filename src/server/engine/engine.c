@@ -487,6 +487,11 @@ static void repair_orphan(void *ctx, const char *run_id)
     engine_inbox_post(e, m);
 }
 
+static void restore_throttle(void *ctx, const char *key, int64_t tat)
+{
+    admit_throttle_restore(ctx, key, tat);
+}
+
 /* A cancellation decided before the last stop but not yet carried out. */
 static int replay_cancel(void *ctx, const char *run_id, const char *reason)
 {
@@ -540,6 +545,7 @@ int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
         sb_engine_free(e);
         return sb_err_set(err, SB_ESTORE, "cannot load the queue");
     }
+    sb_store_throttles_scan(st, lc.now, restore_throttle, e);
     sb_store_orphan_runs(st, repair_orphan, e);
     sb_store_cancel_requests_scan(st, replay_cancel, e);
     SB_LOGK(SB_INFO, "engine_loaded",

@@ -54,8 +54,10 @@ struct item {
     char *last_error;     /* canonical JSON, owned */
     struct call *call;    /* non-NULL while in flight */
     struct slot *held[2]; /* concurrency slots its call counts in (admit.c) */
+    int64_t throttle_tat; /* a throttle admitted it: the key's new tat, stored with its lease */
     bool leasing;         /* its lease is being written (lease.c): not in a heap */
     bool leased;          /* its lease is stored: the call may be made */
+    bool lease_row;       /* the lease is on its queue row (slots), to clear at the end */
 };
 
 struct memo {
@@ -233,6 +235,8 @@ void lease_end(struct sb_engine *e, struct item *it);
 /* At start: a queue row with a live lease holds its slots until
  * min(lease_until, now + --orphan-hold). */
 void lease_restore(struct sb_engine *e, const struct qitem_rec *q, int64_t now);
+/* At start: a throttle key's stored theoretical arrival time. */
+void admit_throttle_restore(struct sb_engine *e, const char *key, int64_t tat);
 /* Frees the slots of ghosts whose time is up. */
 void lease_sweep(struct sb_engine *e, int64_t now);
 void lease_free(struct sb_engine *e);

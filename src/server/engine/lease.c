@@ -5,6 +5,8 @@
  * its queue row gets lease_until (now + the call's timeout) and the slot
  * keys, committed before the call is made (lease_begin -> writer ->
  * MSG_LEASED -> the call). The call's end clears the lease (lease_end).
+ * The same write stores a throttle key's new theoretical arrival time when
+ * a throttle admitted the call, so a restart cannot hand out a start twice.
  *
  * At start, a queue row with a live lease means that call may still be
  * running on the worker: its slots are held by a *ghost* until
@@ -32,14 +34,23 @@ struct lease_op {
     struct sb_engine *e;
     char run_id[SB_ULID_SIZE];
     int64_t item_id;
-    int64_t until; /* 0: clear */
-    char *keys;    /* JSON array */
+    bool set_lease;     /* write the queue row's lease: */
+    int64_t until;      /*   0 clears it */
+    char *keys;         /*   JSON array of slot keys */
+    char *throttle_key; /* and/or a throttle's new tat */
+    int64_t throttle_tat;
+    bool notify; /* MSG_LEASED when stored: the call waits for it */
 };
 
 static int lease_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct lease_op *op = (struct lease_op *)w;
-    return sb_store_queue_lease(st, op->item_id, op->until, op->keys, err);
+    int rc = 0;
+    if (op->set_lease)
+        rc = sb_store_queue_lease(st, op->item_id, op->until, op->keys, err);
+    if (!rc && op->throttle_key)
+        rc = sb_store_throttle_put(st, op->throttle_key, op->throttle_tat, err);
+    return rc;
 }
 
 static void lease_done(struct wop *w, int rc, const struct sb_err *err)
@@ -47,62 +58,90 @@ static void lease_done(struct wop *w, int rc, const struct sb_err *err)
     struct lease_op *op = (struct lease_op *)w;
     if (rc)
         SB_LOGK(SB_WARN, "lease_write_failed", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
-                "could not %s the lease of a call of run %s: %s", op->until ? "store" : "clear",
+                "could not %s the lease of a call of run %s: %s", op->notify ? "store" : "clear",
                 op->run_id, err ? err->msg : "?");
-    struct inbox_msg *m = op->until ? calloc(1, sizeof *m) : NULL;
+    struct inbox_msg *m = op->notify ? calloc(1, sizeof *m) : NULL;
     if (m) { /* the engine makes the call (or retries the lease) */
         m->kind = MSG_LEASED;
         memcpy(m->run_id, op->run_id, sizeof m->run_id);
         m->qi_id = op->item_id;
         m->rc = rc;
         engine_inbox_post(op->e, m);
-    } else if (op->until) {
+    } else if (op->notify) {
         SB_LOG(SB_ERROR, "oom", "lost the answer to a lease of run %s", op->run_id);
     }
     free(op->keys);
+    free(op->throttle_key);
     free(op);
 }
 
-/* A lease (until > 0) or its clearing, submitted to the writer; takes keys. */
-static bool lease_submit(struct sb_engine *e, const char *run_id, int64_t item_id, int64_t until,
-                         char *keys)
+/* Submits op to the writer (op may be NULL: out of memory). */
+static bool lease_submit(struct sb_engine *e, struct lease_op *op)
 {
-    struct lease_op *op = calloc(1, sizeof *op);
-    if (!op) {
-        free(keys);
+    if (!op)
         return false;
-    }
     op->wop.apply = lease_apply;
     op->wop.done = lease_done;
     op->e = e;
-    memcpy(op->run_id, run_id, sizeof op->run_id);
-    op->item_id = item_id;
-    op->until = until;
-    op->keys = keys;
     sb_writer_submit(e->sbd->writer, &op->wop);
     return true;
 }
 
+/* The op clearing item_id's lease (NULL when out of memory). */
+static struct lease_op *clear_op(const char *run_id, int64_t item_id)
+{
+    struct lease_op *op = calloc(1, sizeof *op);
+    if (op) {
+        memcpy(op->run_id, run_id, sizeof op->run_id);
+        op->item_id = item_id;
+        op->set_lease = true;
+    }
+    return op;
+}
+
 bool lease_begin(struct sb_engine *e, struct item *it, int64_t now)
 {
-    if (!it->held[0] && !it->held[1])
-        return false; /* no slot taken: nothing to lease */
-    json_t *keys = json_array();
-    for (int i = 0; i < 2; i++)
-        if (it->held[i])
-            json_array_append_new(keys, json_string(admit_slot_key(it->held[i])));
-    char *text = sb_json_dumps(keys, NULL);
-    json_decref(keys);
-    /* as long as the call may last (call.c caps it the same way) */
-    int64_t until = now + e->sbd->cfg.call_timeout_ms;
-    if (it->run->deadline && it->run->deadline->due_at < until)
-        until = it->run->deadline->due_at;
-    if (!text || !lease_submit(e, it->run->id, it->id, until > now ? until : now + 1, text)) {
+    bool held = it->held[0] || it->held[1];
+    if (!held && !it->throttle_tat)
+        return false; /* nothing that must survive a crash */
+    struct lease_op *op = calloc(1, sizeof *op);
+    if (op && held) {
+        json_t *keys = json_array();
+        for (int i = 0; i < 2; i++)
+            if (it->held[i])
+                json_array_append_new(keys, json_string(admit_slot_key(it->held[i])));
+        op->keys = sb_json_dumps(keys, NULL);
+        json_decref(keys);
+        /* as long as the call may last (call.c caps it the same way) */
+        int64_t until = now + e->sbd->cfg.call_timeout_ms;
+        if (it->run->deadline && it->run->deadline->due_at < until)
+            until = it->run->deadline->due_at;
+        op->set_lease = true;
+        op->until = until > now ? until : now + 1;
+    }
+    if (op && it->throttle_tat && it->run->flow_keys[2]) {
+        op->throttle_key = strdup(it->run->flow_keys[2]);
+        op->throttle_tat = it->throttle_tat;
+    }
+    if (op && ((held && !op->keys) || (it->throttle_tat && !op->throttle_key))) {
+        free(op->keys);
+        free(op->throttle_key);
+        free(op);
+        op = NULL;
+    }
+    if (op) {
+        memcpy(op->run_id, it->run->id, sizeof op->run_id);
+        op->item_id = it->id;
+        op->notify = true;
+    }
+    it->throttle_tat = 0;
+    if (!lease_submit(e, op)) {
         SB_LOG(SB_ERROR, "oom", "cannot lease a call of run %s: calling without a lease",
                it->run->id);
         return false;
     }
     it->leasing = true;
+    it->lease_row = held;
     return true;
 }
 
@@ -122,7 +161,7 @@ void engine_handle_leased(struct sb_engine *e, struct inbox_msg *m)
         /* the item went meanwhile (its run ended or was rebuilt): if its row
          * is still there, it must not look like a call in flight */
         if (!it && !m->rc)
-            lease_submit(e, m->run_id, m->qi_id, 0, NULL);
+            lease_submit(e, clear_op(m->run_id, m->qi_id));
         return;
     }
     it->leasing = false;
@@ -140,9 +179,12 @@ void lease_end(struct sb_engine *e, struct item *it)
     if (!it->leased)
         return;
     it->leased = false;
+    if (!it->lease_row)
+        return; /* only a throttle was stored */
+    it->lease_row = false;
     /* when this fails the row keeps a stale lease, which costs at most
      * --orphan-hold of that slot after a crash */
-    lease_submit(e, it->run->id, it->id, 0, NULL);
+    lease_submit(e, clear_op(it->run->id, it->id));
 }
 
 void lease_restore(struct sb_engine *e, const struct qitem_rec *q, int64_t now)

@@ -218,13 +218,19 @@ int sb_store_cancellation_put(struct sb_store *st, const struct cancellation_rec
 json_t *sb_store_cancellations_json(struct sb_store *st, int limit);
 
 /* ---- flow control at run start (writer connection) ---- */
-enum flow_key_kind { FLOW_IDEMPOTENCY = 1, FLOW_SINGLETON = 2 };
+enum flow_key_kind { FLOW_IDEMPOTENCY = 1, FLOW_SINGLETON = 2, FLOW_THROTTLE = 3 };
 /* The run holding a key (malloc'd, may be NULL) and when the key expires
  * (0: when that run ends). SB_ENOTFOUND when nobody holds it. */
 int sb_store_flow_key_get(struct sb_store *st, int kind, const char *key, char **run_id,
                           int64_t *expires_at);
 int sb_store_flow_key_put(struct sb_store *st, int kind, const char *key, const char *run_id,
                           int64_t expires_at, struct sb_err *err);
+/* Throttle: the key's theoretical arrival time (GCRA) is at least tat
+ * (kept as the row's expiry: a time in the past means an idle key). */
+int sb_store_throttle_put(struct sb_store *st, const char *key, int64_t tat, struct sb_err *err);
+/* Calls fn for every throttle key whose tat is after now. */
+int sb_store_throttles_scan(struct sb_store *st, int64_t now,
+                            void (*fn)(void *ctx, const char *key, int64_t tat), void *ctx);
 /* Rate limit: how many hits `key` had at or after since_ms. */
 int64_t sb_store_rate_count(struct sb_store *st, const char *key, int64_t since_ms);
 int sb_store_rate_hit(struct sb_store *st, const char *key, int64_t at, struct sb_err *err);

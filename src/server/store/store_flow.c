@@ -168,6 +168,29 @@ int sb_store_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct c
 
 /* ---- flow control at run start ---- */
 
+int sb_store_throttle_put(struct sb_store *st, const char *key, int64_t tat, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_THROTTLE_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, tat);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_throttles_scan(struct sb_store *st, int64_t now,
+                            void (*fn)(void *ctx, const char *key, int64_t tat), void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_THROTTLE_SCAN);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_int64(s, 1, now);
+    while (sqlite3_step(s) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1));
+    sqlite3_reset(s);
+    return 0;
+}
+
 int sb_store_flow_key_get(struct sb_store *st, int kind, const char *key, char **run_id,
                           int64_t *expires_at)
 {

@@ -131,6 +131,10 @@
     X(FLOW_PUT, "INSERT OR REPLACE INTO flow_keys(kind,key,run_id,expires_at) "                   \
                 "VALUES(?,?,?,?)")                                                                \
     X(FLOW_DEL_RUN, "DELETE FROM flow_keys WHERE run_id=? AND expires_at=0")                      \
+    X(THROTTLE_PUT, "INSERT INTO flow_keys(kind,key,run_id,expires_at) VALUES(3,?,NULL,?) "       \
+                    "ON CONFLICT(kind,key) DO UPDATE SET "                                        \
+                    "expires_at=MAX(expires_at,excluded.expires_at)")                             \
+    X(THROTTLE_SCAN, "SELECT key,expires_at FROM flow_keys WHERE kind=3 AND expires_at>?")        \
     X(RATE_COUNT, "SELECT COUNT(*) FROM rate_hits WHERE key=? AND at>=?")                         \
     X(RATE_HIT, "INSERT INTO rate_hits(key,at) VALUES(?,?)")                                      \
     X(PURGE_FLOW, "DELETE FROM flow_keys WHERE expires_at>0 AND expires_at<?")                    \
