@@ -185,6 +185,16 @@ const functions = [
       logExec(runId, "two-at-a-time", `end-${event.data.n}`, attempt);
       return { n: event.data.n };
     }),
+  // several limits at once, and a limit shared by two functions (scope env)
+  ...[["layered", { concurrency: [{ limit: 2 }, { limit: 1, key: "event.data.user" }] }],
+    ["shared-a", { concurrency: [{ limit: 1, scope: "env", key: "'shared'" }] }],
+    ["shared-b", { concurrency: [{ limit: 1, scope: "env", key: "'shared'" }] }],
+  ].map(([id, opts]) => define({ id, ...opts }, { event: `compat/${id}` }, async ({ event, runId, attempt }) => {
+    logExec(runId, id, `start-${event.data.n}`, attempt);
+    await new Promise((r) => setTimeout(r, event.data.hold ?? 300));
+    logExec(runId, id, `end-${event.data.n}`, attempt);
+    return { n: event.data.n };
+  })),
   define({ id: "throttled", throttle: { limit: 1, period: "1s" } }, { event: "compat/throttled" },
     async ({ event, runId, attempt }) => {
       logExec(runId, "throttled", `start-${event.data.n}`, attempt);

@@ -19,7 +19,7 @@ for (const sdk of ["v4", "v3"]) {
       try {
         const app = await addApp(s, w);
         assert.equal(app.id, `compat-${sdk}`);
-        assert.equal(app.function_count, 33);
+        assert.equal(app.function_count, 36);
         const fns = (await api(s, "/v1/functions")).json.data;
         const flaky = fns.find((f) => f.id === `compat-${sdk}-flaky`);
         assert.equal(flaky.retries, 3);

@@ -24,8 +24,9 @@ function intervals(log, fn) {
 // The most calls of fn running at once on the worker, from the exec log (a
 // call that sysbusd lost in a crash still runs to its end there).
 function maxOverlap(log, fn) {
+  const fns = [fn].flat();
   let open = 0, most = 0;
-  for (const e of log.filter((l) => l.fn === fn).sort((a, b) => a.ts - b.ts || (a.step < b.step ? -1 : 1))) {
+  for (const e of log.filter((l) => fns.includes(l.fn)).sort((a, b) => a.ts - b.ts || (a.step < b.step ? -1 : 1))) {
     open += e.step.startsWith("start-") ? 1 : -1;
     most = Math.max(most, open);
   }
@@ -168,6 +169,35 @@ test("throttle: a start right after kill -9 still waits its turn", { timeout: 60
     const starts = intervals(readExecLog(execLog), "throttled").map((x) => x.start).sort((x, y) => x - y);
     assert.equal(starts.length, 2);
     assert.ok(starts[1] - starts[0] >= 900, `the restart let a start through after ${starts[1] - starts[0]} ms`);
+  } finally {
+    await w.kill("SIGTERM");
+    await s.stop();
+  }
+});
+
+test("concurrency: several limits at once, and a limit shared by two functions", { timeout: 60000 }, async () => {
+  const s = await startSysbusd();
+  const execLog = path.join(tmpdir(), "exec.log");
+  const w = await startWorker({ server: s, execLog });
+  try {
+    await addApp(s, w);
+    const users = ["a", "a", "a", "b", "b", "c"];
+    const ids = await sendEvents(s, [
+      ...users.map((user, n) => ({ name: "compat/layered", data: { user, n } })),
+      ...[1, 2].map((n) => ({ name: "compat/shared-a", data: { n } })),
+      ...[3, 4].map((n) => ({ name: "compat/shared-b", data: { n } })),
+    ]);
+    for (const id of ids) assert.equal((await waitEventRuns(s, id))[0].status, "Completed");
+    const log = readExecLog(execLog);
+    assert.equal(maxOverlap(log, "layered"), 2, "the function-wide limit of 2 holds (and is used)");
+    const byN = new Map(log.filter((l) => l.fn === "layered").map((l) => [l.step, l]));
+    for (const u of ["a", "b"]) {
+      const mine = users.map((x, n) => [x, n]).filter(([x]) => x === u).map(([, n]) =>
+        ({ start: byN.get(`start-${n}`).ts, end: byN.get(`end-${n}`).ts })).sort((x, y) => x.start - y.start);
+      for (let i = 1; i < mine.length; i++)
+        assert.ok(mine[i].start >= mine[i - 1].end, `user ${u} ran two calls at once`);
+    }
+    assert.equal(maxOverlap(log, ["shared-a", "shared-b"]), 1, "the shared key holds across both functions");
   } finally {
     await w.kill("SIGTERM");
     await s.stop();
