@@ -138,8 +138,12 @@ static json_t *after_sleep(sysbus_ctx *c, void *arg)
 json_t *diag_sleep(sysbus_ctx *c, const json_t *event, void *user)
 {
     (void)user;
+    const char *until = json_string_value(data_field(event, "until"));
     const char *d = json_string_value(data_field(event, "duration"));
-    sysbus_step_sleep(c, "nap", d ? d : "1s");
+    if (until) /* an ISO 8601 time instead of a duration */
+        sysbus_step_sleep_until(c, "nap", until);
+    else
+        sysbus_step_sleep(c, "nap", d ? d : "1s");
     return json_deep_copy(sysbus_step_run(c, "after", after_sleep, NULL));
 }
 

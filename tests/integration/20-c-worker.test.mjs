@@ -59,6 +59,10 @@ for (const dev of [true, false]) {
       const slept = await run(s, "diag/sleep", { duration: "1s" });
       assert.deepEqual(slept.output, { woke: true });
       assert.ok(Date.now() - t0 >= 1000, "the sleep lasted");
+      const until = new Date(Date.now() + 1500).toISOString();
+      const t1 = Date.now();
+      assert.deepEqual((await run(s, "diag/sleep", { until })).output, { woke: true });
+      assert.ok(Date.now() >= Date.parse(until) && Date.now() - t1 < 6000, "slept until the given time");
 
       const [waitId, timeoutId] = await sendEvents(s, [
         { name: "diag/wait", data: { id: "w1", timeout: "20s" } },
