@@ -44,8 +44,10 @@ SDK_LIB    := $(BUILD)/lib/libsysbus.a
 SDK_SO     := $(BUILD)/lib/libsysbus.so
 WORKER_SRC := $(wildcard src/worker/*.c src/worker/*/*.c)
 WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_SRC    := $(wildcard src/cli/*.c)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-BINS := $(BUILD)/bin/sysbusd $(BUILD)/bin/system-bus-worker $(SDK_SO)
+BINS := $(BUILD)/bin/sysbusd $(BUILD)/bin/system-bus-worker $(BUILD)/bin/sysbus $(SDK_SO)
 
 UNIT_SRC  := $(wildcard tests/unit/*/*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -84,6 +86,11 @@ $(BUILD)/bin/system-bus-worker: $(WORKER_OBJ) $(SDK_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $(WORKER_OBJ) $(SDK_LIB) $(PKG_LIBS) -lm
+
+$(BUILD)/bin/sysbus: $(CLI_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(COMMON_LIB) $(PKG_LIBS) -lm
 
 # Unit tests: one cmocka program per file; they link the server's and the
 # worker's objects (except each main.o) and the SDK's.
@@ -141,4 +148,4 @@ clean:
 deps:
 	scripts/deps.sh
 
--include $(COMMON_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(SDK_OBJ:.o=.d) $(WORKER_OBJ:.o=.d)
+-include $(COMMON_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(SDK_OBJ:.o=.d) $(WORKER_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

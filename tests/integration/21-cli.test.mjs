@@ -1,0 +1,150 @@
+// 21-cli: the sysbus CLI against a real signed sysbusd and system-bus-worker:
+// every command, and every error code (server down, worker down, wrong key,
+// unknown run, bad JSON, bad usage). Every envelope printed is validated
+// against docs/sysbus-envelope.schema.json.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { BIN, COMPAT, EVENT_KEY, ROOT, SIGNING_KEY, startCWorker, startSysbusd } from "./lib.mjs";
+
+const Ajv = createRequire(path.join(COMPAT, "package.json"))("ajv");
+const validate = new Ajv({ allErrors: true }).compile(
+  JSON.parse(fs.readFileSync(path.join(ROOT, "docs/sysbus-envelope.schema.json"), "utf8")));
+
+// Runs sysbus; returns {code, env (the envelope: last stdout line), lines}.
+function sysbus(args, env = {}) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(path.join(BIN, "sysbus"), args, { env: { PATH: process.env.PATH, ...env } });
+    let out = "", err = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (err += d));
+    const timer = setTimeout(() => { p.kill("SIGKILL"); reject(new Error(`sysbus ${args.join(" ")} hung`)); }, 30000);
+    p.on("exit", (code) => {
+      clearTimeout(timer);
+      const lines = out.trim().split("\n").filter(Boolean);
+      let env;
+      try { env = JSON.parse(lines[lines.length - 1]); } catch { env = undefined; }
+      if (env && !args.includes("--help") && !validate(env))
+        return reject(new Error(`envelope of sysbus ${args.join(" ")} breaks the schema: ${JSON.stringify(validate.errors)}\n${out}`));
+      if (/AddressSanitizer|runtime error:/.test(err)) return reject(new Error(`sanitizer: ${err}`));
+      resolve({ code, env, lines, out, err });
+    });
+  });
+}
+
+test("every command against a signed server and the C worker", { timeout: 120000 }, async () => {
+  const s = await startSysbusd({ dev: false });
+  const w = await startCWorker({ server: s });
+  const env = { SYSBUS_URL: s.url, SYSBUS_SIGNING_KEY: SIGNING_KEY, SYSBUS_EVENT_KEY: EVENT_KEY };
+  try {
+    let r = await sysbus(["status"], env);
+    assert.equal(r.code, 0, r.out);
+    assert.equal(r.env.ok, true);
+    assert.deepEqual(r.env.result.checks.map((c) => c.name), ["sysbusd", "worker system-bus-host"]);
+    assert.ok(r.env.result.checks.every((c) => c.ok && typeof c.latency_ms === "number"));
+
+    r = await sysbus(["functions"], env);
+    const fn = r.env.result.find((f) => f.id === "system-bus-host-diag-flaky");
+    assert.deepEqual(fn, { id: "system-bus-host-diag-flaky", name: "diag-flaky", app: "system-bus-host",
+      triggers: [{ event: "diag/flaky" }], retries: 3 });
+    assert.ok(r.env.next_actions.some((a) => a.command === "sysbus send diag/flaky -d '{}'"));
+
+    r = await sysbus(["apps"], env);
+    assert.equal(r.env.result[0].reachable, true);
+    assert.equal(r.env.result[0].function_count, 9);
+
+    r = await sysbus(["send", "diag/three-steps", "-d", '{"n":5}', "--follow"], env);
+    assert.equal(r.code, 0, r.out);
+    const stream = r.lines.slice(0, -1).map((l) => JSON.parse(l));
+    assert.deepEqual(stream.filter((x) => x.type === "step").map((x) => x.step.name), ["one", "two", "three"]);
+    assert.equal(stream.filter((x) => x.type === "run").at(-1).run.status, "Completed");
+    const run = r.env.result.runs[0];
+    assert.deepEqual(run.output, { steps: 3, n: 5 });
+
+    const data = path.join(s.dataDir, "data.json");
+    fs.writeFileSync(data, '{"n": 6}');
+    r = await sysbus(["send", "diag/three-steps", "-d", `@${data}`], env);
+    assert.equal(r.code, 0);
+    assert.match(r.env.result.event_id, /^[0-9A-Z]{26}$/);
+
+    r = await sysbus(["runs", "--count", "1", "--function", "system-bus-host-diag-three-steps"], env);
+    assert.equal(r.env.result.length, 1);
+    assert.equal(r.env.result[0].stuck, false);
+
+    r = await sysbus(["run", run.run_id], env);
+    assert.equal(r.env.result.run.status, "Completed");
+    assert.deepEqual(r.env.result.steps.map((x) => x.name), ["one", "two", "three"]);
+    assert.ok(r.env.next_actions.some((a) => a.command.startsWith("sysbus send diag/three-steps -d '{\"n\":5}'")),
+      JSON.stringify(r.env.next_actions));
+
+    r = await sysbus(["events", "--name", "diag/three-steps", "--count", "5"], env);
+    assert.equal(r.env.result.length, 2);
+
+    r = await sysbus(["send", "diag/sleep", "-d", '{"duration":"1m"}', "--follow", "--timeout", "1"], env);
+    assert.equal(r.code, 1);
+    assert.equal(r.env.error.code, "TIMEOUT");
+    r = await sysbus(["runs", "--status", "Running"], env);
+    const sleeping = r.env.result[0].run_id;
+    r = await sysbus(["cancel", sleeping], env);
+    assert.equal(r.code, 0, r.out);
+    r = await sysbus(["run", sleeping], env);
+    assert.equal(r.env.result.run.status, "Cancelled");
+    r = await sysbus(["cancel", sleeping], env);
+    assert.equal(r.env.error.code, "NOT_RUNNING");
+
+    r = await sysbus(["refresh", "--all"], env);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(r.env.result.map((a) => [a.app, a.action, a.functionCount]), [["system-bus-host", "clean", 9]]);
+
+    for (const cmd of ["status", "functions", "apps", "refresh", "runs", "run", "events", "send", "cancel"]) {
+      r = await sysbus([cmd, "--help"]);
+      assert.equal(r.code, 0);
+      assert.match(r.out, new RegExp(`sysbus ${cmd}`));
+    }
+    r = await sysbus(["--human", "apps"], env);
+    assert.match(r.out, /^id\s+url\s+sdk/m, "a table for humans");
+
+    // errors
+    r = await sysbus(["runs"], { ...env, SYSBUS_SIGNING_KEY: "signkey-test-00" });
+    assert.deepEqual([r.code, r.env.error.code], [1, "UNAUTHORIZED"]);
+    r = await sysbus(["send", "x"], { ...env, SYSBUS_EVENT_KEY: "wrong" });
+    assert.deepEqual([r.code, r.env.error.code], [1, "UNAUTHORIZED"]);
+    r = await sysbus(["run", "01ZZZZZZZZZZZZZZZZZZZZZZZZ"], env);
+    assert.deepEqual([r.code, r.env.error.code], [1, "NOT_FOUND"]);
+    r = await sysbus(["send", "x", "-d", "{nope"], env);
+    assert.deepEqual([r.code, r.env.error.code], [1, "INVALID_JSON"]);
+    r = await sysbus(["send", "x", "-d", "[1,2]"], env);
+    assert.equal(r.env.error.code, "INVALID_JSON");
+    r = await sysbus(["runs", "--count", "zero"], env);
+    assert.deepEqual([r.code, r.env.error.code], [2, "USAGE"]);
+    r = await sysbus(["frobnicate"], env);
+    assert.deepEqual([r.code, r.env.error.code], [2, "USAGE"]);
+
+    // the worker goes away
+    await w.stop();
+    r = await sysbus(["status"], env);
+    assert.deepEqual([r.code, r.env.error.code], [1, "UNHEALTHY"]);
+    assert.equal(r.env.error.details.checks.find((c) => c.name === "worker system-bus-host").ok, false);
+    r = await sysbus(["apps"], env);
+    assert.equal(r.env.result[0].reachable, false);
+    r = await sysbus(["refresh"], env);
+    assert.equal(r.env.result[0].action, "unreachable");
+    r = await sysbus(["refresh", "--prune"], env);
+    assert.equal(r.env.error.code, "CONFIRMATION_REQUIRED");
+    r = await sysbus(["refresh", "--prune", "--yes"], env);
+    assert.equal(r.env.result[0].action, "pruned");
+    r = await sysbus(["apps"], env);
+    assert.deepEqual(r.env.result, []);
+  } finally {
+    await w.stop();
+    await s.stop();
+  }
+  // the server goes away
+  const r = await sysbus(["runs"], { SYSBUS_URL: s.url });
+  assert.deepEqual([r.code, r.env.error.code], [1, "SERVER_UNREACHABLE"]);
+  const st = await sysbus(["status"], { SYSBUS_URL: s.url });
+  assert.deepEqual([st.code, st.env.error.code], [1, "UNHEALTHY"]);
+});
