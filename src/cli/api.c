@@ -95,8 +95,8 @@ void cli_query(char *path, size_t pathsz, const char *name, const char *value)
     if (!value)
         return;
     size_t n = strlen(path);
-    n += (size_t)snprintf(path + n, n < pathsz ? pathsz - n : 0, "%c%s=", strchr(path, '?') ? '&' : '?',
-                          name);
+    n += (size_t)snprintf(path + n, n < pathsz ? pathsz - n : 0,
+                          "%c%s=", strchr(path, '?') ? '&' : '?', name);
     for (const unsigned char *p = (const unsigned char *)value; *p && n + 4 < pathsz; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
             strchr("-_.~", *p))

@@ -35,11 +35,11 @@ void cli_quote(const char *s, char *out, size_t outsz);
 
 /* ---- api.c ---- */
 struct api_res {
-    long status;           /* 0: no answer */
-    json_t *json;          /* the body parsed, or NULL */
-    double ms;             /* latency */
-    const char *code;      /* on failure: SERVER_UNREACHABLE, UNAUTHORIZED, NOT_FOUND, ... */
-    char message[400];     /* on failure */
+    long status;       /* 0: no answer */
+    json_t *json;      /* the body parsed, or NULL */
+    double ms;         /* latency */
+    const char *code;  /* on failure: SERVER_UNREACHABLE, UNAUTHORIZED, NOT_FOUND, ... */
+    char message[400]; /* on failure */
 };
 /* A request to sysbusd (path like "/v1/runs"); 0 on a 2xx answer, else -1
  * with code and message set. Free with api_res_free. */
@@ -64,6 +64,10 @@ int cmd_events(struct cli *c, int argc, char **argv);
 int cmd_send(struct cli *c, int argc, char **argv);
 int cmd_cancel(struct cli *c, int argc, char **argv);
 int cmd_refresh(struct cli *c, int argc, char **argv);
+
+/* why.c: for a Running run (GET /v1/runs/{id} data), why it is not
+ * progressing: {reason, message, until?, ...} (new ref); NULL otherwise. */
+json_t *cli_why(struct cli *c, const json_t *run);
 
 /* Option parsing for commands: when argv[*i] is `name`, takes its value
  * (argv[*i+1]) into *out and returns 1; -1 when the value is missing. */

@@ -36,15 +36,14 @@ int cmd_functions(struct cli *c, int argc, char **argv)
         const json_t *cfg = json_object_get(f, "config");
         const json_t *triggers = json_object_get(cfg, "triggers");
         int64_t retries = 4;
-        sb_json_get_int(json_object_get(json_object_get(json_object_get(cfg, "steps"), "step"),
-                                        "retries"),
-                        "attempts", &retries);
+        sb_json_get_int(
+            json_object_get(json_object_get(json_object_get(cfg, "steps"), "step"), "retries"),
+            "attempts", &retries);
         json_t *t = triggers ? json_incref((json_t *)triggers) : json_array();
-        json_array_append_new(out, json_pack("{s:O, s:O, s:O, s:o, s:I}", "id",
-                                             json_object_get(f, "id"), "name",
-                                             json_object_get(f, "name"), "app",
-                                             json_object_get(f, "app_id"), "triggers", t,
-                                             "retries", (json_int_t)retries));
+        json_array_append_new(
+            out, json_pack("{s:O, s:O, s:O, s:o, s:I}", "id", json_object_get(f, "id"), "name",
+                           json_object_get(f, "name"), "app", json_object_get(f, "app_id"),
+                           "triggers", t, "retries", (json_int_t)retries));
         const char *ev = sb_json_str(json_array_get(triggers, 0), "event");
         if (ev && !strchr(ev, '*'))
             cli_next(c, "send an event that triggers it", "sysbus send %s -d '{}'", ev);
@@ -119,10 +118,9 @@ int cmd_runs(struct cli *c, int argc, char **argv)
     {
         int64_t updated = 0;
         const char *u = sb_json_str(run, "updated_at");
-        bool is_stuck = strcmp(sb_json_str(run, "status") ? sb_json_str(run, "status") : "",
-                               "Running") == 0 &&
-                        u && sb_time_parse_iso(u, &updated) == 0 &&
-                        now - updated > STUCK_AFTER_MS;
+        bool is_stuck =
+            strcmp(sb_json_str(run, "status") ? sb_json_str(run, "status") : "", "Running") == 0 &&
+            u && sb_time_parse_iso(u, &updated) == 0 && now - updated > STUCK_AFTER_MS;
         json_object_set_new(run, "stuck", json_boolean(is_stuck));
         if (is_stuck && stuck++ < 3)
             cli_next(c, "why this run is not progressing", "sysbus run %s",
@@ -166,6 +164,9 @@ int cmd_run(struct cli *c, int argc, char **argv)
         }
     }
     json_t *out = json_pack("{s:O, s:O}", "run", run, "steps", json_object_get(s.json, "data"));
+    json_t *why = cli_why(c, run);
+    if (why)
+        json_object_set_new(out, "why", why);
     api_res_free(&r);
     api_res_free(&s);
     api_res_free(&e);

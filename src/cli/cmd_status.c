@@ -75,8 +75,8 @@ static void kube_check(struct cli *c, json_t *checks, const char *ns, const char
     char *ctx_argv[] = { "kubectl", "config", "current-context", NULL };
     if (run_cmd(ctx_argv, 2, out, sizeof out) != 0)
         return; /* no cluster configured: not part of this system */
-    char *argv[] = { "kubectl", "get", "deployment", (char *)deploy, "-n", (char *)ns, "-o",
-                     "json", "--request-timeout=2s", NULL };
+    char *argv[] = { "kubectl",  "get", "deployment", (char *)deploy,         "-n",
+                     (char *)ns, "-o",  "json",       "--request-timeout=2s", NULL };
     int rc = run_cmd(argv, 4, out, sizeof out);
     json_t *d = rc == 0 ? json_loads(out, 0, NULL) : NULL;
     json_int_t want = json_integer_value(json_object_get(json_object_get(d, "spec"), "replicas"));

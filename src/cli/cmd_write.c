@@ -166,8 +166,9 @@ int cmd_send(struct cli *c, int argc, char **argv)
     free(body);
     if (rc != 0) {
         if (r.code && strcmp(r.code, "UNAUTHORIZED") == 0)
-            rc = cli_fail(c, "UNAUTHORIZED", "pass the event key with --event-key or SYSBUS_EVENT_KEY",
-                          "%s", r.message);
+            rc = cli_fail(c, "UNAUTHORIZED",
+                          "pass the event key with --event-key or SYSBUS_EVENT_KEY", "%s",
+                          r.message);
         else
             rc = cli_fail_api(c, &r);
         api_res_free(&r);
@@ -198,7 +199,8 @@ int cmd_send(struct cli *c, int argc, char **argv)
     }
     if (!all_ok)
         cli_next(c, "the failed or cancelled runs", "sysbus runs --status Failed --count 5");
-    return cli_ok(c, json_pack("{s:s, s:s, s:o}", "event_id", event_id, "name", name, "runs", runs));
+    return cli_ok(c,
+                  json_pack("{s:s, s:s, s:o}", "event_id", event_id, "name", name, "runs", runs));
 }
 
 int cmd_cancel(struct cli *c, int argc, char **argv)
@@ -210,8 +212,8 @@ int cmd_cancel(struct cli *c, int argc, char **argv)
     struct api_res r;
     if (cli_api(c, "DELETE", path, NULL, &r) != 0) {
         int rc = r.code && strcmp(r.code, "CONFLICT") == 0
-                     ? cli_fail(c, "NOT_RUNNING", "nothing to do: the run has already ended",
-                                "%s", r.message)
+                     ? cli_fail(c, "NOT_RUNNING", "nothing to do: the run has already ended", "%s",
+                                r.message)
                      : cli_fail_api(c, &r);
         api_res_free(&r);
         return rc;
@@ -296,11 +298,11 @@ int cmd_refresh(struct cli *c, int argc, char **argv)
                              : count_missing(after, before) || count_missing(before, after)
                                  ? "refreshed"
                                  : "clean";
-        json_t *item = json_pack("{s:s, s:O, s:s, s:i, s:i, s:i}", "app", id, "url",
-                                 json_object_get(a, "url"), "action", action, "added",
-                                 (int)(after ? count_missing(after, before) : 0), "removed",
-                                 (int)(after ? count_missing(before, after) : 0), "functionCount",
-                                 (int)json_array_size(after ? after : before));
+        json_t *item =
+            json_pack("{s:s, s:O, s:s, s:i, s:i, s:i}", "app", id, "url", json_object_get(a, "url"),
+                      "action", action, "added", (int)(after ? count_missing(after, before) : 0),
+                      "removed", (int)(after ? count_missing(before, after) : 0), "functionCount",
+                      (int)json_array_size(after ? after : before));
         if (rc != 0) {
             unreachable++;
             json_object_set_new(item, "error", json_string(s.message));

@@ -52,17 +52,16 @@ static void usage(FILE *out)
     fprintf(out, "usage: sysbus [global options] <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out,
-            "\nglobal options:\n"
-            "  --url URL           sysbusd (default $SYSBUS_URL or http://127.0.0.1:8288)\n"
-            "  --signing-key KEY   for the REST API of a signed server ($SYSBUS_SIGNING_KEY)\n"
-            "  --event-key KEY     for send on a signed server ($SYSBUS_EVENT_KEY)\n"
-            "  --timeout-ms MS     per request (default 10000)\n"
-            "  --human             aligned text instead of the JSON envelope\n"
-            "  --help, --version\n"
-            "\nEvery command prints one JSON envelope: {ok, command, result, next_actions}\n"
-            "or {ok:false, command, error:{code, message}, fix, next_actions}; the exit code\n"
-            "is 0 only when ok (2 for bad usage). `sysbus <command> --help` for details.\n");
+    fprintf(out, "\nglobal options:\n"
+                 "  --url URL           sysbusd (default $SYSBUS_URL or http://127.0.0.1:8288)\n"
+                 "  --signing-key KEY   for the REST API of a signed server ($SYSBUS_SIGNING_KEY)\n"
+                 "  --event-key KEY     for send on a signed server ($SYSBUS_EVENT_KEY)\n"
+                 "  --timeout-ms MS     per request (default 10000)\n"
+                 "  --human             aligned text instead of the JSON envelope\n"
+                 "  --help, --version\n"
+                 "\nEvery command prints one JSON envelope: {ok, command, result, next_actions}\n"
+                 "or {ok:false, command, error:{code, message}, fix, next_actions}; the exit code\n"
+                 "is 0 only when ok (2 for bad usage). `sysbus <command> --help` for details.\n");
 }
 
 static const char *env_or(const char *name, const char *dflt)

@@ -2,13 +2,18 @@
 // every command, and every error code (server down, worker down, wrong key,
 // unknown run, bad JSON, bad usage). Every envelope printed is validated
 // against docs/sysbus-envelope.schema.json.
+//
+// Stand-ins (in the second test only): `kubectl` is a shell script put first
+// on PATH, because no Kubernetes API server can run on these machines; talon's
+// /health is a small Node HTTP server until talon exists (issue 6).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { BIN, COMPAT, EVENT_KEY, ROOT, SIGNING_KEY, startCWorker, startSysbusd } from "./lib.mjs";
+import http from "node:http";
+import { BIN, COMPAT, EVENT_KEY, ROOT, SIGNING_KEY, startCWorker, startSysbusd, tmpdir } from "./lib.mjs";
 
 const Ajv = createRequire(path.join(COMPAT, "package.json"))("ajv");
 const validate = new Ajv({ allErrors: true }).compile(
@@ -36,7 +41,8 @@ function sysbus(args, env = {}) {
 }
 
 test("every command against a signed server and the C worker", { timeout: 120000 }, async () => {
-  const s = await startSysbusd({ dev: false });
+  // a long retry base: a failed attempt stays in backoff while we look at it
+  const s = await startSysbusd({ dev: false, args: ["--retry-base", "10m"] });
   const w = await startCWorker({ server: s });
   const env = { SYSBUS_URL: s.url, SYSBUS_SIGNING_KEY: SIGNING_KEY, SYSBUS_EVENT_KEY: EVENT_KEY };
   try {
@@ -88,6 +94,30 @@ test("every command against a signed server and the C worker", { timeout: 120000
     assert.equal(r.env.error.code, "TIMEOUT");
     r = await sysbus(["runs", "--status", "Running"], env);
     const sleeping = r.env.result[0].run_id;
+    r = await sysbus(["run", sleeping], env);
+    assert.equal(r.env.result.why.reason, "sleeping");
+    assert.match(r.env.result.why.message, /^sleeping until \d{4}-/);
+
+    // why a run is not progressing: waiting, backing off
+    const runOf = async (name, data) => {
+      const sent = await sysbus(["send", name, "-d", JSON.stringify(data)], env);
+      for (let i = 0; i < 100; i++) {
+        const ev = (await sysbus(["runs", "--status", "Running", "--count", "20"], env)).env.result
+          .find((x) => x.event_id === sent.env.result.event_id);
+        if (ev) {
+          const got = await sysbus(["run", ev.run_id], env);
+          if (got.env.result.why && got.env.result.why.reason !== "due") return got.env.result;
+        }
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      throw new Error(`no explained run for ${name}`);
+    };
+    let why = (await runOf("diag/wait", { id: "x", timeout: "1h" })).why;
+    assert.equal(why.reason, "waiting_for_event");
+    assert.match(why.message, /waiting for event diag\/wait.resolve matching async.data.id == event.data.id until/);
+    why = (await runOf("diag/flaky", { fail_times: 5 })).why;
+    assert.equal(why.reason, "backoff");
+    assert.match(why.message, /after attempt 1 of 4: failing on purpose/);
     r = await sysbus(["cancel", sleeping], env);
     assert.equal(r.code, 0, r.out);
     r = await sysbus(["run", sleeping], env);
@@ -125,6 +155,9 @@ test("every command against a signed server and the C worker", { timeout: 120000
 
     // the worker goes away
     await w.stop();
+    why = (await runOf("diag/three-steps", { n: 1 })).why;
+    assert.equal(why.reason, "worker_unreachable");
+    assert.match(why.message, /the worker is unreachable since \d{4}-.*failed tries/);
     r = await sysbus(["status"], env);
     assert.deepEqual([r.code, r.env.error.code], [1, "UNHEALTHY"]);
     assert.equal(r.env.error.details.checks.find((c) => c.name === "worker system-bus-host").ok, false);
@@ -147,4 +180,38 @@ test("every command against a signed server and the C worker", { timeout: 120000
   assert.deepEqual([r.code, r.env.error.code], [1, "SERVER_UNREACHABLE"]);
   const st = await sysbus(["status"], { SYSBUS_URL: s.url });
   assert.deepEqual([st.code, st.env.error.code], [1, "UNHEALTHY"]);
+});
+
+test("status checks talon and the worker Deployment when they are configured", { timeout: 60000 }, async () => {
+  const s = await startSysbusd();
+  const dir = tmpdir();
+  fs.writeFileSync(path.join(dir, "kubectl"), `#!/bin/sh
+# stand-in kubectl: a context, and a Deployment with 1 of 2 replicas ready
+case "$*" in
+  "config current-context") echo test-cluster ;;
+  "get deployment system-bus-worker -n joelclaw -o json"*) echo '{"spec":{"replicas":2},"status":{"readyReplicas":1}}' ;;
+  *) exit 1 ;;
+esac
+`, { mode: 0o755 });
+  const talon = http.createServer((req, res) => res.end(req.url === "/health" ? '{"ok":true}' : ""));
+  await new Promise((r) => talon.listen(0, "127.0.0.1", r));
+  const env = { SYSBUS_URL: s.url, PATH: `${dir}:${process.env.PATH}`,
+    SYSBUS_TALON_URL: `http://127.0.0.1:${talon.address().port}` };
+  try {
+    const r = await sysbus(["status"], env);
+    assert.deepEqual([r.code, r.env.error.code], [1, "UNHEALTHY"]);
+    const checks = Object.fromEntries(r.env.error.details.checks.map((c) => [c.name, c]));
+    assert.equal(checks.talon.ok, true);
+    assert.equal(checks.kubernetes.ok, false);
+    assert.equal(checks.kubernetes.detail, "1/2 replicas ready");
+    assert.ok(r.env.next_actions.some((a) => a.command === "kubectl -n joelclaw describe deployment system-bus-worker"));
+    talon.close();
+    const down = await sysbus(["status", "--namespace", "other"], env);
+    const c2 = Object.fromEntries(down.env.error.details.checks.map((c) => [c.name, c]));
+    assert.equal(c2.talon.ok, false, "talon down is a failed check");
+    assert.match(c2.kubernetes.detail, /failed/);
+  } finally {
+    talon.close();
+    await s.stop();
+  }
 });
