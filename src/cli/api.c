@@ -2,6 +2,7 @@
  * key) and plain GETs to workers, through the one HTTP client wrapper, each
  * with a timeout; failures become stable error codes with a fix. */
 #include "cli.h"
+#include "common/clock.h"
 #include "common/httpc.h"
 #include "common/json.h"
 
@@ -32,6 +33,9 @@ static int do_request(const char *method, const char *url, const char *auth, con
         return -1;
     }
     r->status = resp.status;
+    const char *date = sb_httpc_resp_header(&resp, "Date");
+    if (!date || sb_time_parse_http(date, &r->date_ms) != 0)
+        r->date_ms = 0;
     r->json = sb_json_parse_ints(resp.body.data ? resp.body.data : "", resp.body.len, NULL);
     if (r->status >= 200 && r->status < 300) {
         sb_httpc_resp_free(&resp);

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct cli {
     const char *url;       /* sysbusd */
@@ -27,6 +28,10 @@ int cli_fail(struct cli *c, const char *code, const char *fix, const char *fmt, 
 /* The same with error.details (taken), e.g. the checks that failed. */
 int cli_fail_details(struct cli *c, const char *code, const char *fix, json_t *details,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Checks ([{name, ok, ...}]): whether all are ok; and the envelope for them
+ * ({ok, checks} or UNHEALTHY with error.details.checks), taking checks. */
+bool cli_checks_ok(const json_t *checks);
+int cli_checks_done(struct cli *c, json_t *checks, const char *fix, const char *fail_msg);
 /* Adds a next action: a ready command line and what it does. */
 void cli_next(struct cli *c, const char *description, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -38,6 +43,7 @@ struct api_res {
     long status;       /* 0: no answer */
     json_t *json;      /* the body parsed, or NULL */
     double ms;         /* latency */
+    int64_t date_ms;   /* the answer's Date header (0: none) */
     const char *code;  /* on failure: SERVER_UNREACHABLE, UNAUTHORIZED, NOT_FOUND, ... */
     char message[400]; /* on failure */
 };
@@ -64,6 +70,7 @@ int cmd_events(struct cli *c, int argc, char **argv);
 int cmd_send(struct cli *c, int argc, char **argv);
 int cmd_cancel(struct cli *c, int argc, char **argv);
 int cmd_refresh(struct cli *c, int argc, char **argv);
+int cmd_doctor(struct cli *c, int argc, char **argv);
 
 /* why.c: for a Running run (GET /v1/runs/{id} data), why it is not
  * progressing: {reason, message, until?, ...} (new ref); NULL otherwise. */

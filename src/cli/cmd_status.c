@@ -159,13 +159,8 @@ int cmd_status(struct cli *c, int argc, char **argv)
     }
     kube_check(c, checks, ns, deploy);
     c->timeout_ms = saved;
-    bool ok = true;
-    size_t i;
-    json_t *x;
-    json_array_foreach(checks, i, x) ok = ok && json_is_true(json_object_get(x, "ok"));
-    if (!ok)
-        return cli_fail_details(c, "UNHEALTHY", "see the failed checks in error.details.checks",
-                                json_pack("{s:o}", "checks", checks), "not every check is ok");
-    cli_next(c, "recent runs", "sysbus runs --count 3");
-    return cli_ok(c, json_pack("{s:b, s:o}", "ok", 1, "checks", checks));
+    if (cli_checks_ok(checks))
+        cli_next(c, "recent runs", "sysbus runs --count 3");
+    return cli_checks_done(c, checks, "see the failed checks in error.details.checks",
+                           "not every check is ok");
 }

@@ -200,3 +200,23 @@ int cli_fail_details(struct cli *c, const char *code, const char *fix, json_t *d
     va_end(ap);
     return rc;
 }
+
+bool cli_checks_ok(const json_t *checks)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach((json_t *)checks, i, x)
+    {
+        if (!json_is_true(json_object_get(x, "ok")))
+            return false;
+    }
+    return true;
+}
+
+int cli_checks_done(struct cli *c, json_t *checks, const char *fix, const char *fail_msg)
+{
+    if (!cli_checks_ok(checks))
+        return cli_fail_details(c, "UNHEALTHY", fix, json_pack("{s:o}", "checks", checks), "%s",
+                                fail_msg);
+    return cli_ok(c, json_pack("{s:b, s:o}", "ok", 1, "checks", checks));
+}

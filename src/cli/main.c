@@ -25,6 +25,12 @@ static const struct command commands[] = {
       "  Each check has a timeout (default 1500 ms) and reports its latency; exit 1 unless\n"
       "  every check is ok. Talon is checked when --talon or SYSBUS_TALON_URL is set, the\n"
       "  worker Deployment (default joelclaw/system-bus-worker) when kubectl has a context." },
+    { "doctor", cmd_doctor, "check the wiring between sysbusd and its workers, with fixes",
+      "sysbus doctor\n"
+      "  Checks: the server answers; clocks agree (Date headers, 5 minute window); per app:\n"
+      "  the worker answers, worker and server agree on dev/signed mode and keys, the worker\n"
+      "  serves as many functions as are registered, and sysbusd reaches the worker which\n"
+      "  registers back (a re-sync). Each failed check carries its fix; exit 1 unless all ok." },
     { "functions", cmd_functions, "registered functions with their triggers",
       "sysbus functions [--app ID]" },
     { "apps", cmd_apps, "registered apps, and whether their workers answer", "sysbus apps" },

@@ -82,8 +82,10 @@ json_t *cli_why(struct cli *c, const json_t *run)
     sb_json_get_int(item, "attempt", &attempt);
     sb_json_get_int(item, "transport_failures", &failures);
     if (!item) {
-        why = reason("no_work", "nothing is queued for it: sysbusd gives it a new call at its next "
-                     "start", NULL);
+        why = reason("no_work",
+                     "nothing is queued for it: sysbusd gives it a new call at its next "
+                     "start",
+                     NULL);
     } else if (strcmp(kind, "sleep") == 0) {
         snprintf(msg, sizeof msg, "sleeping until %s", sb_json_str(item, "due_at"));
         why = reason("sleeping", msg, item);
@@ -127,15 +129,18 @@ json_t *cli_why(struct cli *c, const json_t *run)
         char limits[400];
         function_info(c, sb_json_str(run, "function_id"), &retries, limits, sizeof limits);
         if (limits[0])
-            snprintf(msg, sizeof msg, "due since %s and held by the function's limits (%s), or "
-                     "being called now", sb_json_str(item, "due_at"), limits);
+            snprintf(msg, sizeof msg,
+                     "due since %s and held by the function's limits (%s), or "
+                     "being called now",
+                     sb_json_str(item, "due_at"), limits);
         else
-            snprintf(msg, sizeof msg, "due since %s: being called now, or waiting for a free "
-                     "call slot (sysbusd --max-inflight)", sb_json_str(item, "due_at"));
+            snprintf(msg, sizeof msg,
+                     "due since %s: being called now, or waiting for a free "
+                     "call slot (sysbusd --max-inflight)",
+                     sb_json_str(item, "due_at"));
         why = reason(limits[0] ? "held_by_limit" : "due", msg, item);
     }
     if (deadline)
-        json_object_set_new(why, "cancelled_at",
-                            json_string(sb_json_str(deadline, "due_at")));
+        json_object_set_new(why, "cancelled_at", json_string(sb_json_str(deadline, "due_at")));
     return why;
 }

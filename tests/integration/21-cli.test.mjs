@@ -215,3 +215,37 @@ esac
     await s.stop();
   }
 });
+
+test("doctor: a healthy wiring, then a worker the server cannot reach", { timeout: 60000 }, async () => {
+  const s = await startSysbusd({ dev: false });
+  const env = { SYSBUS_URL: s.url, SYSBUS_SIGNING_KEY: SIGNING_KEY };
+  let w = await startCWorker({ server: s });
+  try {
+    let r = await sysbus(["doctor"], env);
+    assert.equal(r.code, 0, r.out);
+    const names = r.env.result.checks.map((c) => c.name);
+    for (const n of ["server", "clock server", "system-bus-host: reachable", "system-bus-host: mode and keys",
+      "system-bus-host: functions", "system-bus-host: server round trip"])
+      assert.ok(names.includes(n), `check ${n} in ${names}`);
+    assert.ok(r.env.result.checks.every((c) => c.ok));
+
+    // the worker advertises an address nobody can reach ("Unable to reach SDK URL")
+    await w.stop();
+    w = await startCWorker({ server: s, env: { INNGEST_SERVE_ORIGIN: "http://127.0.0.1:1" } });
+    r = await sysbus(["doctor"], env);
+    assert.deepEqual([r.code, r.env.error.code], [1, "UNHEALTHY"]);
+    const trip = r.env.error.details.checks.find((c) => c.name === "system-bus-host: server round trip");
+    assert.equal(trip.ok, false);
+    assert.match(trip.fix, /INNGEST_SERVE_ORIGIN/);
+    assert.match(r.env.error.details.checks.find((c) => c.name === "system-bus-host: reachable").fix, /start the worker/);
+
+    // no key: the server refuses to list apps, and doctor says which key is missing
+    r = await sysbus(["doctor"], { SYSBUS_URL: s.url });
+    assert.match(r.env.error.details.checks.find((c) => c.name === "apps").fix, /--signing-key/);
+  } finally {
+    await w.stop();
+    await s.stop();
+  }
+  const r = await sysbus(["doctor"], { SYSBUS_URL: s.url });
+  assert.deepEqual([r.code, r.env.error.details.checks[0].ok], [1, false], "server down");
+});
