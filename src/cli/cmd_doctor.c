@@ -60,7 +60,8 @@ static void app_checks(struct cli *c, json_t *checks, const json_t *app, bool se
         bool has_key = json_is_true(json_object_get(p.json, "has_signing_key"));
         snprintf(name, sizeof name, "%s: mode and keys", id);
         snprintf(detail, sizeof detail, "server %s, worker %s%s", server_dev ? "dev" : "signed",
-                 mode ? mode : "unknown", has_key ? " with a signing key" : " without a signing key");
+                 mode ? mode : "unknown",
+                 has_key ? " with a signing key" : " without a signing key");
         /* a signed worker refuses a dev server's unsigned calls, and the other way round */
         bool ok = server_dev ? worker_dev : !worker_dev && has_key;
         add(checks, name, ok, detail,
@@ -101,9 +102,8 @@ static void app_checks(struct cli *c, json_t *checks, const json_t *app, bool se
         snprintf(fix, sizeof fix,
                  "the worker refused the sync: check that its INNGEST_SIGNING_KEY is the server's "
                  "and read its log");
-    add(checks, name, rc == 0, rc == 0 ? "sysbusd reached the worker and it registered back"
-                                       : s.message,
-        fix);
+    add(checks, name, rc == 0,
+        rc == 0 ? "sysbusd reached the worker and it registered back" : s.message, fix);
     api_res_free(&s);
 }
 

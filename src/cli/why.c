@@ -1,8 +1,9 @@
 /* why.c - why a Running run is not progressing, from the queue state that
  * GET /v1/runs/{id} exposes (its due items) and the function's config:
  * sleeping until T, waiting for an event or an invoked run until T, backing
- * off after attempt n of m, worker unreachable since T, or queued behind a
- * concurrency / throttle limit or the server's call limit. */
+ * off after attempt n of m, worker unreachable since T, held by a
+ * concurrency key (the engine's view, `engine.parked_on`), in a call, or
+ * queued behind a throttle or the server's call limit. */
 #include "cli.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -76,6 +77,8 @@ json_t *cli_why(struct cli *c, const json_t *run)
     int64_t now = sb_now_ms(), due = 0;
     sb_json_get_int(item, "due_at_ms", &due);
     const char *kind = item ? sb_json_str(item, "kind") : "";
+    const json_t *engine = json_object_get(run, "engine"); /* what sysbusd holds in memory */
+    const json_t *parked = json_object_get(engine, "parked_on");
     const json_t *err = item ? json_object_get(item, "last_error") : NULL;
     const char *err_msg = sb_json_str(err, "message");
     int64_t attempt = 0, failures = 0;
@@ -124,6 +127,15 @@ json_t *cli_why(struct cli *c, const json_t *run)
         snprintf(msg, sizeof msg, "queued until %s (a throttle or a negative priority delays it)",
                  sb_json_str(item, "due_at"));
         why = reason("delayed", msg, item);
+    } else if (parked) {
+        const char *value = sb_json_str(parked, "value");
+        snprintf(msg, sizeof msg, "held by the concurrency limit of %s%s%s%s, due since %s",
+                 sb_json_str(parked, "scope"), value ? " on key '" : "", value ? value : "",
+                 value ? "'" : "", sb_json_str(item, "due_at"));
+        why = reason("held_by_concurrency", msg, item);
+        json_object_set(why, "key", (json_t *)parked);
+    } else if (json_is_true(json_object_get(engine, "in_call"))) {
+        why = reason("in_call", "being called now", item);
     } else {
         int64_t retries;
         char limits[400];

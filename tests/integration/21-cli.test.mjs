@@ -13,7 +13,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import http from "node:http";
-import { BIN, COMPAT, EVENT_KEY, ROOT, SIGNING_KEY, startCWorker, startSysbusd, tmpdir } from "./lib.mjs";
+import {
+  BIN, COMPAT, EVENT_KEY, ROOT, SIGNING_KEY, addApp, sendEvents, startCWorker, startSysbusd, startWorker, tmpdir,
+  waitEventRuns,
+} from "./lib.mjs";
 
 const Ajv = createRequire(path.join(COMPAT, "package.json"))("ajv");
 const validate = new Ajv({ allErrors: true }).compile(
@@ -248,4 +251,35 @@ test("doctor: a healthy wiring, then a worker the server cannot reach", { timeou
   }
   const r = await sysbus(["doctor"], { SYSBUS_URL: s.url });
   assert.deepEqual([r.code, r.env.error.details.checks[0].ok], [1, false], "server down");
+});
+
+test("run: a run parked behind a concurrency key says which key", { timeout: 60000 }, async () => {
+  const s = await startSysbusd();
+  const w = await startWorker({ server: s });
+  const env = { SYSBUS_URL: s.url };
+  try {
+    await addApp(s, w);
+    const [first, second] = await sendEvents(s, [
+      { name: "compat/one-at-a-time", data: { user: "a", n: 1, hold: 3000 } },
+      { name: "compat/one-at-a-time", data: { user: "a", n: 2, hold: 10 } },
+    ]);
+    let why;
+    for (let i = 0; i < 100 && !why; i++) {
+      const runs = (await sysbus(["runs", "--status", "Running"], env)).env.result;
+      const run = runs.find((x) => x.event_id === second);
+      const got = run && (await sysbus(["run", run.run_id], env)).env.result.why;
+      if (got && got.reason === "held_by_concurrency") why = got;
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(why, "the second run is reported as held");
+    assert.deepEqual(why.key, { kind: "concurrency", scope: "compat-v4-one-at-a-time", value: "a" });
+    assert.match(why.message, /held by the concurrency limit of compat-v4-one-at-a-time on key 'a'/);
+    const runs = (await sysbus(["runs", "--status", "Running"], env)).env.result;
+    const busy = await sysbus(["run", runs.find((x) => x.event_id === first).run_id], env);
+    assert.equal(busy.env.result.why.reason, "in_call");
+    for (const id of [first, second]) assert.equal((await waitEventRuns(s, id))[0].status, "Completed");
+  } finally {
+    await w.kill("SIGTERM");
+    await s.stop();
+  }
 });

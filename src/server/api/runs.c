@@ -58,6 +58,21 @@ void h_runs_list(struct sb_req *req)
                             "count", (json_int_t)n));
 }
 
+/* A Running run's answer gets what the engine holds of it (in a call,
+ * parked on a concurrency key): answered from the engine thread. */
+struct describe_wait {
+    struct sb_req *req;
+    json_t *body;
+};
+
+static void described(void *ctx, json_t *desc)
+{
+    struct describe_wait *dw = ctx;
+    json_object_set_new(json_object_get(dw->body, "data"), "engine", desc ? desc : json_null());
+    sb_reply_json(dw->req, 200, dw->body);
+    free(dw);
+}
+
 /* Shared by GET /v1/runs/{id} and GET /v1/events/{id}/runs. */
 static void get_with_wait(struct sb_req *req, enum waiter_kind kind)
 {
@@ -75,6 +90,14 @@ static void get_with_wait(struct sb_req *req, enum waiter_kind kind)
     if (status != 200) {
         sb_reply_error(req, status, status == 404 ? "NOT_FOUND" : "STORE_UNAVAILABLE",
                        "no such %s: %s", kind == WAIT_RUN ? "run" : "event", id);
+        return;
+    }
+    struct describe_wait *dw;
+    if (kind == WAIT_RUN && !done && wait_ms == 0 && (dw = calloc(1, sizeof *dw))) {
+        dw->req = req;
+        dw->body = body;
+        sb_req_suspend(req);
+        sb_engine_describe(sbd->engine, id, described, dw);
         return;
     }
     if (done || wait_ms == 0) {

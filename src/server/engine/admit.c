@@ -20,6 +20,7 @@
 #include "server/flow.h"
 #include "server/metrics.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,15 @@ struct slot *admit_slot(struct sb_engine *e, const char *key)
 
 const char *admit_slot_key(const struct slot *s)
 {
+    return s->key;
+}
+
+const char *admit_parked_key(const struct sb_engine *e, const struct item *it)
+{
+    if (!it->heap || it->heap == &e->queue)
+        return NULL;
+    const struct slot *s =
+        (const struct slot *)((const char *)it->heap - offsetof(struct slot, parked));
     return s->key;
 }
 

@@ -64,10 +64,59 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- inbox ---- */
 
+/* A message the engine will never handle (it stopped): answer whoever waits
+ * for it and free it. */
+static void inbox_reject(struct inbox_msg *m)
+{
+    if (m->kind == MSG_NEW_RUNS) { /* committed: picked up at the next start */
+        for (size_t i = 0; i < m->nruns; i++) {
+            free(m->runs[i].function_id);
+            free(m->runs[i].event);
+        }
+        free(m->runs);
+    } else if (m->kind == MSG_COMMITTED) {
+        m->op->run->committing--;
+        runop_free(m->op);
+    } else if (m->kind == MSG_CANCEL) {
+        if (m->cancel->cb)
+            m->cancel->cb(m->cancel->ctx, SB_EUNAVAIL, -1);
+        free(m->cancel);
+    } else if (m->kind == MSG_WAITS_RESOLVED) {
+        sb_wait_resolutions_free(m->resolved, m->nresolved);
+    } else if (m->kind == MSG_CHECKPOINT) {
+        json_decref(m->steps);
+        sb_reply_error(m->req, 503, "UNAVAILABLE", "sysbusd is shutting down");
+    } else if (m->kind == MSG_DESCRIBE) {
+        m->describe_cb(m->describe_ctx, NULL);
+    }
+    free(m);
+}
+
+/* After the thread stopped: answers every queued message, and later posts
+ * at once (so no request waits on an engine that is gone). */
+static void engine_inbox_close(struct sb_engine *e)
+{
+    pthread_mutex_lock(&e->inbox_lock);
+    e->inbox_closed = true;
+    struct inbox_msg *m = e->inbox_head;
+    e->inbox_head = e->inbox_tail = NULL;
+    pthread_mutex_unlock(&e->inbox_lock);
+    while (m) {
+        struct inbox_msg *next = m->next;
+        inbox_reject(m);
+        m = next;
+    }
+}
+
 void engine_inbox_post(struct sb_engine *e, struct inbox_msg *m)
 {
     m->next = NULL;
     pthread_mutex_lock(&e->inbox_lock);
+    if (e->inbox_closed) {
+        pthread_mutex_unlock(&e->inbox_lock);
+        inbox_reject(m);
+        return;
+    }
     if (e->inbox_tail)
         e->inbox_tail->next = m;
     else
@@ -118,6 +167,51 @@ void sb_engine_cancel(struct sb_engine *e, const char *run_id,
     snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
     m->cancel = c;
     engine_inbox_post(e, m);
+}
+
+void sb_engine_describe(struct sb_engine *e, const char *run_id,
+                        void (*cb)(void *ctx, json_t *desc), void *ctx)
+{
+    struct inbox_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        cb(ctx, NULL);
+        return;
+    }
+    m->kind = MSG_DESCRIBE;
+    snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
+    m->describe_cb = cb;
+    m->describe_ctx = ctx;
+    engine_inbox_post(e, m);
+}
+
+/* {in_call, parked_on?}: a parked item's slot key "c<US>scope<US>value". */
+static void handle_describe(struct sb_engine *e, struct inbox_msg *m)
+{
+    struct run *r = engine_run_find(e, m->run_id);
+    json_t *d = NULL;
+    if (r) {
+        bool in_call = false;
+        const char *key = NULL;
+        for (const struct item *it = r->items; it; it = it->next) {
+            in_call = in_call || it->call || it->leasing;
+            if (!key)
+                key = admit_parked_key(e, it);
+        }
+        d = json_pack("{s:b}", "in_call", in_call);
+        if (key) {
+            char scope[300] = "";
+            const char *sep = strchr(key, '\x1f');
+            const char *value = sep ? strchr(sep + 1, '\x1f') : NULL;
+            if (sep)
+                snprintf(scope, sizeof scope, "%.*s",
+                         (int)(value ? (size_t)(value - sep - 1) : strlen(sep + 1)), sep + 1);
+            json_t *p = json_pack("{s:s, s:s}", "kind", "concurrency", "scope", scope);
+            if (value && value[1])
+                json_object_set_new(p, "value", json_string(value + 1));
+            json_object_set_new(d, "parked_on", p);
+        }
+    }
+    m->describe_cb(m->describe_ctx, d);
 }
 
 void sb_engine_waits_resolved(struct sb_engine *e, struct wait_resolution *res, size_t n)
@@ -253,6 +347,7 @@ static void drain_inbox(struct sb_engine *e)
         case MSG_WAITS_RESOLVED: engine_handle_waits_resolved(e, m); break;
         case MSG_CHECKPOINT: engine_handle_checkpoint(e, m); break;
         case MSG_LEASED: engine_handle_leased(e, m); break;
+        case MSG_DESCRIBE: handle_describe(e, m); break;
         }
         free(m);
         m = next;
@@ -568,6 +663,7 @@ void sb_engine_stop(struct sb_engine *e)
     engine_wake(e);
     pthread_join(e->thread, NULL);
     e->thread = 0;
+    engine_inbox_close(e);
 }
 
 void sb_engine_free(struct sb_engine *e)
@@ -575,32 +671,7 @@ void sb_engine_free(struct sb_engine *e)
     if (!e)
         return;
     sb_engine_stop(e);
-    struct inbox_msg *m = e->inbox_head;
-    e->inbox_head = e->inbox_tail = NULL;
-    while (m) {
-        struct inbox_msg *next = m->next;
-        if (m->kind == MSG_NEW_RUNS) {
-            for (size_t i = 0; i < m->nruns; i++) {
-                free(m->runs[i].function_id);
-                free(m->runs[i].event);
-            }
-            free(m->runs);
-        } else if (m->kind == MSG_COMMITTED) {
-            m->op->run->committing--;
-            runop_free(m->op);
-        } else if (m->kind == MSG_CANCEL) {
-            if (m->cancel->cb)
-                m->cancel->cb(m->cancel->ctx, SB_EUNAVAIL, -1);
-            free(m->cancel);
-        } else if (m->kind == MSG_WAITS_RESOLVED) {
-            sb_wait_resolutions_free(m->resolved, m->nresolved);
-        } else if (m->kind == MSG_CHECKPOINT) {
-            json_decref(m->steps);
-            sb_reply_error(m->req, 503, "UNAVAILABLE", "sysbusd is shutting down");
-        }
-        free(m);
-        m = next;
-    }
+    engine_inbox_close(e); /* answers what is left */
     /* Calls in flight are abandoned: their items are still in the store and
      * will be dispatched again at the next start. */
     for (size_t i = 0; i < e->nbuckets; i++) {

@@ -52,6 +52,13 @@ void sb_engine_cancel(struct sb_engine *e, const char *run_id,
  * and answers req (200 after the commit; 409 when the call is not the run's
  * current one). Takes steps. */
 struct sb_req;
+/* What the engine holds of a run in memory, answered from the engine thread
+ * (or at once when the engine has stopped): cb(ctx, desc) with desc (new
+ * ref) = {in_call, parked_on?: {kind, scope, value}}, or NULL when the run
+ * is not in the engine's memory. */
+void sb_engine_describe(struct sb_engine *e, const char *run_id,
+                        void (*cb)(void *ctx, json_t *desc), void *ctx);
+
 void sb_engine_checkpoint(struct sb_engine *e, const char *run_id, int64_t qi_id, json_t *steps,
                           struct sb_req *req);
 

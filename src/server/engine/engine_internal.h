@@ -122,7 +122,8 @@ enum inbox_kind {
     MSG_REPAIR,
     MSG_WAITS_RESOLVED,
     MSG_CHECKPOINT,
-    MSG_LEASED
+    MSG_LEASED,
+    MSG_DESCRIBE
 };
 
 struct inbox_msg {
@@ -136,9 +137,11 @@ struct inbox_msg {
     struct cancel_req *cancel;
     struct wait_resolution *resolved; /* MSG_WAITS_RESOLVED (owned array) */
     size_t nresolved;
-    int64_t qi_id;      /* MSG_CHECKPOINT, MSG_LEASED: the call's item */
-    json_t *steps;      /* MSG_CHECKPOINT (owned) */
-    struct sb_req *req; /* MSG_CHECKPOINT: answered after the commit */
+    int64_t qi_id;                                /* MSG_CHECKPOINT, MSG_LEASED: the call's item */
+    json_t *steps;                                /* MSG_CHECKPOINT (owned) */
+    struct sb_req *req;                           /* MSG_CHECKPOINT: answered after the commit */
+    void (*describe_cb)(void *ctx, json_t *desc); /* MSG_DESCRIBE */
+    void *describe_ctx;
 };
 
 struct sb_engine {
@@ -149,6 +152,7 @@ struct sb_engine {
     int wakefd;            /* eventfd: inbox posts and stop */
     int64_t curl_timer_ms; /* curl's requested timeout (mono ms), -1 = none */
     int stop;
+    bool inbox_closed;  /* inbox_lock: the thread is gone; posts are answered at once */
     struct iheap queue; /* items by (due_at, id) */
     /* concurrency and throttle keys in use (admit.c) */
     struct slot **slots;
@@ -221,6 +225,8 @@ void admit_free(struct sb_engine *e);
 /* The slot of key (created when new; NULL when out of memory). */
 struct slot *admit_slot(struct sb_engine *e, const char *key);
 const char *admit_slot_key(const struct slot *s);
+/* The key of the concurrency slot it is parked on, or NULL. */
+const char *admit_parked_key(const struct sb_engine *e, const struct item *it);
 /* One more call counts in s / one less (the first parked call is handed back). */
 void admit_slot_hold(struct slot *s);
 void admit_slot_unhold(struct sb_engine *e, struct slot *s);
