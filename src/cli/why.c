@@ -123,16 +123,18 @@ json_t *cli_why(struct cli *c, const json_t *run)
         json_object_set_new(why, "max_attempts", json_integer(retries + 1));
         if (err)
             json_object_set(why, "last_error", (json_t *)err);
-    } else if (due > now) {
+    } else if (due > now && !parked) {
         snprintf(msg, sizeof msg, "queued until %s (a throttle or a negative priority delays it)",
                  sb_json_str(item, "due_at"));
         why = reason("delayed", msg, item);
     } else if (parked) {
         const char *value = sb_json_str(parked, "value");
-        snprintf(msg, sizeof msg, "held by the concurrency limit of %s%s%s%s, due since %s",
-                 sb_json_str(parked, "scope"), value ? " on key '" : "", value ? value : "",
-                 value ? "'" : "", sb_json_str(item, "due_at"));
-        why = reason("held_by_concurrency", msg, item);
+        bool throttle = strcmp(sb_json_str(parked, "kind"), "throttle") == 0;
+        snprintf(msg, sizeof msg, "held by the %s of %s%s%s%s, %s %s",
+                 throttle ? "throttle" : "concurrency limit", sb_json_str(parked, "scope"),
+                 value ? " on key '" : "", value ? value : "", value ? "'" : "",
+                 throttle ? "next start at" : "due since", sb_json_str(item, "due_at"));
+        why = reason(throttle ? "held_by_throttle" : "held_by_concurrency", msg, item);
         json_object_set(why, "key", (json_t *)parked);
     } else if (json_is_true(json_object_get(engine, "in_call"))) {
         why = reason("in_call", "being called now", item);

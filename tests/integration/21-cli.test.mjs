@@ -253,7 +253,7 @@ test("doctor: a healthy wiring, then a worker the server cannot reach", { timeou
   assert.deepEqual([r.code, r.env.error.details.checks[0].ok], [1, false], "server down");
 });
 
-test("run: a run parked behind a concurrency key says which key", { timeout: 60000 }, async () => {
+test("run: a run held by a concurrency key or a throttle says which", { timeout: 60000 }, async () => {
   const s = await startSysbusd();
   const w = await startWorker({ server: s });
   const env = { SYSBUS_URL: s.url };
@@ -278,6 +278,21 @@ test("run: a run parked behind a concurrency key says which key", { timeout: 600
     const busy = await sysbus(["run", runs.find((x) => x.event_id === first).run_id], env);
     assert.equal(busy.env.result.why.reason, "in_call");
     for (const id of [first, second]) assert.equal((await waitEventRuns(s, id))[0].status, "Completed");
+
+    // a throttle (1 start per second): the third start waits its turn
+    const ids = await sendEvents(s, [1, 2, 3].map((n) => ({ name: "compat/throttled", data: { n } })));
+    let throttled;
+    for (let i = 0; i < 60 && !throttled; i++) {
+      const running = (await sysbus(["runs", "--status", "Running"], env)).env.result;
+      const run = running.find((x) => x.event_id === ids[2]);
+      const got = run && (await sysbus(["run", run.run_id], env)).env.result.why;
+      if (got && got.reason === "held_by_throttle") throttled = got;
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(throttled, "the third run is reported as held by the throttle");
+    assert.deepEqual(throttled.key, { kind: "throttle", scope: "compat-v4-throttled" });
+    assert.match(throttled.message, /held by the throttle of compat-v4-throttled, next start at/);
+    for (const id of ids) assert.equal((await waitEventRuns(s, id))[0].status, "Completed");
   } finally {
     await w.kill("SIGTERM");
     await s.stop();

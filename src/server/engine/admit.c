@@ -256,8 +256,10 @@ enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct
             /* back in the queue when it fits, or at the start timeout */
             it->due_at = start_deadline && start_deadline + 1 < at ? start_deadline + 1 : at;
             SBD_COUNT(runs_throttled);
+            it->throttled = true;
             return ADMIT_LATER;
         }
+        it->throttled = false;
         if (s)
             it->throttle_tat = s->tat; /* stored before the call (lease.c) */
     }

@@ -184,18 +184,24 @@ void sb_engine_describe(struct sb_engine *e, const char *run_id,
     engine_inbox_post(e, m);
 }
 
-/* {in_call, parked_on?}: a parked item's slot key "c<US>scope<US>value". */
+/* {in_call, parked_on?}: the slot key a parked item waits on
+ * ("c<US>scope<US>value"), or the throttle key of an item a throttle
+ * delayed ("t<US>fn-id<US>value"). */
 static void handle_describe(struct sb_engine *e, struct inbox_msg *m)
 {
     struct run *r = engine_run_find(e, m->run_id);
     json_t *d = NULL;
     if (r) {
         bool in_call = false;
-        const char *key = NULL;
+        const char *key = NULL, *kind = "concurrency";
         for (const struct item *it = r->items; it; it = it->next) {
             in_call = in_call || it->call || it->leasing;
             if (!key)
                 key = admit_parked_key(e, it);
+            if (!key && it->throttled && r->flow_keys[2]) {
+                key = r->flow_keys[2]; /* "t<US>fn-id<US>value" */
+                kind = "throttle";
+            }
         }
         d = json_pack("{s:b}", "in_call", in_call);
         if (key) {
@@ -205,7 +211,7 @@ static void handle_describe(struct sb_engine *e, struct inbox_msg *m)
             if (sep)
                 snprintf(scope, sizeof scope, "%.*s",
                          (int)(value ? (size_t)(value - sep - 1) : strlen(sep + 1)), sep + 1);
-            json_t *p = json_pack("{s:s, s:s}", "kind", "concurrency", "scope", scope);
+            json_t *p = json_pack("{s:s, s:s}", "kind", kind, "scope", scope);
             if (value && value[1])
                 json_object_set_new(p, "value", json_string(value + 1));
             json_object_set_new(d, "parked_on", p);

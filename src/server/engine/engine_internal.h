@@ -55,6 +55,7 @@ struct item {
     struct call *call;    /* non-NULL while in flight */
     struct slot *held[2]; /* concurrency slots its call counts in (admit.c) */
     int64_t throttle_tat; /* a throttle admitted it: the key's new tat, stored with its lease */
+    bool throttled;       /* waiting in the queue for its throttle key (describe) */
     bool leasing;         /* its lease is being written (lease.c): not in a heap */
     bool leased;          /* its lease is stored: the call may be made */
     bool lease_row;       /* the lease is on its queue row (slots), to clear at the end */
