@@ -132,14 +132,34 @@ int cmd_status(struct cli *c, int argc, char **argv)
         {
             const char *url = sb_json_str(a, "url");
             const char *sync_error = sb_json_str(a, "sync_error");
+            /* the worker's health endpoint (GET / on its origin, as
+             * system-bus-worker serves it), else its serve URL */
+            char health[600];
+            const char *slash =
+                url ? strchr(url + (strncmp(url, "https://", 8) ? 7 : 8), '/') : NULL;
+            snprintf(health, sizeof health, "%.*s/",
+                     (int)(slash ? slash - url : (long)strlen(url ? url : "")), url ? url : "");
             struct api_res p;
-            int prc = cli_probe(url, t, &p);
-            char name[300], detail[700];
+            const char *probed = health;
+            int prc = cli_probe(health, t, &p);
+            const char *hstatus = prc == 0 ? sb_json_str(p.json, "status") : NULL;
+            if (prc != 0 || !hstatus) { /* no health endpoint: the serve URL answers? */
+                api_res_free(&p);
+                probed = url;
+                prc = cli_probe(url, t, &p);
+            }
+            char name[300], detail[900];
             snprintf(name, sizeof name, "worker %s", sb_json_str(a, "id"));
-            snprintf(detail, sizeof detail, "%s; last sync %s%s%s", prc == 0 ? url : p.message,
+            snprintf(detail, sizeof detail, "%s%s%s; last sync %s%s%s",
+                     prc == 0 ? probed : p.message, hstatus ? " status " : "",
+                     hstatus ? hstatus : "",
                      sb_json_str(a, "synced_at") ? sb_json_str(a, "synced_at") : "never",
                      sync_error ? "; sync error: " : "", sync_error ? sync_error : "");
-            json_array_append_new(checks, check(name, prc == 0, p.ms, detail));
+            json_array_append_new(checks,
+                                  check(name,
+                                        prc == 0 && (!hstatus || strcmp(hstatus, "running") == 0 ||
+                                                     strcmp(hstatus, "ok") == 0),
+                                        p.ms, detail));
             if (prc != 0)
                 cli_next(c, "re-sync or prune the unreachable apps", "sysbus refresh --all");
             api_res_free(&p);

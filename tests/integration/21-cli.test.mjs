@@ -54,6 +54,8 @@ test("every command against a signed server and the C worker", { timeout: 120000
     assert.equal(r.env.ok, true);
     assert.deepEqual(r.env.result.checks.map((c) => c.name), ["sysbusd", "worker system-bus-host"]);
     assert.ok(r.env.result.checks.every((c) => c.ok && typeof c.latency_ms === "number"));
+    assert.match(r.env.result.checks[1].detail, /^http:\/\/127\.0\.0\.1:\d+\/ status running; last sync \d{4}-/,
+      "the worker's health endpoint was asked");
 
     r = await sysbus(["functions"], env);
     const fn = r.env.result.find((f) => f.id === "system-bus-host-diag-flaky");
@@ -259,6 +261,10 @@ test("run: a run held by a concurrency key or a throttle says which", { timeout:
   const env = { SYSBUS_URL: s.url };
   try {
     await addApp(s, w);
+    // a worker without a health endpoint: status asks its serve URL instead
+    const st = await sysbus(["status"], env);
+    assert.equal(st.code, 0, st.out);
+    assert.match(st.env.result.checks[1].detail, /\/api\/inngest; last sync/);
     const [first, second] = await sendEvents(s, [
       { name: "compat/one-at-a-time", data: { user: "a", n: 1, hold: 3000 } },
       { name: "compat/one-at-a-time", data: { user: "a", n: 2, hold: 10 } },
@@ -279,17 +285,17 @@ test("run: a run held by a concurrency key or a throttle says which", { timeout:
     assert.equal(busy.env.result.why.reason, "in_call");
     for (const id of [first, second]) assert.equal((await waitEventRuns(s, id))[0].status, "Completed");
 
-    // a throttle (1 start per second): the third start waits its turn
-    const ids = await sendEvents(s, [1, 2, 3].map((n) => ({ name: "compat/throttled", data: { n } })));
+    // a throttle (1 start per second): the last start waits its turn
+    const ids = await sendEvents(s, [1, 2, 3, 4].map((n) => ({ name: "compat/throttled", data: { n } })));
     let throttled;
     for (let i = 0; i < 60 && !throttled; i++) {
       const running = (await sysbus(["runs", "--status", "Running"], env)).env.result;
-      const run = running.find((x) => x.event_id === ids[2]);
+      const run = running.find((x) => x.event_id === ids[3]); // starts about 3 s after the first
       const got = run && (await sysbus(["run", run.run_id], env)).env.result.why;
       if (got && got.reason === "held_by_throttle") throttled = got;
       else await new Promise((r) => setTimeout(r, 50));
     }
-    assert.ok(throttled, "the third run is reported as held by the throttle");
+    assert.ok(throttled, "the last run is reported as held by the throttle");
     assert.deepEqual(throttled.key, { kind: "throttle", scope: "compat-v4-throttled" });
     assert.match(throttled.message, /held by the throttle of compat-v4-throttled, next start at/);
     for (const id of ids) assert.equal((await waitEventRuns(s, id))[0].status, "Completed");
