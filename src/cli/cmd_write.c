@@ -324,9 +324,16 @@ int cmd_refresh(struct cli *c, int argc, char **argv)
         json_decref(report);
         return cli_fail(c, "NOT_FOUND", "list the apps with: sysbus apps", "no app '%s'", only);
     }
-    if (unreachable && !prune)
+    if (unreachable && !prune) {
         cli_next(c, "remove the apps whose workers cannot be reached",
                  "sysbus refresh --all --prune --yes");
+        return cli_fail_details(c, "WORKER_UNREACHABLE",
+                                "start those workers, or remove their apps with --prune --yes",
+                                json_pack("{s:o}", "apps", report),
+                                "%zu app(s) could not be re-synced: sysbusd cannot reach their "
+                                "workers (error.details.apps)",
+                                unreachable);
+    }
     cli_next(c, "the functions now registered", "sysbus functions");
     return cli_ok(c, report);
 }

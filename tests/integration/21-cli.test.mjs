@@ -169,7 +169,8 @@ test("every command against a signed server and the C worker", { timeout: 120000
     r = await sysbus(["apps"], env);
     assert.equal(r.env.result[0].reachable, false);
     r = await sysbus(["refresh"], env);
-    assert.equal(r.env.result[0].action, "unreachable");
+    assert.deepEqual([r.code, r.env.error.code], [1, "WORKER_UNREACHABLE"]);
+    assert.equal(r.env.error.details.apps[0].action, "unreachable");
     r = await sysbus(["refresh", "--prune"], env);
     assert.equal(r.env.error.code, "CONFIRMATION_REQUIRED");
     r = await sysbus(["refresh", "--prune", "--yes"], env);
