@@ -175,6 +175,8 @@ struct sb_store {
 sqlite3_stmt *sb_store_stmt(struct sb_store *st, enum sb_stmt_id id);
 /* Binds helpers: NULL strings bind SQL NULL. */
 void sb_store_bind_text(sqlite3_stmt *s, int idx, const char *v);
+/* Binds v, or NULL when v <= 0 (an optional time). */
+void sb_store_bind_opt_int64(sqlite3_stmt *s, int idx, int64_t v);
 /* Runs a statement that returns no rows; SB_ESTORE with err on failure. */
 int sb_store_exec_stmt(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err);
 /* Column as malloc'd string (NULL stays NULL). */

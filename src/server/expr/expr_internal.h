@@ -1,0 +1,70 @@
+/* expr_internal.h - what the expression compiler (expr.c) and evaluator
+ * (expr_eval.c) share: token kinds (also the operators of the AST), node
+ * kinds and the immutable AST. */
+#ifndef SBD_EXPR_INTERNAL_H
+#define SBD_EXPR_INTERNAL_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "expr.h"
+
+enum tok_kind {
+    T_END,
+    T_IDENT,
+    T_STRING,
+    T_NUMBER,
+    T_LPAREN,
+    T_RPAREN,
+    T_LBRACK,
+    T_RBRACK,
+    T_DOT,
+    T_COMMA,
+    T_QUESTION,
+    T_COLON,
+    T_NOT,
+    T_AND,
+    T_OR,
+    T_EQ,
+    T_NE,
+    T_LT,
+    T_LE,
+    T_GT,
+    T_GE,
+    T_PLUS,
+    T_MINUS,
+    T_STAR,
+    T_SLASH,
+    T_PERCENT,
+};
+
+
+enum node_kind {
+    N_LIT,
+    N_VAR,
+    N_FIELD,
+    N_INDEX,
+    N_LIST,
+    N_UNARY,
+    N_BINARY,
+    N_COND,
+    N_CALL,
+    N_METHOD,
+};
+
+struct node {
+    enum node_kind kind;
+    enum tok_kind op;       /* N_UNARY / N_BINARY */
+    json_t *lit;            /* N_LIT */
+    char *name;             /* N_VAR, N_FIELD, N_CALL, N_METHOD */
+    struct node *a, *b, *c; /* operands; N_METHOD: a = receiver */
+    struct node **args;     /* N_LIST, N_CALL, N_METHOD */
+    size_t nargs;
+};
+
+struct sb_expr {
+    char *source;
+    struct node *root;
+};
+
+#endif

@@ -1,0 +1,110 @@
+/* store_queue.c - the queue table: a run's due items (calls, sleeps, wait
+ * and invoke timeouts, deadlines) written with the run's changes, their
+ * call leases, and the scans the engine loads them with at start. */
+#include "store_internal.h"
+
+#include <string.h>
+
+int sb_store_queue_put(struct sb_store *st, const struct qitem_rec *q, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_PUT);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, q->id);
+    sqlite3_bind_text(s, 2, q->run_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, q->step_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, q->attempt);
+    sqlite3_bind_int64(s, 5, q->due_at);
+    sb_store_bind_opt_int64(s, 6, q->started_at);
+    sqlite3_bind_int(s, 7, q->transport_failures);
+    sb_store_bind_opt_int64(s, 8, q->transport_since);
+    sb_store_bind_text(s, 9, q->last_error);
+    sqlite3_bind_int(s, 10, q->flags);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_queue_lease(struct sb_store *st, int64_t id, int64_t until, const char *keys_json,
+                         struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_LEASE);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, until);
+    sb_store_bind_text(s, 2, keys_json);
+    sqlite3_bind_int64(s, 3, id);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int sb_store_queue_del(struct sb_store *st, int64_t id, struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_DEL);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_int64(s, 1, id);
+    return sb_store_exec_stmt(st, s, err);
+}
+
+int64_t sb_store_queue_max_id(struct sb_store *st)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_MAX);
+    int64_t v = 0;
+    if (s && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    if (s)
+        sqlite3_reset(s);
+    return v;
+}
+
+static int scan_rows(sqlite3_stmt *s, int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx)
+{
+    int rc = 0;
+    while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+        struct qitem_rec q = {
+            .id = sqlite3_column_int64(s, 0),
+            .run_id = (const char *)sqlite3_column_text(s, 1),
+            .step_id = (const char *)sqlite3_column_text(s, 2),
+            .attempt = sqlite3_column_int(s, 3),
+            .due_at = sqlite3_column_int64(s, 4),
+            .started_at = sqlite3_column_int64(s, 5),
+            .transport_failures = sqlite3_column_int(s, 6),
+            .transport_since = sqlite3_column_int64(s, 7),
+            .last_error = (const char *)sqlite3_column_text(s, 8),
+            .flags = sqlite3_column_int(s, 9),
+            .function_id = (const char *)sqlite3_column_text(s, 10),
+            .event_id = (const char *)sqlite3_column_text(s, 11),
+            .lease_until = sqlite3_column_int64(s, 12),
+            .lease_keys = (const char *)sqlite3_column_text(s, 13),
+        };
+        rc = fn(ctx, &q);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int sb_store_queue_scan(struct sb_store *st, int (*fn)(void *ctx, const struct qitem_rec *q),
+                        void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_SCAN);
+    return s ? scan_rows(s, fn, ctx) : SB_ESTORE;
+}
+
+int sb_store_queue_scan_run(struct sb_store *st, const char *run_id,
+                            int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_SCAN_RUN);
+    if (!s)
+        return SB_ESTORE;
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    return scan_rows(s, fn, ctx);
+}
+
+int sb_store_orphan_runs(struct sb_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_ORPHANS);
+    if (!s)
+        return SB_ESTORE;
+    while (sqlite3_step(s) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(s, 0));
+    sqlite3_reset(s);
+    return 0;
+}
