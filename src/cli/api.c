@@ -94,6 +94,13 @@ int cli_fail_api(struct cli *c, struct api_res *r)
     return rc;
 }
 
+int64_t cli_fn_retries(const json_t *fn)
+{
+    int64_t n = 4;
+    const json_t *v = sb_json_path(json_object_get(fn, "config"), "steps.step.retries.attempts");
+    return v && sb_json_as_int(v, &n) ? n : 4;
+}
+
 void cli_query(char *path, size_t pathsz, const char *name, const char *value)
 {
     if (!value)

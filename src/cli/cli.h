@@ -25,6 +25,8 @@ int cli_ok(struct cli *c, json_t *result);
 /* Prints the failure envelope; returns the exit code (1, or 2 for USAGE). */
 int cli_fail(struct cli *c, const char *code, const char *fix, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A USAGE failure (exit 2): msg, and the offending argument when not NULL. */
+int cli_usage(struct cli *c, const char *msg, const char *arg);
 /* The same with error.details (taken), e.g. the checks that failed. */
 int cli_fail_details(struct cli *c, const char *code, const char *fix, json_t *details,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -57,6 +59,9 @@ void api_res_free(struct api_res *r);
 /* Fails the command with r's code and a fix for it, frees r; returns the
  * exit code. */
 int cli_fail_api(struct cli *c, struct api_res *r);
+/* A registered function's retries (an item of GET /v1/functions): its
+ * config's steps.step.retries.attempts, else the default 4. */
+int64_t cli_fn_retries(const json_t *fn);
 /* Appends a query parameter (URL-encoded) to path. */
 void cli_query(char *path, size_t pathsz, const char *name, const char *value);
 

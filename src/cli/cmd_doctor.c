@@ -110,7 +110,7 @@ static void app_checks(struct cli *c, json_t *checks, const json_t *app, bool se
 int cmd_doctor(struct cli *c, int argc, char **argv)
 {
     if (argc > 0)
-        return cli_fail(c, "USAGE", "see: sysbus doctor --help", "unknown option: %s", argv[0]);
+        return cli_usage(c, "unknown option", argv[0]);
     json_t *checks = json_array();
     struct api_res h;
     int rc = cli_api(c, "GET", "/health", NULL, &h);

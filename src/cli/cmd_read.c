@@ -9,19 +9,13 @@
 
 #define STUCK_AFTER_MS (10 * 60 * 1000) /* Running without progress this long */
 
-static int usage(struct cli *c, const char *msg, const char *arg)
-{
-    return cli_fail(c, "USAGE", "see: sysbus <command> --help", "%s%s%s", msg, arg ? ": " : "",
-                    arg ? arg : "");
-}
-
 int cmd_functions(struct cli *c, int argc, char **argv)
 {
     const char *app = NULL;
     for (int i = 0; i < argc; i++) {
         int o = cli_opt(argc, argv, &i, "--app", &app);
         if (o <= 0)
-            return usage(c, o < 0 ? "--app needs a value" : "unknown option", argv[i]);
+            return cli_usage(c, o < 0 ? "--app needs a value" : "unknown option", argv[i]);
     }
     char path[512] = "/v1/functions";
     cli_query(path, sizeof path, "app", app);
@@ -35,10 +29,7 @@ int cmd_functions(struct cli *c, int argc, char **argv)
     {
         const json_t *cfg = json_object_get(f, "config");
         const json_t *triggers = json_object_get(cfg, "triggers");
-        int64_t retries = 4;
-        sb_json_get_int(
-            json_object_get(json_object_get(json_object_get(cfg, "steps"), "step"), "retries"),
-            "attempts", &retries);
+        int64_t retries = cli_fn_retries(f);
         json_t *t = triggers ? json_incref((json_t *)triggers) : json_array();
         json_array_append_new(
             out, json_pack("{s:O, s:O, s:O, s:o, s:I}", "id", json_object_get(f, "id"), "name",
@@ -55,7 +46,7 @@ int cmd_functions(struct cli *c, int argc, char **argv)
 int cmd_apps(struct cli *c, int argc, char **argv)
 {
     if (argc > 0)
-        return usage(c, "unknown option", argv[0]);
+        return cli_usage(c, "unknown option", argv[0]);
     struct api_res r;
     if (cli_api(c, "GET", "/v1/apps", NULL, &r) != 0)
         return cli_fail_api(c, &r);
@@ -95,12 +86,12 @@ int cmd_runs(struct cli *c, int argc, char **argv)
         if (!o)
             o = cli_opt(argc, argv, &i, "--hours", &hours);
         if (o <= 0)
-            return usage(c, o < 0 ? "option needs a value" : "unknown option", argv[i]);
+            return cli_usage(c, o < 0 ? "option needs a value" : "unknown option", argv[i]);
     }
     if (cli_num(count, 1000) < 0)
-        return usage(c, "--count must be 1..1000", count);
+        return cli_usage(c, "--count must be 1..1000", count);
     if (hours && cli_num(hours, 24 * 3650) < 0)
-        return usage(c, "--hours must be a positive number of hours", hours);
+        return cli_usage(c, "--hours must be a positive number of hours", hours);
     char path[512] = "/v1/runs";
     cli_query(path, sizeof path, "limit", count);
     cli_query(path, sizeof path, "status", status);
@@ -135,7 +126,7 @@ int cmd_runs(struct cli *c, int argc, char **argv)
 int cmd_run(struct cli *c, int argc, char **argv)
 {
     if (argc != 1 || argv[0][0] == '-')
-        return usage(c, "usage: sysbus run <run-id>", NULL);
+        return cli_usage(c, "usage: sysbus run <run-id>", NULL);
     char path[300];
     snprintf(path, sizeof path, "/v1/runs/%s", argv[0]);
     struct api_res r, s, e = { 0 };
@@ -181,10 +172,10 @@ int cmd_events(struct cli *c, int argc, char **argv)
         if (!o)
             o = cli_opt(argc, argv, &i, "--count", &count);
         if (o <= 0)
-            return usage(c, o < 0 ? "option needs a value" : "unknown option", argv[i]);
+            return cli_usage(c, o < 0 ? "option needs a value" : "unknown option", argv[i]);
     }
     if (cli_num(count, 1000) < 0)
-        return usage(c, "--count must be 1..1000", count);
+        return cli_usage(c, "--count must be 1..1000", count);
     char path[512] = "/v1/events";
     cli_query(path, sizeof path, "limit", count);
     cli_query(path, sizeof path, "name", name);

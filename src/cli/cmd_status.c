@@ -109,13 +109,11 @@ int cmd_status(struct cli *c, int argc, char **argv)
         if (!o)
             o = cli_opt(argc, argv, &i, "--deployment", &deploy);
         if (o <= 0)
-            return cli_fail(c, "USAGE", "see: sysbus status --help", "%s: %s",
-                            o < 0 ? "option needs a value" : "unknown option", argv[i]);
+            return cli_usage(c, o < 0 ? "option needs a value" : "unknown option", argv[i]);
     }
     long t = cli_num(timeout, 60000);
     if (t < 0)
-        return cli_fail(c, "USAGE", "see: sysbus status --help",
-                        "--check-timeout must be 1..60000 ms");
+        return cli_usage(c, "--check-timeout must be 1..60000 ms", timeout);
     long saved = c->timeout_ms;
     c->timeout_ms = t;
     json_t *checks = json_array();

@@ -9,12 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static int usage(struct cli *c, const char *msg, const char *arg)
-{
-    return cli_fail(c, "USAGE", "see: sysbus <command> --help", "%s%s%s", msg, arg ? ": " : "",
-                    arg ? arg : "");
-}
-
 /* -d JSON or -d @file: the event's data (an object). */
 static json_t *read_data(struct cli *c, const char *arg, int *rc)
 {
@@ -55,8 +49,10 @@ static json_t *read_data(struct cli *c, const char *arg, int *rc)
 }
 
 /* --follow: one NDJSON line per change of the event's runs and their steps,
- * until every run ended or the timeout. Returns the runs (new ref). */
-static json_t *follow(struct cli *c, const char *event_id, long timeout_s, bool *timed_out)
+ * until every run ended or the timeout. Returns the runs (new ref), or NULL
+ * when the server stopped answering (*failed holds why). */
+static json_t *follow(struct cli *c, const char *event_id, long timeout_s, bool *timed_out,
+                      struct api_res *failed)
 {
     int64_t deadline = sb_mono_ms() + timeout_s * 1000;
     json_t *seen = json_object(); /* "run:step" -> status */
@@ -66,10 +62,15 @@ static json_t *follow(struct cli *c, const char *event_id, long timeout_s, bool 
         char path[300];
         snprintf(path, sizeof path, "/v1/events/%s/runs", event_id);
         struct api_res r;
-        if (cli_api(c, "GET", path, NULL, &r) == 0) {
+        if (cli_api(c, "GET", path, NULL, &r) != 0) {
+            *failed = r;
             json_decref(runs);
-            runs = json_incref(json_object_get(r.json, "data"));
+            json_decref(seen);
+            return NULL;
         }
+        json_decref(runs);
+        runs = json_object_get(r.json, "data");
+        runs = json_is_array(runs) ? json_incref(runs) : json_array();
         api_res_free(&r);
         bool all_ended = json_array_size(runs) > 0;
         size_t i;
@@ -123,7 +124,7 @@ static json_t *follow(struct cli *c, const char *event_id, long timeout_s, bool 
         usleep(100000);
     }
     json_decref(seen);
-    return runs ? runs : json_array();
+    return runs;
 }
 
 int cmd_send(struct cli *c, int argc, char **argv)
@@ -145,13 +146,13 @@ int cmd_send(struct cli *c, int argc, char **argv)
             o = 1;
         }
         if (o <= 0)
-            return usage(c, o < 0 ? "option needs a value" : "unknown option", argv[i]);
+            return cli_usage(c, o < 0 ? "option needs a value" : "unknown option", argv[i]);
     }
     if (!name)
-        return usage(c, "usage: sysbus send <event> [-d JSON | -d @file] [--follow]", NULL);
+        return cli_usage(c, "usage: sysbus send <event> [-d JSON | -d @file] [--follow]", NULL);
     long timeout_s = cli_num(timeout, 86400);
     if (timeout_s < 0)
-        return usage(c, "--timeout must be 1..86400 seconds", timeout);
+        return cli_usage(c, "--timeout must be 1..86400 seconds", timeout);
     int rc = 0;
     json_t *data = data_arg ? read_data(c, data_arg, &rc) : json_object();
     if (!data)
@@ -183,7 +184,10 @@ int cmd_send(struct cli *c, int argc, char **argv)
         return cli_ok(c, json_pack("{s:s, s:s}", "event_id", event_id, "name", name));
     }
     bool timed_out;
-    json_t *runs = follow(c, event_id, timeout_s, &timed_out);
+    struct api_res failed;
+    json_t *runs = follow(c, event_id, timeout_s, &timed_out, &failed);
+    if (!runs)
+        return cli_fail_api(c, &failed);
     if (timed_out) {
         json_decref(runs);
         return cli_fail(c, "TIMEOUT", "raise --timeout, or look at the run with sysbus run <id>",
@@ -206,7 +210,7 @@ int cmd_send(struct cli *c, int argc, char **argv)
 int cmd_cancel(struct cli *c, int argc, char **argv)
 {
     if (argc != 1 || argv[0][0] == '-')
-        return usage(c, "usage: sysbus cancel <run-id>", NULL);
+        return cli_usage(c, "usage: sysbus cancel <run-id>", NULL);
     char path[300];
     snprintf(path, sizeof path, "/v1/runs/%s", argv[0]);
     struct api_res r;
@@ -269,10 +273,10 @@ int cmd_refresh(struct cli *c, int argc, char **argv)
             o = 1;
         }
         if (o <= 0)
-            return usage(c, o < 0 ? "option needs a value" : "unknown option", argv[i]);
+            return cli_usage(c, o < 0 ? "option needs a value" : "unknown option", argv[i]);
     }
     if (only && all)
-        return usage(c, "--app and --all exclude each other", NULL);
+        return cli_usage(c, "--app and --all exclude each other", NULL);
     if (prune && !yes)
         return cli_fail(c, "CONFIRMATION_REQUIRED",
                         "add --yes to remove apps whose workers cannot be reached",

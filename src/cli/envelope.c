@@ -191,6 +191,12 @@ int cli_fail(struct cli *c, const char *code, const char *fix, const char *fmt, 
     return rc;
 }
 
+int cli_usage(struct cli *c, const char *msg, const char *arg)
+{
+    return cli_fail(c, "USAGE", "see: sysbus <command> --help", "%s%s%s", msg, arg ? ": " : "",
+                    arg ? arg : "");
+}
+
 int cli_fail_details(struct cli *c, const char *code, const char *fix, json_t *details,
                      const char *fmt, ...)
 {

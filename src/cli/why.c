@@ -39,9 +39,7 @@ static void function_info(struct cli *c, const char *fn_id, int64_t *retries, ch
         if (!fn_id || strcmp(sb_json_str(f, "id"), fn_id) != 0)
             continue;
         const json_t *cfg = json_object_get(f, "config");
-        sb_json_get_int(
-            json_object_get(json_object_get(json_object_get(cfg, "steps"), "step"), "retries"),
-            "attempts", retries);
+        *retries = cli_fn_retries(f);
         const char *names[] = { "concurrency", "throttle" };
         for (int k = 0; k < 2; k++) {
             json_t *v = json_object_get(cfg, names[k]);

@@ -216,6 +216,13 @@ esac
     const c2 = Object.fromEntries(down.env.error.details.checks.map((c) => [c.name, c]));
     assert.equal(c2.talon.ok, false, "talon down is a failed check");
     assert.match(c2.kubernetes.detail, /failed/);
+
+    // the server goes away while send --follow waits: it says so, it does not wait for its timeout
+    const following = sysbus(["send", "nobody/listens", "--follow", "--timeout", "60"], env);
+    await new Promise((res) => setTimeout(res, 500));
+    await s.kill9();
+    const f = await following;
+    assert.deepEqual([f.code, f.env.error.code], [1, "SERVER_UNREACHABLE"]);
   } finally {
     talon.close();
     await s.stop();

@@ -38,7 +38,6 @@ enum tok_kind {
     T_PERCENT,
 };
 
-
 enum node_kind {
     N_LIT,
     N_VAR,
