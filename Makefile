@@ -46,8 +46,19 @@ WORKER_SRC := $(wildcard src/worker/*.c src/worker/*/*.c)
 WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC    := $(wildcard src/cli/*.c)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+# secrets: the daemon and its client commands; client.c + proto.c are also
+# linked into talon (it leases through the same code).
+SECRETS_SRC := $(wildcard src/secrets/*.c)
+SECRETS_OBJ := $(SECRETS_SRC:%.c=$(BUILD)/obj/%.o)
+SECRETS_CLIENT_OBJ := $(BUILD)/obj/src/secrets/client.o $(BUILD)/obj/src/secrets/proto.o
+TALON_SRC  := $(wildcard src/talon/*.c)
+TALON_OBJ  := $(TALON_SRC:%.c=$(BUILD)/obj/%.o)
+SLOG_SRC   := $(wildcard src/slog/*.c)
+SLOG_OBJ   := $(SLOG_SRC:%.c=$(BUILD)/obj/%.o)
+SODIUM_LIBS := $(shell pkg-config --libs libsodium)
 
-BINS := $(BUILD)/bin/sysbusd $(BUILD)/bin/system-bus-worker $(BUILD)/bin/sysbus $(SDK_SO)
+BINS := $(BUILD)/bin/sysbusd $(BUILD)/bin/system-bus-worker $(BUILD)/bin/sysbus $(SDK_SO) \
+        $(BUILD)/bin/secrets $(BUILD)/bin/talon $(BUILD)/bin/slog
 
 UNIT_SRC  := $(wildcard tests/unit/*/*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -92,15 +103,34 @@ $(BUILD)/bin/sysbus: $(CLI_OBJ) $(COMMON_LIB)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(COMMON_LIB) $(PKG_LIBS) -lm
 
-# Unit tests: one cmocka program per file; they link the server's and the
-# worker's objects (except each main.o) and the SDK's.
+$(BUILD)/bin/secrets: $(SECRETS_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $(SECRETS_OBJ) $(COMMON_LIB) $(PKG_LIBS) $(SODIUM_LIBS) -lm
+
+$(BUILD)/bin/talon: $(TALON_OBJ) $(SECRETS_CLIENT_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $(TALON_OBJ) $(SECRETS_CLIENT_OBJ) $(COMMON_LIB) $(PKG_LIBS) \
+	  $(SODIUM_LIBS) -lm
+
+$(BUILD)/bin/slog: $(SLOG_OBJ) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $(SLOG_OBJ) $(COMMON_LIB) $(PKG_LIBS) -lm
+
+# Unit tests: one cmocka program per file; they link every binary's objects
+# (except each main.o) and the SDK's.
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/obj/src/server/main.o,$(SERVER_OBJ))
 WORKER_LIB_OBJ := $(filter-out $(BUILD)/obj/src/worker/main.o,$(WORKER_OBJ))
-$(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(WORKER_LIB_OBJ) $(COMMON_LIB)
+TOOLS_LIB_OBJ  := $(filter-out %/main.o,$(SECRETS_OBJ) $(TALON_OBJ) $(SLOG_OBJ))
+$(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(WORKER_LIB_OBJ) $(TOOLS_LIB_OBJ) \
+                  $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	@$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(SERVER_LIB_OBJ) $(SDK_OBJ) \
-	  $(WORKER_LIB_OBJ) $(COMMON_LIB) $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
+	  $(WORKER_LIB_OBJ) $(TOOLS_LIB_OBJ) $(COMMON_LIB) $(LDFLAGS) $(PKG_LIBS) $(SODIUM_LIBS) \
+	  $(shell pkg-config --libs cmocka) -lm
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -119,11 +149,11 @@ asan:
 FUZZ_SECONDS ?= 15
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(COMMON_LIB)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(TOOLS_LIB_OBJ) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	@$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(SERVER_LIB_OBJ) $(SDK_OBJ) $(COMMON_LIB) \
-	  $(LDFLAGS) $(PKG_LIBS) -lm
+	@$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(SERVER_LIB_OBJ) $(SDK_OBJ) $(TOOLS_LIB_OBJ) \
+	  $(COMMON_LIB) $(LDFLAGS) $(PKG_LIBS) $(SODIUM_LIBS) -lm
 fuzz-bins: $(FUZZ_BINS)
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang SANITIZE=1 FUZZ=1 OPT=-O1 fuzz-bins
@@ -148,4 +178,5 @@ clean:
 deps:
 	scripts/deps.sh
 
--include $(COMMON_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(SDK_OBJ:.o=.d) $(WORKER_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(COMMON_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(SDK_OBJ:.o=.d) $(WORKER_OBJ:.o=.d) $(CLI_OBJ:.o=.d) \
+         $(SECRETS_OBJ:.o=.d) $(TALON_OBJ:.o=.d) $(SLOG_OBJ:.o=.d)
