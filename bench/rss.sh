@@ -15,13 +15,14 @@ BIN="${SYSBUS_BIN_DIR:-$ROOT/build/bin}"
 TMP="$(mktemp -d /tmp/sysbus-rss.XXXXXX)"
 SPID=""; WPID=""
 cleanup() {
-  [[ -n "$WPID" ]] && kill "$WPID" 2>/dev/null || true
-  [[ -n "$SPID" ]] && kill "$SPID" 2>/dev/null || true
+  if [[ -n "$WPID" ]]; then kill "$WPID" 2>/dev/null || true; fi
+  if [[ -n "$SPID" ]]; then kill "$SPID" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 PORT=18601; WPORT=18602
+# shellcheck disable=SC2086 # SYSBUSD_ARGS is a list of flags
 "$BIN/sysbusd" --dev --host 127.0.0.1 --port $PORT --data-dir "$TMP/data" --log-level warn \
   --sync-interval 0 2>"$TMP/sysbusd.log" &
 SPID=$!
@@ -32,6 +33,7 @@ WPID=$!
 until grep -q listening "$TMP/worker.log" 2>/dev/null; do sleep 0.05; done
 curl -fsS -X POST "$URL/v1/apps" -d "{\"url\":\"http://127.0.0.1:$WPORT/api/inngest\"}" >/dev/null
 t0=$(date +%s.%N)
+# shellcheck disable=SC2016 # JavaScript template literals, not shell
 node -e '
 const crypto = require("crypto");
 const [url, total] = [process.argv[1], Number(process.argv[2])];

@@ -21,8 +21,8 @@ BIN="${SYSBUS_BIN_DIR:-$ROOT/build/bin}"
 TMP="$(mktemp -d /tmp/sysbus-bench.XXXXXX)"
 SPID=""; WPID=""
 cleanup() {
-  [[ -n "$WPID" ]] && kill "$WPID" 2>/dev/null || true
-  [[ -n "$SPID" ]] && kill "$SPID" 2>/dev/null || true
+  if [[ -n "$WPID" ]]; then kill "$WPID" 2>/dev/null || true; fi
+  if [[ -n "$SPID" ]]; then kill "$SPID" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   [[ "${KEEP_DATA:-0}" == "1" ]] || rm -rf "$TMP"
 }
@@ -32,6 +32,7 @@ calib_start=$(date +%s%N)
 head -c 20000000 /dev/zero | sha256sum >/dev/null
 calib_ms=$(( ($(date +%s%N) - calib_start) / 1000000 ))
 
+# shellcheck disable=SC2086 # SYSBUSD_ARGS is a list of flags
 "$BIN/sysbusd" --dev --host 127.0.0.1 --port 0 --data-dir "$TMP/data" --log-level warn \
   --sync-interval 0 ${SYSBUSD_ARGS:-} 2>"$TMP/sysbusd.log" &
 SPID=$!
@@ -80,6 +81,7 @@ metrics=$(curl -fsS "$URL/metrics")
 server_rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$SPID/status")
 worker_rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$WPID/status")
 
+# shellcheck disable=SC2016 # JavaScript template literals, not shell
 record=$(node -e '
 const [conc, seq, metrics, srss, wrss, s0, s1, w0, w1, worker, calib] = process.argv.slice(1);
 const c = JSON.parse(conc), q = JSON.parse(seq);
@@ -100,4 +102,5 @@ console.log(JSON.stringify({ engine: "sysbusd", worker, args: process.env.SYSBUS
 ' "$conc" "$seq" "$metrics" "$server_rss" "$worker_rss" "$s0" "$s1" "$w0" "$w1" "$WORKER" "$calib_ms")
 echo "$record"
 [[ -n "${RESULTS:-}" ]] && echo "$record" >> "$RESULTS"
+# shellcheck disable=SC2016 # JavaScript template literals, not shell
 node -e 'const r=JSON.parse(process.argv[1]);console.log(`sysbusd(${r.worker}): wall_s=${r.wall_s} runs_per_s=${r.runs_per_s} p50_ms=${r.p50_ms} p99_ms=${r.p99_ms} seq_p50_ms=${r.seq_p50_ms} handoff_p50_ms=${r.handoff_p50_ms} server_rss_mb=${r.server_rss_mb} worker_rss_mb=${r.worker_rss_mb} errors=${r.errors}`)' "$record"

@@ -2,9 +2,15 @@
 # Installs the Debian packages sysbus builds and tests with; only what is
 # missing, so a second run does nothing. Needs root (or sudo) when something
 # is missing.
-# Usage: scripts/deps.sh [--check] [--bench]
+# Usage: scripts/deps.sh [--check] [--bench] [--build | --image]
 #   --check  list what is missing and exit 1 (installs nothing)
 #   --bench  also the benchmark tools (wrk)
+#   --build  only what compiling the native binaries needs
+#   --image  only what deploy/image/build.sh needs to compile for amd64 and
+#            arm64 and assemble root filesystems (no image builder)
+# Default: everything the tests need, including the deploy tests' tools
+# (buildah, podman with runc, skopeo, Debian's docker-registry, qemu-user,
+# the arm64 cross-compiler and Debian's arm64 multiarch -dev packages).
 set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
@@ -12,14 +18,42 @@ libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 libssl-dev libsodium-dev libcmocka-dev
 nodejs npm ca-certificates curl procps"
 
+# Cross-building arm64 images: the cross-compiler and the arm64 -dev packages.
+CROSS_PKGS="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu binutils
+libmicrohttpd-dev:arm64 libcurl4-openssl-dev:arm64 libjansson-dev:arm64
+libsqlite3-dev:arm64 libssl-dev:arm64 libsodium-dev:arm64"
+# The deploy tests: image builders, a local OCI registry, qemu-user, linters.
+DEPLOY_PKGS="buildah podman runc skopeo docker-registry apache2-utils
+qemu-user-static shellcheck jq git"
+
 CHECK=0
+MODE=all
 for a in "$@"; do
     case "$a" in
     --check) CHECK=1 ;;
     --bench) PKGS="$PKGS wrk" ;;
+    --build) MODE=build ;;
+    --image) MODE=image ;;
     *) echo "deps.sh: unknown option $a" >&2; exit 2 ;;
     esac
 done
+case "$MODE" in
+all) PKGS="$PKGS $CROSS_PKGS $DEPLOY_PKGS" ;;
+image) PKGS="build-essential pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
+libsqlite3-dev libssl-dev libsodium-dev ca-certificates $CROSS_PKGS" ;;
+esac
+case "$PKGS" in
+*:arm64*)
+    if [ "$(dpkg --print-architecture)" != arm64 ] &&
+        ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        if [ "$CHECK" = 1 ]; then
+            echo "missing: the arm64 architecture (dpkg --add-architecture arm64)" >&2
+            exit 1
+        fi
+        echo "deps: adding the arm64 architecture (for the arm64 -dev packages)" >&2
+        if [ "$(id -u)" -eq 0 ]; then dpkg --add-architecture arm64; else sudo dpkg --add-architecture arm64; fi
+    fi ;;
+esac
 
 missing=""
 for p in $PKGS; do
@@ -30,6 +64,11 @@ done
 # node may come from elsewhere (nodesource, nvm): accept any node >= 18 with npm.
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     missing=$(echo "$missing" | tr ' ' '\n' | grep -vx -e nodejs -e npm | tr '\n' ' ')
+fi
+# kubectl (its built-in kustomize renders deploy/k8s): any kubectl will do;
+# Debian's is the kubernetes-client package.
+if [ "$MODE" = all ] && ! command -v kubectl >/dev/null 2>&1; then
+    missing="$missing kubernetes-client"
 fi
 missing=$(echo "$missing" | tr -s ' ' | sed 's/^ //; s/ $//')
 

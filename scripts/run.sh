@@ -19,8 +19,8 @@ mkdir -p "$DATA"
 SERVER_PID=""
 WORKER_PID=""
 cleanup() {
-    [ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null || true
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    if [ -n "$WORKER_PID" ]; then kill "$WORKER_PID" 2>/dev/null || true; fi
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
     wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -62,7 +62,9 @@ echo "sent diag/three-steps, event $EVENT; waiting for its run..."
 RUNS=$(curl -fsS "$URL/v1/events/$EVENT/runs?wait_ms=10000")
 RUN=$(echo "$RUNS" | sed -n 's/.*"run_id":"\([0-9A-Z]*\)".*/\1/p')
 echo "run $RUN:"
+# shellcheck disable=SC2016 # JavaScript template literals, not shell
 curl -fsS "$URL/v1/runs/$RUN" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).data;console.log(`  status ${r.status}, output ${JSON.stringify(r.output)}`)})'
+# shellcheck disable=SC2016 # JavaScript template literals, not shell
 curl -fsS "$URL/v1/runs/$RUN/steps" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const x of JSON.parse(s).data)console.log(`  step ${x.name}: ${x.status} in ${x.duration_ms} ms, output ${JSON.stringify(x.output)}`)})'
 echo
 echo "Running. Try:  curl -X POST $URL/e/demo -d '{\"name\":\"diag/flaky\",\"data\":{\"fail_times\":2}}'"

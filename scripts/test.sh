@@ -9,5 +9,5 @@ scripts/deps.sh
 make -j2 WERROR=1 all
 make WERROR=1 test
 make WERROR=1 asan
-make WERROR=1 fuzz FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+make WERROR=1 fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
 echo "all tests passed"

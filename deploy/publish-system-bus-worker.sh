@@ -1,0 +1,327 @@
+#!/bin/bash
+# publish-system-bus-worker.sh - builds the system-bus-worker image for every
+# architecture the cluster runs, pushes it, points the manifest at the pushed
+# digest, rolls it out, verifies the NEW pods and the server's registrations,
+# and writes a deploy receipt. Any failure after the apply rolls back.
+#
+# Usage: deploy/publish-system-bus-worker.sh [--dry-run] [--no-build] [TAG]
+#   TAG         image tag (default: date +%Y%m%d-%H%M%S); :latest is pushed too
+#   --dry-run   print the plan and change nothing
+#   --no-build  deploy an image already pushed as :TAG (CI builds it)
+#   -h, --help  this text
+#
+# Environment (defaults in brackets):
+#   REGISTRY [ghcr.io]  OWNER [joelhooks]  IMAGE_NAME [system-bus-worker]
+#   NAMESPACE [joelclaw]  DEPLOYMENT [system-bus-worker]
+#   PLATFORMS [linux/arm64,linux/amd64]: every node's architecture must be one
+#   MANIFEST [deploy/k8s/overlays/joelclaw/system-bus-worker-image.yaml]: the
+#     file whose image line is rewritten; applied with `kubectl apply -k` on
+#     its directory when that holds a kustomization.yaml, else `apply -f`
+#   REGISTRY_USER [$OWNER]  ROLLOUT_TIMEOUT [180s]  WORKER_PORT [3111]
+#   BUILDER [first of docker buildx, buildah, podman]
+#   REGISTRY_TLS_VERIFY [true] (false only for a plain-HTTP test registry)
+#   SYSBUS_URL: sysbusd for the re-sync check (default: a kubectl
+#     port-forward to svc/sysbusd for the duration of the check)
+#   GHCR_TOKEN, SECRETS_SOCKET: registry auth sources (see step 3)
+#   SKIP_COMPILE=1: reuse binaries already built by deploy/image/build.sh
+# Exit codes: 0 deployed; 1 a step failed (after the apply: rolled back);
+# 2 usage.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+START=$(date +%s)
+REGISTRY=${REGISTRY:-ghcr.io}
+OWNER=${OWNER:-joelhooks}
+IMAGE_NAME=${IMAGE_NAME:-system-bus-worker}
+NAMESPACE=${NAMESPACE:-joelclaw}
+DEPLOYMENT=${DEPLOYMENT:-system-bus-worker}
+PLATFORMS=${PLATFORMS:-linux/arm64,linux/amd64}
+MANIFEST=${MANIFEST:-$ROOT/deploy/k8s/overlays/joelclaw/system-bus-worker-image.yaml}
+REGISTRY_USER=${REGISTRY_USER:-$OWNER}
+ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-180s}
+WORKER_PORT=${WORKER_PORT:-3111}
+REGISTRY_TLS_VERIFY=${REGISTRY_TLS_VERIFY:-true}
+export REGISTRY_TLS_VERIFY
+IMAGE="$REGISTRY/$OWNER/$IMAGE_NAME"
+
+DRY_RUN=0
+BUILD=1
+TAG=""
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit "${1:-2}"; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    --no-build) BUILD=0 ;;
+    -h | --help) usage 0 ;;
+    -*) echo "publish: unknown option '$1'" >&2; usage 2 ;;
+    *) [ -z "$TAG" ] || { echo "publish: one TAG only" >&2; usage 2; }; TAG=$1 ;;
+    esac
+    shift
+done
+TAG=${TAG:-$(date +%Y%m%d-%H%M%S)}
+case "$TAG" in *[!A-Za-z0-9_.-]* | .* | -*) echo "publish: bad tag '$TAG'" >&2; exit 2 ;; esac
+
+STEP=0
+step() { STEP=$1; shift; printf '==> [%s/8] %s\n' "$STEP" "$*" >&2; }
+say() { printf '    %s\n' "$*" >&2; }
+APPLIED=0
+fail() {
+    echo "publish: step $STEP failed: $*" >&2
+    if [ "$APPLIED" = 1 ]; then
+        echo "publish: rolling back: kubectl -n $NAMESPACE rollout undo deployment/$DEPLOYMENT" >&2
+        if kubectl -n "$NAMESPACE" rollout undo "deployment/$DEPLOYMENT" >&2; then
+            echo "publish: rolled back to the previous revision" >&2
+        else
+            echo "publish: ROLLBACK FAILED: run it by hand" >&2
+        fi
+        restore_manifest
+    fi
+    exit 1
+}
+
+# ---- 1. tools --------------------------------------------------------------
+step 1 "checking tools"
+missing=""
+need() { # need TOOL HOW-TO-INSTALL
+    command -v "$1" >/dev/null 2>&1 || missing="$missing
+    $1: $2"
+}
+BUILDER=${BUILDER:-}
+if [ -z "$BUILDER" ]; then
+    if command -v docker >/dev/null 2>&1 && docker buildx version >/dev/null 2>&1; then BUILDER=docker
+    elif command -v buildah >/dev/null 2>&1; then BUILDER=buildah
+    elif command -v podman >/dev/null 2>&1; then BUILDER=podman
+    else missing="$missing
+    an image builder: install docker with buildx, or buildah (apt-get install buildah)"
+    fi
+fi
+need kubectl "https://kubernetes.io/docs/tasks/tools/ (or apt-get install kubernetes-client)"
+need jq "apt-get install jq"
+need curl "apt-get install curl"
+need sysbus "make && make install (sysbus's CLI, used to re-sync functions)"
+need slog "make && make install (sysbus's operations log, for the deploy receipt)"
+if [ "$BUILDER" != docker ] && [ -n "$BUILDER" ]; then
+    need skopeo "apt-get install skopeo (reads back the pushed manifest list)"
+fi
+if [ -n "$missing" ]; then
+    fail "missing tools:$missing"
+fi
+say "builder: $BUILDER; auth sources: GHCR_TOKEN, secrets lease ghcr_pat, gh auth token"
+
+if [ "$DRY_RUN" = 1 ]; then
+    cat <<EOF
+plan (dry run: nothing is changed)
+  1. tools ok (builder $BUILDER)
+  2. temporary registry config in a mktemp -d directory, removed on exit
+  3. log in to $REGISTRY as $REGISTRY_USER with the first token that works:
+     GHCR_TOKEN${GHCR_TOKEN:+ (set)}; secrets lease ghcr_pat --ttl 20m --client-id publish-system-bus-worker; gh auth token
+  4. read node architectures (kubectl get nodes); each must be in $PLATFORMS
+  5. $( [ "$BUILD" = 1 ] && echo "build for $PLATFORMS and push" || echo "use the pushed" ) $IMAGE:$TAG and $IMAGE:latest; read back the digest
+  6. rewrite the image line of $MANIFEST to $IMAGE:$TAG@sha256:<digest>;
+     kubectl apply; kubectl -n $NAMESPACE rollout status deployment/$DEPLOYMENT --timeout=$ROLLOUT_TIMEOUT
+  7. probe GET / on a pod of the new ReplicaSet; sysbus refresh; every function registered
+  8. slog write --action deploy --tool system-bus-worker (on failure after 6: rollout undo)
+EOF
+    exit 0
+fi
+
+# ---- 2. temporary registry config -------------------------------------------
+step 2 "temporary registry config"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/publish-sbw.XXXXXX")
+PF_PID=""
+MANIFEST_BACKUP="$WORK/manifest.orig"
+cleanup() {
+    [ -z "$PF_PID" ] || kill "$PF_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+export DOCKER_CONFIG="$WORK/docker"
+export REGISTRY_AUTH_FILE="$WORK/auth.json"
+mkdir -p "$DOCKER_CONFIG"
+echo '{}' >"$DOCKER_CONFIG/config.json"
+echo '{}' >"$REGISTRY_AUTH_FILE"
+say "DOCKER_CONFIG and REGISTRY_AUTH_FILE in $WORK (no desktop credential helper)"
+
+# ---- 3. registry auth ------------------------------------------------------
+step 3 "registry auth"
+SOURCES=("GHCR_TOKEN" "secrets lease ghcr_pat" "gh auth token")
+SOURCE_IDX=-1
+AUTH_SOURCE=""
+token_from() { # prints the token of source $1 on stdout, or fails
+    case "$1" in
+    "GHCR_TOKEN") [ -n "${GHCR_TOKEN:-}" ] && printf '%s' "$GHCR_TOKEN" ;;
+    "secrets lease ghcr_pat")
+        command -v secrets >/dev/null 2>&1 &&
+            secrets lease ghcr_pat --ttl 20m --client-id publish-system-bus-worker 2>"$WORK/secrets.err" ;;
+    "gh auth token") command -v gh >/dev/null 2>&1 && gh auth token 2>/dev/null ;;
+    esac
+}
+registry_login() { # token on stdin
+    case "$BUILDER" in
+    docker) docker login "$REGISTRY" -u "$REGISTRY_USER" --password-stdin >"$WORK/login.out" 2>&1 ;;
+    *) "$BUILDER" login --authfile "$REGISTRY_AUTH_FILE" --tls-verify="$REGISTRY_TLS_VERIFY" \
+        -u "$REGISTRY_USER" --password-stdin "$REGISTRY" >"$WORK/login.out" 2>&1 ;;
+    esac
+}
+# auth_next: logs in with the next source that yields a token the registry
+# accepts; returns 1 when none is left.
+auth_next() {
+    while [ $((SOURCE_IDX + 1)) -lt ${#SOURCES[@]} ]; do
+        SOURCE_IDX=$((SOURCE_IDX + 1))
+        local src=${SOURCES[$SOURCE_IDX]} token
+        if ! token=$(token_from "$src") || [ -z "$token" ]; then
+            case "$src" in
+            "secrets lease ghcr_pat") say "$src: no token ($(head -c 300 "$WORK/secrets.err" 2>/dev/null || echo 'secrets not installed'))" ;;
+            *) say "$src: no token" ;;
+            esac
+            continue
+        fi
+        if printf '%s' "$token" | registry_login; then
+            AUTH_SOURCE=$src
+            say "auth: using $src"
+            return 0
+        fi
+        token=""
+        if grep -qiE '401|403|unauthori[sz]ed|denied|invalid username|password' "$WORK/login.out"; then
+            say "$src: token rejected by $REGISTRY ($(tail -n 1 "$WORK/login.out" | cut -c1-120)); fix: create a token with write:packages (read:packages too) and store it with 'secrets add ghcr_pat'; trying the next source"
+        else
+            say "$src: login failed: $(tail -c 300 "$WORK/login.out")"
+        fi
+    done
+    return 1
+}
+auth_next || fail "no auth source worked for $REGISTRY (tried: ${SOURCES[*]}); set GHCR_TOKEN to a token with write:packages, or 'secrets add ghcr_pat'"
+
+# ---- 4. target architecture -------------------------------------------------
+step 4 "target architecture"
+nodes_out=$(kubectl get nodes -o jsonpath='{range .items[*]}{.status.nodeInfo.architecture}{"\n"}{end}' 2>"$WORK/nodes.err") ||
+    fail "kubectl get nodes: $(head -c 300 "$WORK/nodes.err"); is the kube context right? (kubectl config current-context)"
+NODE_ARCHS=$(echo "$nodes_out" | sed '/^$/d' | sort -u | tr '\n' ' ')
+[ -n "$NODE_ARCHS" ] || fail "the cluster reports no nodes"
+for a in $NODE_ARCHS; do
+    case ",$PLATFORMS," in
+    *",linux/$a,"*) ;;
+    *) fail "the cluster has $a nodes but PLATFORMS=$PLATFORMS has no linux/$a: the pods would fail with 'exec format error'" ;;
+    esac
+done
+say "nodes: $NODE_ARCHS; platforms: $PLATFORMS"
+
+# ---- 5. build, push, read back ---------------------------------------------
+inspect_raw() { # prints the raw manifest (list) of $1
+    case "$BUILDER" in
+    docker) docker buildx imagetools inspect --raw "$1" ;;
+    *) skopeo inspect --raw --authfile "$REGISTRY_AUTH_FILE" --tls-verify="$REGISTRY_TLS_VERIFY" "docker://$1" ;;
+    esac
+}
+if [ "$BUILD" = 1 ]; then
+    step 5 "build for $PLATFORMS and push $IMAGE:$TAG and :latest"
+    build_args=(--builder "$BUILDER" --platforms "$PLATFORMS" --tag "$IMAGE:$TAG" --tag "$IMAGE:latest"
+        --push --digest-file "$WORK/digest")
+    [ "${SKIP_COMPILE:-0}" != 1 ] || build_args+=(--skip-compile)
+    until "$ROOT/deploy/image/build.sh" "${build_args[@]}" worker 2>"$WORK/build.err"; do
+        tail -n 20 "$WORK/build.err" >&2
+        if grep -qiE '403|denied|forbidden' "$WORK/build.err"; then
+            say "$AUTH_SOURCE: the registry refused the push (403): the token lacks write:packages; trying the next source"
+            auth_next || fail "no token could push to $IMAGE (every source refused); create a token with write:packages"
+            build_args+=(--skip-compile)
+            continue
+        fi
+        fail "build or push failed (above)"
+    done
+else
+    step 5 "using the pushed $IMAGE:$TAG"
+fi
+raw=$(inspect_raw "$IMAGE:$TAG") || fail "cannot read back $IMAGE:$TAG from $REGISTRY"
+DIGEST="sha256:$(printf '%s' "$raw" | sha256sum | cut -d' ' -f1)"
+if [ -s "$WORK/digest" ] && [ "$(cat "$WORK/digest")" != "$DIGEST" ]; then
+    fail "the registry holds $DIGEST for :$TAG, but the push reported $(cat "$WORK/digest")"
+fi
+latest=$(inspect_raw "$IMAGE:latest" | sha256sum | cut -d' ' -f1) || fail "cannot read back $IMAGE:latest"
+if [ "$BUILD" = 1 ] && [ "sha256:$latest" != "$DIGEST" ]; then
+    fail ":latest ($latest) is not the image just pushed ($DIGEST)"
+fi
+PUSHED_ARCHS=$(printf '%s' "$raw" | jq -r '.manifests[]?.platform | select(.os == "linux") | .architecture' | sort -u | tr '\n' ' ')
+for a in $NODE_ARCHS; do
+    case " $PUSHED_ARCHS " in
+    *" $a "*) ;;
+    *) fail "$IMAGE:$TAG has no linux/$a variant (it has: ${PUSHED_ARCHS:-none, not a manifest list}); refusing to deploy it to $a nodes" ;;
+    esac
+done
+say "pushed $IMAGE:$TAG@$DIGEST (platforms: $PUSHED_ARCHS)"
+
+# ---- 6. manifest, apply, rollout -------------------------------------------
+step 6 "rewrite $MANIFEST, apply, wait for the rollout"
+[ -f "$MANIFEST" ] || fail "manifest $MANIFEST not found (set MANIFEST)"
+cp "$MANIFEST" "$MANIFEST_BACKUP"
+restore_manifest() { [ -f "$MANIFEST_BACKUP" ] && cp "$MANIFEST_BACKUP" "$MANIFEST" && say "restored $MANIFEST"; }
+NEW_REF="$IMAGE:$TAG@$DIGEST"
+image_re=$(printf '%s' "$IMAGE" | sed 's/[.[\*^$/]/\\&/g')
+matches=$(grep -cE "^[[:space:]]*(- )?image:[[:space:]]*\"?$image_re([:@][^[:space:]\"]*)?\"?[[:space:]]*$" "$MANIFEST" || true)
+[ "$matches" -gt 0 ] || fail "no 'image: $IMAGE...' line in $MANIFEST"
+sed -E -i "s#^([[:space:]]*(- )?image:[[:space:]]*)\"?$image_re([:@][^[:space:]\"]*)?\"?[[:space:]]*\$#\\1$NEW_REF#" "$MANIFEST"
+grep -qF "image: $NEW_REF" "$MANIFEST" || fail "rewriting $MANIFEST did not produce $NEW_REF"
+say "image: $NEW_REF ($matches line(s))"
+if [ -f "$(dirname "$MANIFEST")/kustomization.yaml" ]; then
+    apply_args=(-k "$(dirname "$MANIFEST")")
+else
+    apply_args=(-f "$MANIFEST")
+fi
+APPLIED=1
+kubectl apply "${apply_args[@]}" >&2 || fail "kubectl apply ${apply_args[*]} failed"
+kubectl -n "$NAMESPACE" rollout status "deployment/$DEPLOYMENT" --timeout="$ROLLOUT_TIMEOUT" >&2 ||
+    fail "rollout of deployment/$DEPLOYMENT did not finish in $ROLLOUT_TIMEOUT (kubectl -n $NAMESPACE describe deployment/$DEPLOYMENT)"
+
+# ---- 7. verify the new pods and the registrations ---------------------------
+step 7 "probe a pod of the new ReplicaSet, re-sync functions"
+revision=$(kubectl -n "$NAMESPACE" get deployment "$DEPLOYMENT" \
+    -o jsonpath='{.metadata.annotations.deployment\.kubernetes\.io/revision}') || fail "cannot read the deployment's revision"
+selector=$(kubectl -n "$NAMESPACE" get deployment "$DEPLOYMENT" -o json | jq -r '.spec.selector.matchLabels | to_entries | map("\(.key)=\(.value)") | join(",")') ||
+    fail "cannot read the deployment's selector"
+hash=$(kubectl -n "$NAMESPACE" get rs -l "$selector" -o json |
+    jq -r --arg rev "$revision" '.items[] | select(.metadata.annotations["deployment.kubernetes.io/revision"] == $rev) | .metadata.labels["pod-template-hash"]' | head -1)
+[ -n "$hash" ] || fail "no ReplicaSet of revision $revision"
+pod=$(kubectl -n "$NAMESPACE" get pods -l "$selector,pod-template-hash=$hash" -o json |
+    jq -r '[.items[] | select(.status.phase == "Running")][0].metadata.name // empty')
+[ -n "$pod" ] || fail "no running pod in the new ReplicaSet (pod-template-hash=$hash)"
+health=$(kubectl -n "$NAMESPACE" get --raw "/api/v1/namespaces/$NAMESPACE/pods/$pod:$WORKER_PORT/proxy/" 2>"$WORK/health.err") ||
+    fail "health endpoint of pod $pod did not answer 200: $(head -c 300 "$WORK/health.err")"
+printf '%s' "$health" | jq -e . >/dev/null 2>&1 || fail "pod $pod's health endpoint did not return JSON"
+dup=$(printf '%s' "$health" | jq -r 'if (.worker | type) == "object" and (.worker | has("hasDuplicateFunctionIds"))
+    then .worker.hasDuplicateFunctionIds elif has("hasDuplicateFunctionIds") then .hasDuplicateFunctionIds else "missing" end')
+[ "$dup" = false ] ||
+    fail "pod $pod reports duplicate function ids: $(printf '%s' "$health" | jq -c '.worker.duplicateFunctionIds // .duplicateFunctionIds')"
+count=$(printf '%s' "$health" | jq -r '.count // (.functions | length) // 0')
+[ "$count" -gt 0 ] || fail "pod $pod serves no functions"
+say "pod $pod (ReplicaSet $hash, revision $revision): healthy, $count functions"
+
+if [ -z "${SYSBUS_URL:-}" ]; then
+    kubectl -n "$NAMESPACE" port-forward svc/sysbusd :8288 >"$WORK/pf.out" 2>&1 &
+    PF_PID=$!
+    for _ in $(seq 100); do
+        port=$(sed -n 's/^Forwarding from 127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/pf.out" | head -1)
+        [ -z "$port" ] || break
+        kill -0 "$PF_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "${port:-}" ] || fail "kubectl port-forward svc/sysbusd failed: $(head -c 300 "$WORK/pf.out")"
+    SYSBUS_URL="http://127.0.0.1:$port"
+fi
+export SYSBUS_URL
+sysbus refresh >"$WORK/refresh.json" 2>&1 || fail "sysbus refresh failed: $(jq -c '.error // .' "$WORK/refresh.json" 2>/dev/null || head -c 300 "$WORK/refresh.json")"
+sysbus functions >"$WORK/functions.json" 2>&1 || fail "sysbus functions failed: $(head -c 300 "$WORK/functions.json")"
+unregistered=$(jq -r --slurpfile reg "$WORK/functions.json" \
+    '.functions[] as $f | select(([$reg[0].result[]?.id | select(. == $f or endswith("-" + $f))] | length) == 0) | $f' <<<"$health")
+[ -z "$unregistered" ] || fail "functions served by the new build but not registered in sysbusd: $(echo "$unregistered" | tr '\n' ' ')"
+say "every function of the new build is registered ($count)"
+
+# ---- 8. receipt ------------------------------------------------------------
+step 8 "deploy receipt"
+APPLIED=0
+duration=$(($(date +%s) - START))
+slog write --action deploy --tool system-bus-worker --detail "$IMAGE@$DIGEST" \
+    --reason "publish $TAG: rollout of deployment/$DEPLOYMENT in $NAMESPACE ok, $count functions registered (auth: $AUTH_SOURCE)" ||
+    { echo "publish: deployed, but the slog receipt could not be written (above)" >&2; exit 1; }
+echo "image:    $IMAGE:$TAG"
+echo "digest:   $DIGEST"
+echo "duration: ${duration}s"
