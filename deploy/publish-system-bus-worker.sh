@@ -219,20 +219,30 @@ if [ "$BUILD" = 1 ]; then
     build_args=(--builder "$BUILDER" --platforms "$PLATFORMS" --tag "$IMAGE:$TAG" --tag "$IMAGE:latest"
         --push --digest-file "$WORK/digest")
     [ "${SKIP_COMPILE:-0}" != 1 ] || build_args+=(--skip-compile)
-    until "$ROOT/deploy/image/build.sh" "${build_args[@]}" worker 2>"$WORK/build.err"; do
-        tail -n 20 "$WORK/build.err" >&2
-        if grep -qiE '403|denied|forbidden' "$WORK/build.err"; then
-            say "$AUTH_SOURCE: the registry refused the push (403): the token lacks write:packages; trying the next source"
-            auth_next || fail "no token could push to $IMAGE (every source refused); create a token with write:packages"
-            build_args+=(--skip-compile)
-            continue
+    # A refused push moves on to the next auth source. Some builders (buildah
+    # 1.28) exit 0 when the registry refuses a blob upload with 403, so a push
+    # only counts once the registry serves the tag back.
+    while :; do
+        refused=""
+        if "$ROOT/deploy/image/build.sh" "${build_args[@]}" worker 2>"$WORK/build.err"; then
+            if raw=$(inspect_raw "$IMAGE:$TAG" 2>"$WORK/inspect.err"); then
+                break
+            fi
+            refused="the builder reported success but the registry does not serve :$TAG ($(tail -c 200 "$WORK/inspect.err"))"
+        elif grep -qiE '403|denied|forbidden' "$WORK/build.err"; then
+            refused="the registry refused the push (403)"
+        else
+            tail -n 20 "$WORK/build.err" >&2
+            fail "build or push failed (above)"
         fi
-        fail "build or push failed (above)"
+        say "$AUTH_SOURCE: $refused: the token lacks write:packages; trying the next source"
+        auth_next || fail "no token could push to $IMAGE ($refused); create a token with write:packages"
+        build_args+=(--skip-compile)
     done
 else
     step 5 "using the pushed $IMAGE:$TAG"
+    raw=$(inspect_raw "$IMAGE:$TAG") || fail "cannot read back $IMAGE:$TAG from $REGISTRY"
 fi
-raw=$(inspect_raw "$IMAGE:$TAG") || fail "cannot read back $IMAGE:$TAG from $REGISTRY"
 DIGEST="sha256:$(printf '%s' "$raw" | sha256sum | cut -d' ' -f1)"
 if [ -s "$WORK/digest" ] && [ "$(cat "$WORK/digest")" != "$DIGEST" ]; then
     fail "the registry holds $DIGEST for :$TAG, but the push reported $(cat "$WORK/digest")"

@@ -13,6 +13,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, execFileSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { ROOT, BIN, tmpdir, sleep, startSysbusd, startCWorker } from "./lib.mjs";
@@ -20,7 +21,8 @@ import { ROOT, BIN, tmpdir, sleep, startSysbusd, startCWorker } from "./lib.mjs"
 const STANDINS = path.join(ROOT, "tests/integration/standins");
 const USER = "joelhooks";
 const GOOD = "good-registry-token-7f3a";
-let registry, regPort, secretsd, secretsSock, server, worker, base;
+const READONLY = "read-only-token-2b9c"; // authenticates, cannot push (as a PAT without write:packages)
+let registry, regPort, proxy, proxyPort, secretsd, secretsSock, server, worker, base;
 
 function freePort() {
   return new Promise((resolve) => {
@@ -55,6 +57,29 @@ before(async () => {
   await waitFor(async () => {
     try { return (await fetch(`http://127.0.0.1:${regPort}/v2/`)).status === 401; } catch { return false; }
   }, "the registry");
+  // A pass-through proxy in front of it that gives READONLY read access and
+  // answers its writes with 403, as GHCR does for a token without write:packages.
+  proxy = http.createServer((req, res) => {
+    const auth = req.headers.authorization || "";
+    const user = auth.startsWith("Basic ") ? Buffer.from(auth.slice(6), "base64").toString() : "";
+    const headers = { ...req.headers, host: `127.0.0.1:${regPort}` };
+    if (user === `${USER}:${READONLY}`) {
+      if (!["GET", "HEAD"].includes(req.method)) {
+        res.writeHead(403, { "content-type": "application/json" });
+        res.end('{"errors":[{"code":"DENIED","message":"permission_denied: write_package"}]}');
+        return;
+      }
+      headers.authorization = "Basic " + Buffer.from(`${USER}:${GOOD}`).toString("base64");
+    }
+    const up = http.request({ host: "127.0.0.1", port: regPort, method: req.method, path: req.url, headers }, (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      ur.pipe(res);
+    });
+    up.on("error", () => { res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  await new Promise((r) => proxy.listen(0, "127.0.0.1", r));
+  proxyPort = proxy.address().port;
   // The secrets daemon holding ghcr_pat.
   secretsSock = path.join(base, "secrets.sock");
   const store = path.join(base, "secrets-store");
@@ -74,15 +99,16 @@ after(async () => {
   await server?.stop();
   secretsd?.kill("SIGTERM");
   registry?.kill("SIGTERM");
+  proxy?.close();
 });
 
-// Runs the publish script in a copy of the manifests; returns its outcome and
-// what it touched.
-function publish(args, env = {}) {
+// Runs the publish script (asynchronously: the registry proxy lives in this
+// process) in a copy of the manifests; resolves to its outcome and what it touched.
+async function publish(args, env = {}, { port = regPort } = {}) {
   const dir = tmpdir("publish-run-");
   fs.cpSync(path.join(ROOT, "deploy/k8s"), path.join(dir, "k8s"), { recursive: true });
   const manifest = path.join(dir, "k8s/overlays/joelclaw/system-bus-worker-image.yaml");
-  const image = `127.0.0.1:${regPort}/${USER}/system-bus-worker`;
+  const image = `127.0.0.1:${port}/${USER}/system-bus-worker`;
   fs.writeFileSync(manifest, fs.readFileSync(manifest, "utf8").replace("ghcr.io/joelhooks/system-bus-worker", image));
   const before = fs.readFileSync(manifest, "utf8");
   const kubectlLog = path.join(dir, "kubectl.log");
@@ -91,15 +117,21 @@ function publish(args, env = {}) {
   const fullEnv = {
     ...process.env,
     PATH: `${STANDINS}:${BIN}:${process.env.PATH}`,
-    REGISTRY: `127.0.0.1:${regPort}`, REGISTRY_TLS_VERIFY: "false", BUILDER: "buildah",
+    REGISTRY: `127.0.0.1:${port}`, REGISTRY_TLS_VERIFY: "false", BUILDER: "buildah",
     MANIFEST: manifest, KUBECTL_LOG: kubectlLog, GH_LOG: path.join(dir, "gh.log"),
     FAKE_NODE_ARCHS: "arm64", FAKE_WORKER_URL: worker.origin, FAKE_OLD_WORKER_URL: worker.origin,
     SYSBUS_URL: server.url, SLOG_FILE: slogFile, SECRETS_SOCKET: secretsSock,
     GHCR_TOKEN: "", FAKE_GH_TOKEN: "",
     ...env,
   };
-  const r = spawnSync(path.join(ROOT, "deploy/publish-system-bus-worker.sh"), args,
-    { env: fullEnv, encoding: "utf8", timeout: 600000, cwd: dir });
+  const r = await new Promise((resolve) => {
+    const p = spawn(path.join(ROOT, "deploy/publish-system-bus-worker.sh"), args, { env: fullEnv, cwd: dir });
+    let stdout = "", stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill("SIGKILL"), 600000);
+    p.on("close", (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
+  });
   const calls = fs.readFileSync(kubectlLog, "utf8").split("\n").filter(Boolean)
     .filter((l) => !l.startsWith('"}')) // the jsonpath of `get nodes` spans two lines
     .map((l) => l.replace(/ -o jsonpath=.*/, " -o jsonpath").replace(/ -o json$/, " -o json"));
@@ -130,8 +162,8 @@ const HAPPY_CALLS = [
 ];
 const prefixes = (calls) => calls.map((c, i) => (HAPPY_CALLS[i] && c.startsWith(HAPPY_CALLS[i]) ? HAPPY_CALLS[i] : c));
 
-test("--dry-run prints the plan and changes nothing", () => {
-  const r = publish(["--dry-run", "t-dry"]);
+test("--dry-run prints the plan and changes nothing", async () => {
+  const r = await publish(["--dry-run", "t-dry"]);
   assert.equal(r.status, 0, r.err);
   assert.match(r.out, /plan \(dry run/);
   assert.match(r.out, /rollout status deployment\/system-bus-worker --timeout=180s/);
@@ -139,16 +171,16 @@ test("--dry-run prints the plan and changes nothing", () => {
   assert.equal(r.after, r.before);
 });
 
-test("a missing tool is named with how to install it", () => {
-  const r = publish(["t-missing"], { PATH: `${STANDINS}:${process.env.PATH}` }); // no build/bin: no sysbus, slog
+test("a missing tool is named with how to install it", async () => {
+  const r = await publish(["t-missing"], { PATH: `${STANDINS}:${process.env.PATH}` }); // no build/bin: no sysbus, slog
   assert.equal(r.status, 1);
   assert.match(r.err, /missing tools:[\s\S]*sysbus: [\s\S]*slog: /);
   assert.deepEqual(r.calls, []);
 });
 
-test("publishes: a bad GHCR_TOKEN falls through to the secrets lease; both tags, the digest, both architectures; manifest pinned; receipt", () => {
+test("publishes: a bad GHCR_TOKEN falls through to the secrets lease; both tags, the digest, both architectures; manifest pinned; receipt", async () => {
   const t0 = Date.now();
-  const r = publish(["t1"], { GHCR_TOKEN: "expired-token" });
+  const r = await publish(["t1"], { GHCR_TOKEN: "expired-token" });
   assert.equal(r.status, 0, r.err);
   // Auth order, with which source won.
   assert.match(r.err, /GHCR_TOKEN: token rejected by 127\.0\.0\.1:\d+ .*fix: create a token with write:packages/);
@@ -177,8 +209,8 @@ test("publishes: a bad GHCR_TOKEN falls through to the secrets lease; both tags,
   console.log(`publish (compile + 2 images + push + deploy) took ${Date.now() - t0} ms`);
 });
 
-test("falls back to gh auth token when GHCR_TOKEN and the secrets daemon give nothing", () => {
-  const r = publish(["t2"], { SECRETS_SOCKET: path.join(base, "no-such.sock"), FAKE_GH_TOKEN: GOOD, SKIP_COMPILE: "1" });
+test("falls back to gh auth token when GHCR_TOKEN and the secrets daemon give nothing", async () => {
+  const r = await publish(["t2"], { SECRETS_SOCKET: path.join(base, "no-such.sock"), FAKE_GH_TOKEN: GOOD, SKIP_COMPILE: "1" });
   assert.equal(r.status, 0, r.err);
   assert.match(r.err, /GHCR_TOKEN: no token/);
   assert.match(r.err, /secrets lease ghcr_pat: no token/);
@@ -186,8 +218,19 @@ test("falls back to gh auth token when GHCR_TOKEN and the secrets daemon give no
   rawManifest(`${r.image}:t2`);
 });
 
-test("no working token: fails before touching the cluster", () => {
-  const r = publish(["t3"], { GHCR_TOKEN: "nope", SECRETS_SOCKET: path.join(base, "no-such.sock"), FAKE_GH_TOKEN: "also-bad", SKIP_COMPILE: "1" });
+test("a token that logs in but cannot push (403) is reported with the fix, and the next source pushes", async () => {
+  const r = await publish(["t2b"], { GHCR_TOKEN: READONLY, SKIP_COMPILE: "1" }, { port: proxyPort });
+  assert.equal(r.status, 0, r.err);
+  assert.match(r.err, /auth: using GHCR_TOKEN/);
+  // buildah 1.28 exits 0 on a refused blob upload: the read-back catches it.
+  assert.match(r.err, /GHCR_TOKEN: (the registry refused the push \(403\)|the builder reported success but the registry does not serve :t2b .*): the token lacks write:packages; trying the next source/);
+  assert.match(r.err, /auth: using secrets lease ghcr_pat/);
+  assert.match(r.out, /digest: +sha256:/);
+  rawManifest(`127.0.0.1:${regPort}/${USER}/system-bus-worker:t2b`);
+});
+
+test("no working token: fails before touching the cluster", async () => {
+  const r = await publish(["t3"], { GHCR_TOKEN: "nope", SECRETS_SOCKET: path.join(base, "no-such.sock"), FAKE_GH_TOKEN: "also-bad", SKIP_COMPILE: "1" });
   assert.equal(r.status, 1);
   assert.match(r.err, /no auth source worked/);
   assert.match(r.err, /gh auth token: token rejected/);
@@ -195,16 +238,16 @@ test("no working token: fails before touching the cluster", () => {
   assert.equal(r.after, r.before);
 });
 
-test("refuses a node architecture the image does not have (no exec format error)", () => {
-  const r = publish(["t4"], { PLATFORMS: "linux/amd64", FAKE_NODE_ARCHS: "arm64", SKIP_COMPILE: "1" });
+test("refuses a node architecture the image does not have (no exec format error)", async () => {
+  const r = await publish(["t4"], { PLATFORMS: "linux/amd64", FAKE_NODE_ARCHS: "arm64", SKIP_COMPILE: "1" });
   assert.equal(r.status, 1);
   assert.match(r.err, /arm64 nodes but PLATFORMS=linux\/amd64 has no linux\/arm64/);
   assert.deepEqual(r.calls, ["get nodes -o jsonpath"]);
   assert.equal(r.after, r.before);
 });
 
-test("a rollout that times out is rolled back and the manifest restored", () => {
-  const r = publish(["t5"], { FAKE_ROLLOUT: "timeout", SKIP_COMPILE: "1" });
+test("a rollout that times out is rolled back and the manifest restored", async () => {
+  const r = await publish(["t5"], { FAKE_ROLLOUT: "timeout", SKIP_COMPILE: "1" });
   assert.equal(r.status, 1);
   assert.match(r.err, /rollout of deployment\/system-bus-worker did not finish in 180s/);
   assert.deepEqual(prefixes(r.calls), [...HAPPY_CALLS.slice(0, 3), "-n joelclaw rollout undo deployment/system-bus-worker"]);
@@ -214,7 +257,7 @@ test("a rollout that times out is rolled back and the manifest restored", () => 
 
 test("a new pod whose health endpoint fails is rolled back (the old pod is never asked)", async () => {
   const dead = `http://127.0.0.1:${await freePort()}`;
-  const r = publish(["t6"], { FAKE_WORKER_URL: dead, SKIP_COMPILE: "1" });
+  const r = await publish(["t6"], { FAKE_WORKER_URL: dead, SKIP_COMPILE: "1" });
   assert.equal(r.status, 1);
   assert.match(r.err, /health endpoint of pod system-bus-worker-new-2 did not answer 200/);
   assert.equal(r.calls.at(-1), "-n joelclaw rollout undo deployment/system-bus-worker");
