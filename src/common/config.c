@@ -1,4 +1,7 @@
-/* config.c - declarative settings: flags > env > file > default (see config.h). */
+/* config.c - declarative settings: flags > env > file > default (see config.h).
+ * Owns the parsing of every layer (flags, environment, the INI-like config
+ * file with its [section] prefixes and free-form MAP sections), --help and
+ * the redacted dump. Not thread-safe: binaries parse once, at start. */
 #include "config.h"
 #include "clock.h"
 
@@ -7,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 const char *sb_env(const char *name)
 {
@@ -41,6 +45,111 @@ static int list_add(struct sb_strlist *l, const char *s, size_t n)
     return 0;
 }
 
+static void map_clear(struct sb_strmap *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->key[i]);
+        free(m->val[i]);
+    }
+    free(m->key);
+    free(m->val);
+    m->key = m->val = NULL;
+    m->n = 0;
+}
+
+const char *sb_strmap_get(const struct sb_strmap *m, const char *key)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->key[i], key) == 0)
+            return m->val[i];
+    return NULL;
+}
+
+/* Sets key (klen bytes) to val (vlen bytes): replaces an entry of the same
+ * name, else appends one. */
+static int map_put(struct sb_strmap *m, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    char *v = strndup(val, vlen);
+    if (!v)
+        return SB_ENOMEM;
+    for (size_t i = 0; i < m->n; i++) {
+        if (strlen(m->key[i]) == klen && strncmp(m->key[i], key, klen) == 0) {
+            free(m->val[i]);
+            m->val[i] = v;
+            return 0;
+        }
+    }
+    char *k = strndup(key, klen);
+    char **nk = realloc(m->key, (m->n + 1) * sizeof *nk);
+    if (nk)
+        m->key = nk;
+    char **nv = nk ? realloc(m->val, (m->n + 1) * sizeof *nv) : NULL;
+    if (nv)
+        m->val = nv;
+    if (!k || !nk || !nv) {
+        free(k);
+        free(v);
+        return SB_ENOMEM;
+    }
+    m->key[m->n] = k;
+    m->val[m->n] = v;
+    m->n++;
+    return 0;
+}
+
+/* o's extras, or NULL. */
+static const struct sb_opt_ext *ext_of(const struct sb_config_ext *ext, const struct sb_opt *o)
+{
+    for (size_t i = 0; ext && i < ext->nopts; i++)
+        if (strcmp(ext->opts[i].name, o->name) == 0)
+            return &ext->opts[i];
+    return NULL;
+}
+
+/* Runs o's validator on one value; fills err naming the setting and source. */
+static int check_value(const struct sb_config_ext *ext, const struct sb_opt *o, const char *key,
+                       const char *value, const char *source, struct sb_err *err)
+{
+    char why[256] = "";
+    const struct sb_opt_ext *x = ext_of(ext, o);
+    if (!x || !x->check || x->check(key, value, why, sizeof why) == 0)
+        return 0;
+    if (o->flags & SB_OPTF_SECRET)
+        return sb_err_set(err, SB_EINVAL, "--%s (%s): the value %s", o->name, source, why);
+    if (key)
+        return sb_err_set(err, SB_EINVAL, "--%s (%s): %s = '%s' %s", o->name, source, key, value,
+                          why);
+    return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' %s", o->name, source, value, why);
+}
+
+/* Adds one MAP entry after checking it. */
+static int map_entry(const struct sb_config_ext *ext, const struct sb_opt *o, struct sb_strmap *m,
+                     const char *key, size_t klen, const char *val, size_t vlen, const char *source,
+                     struct sb_err *err)
+{
+    while (klen && isspace((unsigned char)*key))
+        key++, klen--;
+    while (klen && isspace((unsigned char)key[klen - 1]))
+        klen--;
+    while (vlen && isspace((unsigned char)*val))
+        val++, vlen--;
+    while (vlen && isspace((unsigned char)val[vlen - 1]))
+        vlen--;
+    if (!klen || !vlen)
+        return sb_err_set(err, SB_EINVAL, "--%s (%s): '%.*s=%.*s' needs a name and a value",
+                          o->name, source, (int)klen, key, (int)vlen, val);
+    char k[256], v[1024];
+    if (klen >= sizeof k || vlen >= sizeof v)
+        return sb_err_set(err, SB_EINVAL, "--%s (%s): entry '%.40s...' is too long", o->name,
+                          source, key);
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    memcpy(v, val, vlen);
+    v[vlen] = '\0';
+    int rc = check_value(ext, o, k, v, source, err);
+    return rc ? rc : map_put(m, k, klen, v, vlen);
+}
+
 static int parse_bool(const char *v, bool *out)
 {
     static const char *yes[] = { "1", "true", "yes", "on" }, *no[] = { "0", "false", "no", "off" };
@@ -54,12 +163,15 @@ static int parse_bool(const char *v, bool *out)
 }
 
 /* source: "flag", "environment variable X", "config file", "default" */
-static int apply(const struct sb_opt *o, void *settings, const char *value, int append,
-                 const char *source, struct sb_err *err)
+static int apply(const struct sb_config_ext *ext, const struct sb_opt *o, void *settings,
+                 const char *value, int append, const char *source, struct sb_err *err)
 {
     void *f = field(settings, o);
     switch (o->type) {
     case SB_OPT_STR: {
+        int crc = check_value(ext, o, NULL, value, source, err);
+        if (crc)
+            return crc;
         char *copy = strdup(value);
         if (!copy)
             return SB_ENOMEM;
@@ -105,8 +217,10 @@ static int apply(const struct sb_opt *o, void *settings, const char *value, int 
         struct sb_strlist *l = f;
         if (!append)
             list_clear(l);
-        if (append) /* a flag: one value, commas allowed inside */
-            return list_add(l, value, strlen(value));
+        if (append) { /* a flag: one value, commas allowed inside */
+            int crc = check_value(ext, o, NULL, value, source, err);
+            return crc ? crc : list_add(l, value, strlen(value));
+        }
         for (const char *p = value; *p;) {
             const char *c = strchr(p, ',');
             size_t n = c ? (size_t)(c - p) : strlen(p);
@@ -115,8 +229,41 @@ static int apply(const struct sb_opt *o, void *settings, const char *value, int 
             size_t m = n;
             while (m && isspace((unsigned char)p[m - 1]))
                 m--;
-            if (m && list_add(l, p, m))
-                return SB_ENOMEM;
+            if (m) {
+                char item[1024];
+                snprintf(item, sizeof item, "%.*s", (int)m, p);
+                int crc = check_value(ext, o, NULL, item, source, err);
+                if (crc)
+                    return crc;
+                if (list_add(l, p, m))
+                    return SB_ENOMEM;
+            }
+            p += n + (c ? 1 : 0);
+            if (!c)
+                break;
+        }
+        return 0;
+    }
+    case SB_OPT_MAP: {
+        /* a flag: one NAME=VALUE; elsewhere a comma-separated list of them.
+         * Either way entries merge into the map (see config.h). */
+        struct sb_strmap *m = f;
+        for (const char *p = value; *p;) {
+            const char *c = append ? NULL : strchr(p, ',');
+            size_t n = c ? (size_t)(c - p) : strlen(p);
+            const char *eq = memchr(p, '=', n);
+            size_t blank = 0;
+            while (blank < n && isspace((unsigned char)p[blank]))
+                blank++;
+            if (blank < n) {
+                if (!eq)
+                    return sb_err_set(err, SB_EINVAL, "--%s (%s): '%.*s' is not NAME=VALUE",
+                                      o->name, source, (int)n, p);
+                int rc = map_entry(ext, o, m, p, (size_t)(eq - p), eq + 1, n - (size_t)(eq - p) - 1,
+                                   source, err);
+                if (rc)
+                    return rc;
+            }
             p += n + (c ? 1 : 0);
             if (!c)
                 break;
@@ -127,25 +274,25 @@ static int apply(const struct sb_opt *o, void *settings, const char *value, int 
     return SB_EINVAL;
 }
 
+/* Compares two names of length n with '-' and '_' as the same character. */
+static bool name_eq(const char *a, const char *b, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        char x = a[j] == '_' ? '-' : a[j], y = b[j] == '_' ? '-' : b[j];
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/* The setting called name (len bytes; '-' and '_' interchangeable, as config
+ * files often use '_'), or NULL. */
 static const struct sb_opt *find_opt(const struct sb_config_spec *spec, const char *name,
                                      size_t len)
 {
     for (size_t i = 0; i < spec->nopts; i++) {
         const char *n = spec->opts[i].name;
-        if (strlen(n) != len)
-            continue;
-        /* '-' and '_' are interchangeable (config files often use '_') */
-        size_t j = 0;
-        for (; j < len; j++) {
-            char a = n[j], b = name[j];
-            if (a == '_')
-                a = '-';
-            if (b == '_')
-                b = '-';
-            if (a != b)
-                break;
-        }
-        if (j == len)
+        if (strlen(n) == len && name_eq(n, name, len))
             return &spec->opts[i];
     }
     return NULL;
@@ -183,29 +330,94 @@ static const char *env_for(const struct sb_config_spec *spec, const struct sb_op
     return NULL;
 }
 
-static int load_file(const struct sb_config_spec *spec, void *settings, const char *path,
-                     struct sb_err *err)
+/* The MAP setting that collects the free-form keys of [section], or NULL. */
+static const struct sb_opt *section_map(const struct sb_config_spec *spec,
+                                        const struct sb_config_ext *ext, const char *section)
+{
+    size_t nl = strlen(section);
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const struct sb_opt *o = &spec->opts[i];
+        const struct sb_opt_ext *x = ext_of(ext, o);
+        if (o->type == SB_OPT_MAP && x && x->section && strlen(x->section) == nl &&
+            name_eq(x->section, section, nl))
+            return o;
+    }
+    return NULL;
+}
+
+/* Does any setting live in [section] ("section-..." or a MAP collecting it)? */
+static bool section_known(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                          const char *section)
+{
+    size_t nl = strlen(section);
+    if (section_map(spec, ext, section))
+        return true;
+    for (size_t i = 0; i < spec->nopts; i++) {
+        const char *n = spec->opts[i].name;
+        if (strlen(n) > nl && n[nl] == '-' && name_eq(n, section, nl))
+            return true;
+    }
+    return false;
+}
+
+static void trim(char **p, size_t *n)
+{
+    while (*n && isspace((unsigned char)**p))
+        (*p)++, (*n)--;
+    while (*n && isspace((unsigned char)(*p)[*n - 1]))
+        (*n)--;
+}
+
+/* Reads an INI-like config file (format in config.h). */
+static int load_file(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                     void *settings, const char *path, struct sb_err *err)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return sb_err_errno(err, SB_EIO, "cannot open config file %s", path);
-    char line[4096];
+    char line[4096], section[128] = "";
     int lineno = 0, rc = 0;
     while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
+        size_t ll = strlen(line);
+        if (ll == sizeof line - 1 && line[ll - 1] != '\n' && !feof(f)) {
+            rc = sb_err_set(err, SB_EINVAL, "%s:%d: line longer than %zu bytes", path, lineno,
+                            sizeof line - 2);
+            break;
+        }
         char *p = line;
         while (isspace((unsigned char)*p))
             p++;
         if (*p == '#' || *p == ';' || *p == '\0')
             continue;
+        if (*p == '[') {
+            char *close = strchr(p, ']');
+            char *name = p + 1;
+            size_t nl = close ? (size_t)(close - name) : 0;
+            trim(&name, &nl);
+            const char *rest = close ? close + 1 : "";
+            while (isspace((unsigned char)*rest))
+                rest++;
+            if (!close || !nl || nl >= sizeof section || (*rest && *rest != '#' && *rest != ';')) {
+                rc = sb_err_set(err, SB_EINVAL, "%s:%d: expected '[section]'", path, lineno);
+                break;
+            }
+            snprintf(section, sizeof section, "%.*s", (int)nl, name);
+            if (!section_known(spec, ext, section)) {
+                rc = sb_err_set(err, SB_EINVAL, "%s:%d: unknown section [%s]", path, lineno,
+                                section);
+                break;
+            }
+            continue;
+        }
         char *eq = strchr(p, '=');
-        if (!eq) {
+        char *key = p;
+        size_t kl = eq ? (size_t)(eq - p) : 0;
+        trim(&key, &kl);
+        if (!eq || !kl) {
             rc = sb_err_set(err, SB_EINVAL, "%s:%d: expected 'name = value'", path, lineno);
             break;
         }
-        char *kend = eq;
-        while (kend > p && isspace((unsigned char)kend[-1]))
-            kend--;
         char *v = eq + 1;
         while (isspace((unsigned char)*v))
             v++;
@@ -216,15 +428,33 @@ static int load_file(const struct sb_config_spec *spec, void *settings, const ch
             v[vl - 1] = '\0';
             v++;
         }
-        const struct sb_opt *o = find_opt(spec, p, (size_t)(kend - p));
-        if (!o || (o->flags & SB_OPTF_CONFIGFILE)) {
-            rc = sb_err_set(err, SB_EINVAL, "%s:%d: unknown setting '%.*s'", path, lineno,
-                            (int)(kend - p), p);
-            break;
+        char full[300], src[600];
+        if (section[0]) {
+            snprintf(full, sizeof full, "%s-%.*s", section, (int)kl, key);
+            snprintf(src, sizeof src, "config file %s:%d, [%s] %.*s", path, lineno, section,
+                     (int)kl, key);
+        } else {
+            snprintf(full, sizeof full, "%.*s", (int)kl, key);
+            snprintf(src, sizeof src, "config file %s:%d", path, lineno);
         }
-        char src[512];
-        snprintf(src, sizeof src, "config file %s:%d", path, lineno);
-        rc = apply(o, settings, v, 0, src, err);
+        const struct sb_opt *o = find_opt(spec, full, strlen(full));
+        if (o && (o->flags & (SB_OPTF_CONFIGFILE | SB_OPTF_NOFILE)))
+            o = NULL;
+        if (o) {
+            rc = apply(ext, o, settings, v, 0, src, err);
+            continue;
+        }
+        const struct sb_opt *m = section[0] ? section_map(spec, ext, section) : NULL;
+        if (m) {
+            rc = map_entry(ext, m, (struct sb_strmap *)field(settings, m), key, kl, v, strlen(v),
+                           src, err);
+        } else if (section[0]) {
+            rc = sb_err_set(err, SB_EINVAL, "%s:%d: unknown key '%.*s' in [%s]", path, lineno,
+                            (int)kl, key, section);
+        } else {
+            rc = sb_err_set(err, SB_EINVAL, "%s:%d: unknown setting '%.*s'", path, lineno, (int)kl,
+                            key);
+        }
     }
     fclose(f);
     return rc;
@@ -236,18 +466,26 @@ int sb_config_set(const struct sb_config_spec *spec, void *settings, const char 
     const struct sb_opt *o = find_opt(spec, name, strlen(name));
     if (!o)
         return sb_err_set(err, SB_EINVAL, "unknown setting '%s'", name);
-    return apply(o, settings, value, o->type == SB_OPT_LIST, "flag", err);
+    return apply(NULL, o, settings, value, o->type == SB_OPT_LIST || o->type == SB_OPT_MAP, "flag",
+                 err);
 }
 
 int sb_config_parse(const struct sb_config_spec *spec, void *settings, int argc, char **argv,
                     char **pos, size_t maxpos, size_t *npos, struct sb_err *err)
+{
+    return sb_config_parse_ext(spec, NULL, settings, argc, argv, pos, maxpos, npos, err);
+}
+
+int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                        void *settings, int argc, char **argv, char **pos, size_t maxpos,
+                        size_t *npos, struct sb_err *err)
 {
     int rc;
     *npos = 0;
     /* 1. defaults */
     for (size_t i = 0; i < spec->nopts; i++) {
         const struct sb_opt *o = &spec->opts[i];
-        if (o->def && (rc = apply(o, settings, o->def, 0, "default", err)))
+        if (o->def && (rc = apply(ext, o, settings, o->def, 0, "default", err)))
             return rc;
     }
     /* 2. config file: its path may come from a flag or the environment */
@@ -270,10 +508,12 @@ int sb_config_parse(const struct sb_config_spec *spec, void *settings, int argc,
         }
         if (!path)
             path = env_for(spec, o, envname, sizeof envname);
+        if (!path && ext && ext->default_file && access(ext->default_file, F_OK) == 0)
+            path = ext->default_file;
         if (path && *path) {
-            if ((rc = apply(o, settings, path, 0, "flag", err)))
+            if ((rc = apply(ext, o, settings, path, 0, "flag", err)))
                 return rc;
-            if ((rc = load_file(spec, settings, path, err)))
+            if ((rc = load_file(spec, ext, settings, path, err)))
                 return rc;
         }
     }
@@ -287,7 +527,7 @@ int sb_config_parse(const struct sb_config_spec *spec, void *settings, int argc,
         if (v) {
             char src[160];
             snprintf(src, sizeof src, "environment variable %s", envname);
-            if ((rc = apply(o, settings, v, 0, src, err)))
+            if ((rc = apply(ext, o, settings, v, 0, src, err)))
                 return rc;
         }
     }
@@ -359,12 +599,14 @@ int sb_config_parse(const struct sb_config_spec *spec, void *settings, int argc,
             append = list_seen[idx];
             list_seen[idx] = 1;
         }
+        if (o->type == SB_OPT_MAP)
+            append = 1; /* one NAME=VALUE per flag, merged into the map */
         if (o->type == SB_OPT_LIST && !append) {
             /* first flag use: replace, then append this one value */
             list_clear((struct sb_strlist *)field(settings, o));
             append = 1;
         }
-        rc = apply(o, settings, value, append, "flag", err);
+        rc = apply(ext, o, settings, value, append, "flag", err);
     }
     free(list_seen);
     return rc;
@@ -389,7 +631,7 @@ void sb_config_print_help(const struct sb_config_spec *spec, FILE *out)
         fprintf(out, "%-34s %s", left, o->help);
         if (o->def && !(o->flags & SB_OPTF_SECRET))
             fprintf(out, " (default: %s)", o->def);
-        if (o->type == SB_OPT_LIST)
+        if (o->type == SB_OPT_LIST || o->type == SB_OPT_MAP)
             fprintf(out, " (repeatable)");
         char envname[128];
         if (!(o->flags & SB_OPTF_NOENV)) {
@@ -436,6 +678,15 @@ json_t *sb_config_dump(const struct sb_config_spec *spec, const void *settings)
                     v, json_string((opt->flags & SB_OPTF_SECRET) ? "<redacted>" : l->v[j]));
             break;
         }
+        case SB_OPT_MAP: {
+            const struct sb_strmap *m = f;
+            v = json_object();
+            for (size_t j = 0; j < m->n; j++)
+                json_object_set_new(
+                    v, m->key[j],
+                    json_string((opt->flags & SB_OPTF_SECRET) ? "<redacted>" : m->val[j]));
+            break;
+        }
         }
         json_object_set_new(o, opt->name, v ? v : json_null());
     }
@@ -452,6 +703,8 @@ void sb_config_free(const struct sb_config_spec *spec, void *settings)
             *(char **)f = NULL;
         } else if (o->type == SB_OPT_LIST) {
             list_clear(f);
+        } else if (o->type == SB_OPT_MAP) {
+            map_clear(f);
         }
     }
 }

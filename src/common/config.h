@@ -8,7 +8,21 @@
  * Value storage: the table gives the offset of each field in a settings struct
  * the binary owns. STR -> char * (owned by the config, freed by
  * sb_config_free), INT/DURATION -> int64_t (DURATION in ms), BOOL -> bool,
- * LIST -> struct sb_strlist (repeatable flag; comma-separated in env/file). */
+ * LIST -> struct sb_strlist (repeatable flag; comma-separated in env/file),
+ * MAP -> struct sb_strmap (NAME=VALUE pairs: a repeatable flag "--x NAME=VALUE",
+ * "A=1,B=2" in env, and/or a free-form config file section, see below).
+ * Validators, MAP sections and a default config file come from an optional
+ * struct sb_config_ext (sb_config_parse_ext).
+ *
+ * Config file format (INI-like): "name = value" lines, '#' or ';' comments,
+ * one pair of matching quotes around a value stripped. A "[section]" header
+ * prefixes the keys that follow: "[worker]" then "port = 3111" sets the
+ * setting "worker-port" (flag --worker-port, env <PREFIX>_WORKER_PORT). In a
+ * section that a MAP setting collects (sb_opt_ext.section), a key that is not a
+ * setting of that section becomes an entry of the map. '-' and '_' are the
+ * same in names. Unknown sections and keys, and bad values, are errors that
+ * name file:line and the key. A MAP merges across layers: an entry of a
+ * higher layer replaces the entry of the same name, others are kept. */
 #ifndef SB_CONFIG_H
 #define SB_CONFIG_H
 
@@ -20,18 +34,35 @@
 
 #include "err.h"
 
-enum sb_opt_type { SB_OPT_STR, SB_OPT_INT, SB_OPT_BOOL, SB_OPT_DURATION, SB_OPT_LIST };
+enum sb_opt_type { SB_OPT_STR, SB_OPT_INT, SB_OPT_BOOL, SB_OPT_DURATION, SB_OPT_LIST, SB_OPT_MAP };
 
 enum {
     SB_OPTF_SECRET = 1,     /* redacted in dumps */
     SB_OPTF_CONFIGFILE = 2, /* this STR setting names the config file */
     SB_OPTF_NOENV = 4,      /* no environment variable */
+    SB_OPTF_NOFILE = 8,     /* command line only: not accepted in a config file */
 };
 
 struct sb_strlist {
     char **v;
     size_t n;
 };
+
+/* NAME=VALUE pairs in the order first seen; names are unique. */
+struct sb_strmap {
+    char **key;
+    char **val;
+    size_t n;
+};
+
+/* The value of key in m, or NULL. */
+const char *sb_strmap_get(const struct sb_strmap *m, const char *key);
+
+/* A setting's validator: returns 0 when value is acceptable, else writes why
+ * (a phrase, e.g. "is not an environment variable name") into why. key is
+ * the entry name for a MAP, NULL otherwise. Called for STR values and for
+ * each LIST item and MAP entry. */
+typedef int (*sb_opt_check_fn)(const char *key, const char *value, char *why, size_t whylen);
 
 struct sb_opt {
     const char *name; /* long flag without "--" */
@@ -57,6 +88,23 @@ struct sb_config_spec {
     size_t nopts;
 };
 
+/* Extras of a setting that most binaries do not need, kept out of struct
+ * sb_opt so that every existing table stays as it is: the free-form section
+ * a MAP collects and a validator. */
+struct sb_opt_ext {
+    const char *name;      /* the setting ("secret") */
+    const char *section;   /* MAP: the config file section whose free-form keys fill it */
+    sb_opt_check_fn check; /* NULL = any value of the type */
+};
+
+struct sb_config_ext {
+    /* Config file read when it exists and neither the flag nor the
+     * environment names one (NULL = none). */
+    const char *default_file;
+    const struct sb_opt_ext *opts;
+    size_t nopts;
+};
+
 enum { SB_CONFIG_HELP = 1 }; /* sb_config_parse result when --help was given */
 
 /* Fills settings from defaults, file, env and argv (argv[0] is skipped).
@@ -65,6 +113,11 @@ enum { SB_CONFIG_HELP = 1 }; /* sb_config_parse result when --help was given */
  * SB_CONFIG_HELP, or SB_EINVAL/SB_EIO with err naming the setting. */
 int sb_config_parse(const struct sb_config_spec *spec, void *settings, int argc, char **argv,
                     char **pos, size_t maxpos, size_t *npos, struct sb_err *err);
+/* sb_config_parse with extras (ext may be NULL): MAP sections, validators
+ * and a default config file. */
+int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                        void *settings, int argc, char **argv, char **pos, size_t maxpos,
+                        size_t *npos, struct sb_err *err);
 /* Sets one setting from text as a flag would (used by subcommands/tests). */
 int sb_config_set(const struct sb_config_spec *spec, void *settings, const char *name,
                   const char *value, struct sb_err *err);

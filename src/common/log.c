@@ -1,19 +1,157 @@
 /* log.c - JSON-lines logger (see log.h). Global state: the component name,
- * the minimum level and the fd, set once by sb_log_init before threads start. */
+ * the minimum level and the fd, set once by sb_log_init before threads start;
+ * the optional file sink (path, fd, size), guarded by file_lock. */
 #include "log.h"
 #include "buf.h"
 #include "clock.h"
 #include "json.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#define LOG_FILE_DEFAULT_MAX (10LL << 20)
 
 int sb_log_min_level = SB_INFO;
 static const char *log_comp = "sysbus";
 static int log_fd = 2;
+
+/* The file sink (sb_log_open_file); all guarded by file_lock. */
+static pthread_mutex_t file_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *file_path;
+static int file_fd = -1;
+static int64_t file_size, file_max;
+static bool file_also_fd = true;
+static bool file_failed; /* reported once */
+static int file_active;  /* atomic: a file sink is set (spares the lock otherwise) */
+
+static void write_all(int fd, const char *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, p + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+static int open_append(const char *path, int64_t *size)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    struct stat st;
+    if (fd >= 0)
+        *size = fstat(fd, &st) == 0 ? (int64_t)st.st_size : 0;
+    return fd;
+}
+
+int sb_log_open_file(const char *path, int64_t max_bytes, bool also_fd, struct sb_err *err)
+{
+    int64_t size = 0;
+    int fd = open_append(path, &size);
+    if (fd < 0)
+        return sb_err_errno(err, SB_EIO, "cannot open log file %s", path);
+    char *copy = strdup(path);
+    if (!copy) {
+        close(fd);
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    }
+    pthread_mutex_lock(&file_lock);
+    if (file_fd >= 0)
+        close(file_fd);
+    free(file_path);
+    file_path = copy;
+    file_fd = fd;
+    file_size = size;
+    file_max = max_bytes > 0 ? max_bytes : LOG_FILE_DEFAULT_MAX;
+    file_also_fd = also_fd;
+    file_failed = false;
+    __atomic_store_n(&file_active, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&file_lock);
+    return 0;
+}
+
+void sb_log_close_file(void)
+{
+    pthread_mutex_lock(&file_lock);
+    __atomic_store_n(&file_active, 0, __ATOMIC_RELEASE);
+    if (file_fd >= 0)
+        close(file_fd);
+    file_fd = -1;
+    free(file_path);
+    file_path = NULL;
+    pthread_mutex_unlock(&file_lock);
+}
+
+/* With file_lock held: a one-line report on the fd that the file failed. */
+static void file_failure(const char *what)
+{
+    if (file_failed)
+        return;
+    file_failed = true;
+    char line[1024], ts[32];
+    sb_time_format_iso(sb_now_ms(), ts, sizeof ts);
+    int n = snprintf(line, sizeof line,
+                     "{\"ts\":\"%s\",\"level\":\"error\",\"comp\":\"%s\",\"event\":"
+                     "\"log_file_failed\",\"msg\":\"cannot %s the log file (%s): logging here "
+                     "instead\"}\n",
+                     ts, log_comp, what, strerror(errno));
+    if (n > 0)
+        write_all(log_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+/* Writes one line to the file sink, rotating first when it would pass the
+ * maximum. Returns whether the line also has to go to the fd. */
+static bool file_write(const char *line, size_t n)
+{
+    if (!__atomic_load_n(&file_active, __ATOMIC_ACQUIRE))
+        return true;
+    pthread_mutex_lock(&file_lock);
+    bool to_fd = file_also_fd || file_fd < 0;
+    if (!file_path) {
+        pthread_mutex_unlock(&file_lock);
+        return true;
+    }
+    if (file_fd >= 0 && file_size > 0 && file_size + (int64_t)n > file_max) {
+        size_t pl = strlen(file_path);
+        char *old = malloc(pl + 3);
+        if (old) {
+            memcpy(old, file_path, pl);
+            memcpy(old + pl, ".1", 3);
+            if (rename(file_path, old) != 0)
+                file_failure("rotate");
+            free(old);
+        }
+        close(file_fd);
+        file_fd = open_append(file_path, &file_size);
+    } else if (file_fd < 0) { /* failed before: try again */
+        file_fd = open_append(file_path, &file_size);
+    }
+    if (file_fd < 0) {
+        file_failure("reopen");
+        to_fd = true;
+    } else {
+        ssize_t w = write(file_fd, line, n);
+        if (w == (ssize_t)n) {
+            file_size += (int64_t)n;
+            file_failed = false;
+        } else {
+            file_failure("write");
+            to_fd = true;
+        }
+    }
+    pthread_mutex_unlock(&file_lock);
+    return to_fd;
+}
 
 void sb_log_init(const char *comp, int min_level, int fd)
 {
@@ -86,14 +224,7 @@ void sb_log_emit(int level, const char *event, const struct sb_lf *fields, size_
         }
     }
     sb_buf_puts(&b, "}\n");
-    if (b.data) {
-        ssize_t off = 0;
-        while ((size_t)off < b.len) {
-            ssize_t w = write(log_fd, b.data + off, b.len - (size_t)off);
-            if (w <= 0)
-                break;
-            off += w;
-        }
-    }
+    if (b.data && file_write(b.data, b.len))
+        write_all(log_fd, b.data, b.len);
     sb_buf_free(&b);
 }

@@ -3,16 +3,18 @@
  *
  * Start: store (migrate) -> registry (load) -> writer -> waiters -> engine
  * (load the queue: crash recovery is the normal start path) -> cron
- * scheduler -> HTTP -> syncer, janitor. Stop (SIGTERM/SIGINT): stop taking work (syncer, janitor,
- * engine), let the writer commit and answer what it holds, answer the
- * long-polls, then close HTTP and the store. Calls that were in flight are
- * simply made again at the next start. */
+ * scheduler -> HTTP -> syncer, janitor -> READY=1 to systemd (sdnotify.h).
+ * Stop (SIGTERM/SIGINT): STOPPING=1 to systemd, stop taking work (syncer,
+ * janitor, engine), let the writer commit and answer what it holds, answer
+ * the long-polls, then close HTTP and the store. Calls that were in flight
+ * are simply made again at the next start. */
 #include "api/api.h"
 #include "common/clock.h"
 #include "common/httpc.h"
 #include "common/httpd.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/sdnotify.h"
 #include "cron/scheduler.h"
 #include "engine/engine.h"
 #include "janitor.h"
@@ -24,6 +26,7 @@
 #include "syncer.h"
 #include "waiters.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -146,10 +149,18 @@ int main(int argc, char **argv)
                                LF_S("data_dir", sbd.cfg.data_dir), LF_S("version", SB_VERSION) }),
             "sysbusd listening on http://%s:%d (%s mode)", sbd.cfg.host, sb_httpd_port(sbd.httpd),
             sbd.cfg.dev ? "dev" : "signed");
+    /* Under systemd (Type=notify) this is what ends "activating": the store
+     * is open and the port is listening. A failed notification is logged,
+     * not fatal: systemd's start timeout then says the rest. */
+    if ((rc = sb_sd_notifyf("READY=1\nSTATUS=listening on %s:%d", sbd.cfg.host,
+                            sb_httpd_port(sbd.httpd))) < 0)
+        SB_LOG(SB_WARN, "sd_notify_failed", "cannot tell systemd we are ready (NOTIFY_SOCKET): %s",
+               rc == SB_EIO ? strerror(errno) : sb_strerror(rc));
 
     int sig = 0;
     sigwait(&sigs, &sig);
     SB_LOG(SB_INFO, "stopping", "received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sb_sd_notify("STOPPING=1");
 
     sb_syncer_stop(sbd.syncer);
     sb_janitor_stop(sbd.janitor);
