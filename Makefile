@@ -46,11 +46,12 @@ WORKER_SRC := $(wildcard src/worker/*.c src/worker/*/*.c)
 WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC    := $(wildcard src/cli/*.c)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
-# secrets: the daemon and its client commands; client.c + proto.c are also
+# secrets: the daemon and its client commands; client.c, proto.c and jscan.c are also
 # linked into talon (it leases through the same code).
 SECRETS_SRC := $(wildcard src/secrets/*.c)
 SECRETS_OBJ := $(SECRETS_SRC:%.c=$(BUILD)/obj/%.o)
-SECRETS_CLIENT_OBJ := $(BUILD)/obj/src/secrets/client.o $(BUILD)/obj/src/secrets/proto.o
+SECRETS_CLIENT_OBJ := $(BUILD)/obj/src/secrets/client.o $(BUILD)/obj/src/secrets/proto.o \
+                      $(BUILD)/obj/src/secrets/jscan.o
 TALON_SRC  := $(wildcard src/talon/*.c)
 TALON_OBJ  := $(TALON_SRC:%.c=$(BUILD)/obj/%.o)
 SLOG_SRC   := $(wildcard src/slog/*.c)

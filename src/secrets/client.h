@@ -14,6 +14,8 @@
 #ifndef SECRETS_CLIENT_H
 #define SECRETS_CLIENT_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,5 +49,31 @@ void secrets_lease_clear(struct secrets_lease *l);
 
 /* Maps an SB_E* code to the documented exit code (0, 1, 2, 64, 65, 66, 67, 69, 70). */
 int secrets_exit_code(int code);
+
+/* ---- beyond the lease (used by the `secrets` client commands) ---- */
+
+struct secrets_request; /* proto.h */
+struct secrets_gbuf;    /* proto.h */
+
+/* Stores value (value_len bytes, UTF-8, no NUL, 1..64 KiB) under name,
+ * replacing an existing value. client_id may be NULL. *created (may be NULL)
+ * tells whether the name was new. The value is copied only into guarded
+ * memory on its way to the socket. */
+int secrets_add(const char *socket_path, const char *name, const char *value, size_t value_len,
+                const char *client_id, int timeout_ms, bool *created, struct sb_err *err);
+/* Revokes one lease. SB_ENOTFOUND for an unknown or expired lease. */
+int secrets_revoke(const char *socket_path, const char *lease_id, const char *client_id,
+                   int timeout_ms, struct sb_err *err);
+/* Any request whose answer carries no secret value (everything but lease,
+ * which is refused with SB_EINVAL): on success *answer is the answer object
+ * (new reference, {"ok":true,...}); on a refusal the daemon's code and
+ * message come back in err. */
+int secrets_call(const char *socket_path, const struct secrets_request *req, int timeout_ms,
+                 json_t **answer, struct sb_err *err);
+/* The transport under all of the above: connects, sends req, reads one
+ * answer line (newline stripped) into resp (guarded; caller frees with
+ * secrets_gbuf_free), all within timeout_ms. Does not interpret the answer. */
+int secrets_exchange(const char *socket_path, const struct secrets_request *req, int timeout_ms,
+                     struct secrets_gbuf *resp, struct sb_err *err);
 
 #endif

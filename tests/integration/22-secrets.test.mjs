@@ -1,0 +1,567 @@
+// 22-secrets: the `secrets` binary end to end - a real daemon (`secrets serve`)
+// on a Unix socket in a temporary directory, driven by the real client
+// commands. Covers the round trips, stdin input, TTL expiry and maximum,
+// revoke and the killswitch, daemon down (69), a listener that never answers
+// (65), a peer whose uid is not allowed (SO_PEERCRED, via setpriv), the
+// Argon2id passphrase store, file permission checks, kill -9 during writes,
+// malformed and slow clients, and that a secret value never reaches the
+// daemon's log or the audit trail. Every process started is killed by PID.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { BIN, sleep, tmpdir } from "./lib.mjs";
+
+const SECRETS = path.join(BIN, "secrets");
+const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
+
+const procs = new Set();
+process.on("exit", () => { for (const p of procs) try { process.kill(p.pid, "SIGKILL"); } catch {} });
+
+// The caller's environment without anything that would point a client or the
+// daemon somewhere else.
+function baseEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith("SECRETS_") && !k.startsWith("XDG_")) env[k] = v;
+  return env;
+}
+
+// Runs `secrets args...` (optionally through a wrapper such as setpriv).
+// Resolves {code, stdout, stderr, ms}; fails on a sanitizer report.
+function run(args, { input, env = {}, wrap = [] } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const argv = [...wrap, SECRETS, ...args];
+    const p = spawn(argv[0], argv.slice(1), { env: { ...baseEnv(), ...env } });
+    procs.add(p);
+    let stdout = "", stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.stdin.on("error", () => {});
+    if (input !== undefined) p.stdin.end(input);
+    else p.stdin.end();
+    const timer = setTimeout(() => { process.kill(p.pid, "SIGKILL"); reject(new Error(`secrets ${args.join(" ")} hung`)); }, 30000);
+    p.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      procs.delete(p);
+      if (SANITIZER.test(stderr)) return reject(new Error(`sanitizer report from secrets ${args.join(" ")}:\n${stderr}`));
+      resolve({ code: code ?? signal, stdout, stderr, ms: Date.now() - t0 });
+    });
+  });
+}
+
+async function waitFor(pred, what, timeoutMs = 20000, everyMs = 20) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+// Starts `secrets serve`; resolves once it logged "listening" (rejects if it
+// exits first). d.log holds its stderr.
+async function startDaemon({ store, sock, args = [], env = {} }) {
+  const p = spawn(SECRETS, ["serve", "--store", store, "--socket", sock, "--log-level", "debug", ...args],
+    { env: { ...baseEnv(), ...env } });
+  procs.add(p);
+  const d = { proc: p, log: "", exited: null, sock, store };
+  p.stdout.on("data", (b) => (d.log += b));
+  p.stderr.on("data", (b) => (d.log += b));
+  d.exit = new Promise((resolve) => p.on("exit", (code, signal) => {
+    procs.delete(p);
+    d.exited = { code, signal };
+    resolve(d.exited);
+  }));
+  await waitFor(() => d.exited || /"event":"listening"/.test(d.log), "the daemon to listen");
+  if (d.exited) throw new Error(`secrets serve exited ${JSON.stringify(d.exited)}:\n${d.log}`);
+  d.stop = async (signal = "SIGTERM") => {
+    if (!d.exited) process.kill(p.pid, signal);
+    const r = await d.exit;
+    if (SANITIZER.test(d.log)) throw new Error(`sanitizer report from the daemon:\n${d.log}`);
+    assert.equal(r.code, 0, `daemon exit ${JSON.stringify(r)}:\n${d.log.slice(-3000)}`);
+    assert.equal(fs.existsSync(sock), false, `the socket file is removed on ${signal}`);
+  };
+  d.kill9 = async () => {
+    if (!d.exited) process.kill(p.pid, "SIGKILL");
+    return d.exit;
+  };
+  return d;
+}
+
+// Runs serve expecting it to fail at startup; resolves {code, stderr}.
+async function serveFails({ store, sock, env = {} }) {
+  const r = await run(["serve", "--store", store, "--socket", sock], { env });
+  assert.notEqual(r.code, 0, `serve should have failed:\n${r.stderr}`);
+  assert.equal(fs.existsSync(sock), false, "no socket is left behind");
+  return r;
+}
+
+function setup(prefix) {
+  const dir = tmpdir(prefix);
+  return { dir, store: path.join(dir, "store"), sock: path.join(dir, "run", "secrets.sock") };
+}
+
+async function init(store, extra = [], env = {}) {
+  const r = await run(["init", "--store", store, ...extra], { env });
+  assert.equal(r.code, 0, r.stderr);
+  return r;
+}
+
+const json = (r) => {
+  assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+};
+
+// The value must appear nowhere in the daemon's log, the audit trail or the
+// store file (which is encrypted).
+function assertNeverLeaked(d, value) {
+  assert.ok(!d.log.includes(value), "a secret value reached the daemon's log");
+  const audit = fs.readFileSync(path.join(d.store, "audit.log"), "utf8");
+  assert.ok(!audit.includes(value), "a secret value reached the audit trail");
+  const db = fs.readFileSync(path.join(d.store, "secrets.db"));
+  assert.equal(db.includes(Buffer.from(value)), false, "the store file holds the value in clear");
+}
+
+test("init, add, lease, list and rm round trip", { timeout: 60000 }, async () => {
+  const { store, sock } = setup("secrets-basic-");
+  const r0 = await init(store);
+  assert.match(r0.stdout, /created store/);
+  const again = await run(["init", "--store", store]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /^secrets: a store already exists .*\(refusing to overwrite it\)\n$/);
+  assert.equal(fs.statSync(path.join(store, "master.key")).mode & 0o777, 0o600);
+  assert.equal(fs.statSync(path.join(store, "master.key")).size, 32);
+  assert.equal(fs.statSync(store).mode & 0o777, 0o700);
+
+  const d = await startDaemon({ store, sock });
+  assert.equal(fs.statSync(sock).mode & 0o777, 0o660, "socket mode 0660");
+  assert.equal(fs.statSync(path.dirname(sock)).mode & 0o777, 0o750, "socket directory created 0750");
+  const env = { SECRETS_SOCKET: sock };
+  const VALUE = "hunter2-" + crypto.randomBytes(12).toString("hex");
+  try {
+    let r = await run(["add", "github_token", "--value", VALUE], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "added github_token\n");
+
+    // the raw value, without a newline
+    r = await run(["lease", "github_token"], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, VALUE);
+
+    // JSON: exactly the documented fields, default TTL 1h, client id "cli"
+    const before = Date.now();
+    let l = json(await run(["lease", "github_token", "--json"], { env }));
+    assert.deepEqual(Object.keys(l).sort(), ["client_id", "expires_at", "lease_id", "secret_name", "ttl", "value"]);
+    assert.equal(l.value, VALUE);
+    assert.equal(l.secret_name, "github_token");
+    assert.equal(l.ttl, 3600);
+    assert.equal(l.client_id, "cli");
+    assert.match(l.lease_id, /^[0-9A-HJKMNP-TV-Z]{26}$/);
+    const exp = Date.parse(l.expires_at);
+    assert.ok(Math.abs(exp - (before + 3600e3)) < 10e3, `expires_at ${l.expires_at}`);
+    l = json(await run(["lease", "github_token", "--json", "--ttl", "20m", "--client-id", "talon"], { env }));
+    assert.equal(l.ttl, 1200);
+    assert.equal(l.client_id, "talon");
+
+    // stdin: the first line only; an empty value is refused
+    r = await run(["add", "db.password"], { env, input: "from stdin\nsecond line\n" });
+    assert.equal(r.code, 0, r.stderr);
+    r = await run(["lease", "db.password", "--socket", sock], { env: {} });
+    assert.equal(r.stdout, "from stdin");
+    for (const input of ["", "\n", "\r\n"]) {
+      r = await run(["add", "empty"], { env, input });
+      assert.equal(r.code, 64, `stdin ${JSON.stringify(input)}: ${r.stderr}`);
+      assert.equal(r.stderr, "secrets: empty value refused\n");
+    }
+    r = await run(["add", "empty", "--value", ""], { env });
+    assert.equal(r.code, 64);
+    r = await run(["add", "bad name", "--value", "x"], { env });
+    assert.equal(r.code, 64);
+    assert.match(r.stderr, /^secrets: invalid secret name/);
+    r = await run(["add", "big", "--value", "x".repeat(65537)], { env });
+    assert.equal(r.code, 64);
+    r = await run(["add", "max", "--value", "y".repeat(65536)], { env });
+    assert.equal(r.code, 0, r.stderr);
+
+    // list: names and metadata, never values
+    r = await run(["list", "--json"], { env });
+    const list = json(r);
+    assert.ok(!r.stdout.includes(VALUE));
+    assert.deepEqual(list.secrets.map((s) => s.name), ["db.password", "github_token", "max"]);
+    const gh = list.secrets.find((s) => s.name === "github_token");
+    assert.deepEqual(Object.keys(gh).sort(), ["active_leases", "created_at", "name", "updated_at"]);
+    assert.equal(gh.active_leases, 3);
+    assert.ok(!Number.isNaN(Date.parse(gh.created_at)));
+    r = await run(["list"], { env });
+    assert.match(r.stdout, /^NAME +CREATED +UPDATED +LEASES\n/);
+    assert.match(r.stdout, /\ngithub_token +\S+ +\S+ +3\n/);
+
+    // leases: no values
+    r = await run(["leases", "--json"], { env });
+    const leases = json(r).leases;
+    assert.equal(leases.length, 4);
+    assert.ok(!r.stdout.includes(VALUE) && !r.stdout.includes("from stdin"));
+    assert.ok(leases.every((x) => x.value === undefined && x.lease_id && x.expires_at));
+
+    // replacing keeps created_at
+    r = await run(["add", "github_token", "--value", VALUE + "-2"], { env });
+    assert.equal(r.stdout, "updated github_token\n");
+    const gh2 = json(await run(["list", "--json"], { env })).secrets.find((s) => s.name === "github_token");
+    assert.equal(gh2.created_at, gh.created_at);
+    assert.ok(gh2.updated_at >= gh.updated_at);
+
+    // status
+    r = await run(["status"], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^daemon: +running/);
+    const st = json(await run(["status", "--json"], { env }));
+    assert.equal(st.daemon, "running");
+    assert.equal(st.store, store);
+    assert.equal(st.secrets, 3);
+    assert.equal(st.active_leases, 4);
+    assert.equal(typeof st.uptime_s, "number");
+
+    // rm: gone, its leases revoked; a second rm is "not found" (1)
+    r = await run(["rm", "github_token"], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /removed github_token \(3 active lease\(s\) revoked\)/);
+    r = await run(["rm", "github_token"], { env });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "secrets: no secret named github_token\n");
+    r = await run(["lease", "github_token"], { env });
+    assert.equal(r.code, 1);
+    assert.equal(json(await run(["leases", "--json"], { env })).leases.length, 1);
+
+    // usage: help everywhere, bad flags and arguments are exit 2
+    for (const c of ["init", "serve", "add", "lease", "revoke", "leases", "list", "rm", "audit", "status"]) {
+      r = await run([c, "--help"]);
+      assert.equal(r.code, 0, c);
+      assert.match(r.stdout, /^Usage: secrets /, c);
+      assert.match(r.stdout, /Exit codes: 0 ok/, c);
+    }
+    assert.equal((await run(["--help"])).code, 0);
+    assert.equal((await run([])).code, 2);
+    assert.equal((await run(["frobnicate"])).code, 2);
+    assert.equal((await run(["lease"], { env })).code, 2);
+    assert.equal((await run(["lease", "a", "b"], { env })).code, 2);
+    r = await run(["lease", "x", "--bogus"], { env });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^secrets: unknown option '--bogus'/);
+    assert.equal(r.stderr.split("\n").length, 2, "one line");
+  } finally {
+    await d.stop();
+  }
+  assertNeverLeaked(d, VALUE);
+});
+
+test("TTL expiry, the 24h maximum (refused and audited), revoke and the killswitch", { timeout: 60000 }, async () => {
+  const { store, sock } = setup("secrets-ttl-");
+  await init(store);
+  const d = await startDaemon({ store, sock });
+  const env = { SECRETS_SOCKET: sock };
+  try {
+    assert.equal((await run(["add", "api", "--value", "v1"], { env })).code, 0);
+
+    // a 2 s lease disappears from `leases` once expired
+    const t0 = Date.now();
+    const short = json(await run(["lease", "api", "--ttl", "2s", "--json"], { env }));
+    assert.equal(short.ttl, 2);
+    const ids = async () => json(await run(["leases", "--json"], { env })).leases.map((x) => x.lease_id);
+    assert.ok((await ids()).includes(short.lease_id));
+    await waitFor(async () => !(await ids()).includes(short.lease_id), "the 2s lease to expire", 15000, 200);
+    assert.ok(Date.now() - t0 >= 1500, "the lease did not vanish before its TTL");
+    // revoking an expired lease: not found
+    let r = await run(["revoke", short.lease_id], { env });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no active lease/);
+
+    // bare seconds; 24h is the maximum; 25h is refused with 64 and audited
+    assert.equal(json(await run(["lease", "api", "--ttl", "90", "--json"], { env })).ttl, 90);
+    assert.equal(json(await run(["lease", "api", "--ttl", "24h", "--json"], { env })).ttl, 86400);
+    r = await run(["lease", "api", "--ttl", "25h", "--client-id", "greedy"], { env });
+    assert.equal(r.code, 64);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /^secrets: ttl 90000s is above the maximum 86400s/);
+    r = await run(["audit", "--tail", "1"], { env });
+    assert.equal(r.code, 0, r.stderr);
+    const refused = JSON.parse(r.stdout);
+    assert.equal(refused.action, "lease");
+    assert.equal(refused.success, false);
+    assert.equal(refused.secret_name, "api");
+    assert.equal(refused.client_id, "greedy");
+    assert.equal(refused.ttl, 90000);
+    assert.match(refused.reason, /maximum/);
+    assert.equal(typeof refused.peer_uid, "number");
+    assert.equal(typeof refused.peer_pid, "number");
+    assert.ok(!Number.isNaN(Date.parse(refused.timestamp)));
+    assert.equal((await run(["lease", "api", "--ttl", "soon"], { env })).code, 2);
+
+    // revoke one
+    const one = json(await run(["lease", "api", "--json"], { env }));
+    assert.equal((await run(["revoke", one.lease_id], { env })).code, 0);
+    assert.ok(!(await ids()).includes(one.lease_id));
+    assert.equal((await run(["revoke", one.lease_id], { env })).code, 1);
+    assert.equal((await run(["revoke", "not-a-lease"], { env })).code, 64);
+    assert.equal((await run(["revoke"], { env })).code, 2);
+    assert.equal((await run(["revoke", one.lease_id, "--all"], { env })).code, 2);
+
+    // the killswitch
+    for (let i = 0; i < 3; i++) assert.equal((await run(["lease", "api"], { env })).code, 0);
+    const live = (await ids()).length;
+    assert.ok(live >= 3);
+    r = await run(["revoke", "--all"], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `revoked ${live} active lease(s)\n`);
+    assert.deepEqual(await ids(), []);
+    const entries = (await run(["audit"], { env })).stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const ks = entries.filter((e) => e.action === "revoke_all");
+    assert.equal(ks.length, 1);
+    assert.equal(ks[0].success, true);
+    assert.equal(ks[0].count, live);
+    // every line has the documented fields
+    for (const e of entries)
+      for (const k of ["timestamp", "action", "secret_name", "client_id", "lease_id", "success", "peer_uid", "peer_pid"])
+        assert.ok(k in e, `audit entry without ${k}: ${JSON.stringify(e)}`);
+    assert.ok(entries.filter((e) => !e.success).every((e) => typeof e.reason === "string"));
+  } finally {
+    await d.stop();
+  }
+  assertNeverLeaked(d, "v1-never");
+});
+
+test("daemon down is 69; a daemon that never answers is 65; a garbled answer is 67", { timeout: 60000 }, async () => {
+  const dir = tmpdir("secrets-down-");
+  let r = await run(["status", "--socket", path.join(dir, "nobody-home.sock")]);
+  assert.equal(r.code, 69);
+  assert.match(r.stderr, /^secrets: daemon not running \(no socket at .*nobody-home\.sock\)\n$/);
+  r = await run(["lease", "x"], { env: { SECRETS_SOCKET: path.join(dir, "nope.sock") } });
+  assert.equal(r.code, 69);
+
+  // a listener that accepts and never answers
+  const hung = path.join(dir, "hung.sock");
+  const held = [];
+  const srv = net.createServer((c) => { held.push(c); c.on("error", () => {}); });
+  await new Promise((res) => srv.listen(hung, res));
+  // one that answers garbage
+  const garbled = path.join(dir, "garbled.sock");
+  const srv2 = net.createServer((c) => { c.on("error", () => {}); c.end("hello there\n"); });
+  await new Promise((res) => srv2.listen(garbled, res));
+  try {
+    r = await run(["status", "--socket", hung, "--timeout", "1"]);
+    assert.equal(r.code, 65, r.stderr);
+    assert.match(r.stderr, /^secrets: no answer from the daemon within the timeout\n$/);
+    assert.ok(r.ms >= 900 && r.ms < 5000, `took ${r.ms} ms`);
+    r = await run(["lease", "x", "--socket", hung, "--timeout", "500ms"]);
+    assert.equal(r.code, 65);
+    r = await run(["list"], { env: { SECRETS_SOCKET: hung, SECRETS_TIMEOUT: "1" } });
+    assert.equal(r.code, 65);
+    r = await run(["status", "--socket", garbled]);
+    assert.equal(r.code, 67, r.stderr);
+    r = await run(["lease", "x", "--socket", garbled]);
+    assert.equal(r.code, 67, r.stderr);
+  } finally {
+    for (const c of held) c.destroy();
+    srv.close();
+    srv2.close();
+  }
+});
+
+// Needs root: the client runs as uid 65534 through setpriv (util-linux).
+const notRoot = process.getuid() !== 0 && "needs root to run the client as another user";
+test("a peer whose uid is not allowed is refused (SO_PEERCRED) and audited", { timeout: 60000, skip: notRoot }, async () => {
+  const { dir, store, sock } = setup("secrets-peer-");
+  await init(store);
+  let d = await startDaemon({ store, sock });
+  // make the socket reachable by uid 65534, so only the peer check can refuse
+  fs.chmodSync(dir, 0o755);
+  fs.chmodSync(path.dirname(sock), 0o755);
+  fs.chmodSync(sock, 0o666);
+  const nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+  try {
+    assert.equal((await run(["add", "k", "--value", "v"], { env: { SECRETS_SOCKET: sock } })).code, 0);
+    let r = await run(["lease", "k", "--socket", sock], { wrap: nobody });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /^secrets: this peer \(uid\/gid\) is not allowed/);
+    r = await run(["list", "--socket", sock], { wrap: nobody });
+    assert.equal(r.code, 1);
+    const entries = (await run(["audit", "--socket", sock])).stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const refused = entries.filter((e) => e.action === "connect");
+    assert.equal(refused.length, 2);
+    assert.equal(refused[0].success, false);
+    assert.equal(refused[0].peer_uid, 65534);
+    assert.equal(typeof refused[0].peer_pid, "number");
+    assert.match(refused[0].reason, /uid 65534 .*not allowed/);
+    assert.match(d.log, /"event":"peer_refused"/);
+  } finally {
+    await d.stop();
+  }
+  // allowed explicitly (and root, the caller, then only by its own entry)
+  d = await startDaemon({ store, sock, args: ["--allow-uid", "65534"] });
+  fs.chmodSync(path.dirname(sock), 0o755);
+  fs.chmodSync(sock, 0o666);
+  try {
+    const r = await run(["lease", "k", "--socket", sock], { wrap: nobody });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "v");
+    // root is not implicitly allowed
+    const root = await run(["list", "--socket", sock]);
+    assert.equal(root.code, 1);
+  } finally {
+    await d.stop();
+  }
+});
+
+test("a passphrase (Argon2id) store works and a wrong passphrase is refused clearly", { timeout: 60000 }, async () => {
+  const { dir, store, sock } = setup("secrets-pass-");
+  const good = path.join(dir, "pass");
+  const bad = path.join(dir, "wrong");
+  fs.writeFileSync(good, "correct horse battery staple\n", { mode: 0o600 });
+  fs.writeFileSync(bad, "correct horse battery stapler\n", { mode: 0o600 });
+  await init(store, ["--passphrase-file", good]);
+  assert.equal(fs.existsSync(path.join(store, "master.key")), false, "no key file");
+  const VALUE = "pp-" + crypto.randomBytes(8).toString("hex");
+  let d = await startDaemon({ store, sock, env: { SECRETS_PASSPHRASE_FILE: good } });
+  try {
+    assert.equal((await run(["add", "p", "--value", VALUE, "--socket", sock])).code, 0);
+    assert.equal(json(await run(["status", "--json", "--socket", sock])).key_source, "passphrase");
+  } finally {
+    await d.stop();
+  }
+  assertNeverLeaked(d, VALUE);
+  let r = await serveFails({ store, sock, env: { SECRETS_PASSPHRASE_FILE: bad } });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^secrets: the store cannot be decrypted: wrong passphrase/m);
+  r = await serveFails({ store, sock });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /passphrase-protected: give --passphrase-file or SECRETS_PASSPHRASE_FILE/);
+  d = await startDaemon({ store, sock, args: ["--passphrase-file", good] });
+  try {
+    r = await run(["lease", "p", "--socket", sock]);
+    assert.equal(r.stdout, VALUE);
+  } finally {
+    await d.stop();
+  }
+});
+
+test("a key or store file with group/other permissions is refused, naming the fix", { timeout: 60000 }, async () => {
+  const { store, sock } = setup("secrets-perm-");
+  await init(store);
+  for (const f of ["master.key", "secrets.db"]) {
+    const p = path.join(store, f);
+    fs.chmodSync(p, 0o644);
+    const r = await serveFails({ store, sock });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`accessible by group/other \\(mode 0644\\); fix: chmod 600 ${p}`));
+    fs.chmodSync(p, 0o600);
+  }
+  const d = await startDaemon({ store, sock });
+  await d.stop("SIGINT"); // SIGINT stops it as cleanly as SIGTERM
+  assert.match(d.log, /"event":"stopping".*"signal":2/);
+});
+
+test("the store survives kill -9 during writes", { timeout: 120000 }, async () => {
+  const { store, sock } = setup("secrets-crash-");
+  await init(store);
+  const env = { SECRETS_SOCKET: sock };
+  const acked = new Map();
+  let n = 0;
+  for (let round = 0; round < 4; round++) {
+    const d = await startDaemon({ store, sock });
+    let stop = false;
+    const writer = async () => {
+      while (!stop) {
+        const name = `k${n++}`;
+        const value = crypto.randomBytes(8192).toString("hex"); // 16 KiB: every write is a big one
+        const r = await run(["add", name], { env, input: value + "\n" });
+        if (r.code === 0) acked.set(name, value);
+      }
+    };
+    const writers = [writer(), writer(), writer()];
+    const ackedBefore = acked.size;
+    // at least one acknowledged add this round, then kill at a varying point
+    await waitFor(() => acked.size > ackedBefore, "an acknowledged add", 20000);
+    await sleep(50 + round * 120);
+    await d.kill9();
+    stop = true;
+    await Promise.all(writers);
+  }
+  const d = await startDaemon({ store, sock });
+  try {
+    const names = new Set(json(await run(["list", "--json"], { env })).secrets.map((s) => s.name));
+    for (const k of acked.keys()) assert.ok(names.has(k), `acknowledged secret ${k} was lost`);
+    for (const [k, v] of acked) {
+      const r = await run(["lease", k, "--ttl", "30s"], { env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, v, `value of ${k}`);
+    }
+    assert.ok(acked.size >= 4);
+  } finally {
+    await d.stop();
+  }
+});
+
+// Sends raw bytes on a new connection; resolves the answer lines until the
+// daemon closes or `count` lines arrived.
+function rawExchange(sock, chunks, count = 1) {
+  return new Promise((resolve, reject) => {
+    const c = net.createConnection(sock);
+    let buf = "";
+    const lines = [];
+    const timer = setTimeout(() => { c.destroy(); reject(new Error(`no answer; got ${JSON.stringify(lines)}`)); }, 10000);
+    c.on("data", (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) { lines.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); }
+      if (lines.length >= count) { clearTimeout(timer); c.end(); resolve(lines); }
+    });
+    c.on("error", () => {});
+    c.on("close", () => { clearTimeout(timer); resolve(lines); });
+    for (const ch of chunks) c.write(ch);
+  });
+}
+
+test("malformed requests get protocol errors and a slow client blocks nobody", { timeout: 60000 }, async () => {
+  const { store, sock } = setup("secrets-proto-");
+  await init(store);
+  const d = await startDaemon({ store, sock, args: ["--client-timeout", "1s"] });
+  const env = { SECRETS_SOCKET: sock };
+  try {
+    // garbage, then a good request on the same connection
+    let lines = await rawExchange(sock, ["this is not json\n", "{\"op\":\"status\"}\n"], 2);
+    assert.equal(lines[0].ok, false);
+    assert.equal(lines[0].error.code, "PROTOCOL");
+    assert.equal(lines[1].ok, true);
+    lines = await rawExchange(sock, ["{\"op\":\"explode\"}\n"]);
+    assert.equal(lines[0].error.code, "PROTOCOL");
+    lines = await rawExchange(sock, ["{\"op\":\"lease\",\"name\":\"a b\"}\r\n"]);
+    assert.equal(lines[0].error.code, "BAD_REQUEST");
+    lines = await rawExchange(sock, ["{\"op\":\"lease\",\"name\":\"nope\",\"ttl\":5}\n"]);
+    assert.equal(lines[0].error.code, "NOT_FOUND");
+    // an endless line is cut off
+    lines = await rawExchange(sock, ["{\"op\":\"add\",\"name\":\"x\",\"value\":\"" + "a".repeat(500 * 1024)]);
+    assert.equal(lines[0].error.code, "PROTOCOL");
+    assert.match(lines[0].error.message, /too long/);
+
+    // a client that sends half a request and stalls
+    const slow = net.createConnection(sock);
+    slow.on("error", () => {});
+    const closed = new Promise((res) => slow.on("close", res));
+    slow.write("{\"op\":\"sta");
+    const t0 = Date.now();
+    const r = await run(["status"], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Date.now() - t0 < 2000, "status answered while a client stalls");
+    await closed; // the daemon drops it after --client-timeout
+    assert.ok(Date.now() - t0 >= 800, "dropped only after its timeout");
+    assert.equal((await run(["status"], { env })).code, 0);
+  } finally {
+    await d.stop();
+  }
+});
