@@ -6,12 +6,15 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "common/crypto.h"
 
 static int diag_fd = -1;
 
@@ -209,4 +212,36 @@ json_t *diag_send(sysbus_ctx *c, const json_t *event, void *user)
                                  "data", "n", n ? n : json_null()));
     const json_t *sent = sysbus_step_send_event(c, "fan-out", evs);
     return json_deep_copy(sent);
+}
+
+/* ---- diag-env: which of the named environment variables are set ----
+ * For checking what a supervisor injected (talon's leased secrets) through
+ * the worker itself. Never returns a value: only whether each variable is set
+ * and the SHA-256 of its value, which a test holding the value can compare. */
+
+json_t *diag_env(sysbus_ctx *c, const json_t *event, void *user)
+{
+    (void)c;
+    (void)user;
+    json_t *names = data_field(event, "names");
+    json_t *out = json_object();
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    {
+        const char *name = json_string_value(n);
+        if (!name)
+            continue;
+        const char *v = getenv(name);
+        if (!v) {
+            json_object_set_new(out, name, json_pack("{s:b}", "set", 0));
+            continue;
+        }
+        uint8_t md[SB_SHA256_LEN];
+        char hex[2 * SB_SHA256_LEN + 1];
+        sb_sha256(v, strlen(v), md);
+        sb_hex_encode(md, sizeof md, hex);
+        json_object_set_new(out, name, json_pack("{s:b, s:s}", "set", 1, "sha256", hex));
+    }
+    return out;
 }

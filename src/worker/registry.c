@@ -53,6 +53,11 @@ static void cfg_send(sysbus_fn *f)
     on(f, "diag/send", 4);
 }
 
+static void cfg_env(sysbus_fn *f)
+{
+    on(f, "diag/env", 0);
+}
+
 static void cfg_story(sysbus_fn *f)
 {
     sysbus_fn_name(f, "Story pipeline");
@@ -78,6 +83,7 @@ const struct worker_fn worker_functions[] = {
     { "diag-parallel", ROLE_BOTH, diag_parallel, cfg_parallel },
     { "diag-invoke", ROLE_BOTH, diag_invoke, cfg_invoke },
     { "diag-send", ROLE_BOTH, diag_send, cfg_send },
+    { "diag-env", ROLE_BOTH, diag_env, cfg_env },
     { "story-pipeline", ROLE_CLUSTER, story_pipeline, cfg_story },
     { "heartbeat", ROLE_HOST, heartbeat, cfg_heartbeat },
     { NULL, 0, NULL, NULL },

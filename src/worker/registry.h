@@ -37,6 +37,7 @@ json_t *diag_wait(sysbus_ctx *c, const json_t *event, void *user);
 json_t *diag_parallel(sysbus_ctx *c, const json_t *event, void *user);
 json_t *diag_invoke(sysbus_ctx *c, const json_t *event, void *user);
 json_t *diag_send(sysbus_ctx *c, const json_t *event, void *user);
+json_t *diag_env(sysbus_ctx *c, const json_t *event, void *user);
 /* Opens SYSBUS_DIAG_LOG (when set); call once before serving. */
 int diag_log_open(void);
 

@@ -65,7 +65,7 @@ test("every command against a signed server and the C worker", { timeout: 120000
 
     r = await sysbus(["apps"], env);
     assert.equal(r.env.result[0].reachable, true);
-    assert.equal(r.env.result[0].function_count, 9);
+    assert.equal(r.env.result[0].function_count, 10);
 
     r = await sysbus(["send", "diag/three-steps", "-d", '{"n":5}', "--follow"], env);
     assert.equal(r.code, 0, r.out);
@@ -132,7 +132,7 @@ test("every command against a signed server and the C worker", { timeout: 120000
 
     r = await sysbus(["refresh", "--all"], env);
     assert.equal(r.code, 0, r.out);
-    assert.deepEqual(r.env.result.map((a) => [a.app, a.action, a.functionCount]), [["system-bus-host", "clean", 9]]);
+    assert.deepEqual(r.env.result.map((a) => [a.app, a.action, a.functionCount]), [["system-bus-host", "clean", 10]]);
 
     for (const cmd of ["status", "functions", "apps", "refresh", "runs", "run", "events", "send", "cancel"]) {
       r = await sysbus([cmd, "--help"]);

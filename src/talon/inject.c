@@ -1,0 +1,223 @@
+/* inject.c - building the worker's environment and leasing its secrets (see
+ * inject.h). Logs each failed lease (by name and error, never a value);
+ * reads talon's environment only through sb_env. */
+#include "talon/inject.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "secrets/client.h"
+#include "talon/envfile.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t name_len(const char *entry)
+{
+    const char *eq = strchr(entry, '=');
+    return eq ? (size_t)(eq - entry) : strlen(entry);
+}
+
+static void entry_free(char *entry, bool guarded)
+{
+    if (guarded) {
+        sodium_free(entry); /* zeroes before unmapping */
+    } else if (entry) {
+        sodium_memzero(entry, strlen(entry)); /* env file values can be keys too */
+        free(entry);
+    }
+}
+
+/* Adds entry (owned from now on), replacing a variable of the same name. */
+static int env_put(struct talon_env *e, char *entry, bool guarded, const char *source)
+{
+    char *src = strdup(source);
+    if (!src) {
+        entry_free(entry, guarded);
+        return SB_ENOMEM;
+    }
+    size_t nl = name_len(entry);
+    for (size_t i = 0; i < e->n; i++) {
+        if (name_len(e->envp[i]) == nl && strncmp(e->envp[i], entry, nl) == 0) {
+            entry_free(e->envp[i], e->guarded[i]);
+            free(e->source[i]);
+            e->envp[i] = entry;
+            e->guarded[i] = guarded;
+            e->source[i] = src;
+            return 0;
+        }
+    }
+    if (e->n + 2 > e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 32;
+        char **ne = realloc(e->envp, cap * sizeof *ne);
+        if (ne)
+            e->envp = ne;
+        bool *ng = ne ? realloc(e->guarded, cap * sizeof *ng) : NULL;
+        if (ng)
+            e->guarded = ng;
+        char **ns = ng ? realloc(e->source, cap * sizeof *ns) : NULL;
+        if (ns)
+            e->source = ns;
+        if (!ns) {
+            entry_free(entry, guarded);
+            free(src);
+            return SB_ENOMEM;
+        }
+        e->cap = cap;
+    }
+    e->envp[e->n] = entry;
+    e->guarded[e->n] = guarded;
+    e->source[e->n] = src;
+    e->n++;
+    e->envp[e->n] = NULL;
+    return 0;
+}
+
+static int env_set(struct talon_env *e, const char *name, const char *value, const char *source)
+{
+    size_t len = strlen(name) + 1 + strlen(value) + 1;
+    char *entry = malloc(len);
+    if (!entry)
+        return SB_ENOMEM;
+    snprintf(entry, len, "%s=%s", name, value);
+    return env_put(e, entry, false, source);
+}
+
+/* Leases one secret into the environment; a failure is recorded, not fatal. */
+static int lease_one(struct talon_env *e, const struct talon_settings *s, const char *socket,
+                     const char *secret, const char *var)
+{
+    struct secrets_lease l;
+    struct sb_err err = { 0 };
+    memset(&l, 0, sizeof l);
+    int rc = socket ? secrets_lease(socket, secret, s->secrets_ttl_ms / 1000, "talon",
+                                    (int)(s->secrets_timeout_secs * 1000), &l, &err)
+                    : SB_EUNAVAIL;
+    if (rc) {
+        SB_LOGK(SB_WARN, "secret_lease_failed",
+                ((struct sb_lf[]){ LF_S("secret", secret), LF_S("env", var),
+                                   LF_S("code", sb_errname(rc)), LF_S("error", err.msg) }),
+                "cannot lease secret %s for %s: the worker starts without it", secret, var);
+        json_array_append_new(e->secret_failures, json_string(secret));
+        return 0;
+    }
+    size_t vl = strlen(var), len = vl + 1 + l.value_len + 1;
+    char *entry = sodium_malloc(len);
+    if (!entry) {
+        secrets_lease_clear(&l);
+        return SB_ENOMEM;
+    }
+    memcpy(entry, var, vl);
+    entry[vl] = '=';
+    memcpy(entry + vl + 1, l.value, l.value_len);
+    entry[len - 1] = '\0';
+    secrets_lease_clear(&l);
+    char src[200];
+    snprintf(src, sizeof src, "secret %s", secret);
+    return env_put(e, entry, true, src);
+}
+
+int talon_env_build(const struct talon_settings *s, int port, bool lease, struct talon_env *out,
+                    struct sb_err *err)
+{
+    int rc = 0;
+    char buf[64], src[1200];
+    if (!(out->secret_failures = json_array()))
+        return SB_ENOMEM;
+    /* 1. inherited */
+    for (size_t i = 0; i < s->worker_pass_env.n && !rc; i++) {
+        const char *name = s->worker_pass_env.v[i];
+        const char *v = sb_env(name);
+        if (v && strcmp(name, "NOTIFY_SOCKET") != 0)
+            rc = env_set(out, name, v, "inherited ([worker] pass_env)");
+    }
+    /* 2. talon's defaults */
+    snprintf(buf, sizeof buf, "%llds", (long long)s->worker_drain_timeout_secs);
+    if (!rc)
+        rc = env_set(out, "WORKER_ROLE", "host", "talon default");
+    if (!rc)
+        rc = env_set(out, "SYSBUS_DRAIN_GRACE", buf, "talon ([worker] drain_timeout_secs)");
+    /* 3. the env file */
+    if (!rc && s->worker_env_file) {
+        struct talon_envfile f = { 0 };
+        rc = talon_envfile_load(s->worker_env_file, &f, err);
+        for (size_t i = 0; i < f.n && !rc; i++) {
+            const char *name = f.v[i].name;
+            if (strcmp(name, "PATH") == 0 || strcmp(name, "PORT") == 0) {
+                SB_LOGK(SB_WARN, "env_file_ignored",
+                        ((struct sb_lf[]){ LF_S("file", s->worker_env_file), LF_S("name", name),
+                                           LF_I("line", f.v[i].line) }),
+                        "%s:%d: %s is set by talon ([worker] %s); the env file's value is ignored",
+                        s->worker_env_file, f.v[i].line, name, name[1] == 'A' ? "path" : "port");
+                continue;
+            }
+            int64_t grace_ms;
+            if (strcmp(name, "SYSBUS_DRAIN_GRACE") == 0 &&
+                sb_duration_parse(f.v[i].value, 1000, &grace_ms) == 0 &&
+                grace_ms > s->worker_drain_timeout_secs * 1000)
+                SB_LOGK(
+                    SB_WARN, "drain_grace_too_long",
+                    ((struct sb_lf[]){ LF_S("file", s->worker_env_file), LF_I("line", f.v[i].line),
+                                       LF_I("drain_timeout_secs", s->worker_drain_timeout_secs) }),
+                    "%s:%d: SYSBUS_DRAIN_GRACE=%s is longer than [worker] drain_timeout_secs "
+                    "(%lld): talon will SIGKILL the worker before its drain ends",
+                    s->worker_env_file, f.v[i].line, f.v[i].value,
+                    (long long)s->worker_drain_timeout_secs);
+            snprintf(src, sizeof src, "env file %s:%d", s->worker_env_file, f.v[i].line);
+            rc = env_set(out, name, f.v[i].value, src);
+        }
+        talon_envfile_free(&f);
+    }
+    /* 4. what talon fixes */
+    snprintf(buf, sizeof buf, "%d", port);
+    if (!rc)
+        rc = env_set(out, "PATH", s->worker_path, "[worker] path");
+    if (!rc)
+        rc = env_set(out, "PORT", buf,
+                     port == s->worker_port ? "[worker] port" : "[worker] alt_port");
+    /* 5. secrets */
+    char socket[256], *sockp = NULL;
+    struct sb_err serr = { 0 };
+    if (lease && s->secrets.n) {
+        if (secrets_socket_path(s->secrets_socket, socket, sizeof socket, &serr) == 0)
+            sockp = socket;
+        else
+            SB_LOG(SB_WARN, "secret_lease_failed", "secrets socket: %s", serr.msg);
+    }
+    for (size_t i = 0; i < s->secrets.n && !rc; i++) {
+        if (lease) {
+            rc = lease_one(out, s, sockp, s->secrets.key[i], s->secrets.val[i]);
+        } else {
+            snprintf(src, sizeof src, "secret %s", s->secrets.key[i]);
+            rc = env_set(out, s->secrets.val[i], "", src);
+        }
+    }
+    if (rc == SB_ENOMEM)
+        sb_err_set(err, rc, "out of memory");
+    return rc;
+}
+
+json_t *talon_env_plan(const struct talon_env *e)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < e->n; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)name_len(e->envp[i]), e->envp[i]);
+        json_array_append_new(a, json_pack("{s:s, s:s}", "name", name, "source", e->source[i]));
+    }
+    return a;
+}
+
+void talon_env_free(struct talon_env *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        entry_free(e->envp[i], e->guarded[i]);
+        free(e->source[i]);
+    }
+    free(e->envp);
+    free(e->guarded);
+    free(e->source);
+    json_decref(e->secret_failures);
+    memset(e, 0, sizeof *e);
+}

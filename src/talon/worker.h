@@ -1,0 +1,154 @@
+/* worker.h - talon's supervision of system-bus-worker: the worker state
+ * machine (worker.c, an explicit state x event table), the zero-downtime
+ * restart (restart.c) and the crash-loop guard. Everything here runs on the
+ * main loop's thread; the health server only sees talon_sup_status()'s JSON.
+ * The design note is docs/internals/talon-supervisor.md.
+ *
+ * States of the active worker:
+ *   stopped   no worker, none wanted (before the start, after shutdown)
+ *   starting  spawned, polled until its health endpoint answers 2xx
+ *   running   healthy; GET every health_interval_secs
+ *   draining  SIGTERM sent (health failures, startup timeout, shutdown);
+ *             SIGKILL to its group if it has not exited in time
+ *   backoff   waiting 1, 2, 4 ... restart_backoff_max_secs before a start
+ *   crashloop crashloop_threshold quick failures in a row: no more starts
+ *             until `talon restart` */
+#ifndef TALON_WORKER_H
+#define TALON_WORKER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "talon/settings.h"
+#include "talon/spawn.h"
+
+enum talon_wstate {
+    TW_STOPPED,
+    TW_STARTING,
+    TW_RUNNING,
+    TW_DRAINING,
+    TW_BACKOFF,
+    TW_CRASHLOOP,
+    TW_NSTATES
+};
+
+enum talon_wevent {
+    TE_START,     /* start now (talon start, `talon restart` out of backoff/crashloop) */
+    TE_HEALTHY,   /* a health GET answered 2xx */
+    TE_UNHEALTHY, /* a health GET failed */
+    TE_EXITED,    /* the active worker exited (reaped) */
+    TE_DEADLINE,  /* the state's deadline passed (startup, kill, backoff) */
+    TE_STOP,      /* shutdown: drain and stop */
+    TE_SWAP,      /* zero-downtime restart: sup->incoming replaces the worker */
+    TE_NEVENTS
+};
+
+#define TALON_MAX_RETIRED 4
+
+/* A worker that is no longer the active one but has not exited yet. */
+struct talon_retired {
+    struct talon_child *c;
+    int64_t term_at; /* monotonic ms: SIGTERM then (0 = already sent) */
+    int64_t kill_at; /* monotonic ms: SIGKILL then (0 = already sent) */
+    const char *why; /* "replaced", "restart failed", ... (static) */
+};
+
+enum talon_rs_phase { RS_IDLE, RS_STARTING, RS_SYNCING, RS_DRAINING_OLD, RS_WAIT_START };
+
+struct talon_restart {
+    enum talon_rs_phase phase;
+    struct talon_child *next; /* RS_STARTING/RS_SYNCING: the new worker */
+    int64_t deadline;         /* when the new worker must be healthy and synced */
+    int64_t next_poll;
+    int sync_tries;
+    pid_t old_pid; /* RS_DRAINING_OLD: the worker being drained */
+    int64_t started_ms;
+};
+
+struct talon_sup {
+    const struct talon_settings *cfg;
+    enum talon_wstate state;
+    struct talon_child *cur;      /* the active worker, or NULL */
+    struct talon_child *incoming; /* TE_SWAP's argument */
+    int port;                     /* the active port: [worker] port or alt_port */
+    bool stopping;
+    bool ever_ready;
+    int health_failures;     /* in a row, running */
+    int64_t backoff_ms;      /* the next backoff */
+    int quick_failures;      /* in a row */
+    int64_t starts;          /* workers started, all kinds */
+    int64_t restarts;        /* starts after the first */
+    char last_exit[600];     /* "exit 1", "signal 9", "spawn failed: ..." */
+    const char *kill_reason; /* why talon is draining the active worker (static text) */
+    char stderr_tail[TALON_TAIL_MAX + 1]; /* of the last failed run */
+    json_t *secret_failures;              /* [name] from the last start */
+    int64_t deadline;                     /* TE_DEADLINE at this monotonic ms (0 = none) */
+    int64_t next_health;                  /* next health GET (0 = none) */
+    int64_t sync_at;                      /* next startup sync PUT (0 = none) */
+    int sync_left;
+    struct talon_retired retired[TALON_MAX_RETIRED];
+    struct talon_restart rs;
+    /* Called with the outcome of a `talon restart` ({ok, ...}, borrowed). */
+    void (*restart_done)(void *ctx, json_t *outcome);
+    void *ctx;
+};
+
+const char *talon_wstate_name(enum talon_wstate s);
+
+/* Prepares sup (state stopped); cfg must outlive it. */
+void talon_sup_init(struct talon_sup *sup, const struct talon_settings *cfg);
+/* Feeds one event through the state x event table. */
+void talon_sup_event(struct talon_sup *sup, enum talon_wevent ev);
+/* Runs what is due at the current time: health GETs, the startup sync PUT,
+ * deadlines, the restart's steps, SIGKILLs of retired workers. Blocks at most
+ * http_timeout_secs per HTTP call. */
+void talon_sup_tick(struct talon_sup *sup);
+/* Reaps every worker talon started (never waitpid(-1): the watchdog's
+ * commands are reaped by their runner). */
+void talon_sup_reap(struct talon_sup *sup);
+/* Monotonic ms of the next thing due (0 = nothing). */
+int64_t talon_sup_next_due(const struct talon_sup *sup);
+/* stderr pipe fds to poll, into fds (at most max); returns how many. */
+int talon_sup_fds(const struct talon_sup *sup, int *fds, int max);
+/* Copies every worker's pending stderr. */
+void talon_sup_pump(struct talon_sup *sup);
+/* True when stopped and every worker has exited (talon may exit). */
+bool talon_sup_done(const struct talon_sup *sup);
+/* SIGKILL every worker (second SIGTERM). */
+void talon_sup_kill_all(struct talon_sup *sup);
+/* {worker_state, worker_pid, worker_port, worker_restarts, last_exit,
+ *  stderr_tail (crashloop/backoff only), secret_failures,
+ *  restart_in_progress, worker_health_failures}. New reference. */
+json_t *talon_sup_status(const struct talon_sup *sup);
+void talon_sup_free(struct talon_sup *sup);
+
+/* ---- worker.c helpers used by restart.c ---- */
+
+/* Leases, builds the environment and spawns a worker on port. On success
+ * fills *out and records secret failures; on failure fills err. */
+int talon_sup_spawn(struct talon_sup *sup, int port, struct talon_child **out, struct sb_err *err);
+/* Hands c to the retired list: SIGTERM after delay_ms (0 = now), SIGKILL
+ * after the drain grace that follows. */
+void talon_sup_retire(struct talon_sup *sup, struct talon_child *c, int64_t delay_ms,
+                      const char *why);
+/* GET the health endpoint (or PUT the sync endpoint) of a worker on port. */
+bool talon_sup_http(const struct talon_sup *sup, bool sync, int port, char *why, size_t whylen);
+/* The port a zero-downtime restart moves to. */
+int talon_sup_other_port(const struct talon_sup *sup);
+
+/* ---- restart.c ---- */
+
+/* `talon restart` / SIGUSR2: running -> zero-downtime restart; backoff,
+ * crashloop, stopped -> clear the crash-loop guard and start now; starting,
+ * draining or a restart under way -> joins or is refused (outcome says).
+ * The outcome arrives through sup->restart_done. */
+void talon_restart_request(struct talon_sup *sup);
+void talon_restart_tick(struct talon_sup *sup);
+/* The restart's view of events: a worker exited (pid), the state changed. */
+void talon_restart_on_exit(struct talon_sup *sup, struct talon_child *c);
+void talon_restart_on_state(struct talon_sup *sup);
+/* Shutdown: a restart under way fails, its new worker is retired. */
+void talon_restart_abort(struct talon_sup *sup, const char *why);
+
+#endif
