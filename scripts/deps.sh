@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages sysbus builds and tests with; only what is
 # missing, so a second run does nothing. Needs root (or sudo) when something
-# is missing.
+# is missing. socat, systemd (systemd-analyze, systemd-sysusers) and
+# libxml2-utils (xmllint) are for tests/integration/25-sdnotify.test.mjs.
 # Usage: scripts/deps.sh [--check] [--bench] [--build | --image]
 #   --check  list what is missing and exit 1 (installs nothing)
 #   --bench  also the benchmark tools (wrk)
@@ -16,7 +17,8 @@ set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 libssl-dev libsodium-dev libcmocka-dev
-nodejs npm ca-certificates curl procps"
+nodejs npm ca-certificates curl procps
+socat systemd libxml2-utils"
 
 # Cross-building arm64 images: the cross-compiler and the arm64 -dev packages.
 CROSS_PKGS="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu binutils

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { addApp, api, sendEvents, sleep, startSysbusd, startWorker, waitEventRuns } from "./lib.mjs";
+import { addApp, api, sendEvents, sleep, startSysbusd, startWorker, until, waitEventRuns } from "./lib.mjs";
 
 function freePort() {
   return new Promise((resolve) => {
@@ -14,16 +14,6 @@ function freePort() {
       srv.close(() => resolve(port));
     });
   });
-}
-
-async function until(what, fn, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 test("periodic re-sync picks up a redeployed worker", { timeout: 60000 }, async () => {

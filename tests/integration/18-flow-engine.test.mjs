@@ -6,9 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import {
-  addApp, api, readExecLog, sendEvents, sleep, startSysbusd, startWorker, tmpdir, waitEventRuns, waitRun,
-} from "./lib.mjs";
+import { addApp, api, readExecLog, sendEvents, sleep, startSysbusd, startWorker, tmpdir, until, waitEventRuns, waitRun } from "./lib.mjs";
 
 // [{n, start, end}] of one function's calls from the exec log.
 function intervals(log, fn) {
@@ -31,14 +29,6 @@ function maxOverlap(log, fn) {
     most = Math.max(most, open);
   }
   return most;
-}
-
-async function until(what, pred, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 for (const sdk of ["v4", "v3"]) {

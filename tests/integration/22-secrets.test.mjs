@@ -13,7 +13,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { BIN, sleep, tmpdir } from "./lib.mjs";
+import { BIN, sleep, tmpdir, until } from "./lib.mjs";
 
 const SECRETS = path.join(BIN, "secrets");
 const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
@@ -54,16 +54,6 @@ function run(args, { input, env = {}, wrap = [] } = {}) {
   });
 }
 
-async function waitFor(pred, what, timeoutMs = 20000, everyMs = 20) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
 // Starts `secrets serve`; resolves once it logged "listening" (rejects if it
 // exits first). d.log holds its stderr.
 async function startDaemon({ store, sock, args = [], env = {} }) {
@@ -78,7 +68,7 @@ async function startDaemon({ store, sock, args = [], env = {} }) {
     d.exited = { code, signal };
     resolve(d.exited);
   }));
-  await waitFor(() => d.exited || /"event":"listening"/.test(d.log), "the daemon to listen");
+  await until(() => d.exited || /"event":"listening"/.test(d.log), "the daemon to listen");
   if (d.exited) throw new Error(`secrets serve exited ${JSON.stringify(d.exited)}:\n${d.log}`);
   d.stop = async (signal = "SIGTERM") => {
     if (!d.exited) process.kill(p.pid, signal);
@@ -274,7 +264,7 @@ test("TTL expiry, the 24h maximum (refused and audited), revoke and the killswit
     assert.equal(short.ttl, 2);
     const ids = async () => json(await run(["leases", "--json"], { env })).leases.map((x) => x.lease_id);
     assert.ok((await ids()).includes(short.lease_id));
-    await waitFor(async () => !(await ids()).includes(short.lease_id), "the 2s lease to expire", 15000, 200);
+    await until(async () => !(await ids()).includes(short.lease_id), "the 2s lease to expire", 15000, 200);
     assert.ok(Date.now() - t0 >= 1500, "the lease did not vanish before its TTL");
     // revoking an expired lease: not found
     let r = await run(["revoke", short.lease_id], { env });
@@ -486,7 +476,7 @@ test("the store survives kill -9 during writes", { timeout: 120000 }, async () =
     const writers = [writer(), writer(), writer()];
     const ackedBefore = acked.size;
     // at least one acknowledged add this round, then kill at a varying point
-    await waitFor(() => acked.size > ackedBefore, "an acknowledged add", 20000);
+    await until(() => acked.size > ackedBefore, "an acknowledged add", 20000);
     await sleep(50 + round * 120);
     await d.kill9();
     stop = true;

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { BIN, tmpdir } from "./lib.mjs";
+import { BIN, tmpdir, until } from "./lib.mjs";
 
 const SLOG = path.join(BIN, "slog");
 const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
@@ -40,16 +40,6 @@ const entries = (file) => lines(file).map((l) => JSON.parse(l));
 // A hand-made entry line (for old timestamps and corrupted files).
 const line = (o) => JSON.stringify({ timestamp: new Date().toISOString(), sessionId: null, systemId: null,
   action: "deploy", tool: "test", detail: "by hand", reason: null, ...o }) + "\n";
-
-async function until(what, pred, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test("write then tail and validate: one JSON line per entry, read back as written", async () => {
   const dir = tmpdir("slog-");

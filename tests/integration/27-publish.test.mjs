@@ -16,7 +16,7 @@ import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
-import { ROOT, BIN, tmpdir, sleep, startSysbusd, startCWorker } from "./lib.mjs";
+import { BIN, ROOT, sleep, startCWorker, startSysbusd, tmpdir, until } from "./lib.mjs";
 
 const STANDINS = path.join(ROOT, "tests/integration/standins");
 const USER = "joelhooks";
@@ -28,15 +28,6 @@ function freePort() {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
   });
-}
-
-async function waitFor(pred, what, ms = 15000) {
-  const t0 = Date.now();
-  for (;;) {
-    if (await pred()) return;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 function secrets(args, input) {
@@ -54,7 +45,7 @@ before(async () => {
     "http:", `  addr: 127.0.0.1:${regPort}`, "auth:", "  htpasswd:", "    realm: test", `    path: ${base}/htpasswd`, "",
   ].join("\n"));
   registry = spawn("docker-registry", ["serve", path.join(base, "registry.yml")], { stdio: "ignore" });
-  await waitFor(async () => {
+  await until(async () => {
     try { return (await fetch(`http://127.0.0.1:${regPort}/v2/`)).status === 401; } catch { return false; }
   }, "the registry");
   // A pass-through proxy in front of it that gives READONLY read access and
@@ -86,7 +77,7 @@ before(async () => {
   let r = spawnSync(path.join(BIN, "secrets"), ["init", "--store", store], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   secretsd = spawn(path.join(BIN, "secrets"), ["serve", "--socket", secretsSock, "--store", store], { stdio: "ignore" });
-  await waitFor(() => secrets(["status"]).status === 0, "the secrets daemon");
+  await until(() => secrets(["status"]).status === 0, "the secrets daemon");
   r = secrets(["add", "ghcr_pat"], GOOD + "\n");
   assert.equal(r.status, 0, r.stderr);
   // sysbusd and the worker the "new pod" is.

@@ -2,7 +2,7 @@
 // real workers (the official inngest SDK) on free loopback ports with
 // temporary data directories, talk to them over HTTP, stop them by PID.
 // Every process started here is killed when the test process exits.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -243,4 +243,50 @@ export function readExecLog(file) {
     const [run, fn, step, attempt, ts] = l.split(" ");
     return { run, fn, step, attempt: Number(attempt), ts: Number(ts) };
   });
+}
+
+// Polls pred until it returns a truthy value (returned) or the deadline
+// passes (throws, naming what was awaited and the last value seen). A pred
+// that throws counts as "not yet". Takes (what, pred) or (pred, what).
+export async function until(a, b, timeoutMs = 15000, everyMs = 20) {
+  const [what, pred] = typeof a === "function" ? [b, a] : [a, b];
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try { last = await pred(); } catch (e) { last = e; }
+    if (last && !(last instanceof Error)) return last;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await sleep(everyMs);
+  }
+}
+
+// A systemd notify socket served by socat (Node cannot bind a Unix datagram
+// socket); .datagrams() lists the datagrams received so far. Stopped when
+// the test t ends.
+export async function notifySocket(t) {
+  const ok = spawnSync("sh", ["-c", "command -v socat"]).status === 0;
+  if (!ok) throw new Error("socat is needed to receive notify datagrams: run scripts/deps.sh");
+  const sock = path.join(tmpdir("sdnotify-"), "notify.sock");
+  const p = spawn("socat", ["-u", "-v", `UNIX-RECV:${sock}`, "OPEN:/dev/null"], { stdio: ["ignore", "ignore", "pipe"] });
+  children.add(p);
+  t.after(() => p.kill("SIGKILL"));
+  let log = "";
+  p.stderr.on("data", (d) => (log += d));
+  await until("socat to bind the notify socket", () => fs.existsSync(sock));
+  return {
+    path: sock,
+    datagrams() {
+      const out = [];
+      const header = /^> \S+ \S+\s+length=(\d+) from=\d+ to=\d+\n/;
+      let rest = log;
+      for (let m; (m = header.exec(rest)); ) {
+        const len = Number(m[1]);
+        if (rest.length < m[0].length + len) break; // still arriving
+        out.push(rest.slice(m[0].length, m[0].length + len));
+        rest = rest.slice(m[0].length + len);
+      }
+      return out;
+    },
+  };
 }
