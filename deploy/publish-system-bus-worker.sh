@@ -64,19 +64,37 @@ case "$TAG" in *[!A-Za-z0-9_.-]* | .* | -*) echo "publish: bad tag '$TAG'" >&2; 
 STEP=0
 step() { STEP=$1; shift; printf '==> [%s/8] %s\n' "$STEP" "$*" >&2; }
 say() { printf '    %s\n' "$*" >&2; }
-APPLIED=0
+APPLIED=0   # set once kubectl apply may have changed the Deployment
+PREV_REV="" # the Deployment's revision before the apply ("" = none)
 fail() {
     echo "publish: step $STEP failed: $*" >&2
-    if [ "$APPLIED" = 1 ]; then
-        echo "publish: rolling back: kubectl -n $NAMESPACE rollout undo deployment/$DEPLOYMENT" >&2
-        if kubectl -n "$NAMESPACE" rollout undo "deployment/$DEPLOYMENT" >&2; then
-            echo "publish: rolled back to the previous revision" >&2
+    exit 1 # the EXIT trap rolls back and restores the manifest
+}
+sha256() { # sha256 of stdin, hex
+    if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1
+}
+revision() {
+    kubectl -n "$NAMESPACE" get deployment "$DEPLOYMENT" \
+        -o jsonpath='{.metadata.annotations.deployment\.kubernetes\.io/revision}' 2>/dev/null
+}
+# Any failure after the apply (a failed step, set -e, Ctrl-C) goes back to
+# the revision that ran before, if the apply changed it.
+rollback() {
+    local now
+    now=$(revision || true)
+    if [ -z "$PREV_REV" ]; then
+        echo "publish: first deploy of deployment/$DEPLOYMENT: no earlier revision to roll back to (kubectl -n $NAMESPACE delete deployment/$DEPLOYMENT removes it)" >&2
+    elif [ "$now" = "$PREV_REV" ]; then
+        echo "publish: deployment/$DEPLOYMENT is still at revision $PREV_REV: nothing to roll back" >&2
+    else
+        echo "publish: rolling back: kubectl -n $NAMESPACE rollout undo deployment/$DEPLOYMENT --to-revision=$PREV_REV" >&2
+        if kubectl -n "$NAMESPACE" rollout undo "deployment/$DEPLOYMENT" --to-revision="$PREV_REV" >&2 &&
+            kubectl -n "$NAMESPACE" rollout status "deployment/$DEPLOYMENT" --timeout="$ROLLOUT_TIMEOUT" >&2; then
+            echo "publish: rolled back to revision $PREV_REV" >&2
         else
-            echo "publish: ROLLBACK FAILED: run it by hand" >&2
+            echo "publish: ROLLBACK FAILED: check kubectl -n $NAMESPACE rollout history deployment/$DEPLOYMENT" >&2
         fi
-        restore_manifest
     fi
-    exit 1
 }
 
 # ---- 1. tools --------------------------------------------------------------
@@ -97,7 +115,6 @@ if [ -z "$BUILDER" ]; then
 fi
 need kubectl "https://kubernetes.io/docs/tasks/tools/ (or apt-get install kubernetes-client)"
 need jq "apt-get install jq"
-need curl "apt-get install curl"
 need sysbus "make && make install (sysbus's CLI, used to re-sync functions)"
 need slog "make && make install (sysbus's operations log, for the deploy receipt)"
 if [ "$BUILDER" != docker ] && [ -n "$BUILDER" ]; then
@@ -130,16 +147,33 @@ step 2 "temporary registry config"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/publish-sbw.XXXXXX")
 PF_PID=""
 MANIFEST_BACKUP="$WORK/manifest.orig"
-cleanup() {
+on_exit() {
+    local rc=$?
     [ -z "$PF_PID" ] || kill "$PF_PID" 2>/dev/null || true
+    if [ "$rc" -ne 0 ]; then
+        [ "$APPLIED" = 0 ] || rollback
+        if [ -f "$MANIFEST_BACKUP" ]; then cp "$MANIFEST_BACKUP" "$MANIFEST" && say "restored $MANIFEST"; fi
+    fi
     rm -rf "$WORK"
+    exit "$rc"
 }
-trap cleanup EXIT
+trap on_exit EXIT
 trap 'exit 130' INT TERM
+# Only the credentials are fresh: the user's docker contexts, CLI plugins
+# (buildx) and builders stay reachable, credsStore/credHelpers do not.
+user_docker=${DOCKER_CONFIG:-${HOME:-/nonexistent}/.docker}
 export DOCKER_CONFIG="$WORK/docker"
 export REGISTRY_AUTH_FILE="$WORK/auth.json"
 mkdir -p "$DOCKER_CONFIG"
-echo '{}' >"$DOCKER_CONFIG/config.json"
+for d in contexts cli-plugins buildx; do
+    if [ -e "$user_docker/$d" ]; then ln -s "$user_docker/$d" "$DOCKER_CONFIG/$d"; fi
+done
+if [ -f "$user_docker/config.json" ]; then
+    jq '{currentContext, cliPluginsExtraDirs} | with_entries(select(.value != null))' \
+        "$user_docker/config.json" >"$DOCKER_CONFIG/config.json" 2>/dev/null || echo '{}' >"$DOCKER_CONFIG/config.json"
+else
+    echo '{}' >"$DOCKER_CONFIG/config.json"
+fi
 echo '{}' >"$REGISTRY_AUTH_FILE"
 say "DOCKER_CONFIG and REGISTRY_AUTH_FILE in $WORK (no desktop credential helper)"
 
@@ -229,7 +263,8 @@ if [ "$BUILD" = 1 ]; then
                 break
             fi
             refused="the builder reported success but the registry does not serve :$TAG ($(tail -c 200 "$WORK/inspect.err"))"
-        elif grep -qiE '403|denied|forbidden' "$WORK/build.err"; then
+        elif grep -qiE '403 Forbidden|denied: |unauthorized: |requested access to the resource is denied' "$WORK/build.err"; then
+            tail -n 5 "$WORK/build.err" >&2
             refused="the registry refused the push (403)"
         else
             tail -n 20 "$WORK/build.err" >&2
@@ -243,11 +278,11 @@ else
     step 5 "using the pushed $IMAGE:$TAG"
     raw=$(inspect_raw "$IMAGE:$TAG") || fail "cannot read back $IMAGE:$TAG from $REGISTRY"
 fi
-DIGEST="sha256:$(printf '%s' "$raw" | sha256sum | cut -d' ' -f1)"
+DIGEST="sha256:$(printf '%s' "$raw" | sha256)"
 if [ -s "$WORK/digest" ] && [ "$(cat "$WORK/digest")" != "$DIGEST" ]; then
     fail "the registry holds $DIGEST for :$TAG, but the push reported $(cat "$WORK/digest")"
 fi
-latest=$(inspect_raw "$IMAGE:latest" | sha256sum | cut -d' ' -f1) || fail "cannot read back $IMAGE:latest"
+latest=$(inspect_raw "$IMAGE:latest" | sha256) || fail "cannot read back $IMAGE:latest"
 if [ "$BUILD" = 1 ] && [ "sha256:$latest" != "$DIGEST" ]; then
     fail ":latest ($latest) is not the image just pushed ($DIGEST)"
 fi
@@ -264,12 +299,14 @@ say "pushed $IMAGE:$TAG@$DIGEST (platforms: $PUSHED_ARCHS)"
 step 6 "rewrite $MANIFEST, apply, wait for the rollout"
 [ -f "$MANIFEST" ] || fail "manifest $MANIFEST not found (set MANIFEST)"
 cp "$MANIFEST" "$MANIFEST_BACKUP"
-restore_manifest() { [ -f "$MANIFEST_BACKUP" ] && cp "$MANIFEST_BACKUP" "$MANIFEST" && say "restored $MANIFEST"; }
 NEW_REF="$IMAGE:$TAG@$DIGEST"
 image_re=$(printf '%s' "$IMAGE" | sed 's/[.[\*^$/]/\\&/g')
 matches=$(grep -cE "^[[:space:]]*(- )?image:[[:space:]]*\"?$image_re([:@][^[:space:]\"]*)?\"?[[:space:]]*$" "$MANIFEST" || true)
 [ "$matches" -gt 0 ] || fail "no 'image: $IMAGE...' line in $MANIFEST"
-sed -E -i "s#^([[:space:]]*(- )?image:[[:space:]]*)\"?$image_re([:@][^[:space:]\"]*)?\"?[[:space:]]*\$#\\1$NEW_REF#" "$MANIFEST"
+# (no sed -i: BSD sed on macOS spells it differently)
+sed -E "s#^([[:space:]]*(- )?image:[[:space:]]*)\"?$image_re([:@][^[:space:]\"]*)?\"?[[:space:]]*\$#\\1$NEW_REF#" \
+    "$MANIFEST_BACKUP" >"$WORK/manifest.new"
+cat "$WORK/manifest.new" >"$MANIFEST"
 grep -qF "image: $NEW_REF" "$MANIFEST" || fail "rewriting $MANIFEST did not produce $NEW_REF"
 say "image: $NEW_REF ($matches line(s))"
 if [ -f "$(dirname "$MANIFEST")/kustomization.yaml" ]; then
@@ -277,6 +314,7 @@ if [ -f "$(dirname "$MANIFEST")/kustomization.yaml" ]; then
 else
     apply_args=(-f "$MANIFEST")
 fi
+PREV_REV=$(revision || true)
 APPLIED=1
 kubectl apply "${apply_args[@]}" >&2 || fail "kubectl apply ${apply_args[*]} failed"
 kubectl -n "$NAMESPACE" rollout status "deployment/$DEPLOYMENT" --timeout="$ROLLOUT_TIMEOUT" >&2 ||
@@ -284,8 +322,7 @@ kubectl -n "$NAMESPACE" rollout status "deployment/$DEPLOYMENT" --timeout="$ROLL
 
 # ---- 7. verify the new pods and the registrations ---------------------------
 step 7 "probe a pod of the new ReplicaSet, re-sync functions"
-revision=$(kubectl -n "$NAMESPACE" get deployment "$DEPLOYMENT" \
-    -o jsonpath='{.metadata.annotations.deployment\.kubernetes\.io/revision}') || fail "cannot read the deployment's revision"
+revision=$(revision) || fail "cannot read the deployment's revision"
 selector=$(kubectl -n "$NAMESPACE" get deployment "$DEPLOYMENT" -o json | jq -r '.spec.selector.matchLabels | to_entries | map("\(.key)=\(.value)") | join(",")') ||
     fail "cannot read the deployment's selector"
 hash=$(kubectl -n "$NAMESPACE" get rs -l "$selector" -o json |
@@ -318,16 +355,33 @@ if [ -z "${SYSBUS_URL:-}" ]; then
     SYSBUS_URL="http://127.0.0.1:$port"
 fi
 export SYSBUS_URL
-sysbus refresh >"$WORK/refresh.json" 2>&1 || fail "sysbus refresh failed: $(jq -c '.error // .' "$WORK/refresh.json" 2>/dev/null || head -c 300 "$WORK/refresh.json")"
-sysbus functions >"$WORK/functions.json" 2>&1 || fail "sysbus functions failed: $(head -c 300 "$WORK/functions.json")"
-unregistered=$(jq -r --slurpfile reg "$WORK/functions.json" \
-    '.functions[] as $f | select(([$reg[0].result[]?.id | select(. == $f or endswith("-" + $f))] | length) == 0) | $f' <<<"$health")
-[ -z "$unregistered" ] || fail "functions served by the new build but not registered in sysbusd: $(echo "$unregistered" | tr '\n' ' ')"
+# The server's REST API wants its signing key: from the environment, else
+# from the cluster's Secret (into the environment only, never argv).
+if [ -z "${SYSBUS_SIGNING_KEY:-}" ]; then
+    key=$(kubectl -n "$NAMESPACE" get secret sysbusd-env -o jsonpath='{.data.SYSBUS_SIGNING_KEY}' 2>/dev/null | base64 -d 2>/dev/null || true)
+    if [ -n "$key" ]; then
+        export SYSBUS_SIGNING_KEY="$key"
+        say "signing key: from Secret sysbusd-env"
+    else
+        say "signing key: none (SYSBUS_SIGNING_KEY unset and no Secret sysbusd-env): a dev server?"
+    fi
+    key=""
+fi
+app=$(printf '%s' "$health" | jq -r '.appId // ("system-bus-" + (.worker.role // "cluster"))')
+sysbus refresh --app "$app" >"$WORK/refresh.json" 2>"$WORK/refresh.err" ||
+    fail "sysbus refresh --app $app failed: $(jq -c '.error // .' "$WORK/refresh.json" 2>/dev/null || head -c 300 "$WORK/refresh.err")"
+sysbus functions --app "$app" >"$WORK/functions.json" 2>"$WORK/functions.err" ||
+    fail "sysbus functions --app $app failed: $(jq -c '.error // .' "$WORK/functions.json" 2>/dev/null || head -c 300 "$WORK/functions.err")"
+unregistered=$(jq -r --arg app "$app" --slurpfile reg "$WORK/functions.json" \
+    '.functions[] as $f | select(([$reg[0].result[]?.id | select(. == $f or . == ($app + "-" + $f))] | length) == 0) | $f' <<<"$health") ||
+    fail "cannot compare the served and registered functions"
+[ -z "$unregistered" ] || fail "functions served by the new build but not registered in sysbusd for $app: $(echo "$unregistered" | tr '\n' ' ')"
 say "every function of the new build is registered ($count)"
 
 # ---- 8. receipt ------------------------------------------------------------
 step 8 "deploy receipt"
 APPLIED=0
+rm -f "$MANIFEST_BACKUP" # deployed: the rewritten manifest stays, whatever happens next
 duration=$(($(date +%s) - START))
 slog write --action deploy --tool system-bus-worker --detail "$IMAGE@$DIGEST" \
     --reason "publish $TAG: rollout of deployment/$DEPLOYMENT in $NAMESPACE ok, $count functions registered (auth: $AUTH_SOURCE)" ||

@@ -6,7 +6,8 @@
 # Usage: scripts/deps.sh [--check] [--bench] [--build | --image]
 #   --check  list what is missing and exit 1 (installs nothing)
 #   --bench  also the benchmark tools (wrk)
-#   --build  only what compiling the native binaries needs
+#   --build  the build and unit/integration test packages, without the
+#            deploy tests' image builders, registry and cross-compiler
 #   --image  only what deploy/image/build.sh needs to compile for amd64 and
 #            arm64 and assemble root filesystems (no image builder)
 # Default: everything the tests need, including the deploy tests' tools

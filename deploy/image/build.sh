@@ -121,8 +121,20 @@ first_tag=$(echo "$tags" | awk '{print $1}')
 case "$builder" in
 docker)
     set -- docker buildx build --platform "$platforms" -f "$file"
+    # The default "docker" driver cannot build several platforms at once
+    # (without the containerd image store): use a docker-container builder.
+    case "$platforms" in
+    *,*)
+        driver=$(docker buildx inspect 2>/dev/null | sed -n 's/^Driver: *//p' | head -n 1)
+        if [ "$driver" = docker ]; then
+            docker buildx inspect sysbus-multiarch >/dev/null 2>&1 ||
+                docker buildx create --name sysbus-multiarch --driver docker-container >/dev/null ||
+                die "cannot create a docker-container buildx builder for $platforms"
+            set -- "$@" --builder sysbus-multiarch
+        fi ;;
+    esac
     for t in $tags; do set -- "$@" -t "$t"; done
-    meta="$ctx/metadata.json"
+    meta=$(mktemp)
     if [ "$push" = 1 ]; then set -- "$@" --push --metadata-file "$meta"; fi
     "$@" "$ctx" >&2 || die "docker buildx build failed"
     if [ "$push" = 1 ] && [ -n "$digest_file" ]; then

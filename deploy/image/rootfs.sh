@@ -4,7 +4,7 @@
 # DT_NEEDED with readelf, so it works for a cross-compiled binary too), the
 # dynamic loader, CA certificates, and /etc/passwd + /etc/group with the
 # non-root user 1000 ("sysbus"). The image itself is then `FROM scratch` plus
-# this directory (deploy/image/Containerfile).
+# this directory (deploy/image/worker.Containerfile, sysbusd.Containerfile).
 #
 # Usage: deploy/image/rootfs.sh ARCH OUTDIR BINARY...
 #   ARCH    amd64 | arm64 (Debian architecture of the binaries)

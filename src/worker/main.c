@@ -48,12 +48,13 @@ static void health(sysbus_http *req, void *user)
     int64_t reg = sysbus_last_registration(w->app);
     if (reg)
         sb_time_format_iso(reg, last, sizeof last);
-    json_t *body = json_pack(
-        "{s:s, s:s, s:O, s:i, s:{s:s, s:s, s:s?, s:[], s:b}, s:{s:s, s:s}, s:{s:s}}", "service",
-        "system-bus", "status", "running", "functions", w->ids, "count",
-        (int)json_array_size(w->ids), "worker", "role", w->role, "startedAt", w->started_at,
-        "lastRegistrationAt", reg ? last : NULL, "duplicateFunctionIds", "hasDuplicateFunctionIds",
-        0, "sdk", "name", "sysbus-c", "version", SYSBUS_VERSION, "build", "version", SB_VERSION);
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:O, s:i, s:{s:s, s:s, s:s?, s:[], s:b}, s:{s:s, s:s}, s:{s:s}}",
+                  "service", "system-bus", "appId", sysbus_app_id(w->app), "status", "running",
+                  "functions", w->ids, "count", (int)json_array_size(w->ids), "worker", "role",
+                  w->role, "startedAt", w->started_at, "lastRegistrationAt", reg ? last : NULL,
+                  "duplicateFunctionIds", "hasDuplicateFunctionIds", 0, "sdk", "name", "sysbus-c",
+                  "version", SYSBUS_VERSION, "build", "version", SB_VERSION);
     sysbus_http_reply(req, 200, body);
 }
 

@@ -16,7 +16,7 @@ import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
-import { BIN, ROOT, sleep, startCWorker, startSysbusd, tmpdir, until } from "./lib.mjs";
+import { BIN, ROOT, SIGNING_KEY, sleep, startCWorker, startSysbusd, tmpdir, until } from "./lib.mjs";
 
 const STANDINS = path.join(ROOT, "tests/integration/standins");
 const USER = "joelhooks";
@@ -80,8 +80,8 @@ before(async () => {
   await until(() => secrets(["status"]).status === 0, "the secrets daemon");
   r = secrets(["add", "ghcr_pat"], GOOD + "\n");
   assert.equal(r.status, 0, r.stderr);
-  // sysbusd and the worker the "new pod" is.
-  server = await startSysbusd();
+  // sysbusd (signed, as in the cluster) and the worker the "new pod" is.
+  server = await startSysbusd({ dev: false });
   worker = await startCWorker({ server });
 });
 
@@ -111,6 +111,7 @@ async function publish(args, env = {}, { port = regPort } = {}) {
     REGISTRY: `127.0.0.1:${port}`, REGISTRY_TLS_VERIFY: "false", BUILDER: "buildah",
     MANIFEST: manifest, KUBECTL_LOG: kubectlLog, GH_LOG: path.join(dir, "gh.log"),
     FAKE_NODE_ARCHS: "arm64", FAKE_WORKER_URL: worker.origin, FAKE_OLD_WORKER_URL: worker.origin,
+    FAKE_SIGNING_KEY: SIGNING_KEY, // the publish script reads it from the cluster's Secret
     SYSBUS_URL: server.url, SLOG_FILE: slogFile, SECRETS_SOCKET: secretsSock,
     GHCR_TOKEN: "", FAKE_GH_TOKEN: "",
     ...env,
@@ -141,8 +142,12 @@ function rawManifest(ref) {
 }
 const sha256 = (s) => "sha256:" + execFileSync("sha256sum", { input: s, encoding: "utf8" }).split(" ")[0];
 
+const REVISION = "-n joelclaw get deployment system-bus-worker -o jsonpath";
+const UNDO = ["-n joelclaw rollout undo deployment/system-bus-worker --to-revision=2",
+  "-n joelclaw rollout status deployment/system-bus-worker --timeout=180s"];
 const HAPPY_CALLS = [
   "get nodes -o jsonpath",
+  REVISION, // the revision to roll back to
   "apply -k", // + the overlay directory
   "-n joelclaw rollout status deployment/system-bus-worker --timeout=180s",
   "-n joelclaw get deployment system-bus-worker -o jsonpath",
@@ -150,6 +155,7 @@ const HAPPY_CALLS = [
   "-n joelclaw get rs -l app.kubernetes.io/name=system-bus-worker -o json",
   "-n joelclaw get pods -l app.kubernetes.io/name=system-bus-worker,pod-template-hash=newhash -o json",
   "-n joelclaw get --raw /api/v1/namespaces/joelclaw/pods/system-bus-worker-new-2:3111/proxy/",
+  "-n joelclaw get secret sysbusd-env -o jsonpath", // the signing key for sysbus refresh
 ];
 const prefixes = (calls) => calls.map((c, i) => (HAPPY_CALLS[i] && c.startsWith(HAPPY_CALLS[i]) ? HAPPY_CALLS[i] : c));
 
@@ -191,6 +197,7 @@ test("publishes: a bad GHCR_TOKEN falls through to the secrets lease; both tags,
   // The cluster calls, in order, the new ReplicaSet's pod probed.
   assert.deepEqual(prefixes(r.calls), HAPPY_CALLS);
   assert.ok(!r.calls.some((c) => c.includes("rollout undo")));
+  assert.match(r.err, /signing key: from Secret sysbusd-env/);
   // The receipt.
   assert.equal(r.slog.length, 1);
   assert.equal(r.slog[0].action, "deploy");
@@ -241,7 +248,8 @@ test("a rollout that times out is rolled back and the manifest restored", async 
   const r = await publish(["t5"], { FAKE_ROLLOUT: "timeout", SKIP_COMPILE: "1" });
   assert.equal(r.status, 1);
   assert.match(r.err, /rollout of deployment\/system-bus-worker did not finish in 180s/);
-  assert.deepEqual(prefixes(r.calls), [...HAPPY_CALLS.slice(0, 3), "-n joelclaw rollout undo deployment/system-bus-worker"]);
+  assert.deepEqual(prefixes(r.calls), [...HAPPY_CALLS.slice(0, 4), REVISION, ...UNDO]);
+  assert.match(r.err, /rolled back to revision 2/);
   assert.equal(r.after, r.before);
   assert.equal(r.slog.length, 0, "no receipt for a failed deploy");
 });
@@ -251,7 +259,15 @@ test("a new pod whose health endpoint fails is rolled back (the old pod is never
   const r = await publish(["t6"], { FAKE_WORKER_URL: dead, SKIP_COMPILE: "1" });
   assert.equal(r.status, 1);
   assert.match(r.err, /health endpoint of pod system-bus-worker-new-2 did not answer 200/);
-  assert.equal(r.calls.at(-1), "-n joelclaw rollout undo deployment/system-bus-worker");
+  assert.deepEqual(r.calls.slice(-2), UNDO);
   assert.ok(!r.calls.some((c) => c.includes("system-bus-worker-old-1")));
   assert.equal(r.after, r.before);
+});
+
+test("an unexpected error after the apply (a failing kubectl call mid-verification) still rolls back", async () => {
+  const r = await publish(["t7"], { FAKE_FAIL: " get rs ", SKIP_COMPILE: "1" });
+  assert.notEqual(r.status, 0);
+  assert.deepEqual(r.calls.slice(-2), UNDO);
+  assert.equal(r.after, r.before);
+  assert.equal(r.slog.length, 0);
 });
