@@ -7,7 +7,13 @@ int sb_bg_start(struct sb_bg *bg, void *(*fn)(void *), void *arg, const char *wh
                 struct sb_err *err)
 {
     pthread_mutex_init(&bg->lock, NULL);
-    pthread_cond_init(&bg->cond, NULL);
+    /* Waits are timed on the monotonic clock: a wall-clock step back must
+     * not stall a background loop. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&bg->cond, &attr);
+    pthread_condattr_destroy(&attr);
     bg->stop = 0;
     if (pthread_create(&bg->thread, NULL, fn, arg) != 0) {
         pthread_mutex_destroy(&bg->lock);
@@ -37,7 +43,7 @@ void sb_bg_wait_ms(struct sb_bg *bg, int64_t ms)
     if (ms <= 0)
         return;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += ms / 1000;
     ts.tv_nsec += (ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {

@@ -39,7 +39,8 @@
  *
  * Writes are atomic (sb_write_file_atomic, under the store's lock): the whole
  * image goes to secrets.db.tmp (O_TRUNC, 0600), fsync, rename over
- * secrets.db, fsync of the directory; the daemon answers only after that. A crash at any point leaves either the old or the new file.
+ * secrets.db, fsync of the directory; the daemon answers only after that. A crash at any point
+ * leaves either the old or the new file.
  */
 #include "secrets/store.h"
 
@@ -211,6 +212,15 @@ int secrets_read_passphrase(const char *path, char **pass, size_t *len, struct s
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return sb_err_errno(err, SB_ECONFIG, "cannot open passphrase file %s", path);
+    /* a regular file must be private; a pipe (--passphrase-file <(...)) is fine */
+    struct stat pst;
+    if (fstat(fd, &pst) == 0 && S_ISREG(pst.st_mode)) {
+        int prc = secrets_check_private(fd, path, "passphrase file", err);
+        if (prc) {
+            close(fd);
+            return prc;
+        }
+    }
     enum { CAP = 4096 };
     char *buf = sodium_malloc(CAP + 1);
     if (!buf) {

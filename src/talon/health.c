@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -72,6 +73,15 @@ static void h_restart(struct sb_req *req)
     if (!loopback(peer)) {
         sb_reply_error(req, 403, "FORBIDDEN", "restart is only accepted from loopback (not %s)",
                        peer);
+        return;
+    }
+    /* A web page cannot send this without a CORS preflight, so a browser on
+     * the host cannot trigger restarts. */
+    const char *ct = sb_req_header(req, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+        sb_reply_error(
+            req, 415, "UNSUPPORTED_MEDIA_TYPE",
+            "POST /restart takes Content-Type: application/json (talon restart sends it)");
         return;
     }
     sb_req_suspend(req);
@@ -165,8 +175,10 @@ void talon_health_restart_done(struct talon_health *h, json_t *outcome)
 {
     bool ok = json_is_true(json_object_get(outcome, "ok"));
     bool busy = json_is_true(json_object_get(outcome, "busy"));
+    bool stopping = json_is_true(json_object_get(outcome, "stopping"));
+    int status = ok ? 200 : busy ? 409 : stopping ? 503 : 500;
     for (size_t i = 0; i < h->nclaimed; i++)
-        sb_reply_json(h->claimed[i], ok ? 200 : busy ? 409 : 500, json_deep_copy(outcome));
+        sb_reply_json(h->claimed[i], status, json_deep_copy(outcome));
     h->nclaimed = 0;
 }
 

@@ -146,8 +146,10 @@ static int call_talon(const struct talon_settings *s, const char *method, const 
     }
     snprintf(url, sizeof url, "%s%s", base, path);
     sb_httpc_global_init();
+    static const char *const json_headers[] = { "Content-Type: application/json", NULL };
     struct sb_httpc_req req = { .method = method,
                                 .url = url,
+                                .headers = json_headers,
                                 .body = strcmp(method, "POST") == 0 ? "{}" : NULL,
                                 .body_len = strcmp(method, "POST") == 0 ? 2 : 0,
                                 .connect_timeout_ms = 3000,

@@ -20,9 +20,9 @@ int talon_split_words(const char *line, char ***argv_out, struct sb_err *err);
 void talon_words_free(char **argv);
 
 struct talon_cmd_result {
-    int exit_code;  /* exit status, or -1 when killed by a signal */
-    int signal;     /* terminating signal, 0 if none */
-    bool timed_out; /* killed because it overran */
+    int exit_code;        /* exit status, or -1 when killed by a signal */
+    int signal;           /* terminating signal, 0 if none */
+    bool timed_out;       /* killed because it overran */
     struct sb_buf output; /* stdout+stderr, capped (tail kept) */
 };
 

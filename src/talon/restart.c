@@ -110,7 +110,8 @@ void talon_restart_request(struct talon_sup *sup)
     }
     sup->rs.started_ms = sb_mono_ms();
     if (sup->stopping) {
-        done(sup, json_pack("{s:b, s:s}", "ok", 0, "error", "talon is shutting down"));
+        done(sup, json_pack("{s:b, s:b, s:s}", "ok", 0, "stopping", 1, "error",
+                            "talon is shutting down"));
         return;
     }
     switch (sup->state) {

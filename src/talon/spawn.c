@@ -103,7 +103,12 @@ static void child_exec(const char *file, const struct talon_spawn_req *r, pid_t 
         _exit(1);
     if (dup2(in_fd, 0) < 0 || (out_fd >= 0 && dup2(out_fd, 1) < 0) || dup2(err_fd, 2) < 0)
         goto fail;
-    syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
+    if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) != 0) {
+        /* kernels before 5.11: mark them one by one */
+        long max = sysconf(_SC_OPEN_MAX);
+        for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
     if (r->dir && chdir(r->dir) != 0) {
         rep.stage = STAGE_CHDIR;
         goto fail;
@@ -261,6 +266,10 @@ bool talon_child_reap(struct talon_child *c)
     if (got == c->pid) {
         c->exited = true;
         c->wstatus = st;
+        /* Nothing the worker started outlives it: its process group (which
+         * keeps its id while any member lives, so this cannot hit others)
+         * goes with it. */
+        kill(-c->pid, SIGKILL);
         talon_child_pump(c); /* what it wrote last */
     } else if (got < 0 && errno == ECHILD) {
         c->exited = true; /* reaped elsewhere: nothing more to learn */

@@ -41,5 +41,4 @@ int talon_health_url(const struct talon_settings *s, char *out, size_t outsz, st
 /* The watchdog's config from the settings (strings borrowed from s). */
 void talon_watchdog_config_from(const struct talon_settings *s, struct talon_watchdog_config *wc);
 
-
 #endif

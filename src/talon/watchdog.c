@@ -293,7 +293,9 @@ static bool run_escalation(const char *what, const char *line, char *const envp[
     char *out = (char *)sb_buf_cstr(&r.output);
     /* A command that prints its own token must not put it in our log. */
     size_t rl = redact ? strlen(redact) : 0;
-    for (char *hit; rl && (hit = memmem(out, r.output.len, redact, rl));)
+    for (char *from = out, *hit;
+         rl && (hit = memmem(from, r.output.len - (size_t)(from - out), redact, rl));
+         from = hit + rl)
         memset(hit, '*', rl);
     size_t ol = strlen(out);
     const char *tail = ol > 512 ? out + ol - 512 : out;

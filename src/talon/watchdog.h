@@ -27,7 +27,7 @@ struct talon_watchdog_config {
     const char *probe_file; /* NULL or "" = no probes (state stays Healthy) */
     const char *state_dir;  /* where state.json / last-probe.json live */
     int interval_secs;
-    const char *heal_command;   /* command line (split as a shell would, run without one) */
+    const char *heal_command; /* command line (split as a shell would, run without one) */
     int heal_cooldown_secs;
     const char *notify_command; /* gets the message JSON on stdin */
     const char *notify_secret;  /* secret name, NULL = none */
@@ -36,7 +36,7 @@ struct talon_watchdog_config {
     int critical_after_secs;    /* Failed this long -> Critical */
     const char *secrets_socket; /* NULL = the default lookup (client.h) */
     int secrets_timeout_ms;
-    const char *path_env;       /* PATH given to every command talon runs */
+    const char *path_env; /* PATH given to every command talon runs */
     int http_timeout_secs;
 };
 

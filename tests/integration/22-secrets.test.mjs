@@ -414,6 +414,13 @@ test("a passphrase (Argon2id) store works and a wrong passphrase is refused clea
   const bad = path.join(dir, "wrong");
   fs.writeFileSync(good, "correct horse battery staple\n", { mode: 0o600 });
   fs.writeFileSync(bad, "correct horse battery stapler\n", { mode: 0o600 });
+  // A passphrase file others can read is refused, like a loose key file.
+  const loose = path.join(dir, "loose");
+  fs.writeFileSync(loose, "correct horse battery staple\n", { mode: 0o644 });
+  fs.chmodSync(loose, 0o644);
+  const lr = await run(["init", "--store", path.join(dir, "store-loose"), "--passphrase-file", loose]);
+  assert.notEqual(lr.code, 0);
+  assert.match(lr.stderr, /passphrase file .*loose is accessible by group\/other .*fix: chmod 600/);
   await init(store, ["--passphrase-file", good]);
   assert.equal(fs.existsSync(path.join(store, "master.key")), false, "no key file");
   const VALUE = "pp-" + crypto.randomBytes(8).toString("hex");

@@ -285,6 +285,7 @@ static void write_file(const char *p, const char *text)
     FILE *f = fopen(p, "w");
     fputs(text, f);
     fclose(f);
+    chmod(p, 0600); /* a passphrase file others can read is refused */
 }
 
 static void a_passphrase_store_needs_the_right_passphrase(void **state)
