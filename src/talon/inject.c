@@ -85,15 +85,22 @@ static int env_set(struct talon_env *e, const char *name, const char *value, con
 }
 
 /* Leases one secret into the environment; a failure is recorded, not fatal. */
+/* Leases one secret into e. A failure is reported by name and the worker
+ * starts without it; *lease_rc gets the lease's own result. */
 static int lease_one(struct talon_env *e, const struct talon_settings *s, const char *socket,
-                     const char *secret, const char *var)
+                     const char *secret, const char *var, int timeout_ms, int *lease_rc)
 {
     struct secrets_lease l;
     struct sb_err err = { 0 };
     memset(&l, 0, sizeof l);
-    int rc = socket ? secrets_lease(socket, secret, s->secrets_ttl_ms / 1000, "talon",
-                                    (int)(s->secrets_timeout_secs * 1000), &l, &err)
-                    : SB_EUNAVAIL;
+    int rc = SB_EUNAVAIL;
+    if (!socket)
+        sb_err_set(&err, rc, "not tried: the secrets daemon did not answer an earlier lease");
+    else if (timeout_ms <= 0)
+        sb_err_set(&err, rc = SB_ETIMEOUT, "not tried: the time for leases ran out");
+    else
+        rc = secrets_lease(socket, secret, s->secrets_ttl_ms / 1000, "talon", timeout_ms, &l, &err);
+    *lease_rc = rc;
     if (rc) {
         SB_LOGK(SB_WARN, "secret_lease_failed",
                 ((struct sb_lf[]){ LF_S("secret", secret), LF_S("env", var),
@@ -185,9 +192,17 @@ int talon_env_build(const struct talon_settings *s, int port, bool lease, struct
         else
             SB_LOG(SB_WARN, "secret_lease_failed", "secrets socket: %s", serr.msg);
     }
+    /* One time budget ([secrets] timeout_secs) for all the leases, and a
+     * daemon that is down or does not answer is not asked again: a stuck
+     * daemon delays a worker start by the timeout, not by timeout x secrets. */
+    int64_t deadline = sb_mono_ms() + s->secrets_timeout_secs * 1000;
     for (size_t i = 0; i < s->secrets.n && !rc; i++) {
         if (lease) {
-            rc = lease_one(out, s, sockp, s->secrets.key[i], s->secrets.val[i]);
+            int lrc = 0;
+            rc = lease_one(out, s, sockp, s->secrets.key[i], s->secrets.val[i],
+                           (int)(deadline - sb_mono_ms()), &lrc);
+            if (lrc == SB_EUNAVAIL || lrc == SB_ETIMEOUT)
+                sockp = NULL;
         } else {
             snprintf(src, sizeof src, "secret %s", s->secrets.key[i]);
             rc = env_set(out, s->secrets.val[i], "", src);

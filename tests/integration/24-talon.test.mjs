@@ -275,6 +275,29 @@ test("secrets reach only the worker's environment; a missing one is named in /he
   }
 });
 
+test("a secrets daemon that never answers costs one timeout, not one per secret", { timeout: 60000 }, async () => {
+  // A socket that accepts and never answers, standing where the daemon should be.
+  const sock = path.join(tmpdir("talon-stuck-"), "s.sock");
+  const held = [];
+  const stuck = net.createServer((c) => held.push(c)).listen(sock);
+  await new Promise((r) => stuck.once("listening", r));
+  const w = await world({ secrets: { socket: sock, timeout_secs: 1, a_token: "A_TOKEN", b_token: "B_TOKEN", c_token: "C_TOKEN" } });
+  const t = w.start();
+  try {
+    const h = await w.running();
+    assert.deepEqual(h.secret_failures, ["a_token", "b_token", "c_token"]);
+    const failed = w.log().filter((l) => l.event === "secret_lease_failed");
+    assert.equal(failed.filter((l) => l.code === "TIMEOUT" && !/not tried/.test(l.error)).length, 1, "one lease waited");
+    assert.equal(failed.filter((l) => /not tried/.test(l.error)).length, 2, "the others were not tried");
+    assert.equal(held.length, 1, "one connection reached the stuck daemon");
+    assert.equal((await w.stop(t)).code, 0);
+    await w.close();
+  } finally {
+    for (const c of held) c.destroy();
+    stuck.close();
+  }
+});
+
 test("a crashed worker is restarted with growing backoff", { timeout: 90000 }, async () => {
   const w = await world({ worker: { health_interval_secs: 10 } });
   const t = w.start();
