@@ -145,6 +145,11 @@ static bool file_write(const char *line, size_t n)
             file_size += (int64_t)n;
             file_failed = false;
         } else {
+            /* a torn line is cut off, so the next one starts on its own */
+            if (w > 0 && ftruncate(file_fd, (off_t)file_size) != 0) {
+                close(file_fd); /* reopened (and reported) next time */
+                file_fd = -1;
+            }
             file_failure("write");
             to_fd = true;
         }

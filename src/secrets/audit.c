@@ -14,6 +14,7 @@
  * descriptor and fsync'd before the daemon answers the request it records.
  * A crash can at worst leave a torn last line, which readers skip. */
 #include "secrets/audit.h"
+#include "common/log.h"
 #include "common/clock.h"
 #include "common/json.h"
 #include "secrets/proto.h"
@@ -86,12 +87,18 @@ int secrets_audit_append(struct secrets_audit *a, const struct secrets_audit_eve
     line[len++] = '\n';
     int rc = 0;
     ssize_t w;
+    off_t before = lseek(a->fd, 0, SEEK_END); /* the daemon is the only writer */
     do
         w = write(a->fd, line, len);
     while (w < 0 && errno == EINTR);
-    if (w != (ssize_t)len)
+    if (w != (ssize_t)len) {
+        if (w >= 0)
+            errno = ENOSPC; /* a short write: the disk filled up */
         rc = sb_err_errno(err, SB_EIO, "cannot append to audit file %s", a->path);
-    else if (fsync(a->fd) != 0)
+        /* no torn line: the next entry must start on a line of its own */
+        if (w > 0 && before >= 0 && ftruncate(a->fd, before) != 0)
+            SB_LOG(SB_ERROR, "audit_truncate_failed", "cannot cut a torn line off %s", a->path);
+    } else if (fsync(a->fd) != 0)
         rc = sb_err_errno(err, SB_EIO, "cannot fsync audit file %s", a->path);
     free(line);
     return rc;

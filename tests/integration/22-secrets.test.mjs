@@ -562,3 +562,32 @@ test("malformed requests get protocol errors and a slow client blocks nobody", {
     await d.stop();
   }
 });
+
+test("a full disk never leaves a torn audit line; leases fail closed instead", { timeout: 60000 }, async () => {
+  const { store, sock } = setup("secrets-full-");
+  await init(store);
+  const d = await startDaemon({ store, sock });
+  assert.equal((await run(["add", "tok", "--socket", sock], { input: "v\n" })).code, 0);
+  await d.stop();
+  // The file-size limit stands in for a full disk: the audit file is cut
+  // short mid-line once it reaches it (SIGXFSZ ignored, as the shell passes on).
+  const p = spawn("sh", ["-c", 'trap "" XFSZ; ulimit -f 8; exec "$0" serve --store "$1" --socket "$2"', SECRETS, store, sock],
+    { env: baseEnv(), stdio: "ignore" });
+  procs.add(p);
+  try {
+    await until(() => fs.existsSync(sock), "the daemon under a file-size limit");
+    let failed = null;
+    for (let i = 0; i < 200 && !failed; i++) {
+      const r = await run(["lease", "tok", "--socket", sock, "--client-id", `client-with-a-long-name-${i}`]);
+      if (r.code !== 0) failed = r;
+      else assert.equal(r.stdout, "v");
+    }
+    assert.ok(failed, "the audit file reached the limit");
+    assert.match(failed.stderr, /audit/i, "the lease is refused because it cannot be audited");
+    const text = fs.readFileSync(path.join(store, "audit.log"), "utf8");
+    assert.ok(text.endsWith("\n"), "no torn last line");
+    for (const l of text.split("\n").filter(Boolean)) JSON.parse(l);
+  } finally {
+    p.kill("SIGTERM");
+  }
+});

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -69,10 +72,42 @@ static void lines_rotate_to_dot_one_before_passing_the_maximum(void **state)
     rmdir(dir);
 }
 
+/* A write the disk cuts short (here: RLIMIT_FSIZE) leaves no torn line:
+ * the file is cut back to its last whole line. Runs in a child, as the
+ * limit applies to the whole process. */
+static void a_short_write_leaves_no_torn_line(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sblogXXXXXX", path[100];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/t.log", dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        int devnull = open("/dev/null", O_WRONLY);
+        sb_log_init("t", SB_INFO, devnull);
+        struct sb_err err = { 0 };
+        if (sb_log_open_file(path, 1 << 20, false, &err) != 0)
+            _exit(2);
+        SB_LOG(SB_INFO, "first", "a first whole line");
+        struct rlimit rl = { (rlim_t)file_size(path) + 40, (rlim_t)file_size(path) + 40 };
+        setrlimit(RLIMIT_FSIZE, &rl);
+        SB_LOG(SB_INFO, "second",
+               "a line far longer than the forty bytes the limit leaves room for");
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(count_lines(path), 1); /* the first line, whole, and nothing after it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lines_rotate_to_dot_one_before_passing_the_maximum),
+        cmocka_unit_test(a_short_write_leaves_no_torn_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
