@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STARTUP_POLL_MS 200
 #define STARTUP_BUDGET_MIN_MS 15000
@@ -171,11 +172,13 @@ void talon_sup_retire(struct talon_sup *sup, struct talon_child *c, int64_t dela
             return;
         }
     }
-    /* no slot: cannot wait for it; make sure it goes (it is reaped by
-     * nobody: a zombie until talon exits, which is the lesser evil) */
+    /* no slot: cannot let it drain; make sure it goes, and reap it here
+     * (SIGKILLed, it exits at once: bounded wait, no zombie left) */
     SB_LOGK(SB_ERROR, "worker_retire_overflow", ((struct sb_lf[]){ LF_I("pid", c->pid) }),
             "too many workers exiting at once: SIGKILL to pid %d", (int)c->pid);
     talon_child_kill(c);
+    for (int i = 0; i < 200 && !talon_child_reap(c); i++)
+        usleep(10000);
     talon_child_free(c);
 }
 

@@ -44,7 +44,7 @@ enum talon_wevent {
     TE_NEVENTS
 };
 
-#define TALON_MAX_RETIRED 4
+#define TALON_MAX_RETIRED 16
 
 /* A worker that is no longer the active one but has not exited yet. */
 struct talon_retired {
