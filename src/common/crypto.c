@@ -69,7 +69,7 @@ void sb_hex_encode(const uint8_t *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-static int hexval(char c)
+int sb_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -85,7 +85,7 @@ int sb_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t outcap)
     if (hexlen % 2 || hexlen / 2 > outcap)
         return -1;
     for (size_t i = 0; i < hexlen / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = sb_hex_digit(hex[2 * i]), lo = sb_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

@@ -22,6 +22,8 @@ void sb_hmac_sha1(const void *key, size_t keylen, const void *data, size_t len,
 /* Lowercase hex of len bytes into out (2*len+1 bytes). */
 void sb_hex_encode(const uint8_t *in, size_t len, char *out);
 /* Decodes 2*outlen hex chars (either case). Returns bytes written or -1. */
+/* Value of one hex digit (either case), or -1. */
+int sb_hex_digit(char c);
 int sb_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t outcap);
 
 /* Standard base64 (with or without padding). Returns bytes written, or -1

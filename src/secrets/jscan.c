@@ -5,6 +5,7 @@
  * the wire format and why not jansson). Depth, sizes and UTF-8 are checked;
  * a fuzz target (tests/fuzz/fuzz_secrets_proto.c) drives it. */
 #include "secrets/proto.h"
+#include "common/crypto.h"
 
 #include <sodium.h>
 #include <stdint.h>
@@ -32,17 +33,6 @@ static void skip_ws(struct scan *s)
         s->p++;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* At '"': finds the closing quote, checking escapes, control characters and
  * UTF-8. Sets raw and rawlen to the bytes between the quotes. */
 static int scan_string(struct scan *s, const char **raw, size_t *rawlen)
@@ -61,7 +51,7 @@ static int scan_string(struct scan *s, const char **raw, size_t *rawlen)
                 if (s->end - s->p < 6)
                     return scan_fail(s, "short \\u escape");
                 for (int i = 2; i < 6; i++)
-                    if (hexval(s->p[i]) < 0)
+                    if (sb_hex_digit(s->p[i]) < 0)
                         return scan_fail(s, "bad \\u escape");
                 s->p += 6;
                 continue;
@@ -268,7 +258,7 @@ static int hex4(const char *p, const char *end, uint32_t *cp)
         return -1;
     uint32_t v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
+        int h = sb_hex_digit(p[i]);
         if (h < 0)
             return -1;
         v = (v << 4) | (uint32_t)h;

@@ -274,25 +274,32 @@ static void print_human(const struct slog_entry *e)
     putchar('\n');
 }
 
+/* Opens the log of a reading command: -1 when open (free *path and close
+ * *r after), else the exit code, with the reason on stderr. */
+static int open_for_reading(const char *file, char **path, struct slog_reader *r)
+{
+    if (!(*path = log_path(file)))
+        return SLOG_EXIT_USAGE;
+    struct sb_err err = { 0 };
+    if (slog_reader_open(r, *path, &err) != 0) {
+        fprintf(stderr, "slog: cannot read %s: %s\n", *path, err.msg);
+        free(*path);
+        return SLOG_EXIT_FAIL;
+    }
+    return -1;
+}
+
 int slog_cmd_tail(int argc, char **argv)
 {
     struct tail_settings s = { 0 };
     int code = parse(&tail_spec, &s, argc, argv);
     if (code >= 0)
         goto out;
-    char *path = log_path(s.file);
-    if (!path) {
-        code = SLOG_EXIT_USAGE;
-        goto out;
-    }
-    struct sb_err err = { 0 };
+    char *path;
     struct slog_reader r;
-    if (slog_reader_open(&r, path, &err) != 0) {
-        fprintf(stderr, "slog: cannot read %s: %s\n", path, err.msg);
-        free(path);
-        code = SLOG_EXIT_FAIL;
+    if ((code = open_for_reading(s.file, &path, &r)) >= 0)
         goto out;
-    }
+    struct sb_err err = { 0 };
     /* A ring of the last n matching lines, kept as stored. */
     size_t cap = (size_t)s.n, count = 0, bad = 0;
     char **ring = calloc(cap, sizeof *ring);
@@ -384,19 +391,11 @@ int slog_cmd_validate(int argc, char **argv)
     int code = parse(&validate_spec, &s, argc, argv);
     if (code >= 0)
         goto out;
-    char *path = log_path(s.file);
-    if (!path) {
-        code = SLOG_EXIT_USAGE;
-        goto out;
-    }
-    struct sb_err err = { 0 };
+    char *path;
     struct slog_reader r;
-    if (slog_reader_open(&r, path, &err) != 0) {
-        fprintf(stderr, "slog: cannot read %s: %s\n", path, err.msg);
-        free(path);
-        code = SLOG_EXIT_FAIL;
+    if ((code = open_for_reading(s.file, &path, &r)) >= 0)
         goto out;
-    }
+    struct sb_err err = { 0 };
     unsigned long lines = 0, bad = 0;
     const char *line;
     size_t len;
