@@ -2,7 +2,9 @@
 # Installs the Debian packages sysbus builds and tests with; only what is
 # missing, so a second run does nothing. Needs root (or sudo) when something
 # is missing. socat, systemd (systemd-analyze, systemd-sysusers) and
-# libxml2-utils (xmllint) are for tests/integration/25-sdnotify.test.mjs.
+# libxml2-utils (xmllint) are for tests/integration/25-sdnotify.test.mjs;
+# sqlite3 (the shell) lets tests/integration/05c-hostile-worker.test.mjs plant
+# data that an older sysbusd could have stored.
 # Usage: scripts/deps.sh [--check] [--bench] [--build | --image]
 #   --check  list what is missing and exit 1 (installs nothing)
 #   --bench  also the benchmark tools (wrk)
@@ -19,7 +21,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 libssl-dev libsodium-dev libcmocka-dev
 nodejs npm ca-certificates curl procps
-socat systemd libxml2-utils"
+socat systemd libxml2-utils sqlite3"
 
 # Cross-building arm64 images: the cross-compiler and the arm64 -dev packages.
 CROSS_PKGS="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu binutils

@@ -29,6 +29,96 @@ json_t *sb_json_parse_ints(const char *text, size_t len, struct sb_err *err)
     return parse(text, len, 0, err);
 }
 
+/* ---- the envelope for untrusted input ------------------------------------ */
+
+int sb_json_check_depth(const char *text, size_t len, int max_depth, struct sb_err *err)
+{
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++; /* the escaped character cannot end the string */
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max_depth)
+                return sb_err_set(err, SB_ETOOBIG,
+                                  "JSON nested deeper than %d levels (at byte %zu); sysbus "
+                                  "accepts at most %d",
+                                  max_depth, i, max_depth);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+json_t *sb_json_parse_input(const char *text, size_t len, unsigned flags, struct sb_err *err)
+{
+    int max = (flags & SB_JSON_EMBEDDED) ? SB_JSON_MAX_DEPTH_EMBEDDED : SB_JSON_MAX_DEPTH;
+    if (sb_json_check_depth(text, len, max, err) != 0)
+        return NULL;
+    return parse(text, len, (flags & SB_JSON_INTS) ? 0 : JSON_DECODE_INT_AS_REAL, err);
+}
+
+int sb_name_check(const char *s, size_t len, const char *what, size_t max, struct sb_err *err)
+{
+    if (len == 0)
+        return sb_err_set(err, SB_EINVAL, "%s must not be empty", what);
+    if (len > max)
+        return sb_err_set(err, SB_EINVAL, "%s is longer than %zu bytes (%zu)", what, max, len);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return sb_err_set(err, SB_EINVAL,
+                              "%s contains a control character (\\u%04x at byte %zu)", what, c, i);
+    }
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+static int utf8_seq_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    int n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (n == 0 || (n == 2 && c < 0xC2) || (n == 4 && c > 0xF4))
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((n == 3 && c == 0xE0 && s[1] < 0xA0) || (n == 3 && c == 0xED && s[1] >= 0xA0) ||
+        (n == 4 && c == 0xF0 && s[1] < 0x90) || (n == 4 && c == 0xF4 && s[1] >= 0x90))
+        return 0; /* overlong, surrogate, or beyond U+10FFFF */
+    return n;
+}
+
+void sb_utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = utf8_seq_len(p);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
+int sb_json_name(const json_t *v, const char *what, size_t max, struct sb_err *err)
+{
+    if (!v || json_is_null(v))
+        return SB_ENOTFOUND;
+    if (!json_is_string(v))
+        return sb_err_set(err, SB_EINVAL, "%s must be a string", what);
+    return sb_name_check(json_string_value(v), json_string_length(v), what, max, err);
+}
+
 /* ---- canonical writer ---------------------------------------------------- */
 
 int sb_json_write_strn(struct sb_buf *b, const char *s, size_t n)
@@ -198,7 +288,7 @@ static int keycmp_qsort(const void *a, const void *b)
 static int write_value(struct sb_buf *b, const json_t *v, int depth)
 {
     int rc;
-    if (depth > 1000)
+    if (depth > SB_JSON_WRITE_MAX_DEPTH)
         return SB_EINVAL;
     switch (json_typeof(v)) {
     case JSON_NULL: return sb_buf_puts(b, "null");
@@ -280,12 +370,15 @@ char *sb_json_dumps(const json_t *v, size_t *len_out)
 bool sb_json_as_int(const json_t *v, int64_t *out)
 {
     if (json_is_integer(v)) {
-        *out = json_integer_value(v);
+        json_int_t n = json_integer_value(v);
+        if (n < -SB_JSON_MAX_SAFE_INT || n > SB_JSON_MAX_SAFE_INT)
+            return false;
+        *out = n;
         return true;
     }
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d != floor(d) || d < -9.2e18 || d > 9.2e18)
+        if (d != floor(d) || d < -(double)SB_JSON_MAX_SAFE_INT || d > (double)SB_JSON_MAX_SAFE_INT)
             return false;
         *out = (int64_t)d;
         return true;

@@ -10,17 +10,23 @@
 
 #define LIFECYCLE_PREFIX "inngest/function."
 
-/* One event {data, id, name, ts, user} in canonical form. */
+/* One event {data, id, name, ts, user} in canonical form: 0, SB_ENOMEM, or
+ * SB_EINVAL when data cannot be encoded (nested too deeply). */
 static int make_event(struct parsed_event *pe, const char *name, json_t *data, int64_t now)
 {
     memset(pe, 0, sizeof *pe);
     sb_ulid_new(now, pe->id);
     json_t *ev = json_pack("{s:s, s:O, s:s, s:I, s:{}}", "name", name, "data", data, "id", pe->id,
                            "ts", (json_int_t)now, "user");
-    pe->body = ev ? sb_json_dumps(ev, NULL) : NULL;
+    struct sb_buf b = SB_BUF_INIT(0);
+    int rc = ev ? sb_json_write(&b, ev) : SB_ENOMEM;
     json_decref(ev);
+    pe->body = rc ? NULL : sb_buf_steal(&b, NULL);
+    sb_buf_free(&b);
     pe->name = strdup(name);
     pe->ts = now;
+    if (rc)
+        return rc;
     return pe->body && pe->name ? 0 : SB_ENOMEM;
 }
 
@@ -28,6 +34,75 @@ static json_t *parse_or_null(const char *text)
 {
     json_t *v = text ? sb_json_parse(text, strlen(text), NULL) : NULL;
     return v ? v : json_null();
+}
+
+/* The data of the lifecycle events: the run, its trigger event (trigger),
+ * and its result or error. */
+static json_t *lifecycle_data(const char *fn_id, const char *run_id, json_t *trigger, int status,
+                              json_t *outcome)
+{
+    json_t *data = json_pack("{s:s, s:s, s:O, s:[O]}", "function_id", fn_id, "run_id", run_id,
+                             "event", trigger, "events", trigger);
+    if (data)
+        json_object_set(data, status == RUN_COMPLETED ? "result" : "error", outcome);
+    return data;
+}
+
+static void free_events(struct parsed_event *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(evs[i].name);
+        free(evs[i].body);
+    }
+}
+
+/* finished, and failed or cancelled, with data; SB_EINVAL when data cannot
+ * be encoded. */
+static int make_events(struct parsed_event evs[2], size_t *n, int status, json_t *data,
+                       int64_t now)
+{
+    *n = 0;
+    if (!data)
+        return SB_ENOMEM;
+    int rc = make_event(&evs[(*n)++], LIFECYCLE_PREFIX "finished", data, now);
+    if (!rc && status == RUN_FAILED)
+        rc = make_event(&evs[(*n)++], LIFECYCLE_PREFIX "failed", data, now);
+    else if (!rc && status == RUN_CANCELLED)
+        rc = make_event(&evs[(*n)++], LIFECYCLE_PREFIX "cancelled", data, now);
+    if (rc) {
+        free_events(evs, *n);
+        *n = 0;
+    }
+    return rc;
+}
+
+/* The events with the trigger and the outcome; when those cannot be
+ * encoded (a value stored before the JSON envelope existed, nested deeper
+ * than the writer allows), with the trigger named instead of embedded and
+ * the outcome replaced by a note: the events are still sent. */
+static int build_events(struct parsed_event evs[2], size_t *n, const char *fn_id,
+                        const char *run_id, const char *ev_name, const char *ev_body, int status,
+                        const char *outcome_text, int64_t now)
+{
+    json_t *trigger = parse_or_null(ev_body);
+    json_t *outcome = parse_or_null(outcome_text);
+    json_t *data = lifecycle_data(fn_id, run_id, trigger, status, outcome);
+    int rc = make_events(evs, n, status, data, now);
+    json_decref(data);
+    json_decref(trigger);
+    json_decref(outcome);
+    if (rc != SB_EINVAL)
+        return rc;
+    trigger = json_pack("{s:s, s:{}, s:s}", "name", ev_name, "data", "sysbus_note",
+                        "the event is nested too deeply to embed here");
+    outcome = json_pack("{s:s, s:s}", "name", "OutputNotStorable", "message",
+                        "the run's result or error is nested too deeply to embed here");
+    data = trigger && outcome ? lifecycle_data(fn_id, run_id, trigger, status, outcome) : NULL;
+    rc = make_events(evs, n, status, data, now);
+    json_decref(data);
+    json_decref(trigger);
+    json_decref(outcome);
+    return rc;
 }
 
 int sbd_lifecycle_emit(struct sb_store *st, struct sbd *sbd, const char *run_id, int status,
@@ -47,28 +122,16 @@ int sbd_lifecycle_emit(struct sb_store *st, struct sbd *sbd, const char *run_id,
         free(fn_id), free(ev_name), free(ev_body);
         return 0; /* no lifecycle events about lifecycle-triggered runs */
     }
-    json_t *trigger = parse_or_null(ev_body);
-    json_t *data = json_pack("{s:s, s:s, s:O, s:[O]}", "function_id", fn_id, "run_id", run_id,
-                             "event", trigger, "events", trigger);
-    if (status == RUN_COMPLETED)
-        json_object_set_new(data, "result", parse_or_null(output));
-    else
-        json_object_set_new(data, "error", parse_or_null(error));
     struct parsed_event evs[2];
     size_t n = 0;
-    rc = make_event(&evs[n++], LIFECYCLE_PREFIX "finished", data, now);
-    if (!rc && status == RUN_FAILED)
-        rc = make_event(&evs[n++], LIFECYCLE_PREFIX "failed", data, now);
-    else if (!rc && status == RUN_CANCELLED)
-        rc = make_event(&evs[n++], LIFECYCLE_PREFIX "cancelled", data, now);
-    json_decref(data);
-    json_decref(trigger);
+    rc = build_events(evs, &n, fn_id, run_id, ev_name, ev_body, status,
+                      status == RUN_COMPLETED ? output : error, now);
     free(fn_id), free(ev_name), free(ev_body);
-    if (rc || sbd_ingest_init(batch, evs, n, now) != 0) {
-        for (size_t i = 0; i < n; i++) {
-            free(evs[i].name);
-            free(evs[i].body);
-        }
+    if (rc)
+        return sb_err_set(err, rc, "cannot build the lifecycle events of run %s: %s", run_id,
+                          sb_strerror(rc));
+    if (sbd_ingest_init(batch, evs, n, now) != 0) {
+        free_events(evs, n);
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     }
     batch->emitted = true;

@@ -291,6 +291,12 @@ static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, stru
         const json_t *t = json_array_get(arr, i);
         struct trigger *tr = &f->triggers[i];
         const char *ev = sb_json_str(t, "event"), *cron = sb_json_str(t, "cron");
+        struct sb_err nerr = { 0 };
+        if ((ev && *ev &&
+             sb_json_name(json_object_get(t, "event"), "'event'", SB_MAX_ID, &nerr) != 0) ||
+            (cron && *cron &&
+             sb_json_name(json_object_get(t, "cron"), "'cron'", SB_MAX_ID, &nerr) != 0))
+            return sb_err_set(err, SB_EINVAL, "function '%s': trigger %zu: %s", fid, i, nerr.msg);
         json_t *expr = json_object_get(t, "expression");
         f->ntriggers++;
         if (ev && *ev) {
@@ -381,9 +387,19 @@ struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err
         sb_err_set(err, SB_EINVAL, "each function must be an object");
         return NULL;
     }
-    const char *id = sb_json_str(obj, "id");
-    if (!id || !*id || strlen(id) > 512) {
-        sb_err_set(err, SB_EINVAL, "a function has no 'id' (or it is longer than 512 bytes)");
+    struct sb_err nerr = { 0 };
+    json_t *idv = json_object_get(obj, "id");
+    if (sb_json_name(idv, "its 'id'", SB_MAX_ID, &nerr) != 0) {
+        sb_err_set(err, SB_EINVAL, "a function has no valid 'id': %s",
+                   idv ? nerr.msg : "it is missing");
+        return NULL;
+    }
+    const char *id = json_string_value(idv);
+    json_t *namev = json_object_get(obj, "name");
+    if (json_is_string(namev) && json_string_length(namev) == 0)
+        namev = NULL;
+    if (sb_json_name(namev, "'name'", SB_MAX_ID, &nerr) == SB_EINVAL) {
+        sb_err_set(err, SB_EINVAL, "function '%s': %s", id, nerr.msg);
         return NULL;
     }
     struct fn *f = calloc(1, sizeof *f);
@@ -418,9 +434,12 @@ struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err
         }
     }
     const char *url = sb_json_str(json_object_get(step, "runtime"), "url");
-    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
-        sb_err_set(err, SB_EINVAL, "function '%s': steps.step.runtime.url must be an http(s) URL",
-                   id);
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        sb_name_check(url, strlen(url), "url", SB_MAX_URL, NULL) != 0) {
+        sb_err_set(err, SB_EINVAL,
+                   "function '%s': steps.step.runtime.url must be an http(s) URL of at most %d "
+                   "bytes",
+                   id, SB_MAX_URL);
         goto fail;
     }
     f->url_base = url_base_of(url);

@@ -107,7 +107,7 @@ int sb_sync_put(struct sbd *sbd, const char *url, long *status, char *msg, size_
         return rc;
     }
     *status = resp.status;
-    json_t *r = sb_json_parse(sb_buf_cstr(&resp.body), resp.body.len, NULL);
+    json_t *r = sb_json_parse_input(sb_buf_cstr(&resp.body), resp.body.len, 0, NULL);
     const char *m = sb_json_str(r, "message");
     if (!m)
         m = sb_json_str(r, "error");

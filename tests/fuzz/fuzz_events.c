@@ -1,5 +1,8 @@
-/* Fuzz target: the event API body parser (POST /e/{key}). Invariant: on
- * success every normalized body is canonical JSON with the same name. */
+/* Fuzz target: the event API body parser (POST /e/{key}). Invariants: on
+ * success every normalized body is canonical JSON with the same name, and
+ * acceptance implies encodability: the event can be written again in each
+ * shape sysbusd later wraps it in (the lifecycle event that embeds it twice,
+ * a REST page of events, a waitForEvent memo, a call request). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!again || strcmp(again, evs[i].body) != 0)
                 abort();
             free(again);
+            /* inngest/function.finished of a run it triggered, in a page */
+            json_t *life = json_pack("{s:[{s:{s:O, s:[O], s:O}, s:s}]}", "data", "data", "event", v,
+                                     "events", v, "result", v, "name", "inngest/function.finished");
+            json_t *call = json_pack("{s:O, s:[O], s:{s:{s:O}}}", "event", life, "events", life,
+                                     "steps", "h", "data", life);
+            char *out = call ? sb_json_dumps(call, NULL) : NULL;
+            if (!out)
+                abort();
+            free(out);
+            json_decref(call);
+            json_decref(life);
             json_decref(v);
         }
         sbd_events_free(evs, n);

@@ -108,9 +108,13 @@ void h_apps_add(struct sb_req *req)
     if (!body)
         return;
     const char *url = sb_json_str(body, "url");
-    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
+        sb_name_check(url, strlen(url), "url", SB_MAX_URL, NULL) != 0) {
         json_decref(body);
-        sb_reply_error(req, 400, "INVALID_URL", "body must be {\"url\": \"http(s)://...\"}");
+        sb_reply_error(req, 400, "INVALID_URL",
+                       "body must be {\"url\": \"http(s)://...\"} with a URL of at most %d "
+                       "bytes without control characters",
+                       SB_MAX_URL);
         return;
     }
     start_sync(req, url);

@@ -10,6 +10,8 @@
 
 #define MAX_NAME 512
 #define MAX_ID 512
+#define MAX_VERSION 128
+#define MAX_TS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
 void sbd_events_free(struct parsed_event *evs, size_t n)
 {
@@ -73,13 +75,15 @@ static int normalize(const json_t *in, size_t i, int64_t now, struct parsed_even
 {
     if (!json_is_object(in))
         return bad(code, "INVALID_EVENT", err, 400, "event %zu: must be a JSON object", i);
-    const char *name = sb_json_str(in, "name");
-    if (!name || !*name)
+    struct sb_err nerr = { 0 };
+    json_t *namev = json_object_get(in, "name");
+    int nrc = sb_json_name(namev, "'name'", MAX_NAME, &nerr);
+    if (nrc == SB_ENOTFOUND || (json_is_string(namev) && json_string_length(namev) == 0))
         return bad(code, "MISSING_NAME", err, 400,
                    "event %zu: 'name' is required (a non-empty string)", i);
-    if (strlen(name) > MAX_NAME)
-        return bad(code, "INVALID_EVENT", err, 400, "event %zu: 'name' is longer than %d bytes", i,
-                   MAX_NAME);
+    if (nrc)
+        return bad(code, "INVALID_EVENT", err, 400, "event %zu: %s", i, nerr.msg);
+    const char *name = json_string_value(namev);
     json_t *data = json_object_get(in, "data");
     if (data && !json_is_null(data) && !json_is_object(data))
         return bad(code, "INVALID_EVENT", err, 400,
@@ -89,21 +93,23 @@ static int normalize(const json_t *in, size_t i, int64_t now, struct parsed_even
         return bad(code, "INVALID_EVENT", err, 400,
                    "event %zu ('%.100s'): 'user' must be an object", i, name);
     json_t *idv = json_object_get(in, "id");
-    if (idv && !json_is_null(idv) && (!json_is_string(idv) || json_string_length(idv) > MAX_ID))
-        return bad(code, "INVALID_EVENT", err, 400,
-                   "event %zu ('%.100s'): 'id' must be a string of at most %d bytes", i, name,
-                   MAX_ID);
+    if (json_is_string(idv) && json_string_length(idv) == 0)
+        idv = NULL; /* "" means no id, as in the SDKs */
+    if (sb_json_name(idv, "'id'", MAX_ID, &nerr) == SB_EINVAL)
+        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): %s", i, name,
+                   nerr.msg);
     json_t *tsv = json_object_get(in, "ts");
     int64_t ts = now;
-    if (tsv && !json_is_null(tsv) && (!sb_json_as_int(tsv, &ts) || ts < 0))
+    if (tsv && !json_is_null(tsv) && (!sb_json_as_int(tsv, &ts) || ts < 0 || ts > MAX_TS))
         return bad(code, "INVALID_EVENT", err, 400,
-                   "event %zu ('%.100s'): 'ts' must be a timestamp in milliseconds", i, name);
+                   "event %zu ('%.100s'): 'ts' must be a timestamp in milliseconds (an integer "
+                   "from 0 to %lld, 9999-12-31)",
+                   i, name, (long long)MAX_TS);
     json_t *v = json_object_get(in, "v");
-    if (v && !json_is_null(v) && !json_is_string(v))
-        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): 'v' must be a string", i,
-                   name);
-    const char *uid =
-        json_is_string(idv) && json_string_length(idv) > 0 ? json_string_value(idv) : NULL;
+    if (v && !json_is_null(v) && sb_json_name(v, "'v'", MAX_VERSION, &nerr) != 0)
+        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): %s", i, name,
+                   nerr.msg);
+    const char *uid = json_is_string(idv) ? json_string_value(idv) : NULL;
     /* The normalized event, written directly in canonical form (keys in
      * order: data, id, name, ts, user, v) rather than built as a tree. */
     struct sb_buf b = SB_BUF_INIT(0);
@@ -142,9 +148,10 @@ int sbd_events_parse(const char *text, size_t len, const char *seed_header, int6
     if (len == 0)
         return bad(code, "EMPTY_BODY", err, 400, "request body is empty; send JSON");
     struct sb_err perr = { 0 };
-    json_t *body = sb_json_parse(text, len, &perr);
+    json_t *body = sb_json_parse_input(text, len, 0, &perr);
     if (!body)
-        return bad(code, "INVALID_JSON", err, 400, "%s", perr.msg);
+        return bad(code, perr.code == SB_ETOOBIG ? "TOO_DEEP" : "INVALID_JSON", err, 400, "%s",
+                   perr.msg);
     int status = 0;
     if (!json_is_object(body) && !json_is_array(body)) {
         status = bad(code, "INVALID_EVENT", err, 400,

@@ -1,9 +1,13 @@
 /* event_parse.h - validation and normalization of an event API body
  * (POST /e/{key}), separate from the handler so that it can be fuzzed.
  *
- * Input: one event object or an array of at most 5000. Each event needs a
- * non-empty `name`; `data` and `user` must be objects when present, `id` a
- * string, `ts` an integer (ms), `v` a string. Output: for each event its
+ * Input: one event object or an array of at most 5000, through the JSON
+ * envelope (json.h: at most SB_JSON_MAX_DEPTH levels). Each event needs a
+ * `name` (1..512 bytes, no control characters); `data` and `user` must be
+ * objects when present, `id` a string of at most 512 bytes without control
+ * characters ("" = none), `ts` an integer of ms from 0 to 9999-12-31, `v` a
+ * string of at most 128 bytes. Whatever passes can be re-encoded in every
+ * later shape (lifecycle events, call requests, REST pages). Output: for each event its
  * ULID (seeded from x-inngest-event-id-seed when valid, as the Inngest
  * server derives them: index i+1 added to entropy bytes 6..9), and its
  * normalized canonical JSON {data, id, name, ts, user, v?} where `id` is the

@@ -21,6 +21,7 @@
 #include "server/sbd.h"
 #include "server/store/writer.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,29 @@ static char *checksum_of(const json_t *body)
     return hex;
 }
 
+/* The app's own fields: bounded names without control characters. */
+static int register_check_fields(const json_t *body, char *msg, size_t msgsz)
+{
+    static const struct {
+        const char *key;
+        size_t max;
+    } fields[] = { { "appName", SB_MAX_ID },  { "url", SB_MAX_URL },     { "sdk", 128 },
+                   { "framework", 128 },      { "appVersion", 128 } };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        struct sb_err err = { 0 };
+        char what[40];
+        snprintf(what, sizeof what, "'%s'", fields[i].key);
+        json_t *v = json_object_get(body, fields[i].key);
+        if (json_is_string(v) && json_string_length(v) == 0 && strcmp(fields[i].key, "appName"))
+            continue; /* "" = not given, except for the app's name */
+        if (sb_json_name(v, what, fields[i].max, &err) == SB_EINVAL) {
+            snprintf(msg, msgsz, "%s", err.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void h_register(struct sb_req *req)
 {
     struct sbd *sbd = sb_req_app(req);
@@ -173,6 +197,11 @@ void h_register(struct sb_req *req)
     json_t *fns = json_object_get(body, "functions");
     if (!json_is_object(body) || !app || !*app) {
         reply_400(req, "appName is required");
+        json_decref(body);
+        return;
+    }
+    if (register_check_fields(body, msg, sizeof msg) != 0) {
+        reply_400(req, msg);
         json_decref(body);
         return;
     }

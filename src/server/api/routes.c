@@ -129,8 +129,9 @@ json_t *api_body_json(struct sb_req *req)
         sb_reply_error(req, 400, "EMPTY_BODY", "request body is empty; send JSON");
         return NULL;
     }
-    json_t *v = sb_json_parse(body, len, &err);
+    json_t *v = sb_json_parse_input(body, len, 0, &err);
     if (!v)
-        sb_reply_error(req, 400, "INVALID_JSON", "%s", err.msg);
+        sb_reply_error(req, 400, err.code == SB_ETOOBIG ? "TOO_DEEP" : "INVALID_JSON", "%s",
+                       err.msg);
     return v;
 }

@@ -191,10 +191,8 @@ static void cancel_timed_out(struct sb_engine *e, struct run *r, const char *whi
             ((struct sb_lf[]){ LF_S("run_id", r->id), LF_S("timeout", which) }), "run %s: %s",
             r->id, msg);
     SBD_COUNT(runs_timed_out);
-    char *err = outcome_error_json("FunctionTimedOut", msg);
     r->cancelled = true;
-    decide_finish(e, r, NULL, RUN_CANCELLED, NULL, err, 0);
-    free(err);
+    decide_fail(e, r, NULL, RUN_CANCELLED, 0, "FunctionTimedOut", "%s", msg);
 }
 
 /* GCRA: may a run start now? If not, *at is when it may. */

@@ -30,9 +30,14 @@
 #include "server/store/store.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The error a run ends with when not even its error can be allocated. */
+static const char FALLBACK_ERROR[] =
+    "{\"message\":\"out of memory while recording the run's end\",\"name\":\"InternalError\"}";
 
 static void set_last_error(struct item *it, const char *err)
 {
@@ -55,13 +60,30 @@ void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, in
         SB_LOG(SB_ERROR, "oom", "cannot end run %s", r->id);
         return;
     }
+    if (status == RUN_FAILED && !error)
+        error = FALLBACK_ERROR; /* a failed run always says why */
     op->finish_status = status;
     op->output = output ? strdup(output) : NULL;
     op->error = error ? strdup(error) : NULL;
+    if ((output && !op->output) || (error && !op->error))
+        op->alloc_failed = true; /* the writer refuses it; the run is rebuilt and retried */
     op->started_at = started_at;
     r->ended = true;
     engine_run_drop_items(e, r);
     runop_submit(op);
+}
+
+void decide_fail(struct sb_engine *e, struct run *r, struct run_update *op, int status,
+                 int64_t started_at, const char *name, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *err = outcome_error_json(name, msg);
+    decide_finish(e, r, op, status, NULL, err ? err : FALLBACK_ERROR, started_at);
+    free(err);
 }
 
 static bool memo_has(const struct run *r, const char *hash)
@@ -80,14 +102,15 @@ static bool item_pending_for(const struct run *r, const char *step_id)
     return false;
 }
 
+/* The step's display name: bounded, printable, or NULL. */
 static const char *op_display_name(const json_t *op)
 {
-    const char *n = sb_json_str(op, "displayName");
-    if (!n)
-        n = sb_json_str(op, "name");
-    if (!n)
-        n = sb_json_str(json_object_get(op, "userland"), "id");
-    return n;
+    const json_t *cands[] = { json_object_get(op, "displayName"), json_object_get(op, "name"),
+                              json_object_get(json_object_get(op, "userland"), "id") };
+    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++)
+        if (sb_json_name(cands[i], "name", SB_MAX_ID, NULL) == 0)
+            return json_string_value(cands[i]);
+    return NULL;
 }
 
 /* Schedules the retry of `it` after a retriable failure; records err. */
@@ -105,9 +128,10 @@ static void schedule_retry(struct sb_engine *e, struct item *it, const struct ca
 /* A valid step id from an op: non-empty, short, no quotes or controls. */
 static const char *op_step_id(const json_t *op)
 {
-    const char *id = sb_json_str(op, "id");
-    if (!id || !*id || strlen(id) >= 48)
+    const json_t *v = json_object_get(op, "id");
+    if (sb_json_name(v, "id", 47, NULL) != 0)
         return NULL;
+    const char *id = json_string_value(v);
     for (const char *p = id; *p; p++)
         if ((unsigned char)*p < 0x21 || *p == '"' || *p == '\\' || *p == '&' || *p == '#')
             return NULL;
@@ -133,267 +157,344 @@ static int64_t sleep_wake_at(const json_t *op, int64_t now)
     return -1;
 }
 
-static void handle_ops(struct sb_engine *e, struct item *it, struct call_result *res,
-                       const struct fn *f, struct run_update *op)
+/* ---- the ops of one response, one handler per op code ---- */
+
+#define MAX_PLANNED 256
+#define MAX_TIMERS 64
+
+struct timer {
+    const char *hash;
+    int64_t wake;
+    int flags;
+};
+
+/* What the ops of one response add up to. The handlers fill it; the end of
+ * handle_ops turns it into queue items. */
+struct ops_state {
+    struct sb_engine *e;
+    struct item *it;
+    struct run *r;
+    const struct fn *f;
+    const struct call_result *res;
+    struct run_update *op;
+    int64_t now;
+    const char *planned[MAX_PLANNED];
+    size_t nplanned;
+    struct timer timers[MAX_TIMERS];
+    size_t ntimers;
+    bool memoized, retrying;
+};
+
+/* Returned by a handler that ended the run: the remaining ops are ignored. */
+#define OPS_ENDED 1
+
+static int ops_fail(struct ops_state *st, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int ops_fail(struct ops_state *st, const char *name, const char *fmt, ...)
 {
-    struct run *r = it->run;
-    int max_attempts = f->retries + 1;
-    int64_t now = sb_now_ms();
-    const char *planned[256];
-    size_t nplanned = 0;
-    struct {
-        const char *hash;
-        int64_t wake;
-        int flags;
-    } timers[64];
-    size_t ntimers = 0;
-    bool memoized = false, retrying = false;
-    size_t i;
-    json_t *o;
-    json_array_foreach(res->ops, i, o)
-    {
-        const char *opcode = sb_json_str(o, "op");
-        const char *hash = op_step_id(o);
-        bool is_run = strcmp(opcode, "StepRun") == 0 || strcmp(opcode, "Step") == 0;
-        bool is_error = strcmp(opcode, "StepError") == 0;
-        bool is_failed = strcmp(opcode, "StepFailed") == 0;
-        if (strcmp(opcode, "RunComplete") == 0) {
-            json_t *data = json_object_get(o, "data");
-            char *out = sb_json_dumps(data ? data : json_null(), NULL);
-            decide_finish(e, r, op, RUN_COMPLETED, out, NULL, it->started_at);
-            free(out);
-            return;
-        }
-        if ((is_run || is_error || is_failed || strcmp(opcode, "StepPlanned") == 0) && !hash) {
-            char *err = outcome_error_json("InvalidResponse",
-                                           "the worker sent a step operation without a valid id");
-            decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
-            free(err);
-            return;
-        }
-        struct step_rec s = { .run_id = r->id,
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    decide_fail(st->e, st->r, st->op, RUN_FAILED, st->it->started_at, name, "%s", msg);
+    return OPS_ENDED;
+}
+
+/* The step row of op o, as the handlers start from it. */
+static struct step_rec step_of(const struct ops_state *st, const json_t *o, const char *hash,
+                               const char *opcode)
+{
+    return (struct step_rec){ .run_id = st->r->id,
                               .hash = hash,
                               .seq = -1,
                               .name = op_display_name(o),
                               .op = opcode,
-                              .attempts = it->attempt + 1,
-                              .started_at = it->started_at,
-                              .ended_at = now };
-        if (is_error && res->retriable && it->attempt + 1 < max_attempts) {
-            json_t *err = json_object_get(o, "error");
-            char *ej = sb_json_dumps(err ? err : json_null(), NULL);
-            s.status = STEP_RUNNING;
-            s.error = ej;
-            s.ended_at = 0;
-            runop_add_step(op, &s);
-            schedule_retry(e, it, res, ej);
-            free(ej);
-            retrying = true;
-            SBD_COUNT(step_errors);
-            continue;
-        }
-        if (is_run || is_error || is_failed) {
-            json_t *memo;
-            if (is_run) {
-                json_t *data = json_object_get(o, "data");
-                memo = json_pack("{s:O}", "data", data ? data : json_null());
-                s.status = STEP_COMPLETED;
-            } else {
-                json_t *err = json_object_get(o, "error");
-                if (!json_is_object(err))
-                    err = json_object_get(o, "data");
-                memo = json_is_object(err) ? json_pack("{s:O}", "error", err)
-                                           : json_pack("{s:{s:s,s:s}}", "error", "name", "Error",
-                                                       "message", "step failed");
-                s.status = STEP_FAILED;
-                SBD_COUNT(step_errors);
-            }
-            char *mv = sb_json_dumps(memo, NULL);
-            json_decref(memo);
-            s.seq = (int64_t)r->nmemo;
-            s.output = mv;
-            if (s.status == STEP_FAILED)
-                s.error = mv;
-            runop_add_step(op, &s);
-            engine_memo_put(e, r, hash, mv);
-            free(mv);
-            memoized = true;
-            continue;
-        }
-        if (strcmp(opcode, "Sleep") == 0) {
-            if (!hash) {
-                char *err =
-                    outcome_error_json("InvalidResponse", "a Sleep operation without an id");
-                decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
-                free(err);
-                return;
-            }
-            int64_t wake = sleep_wake_at(o, now);
-            if (wake < 0) {
-                char msg[300];
-                snprintf(msg, sizeof msg, "cannot read the sleep duration or date '%.100s'",
-                         sb_json_str(o, "name") ? sb_json_str(o, "name") : "");
-                char *err = outcome_error_json("InvalidSleep", msg);
-                decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
-                free(err);
-                return;
-            }
-            if (!memo_has(r, hash) && !item_pending_for(r, hash) && ntimers < 64) {
-                timers[ntimers].hash = hash;
-                timers[ntimers].wake = wake;
-                timers[ntimers].flags = ITEM_SLEEP;
-                ntimers++;
-                s.status = STEP_RUNNING; /* sleeping */
-                s.started_at = now;
-                s.ended_at = 0;
-                s.attempts = 1;
-                runop_add_step(op, &s);
-            }
-            continue;
-        }
-        if (strcmp(opcode, "WaitForEvent") == 0) {
-            struct wait_reg w;
-            int64_t timeout_at = 0;
-            char msg[400];
-            if (!hash || wait_parse_op(o, now, &w, &timeout_at, msg, sizeof msg) != 0) {
-                char *err = outcome_error_json("InvalidWaitForEvent",
-                                               hash ? msg : "a WaitForEvent without an id");
-                decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
-                free(err);
-                return;
-            }
-            if (memo_has(r, hash) || item_pending_for(r, hash) || ntimers >= 64) {
-                wait_reg_free(&w);
-                continue;
-            }
-            struct wait_reg *nw = realloc(op->waits, (op->nwaits + 1) * sizeof *nw);
-            if (!nw || !(w.hash = strdup(hash)) || !(w.trigger_event = strdup(r->event))) {
-                if (nw)
-                    op->waits = nw;
-                wait_reg_free(&w);
-                SB_LOG(SB_ERROR, "oom", "cannot register a wait of run %s", r->id);
-                continue;
-            }
-            op->waits = nw;
-            /* events stored since this call was dispatched may already match */
-            static const uint8_t zero[10];
-            sb_ulid_from_parts(it->dispatched_at ? it->dispatched_at : now, zero, w.min_event_id);
-            op->waits[op->nwaits++] = w;
-            timers[ntimers].hash = hash;
-            timers[ntimers].wake = timeout_at;
-            timers[ntimers].flags = ITEM_WAIT;
-            ntimers++;
-            s.status = STEP_RUNNING; /* waiting */
-            s.started_at = now;
-            s.ended_at = 0;
-            s.attempts = 1;
-            runop_add_step(op, &s);
-            continue;
-        }
-        if (strcmp(opcode, "InvokeFunction") == 0) {
-            struct invoke_reg inv;
-            int64_t timeout_at = 0;
-            char msg[400];
-            if (!hash) {
-                char *err =
-                    outcome_error_json("InvalidResponse", "an InvokeFunction without an id");
-                decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
-                free(err);
-                return;
-            }
-            if (memo_has(r, hash) || item_pending_for(r, hash) || ntimers >= 64)
-                continue;
-            int prc = invoke_prepare(e, r, o, now, &inv, &timeout_at, msg, sizeof msg);
-            if (prc < 0) {
-                invoke_reg_free(&inv);
-                char *err = outcome_error_json("InvalidInvoke", msg);
-                decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
-                free(err);
-                return;
-            }
-            if (prc > 0) { /* unknown target: the step fails, the function sees it */
-                invoke_reg_free(&inv);
-                json_t *m = json_pack("{s:{s:s, s:s}}", "error", "name", "Error", "message", msg);
-                char *mv = sb_json_dumps(m, NULL);
-                json_decref(m);
-                s.status = STEP_FAILED;
-                s.seq = (int64_t)r->nmemo;
-                s.output = s.error = mv;
-                runop_add_step(op, &s);
-                engine_memo_put(e, r, hash, mv ? mv : "null");
-                free(mv);
-                memoized = true;
-                continue;
-            }
-            struct invoke_reg *ni = realloc(op->invokes, (op->ninvokes + 1) * sizeof *ni);
-            if (!ni || !(inv.hash = strdup(hash))) {
-                if (ni)
-                    op->invokes = ni;
-                invoke_reg_free(&inv);
-                SB_LOG(SB_ERROR, "oom", "cannot start an invocation of run %s", r->id);
-                continue;
-            }
-            op->invokes = ni;
-            op->invokes[op->ninvokes++] = inv;
-            timers[ntimers].hash = hash;
-            timers[ntimers].wake = timeout_at;
-            timers[ntimers].flags = ITEM_INVOKE;
-            ntimers++;
-            s.status = STEP_RUNNING; /* waiting for the invoked run */
-            s.started_at = now;
-            s.ended_at = 0;
-            s.attempts = 1;
-            runop_add_step(op, &s);
-            continue;
-        }
-        if (strcmp(opcode, "StepPlanned") == 0) {
-            if (!memo_has(r, hash) && !item_pending_for(r, hash) && nplanned < 256) {
-                size_t k = 0;
-                while (k < nplanned && strcmp(planned[k], hash) != 0)
-                    k++;
-                if (k == nplanned)
-                    planned[nplanned++] = hash;
-            }
-            continue;
-        }
-        char msg[400];
-        snprintf(msg, sizeof msg,
-                 "unsupported step operation '%s' in function '%s' (sysbusd does not implement "
-                 "it)",
-                 opcode, f->id);
-        char *err = outcome_error_json("UnsupportedOperation", msg);
-        decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
-        free(err);
-        return;
-    }
+                              .attempts = st->it->attempt + 1,
+                              .started_at = st->it->started_at,
+                              .ended_at = st->now };
+}
 
-    if (retrying && !memoized && nplanned == 0 && ntimers == 0) {
-        runop_put_item(op, it);
-        runop_submit(op);
-        return;
+/* Canonical JSON {key: v} (v NULL = null), malloc'd; NULL with a reason in
+ * why when it cannot be encoded. */
+static char *memo_encode(const char *key, const json_t *v, const char **why)
+{
+    struct sb_buf b = SB_BUF_INIT(0);
+    int rc = sb_buf_printf(&b, "{\"%s\":", key);
+    if (!rc)
+        rc = sb_json_write(&b, v ? v : json_null());
+    if (!rc)
+        rc = sb_buf_putc(&b, '}');
+    char *text = rc ? NULL : sb_buf_steal(&b, NULL);
+    sb_buf_free(&b);
+    if (!text)
+        *why = rc == SB_ENOMEM || !rc ? "out of memory" : "it is nested too deeply";
+    return text;
+}
+
+/* Records a step that ended: its row and its memoized value. */
+static int ops_memoize(struct ops_state *st, struct step_rec *s, const char *key, const json_t *v)
+{
+    const char *why = "";
+    char *mv = memo_encode(key, v, &why);
+    if (!mv)
+        return ops_fail(st, "OutputNotStorable", "the %s of step '%s' cannot be stored: %s",
+                        strcmp(key, "data") == 0 ? "output" : "error", s->hash, why);
+    s->seq = (int64_t)st->r->nmemo;
+    s->output = mv;
+    if (s->status == STEP_FAILED)
+        s->error = mv;
+    runop_add_step(st->op, s);
+    engine_memo_put(st->e, st->r, s->hash, mv);
+    free(mv);
+    st->memoized = true;
+    return 0;
+}
+
+/* A step waiting on something other than a call (a sleep, a wait, an
+ * invocation): its row says so, and a timer item ends it at `wake`. */
+static void ops_add_timer(struct ops_state *st, struct step_rec *s, int64_t wake, int flags)
+{
+    st->timers[st->ntimers++] = (struct timer){ s->hash, wake, flags };
+    s->status = STEP_RUNNING;
+    s->started_at = st->now;
+    s->ended_at = 0;
+    s->attempts = 1;
+    runop_add_step(st->op, s);
+}
+
+static int op_run_complete(struct ops_state *st, const json_t *o, const char *hash)
+{
+    (void)hash;
+    json_t *data = json_object_get(o, "data");
+    char *out = sb_json_dumps(data ? data : json_null(), NULL);
+    if (!out)
+        return ops_fail(st, "OutputNotStorable", "the function's result cannot be stored");
+    decide_finish(st->e, st->r, st->op, RUN_COMPLETED, out, NULL, st->it->started_at);
+    free(out);
+    return OPS_ENDED;
+}
+
+static int op_step_run(struct ops_state *st, const json_t *o, const char *hash)
+{
+    struct step_rec s = step_of(st, o, hash, sb_json_str(o, "op"));
+    s.status = STEP_COMPLETED;
+    return ops_memoize(st, &s, "data", json_object_get(o, "data"));
+}
+
+static int op_step_failed(struct ops_state *st, const json_t *o, const char *hash)
+{
+    struct step_rec s = step_of(st, o, hash, sb_json_str(o, "op"));
+    s.status = STEP_FAILED;
+    SBD_COUNT(step_errors);
+    json_t *err = json_object_get(o, "error");
+    if (!json_is_object(err))
+        err = json_object_get(o, "data");
+    if (json_is_object(err))
+        return ops_memoize(st, &s, "error", err);
+    json_t *generic = json_pack("{s:s, s:s}", "name", "Error", "message", "step failed");
+    int rc = ops_memoize(st, &s, "error", generic);
+    json_decref(generic);
+    return rc;
+}
+
+/* A StepError is retried while attempts remain, else it fails the step. */
+static int op_step_error(struct ops_state *st, const json_t *o, const char *hash)
+{
+    if (!st->res->retriable || st->it->attempt + 1 >= st->f->retries + 1)
+        return op_step_failed(st, o, hash);
+    json_t *err = json_object_get(o, "error");
+    char *ej = sb_json_dumps(err ? err : json_null(), NULL);
+    if (!ej)
+        return ops_fail(st, "OutputNotStorable", "the error of step '%s' cannot be stored", hash);
+    struct step_rec s = step_of(st, o, hash, "StepError");
+    s.status = STEP_RUNNING;
+    s.error = ej;
+    s.ended_at = 0;
+    runop_add_step(st->op, &s);
+    schedule_retry(st->e, st->it, st->res, ej);
+    free(ej);
+    st->retrying = true;
+    SBD_COUNT(step_errors);
+    return 0;
+}
+
+static int op_step_planned(struct ops_state *st, const json_t *o, const char *hash)
+{
+    (void)o;
+    if (memo_has(st->r, hash) || item_pending_for(st->r, hash) || st->nplanned >= MAX_PLANNED)
+        return 0; /* done, under way, or planned again by the next discovery call */
+    for (size_t k = 0; k < st->nplanned; k++)
+        if (strcmp(st->planned[k], hash) == 0)
+            return 0;
+    st->planned[st->nplanned++] = hash;
+    return 0;
+}
+
+/* Is there room for one more timer, and is the step not known already? */
+static bool timer_wanted(const struct ops_state *st, const char *hash)
+{
+    return !memo_has(st->r, hash) && !item_pending_for(st->r, hash) && st->ntimers < MAX_TIMERS;
+}
+
+static int op_sleep(struct ops_state *st, const json_t *o, const char *hash)
+{
+    int64_t wake = sleep_wake_at(o, st->now);
+    if (wake < 0)
+        return ops_fail(st, "InvalidSleep", "cannot read the sleep duration or date '%.100s'",
+                        sb_json_str(o, "name") ? sb_json_str(o, "name") : "");
+    if (timer_wanted(st, hash)) {
+        struct step_rec s = step_of(st, o, hash, "Sleep");
+        ops_add_timer(st, &s, wake, ITEM_SLEEP);
     }
-    bool parallel = (it->flags & ITEM_PARALLEL) || nplanned > 0;
+    return 0;
+}
+
+static int op_wait_for_event(struct ops_state *st, const json_t *o, const char *hash)
+{
+    struct wait_reg w;
+    int64_t timeout_at = 0;
+    char msg[400];
+    if (wait_parse_op(o, st->now, &w, &timeout_at, msg, sizeof msg) != 0)
+        return ops_fail(st, "InvalidWaitForEvent", "%s", msg);
+    if (!timer_wanted(st, hash)) {
+        wait_reg_free(&w);
+        return 0;
+    }
+    struct run_update *op = st->op;
+    struct wait_reg *nw = realloc(op->waits, (op->nwaits + 1) * sizeof *nw);
+    if (nw)
+        op->waits = nw;
+    if (!nw || !(w.hash = strdup(hash)) || !(w.trigger_event = strdup(st->r->event))) {
+        wait_reg_free(&w);
+        return ops_fail(st, "InternalError", "out of memory registering the wait of step '%s'",
+                        hash);
+    }
+    /* events stored since this call was dispatched may already match */
+    static const uint8_t zero[10];
+    sb_ulid_from_parts(st->it->dispatched_at ? st->it->dispatched_at : st->now, zero,
+                       w.min_event_id);
+    op->waits[op->nwaits++] = w;
+    struct step_rec s = step_of(st, o, hash, "WaitForEvent");
+    ops_add_timer(st, &s, timeout_at, ITEM_WAIT);
+    return 0;
+}
+
+static int op_invoke(struct ops_state *st, const json_t *o, const char *hash)
+{
+    if (!timer_wanted(st, hash))
+        return 0;
+    struct invoke_reg inv;
+    int64_t timeout_at = 0;
+    char msg[400];
+    int prc = invoke_prepare(st->e, st->r, o, st->now, &inv, &timeout_at, msg, sizeof msg);
+    if (prc < 0) {
+        invoke_reg_free(&inv);
+        return ops_fail(st, "InvalidInvoke", "%s", msg);
+    }
+    struct step_rec s = step_of(st, o, hash, "InvokeFunction");
+    if (prc > 0) { /* unknown target: the step fails, the function sees it */
+        invoke_reg_free(&inv);
+        json_t *err = json_pack("{s:s, s:s}", "name", "Error", "message", msg);
+        s.status = STEP_FAILED;
+        int rc = err ? ops_memoize(st, &s, "error", err)
+                     : ops_fail(st, "InternalError", "out of memory");
+        json_decref(err);
+        return rc;
+    }
+    struct run_update *op = st->op;
+    struct invoke_reg *ni = realloc(op->invokes, (op->ninvokes + 1) * sizeof *ni);
+    if (ni)
+        op->invokes = ni;
+    if (!ni || !(inv.hash = strdup(hash))) {
+        invoke_reg_free(&inv);
+        return ops_fail(st, "InternalError", "out of memory starting the invocation of step '%s'",
+                        hash);
+    }
+    op->invokes[op->ninvokes++] = inv;
+    ops_add_timer(st, &s, timeout_at, ITEM_INVOKE);
+    return 0;
+}
+
+typedef int (*op_handler)(struct ops_state *st, const json_t *o, const char *hash);
+
+/* The step operations sysbusd implements. needs_id: the op names a step
+ * (its "id", checked by op_step_id, is passed to the handler). */
+static const struct op_def {
+    const char *name;
+    op_handler handle;
+    bool needs_id;
+} OP_TABLE[] = {
+    { "RunComplete", op_run_complete, false },     { "StepRun", op_step_run, true },
+    { "Step", op_step_run, true },                 { "StepError", op_step_error, true },
+    { "StepFailed", op_step_failed, true },        { "StepPlanned", op_step_planned, true },
+    { "Sleep", op_sleep, true },                   { "WaitForEvent", op_wait_for_event, true },
+    { "InvokeFunction", op_invoke, true },
+};
+
+static const struct op_def *op_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof OP_TABLE / sizeof OP_TABLE[0]; i++)
+        if (strcmp(OP_TABLE[i].name, name) == 0)
+            return &OP_TABLE[i];
+    return NULL;
+}
+
+/* Runs each op through its handler; OPS_ENDED when one ended the run. */
+static int apply_ops(struct ops_state *st)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(st->res->ops, i, o)
+    {
+        const char *opcode = sb_json_str(o, "op"); /* checked by outcome_parse */
+        const struct op_def *def = op_find(opcode);
+        if (!def)
+            return ops_fail(st, "UnsupportedOperation",
+                            "unsupported step operation '%.64s' in function '%s' (sysbusd does "
+                            "not implement it)",
+                            opcode, st->f->id);
+        const char *hash = def->needs_id ? op_step_id(o) : NULL;
+        if (def->needs_id && !hash)
+            return ops_fail(st, "InvalidResponse",
+                            "the worker sent a step operation without a valid id (%s)", opcode);
+        if (def->handle(st, o, hash) == OPS_ENDED)
+            return OPS_ENDED;
+    }
+    return 0;
+}
+
+/* The run goes on after its ops: planned steps and timers become items, the
+ * discovery call follows when nothing else is pending. */
+static void schedule_after_ops(struct ops_state *st)
+{
+    struct sb_engine *e = st->e;
+    struct run *r = st->r;
+    struct run_update *op = st->op;
+    struct item *it = st->it;
+    int64_t now = st->now;
+    bool parallel = (it->flags & ITEM_PARALLEL) || st->nplanned > 0;
     bool is_discovery = strcmp(it->step_id, "step") == 0;
-    if (!is_discovery || nplanned > 0 || ntimers > 0) {
+    if (!is_discovery || st->nplanned > 0 || st->ntimers > 0) {
         runop_del_item(op, it->id);
         engine_item_free(e, it);
         it = NULL;
     }
-    for (size_t k = 0; k < nplanned; k++) {
-        struct item *pi = engine_item_new(e, r, sb_engine_alloc_qid(e), planned[k]);
+    for (size_t k = 0; k < st->nplanned; k++) {
+        struct item *pi = engine_item_new(e, r, sb_engine_alloc_qid(e), st->planned[k]);
         pi->flags = ITEM_PARALLEL;
         pi->due_at = now;
         runop_put_item(op, pi);
     }
     size_t waits_seen = 0, invokes_seen = 0;
-    for (size_t k = 0; k < ntimers; k++) {
-        struct item *ti = engine_item_new(e, r, sb_engine_alloc_qid(e), timers[k].hash);
-        ti->flags = timers[k].flags | (parallel ? ITEM_PARALLEL : 0);
-        ti->due_at = timers[k].wake;
+    for (size_t k = 0; k < st->ntimers; k++) {
+        struct item *ti = engine_item_new(e, r, sb_engine_alloc_qid(e), st->timers[k].hash);
+        ti->flags = st->timers[k].flags | (parallel ? ITEM_PARALLEL : 0);
+        ti->due_at = st->timers[k].wake;
         runop_put_item(op, ti);
-        if (timers[k].flags & ITEM_INVOKE)
+        if (st->timers[k].flags & ITEM_INVOKE)
             op->invokes[invokes_seen++].item_id = ti->id; /* same order as timers[] */
-        if (timers[k].flags & ITEM_WAIT) {
+        if (st->timers[k].flags & ITEM_WAIT) {
             struct wait_reg *w = &op->waits[waits_seen++]; /* same order as timers[] */
             w->item_id = ti->id;
             w->flags = ti->flags;
@@ -417,6 +518,22 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
         d->due_at = now;
         runop_put_item(op, d);
     }
+}
+
+static void handle_ops(struct sb_engine *e, struct item *it, struct call_result *res,
+                       const struct fn *f, struct run_update *op)
+{
+    struct ops_state st = {
+        .e = e, .it = it, .r = it->run, .f = f, .res = res, .op = op, .now = sb_now_ms()
+    };
+    if (apply_ops(&st) == OPS_ENDED)
+        return;
+    if (st.retrying && !st.memoized && st.nplanned == 0 && st.ntimers == 0) {
+        runop_put_item(op, it); /* only a step error to retry */
+        runop_submit(op);
+        return;
+    }
+    schedule_after_ops(&st);
     runop_submit(op);
 }
 
@@ -484,11 +601,8 @@ void decide_call_result(struct sb_engine *e, struct item *it, struct call_result
         return;
     }
     if (!f) {
-        char msg[600];
-        snprintf(msg, sizeof msg, "function '%s' is not registered any more", r->function_id);
-        char *err = outcome_error_json("FunctionNotFound", msg);
-        decide_finish(e, r, op, RUN_FAILED, NULL, err, it->started_at);
-        free(err);
+        decide_fail(e, r, op, RUN_FAILED, it->started_at, "FunctionNotFound",
+                    "function '%s' is not registered any more", r->function_id);
         return;
     }
     if (res->req_version != INT_MIN && res->req_version != r->req_version) {

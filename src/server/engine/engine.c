@@ -313,9 +313,7 @@ static void handle_cancel(struct sb_engine *e, struct inbox_msg *m)
     m->cancel->next = r->cancels;
     r->cancels = m->cancel;
     r->cancelled = true;
-    char *err = outcome_error_json("RunCancelled", "the run was cancelled");
-    decide_finish(e, r, NULL, RUN_CANCELLED, NULL, err, 0);
-    free(err);
+    decide_fail(e, r, NULL, RUN_CANCELLED, 0, "RunCancelled", "the run was cancelled");
 }
 
 /* A Running run without queue rows (found at start): give it a discovery
@@ -433,13 +431,9 @@ static void dispatch_due(struct sb_engine *e)
         }
         const struct fn *f = r->function_id ? sb_snap_find(e->snap, r->function_id) : NULL;
         if (!f) {
-            char msg[600];
-            snprintf(msg, sizeof msg,
-                     "function '%s' is not registered any more; sync its app and rerun",
-                     r->function_id ? r->function_id : "?");
-            char *err = outcome_error_json("FunctionNotFound", msg);
-            decide_finish(e, r, NULL, RUN_FAILED, NULL, err, 0);
-            free(err);
+            decide_fail(e, r, NULL, RUN_FAILED, 0, "FunctionNotFound",
+                        "function '%s' is not registered any more; sync its app and rerun",
+                        r->function_id ? r->function_id : "?");
             continue;
         }
         if (it->flags & ITEM_DEADLINE) {

@@ -92,6 +92,10 @@ struct run {
     bool deadline_saved;   /* its queue row is written (or being written) */
     char *flow_keys[FLOW_KEYS];
     bool flow_keys_ready;
+    /* a change of it could not be stored for good (runop.c) */
+    char *unstorable;      /* why; the run is ended with it */
+    int unstorable_status; /* Failed, or Cancelled for a cancellation */
+    bool abandoned;        /* not even that end could be stored */
 };
 
 struct cancel_req {
@@ -258,6 +262,9 @@ int call_build_body(const struct run *r, const struct item *it, int max_attempts
 
 /* ---- outcome.c ---- */
 enum res_kind { RES_TRANSPORT, RES_DONE, RES_OPS, RES_ERROR };
+/* Step operations accepted in one response (Inngest's limit of steps per
+ * run is 1,000 too). */
+#define OUTCOME_MAX_OPS 1000
 struct call_result {
     enum res_kind kind;
     int status;
@@ -286,9 +293,14 @@ void decide_call_result(struct sb_engine *e, struct item *it, struct call_result
 /* A timer item came due (a sleep, or a wait's timeout): its step completes
  * with null. */
 void decide_timer(struct sb_engine *e, struct item *it);
-/* Ends a run with a status and error/output, submitting the write. */
+/* Ends a run with a status and error/output, submitting the write (op, or
+ * a new one when NULL). A Failed run without an error gets a fixed one. */
 void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, int status,
                    const char *output, const char *error, int64_t started_at);
+/* Ends a run (Failed or Cancelled) with the error {name, message}. */
+void decide_fail(struct sb_engine *e, struct run *r, struct run_update *op, int status,
+                 int64_t started_at, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
 
 /* ---- wait.c: step.waitForEvent ---- */
 /* A wait registered by a run_update. */
@@ -380,6 +392,9 @@ struct run_update {
     size_t nresolved;
     int64_t wait_timeout_item;     /* a wait timing out: conflict if already resolved */
     struct sb_req *checkpoint_req; /* answered when this op commits */
+    bool alloc_failed;             /* a part could not be allocated: apply refuses it */
+    bool fallback;                 /* the end written after this run's state could not be */
+    char *fail_msg;                /* why the commit failed (set by done) */
 };
 struct run_update *runop_new(struct sb_engine *e, struct run *r);
 int runop_add_step(struct run_update *op, const struct step_rec *s);

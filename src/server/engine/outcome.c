@@ -8,7 +8,10 @@
  *    (the step took longer than the call timeout).
  *  - 2xx without X-Inngest-Sdk: not an SDK (wrong URL?): retriable error.
  *  - 200: RES_DONE with the body as the function's return value.
- *  - 206: RES_OPS, an array of step operations (a single object is accepted).
+ *  - 206: RES_OPS, an array of at most OUTCOME_MAX_OPS step operations (a
+ *    single object is accepted), each with an "op" name.
+ *  - a body nested deeper than the JSON envelope allows (json.h): a final
+ *    error, ResponseTooDeep (the same code would answer the same again).
  *  - anything else: RES_ERROR; X-Inngest-No-Retry decides retriability when
  *    present, else 5xx and 401/403/404/408/429 are retriable, other 4xx not. */
 #include "engine_internal.h"
@@ -23,8 +26,15 @@
 
 char *outcome_error_json(const char *name, const char *msg)
 {
-    json_t *o = json_pack("{s:s, s:s}", "name", name, "message", msg);
-    char *s = sb_json_dumps(o, NULL);
+    /* messages quote what the worker sent, cut at a byte limit: make them
+     * valid UTF-8 so that the error can always be encoded */
+    char *m = strdup(msg ? msg : "");
+    if (!m)
+        return NULL;
+    sb_utf8_scrub(m);
+    json_t *o = json_pack("{s:s, s:s}", "name", name, "message", m);
+    free(m);
+    char *s = o ? sb_json_dumps(o, NULL) : NULL;
     json_decref(o);
     return s;
 }
@@ -99,8 +109,15 @@ void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct
     if (c->retry_after[0])
         out->retry_after_ms = sb_retry_after_ms(c->retry_after, sb_now_ms());
 
-    json_t *body = c->resp.len ? sb_json_parse(c->resp.data, c->resp.len, NULL) : NULL;
+    struct sb_err perr = { 0 };
+    json_t *body = c->resp.len ? sb_json_parse_input(c->resp.data, c->resp.len, 0, &perr) : NULL;
     char ex[160];
+    if (!body && perr.code == SB_ETOOBIG) {
+        /* the same code would answer the same again: not retriable */
+        set_error(out, false, "ResponseTooDeep", "the worker's response (HTTP %ld) is refused: %s",
+                  status, perr.msg);
+        return;
+    }
     if (status >= 200 && status < 300) {
         if (!c->has_sdk_header) {
             excerpt(&c->resp, ex, sizeof ex);
@@ -109,16 +126,16 @@ void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct
                       "URL an Inngest-compatible worker? body: %s",
                       status, ex);
         } else if (status == 200) {
-            out->kind = RES_DONE;
-            out->output = sb_json_dumps(body ? body : json_null(), NULL);
             if (c->resp.len && !body) {
-                free(out->output);
-                out->output = NULL;
                 excerpt(&c->resp, ex, sizeof ex);
                 set_error(out, true, "InvalidResponse",
                           "the worker answered 200 with a body "
                           "that is not JSON: %s",
                           ex);
+            } else if (!(out->output = sb_json_dumps(body ? body : json_null(), NULL))) {
+                set_error(out, true, "InternalError", "cannot encode the function's result");
+            } else {
+                out->kind = RES_DONE;
             }
         } else if (status == 206) {
             json_t *ops = json_is_object(body) ? json_pack("[O]", body) : json_incref(body);
@@ -127,8 +144,17 @@ void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct
             json_t *op;
             json_array_foreach(ops, i, op)
             {
-                if (!json_is_object(op) || !sb_json_str(op, "op"))
+                if (!json_is_object(op) ||
+                    sb_json_name(json_object_get(op, "op"), "op", 64, NULL) != 0)
                     ok = false;
+            }
+            if (ok && json_array_size(ops) > OUTCOME_MAX_OPS) {
+                set_error(out, false, "InvalidResponse",
+                          "the worker sent %zu step operations in one response; at most %d",
+                          json_array_size(ops), OUTCOME_MAX_OPS);
+                json_decref(ops);
+                json_decref(body);
+                return;
             }
             if (ok) {
                 out->kind = RES_OPS;

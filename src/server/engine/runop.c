@@ -50,6 +50,7 @@ void runop_free(struct run_update *op)
     sbd_ingest_free(&op->lifecycle);
     free(op->output);
     free(op->error);
+    free(op->fail_msg);
     free(op);
 }
 
@@ -57,6 +58,8 @@ static int apply(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct run_update *op = (struct run_update *)w;
     int rc = 0;
+    if (op->alloc_failed) /* a partial change must not be stored */
+        return sb_err_set(err, SB_ENOMEM, "out of memory while preparing the change");
     if (op->wait_timeout_item) {
         bool deleted;
         if ((rc = sb_store_wait_delete(st, op->wait_timeout_item, &deleted, err)))
@@ -98,6 +101,8 @@ static void done(struct wop *w, int rc, const struct sb_err *err)
     else if (rc)
         SB_LOGK(SB_ERROR, "run_update_failed", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
                 "could not record a change of run %s: %s", op->run_id, err ? err->msg : "?");
+    if (rc && rc != SB_ECONFLICT)
+        op->fail_msg = strdup(err && err->msg[0] ? err->msg : sb_strerror(rc));
     if (!rc) {
         for (size_t i = 0; i < op->ninvokes; i++)
             sbd_ingest_committed(op->e->sbd, &op->invokes[i].child); /* the invoked runs */
@@ -146,8 +151,10 @@ struct run_update *runop_new(struct sb_engine *e, struct run *r)
 int runop_add_step(struct run_update *op, const struct step_rec *s)
 {
     struct step_rec *ns = realloc(op->steps, (op->nsteps + 1) * sizeof *ns);
-    if (!ns)
+    if (!ns) {
+        op->alloc_failed = true;
         return SB_ENOMEM;
+    }
     op->steps = ns;
     struct step_rec *d = &ns[op->nsteps++];
     *d = *s;
@@ -157,6 +164,11 @@ int runop_add_step(struct run_update *op, const struct step_rec *s)
     d->op = dup_or_null(s->op);
     d->output = dup_or_null(s->output);
     d->error = dup_or_null(s->error);
+    if ((s->hash && !d->hash) || (s->name && !d->name) || (s->op && !d->op) ||
+        (s->output && !d->output) || (s->error && !d->error)) {
+        op->alloc_failed = true;
+        return SB_ENOMEM;
+    }
     return 0;
 }
 
@@ -173,8 +185,10 @@ int runop_put_item(struct run_update *op, const struct item *it)
         }
     }
     struct qitem_rec *np = realloc(op->puts, (op->nputs + 1) * sizeof *np);
-    if (!np)
+    if (!np) {
+        op->alloc_failed = true;
         return SB_ENOMEM;
+    }
     op->puts = np;
     struct qitem_rec *q = &np[op->nputs++];
     memset(q, 0, sizeof *q);
@@ -188,14 +202,20 @@ int runop_put_item(struct run_update *op, const struct item *it)
     q->transport_since = it->transport_since;
     q->last_error = dup_or_null(it->last_error);
     q->flags = it->flags;
+    if (!q->step_id || (it->last_error && !q->last_error)) {
+        op->alloc_failed = true;
+        return SB_ENOMEM;
+    }
     return 0;
 }
 
 int runop_del_item(struct run_update *op, int64_t id)
 {
     int64_t *nd = realloc(op->dels, (op->ndels + 1) * sizeof *nd);
-    if (!nd)
+    if (!nd) {
+        op->alloc_failed = true;
         return SB_ENOMEM;
+    }
     op->dels = nd;
     op->dels[op->ndels++] = id;
     return 0;
@@ -222,6 +242,74 @@ static int reload_item(void *ctx, const struct qitem_rec *q)
     return 0;
 }
 
+/* A change that can never be stored (it cannot be encoded, or the store
+ * refuses its size) must not be retried: the run is ended instead, with the
+ * reason, once the run is back in step with the store. Transient failures
+ * (I/O, busy, out of memory) are retried from the store's state. */
+static bool commit_error_is_permanent(int rc)
+{
+    return rc == SB_EINVAL || rc == SB_ETOOBIG;
+}
+
+static void note_unstorable(struct run *r, struct run_update *op, int rc)
+{
+    if (op->fallback) {
+        /* even the short end could not be stored: leave the run to the
+         * next start instead of trying again every second */
+        SB_LOGK(SB_ERROR, "run_not_ended", ((struct sb_lf[]){ LF_S("run_id", r->id) }),
+                "run %s could not be ended: %s", r->id, op->fail_msg ? op->fail_msg : "?");
+        r->abandoned = true;
+        return;
+    }
+    if (!commit_error_is_permanent(rc) || r->unstorable)
+        return;
+    r->unstorable = op->fail_msg ? op->fail_msg : strdup(sb_strerror(rc));
+    op->fail_msg = NULL;
+    r->unstorable_status = op->finish_status == RUN_CANCELLED ? RUN_CANCELLED : RUN_FAILED;
+}
+
+/* Ends a run whose change could not be stored, with a short error. */
+static void end_unstorable(struct sb_engine *e, struct run *r)
+{
+    char *why = r->unstorable;
+    r->unstorable = NULL;
+    struct run_update *op = runop_new(e, r);
+    if (op) {
+        op->fallback = true;
+        decide_fail(e, r, op, r->unstorable_status, 0, "StateNotStorable",
+                    "sysbusd could not store this run's state, so it ended the run: %.400s",
+                    why ? why : "?");
+    }
+    free(why);
+}
+
+/* Memory got ahead of the store: rebuild this run from the store. */
+static void rebuild_from_store(struct sb_engine *e, struct run *r)
+{
+    r->ended = false;
+    r->cancelled = false;
+    engine_run_drop_items(e, r);
+    engine_run_unload(e, r);
+    struct sb_store *st = sb_store_reader();
+    if (st)
+        sb_store_queue_scan_run(st, r->id, reload_item, e);
+    if (!r->items || r->abandoned) {
+        /* nothing left in the store for it: ended, or to be repaired */
+        engine_run_drop_items(e, r);
+        r->ended = true;
+    } else if (r->unstorable) {
+        end_unstorable(e, r); /* its cancellations are answered by that end */
+        return;
+    }
+    while (r->cancels) {
+        struct cancel_req *c = r->cancels;
+        r->cancels = c->next;
+        if (c->cb)
+            c->cb(c->ctx, SB_EIO, -1);
+        free(c);
+    }
+}
+
 void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
 {
     struct run *r = op->run;
@@ -246,26 +334,10 @@ void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
                       op->finish_status);
             free(c);
         }
-    } else if (rc != 0 && r->committing == 0) {
-        /* Memory got ahead of the store: rebuild this run from the store. */
-        r->ended = false;
-        r->cancelled = false;
-        engine_run_drop_items(e, r);
-        engine_run_unload(e, r);
-        struct sb_store *st = sb_store_reader();
-        if (st)
-            sb_store_queue_scan_run(st, r->id, reload_item, e);
-        if (!r->items) {
-            /* nothing left in the store for it: ended, or to be repaired */
-            r->ended = true;
-        }
-        while (r->cancels) {
-            struct cancel_req *c = r->cancels;
-            r->cancels = c->next;
-            if (c->cb)
-                c->cb(c->ctx, SB_EIO, -1);
-            free(c);
-        }
+    } else if (rc != 0) {
+        note_unstorable(r, op, rc);
+        if (r->committing == 0)
+            rebuild_from_store(e, r);
     }
     if (r->committing == 0) {
         if (r->ended)

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "server/store/store.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,7 @@ void engine_run_unload(struct sb_engine *e, struct run *r)
 
 void engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const char *value)
 {
+    assert(hash && value); /* callers encode first and fail the run when they cannot */
     if (!r->loaded)
         return; /* the store has it; loaded with the rest when needed */
     for (size_t i = 0; i < r->nmemo; i++) {
@@ -236,6 +238,7 @@ void engine_run_free(struct sb_engine *e, struct run *r)
         *pp = r->hnext;
     e->nruns--;
     free(r->function_id);
+    free(r->unstorable);
     free(r);
 }
 

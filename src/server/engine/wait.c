@@ -47,6 +47,11 @@ int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *ti
         snprintf(msg, msgsz, "waitForEvent without an event name");
         return -1;
     }
+    struct sb_err nerr = { 0 };
+    if (sb_json_name(json_object_get(op, "name"), "its event name", SB_MAX_ID, &nerr) != 0) {
+        snprintf(msg, msgsz, "waitForEvent: %s", nerr.msg);
+        return -1;
+    }
     int64_t t;
     if (!timeout || sb_duration_parse(timeout, 0, &t) != 0) {
         if (timeout && sb_time_parse_iso(timeout, &t) == 0) {

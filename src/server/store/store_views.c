@@ -24,7 +24,12 @@ static json_t *json_col(sqlite3_stmt *s, int col)
     const char *t = (const char *)sqlite3_column_text(s, col);
     if (!t)
         return json_null();
-    json_t *v = sb_json_parse(t, strlen(t), NULL);
+    size_t len = strlen(t);
+    /* a value stored before the JSON envelope existed may be nested too
+     * deeply to embed in a page: it is shown as a note, and the page works */
+    if (sb_json_check_depth(t, len, SB_JSON_MAX_DEPTH_EMBEDDED, NULL) != 0)
+        return json_pack("{s:s}", "sysbus_note", "this value is nested too deeply to show");
+    json_t *v = sb_json_parse(t, len, NULL);
     return v ? v : json_string(t);
 }
 
