@@ -1,30 +1,17 @@
 /* main.c - sysbusd: settings, start-up in dependency order, signal wait,
  * orderly shutdown.
  *
- * Start: store (migrate) -> registry (load) -> writer -> waiters -> engine
- * (load the queue: crash recovery is the normal start path) -> cron
- * scheduler -> HTTP -> syncer, janitor -> READY=1 to systemd (sdnotify.h).
- * Stop (SIGTERM/SIGINT): STOPPING=1 to systemd, stop taking work (syncer,
- * janitor, engine), let the writer commit and answer what it holds, answer
- * the long-polls, then close HTTP and the store. Calls that were in flight
- * are simply made again at the next start. */
-#include "api/api.h"
+ * Start: the components in dependency order (daemon.c), then READY=1 to
+ * systemd (sdnotify.h). Stop (SIGTERM/SIGINT): STOPPING=1 to systemd, then
+ * the components in reverse (daemon.c). Calls that were in flight are
+ * simply made again at the next start. */
 #include "common/clock.h"
 #include "common/httpc.h"
 #include "common/httpd.h"
-#include "common/json.h"
 #include "common/log.h"
 #include "common/sdnotify.h"
-#include "cron/scheduler.h"
-#include "engine/engine.h"
-#include "janitor.h"
-#include "registry.h"
 #include "sbd.h"
 #include "settings.h"
-#include "store/store.h"
-#include "store/writer.h"
-#include "syncer.h"
-#include "waiters.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -34,25 +21,6 @@
 #include <string.h>
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_STORE_NEWER = 3 };
-
-static int load_fn(void *ctx, const char *id, const char *app_id, const char *config, bool removed,
-                   const char *app_url)
-{
-    (void)app_url;
-    struct sb_registry *reg = ctx;
-    json_t *obj = sb_json_parse(config, strlen(config), NULL);
-    struct sb_err err = { 0 };
-    struct fn *f = obj ? sb_fn_parse(obj, app_id, &err) : NULL;
-    json_decref(obj);
-    if (!f) {
-        SB_LOG(SB_WARN, "function_load_failed", "stored function %s cannot be loaded: %s", id,
-               err.msg);
-        return 0;
-    }
-    f->removed = removed;
-    sb_registry_load_fn(reg, f);
-    return 0;
-}
 
 static int fail(const char *event, int code, const char *msg)
 {
@@ -115,40 +83,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     sb_httpc_global_init();
 
-    if ((rc = sb_store_open(sbd.cfg.data_dir, &sbd.store, &err)) != 0)
-        return fail("store_open_failed", rc == SB_ECONFIG ? EXIT_STORE_NEWER : EXIT_RUNTIME,
+    const char *stage = NULL;
+    if ((rc = sbd_start(&sbd, &stage, &err)) != 0)
+        return fail(stage,
+                    strcmp(stage, "store_open_failed") == 0 && rc == SB_ECONFIG ? EXIT_STORE_NEWER
+                                                                                 : EXIT_RUNTIME,
                     err.msg);
-    if (sb_registry_new(&sbd.registry) != 0)
-        return fail("oom", EXIT_RUNTIME, "out of memory");
-    sb_store_functions_scan(sbd.store, load_fn, sbd.registry);
-    if (sb_writer_start(sbd.store, (int)sbd.cfg.max_batch, &sbd.writer, &err) ||
-        sb_waiters_start(&sbd, &sbd.waiters, &err) || sb_engine_start(&sbd, &sbd.engine, &err) ||
-        sb_scheduler_start(&sbd, &sbd.scheduler, &err))
-        return fail("start_failed", EXIT_RUNTIME, err.msg);
-
-    struct sb_httpd_config hc = {
-        .host = sbd.cfg.host,
-        .port = (int)sbd.cfg.port,
-        .threads = (int)sbd.cfg.http_threads,
-        .body_max = (size_t)sbd.cfg.max_body,
-        .idle_timeout_s = 300,
-        .routes = sbd_routes,
-        .nroutes = sbd_nroutes,
-        .authorize = api_authorize,
-        .on_reply = api_on_reply,
-        .app = &sbd,
-    };
-    if (sb_httpd_start(&hc, &sbd.httpd, &err) != 0)
-        return fail("listen_failed", EXIT_RUNTIME, err.msg);
-    if (sb_syncer_start(&sbd, &sbd.syncer, &err) || sb_janitor_start(&sbd, &sbd.janitor, &err))
-        return fail("start_failed", EXIT_RUNTIME, err.msg);
-
-    SB_LOGK(SB_INFO, "listening",
-            ((struct sb_lf[]){ LF_S("host", sbd.cfg.host), LF_I("port", sb_httpd_port(sbd.httpd)),
-                               LF_S("mode", sbd.cfg.dev ? "dev" : "signed"),
-                               LF_S("data_dir", sbd.cfg.data_dir), LF_S("version", SB_VERSION) }),
-            "sysbusd listening on http://%s:%d (%s mode)", sbd.cfg.host, sb_httpd_port(sbd.httpd),
-            sbd.cfg.dev ? "dev" : "signed");
     /* Under systemd (Type=notify) this is what ends "activating": the store
      * is open and the port is listening. A failed notification is logged,
      * not fatal: systemd's start timeout then says the rest. */
@@ -162,17 +102,7 @@ int main(int argc, char **argv)
     SB_LOG(SB_INFO, "stopping", "received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     sb_sd_notify("STOPPING=1");
 
-    sb_syncer_stop(sbd.syncer);
-    sb_janitor_stop(sbd.janitor);
-    sb_scheduler_stop(sbd.scheduler);
-    sb_engine_stop(sbd.engine);   /* no new run changes after this */
-    sb_writer_stop(sbd.writer);   /* commits and answers what it holds */
-    sb_waiters_stop(sbd.waiters); /* answers long-polls */
-    sb_httpd_stop(sbd.httpd);
-    sb_engine_free(sbd.engine);
-    sb_registry_free(sbd.registry);
-    sb_store_close(sbd.store);
-    sb_store_close_readers();
+    sbd_stop(&sbd);
     sb_config_free(&sbd_config_spec, &sbd.cfg);
     curl_global_cleanup();
     SB_LOG(SB_INFO, "stopped", "sysbusd stopped");

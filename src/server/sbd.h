@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/err.h"
 #include "common/sign.h"
 #include "settings.h"
 
@@ -37,5 +38,13 @@ struct sbd {
     struct sb_httpd *httpd;
     int64_t started_at_ms;
 };
+
+/* Starts every component (daemon.c) on sbd's settings, keys and mode as
+ * main.c set them. On failure returns the SB_E* code with err filled and
+ * *stage naming the step (a log event: "store_open_failed", "start_failed",
+ * "listen_failed"); the process then exits. */
+int sbd_start(struct sbd *sbd, const char **stage, struct sb_err *err);
+/* Stops them in reverse order and closes the store. */
+void sbd_stop(struct sbd *sbd);
 
 #endif

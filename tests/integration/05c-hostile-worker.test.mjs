@@ -6,8 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { spawn, spawnSync } from "node:child_process";
-import { ROOT, api, sendEvents, startSysbusd, tmpdir, until, waitEventRuns } from "./lib.mjs";
+import { spawnSync } from "node:child_process";
+import { api, sendEvents, startHostileWorker, startSysbusd, tmpdir, until, waitEventRuns } from "./lib.mjs";
 
 // What each hostile function's run must end as.
 const expected = {
@@ -31,17 +31,6 @@ const expected = {
   "deep-checkpoint": { status: "Completed" },
   sleepy: { status: "Completed" },
 };
-
-export async function startHostileWorker(server, { callLog, appId } = {}) {
-  const env = { ...process.env, SYSBUS_URL: server.url, PORT: "0" };
-  if (callLog) env.CALL_LOG = callLog;
-  if (appId) env.APP_ID = appId;
-  const proc = spawn(process.execPath, [path.join(ROOT, "tests/hostile/worker.mjs")], { env, stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  proc.stdout.on("data", (d) => (out += d));
-  await until("the hostile worker to register", () => out.includes('"registered"') || (out.includes("register_failed") && Promise.reject(new Error(out))));
-  return { proc, kill: () => proc.kill("SIGKILL") };
-}
 
 test("a hostile worker cannot crash sysbusd, and each run ends with a reason", { timeout: 120000 }, async () => {
   const dir = tmpdir("hostile-");

@@ -176,6 +176,20 @@ export async function startCWorker({ server, role, appId, diagLog, env = {}, wai
   };
 }
 
+// Starts tests/hostile/worker.mjs (a protocol-speaking worker with hostile
+// answers) against server; resolves once it has registered. callLog: a
+// file where it appends "<function> <run_id>" per call.
+export async function startHostileWorker(server, { callLog, appId } = {}) {
+  const env = { ...cleanEnv(), SYSBUS_URL: server.url, PORT: "0" };
+  if (callLog) env.CALL_LOG = callLog;
+  if (appId) env.APP_ID = appId;
+  const proc = spawn(process.execPath, [path.join(ROOT, "tests/hostile/worker.mjs")], { env });
+  const out = track(proc, "hostile-worker");
+  await waitForLine(out, (j) => j.event === "registered" || j.event === "register_failed", "hostile worker");
+  if (out.lines.some((l) => l.includes("register_failed"))) throw new Error(`hostile worker: ${out.lines.join("\n")}`);
+  return { proc, out, kill: () => { if (!out.exited) proc.kill("SIGKILL"); } };
+}
+
 // Lines of a SYSBUS_DIAG_LOG file: [{run, fn, step, attempt}].
 export function readDiagLog(file) {
   if (!fs.existsSync(file)) return [];

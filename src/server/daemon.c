@@ -1,0 +1,104 @@
+/* daemon.c - sysbusd's components, started in dependency order and stopped
+ * in reverse; main.c (the process: settings, signals, systemd) and the
+ * engine fuzz target (tests/fuzz/fuzz_engine.c, a whole sysbusd in one
+ * process) both run a bus through it.
+ *
+ * Start: store (migrate) -> registry (load) -> writer -> waiters -> engine
+ * (load the queue: crash recovery is the normal start path) -> cron
+ * scheduler -> HTTP -> syncer, janitor. Stop: stop taking work (syncer,
+ * janitor, scheduler, engine), let the writer commit and answer what it
+ * holds, answer the long-polls, then close HTTP and the store. */
+#include "api/api.h"
+#include "common/httpd.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "cron/scheduler.h"
+#include "engine/engine.h"
+#include "janitor.h"
+#include "registry.h"
+#include "sbd.h"
+#include "store/store.h"
+#include "store/writer.h"
+#include "syncer.h"
+#include "waiters.h"
+
+#include <string.h>
+
+static int load_fn(void *ctx, const char *id, const char *app_id, const char *config, bool removed,
+                   const char *app_url)
+{
+    (void)app_url;
+    struct sb_registry *reg = ctx;
+    json_t *obj = sb_json_parse(config, strlen(config), NULL);
+    struct sb_err err = { 0 };
+    struct fn *f = obj ? sb_fn_parse(obj, app_id, &err) : NULL;
+    json_decref(obj);
+    if (!f) {
+        SB_LOG(SB_WARN, "function_load_failed", "stored function %s cannot be loaded: %s", id,
+               err.msg);
+        return 0;
+    }
+    f->removed = removed;
+    sb_registry_load_fn(reg, f);
+    return 0;
+}
+
+int sbd_start(struct sbd *sbd, const char **stage, struct sb_err *err)
+{
+    int rc;
+    *stage = "store_open_failed";
+    if ((rc = sb_store_open(sbd->cfg.data_dir, &sbd->store, err)) != 0)
+        return rc;
+    *stage = "start_failed";
+    if (sb_registry_new(&sbd->registry) != 0)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    sb_store_functions_scan(sbd->store, load_fn, sbd->registry);
+    if ((rc = sb_writer_start(sbd->store, (int)sbd->cfg.max_batch, &sbd->writer, err)) ||
+        (rc = sb_waiters_start(sbd, &sbd->waiters, err)) ||
+        (rc = sb_engine_start(sbd, &sbd->engine, err)) ||
+        (rc = sb_scheduler_start(sbd, &sbd->scheduler, err)))
+        return rc;
+    struct sb_httpd_config hc = {
+        .host = sbd->cfg.host,
+        .port = (int)sbd->cfg.port,
+        .threads = (int)sbd->cfg.http_threads,
+        .body_max = (size_t)sbd->cfg.max_body,
+        .idle_timeout_s = 300,
+        .routes = sbd_routes,
+        .nroutes = sbd_nroutes,
+        .authorize = api_authorize,
+        .on_reply = api_on_reply,
+        .app = sbd,
+    };
+    *stage = "listen_failed";
+    if ((rc = sb_httpd_start(&hc, &sbd->httpd, err)) != 0)
+        return rc;
+    *stage = "start_failed";
+    if ((rc = sb_syncer_start(sbd, &sbd->syncer, err)) ||
+        (rc = sb_janitor_start(sbd, &sbd->janitor, err)))
+        return rc;
+    SB_LOGK(SB_INFO, "listening",
+            ((struct sb_lf[]){ LF_S("host", sbd->cfg.host),
+                               LF_I("port", sb_httpd_port(sbd->httpd)),
+                               LF_S("mode", sbd->cfg.dev ? "dev" : "signed"),
+                               LF_S("data_dir", sbd->cfg.data_dir), LF_S("version", SB_VERSION) }),
+            "sysbusd listening on http://%s:%d (%s mode)", sbd->cfg.host,
+            sb_httpd_port(sbd->httpd), sbd->cfg.dev ? "dev" : "signed");
+    *stage = NULL;
+    return 0;
+}
+
+void sbd_stop(struct sbd *sbd)
+{
+    sb_syncer_stop(sbd->syncer);
+    sb_janitor_stop(sbd->janitor);
+    sb_scheduler_stop(sbd->scheduler);
+    sb_engine_stop(sbd->engine);   /* no new run changes after this */
+    sb_writer_stop(sbd->writer);   /* commits and answers what it holds */
+    sb_waiters_stop(sbd->waiters); /* answers long-polls */
+    sb_httpd_stop(sbd->httpd);
+    sb_engine_free(sbd->engine);
+    sb_registry_free(sbd->registry);
+    sb_store_close(sbd->store);
+    sb_store_close_readers();
+}
