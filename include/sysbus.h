@@ -201,6 +201,11 @@ SYSBUS_API void sysbus_http_reply(sysbus_http *req, int status, json_t *body /* 
  * ids array (new reference) or NULL with errbuf set. */
 SYSBUS_API json_t *sysbus_send_events(sysbus_app *app, const json_t *events, char *errbuf,
                                       size_t errlen);
+/* The same, and *http_status (may be NULL) is the server's HTTP status (0
+ * when it could not be reached), so that a caller can tell a refusal that
+ * will not change (4xx: the events themselves are wrong) from an outage. */
+SYSBUS_API json_t *sysbus_send_events_status(sysbus_app *app, const json_t *events,
+                                             int *http_status, char *errbuf, size_t errlen);
 
 /* ---- steps (inside a handler) ---- */
 

@@ -131,11 +131,12 @@ int sb_httpc_do(const struct sb_httpc_req *req, struct sb_httpc_resp *resp, stru
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
     } else {
         rc = sb_httpc_map_curl_error(c);
+        const char *shown = req->shown_url ? req->shown_url : req->url;
         if (c == CURLE_WRITE_ERROR)
-            sb_err_set(err, rc, "%s %s: response larger than %zu bytes", req->method, req->url,
+            sb_err_set(err, rc, "%s %s: response larger than %zu bytes", req->method, shown,
                        resp->body.max);
         else
-            sb_err_set(err, rc, "%s %s: %s", req->method, req->url,
+            sb_err_set(err, rc, "%s %s: %s", req->method, shown,
                        errbuf[0] ? errbuf : curl_easy_strerror(c));
     }
     curl_slist_free_all(hl);

@@ -20,10 +20,15 @@ void sdk_auth_header(const sysbus_app *app, char *out, size_t outsz)
 }
 
 /* One request to the server with the SDK's headers; the reply's JSON body
- * (new ref, NULL when not JSON) and status. -1 when unreachable. */
-static int server_request(sysbus_app *app, const char *method, const char *url, const char *body,
-                          long timeout_ms, int *status, json_t **json, char *errbuf, size_t errlen)
+ * (new ref, NULL when not JSON) and status. -1 when unreachable. Messages
+ * name the URL as `shown` (NULL: url), so that a credential in the URL (the
+ * event key) never reaches errbuf and the log lines made from it. */
+static int server_request(sysbus_app *app, const char *method, const char *url, const char *shown,
+                          const char *body, long timeout_ms, int *status, json_t **json,
+                          char *errbuf, size_t errlen)
 {
+    if (!shown)
+        shown = url;
     char auth[SB_SIGKEY_MAX + 40];
     sdk_auth_header(app, auth, sizeof auth);
     const char *headers[] = { "Content-Type: application/json",
@@ -31,6 +36,7 @@ static int server_request(sysbus_app *app, const char *method, const char *url, 
                               "X-Inngest-Framework: sysbus", auth[0] ? auth : NULL, NULL };
     struct sb_httpc_req req = { .method = method,
                                 .url = url,
+                                .shown_url = shown,
                                 .headers = headers,
                                 .body = body,
                                 .body_len = body ? strlen(body) : 0,
@@ -40,15 +46,16 @@ static int server_request(sysbus_app *app, const char *method, const char *url, 
     *status = 0;
     *json = NULL;
     if (sb_httpc_do(&req, &resp, &err) != 0) {
-        snprintf(errbuf, errlen, "%s %s: %s", method, url, err.msg);
+        snprintf(errbuf, errlen, "%s", err.msg);
         sb_httpc_resp_free(&resp);
         return -1;
     }
     *status = (int)resp.status;
-    *json = sb_json_parse_ints(resp.body.data ? resp.body.data : "", resp.body.len, NULL);
+    *json = sb_json_parse_input(resp.body.data ? resp.body.data : "", resp.body.len,
+                                SB_JSON_INTS | SB_JSON_EMBEDDED, NULL);
     if (*status < 200 || *status > 299) {
         const char *msg = *json ? sb_json_str(*json, "error") : NULL;
-        snprintf(errbuf, errlen, "%s %s: HTTP %d: %.200s", method, url, *status,
+        snprintf(errbuf, errlen, "%s %s: HTTP %d: %.200s", method, shown, *status,
                  msg ? msg : (resp.body.data ? resp.body.data : ""));
     }
     sb_httpc_resp_free(&resp);
@@ -63,7 +70,7 @@ int sdk_register_once(sysbus_app *app, int *status, char *errbuf, size_t errlen)
     char url[600];
     snprintf(url, sizeof url, "%s/fn/register", app->base_url);
     json_t *reply = NULL;
-    int rc = server_request(app, "POST", url, text, 15000, status, &reply, errbuf, errlen);
+    int rc = server_request(app, "POST", url, NULL, text, 15000, status, &reply, errbuf, errlen);
     free(text);
     json_decref(reply);
     if (rc != 0 || *status != 200)
@@ -141,7 +148,7 @@ json_t *sdk_api_get(sysbus_app *app, const char *path, char *errbuf, size_t errl
     snprintf(url, sizeof url, "%s%s", app->base_url, path);
     int status;
     json_t *reply = NULL;
-    if (server_request(app, "GET", url, NULL, 30000, &status, &reply, errbuf, errlen) != 0 ||
+    if (server_request(app, "GET", url, NULL, NULL, 30000, &status, &reply, errbuf, errlen) != 0 ||
         status != 200) {
         json_decref(reply);
         return NULL;
@@ -151,17 +158,28 @@ json_t *sdk_api_get(sysbus_app *app, const char *path, char *errbuf, size_t errl
 
 json_t *sysbus_send_events(sysbus_app *app, const json_t *events, char *errbuf, size_t errlen)
 {
-    char url[700];
+    return sysbus_send_events_status(app, events, NULL, errbuf, errlen);
+}
+
+json_t *sysbus_send_events_status(sysbus_app *app, const json_t *events, int *http_status,
+                                  char *errbuf, size_t errlen)
+{
+    char url[700], shown[640];
     snprintf(url, sizeof url, "%s/e/%s", app->base_url,
              app->event_key && *app->event_key ? app->event_key : "dev");
+    snprintf(shown, sizeof shown, "%s/e/<event key>", app->base_url);
+    int status = 0;
+    if (http_status)
+        *http_status = 0;
     char *text = sb_json_dumps(events, NULL);
     if (!text) {
         snprintf(errbuf, errlen, "events are not serializable JSON");
         return NULL;
     }
-    int status;
     json_t *reply = NULL;
-    int rc = server_request(app, "POST", url, text, 30000, &status, &reply, errbuf, errlen);
+    int rc = server_request(app, "POST", url, shown, text, 30000, &status, &reply, errbuf, errlen);
+    if (http_status)
+        *http_status = status;
     free(text);
     json_t *ids = reply ? json_object_get(reply, "ids") : NULL;
     if (rc != 0 || status != 200 || !json_is_array(ids)) {

@@ -238,7 +238,9 @@ static void call(struct sb_req *req)
     size_t len;
     const char *text = sb_req_body(req, &len);
     struct sb_err perr = { 0 };
-    json_t *body = sb_json_parse_ints(text ? text : "", len, &perr);
+    /* a call embeds accepted values in the server's envelope: the deeper
+     * limit for embedded documents applies */
+    json_t *body = sb_json_parse_input(text ? text : "", len, SB_JSON_INTS | SB_JSON_EMBEDDED, &perr);
     if (!json_is_object(body) || !json_is_object(json_object_get(body, "event"))) {
         sdk_headers(req);
         sb_reply_error(req, 400, "BAD_CALL", "%s",

@@ -1,6 +1,8 @@
 /* webhooks.c - the webhook gateway (see webhooks.h): signature checks per
  * provider, then one event per accepted delivery, sent synchronously so the
- * provider gets 200 only when the bus has the event (else 502: it retries). */
+ * provider gets 200 only when the bus has the event. When the bus refuses it
+ * for good (4xx about the delivery itself) the provider gets 4xx and stops;
+ * when the bus is unreachable or says try later, 502, and it retries. */
 #include "webhooks.h"
 #include "common/crypto.h"
 #include "common/json.h"
@@ -81,6 +83,16 @@ static void reply_error(sysbus_http *req, int status, const char *code, const ch
                       json_pack("{s:s, s:s, s:i}", "error", msg, "code", code, "status", status));
 }
 
+bool webhook_refusal_is_final(int bus_status)
+{
+    /* 4xx is about the delivery itself (too large, an id too long, bad
+     * JSON): sent again it is refused again, so the provider must not
+     * retry. 401/403 (a wrong event key), 404/408/429 and 5xx or no answer
+     * can heal: 502, and the provider retries. */
+    return bus_status >= 400 && bus_status < 500 && bus_status != 401 && bus_status != 403 &&
+           bus_status != 404 && bus_status != 408 && bus_status != 429;
+}
+
 static void on_webhook(sysbus_http *req, void *user)
 {
     sysbus_app *app = user;
@@ -112,10 +124,10 @@ static void on_webhook(sysbus_http *req, void *user)
         return;
     }
     struct sb_err perr = { 0 };
-    json_t *payload = sb_json_parse_ints(body ? body : "", len, &perr);
+    json_t *payload = sb_json_parse_input(body ? body : "", len, SB_JSON_INTS, &perr);
     if (!payload) {
-        snprintf(msg, sizeof msg, "the body is not JSON: %.150s", perr.msg);
-        reply_error(req, 400, "INVALID_JSON", msg);
+        snprintf(msg, sizeof msg, "the body is not accepted: %.150s", perr.msg);
+        reply_error(req, 400, perr.code == SB_ETOOBIG ? "TOO_DEEP" : "INVALID_JSON", msg);
         return;
     }
     char name[100];
@@ -134,12 +146,20 @@ static void on_webhook(sysbus_http *req, void *user)
     if (delivery && *delivery) /* a redelivery dedupes to the same event */
         json_object_set_new(ev, "id", json_string(delivery));
     char err[400];
-    json_t *ids = sysbus_send_events(app, ev, err, sizeof err);
+    int status = 0;
+    json_t *ids = sysbus_send_events_status(app, ev, &status, err, sizeof err);
     json_decref(ev);
     if (!ids) {
-        SB_LOG(SB_ERROR, "webhook_not_forwarded", "a %s delivery could not be sent: %s", provider,
-               err);
-        reply_error(req, 502, "BUS_UNAVAILABLE", "the event bus did not accept the delivery");
+        SB_LOGK(SB_ERROR, "webhook_not_forwarded",
+                ((struct sb_lf[]){ LF_S("provider", provider), LF_I("status", status) }),
+                "a %s delivery could not be sent: %s", provider, err);
+        if (webhook_refusal_is_final(status)) {
+            snprintf(msg, sizeof msg, "the event bus refused the delivery (HTTP %d): %.120s",
+                     status, err);
+            reply_error(req, status == 413 ? 413 : 400, "REJECTED_BY_BUS", msg);
+        } else {
+            reply_error(req, 502, "BUS_UNAVAILABLE", "the event bus did not accept the delivery");
+        }
         return;
     }
     sysbus_http_reply(req, 200, json_pack("{s:s, s:o}", "event", name, "ids", ids));

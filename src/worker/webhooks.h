@@ -4,6 +4,7 @@
 #ifndef WORKER_WEBHOOKS_H
 #define WORKER_WEBHOOKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sysbus.h"
@@ -28,6 +29,10 @@ const char *webhook_signature_header(const char *provider);
 /* The environment variable holding provider's secret (GITHUB_WEBHOOK_SECRET,
  * VERCEL_WEBHOOK_SECRET, else WEBHOOK_SECRET_<PROVIDER>), into out. */
 void webhook_secret_env(const char *provider, char *out, size_t outsz);
+
+/* Is the bus's refusal of a delivery (its HTTP status, 0 = no answer)
+ * final, so that the provider is answered 4xx instead of 502? */
+bool webhook_refusal_is_final(int bus_status);
 
 /* Adds the route to app. */
 void webhooks_install(sysbus_app *app);

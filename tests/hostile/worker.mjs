@@ -83,19 +83,21 @@ export const behaviours = {
     if (!done(req).includes("z")) return ops(res, [{ op: "Sleep", id: "z", name: "1s" }]);
     reply(res, 200, JSON.stringify({ ok: true, event_name: req.body.event?.name }));
   },
-  // a checkpoint nested past the limit is refused with 400; the call then
-  // completes normally and reports what the checkpoint got
-  "deep-checkpoint": async (req, res) => {
-    const ctx = req.body.ctx || {};
-    const r = await fetch(`${SYSBUS}/v1/checkpoint/${ctx.run_id}/async`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: `{"run_id":"${ctx.run_id}","fn_id":"x","qi_id":${JSON.stringify(ctx.qi_id ?? 1)},` +
-        `"steps":[{"op":"StepRun","id":"c","data":${nested(500)}}]}`,
-    });
-    reply(res, 200, JSON.stringify({ checkpoint_status: r.status, checkpoint: await r.json().catch(() => null) }));
-  },
+  // checkpoints past the limits are refused with 400; the call then
+  // completes normally and reports what its checkpoint got
+  "deep-checkpoint": (req, res) => checkpoint(req, res, `{"op":"StepRun","id":"c","data":${nested(500)}}`),
+  "nul-checkpoint-id": (req, res) => checkpoint(req, res, '{"op":"StepRun","id":"c\\u0000x","data":1}'),
 };
+
+async function checkpoint(req, res, step) {
+  const ctx = req.body.ctx || {};
+  const r = await fetch(`${SYSBUS}/v1/checkpoint/${ctx.run_id}/async`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: `{"run_id":"${ctx.run_id}","fn_id":"x","qi_id":${JSON.stringify(ctx.qi_id ?? 1)},"steps":[${step}]}`,
+  });
+  reply(res, 200, JSON.stringify({ checkpoint_status: r.status, checkpoint: await r.json().catch(() => null) }));
+}
 
 function functions(url) {
   return Object.keys(behaviours).map((id) => ({

@@ -29,6 +29,7 @@ const expected = {
   hang: { status: "Failed", error: /did not answer within/ },
   "mid-body-close": { status: "Failed", error: /unreachable/ },
   "deep-checkpoint": { status: "Completed" },
+  "nul-checkpoint-id": { status: "Completed" },
   sleepy: { status: "Completed" },
 };
 
@@ -55,6 +56,8 @@ test("a hostile worker cannot crash sysbusd, and each run ends with a reason", {
     // the deep checkpoint was refused with a clear 400, and nothing else broke
     assert.equal(runs["deep-checkpoint"].output.checkpoint_status, 400);
     assert.match(runs["deep-checkpoint"].output.checkpoint.error, /nested deeper than 64/);
+    assert.equal(runs["nul-checkpoint-id"].output.checkpoint_status, 400);
+    assert.match(runs["nul-checkpoint-id"].output.checkpoint.error, /no valid id/);
     const steps = await api(s, `/v1/runs/${runs["long-name"].run_id}/steps`);
     assert.equal(steps.status, 200, steps.text);
     assert.ok(steps.text.length < 20000, "a 100 KB display name is not stored");

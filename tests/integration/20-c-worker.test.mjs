@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import crypto from "node:crypto";
 import {
-  SIGNING_KEY, api, readDiagLog, sendEvents, startCWorker, startSysbusd, tmpdir, waitEventRuns,
+  EVENT_KEY, SIGNING_KEY, api, readDiagLog, sendEvents, startCWorker, startSysbusd, tmpdir, waitEventRuns,
 } from "./lib.mjs";
 
 async function withWorld(fn, { dev = true, role, workerEnv } = {}) {
@@ -239,6 +239,33 @@ test("webhooks: signed deliveries become events, bad ones are refused", { timeou
     const events = (await api(s, "/v1/events?limit=50")).json.data.filter((e) => e.name.endsWith("/webhook.received"));
     assert.equal(events.length, 3, "only the three good deliveries reached the bus");
   }, { workerEnv: secrets });
+});
+
+test("webhooks: a delivery the bus refuses for good gets 4xx, and no event key is logged", { timeout: 60000 }, async () => {
+  const secrets = { GITHUB_WEBHOOK_SECRET: "gh-secret" };
+  await withWorld(async (s, w) => {
+    const hmac = (body) => "sha256=" + crypto.createHmac("sha256", "gh-secret").update(body).digest("hex");
+    const post = (body, headers = {}) => fetch(`${w.origin}/webhooks/github`, {
+      method: "POST", body, headers: { "content-type": "application/json", "x-hub-signature-256": hmac(body), ...headers } });
+    // an id the bus refuses (over 512 bytes): sending it again would not help
+    const long = await post('{"a":1}', { "x-github-delivery": "d".repeat(600) });
+    assert.equal(long.status, 400, await long.clone().text());
+    const j = await long.json();
+    assert.equal(j.code, "REJECTED_BY_BUS");
+    assert.match(j.error, /HTTP 400.*longer than 512 bytes/);
+    // a payload past the JSON envelope is refused by the worker itself
+    const deep = '{"a":'.repeat(100) + "1" + "}".repeat(100);
+    const d = await post(deep);
+    assert.equal(d.status, 400);
+    assert.equal((await d.json()).code, "TOO_DEEP");
+    // the bus gone: the provider is told to retry
+    await s.stop();
+    const down = await post('{"a":2}', { "x-github-delivery": "d-2" });
+    assert.equal(down.status, 502);
+    const log = w.out.lines.join("\n");
+    assert.match(log, /webhook_not_forwarded/);
+    assert.ok(!log.includes(EVENT_KEY), "the event key appears in the worker's log");
+  }, { dev: false, workerEnv: secrets });
 });
 
 // A port nothing listens on right now (for a process started later).

@@ -19,6 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+static bool is_step_run(const json_t *op)
+{
+    const char *opcode = sb_json_str(op, "op");
+    return opcode && (strcmp(opcode, "StepRun") == 0 || strcmp(opcode, "Step") == 0);
+}
+
 void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m)
 {
     struct run *r = engine_run_find(e, m->run_id);
@@ -33,6 +39,23 @@ void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m)
         json_decref(m->steps);
         return;
     }
+    if (json_array_size(m->steps) > OUTCOME_MAX_OPS) {
+        sb_reply_error(m->req, 400, "INVALID_CHECKPOINT", "%zu steps in one checkpoint; at most %d",
+                       json_array_size(m->steps), OUTCOME_MAX_OPS);
+        json_decref(m->steps);
+        return;
+    }
+    size_t i;
+    json_t *o;
+    json_array_foreach(m->steps, i, o)
+    {
+        if (is_step_run(o) && !engine_op_step_id(o)) {
+            sb_reply_error(m->req, 400, "INVALID_CHECKPOINT", "checkpoint step %zu has no valid id",
+                           i);
+            json_decref(m->steps);
+            return;
+        }
+    }
     struct run_update *op = runop_new(e, r);
     if (!op) {
         sb_reply_error(m->req, 503, "UNAVAILABLE", "out of memory");
@@ -40,27 +63,28 @@ void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m)
         return;
     }
     int64_t now = sb_now_ms();
-    size_t i;
-    json_t *o;
     json_array_foreach(m->steps, i, o)
     {
-        const char *opcode = sb_json_str(o, "op");
-        const char *hash = sb_json_str(o, "id");
-        if (!opcode || !hash || strlen(hash) >= 48 ||
-            (strcmp(opcode, "StepRun") != 0 && strcmp(opcode, "Step") != 0)) {
+        if (!is_step_run(o)) {
+            const char *opcode = sb_json_str(o, "op");
             SB_LOGK(SB_DEBUG, "checkpoint_op_ignored", ((struct sb_lf[]){ LF_S("run_id", r->id) }),
-                    "checkpoint op '%s' ignored", opcode ? opcode : "?");
+                    "checkpoint op '%.64s' ignored", opcode ? opcode : "?");
             continue;
         }
+        const char *hash = engine_op_step_id(o);
         json_t *data = json_object_get(o, "data");
         json_t *memo = json_pack("{s:O}", "data", data ? data : json_null());
-        char *mv = sb_json_dumps(memo, NULL);
+        char *mv = memo ? sb_json_dumps(memo, NULL) : NULL;
         json_decref(memo);
-        if (!mv)
-            continue;
+        if (!mv) {
+            op->alloc_failed = true; /* the writer refuses it; the SDK gets 503 */
+            break;
+        }
         const char *name = sb_json_str(o, "displayName");
         if (!name)
             name = sb_json_str(o, "name");
+        if (name && sb_name_check(name, strlen(name), "name", SB_MAX_ID, NULL) != 0)
+            name = NULL;
         struct step_rec s = { .run_id = r->id,
                               .hash = hash,
                               .seq = (int64_t)r->nmemo,

@@ -125,8 +125,7 @@ static void schedule_retry(struct sb_engine *e, struct item *it, const struct ca
     set_last_error(it, err);
 }
 
-/* A valid step id from an op: non-empty, short, no quotes or controls. */
-static const char *op_step_id(const json_t *op)
+const char *engine_op_step_id(const json_t *op)
 {
     const json_t *v = json_object_get(op, "id");
     if (sb_json_name(v, "id", 47, NULL) != 0)
@@ -419,7 +418,7 @@ static int op_invoke(struct ops_state *st, const json_t *o, const char *hash)
 typedef int (*op_handler)(struct ops_state *st, const json_t *o, const char *hash);
 
 /* The step operations sysbusd implements. needs_id: the op names a step
- * (its "id", checked by op_step_id, is passed to the handler). */
+ * (its "id", checked by engine_op_step_id, is passed to the handler). */
 static const struct op_def {
     const char *name;
     op_handler handle;
@@ -454,7 +453,7 @@ static int apply_ops(struct ops_state *st)
                             "unsupported step operation '%.64s' in function '%s' (sysbusd does "
                             "not implement it)",
                             opcode, st->f->id);
-        const char *hash = def->needs_id ? op_step_id(o) : NULL;
+        const char *hash = def->needs_id ? engine_op_step_id(o) : NULL;
         if (def->needs_id && !hash)
             return ops_fail(st, "InvalidResponse",
                             "the worker sent a step operation without a valid id (%s)", opcode);

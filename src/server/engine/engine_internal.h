@@ -288,6 +288,9 @@ char *outcome_error_json(const char *name, const char *msg);
 struct run_update;
 
 /* ---- decide.c ---- */
+/* The step id of an op (its "id"): non-empty, at most 47 bytes, no quotes,
+ * spaces or controls; NULL when it has none valid. Borrowed from op. */
+const char *engine_op_step_id(const json_t *op);
 /* Applies a call result to the run (in memory) and submits the writes. */
 void decide_call_result(struct sb_engine *e, struct item *it, struct call_result *res);
 /* A timer item came due (a sleep, or a wait's timeout): its step completes
