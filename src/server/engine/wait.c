@@ -77,6 +77,11 @@ int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *ti
         w->expr = strdup(expr);
     }
     w->event_name = strdup(name);
+    if (!w->event_name || (expr && *expr && !w->expr)) {
+        wait_reg_free(w);
+        snprintf(msg, msgsz, "out of memory registering waitForEvent('%.100s')", name);
+        return -1;
+    }
     return 0;
 }
 
