@@ -120,7 +120,13 @@ int main(int argc, char **argv)
                     err.msg);
     if (sb_registry_new(&sbd.registry) != 0)
         return fail("oom", EXIT_RUNTIME, "out of memory");
-    sb_store_functions_scan(sbd.store, load_fn, sbd.registry);
+    /* A registry missing some functions would fail their runs
+     * (FunctionNotFound): a start that cannot read them all does not start. */
+    if ((rc = sb_store_functions_scan(sbd.store, load_fn, sbd.registry, &err)) != 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "cannot load the stored functions: %s", err.msg);
+        return fail("start_failed", EXIT_RUNTIME, msg);
+    }
     if (sb_writer_start(sbd.store, (int)sbd.cfg.max_batch, &sbd.writer, &err) ||
         sb_waiters_start(&sbd, &sbd.waiters, &err) || sb_engine_start(&sbd, &sbd.engine, &err) ||
         sb_scheduler_start(&sbd, &sbd.scheduler, &err))

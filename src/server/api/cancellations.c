@@ -142,9 +142,10 @@ void h_cancellations_list(struct sb_req *req)
     if (api_query_int(req, "limit", 20, 1, 1000, &limit))
         return;
     struct sb_store *st = sb_store_reader();
-    json_t *list = st ? sb_store_cancellations_json(st, (int)limit) : NULL;
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
+    json_t *list = st ? sb_store_cancellations_json(st, (int)limit, &err) : NULL;
     if (!list) {
-        sb_reply_error(req, 503, "STORE_UNAVAILABLE", "cannot read the store");
+        api_store_error(req, "cancellations", &err);
         return;
     }
     sb_reply_json(req, 200, json_pack("{s:o}", "data", list));

@@ -253,8 +253,8 @@ void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
         engine_run_drop_items(e, r);
         engine_run_unload(e, r);
         struct sb_store *st = sb_store_reader();
-        if (st)
-            sb_store_queue_scan_run(st, r->id, reload_item, e);
+        if (!st || sb_store_queue_scan_run(st, r->id, reload_item, e) < 0)
+            engine_run_drop_items(e, r); /* no partial reload (store.md, read errors) */
         if (!r->items) {
             /* nothing left in the store for it: ended, or to be repaired */
             r->ended = true;
