@@ -55,8 +55,11 @@ static void cancel_done(struct wop *w, int rc, const struct sb_err *err)
 {
     struct cancel_op *op = (struct cancel_op *)w;
     if (rc) {
-        sb_reply_error(op->req, 500, "STORE_ERROR", "cancellation not recorded: %s",
-                       err ? err->msg : "store error");
+        /* the running runs could not be read (or written): nothing was
+         * cancelled, and a retry may succeed */
+        bool transient = rc == SB_EUNAVAIL || rc == SB_EBUSY || rc == SB_EIO || rc == SB_ESTORE;
+        sb_reply_error(op->req, transient ? 503 : 500, "STORE_ERROR",
+                       "cancellation not recorded: %s", err ? err->msg : "store error");
     } else {
         sbd_cancel_committed(op->sbd, op->ids, op->nids);
         json_t *runs = json_array();

@@ -384,8 +384,8 @@ static void refresh_snapshot(struct sb_engine *e)
 
 enum load_result { LOAD_OK, LOAD_GONE, LOAD_LATER };
 
-/* Delay before the next try to load a run whose load failed n times in a
- * row: 400 ms doubling to 30 s, with jitter. */
+/* A run whose state could not be read is tried again after 400 ms, doubling
+ * to 30 s (with jitter); its log line comes at most once a minute. */
 #define LOAD_RETRY_MAX_MS 30000
 #define LOAD_LOG_EVERY_MS 60000
 
@@ -394,10 +394,8 @@ enum load_result { LOAD_OK, LOAD_GONE, LOAD_LATER };
  * not failed for what is most likely a passing fault (a busy or full disk):
  * the item waits and is tried again, with a log line per run at most once a
  * minute and a counter for every retry. */
-static void load_failed(struct sb_engine *e, struct run *r, struct item *it,
-                        const struct sb_err *err, int64_t now)
+static void load_failed(struct run *r, struct item *it, const struct sb_err *err, int64_t now)
 {
-    (void)e;
     r->load_failures++;
     SBD_COUNT(run_load_retries);
     int64_t delay = sb_backoff_transport_ms(r->load_failures + 2, LOAD_RETRY_MAX_MS);
@@ -476,7 +474,7 @@ static void dispatch_due(struct sb_engine *e)
             continue;
         }
         if (lr == LOAD_LATER) {
-            load_failed(e, r, it, &lerr, now);
+            load_failed(r, it, &lerr, now);
             engine_heap_push(e, it);
             continue;
         }
