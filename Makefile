@@ -125,13 +125,17 @@ $(BUILD)/bin/slog: $(SLOG_OBJ) $(COMMON_LIB)
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/obj/src/server/main.o,$(SERVER_OBJ))
 WORKER_LIB_OBJ := $(filter-out $(BUILD)/obj/src/worker/main.o,$(WORKER_OBJ))
 TOOLS_LIB_OBJ  := $(filter-out %/main.o,$(SECRETS_OBJ) $(TALON_OBJ) $(SLOG_OBJ))
+# A test whose name ends in _faults gets the fault injector's link: its calls
+# to sqlite3_step from the store go to the test's __wrap_sqlite3_step (which
+# calls __real_sqlite3_step until told to fail). Release builds never have it.
+$(BUILD)/tests/%_faults: TEST_WRAP := -Wl,--wrap=sqlite3_step
 $(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(WORKER_LIB_OBJ) $(TOOLS_LIB_OBJ) \
                   $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	@$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(SERVER_LIB_OBJ) $(SDK_OBJ) \
-	  $(WORKER_LIB_OBJ) $(TOOLS_LIB_OBJ) $(COMMON_LIB) $(LDFLAGS) $(PKG_LIBS) $(SODIUM_LIBS) \
-	  $(shell pkg-config --libs cmocka) -lm
+	  $(WORKER_LIB_OBJ) $(TOOLS_LIB_OBJ) $(COMMON_LIB) $(LDFLAGS) $(TEST_WRAP) $(PKG_LIBS) \
+	  $(SODIUM_LIBS) $(shell pkg-config --libs cmocka) -lm
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

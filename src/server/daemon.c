@@ -52,7 +52,10 @@ int sbd_start(struct sbd *sbd, const char **stage, struct sb_err *err)
     *stage = "start_failed";
     if (sb_registry_new(&sbd->registry) != 0)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
-    sb_store_functions_scan(sbd->store, load_fn, sbd->registry);
+    /* A registry missing some functions would fail their runs
+     * (FunctionNotFound): a start that cannot read them all does not start. */
+    if ((rc = sb_store_functions_scan(sbd->store, load_fn, sbd->registry, err)) != 0)
+        return sb_err_set(err, rc, "cannot load the stored functions: %.400s", err->msg);
     if ((rc = sb_writer_start(sbd->store, (int)sbd->cfg.max_batch, &sbd->writer, err)) ||
         (rc = sb_waiters_start(sbd, &sbd->waiters, err)) ||
         (rc = sb_engine_start(sbd, &sbd->engine, err)) ||

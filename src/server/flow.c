@@ -58,13 +58,17 @@ int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id, 
         char *k = sbd_flow_key(f->id, fl->idempotency, event);
         if (!k)
             return sb_err_set(err, SB_ENOMEM, "out of memory");
-        if (sb_store_flow_key_get(st, FLOW_IDEMPOTENCY, k, &held, &expires) == 0 && expires > now) {
-            free(held);
+        rc = sb_store_flow_key_get(st, FLOW_IDEMPOTENCY, k, &held, &expires, err);
+        free(held);
+        if (rc == 0 && expires > now) {
             free(k);
             *why = "idempotency";
             return FLOW_SKIP;
         }
-        free(held);
+        if (rc && rc != SB_ENOTFOUND) { /* fail closed: no second run for a key we cannot see */
+            free(k);
+            return rc;
+        }
         rc = sb_store_flow_key_put(st, FLOW_IDEMPOTENCY, k, run_id, now + IDEMPOTENCY_MS, err);
         free(k);
         if (rc)
@@ -74,7 +78,13 @@ int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id, 
         char *k = sbd_flow_key(f->id, fl->rate_limit_key, event);
         if (!k)
             return sb_err_set(err, SB_ENOMEM, "out of memory");
-        if (sb_store_rate_count(st, k, now - fl->rate_limit_period_ms + 1) >= fl->rate_limit_n) {
+        int64_t hits = 0;
+        rc = sb_store_rate_count(st, k, now - fl->rate_limit_period_ms + 1, &hits, err);
+        if (rc) { /* fail closed: an unknown count admits nothing (the event is retried) */
+            free(k);
+            return rc;
+        }
+        if (hits >= fl->rate_limit_n) {
             free(k);
             *why = "rateLimit";
             return FLOW_SKIP;
@@ -89,7 +99,13 @@ int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id, 
         if (!k)
             return sb_err_set(err, SB_ENOMEM, "out of memory");
         held = NULL;
-        if (sb_store_flow_key_get(st, FLOW_SINGLETON, k, &held, &expires) == 0 && held) {
+        rc = sb_store_flow_key_get(st, FLOW_SINGLETON, k, &held, &expires, err);
+        if (rc && rc != SB_ENOTFOUND) { /* fail closed, as above */
+            free(k);
+            return rc;
+        }
+        rc = 0;
+        if (held) {
             if (!fl->singleton_cancel) {
                 free(held);
                 free(k);

@@ -34,7 +34,10 @@ int64_t sbd_flow_priority_s(const struct fn *f, const json_t *event);
 
 /* Decides for a run of f triggered by event (parsed). *why names the rule
  * that skipped it. A singleton "cancel" appends the run to cancel to
- * *cancels. SB_E* on store errors. */
+ * *cancels. SB_E* on store errors, including a key or rate count that
+ * cannot be read: flow control fails closed (the event's transaction fails
+ * and its sender gets 503 and retries), it never starts a run it cannot
+ * vouch for. */
 int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id, const json_t *event,
                    int64_t now, char (**cancels)[SB_ULID_SIZE], size_t *ncancels, const char **why,
                    struct sb_err *err);

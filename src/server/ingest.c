@@ -136,7 +136,7 @@ static int cancel_matching_rule(struct sb_store *st, const struct cancel_rule *c
     struct cancel_ctx cc = {
         st, c ? c->expr : NULL, async_ev, c ? c->timeout_ms : 0, now, reason, ids, nids, err
     };
-    int rc = sb_store_running_runs(st, NULL, function_id, 0, 0, cancel_one, &cc);
+    int rc = sb_store_running_runs(st, NULL, function_id, 0, 0, cancel_one, &cc, err);
     json_decref(async_ev);
     return rc;
 }
@@ -148,7 +148,7 @@ int sbd_cancel_matching(struct sb_store *st, const char *app_id, const char *fun
 {
     json_t *async_ev = async_body ? sb_json_parse(async_body, strlen(async_body), NULL) : NULL;
     struct cancel_ctx cc = { st, expr, async_ev, 0, now, reason, ids, nids, err };
-    int rc = sb_store_running_runs(st, app_id, function_id, after, before, cancel_one, &cc);
+    int rc = sb_store_running_runs(st, app_id, function_id, after, before, cancel_one, &cc, err);
     json_decref(async_ev);
     return rc;
 }
@@ -200,12 +200,15 @@ int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *
         ev->duplicate = false;
         if (ev->ev.dedupe_key) {
             char existing[SB_ULID_SIZE];
-            if (sb_store_event_find_dedupe(st, ev->ev.dedupe_key, b->received_at - DEDUPE_WINDOW_MS,
-                                           existing) == 0) {
+            int drc = sb_store_event_find_dedupe(st, ev->ev.dedupe_key,
+                                                 b->received_at - DEDUPE_WINDOW_MS, existing, err);
+            if (drc == 0) {
                 memcpy(ev->ev.id, existing, sizeof ev->ev.id);
                 ev->duplicate = true;
                 continue;
             }
+            if (drc != SB_ENOTFOUND) /* unknown: fail the batch rather than run it twice */
+                return drc;
         }
         struct ev_rec rec = { .name = ev->ev.name,
                               .body = ev->ev.body,

@@ -82,6 +82,9 @@ void sbd_metrics_render(struct sb_buf *b, const struct sbd_gauges *g)
     counter(b, "sysbus_runs_failed_total", "Runs failed", &m->runs_failed);
     counter(b, "sysbus_runs_cancelled_total", "Runs cancelled", &m->runs_cancelled);
     counter(b, "sysbus_step_calls_total", "Calls made to workers", &m->step_calls);
+    counter(b, "sysbus_run_load_retries_total",
+            "Calls put off because the run's state could not be read from the store",
+            &m->run_load_retries);
     counter(b, "sysbus_use_api_calls_total",
             "Calls too large to carry the run's state (the worker fetched it, ctx.use_api)",
             &m->use_api_calls);

@@ -23,6 +23,7 @@ struct sbd_metrics {
     uint64_t step_calls, step_errors, transport_failures, use_api_calls;
     uint64_t http_requests, http_4xx, http_5xx;
     uint64_t syncs, sync_failures;
+    uint64_t run_load_retries;    /* a run's state could not be read: its call waits */
     struct sbd_hist call_latency; /* request sent -> response received */
     struct sbd_hist step_handoff; /* response received -> next call sent (incl. commit) */
 };

@@ -163,7 +163,16 @@ static void periodic(struct sb_syncer *s)
     if (!st)
         return;
     struct url_list l = { 0 };
-    sb_store_apps_scan(st, collect_url, &l);
+    struct sb_err err = { 0 };
+    if (sb_store_apps_scan(st, collect_url, &l, &err) != 0) {
+        /* a partial list would leave some apps unsynced for no visible
+         * reason: this round is skipped whole, the next interval retries */
+        SB_LOG(SB_WARN, "sync_scan_failed", "cannot list the apps to re-sync: %s", err.msg);
+        for (size_t i = 0; i < l.n; i++)
+            free(l.v[i]);
+        free(l.v);
+        return;
+    }
     for (size_t i = 0; i < l.n; i++) {
         pthread_mutex_lock(&s->bg.lock);
         int stop = s->bg.stop;

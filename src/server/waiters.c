@@ -36,38 +36,39 @@ struct sb_waiters {
     int64_t count; /* waiters not yet answered (listed or being evaluated) */
 };
 
-int sbd_read_run(const char *run_id, json_t **body, int *status)
+/* The failure of a read: 404 or 503 (err filled in both cases). */
+static int read_failed(struct sb_store *st, json_t **body, int *status, struct sb_err *err)
+{
+    if (!st)
+        sb_err_set(err, SB_EUNAVAIL, "no read connection to the store");
+    *body = NULL;
+    *status = st && err->code == SB_ENOTFOUND ? 404 : 503;
+    return 1;
+}
+
+int sbd_read_run(const char *run_id, json_t **body, int *status, struct sb_err *err)
 {
     struct sb_store *st = sb_store_reader();
-    json_t *run = st ? sb_store_run_json(st, run_id) : NULL;
-    if (!run) {
-        *body = NULL;
-        *status = st ? 404 : 503;
-        return 1;
-    }
+    json_t *run = st ? sb_store_run_json(st, run_id, err) : NULL;
+    if (!run)
+        return read_failed(st, body, status, err);
     *status = 200;
     int ended = strcmp(sb_json_str(run, "status"), "Running") != 0;
     *body = json_pack("{s:o}", "data", run);
     return ended;
 }
 
-int sbd_read_event_runs(const char *event_id, json_t **body, int *status)
+int sbd_read_event_runs(const char *event_id, json_t **body, int *status, struct sb_err *err)
 {
     struct sb_store *st = sb_store_reader();
-    json_t *ev = st ? sb_store_event_json(st, event_id) : NULL;
-    if (!ev) {
-        *body = NULL;
-        *status = st ? 404 : 503;
-        return 1;
-    }
+    json_t *ev = st ? sb_store_event_json(st, event_id, err) : NULL;
+    if (!ev)
+        return read_failed(st, body, status, err);
     json_decref(ev);
     struct run_filter f = { .status = -1, .event_id = event_id, .limit = 1000 };
-    json_t *runs = sb_store_runs_json(st, &f);
-    if (!runs) {
-        *body = NULL;
-        *status = 503;
-        return 1;
-    }
+    json_t *runs = sb_store_runs_json(st, &f, err);
+    if (!runs)
+        return read_failed(st, body, status, err);
     int ended = 1;
     size_t i;
     json_t *r;
@@ -78,7 +79,15 @@ int sbd_read_event_runs(const char *event_id, json_t **body, int *status)
     }
     json_t *meta = json_pack("{s:I}", "count", (json_int_t)json_array_size(runs));
     int64_t due_at;
-    if (json_array_size(runs) == 0 && sb_store_event_held(st, event_id, &due_at) == 1) {
+    int held = json_array_size(runs) == 0 ? sb_store_event_held(st, event_id, &due_at) : 0;
+    if (held < 0) { /* "no runs, none to come" is not known: no answer yet */
+        json_decref(runs);
+        json_decref(meta);
+        sb_err_set(err, held, "cannot tell whether event %s is held by a debounce or batch",
+                   event_id);
+        return read_failed(st, body, status, err);
+    }
+    if (held) {
         char iso[40]; /* a debounce or batch holds it: its run is still to come */
         sb_time_format_iso(due_at, iso, sizeof iso);
         json_object_set_new(meta, "held_until", json_string(iso));
@@ -89,21 +98,31 @@ int sbd_read_event_runs(const char *event_id, json_t **body, int *status)
     return ended;
 }
 
+void sbd_reply_read_error(struct sb_req *req, const char *what, const char *id, int status,
+                          const struct sb_err *err)
+{
+    if (status == 404)
+        sb_reply_error(req, 404, "NOT_FOUND", "no such %s: %s", what, id);
+    else
+        sb_reply_error(req, 503, "STORE_ERROR", "cannot read %s %s from the store: %s", what, id,
+                       err->msg[0] ? err->msg : sb_strerror(err->code));
+}
+
 /* Reads the waiter's state; answers and returns 1 when done (or final). */
 static int evaluate(struct waiter *wt, int final)
 {
     json_t *body;
     int status;
-    int done = wt->kind == WAIT_RUN ? sbd_read_run(wt->id, &body, &status)
-                                    : sbd_read_event_runs(wt->id, &body, &status);
+    struct sb_err err = { 0 };
+    int done = wt->kind == WAIT_RUN ? sbd_read_run(wt->id, &body, &status, &err)
+                                    : sbd_read_event_runs(wt->id, &body, &status, &err);
     if (!done && !final) {
         json_decref(body);
         return 0;
     }
     if (status != 200) {
         json_decref(body);
-        sb_reply_error(wt->req, status, status == 404 ? "NOT_FOUND" : "UNAVAILABLE", "%s %s",
-                       wt->kind == WAIT_RUN ? "no such run:" : "no such event:", wt->id);
+        sbd_reply_read_error(wt->req, wt->kind == WAIT_RUN ? "run" : "event", wt->id, status, &err);
     } else {
         sb_reply_json(wt->req, 200, body);
     }

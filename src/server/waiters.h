@@ -35,9 +35,15 @@ void sb_waiters_notify(struct sb_waiters *w, const char *run_id, const char *eve
 
 /* The replies themselves, shared with the non-waiting handlers. Each returns
  * 1 when the awaited condition holds (run ended / all runs of the event
- * ended), 0 when not, and fills *body (new reference) or sets *status to
- * 404 when the run/event does not exist. */
-int sbd_read_run(const char *run_id, json_t **body, int *status);
-int sbd_read_event_runs(const char *event_id, json_t **body, int *status);
+ * ended), 0 when not, and fills *body (new reference, *status 200), or
+ * returns 1 with *body NULL and *status 404 (the run/event does not exist)
+ * or 503 (the store could not be read: err says why; never a partial
+ * answer). */
+int sbd_read_run(const char *run_id, json_t **body, int *status, struct sb_err *err);
+int sbd_read_event_runs(const char *event_id, json_t **body, int *status, struct sb_err *err);
+/* Answers req for a failed read of `what` (run, event) `id`: 404 NOT_FOUND,
+ * or 503 STORE_ERROR with err's message (the client may retry). */
+void sbd_reply_read_error(struct sb_req *req, const char *what, const char *id, int status,
+                          const struct sb_err *err);
 
 #endif

@@ -13,7 +13,7 @@ const HOSTILE = ["deep-step", "deep-output", "deep-error", "invalid-json", "unkn
   "nul-step-id", "many-ops", "huge-body", "hang", "mid-body-close", "good", "deep-ok", "sleepy"];
 
 test("kill -9 at random moments with a hostile worker loses nothing and ends every run", { timeout: 300000 }, async () => {
-  const args = ["--call-timeout", "1s", "--transport-retry-window", "800ms", "--transport-backoff-max", "100ms"];
+  const args = ["--call-timeout", "5s", "--transport-retry-window", "800ms", "--transport-backoff-max", "100ms"];
   let s = await startSysbusd({ args });
   const w = await startWorker({ sdk: "v4", server: s });
   const h = await startHostileWorker(s);

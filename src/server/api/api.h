@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "common/err.h"
 #include "common/httpd.h"
 
 enum api_auth {
@@ -28,6 +29,10 @@ void api_on_reply(struct sb_req *req, int status);
  * and returns -1 when present but invalid. */
 int api_query_int(struct sb_req *req, const char *name, int64_t def, int64_t min, int64_t max,
                   int64_t *out);
+/* Answers a store read that failed: 404 NOT_FOUND ("no such <what>") when
+ * err->code is SB_ENOTFOUND, else 503 STORE_ERROR naming what could not be
+ * read and why (a store error is temporary: the client retries). */
+void api_store_error(struct sb_req *req, const char *what, const struct sb_err *err);
 /* Parses the request body as JSON (replies 400 and returns NULL on error). */
 json_t *api_body_json(struct sb_req *req);
 

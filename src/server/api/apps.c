@@ -20,9 +20,10 @@
 void h_apps_list(struct sb_req *req)
 {
     struct sb_store *st = sb_store_reader();
-    json_t *apps = st ? sb_store_apps_json(st) : NULL;
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
+    json_t *apps = st ? sb_store_apps_json(st, &err) : NULL;
     if (!apps) {
-        sb_reply_error(req, 503, "STORE_UNAVAILABLE", "cannot read the store");
+        api_store_error(req, "apps", &err);
         return;
     }
     sb_reply_json(req, 200, json_pack("{s:o}", "data", apps));
@@ -33,11 +34,12 @@ void h_functions_list(struct sb_req *req)
     struct sb_store *st = sb_store_reader();
     const char *app = sb_req_query(req, "app");
     const char *removed = sb_req_query(req, "include_removed");
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
     json_t *fns = st ? sb_store_functions_json(st, app && *app ? app : NULL,
-                                               removed && strcmp(removed, "true") == 0)
+                                               removed && strcmp(removed, "true") == 0, &err)
                      : NULL;
     if (!fns) {
-        sb_reply_error(req, 503, "STORE_UNAVAILABLE", "cannot read the store");
+        api_store_error(req, "functions", &err);
         return;
     }
     sb_reply_json(req, 200, json_pack("{s:o}", "data", fns));
@@ -49,10 +51,14 @@ struct sync_wait {
     char *url;
 };
 
-static json_t *app_at_url(const char *url)
+/* The app registered at url; NULL with err when there is none (SB_ENOTFOUND)
+ * or the store could not be read. */
+static json_t *app_at_url(const char *url, struct sb_err *err)
 {
     struct sb_store *st = sb_store_reader();
-    json_t *apps = st ? sb_store_apps_json(st) : NULL;
+    json_t *apps = st ? sb_store_apps_json(st, err) : NULL;
+    if (!apps)
+        return NULL;
     json_t *found = NULL;
     size_t i;
     json_t *a;
@@ -63,6 +69,8 @@ static json_t *app_at_url(const char *url)
             found = json_incref(a);
     }
     json_decref(apps);
+    if (!found)
+        sb_err_set(err, SB_ENOTFOUND, "no app at %s", url);
     return found;
 }
 
@@ -75,9 +83,12 @@ static void sync_answered(void *ctx, int rc, long status, const char *message)
         sb_reply_error(sw->req, 502, "SYNC_FAILED",
                        "the worker at %s answered the sync with %ld: %s", sw->url, status, message);
     } else {
-        json_t *app = app_at_url(sw->url);
+        struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
+        json_t *app = app_at_url(sw->url, &err);
         if (app)
             sb_reply_json(sw->req, 200, json_pack("{s:o, s:s}", "data", app, "message", message));
+        else if (err.code != SB_ENOTFOUND)
+            api_store_error(sw->req, "the synced app", &err);
         else
             sb_reply_error(sw->req, 502, "NOT_REGISTERED",
                            "the worker at %s answered the sync (%s) but did not register: is its "
@@ -124,9 +135,13 @@ void h_apps_add(struct sb_req *req)
 void h_app_sync(struct sb_req *req)
 {
     struct sb_store *st = sb_store_reader();
-    char *url = st ? sb_store_app_url(st, sb_req_param(req, 0)) : NULL;
-    if (!url) {
-        sb_reply_error(req, 404, "NOT_FOUND", "no such app: %s", sb_req_param(req, 0));
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
+    char *url = NULL;
+    if (!st || sb_store_app_get(st, sb_req_param(req, 0), NULL, &url, &err) != 0) {
+        if (err.code == SB_ENOTFOUND)
+            sb_reply_error(req, 404, "NOT_FOUND", "no such app: %s", sb_req_param(req, 0));
+        else
+            api_store_error(req, "the app", &err);
         return;
     }
     start_sync(req, url);
@@ -166,12 +181,14 @@ void h_app_delete(struct sb_req *req)
     struct sbd *sbd = sb_req_app(req);
     const char *id = sb_req_param(req, 0);
     struct sb_store *st = sb_store_reader();
-    char *url = st ? sb_store_app_url(st, id) : NULL;
-    if (!url) {
-        sb_reply_error(req, 404, "NOT_FOUND", "no such app: %s", id);
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
+    if (!st || sb_store_app_get(st, id, NULL, NULL, &err) != 0) {
+        if (err.code == SB_ENOTFOUND)
+            sb_reply_error(req, 404, "NOT_FOUND", "no such app: %s", id);
+        else
+            api_store_error(req, "the app", &err);
         return;
     }
-    free(url);
     struct delete_op *op = calloc(1, sizeof *op);
     if (!op || !(op->app_id = strdup(id))) {
         free(op);

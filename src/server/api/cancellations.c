@@ -55,8 +55,11 @@ static void cancel_done(struct wop *w, int rc, const struct sb_err *err)
 {
     struct cancel_op *op = (struct cancel_op *)w;
     if (rc) {
-        sb_reply_error(op->req, 500, "STORE_ERROR", "cancellation not recorded: %s",
-                       err ? err->msg : "store error");
+        /* the running runs could not be read (or written): nothing was
+         * cancelled, and a retry may succeed */
+        bool transient = rc == SB_EUNAVAIL || rc == SB_EBUSY || rc == SB_EIO || rc == SB_ESTORE;
+        sb_reply_error(op->req, transient ? 503 : 500, "STORE_ERROR",
+                       "cancellation not recorded: %s", err ? err->msg : "store error");
     } else {
         sbd_cancel_committed(op->sbd, op->ids, op->nids);
         json_t *runs = json_array();
@@ -142,9 +145,10 @@ void h_cancellations_list(struct sb_req *req)
     if (api_query_int(req, "limit", 20, 1, 1000, &limit))
         return;
     struct sb_store *st = sb_store_reader();
-    json_t *list = st ? sb_store_cancellations_json(st, (int)limit) : NULL;
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
+    json_t *list = st ? sb_store_cancellations_json(st, (int)limit, &err) : NULL;
     if (!list) {
-        sb_reply_error(req, 503, "STORE_UNAVAILABLE", "cannot read the store");
+        api_store_error(req, "cancellations", &err);
         return;
     }
     sb_reply_json(req, 200, json_pack("{s:o}", "data", list));

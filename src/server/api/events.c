@@ -41,8 +41,11 @@ static void ingest_done(struct wop *w, int rc, const struct sb_err *err)
 {
     struct ingest_op *op = (struct ingest_op *)w;
     if (rc) {
-        sb_reply_error(op->req, rc == SB_EUNAVAIL ? 503 : 500, "STORE_ERROR",
-                       "events not stored: %s", err ? err->msg : "store error");
+        /* a store that could not be read or written (busy, I/O, a read that
+         * broke off) is a passing condition: 503, and the sender retries */
+        bool transient = rc == SB_EUNAVAIL || rc == SB_EBUSY || rc == SB_EIO || rc == SB_ESTORE;
+        sb_reply_error(op->req, transient ? 503 : 500, "STORE_ERROR", "events not stored: %s",
+                       err ? err->msg : "store error");
         ingest_free(op);
         return;
     }

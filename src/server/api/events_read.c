@@ -5,6 +5,7 @@
 #include "common/json.h"
 #include "common/ulid.h"
 #include "server/store/store.h"
+#include "server/waiters.h"
 
 #include <string.h>
 
@@ -35,9 +36,10 @@ void h_events_list(struct sb_req *req)
     f.name = name && *name ? name : NULL;
     f.cursor = cursor && *cursor ? cursor : NULL;
     struct sb_store *st = sb_store_reader();
-    json_t *evs = st ? sb_store_events_json(st, &f) : NULL;
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
+    json_t *evs = st ? sb_store_events_json(st, &f, &err) : NULL;
     if (!evs) {
-        sb_reply_error(req, 503, "STORE_UNAVAILABLE", "cannot read the store");
+        api_store_error(req, "events", &err);
         return;
     }
     size_t n = json_array_size(evs);
@@ -52,10 +54,15 @@ void h_events_list(struct sb_req *req)
 void h_event_get(struct sb_req *req)
 {
     const char *id = sb_req_param(req, 0);
-    struct sb_store *st = sb_store_reader();
-    json_t *ev = (st && sb_ulid_valid(id)) ? sb_store_event_json(st, id) : NULL;
-    if (!ev) {
+    if (!sb_ulid_valid(id)) {
         sb_reply_error(req, 404, "NOT_FOUND", "no such event: %s", id);
+        return;
+    }
+    struct sb_store *st = sb_store_reader();
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
+    json_t *ev = st ? sb_store_event_json(st, id, &err) : NULL;
+    if (!ev) {
+        sbd_reply_read_error(req, "event", id, err.code == SB_ENOTFOUND ? 404 : 503, &err);
         return;
     }
     sb_reply_json(req, 200, json_pack("{s:o}", "data", ev));

@@ -17,7 +17,7 @@ void h_health(struct sb_req *req)
     struct sbd *sbd = sb_req_app(req);
     struct sb_store *st = sb_store_reader();
     int64_t queue_rows = -1, running = -1;
-    bool store_ok = st && sb_store_counts(st, &queue_rows, &running) == 0 && queue_rows >= 0;
+    bool store_ok = st && sb_store_counts(st, &queue_rows, &running, NULL) == 0 && queue_rows >= 0;
     struct engine_stats es;
     sb_engine_stats(sbd->engine, &es);
     json_t *o = json_pack(

@@ -263,10 +263,13 @@ void h_register(struct sb_req *req)
         sb_reply_error(req, 500, "INTERNAL", "out of memory");
         goto fail;
     }
-    /* unchanged app: only its sync time is recorded */
+    /* unchanged app: only its sync time is recorded. A checksum that cannot
+     * be read counts as changed: the full registration is the safe side (it
+     * rewrites what an unchanged one would keep). */
     struct sb_store *st = sb_store_reader();
-    char *old = st ? sb_store_app_checksum(st, app) : NULL;
-    op->modified = !old || strcmp(old, op->checksum) != 0;
+    char *old = NULL;
+    int crc = st ? sb_store_app_get(st, app, &old, NULL, NULL) : SB_EUNAVAIL;
+    op->modified = crc != 0 || !old || strcmp(old, op->checksum) != 0;
     free(old);
     json_decref(body);
     sb_req_suspend(req);

@@ -120,6 +120,15 @@ int api_query_int(struct sb_req *req, const char *name, int64_t def, int64_t min
     return 0;
 }
 
+void api_store_error(struct sb_req *req, const char *what, const struct sb_err *err)
+{
+    if (err->code == SB_ENOTFOUND)
+        sb_reply_error(req, 404, "NOT_FOUND", "no such %s", what);
+    else
+        sb_reply_error(req, 503, "STORE_ERROR", "cannot read %s from the store: %s", what,
+                       err->msg[0] ? err->msg : sb_strerror(err->code));
+}
+
 json_t *api_body_json(struct sb_req *req)
 {
     size_t len;

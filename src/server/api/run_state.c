@@ -15,9 +15,18 @@ static int load(struct sb_req *req, struct run_state *rs)
 {
     const char *id = sb_req_param(req, 0);
     struct sb_store *st = sb_store_reader();
-    struct sb_err err = { 0 };
-    if (!sb_ulid_valid(id) || !st || sb_store_run_state(st, id, rs, &err) != 0) {
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection to the store" };
+    int rc = !sb_ulid_valid(id) ? SB_ENOTFOUND
+             : st               ? sb_store_run_state(st, id, rs, &err)
+                                : SB_EUNAVAIL;
+    if (rc == SB_ENOTFOUND) {
         sb_reply_json(req, 404, json_pack("{s:s, s:i}", "error", "run not found", "status", 404));
+        return -1;
+    }
+    if (rc) { /* never a part of the steps: the SDK would rerun the rest */
+        sb_reply_json(req, 503,
+                      json_pack("{s:s++, s:s, s:i}", "error", "cannot read the run: ", err.msg,
+                                "code", "STORE_ERROR", "status", 503));
         return -1;
     }
     return 0;

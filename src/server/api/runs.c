@@ -44,9 +44,10 @@ void h_runs_list(struct sb_req *req)
     f.cursor = cursor && *cursor ? cursor : NULL;
     f.since_ms = hours > 0 ? sb_now_ms() - hours * 3600000 : 0;
     struct sb_store *st = sb_store_reader();
-    json_t *runs = st ? sb_store_runs_json(st, &f) : NULL;
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
+    json_t *runs = st ? sb_store_runs_json(st, &f, &err) : NULL;
     if (!runs) {
-        sb_reply_error(req, 503, "STORE_UNAVAILABLE", "cannot read the store");
+        api_store_error(req, "runs", &err);
         return;
     }
     size_t n = json_array_size(runs);
@@ -85,11 +86,11 @@ static void get_with_wait(struct sb_req *req, enum waiter_kind kind)
         return;
     json_t *body;
     int status;
-    int done = kind == WAIT_RUN ? sbd_read_run(id, &body, &status)
-                                : sbd_read_event_runs(id, &body, &status);
+    struct sb_err err = { 0 };
+    int done = kind == WAIT_RUN ? sbd_read_run(id, &body, &status, &err)
+                                : sbd_read_event_runs(id, &body, &status, &err);
     if (status != 200) {
-        sb_reply_error(req, status, status == 404 ? "NOT_FOUND" : "STORE_UNAVAILABLE",
-                       "no such %s: %s", kind == WAIT_RUN ? "run" : "event", id);
+        sbd_reply_read_error(req, kind == WAIT_RUN ? "run" : "event", id, status, &err);
         return;
     }
     struct describe_wait *dw;
@@ -125,15 +126,16 @@ void h_run_steps(struct sb_req *req)
     if (!valid_id(req, id, "run"))
         return;
     struct sb_store *st = sb_store_reader();
-    json_t *run = st ? sb_store_run_json(st, id) : NULL;
+    struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
+    json_t *run = st ? sb_store_run_json(st, id, &err) : NULL;
     if (!run) {
-        sb_reply_error(req, 404, "NOT_FOUND", "no such run: %s", id);
+        sbd_reply_read_error(req, "run", id, err.code == SB_ENOTFOUND ? 404 : 503, &err);
         return;
     }
     json_decref(run);
-    json_t *steps = sb_store_run_steps_json(st, id);
+    json_t *steps = sb_store_run_steps_json(st, id, &err);
     if (!steps) {
-        sb_reply_error(req, 503, "STORE_UNAVAILABLE", "cannot read the store");
+        sbd_reply_read_error(req, "the steps of run", id, 503, &err);
         return;
     }
     sb_reply_json(req, 200, json_pack("{s:o}", "data", steps));
@@ -145,7 +147,8 @@ static void cancel_done(void *ctx, int rc, int status)
     if (rc == 0) {
         json_t *body;
         int st;
-        sbd_read_run(sb_req_param(req, 0), &body, &st);
+        struct sb_err err = { 0 };
+        sbd_read_run(sb_req_param(req, 0), &body, &st, &err);
         sb_reply_json(req, 200,
                       body ? body : json_pack("{s:{s:s}}", "data", "status", "Cancelled"));
     } else if (rc == SB_ENOTFOUND) {

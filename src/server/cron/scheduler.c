@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RESCAN_MS 60000 /* re-read the table at least this often */
+#define RESCAN_MS 60000    /* re-read the table at least this often */
+#define SCAN_RETRY_MS 1000 /* after a scan that failed */
 
 struct sb_scheduler {
     struct sbd *sbd;
@@ -49,8 +50,10 @@ int sb_scheduler_sync_function(struct sb_store *st, const struct fn *f, int64_t 
             continue;
         char *old = NULL;
         int64_t next_at = 0;
-        bool keep =
-            sb_store_cron_get(st, f->id, k, &old, &next_at) == 0 && strcmp(old, t->cron) == 0;
+        int grc = sb_store_cron_get(st, f->id, k, &old, &next_at);
+        if (grc && grc != SB_ENOTFOUND) /* not known: do not reset its schedule */
+            return sb_err_set(err, grc, "cannot read cron trigger %d of %s", k, f->id);
+        bool keep = grc == 0 && strcmp(old, t->cron) == 0;
         free(old);
         if (!keep) {
             next_at = next_fire(t->cron, t->jitter_ms, now);
@@ -82,9 +85,11 @@ static int fire_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
     int64_t now = sb_now_ms();
     char *expr = NULL;
     int64_t next_at;
-    if (sb_store_cron_get(st, op->function_id, op->idx, &expr, &next_at) != 0)
+    int rc = sb_store_cron_get(st, op->function_id, op->idx, &expr, &next_at);
+    if (rc == SB_ENOTFOUND)
         return 0; /* gone meanwhile */
-    int rc = 0;
+    if (rc)       /* still due: the next scan tries again */
+        return sb_err_set(err, rc, "cannot read cron trigger %d of %s", op->idx, op->function_id);
     if (next_at > now) /* moved meanwhile (a re-sync) */
         goto out;
     /* the function must still exist and still have this trigger */
@@ -250,10 +255,19 @@ static void *scheduler_main(void *arg)
         struct sb_store *st = sb_store_reader();
         if (st) {
             int64_t deferred_next = INT64_MAX;
-            sb_store_crons_scan(st, on_row, &sc);
-            sb_store_deferred_due(st, sc.now, on_deferred, &sc, &deferred_next);
-            if (deferred_next < sc.earliest)
+            int crc = sb_store_crons_scan(st, on_row, &sc);
+            int drc = sb_store_deferred_due(st, sc.now, on_deferred, &sc, &deferred_next);
+            if (crc < 0 || drc < 0) {
+                /* What was found due still fires (each fire re-reads its row
+                 * in its own transaction); what was not read is looked at
+                 * again shortly, not after a wait computed from half a table. */
+                SB_LOG(SB_WARN, "scheduler_scan_failed",
+                       "cannot read the cron and deferred-start tables (%s): retrying in %d ms",
+                       sb_strerror(crc < 0 ? crc : drc), SCAN_RETRY_MS);
+                sc.earliest = sc.now + SCAN_RETRY_MS;
+            } else if (deferred_next < sc.earliest) {
                 sc.earliest = deferred_next;
+            }
         }
         pthread_mutex_lock(&s->bg.lock);
         for (size_t i = 0; i < sc.ndue; i++) {

@@ -9,6 +9,7 @@
  * turn of the loop costs O(ready sockets), not O(connections). All state
  * below is engine-thread only, except the inbox and the stat_* counters. */
 #include "engine_internal.h"
+#include "backoff.h"
 #include "common/clock.h"
 #include "common/httpd.h"
 #include "common/json.h"
@@ -293,12 +294,20 @@ static void handle_cancel(struct sb_engine *e, struct inbox_msg *m)
         /* Not running here: tell the caller whether it exists at all. */
         int status = -1;
         json_t *row = NULL;
+        struct sb_err err = { SB_EUNAVAIL, 0, "" };
         struct sb_store *st = sb_store_reader();
         if (st)
-            row = sb_store_run_json(st, m->run_id);
+            row = sb_store_run_json(st, m->run_id, &err);
         if (row)
             status = run_status_parse(sb_json_str(row, "status") ? sb_json_str(row, "status") : "");
         json_decref(row);
+        if (!row && err.code != SB_ENOTFOUND && !(r && r->ended)) {
+            /* whether it exists is unknown: not "no such run" */
+            if (m->cancel->cb)
+                m->cancel->cb(m->cancel->ctx, err.code, -1);
+            free(m->cancel);
+            return;
+        }
         if (r && r->ended) {
             /* ending is in flight: answer when it commits */
             m->cancel->next = r->cancels;
@@ -371,24 +380,70 @@ static void refresh_snapshot(struct sb_engine *e)
     e->snap = s;
 }
 
-/* Loads the run's heavy state from the store; false when the run cannot be
- * continued (it was dropped). */
-static bool ensure_loaded(struct sb_engine *e, struct run *r)
+enum load_result { LOAD_OK, LOAD_GONE, LOAD_LATER };
+
+/* A run whose state could not be read is tried again after 400 ms, doubling
+ * to 30 s (with jitter); its log line comes at most once a minute. */
+#define LOAD_RETRY_MAX_MS 30000
+#define LOAD_LOG_EVERY_MS 60000
+
+/* A store error reading the run: the call is not made without its state
+ * (missing memoized steps would run completed steps again), and the run is
+ * not failed for what is most likely a passing fault (a busy or full disk):
+ * the item waits and is tried again, with a log line per run at most once a
+ * minute and a counter for every retry. */
+static void load_failed(struct run *r, struct item *it, const struct sb_err *err, int64_t now)
+{
+    r->load_failures++;
+    SBD_COUNT(run_load_retries);
+    int64_t delay = sb_backoff_transport_ms(r->load_failures + 2, LOAD_RETRY_MAX_MS);
+    if (r->load_failures == 1 || now - r->load_logged_at >= LOAD_LOG_EVERY_MS) {
+        r->load_logged_at = now;
+        SB_LOGK(SB_ERROR, "run_load_failed",
+                ((struct sb_lf[]){ LF_S("run_id", r->id), LF_I("failures", r->load_failures),
+                                   LF_I("retry_in_ms", delay) }),
+                "cannot read the state of run %s (its call waits): %s", r->id, err->msg);
+    }
+    it->due_at = now + delay;
+}
+
+/* Loads the run's heavy state from the store: LOAD_GONE when the run cannot
+ * be continued (ended, or no longer stored), LOAD_LATER when the store could
+ * not be read (err says why). */
+static enum load_result ensure_loaded(struct sb_engine *e, struct run *r, struct sb_err *err)
 {
     if (r->loaded)
-        return true;
+        return LOAD_OK;
     struct sb_store *st = sb_store_reader();
     struct run_state rs;
-    struct sb_err err = { 0 };
-    if (!st || sb_store_run_state(st, r->id, &rs, &err) != 0) {
-        SB_LOG(SB_ERROR, "run_load_failed", "cannot load run %s: %s", r->id,
-               st ? err.msg : "no read connection");
-        return false;
+    int rc = st ? sb_store_run_state(st, r->id, &rs, err)
+                : sb_err_set(err, SB_EUNAVAIL, "no read connection to the store");
+    if (rc == SB_ENOTFOUND) {
+        SB_LOG(SB_ERROR, "run_load_failed", "run %s is not in the store any more: dropped", r->id);
+        return LOAD_GONE;
     }
+    if (rc)
+        return LOAD_LATER;
+    r->load_failures = 0;
     if (rs.status != RUN_RUNNING) {
         /* ended by an earlier incarnation; its queue rows are stale */
         sb_run_state_free(&rs);
-        return false;
+        return LOAD_GONE;
+    }
+    struct memo *memo = calloc(rs.nsteps ? rs.nsteps : 1, sizeof *memo);
+    if (!memo) {
+        /* a run without its memoized steps would run them again */
+        sb_run_state_free(&rs);
+        sb_err_set(err, SB_ENOMEM, "out of memory loading its steps");
+        return LOAD_LATER;
+    }
+    r->memo = memo;
+    r->capmemo = rs.nsteps ? rs.nsteps : 1;
+    for (size_t i = 0; i < rs.nsteps; i++) {
+        snprintf(r->memo[i].hash, sizeof r->memo[i].hash, "%s", rs.steps[i].hash);
+        r->memo[i].value = rs.steps[i].output;
+        rs.steps[i].output = NULL;
+        r->nmemo++;
     }
     r->event = rs.event;
     rs.event = NULL;
@@ -399,18 +454,10 @@ static bool ensure_loaded(struct sb_engine *e, struct run *r)
         r->function_id = rs.function_id;
         rs.function_id = NULL;
     }
-    r->memo = calloc(rs.nsteps ? rs.nsteps : 1, sizeof *r->memo);
-    r->capmemo = rs.nsteps ? rs.nsteps : 1;
-    for (size_t i = 0; r->memo && i < rs.nsteps; i++) {
-        snprintf(r->memo[i].hash, sizeof r->memo[i].hash, "%s", rs.steps[i].hash);
-        r->memo[i].value = rs.steps[i].output;
-        rs.steps[i].output = NULL;
-        r->nmemo++;
-    }
     sb_run_state_free(&rs);
     r->loaded = true;
     e->loaded_runs++;
-    return true;
+    return LOAD_OK;
 }
 
 static void dispatch_due(struct sb_engine *e)
@@ -425,8 +472,15 @@ static void dispatch_due(struct sb_engine *e)
         struct run *r = it->run;
         if (r->committing > 0 || r->ended)
             continue; /* re-pushed when the commit lands */
-        if (!ensure_loaded(e, r)) {
+        struct sb_err lerr = { 0 };
+        enum load_result lr = ensure_loaded(e, r, &lerr);
+        if (lr == LOAD_GONE) {
             engine_run_free(e, r);
+            continue;
+        }
+        if (lr == LOAD_LATER) {
+            load_failed(r, it, &lerr, now);
+            engine_heap_push(e, it);
             continue;
         }
         const struct fn *f = r->function_id ? sb_snap_find(e->snap, r->function_id) : NULL;
@@ -595,6 +649,35 @@ static int replay_cancel(void *ctx, const char *run_id, const char *reason)
     return 0;
 }
 
+/* The start-up scans. Whole or not at all: an engine that started with part
+ * of its queue would leave the other runs stalled until the next restart
+ * (and could hand out queue ids already in use). The error goes to main,
+ * which exits 1 with it; the supervisor's restart reads the store again. */
+static int engine_load(struct sb_engine *e, struct sb_store *st, struct load_ctx *lc,
+                       struct sb_err *err)
+{
+    int rc;
+    const char *what;
+    if ((rc = sb_store_queue_max_id(st, &e->next_qid, err)))
+        what = "the largest queue id";
+    else if ((rc = sb_store_queue_scan(st, load_item, lc, err)))
+        what = "the queue";
+    else if ((rc = sb_store_throttles_scan(st, lc->now, restore_throttle, e, err)))
+        what = "the throttle keys";
+    else if ((rc = sb_store_orphan_runs(st, repair_orphan, e, err)))
+        what = "the runs to repair";
+    else if ((rc = sb_store_cancel_requests_scan(st, replay_cancel, e, err)))
+        what = "the cancel requests";
+    else {
+        e->next_qid++;
+        return 0;
+    }
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return sb_err_set(err, rc < 0 ? rc : SB_ESTORE, "cannot load %s from the store: %.400s", what,
+                      msg);
+}
+
 int64_t sb_engine_alloc_qid(struct sb_engine *e)
 {
     return __atomic_fetch_add(&e->next_qid, 1, __ATOMIC_RELAXED);
@@ -634,15 +717,11 @@ int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
         sb_engine_free(e);
         return sb_err_set(err, SB_ESTORE, "cannot open a read connection to the store");
     }
-    e->next_qid = sb_store_queue_max_id(st) + 1;
     struct load_ctx lc = { e, sb_now_ms() };
-    if (sb_store_queue_scan(st, load_item, &lc) != 0) {
+    if (engine_load(e, st, &lc, err) != 0) {
         sb_engine_free(e);
-        return sb_err_set(err, SB_ESTORE, "cannot load the queue");
+        return err->code;
     }
-    sb_store_throttles_scan(st, lc.now, restore_throttle, e);
-    sb_store_orphan_runs(st, repair_orphan, e);
-    sb_store_cancel_requests_scan(st, replay_cancel, e);
     SB_LOGK(SB_INFO, "engine_loaded",
             ((struct sb_lf[]){ LF_I("queue_items", e->nitems), LF_I("runs", e->nruns) }),
             "engine loaded %zu queue items of %zu runs", e->nitems, e->nruns);

@@ -84,7 +84,9 @@ struct run {
     struct memo *memo;
     size_t nmemo, capmemo;
     int req_version;
-    int64_t handoff_us; /* mono time a response was processed (metrics) */
+    int load_failures;      /* store reads of its state failed in a row (engine.c) */
+    int64_t load_logged_at; /* wall ms of the last run_load_failed log line */
+    int64_t handoff_us;     /* mono time a response was processed (metrics) */
     /* pending cancellation callbacks */
     struct cancel_req *cancels;
     /* flow control (admit.c) */
@@ -327,7 +329,8 @@ void wait_reg_free(struct wait_reg *w);
 int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w,
                   struct sb_err *err);
 /* In the current transaction: memoizes `memo` for the waiting step, removes
- * the wait and its timeout item, adds the discovery item if discovery_qid. */
+ * the wait and its timeout item, adds the discovery item if discovery_qid.
+ * A negative seq (sb_store_next_seq's error) fails it with that error. */
 int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id, const char *hash,
                         const char *op_name, const char *memo, int64_t seq, int64_t discovery_qid,
                         int flags, int64_t now, struct sb_err *err);

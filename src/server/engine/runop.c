@@ -291,8 +291,8 @@ static void rebuild_from_store(struct sb_engine *e, struct run *r)
     engine_run_drop_items(e, r);
     engine_run_unload(e, r);
     struct sb_store *st = sb_store_reader();
-    if (st)
-        sb_store_queue_scan_run(st, r->id, reload_item, e);
+    if (!st || sb_store_queue_scan_run(st, r->id, reload_item, e) < 0)
+        engine_run_drop_items(e, r); /* no partial reload (store.md, read errors) */
     if (!r->items || r->abandoned) {
         /* nothing left in the store for it: ended, or to be repaired */
         engine_run_drop_items(e, r);

@@ -105,11 +105,15 @@ static bool wait_matches(const char *expr, const char *trigger_body, const char 
 
 /* Resolves a wait inside the current transaction: memoizes `memo` for the
  * step, removes the wait and its timeout item, and adds the discovery item
- * when discovery_qid is set. */
+ * when discovery_qid is set. A negative seq is the error of the
+ * sb_store_next_seq that computed it: the resolution fails with it. */
 int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id, const char *hash,
                         const char *op_name, const char *memo, int64_t seq, int64_t discovery_qid,
                         int flags, int64_t now, struct sb_err *err)
 {
+    if (seq < 0)
+        return sb_err_set(err, seq < INT32_MIN ? SB_ESTORE : (int)seq,
+                          "cannot read the step position of run %s", run_id);
     bool deleted;
     int rc = sb_store_wait_delete(st, item_id, &deleted, err);
     if (!rc)
@@ -148,7 +152,7 @@ static int scan_event(void *ctx, const char *id, const char *body)
     struct scan_ctx *sc = ctx;
     if (wait_matches(sc->w->expr, sc->w->trigger_event, body)) {
         sc->found_copy = strdup(body);
-        return 1; /* stop: the first matching event wins */
+        return sc->found_copy ? 1 : SB_ENOMEM; /* stop: the first matching event wins */
     }
     return 0;
 }
@@ -291,7 +295,7 @@ int sb_waits_on_event(struct sb_store *st, struct sb_engine *e, const char *name
     if (!sb_store_has_waits(st))
         return 0;
     struct ingest_ctx ic = { st, e, body, res, nres, err, sb_now_ms() };
-    return sb_store_waits_for(st, name, on_wait, &ic);
+    return sb_store_waits_for(st, name, on_wait, &ic, err);
 }
 
 void sb_wait_resolutions_free(struct wait_resolution *res, size_t n)

@@ -169,13 +169,13 @@ _Static_assert(NMIGRATIONS == SB_STORE_SCHEMA_VERSION, "one migration per schema
 int sb_store_schema_version(struct sb_store *st)
 {
     sqlite3_stmt *s;
-    int v = -1;
+    int64_t v = -1;
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
-        if (sqlite3_step(s) == SQLITE_ROW)
-            v = sqlite3_column_int(s, 0);
+        if (sb_store_query_int64(st, s, &v, NULL) != 0)
+            v = -1;
         sqlite3_finalize(s);
     }
-    return v;
+    return (int)v;
 }
 
 int sb_store_migrate(struct sb_store *st, struct sb_err *err)

@@ -13,11 +13,11 @@ int sb_store_running_runs(struct sb_store *st, const char *app_id, const char *f
                           int64_t after, int64_t before,
                           int (*fn)(void *ctx, const char *run_id, int64_t created_at,
                                     const char *trigger_event),
-                          void *ctx)
+                          void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_RUNNING_OF);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sb_store_bind_text(s, 1, function_id);
     sb_store_bind_text(s, 2, app_id);
     sqlite3_bind_int64(s, 3, after);
@@ -28,22 +28,30 @@ int sb_store_running_runs(struct sb_store *st, const char *app_id, const char *f
         int64_t created;
     } *rows = NULL;
     size_t n = 0;
-    int rc = 0;
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    int rc, crc = 0;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
         struct row *nr = realloc(rows, (n + 1) * sizeof *nr);
         if (!nr) {
-            rc = SB_ENOMEM;
+            rc = sb_err_set(err, SB_ENOMEM, "out of memory");
             break;
         }
         rows = nr;
-        rows[n].id = sb_store_col_dup(s, 0);
+        rows[n].id = sb_store_col_dup(s, 0, &crc);
         rows[n].created = sqlite3_column_int64(s, 1);
-        rows[n].body = sb_store_col_dup(s, 2);
+        rows[n].body = sb_store_col_dup(s, 2, &crc);
         n++;
+        if (!crc && (!rows[n - 1].id || !rows[n - 1].body))
+            crc = SB_ESTORE;
+        if (crc) {
+            rc = sb_store_col_error(err, crc);
+            break;
+        }
     }
     sqlite3_reset(s);
+    /* all or none: a cancellation that matched half the runs would report
+     * itself done */
     for (size_t i = 0; i < n; i++) {
-        if (!rc && rows[i].id)
+        if (!rc)
             rc = fn(ctx, rows[i].id, rows[i].created, rows[i].body);
         free(rows[i].id);
         free(rows[i].body);
@@ -72,15 +80,23 @@ int sb_store_cancel_request_put(struct sb_store *st, const char *run_id, const c
 
 int sb_store_cancel_requests_scan(struct sb_store *st,
                                   int (*fn)(void *ctx, const char *run_id, const char *reason),
-                                  void *ctx)
+                                  void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_CANCEL_REQ_SCAN);
     if (!s)
-        return SB_ESTORE;
-    int rc = 0;
-    while (!rc && sqlite3_step(s) == SQLITE_ROW)
-        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
-                (const char *)sqlite3_column_text(s, 1));
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    int rc;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
+        int crc = 0;
+        const char *run_id = sb_store_col_req(s, 0, &crc);
+        const char *reason = sb_store_col_req(s, 1, &crc);
+        if (crc) {
+            rc = sb_store_col_error(err, crc);
+            break;
+        }
+        if ((rc = fn(ctx, run_id, reason)))
+            break;
+    }
     sqlite3_reset(s);
     return rc;
 }
@@ -113,11 +129,14 @@ int sb_store_cron_get(struct sb_store *st, const char *function_id, int idx, cha
         return SB_ESTORE;
     sqlite3_bind_text(s, 1, function_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, idx);
-    int rc = SB_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *expr = sb_store_col_dup(s, 0);
+    int rc = sb_store_next_row(st, s, NULL);
+    if (rc == 0) {
+        rc = SB_ENOTFOUND;
+    } else if (rc > 0) {
+        int crc = 0;
+        *expr = sb_store_col_dup(s, 0, &crc);
         *next_at = sqlite3_column_int64(s, 1);
-        rc = *expr ? 0 : SB_ENOMEM;
+        rc = *expr ? 0 : crc ? crc : SB_ESTORE;
     }
     sqlite3_reset(s);
     return rc;
@@ -156,11 +175,13 @@ int sb_store_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct c
     sqlite3_stmt *s = sb_store_stmt(st, STMT_CRON_SCAN);
     if (!s)
         return SB_ESTORE;
-    int rc = 0;
-    while (!rc && sqlite3_step(s) == SQLITE_ROW) {
-        struct cron_rec c = { (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1),
-                              (const char *)sqlite3_column_text(s, 2), sqlite3_column_int64(s, 3) };
-        rc = fn(ctx, &c);
+    int rc;
+    while ((rc = sb_store_next_row(st, s, NULL)) > 0) {
+        int crc = 0;
+        struct cron_rec c = { sb_store_col_req(s, 0, &crc), sqlite3_column_int(s, 1),
+                              sb_store_col_req(s, 2, &crc), sqlite3_column_int64(s, 3) };
+        if ((rc = crc ? crc : fn(ctx, &c)))
+            break;
     }
     sqlite3_reset(s);
     return rc;
@@ -179,32 +200,44 @@ int sb_store_throttle_put(struct sb_store *st, const char *key, int64_t tat, str
 }
 
 int sb_store_throttles_scan(struct sb_store *st, int64_t now,
-                            void (*fn)(void *ctx, const char *key, int64_t tat), void *ctx)
+                            void (*fn)(void *ctx, const char *key, int64_t tat), void *ctx,
+                            struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_THROTTLE_SCAN);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_int64(s, 1, now);
-    while (sqlite3_step(s) == SQLITE_ROW)
-        fn(ctx, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1));
+    int rc;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
+        int crc = 0;
+        const char *key = sb_store_col_req(s, 0, &crc);
+        if (crc) {
+            rc = sb_store_col_error(err, crc);
+            break;
+        }
+        fn(ctx, key, sqlite3_column_int64(s, 1));
+    }
     sqlite3_reset(s);
-    return 0;
+    return rc;
 }
 
 int sb_store_flow_key_get(struct sb_store *st, int kind, const char *key, char **run_id,
-                          int64_t *expires_at)
+                          int64_t *expires_at, struct sb_err *err)
 {
     *run_id = NULL;
     sqlite3_stmt *s = sb_store_stmt(st, STMT_FLOW_GET);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_int(s, 1, kind);
     sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
-    int rc = SB_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *run_id = sb_store_col_dup(s, 0);
+    int rc = sb_store_next_row(st, s, err);
+    if (rc == 0) {
+        rc = SB_ENOTFOUND;
+    } else if (rc > 0) {
+        int crc = 0;
+        *run_id = sb_store_col_dup(s, 0, &crc); /* NULL for a throttle key */
         *expires_at = sqlite3_column_int64(s, 1);
-        rc = 0;
+        rc = crc ? sb_store_col_error(err, crc) : 0;
     }
     sqlite3_reset(s);
     return rc;
@@ -226,16 +259,15 @@ int sb_store_flow_key_put(struct sb_store *st, int kind, const char *key, const 
     return rc;
 }
 
-int64_t sb_store_rate_count(struct sb_store *st, const char *key, int64_t since_ms)
+int sb_store_rate_count(struct sb_store *st, const char *key, int64_t since_ms, int64_t *count,
+                        struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_RATE_COUNT);
     if (!s)
-        return 0;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, since_ms);
-    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
-    return n;
+    return sb_store_query_int64(st, s, count, err);
 }
 
 int sb_store_rate_hit(struct sb_store *st, const char *key, int64_t at, struct sb_err *err)
@@ -258,26 +290,28 @@ void sb_deferred_rec_free(struct deferred_rec *d)
     d->function_id = d->app_id = d->key = NULL;
 }
 
-static int deferred_row(sqlite3_stmt *s, struct deferred_rec *out)
+static int deferred_row(struct sb_store *st, sqlite3_stmt *s, struct deferred_rec *out)
 {
     memset(out, 0, sizeof *out);
-    if (sqlite3_step(s) != SQLITE_ROW) {
+    int rc = sb_store_next_row(st, s, NULL);
+    if (rc <= 0) {
         sqlite3_reset(s);
-        return SB_ENOTFOUND;
+        return rc ? rc : SB_ENOTFOUND;
     }
-    snprintf(out->id, sizeof out->id, "%s", (const char *)sqlite3_column_text(s, 0));
-    out->function_id = sb_store_col_dup(s, 1);
-    out->app_id = sb_store_col_dup(s, 2);
-    out->key = sb_store_col_dup(s, 3);
-    snprintf(out->event_id, sizeof out->event_id, "%s", (const char *)sqlite3_column_text(s, 4));
+    int crc = 0;
+    snprintf(out->id, sizeof out->id, "%s", sb_store_col_req(s, 0, &crc));
+    out->function_id = sb_store_col_dup(s, 1, &crc);
+    out->app_id = sb_store_col_dup(s, 2, &crc);
+    out->key = sb_store_col_dup(s, 3, &crc);
+    snprintf(out->event_id, sizeof out->event_id, "%s", sb_store_col_req(s, 4, &crc));
     out->size = sqlite3_column_int64(s, 5);
     out->first_at = sqlite3_column_int64(s, 6);
     out->due_at = sqlite3_column_int64(s, 7);
     out->kind = sqlite3_column_int(s, 8);
     sqlite3_reset(s);
-    if (!out->function_id || !out->app_id || !out->key) {
+    if (crc || !out->function_id || !out->app_id || !out->key) {
         sb_deferred_rec_free(out);
-        return SB_ENOMEM;
+        return crc ? crc : SB_ESTORE;
     }
     return 0;
 }
@@ -291,7 +325,7 @@ int sb_store_deferred_find(struct sb_store *st, int kind, const char *function_i
     sqlite3_bind_int(s, 1, kind);
     sqlite3_bind_text(s, 2, function_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
-    return deferred_row(s, out);
+    return deferred_row(st, s, out);
 }
 
 int sb_store_deferred_get(struct sb_store *st, const char *id, struct deferred_rec *out)
@@ -300,7 +334,7 @@ int sb_store_deferred_get(struct sb_store *st, const char *id, struct deferred_r
     if (!s)
         return SB_ESTORE;
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    return deferred_row(s, out);
+    return deferred_row(st, s, out);
 }
 
 int sb_store_deferred_put(struct sb_store *st, const struct deferred_rec *d, struct sb_err *err)
@@ -336,14 +370,18 @@ int sb_store_deferred_due(struct sb_store *st, int64_t now, int (*fn)(void *ctx,
     sqlite3_stmt *s = sb_store_stmt(st, STMT_DEFERRED_DUE);
     if (!s)
         return SB_ESTORE;
-    int rc = 0;
-    while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sb_store_next_row(st, s, NULL)) > 0) {
         int64_t due = sqlite3_column_int64(s, 1);
         if (due > now) {
             *earliest = due;
+            rc = 0;
             break;
         }
-        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0));
+        int crc = 0;
+        const char *id = sb_store_col_req(s, 0, &crc);
+        if ((rc = crc ? crc : fn(ctx, id)))
+            break;
     }
     sqlite3_reset(s);
     return rc;
@@ -355,12 +393,11 @@ int sb_store_event_held(struct sb_store *st, const char *event_id, int64_t *due_
     if (!s)
         return SB_ESTORE;
     sqlite3_bind_text(s, 1, event_id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    int held = rc == SQLITE_ROW;
-    if (held)
+    int rc = sb_store_next_row(st, s, NULL);
+    if (rc > 0)
         *due_at = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
-    return held || rc == SQLITE_DONE ? held : SB_ESTORE;
+    return rc;
 }
 
 int sb_store_run_event_add(struct sb_store *st, const char *run_id, int64_t seq,

@@ -150,6 +150,7 @@
                       "ON CONFLICT(run_id) DO NOTHING")                                           \
     X(CANCEL_REQ_DEL, "DELETE FROM cancel_requests WHERE run_id=?")                               \
     X(CANCEL_REQ_COUNT, "SELECT COUNT(*) FROM cancel_requests")                                   \
+    X(SINGLETON_ANY, "SELECT EXISTS (SELECT 1 FROM flow_keys WHERE kind=2)")                      \
     X(CANCEL_REQ_SCAN, "SELECT run_id,reason FROM cancel_requests")                               \
     X(CANCELLATION_PUT, "INSERT INTO cancellations(id,app_id,function_id,started_after,"          \
                         "started_before,expression,created_at,run_count) "                        \
@@ -177,10 +178,38 @@ sqlite3_stmt *sb_store_stmt(struct sb_store *st, enum sb_stmt_id id);
 void sb_store_bind_text(sqlite3_stmt *s, int idx, const char *v);
 /* Binds v, or NULL when v <= 0 (an optional time). */
 void sb_store_bind_opt_int64(sqlite3_stmt *s, int idx, int64_t v);
-/* Runs a statement that returns no rows; SB_ESTORE with err on failure. */
+
+/* The one place the store steps a statement (docs/internals/store.md, "Row
+ * scans"): 1 when s is on a row, 0 when the scan is complete (SQLITE_DONE),
+ * or a negative code with err filled: SB_EBUSY (busy or locked past the busy
+ * timeout), SB_ETOOBIG, SB_ENOMEM, SB_EIO (I/O error, disk full) or
+ * SB_ESTORE (anything else, e.g. a corrupt page). After an error the scan
+ * is over and its rows so far must not be used: a caller never treats an
+ * error as "no more rows". The caller still resets s. */
+int sb_store_next_row(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err);
+/* Runs a statement that returns no rows; its error (as above) on failure. */
 int sb_store_exec_stmt(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err);
-/* Column as malloc'd string (NULL stays NULL). */
-char *sb_store_col_dup(sqlite3_stmt *s, int col);
+/* Runs s (NULL: a statement that could not be prepared), a query whose one
+ * row holds one integer (COUNT, MAX): 0 with *out, or the error of
+ * sb_store_next_row (SB_ESTORE when it gave no row). Resets s. */
+int sb_store_query_int64(struct sb_store *st, sqlite3_stmt *s, int64_t *out, struct sb_err *err);
+
+/* Columns of the current row. sqlite3_column_text returns NULL both for SQL
+ * NULL and when it runs out of memory converting a value; these tell them
+ * apart. Each leaves *rc alone on success, so a row's columns can be read
+ * and *rc checked once:
+ *  - sb_store_col_text: a nullable column; NULL for SQL NULL; NULL with
+ *    *rc = SB_ENOMEM when out of memory. Valid until the next step/reset.
+ *  - sb_store_col_req: a NOT NULL column; never NULL: "" with *rc =
+ *    SB_ENOMEM (out of memory) or SB_ESTORE (a NULL where the schema allows
+ *    none), so callers may use the value before checking *rc.
+ *  - sb_store_col_dup: sb_store_col_text as a malloc'd copy (a failed copy
+ *    also sets SB_ENOMEM). */
+const char *sb_store_col_text(sqlite3_stmt *s, int col, int *rc);
+const char *sb_store_col_req(sqlite3_stmt *s, int col, int *rc);
+char *sb_store_col_dup(sqlite3_stmt *s, int col, int *rc);
+/* err filled for a row whose columns could not be read (rc from the above). */
+int sb_store_col_error(struct sb_err *err, int rc);
 /* Schema creation/migration (schema.c). */
 int sb_store_migrate(struct sb_store *st, struct sb_err *err);
 

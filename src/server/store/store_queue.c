@@ -44,48 +44,49 @@ int sb_store_queue_del(struct sb_store *st, int64_t id, struct sb_err *err)
     return sb_store_exec_stmt(st, s, err);
 }
 
-int64_t sb_store_queue_max_id(struct sb_store *st)
+int sb_store_queue_max_id(struct sb_store *st, int64_t *max_id, struct sb_err *err)
 {
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_MAX);
-    int64_t v = 0;
-    if (s && sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int64(s, 0);
-    if (s)
-        sqlite3_reset(s);
-    return v;
+    return sb_store_query_int64(st, sb_store_stmt(st, STMT_QUEUE_MAX), max_id, err);
 }
 
-static int scan_rows(sqlite3_stmt *s, int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx)
+static int scan_rows(struct sb_store *st, sqlite3_stmt *s,
+                     int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx, struct sb_err *err)
 {
-    int rc = 0;
-    while (!rc && sqlite3_step(s) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
+        int crc = 0;
         struct qitem_rec q = {
             .id = sqlite3_column_int64(s, 0),
-            .run_id = (const char *)sqlite3_column_text(s, 1),
-            .step_id = (const char *)sqlite3_column_text(s, 2),
+            .run_id = sb_store_col_req(s, 1, &crc),
+            .step_id = sb_store_col_req(s, 2, &crc),
             .attempt = sqlite3_column_int(s, 3),
             .due_at = sqlite3_column_int64(s, 4),
             .started_at = sqlite3_column_int64(s, 5),
             .transport_failures = sqlite3_column_int(s, 6),
             .transport_since = sqlite3_column_int64(s, 7),
-            .last_error = (const char *)sqlite3_column_text(s, 8),
+            .last_error = sb_store_col_text(s, 8, &crc),
             .flags = sqlite3_column_int(s, 9),
-            .function_id = (const char *)sqlite3_column_text(s, 10),
-            .event_id = (const char *)sqlite3_column_text(s, 11),
+            .function_id = sb_store_col_req(s, 10, &crc),
+            .event_id = sb_store_col_req(s, 11, &crc),
             .lease_until = sqlite3_column_int64(s, 12),
-            .lease_keys = (const char *)sqlite3_column_text(s, 13),
+            .lease_keys = sb_store_col_text(s, 13, &crc),
         };
-        rc = fn(ctx, &q);
+        if (crc) {
+            rc = sb_store_col_error(err, crc);
+            break;
+        }
+        if ((rc = fn(ctx, &q)))
+            break;
     }
     sqlite3_reset(s);
     return rc;
 }
 
 int sb_store_queue_scan(struct sb_store *st, int (*fn)(void *ctx, const struct qitem_rec *q),
-                        void *ctx)
+                        void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_SCAN);
-    return s ? scan_rows(s, fn, ctx) : SB_ESTORE;
+    return s ? scan_rows(st, s, fn, ctx, err) : sb_err_set(err, SB_ESTORE, "statement unavailable");
 }
 
 int sb_store_queue_scan_run(struct sb_store *st, const char *run_id,
@@ -95,16 +96,25 @@ int sb_store_queue_scan_run(struct sb_store *st, const char *run_id,
     if (!s)
         return SB_ESTORE;
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    return scan_rows(s, fn, ctx);
+    return scan_rows(st, s, fn, ctx, NULL);
 }
 
-int sb_store_orphan_runs(struct sb_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx)
+int sb_store_orphan_runs(struct sb_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx,
+                         struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_ORPHANS);
     if (!s)
-        return SB_ESTORE;
-    while (sqlite3_step(s) == SQLITE_ROW)
-        fn(ctx, (const char *)sqlite3_column_text(s, 0));
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    int rc;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
+        int crc = 0;
+        const char *id = sb_store_col_req(s, 0, &crc);
+        if (crc) {
+            rc = sb_store_col_error(err, crc);
+            break;
+        }
+        fn(ctx, id);
+    }
     sqlite3_reset(s);
-    return 0;
+    return rc;
 }

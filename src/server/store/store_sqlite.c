@@ -107,24 +107,18 @@ int sb_store_open(const char *dir, struct sb_store **out, struct sb_err *err)
         sb_store_close(st);
         return rc;
     }
-    sqlite3_stmt *c = sb_store_stmt(st, STMT_WAIT_COUNT);
-    if (c && sqlite3_step(c) == SQLITE_ROW)
-        st->open_waits = sqlite3_column_int64(c, 0);
-    if (c)
-        sqlite3_reset(c);
-    {
-        sqlite3_stmt *q;
-        if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM flow_keys WHERE kind=2 LIMIT 1", -1, &q,
-                               NULL) == SQLITE_OK) {
-            st->singletons = sqlite3_step(q) == SQLITE_ROW;
-            sqlite3_finalize(q);
-        }
+    /* The connection's counters decide whether events look for waits and
+     * whether the start replays cancellations: a failed read must fail the
+     * open, not leave them at 0 (which would ignore every open wait). */
+    int64_t singletons = 0;
+    if ((rc = sb_store_query_int64(st, sb_store_stmt(st, STMT_WAIT_COUNT), &st->open_waits, err)) ||
+        (rc = sb_store_query_int64(st, sb_store_stmt(st, STMT_CANCEL_REQ_COUNT), &st->open_cancels,
+                                   err)) ||
+        (rc = sb_store_query_int64(st, sb_store_stmt(st, STMT_SINGLETON_ANY), &singletons, err))) {
+        sb_store_close(st);
+        return rc;
     }
-    c = sb_store_stmt(st, STMT_CANCEL_REQ_COUNT);
-    if (c && sqlite3_step(c) == SQLITE_ROW)
-        st->open_cancels = sqlite3_column_int64(c, 0);
-    if (c)
-        sqlite3_reset(c);
+    st->singletons = singletons > 0;
     *out = st;
     return 0;
 }
@@ -219,25 +213,92 @@ void sb_store_bind_text(sqlite3_stmt *s, int idx, const char *v)
         sqlite3_bind_null(s, idx);
 }
 
+int sb_store_next_row(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    int code;
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: code = SB_EBUSY; break;
+    case SQLITE_TOOBIG: code = SB_ETOOBIG; break;
+    case SQLITE_NOMEM: code = SB_ENOMEM; break;
+    case SQLITE_IOERR:
+    case SQLITE_FULL: code = SB_EIO; break;
+    default: code = SB_ESTORE; break;
+    }
+    /* sqlite3_errmsg describes rc only until the next call on the
+     * connection (the caller's reset), so it is copied now */
+    return sb_err_set(err, code, "database: %s", sqlite3_errmsg(st->db));
+}
+
 int sb_store_exec_stmt(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err)
 {
     if (!s)
         return sb_err_set(err, SB_ESTORE, "statement unavailable: %s", sqlite3_errmsg(st->db));
-    int rc = sqlite3_step(s);
-    while (rc == SQLITE_ROW)
-        rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
-        int code = (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR ? SB_EIO : SB_ESTORE;
-        return sb_err_set(err, code, "database: %s", sqlite3_errmsg(st->db));
+    int rc;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
     }
-    return 0;
+    sqlite3_reset(s);
+    return rc;
 }
 
-char *sb_store_col_dup(sqlite3_stmt *s, int col)
+int sb_store_query_int64(struct sb_store *st, sqlite3_stmt *s, int64_t *out, struct sb_err *err)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
-    return t ? strdup((const char *)t) : NULL;
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable: %s", sqlite3_errmsg(st->db));
+    int rc = sb_store_next_row(st, s, err);
+    if (rc > 0)
+        *out = sqlite3_column_int64(s, 0);
+    else if (rc == 0)
+        rc = sb_err_set(err, SB_ESTORE, "database: a query of one row gave none");
+    sqlite3_reset(s);
+    return rc > 0 ? 0 : rc;
+}
+
+const char *sb_store_col_text(sqlite3_stmt *s, int col, int *rc)
+{
+    /* the type must be read before the conversion (after it, it is
+     * undefined) */
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return NULL;
+    const char *t = (const char *)sqlite3_column_text(s, col);
+    if (!t)
+        *rc = SB_ENOMEM;
+    return t;
+}
+
+const char *sb_store_col_req(sqlite3_stmt *s, int col, int *rc)
+{
+    if (sqlite3_column_type(s, col) == SQLITE_NULL) {
+        *rc = SB_ESTORE;
+        return "";
+    }
+    const char *t = (const char *)sqlite3_column_text(s, col);
+    if (!t) {
+        *rc = SB_ENOMEM;
+        return "";
+    }
+    return t;
+}
+
+char *sb_store_col_dup(sqlite3_stmt *s, int col, int *rc)
+{
+    const char *t = sb_store_col_text(s, col, rc);
+    char *d = t ? strdup(t) : NULL;
+    if (t && !d)
+        *rc = SB_ENOMEM;
+    return d;
+}
+
+int sb_store_col_error(struct sb_err *err, int rc)
+{
+    return sb_err_set(err, rc, "%s",
+                      rc == SB_ENOMEM ? "out of memory reading a stored row"
+                                      : "a stored row has NULL where the schema allows none");
 }
 
 static int exec_simple(struct sb_store *st, enum sb_stmt_id id, struct sb_err *err)
@@ -303,17 +364,20 @@ int sb_store_event_insert(struct sb_store *st, const struct ev_rec *ev, bool *in
 }
 
 int sb_store_event_find_dedupe(struct sb_store *st, const char *key, int64_t since_ms,
-                               char out_id[SB_ULID_SIZE])
+                               char out_id[SB_ULID_SIZE], struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_EVENT_DEDUPE);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, since_ms);
-    int rc = SB_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        snprintf(out_id, SB_ULID_SIZE, "%s", (const char *)sqlite3_column_text(s, 0));
-        rc = 0;
+    int rc = sb_store_next_row(st, s, err);
+    if (rc > 0) {
+        int crc = 0;
+        snprintf(out_id, SB_ULID_SIZE, "%s", sb_store_col_req(s, 0, &crc));
+        rc = crc ? sb_store_col_error(err, crc) : 0;
+    } else if (rc == 0) {
+        rc = SB_ENOTFOUND;
     }
     sqlite3_reset(s);
     return rc;
@@ -488,9 +552,14 @@ int sb_store_functions_prune(struct sb_store *st, const char *app_id, const char
     sqlite3_bind_text(s, 1, app_id, -1, SQLITE_STATIC);
     char **drop = NULL;
     size_t ndrop = 0;
-    int rc = 0;
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(s, 0);
+    int rc;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
+        int crc = 0;
+        const char *id = sb_store_col_req(s, 0, &crc);
+        if (crc) {
+            rc = sb_store_col_error(err, crc);
+            break;
+        }
         size_t i = 0;
         while (i < n && strcmp(keep[i], id) != 0)
             i++;
@@ -530,15 +599,16 @@ int sb_store_purge(struct sb_store *st, int64_t before_ms, int limit, int *delet
      * period (a day): they expire on their own clock, not the retention's */
     int64_t now = sb_now_ms();
     sqlite3_stmt *fs = sb_store_stmt(st, STMT_PURGE_FLOW);
-    if (fs) {
+    if (fs)
         sqlite3_bind_int64(fs, 1, now);
-        sb_store_exec_stmt(st, fs, NULL);
-    }
+    int frc = sb_store_exec_stmt(st, fs, err);
+    if (frc)
+        return frc;
     sqlite3_stmt *rs = sb_store_stmt(st, STMT_PURGE_RATE);
-    if (rs) {
+    if (rs)
         sqlite3_bind_int64(rs, 1, now - 86400000);
-        sb_store_exec_stmt(st, rs, NULL);
-    }
+    if ((frc = sb_store_exec_stmt(st, rs, err)))
+        return frc;
     static const enum sb_stmt_id order[] = { STMT_PURGE_STEPS, STMT_PURGE_RUN_EVENTS,
                                              STMT_PURGE_RUNS, STMT_PURGE_EVENTS };
     /* Event ids are ULIDs, whose prefix is the time they were made: events
@@ -578,6 +648,65 @@ void sb_run_state_free(struct run_state *rs)
     memset(rs, 0, sizeof *rs);
 }
 
+/* The events of a batched run as a JSON array into out->events (left NULL
+ * for a run of one event). */
+static int run_state_events(struct sb_store *st, const char *run_id, struct run_state *out,
+                            struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_STATE_EVENTS);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    struct sb_buf b = { 0 };
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    int n = 0, brc = 0, crc = 0, rc;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
+        brc |= sb_buf_puts(&b, n++ ? "," : "[");
+        brc |= sb_buf_puts(&b, sb_store_col_req(s, 0, &crc));
+    }
+    sqlite3_reset(s);
+    if (!rc && crc)
+        rc = sb_store_col_error(err, crc);
+    if (!rc && n && (brc || sb_buf_puts(&b, "]") != 0 || !(out->events = sb_buf_steal(&b, NULL))))
+        rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+    sb_buf_free(&b);
+    return rc;
+}
+
+/* The memoized steps, in stack order, into out->steps. */
+static int run_state_steps(struct sb_store *st, const char *run_id, struct run_state *out,
+                           struct sb_err *err)
+{
+    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_STATE_STEPS);
+    if (!s)
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
+        if (out->nsteps == cap) {
+            cap = cap ? cap * 2 : 8;
+            void *p = realloc(out->steps, cap * sizeof *out->steps);
+            if (!p) {
+                rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+                break;
+            }
+            out->steps = p;
+        }
+        int crc = 0;
+        snprintf(out->steps[out->nsteps].hash, sizeof out->steps[0].hash, "%s",
+                 sb_store_col_req(s, 0, &crc));
+        const char *o = sb_store_col_text(s, 1, &crc);
+        char *copy = crc ? NULL : strdup(o ? o : "null");
+        if (!copy) {
+            rc = sb_store_col_error(err, crc ? crc : SB_ENOMEM);
+            break;
+        }
+        out->steps[out->nsteps++].output = copy;
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
 int sb_store_run_state(struct sb_store *st, const char *run_id, struct run_state *out,
                        struct sb_err *err)
 {
@@ -586,107 +715,81 @@ int sb_store_run_state(struct sb_store *st, const char *run_id, struct run_state
     if (!s)
         return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(s) != SQLITE_ROW) {
+    int rc = sb_store_next_row(st, s, err);
+    if (rc <= 0) {
         sqlite3_reset(s);
-        return sb_err_set(err, SB_ENOTFOUND, "run %s not found", run_id);
+        return rc ? rc : sb_err_set(err, SB_ENOTFOUND, "run %s not found", run_id);
     }
     snprintf(out->id, sizeof out->id, "%s", run_id);
-    out->function_id = sb_store_col_dup(s, 0);
+    int crc = 0;
+    out->function_id = sb_store_col_dup(s, 0, &crc);
     out->status = sqlite3_column_int(s, 1);
     out->req_version = sqlite3_column_int(s, 2);
-    out->event = sb_store_col_dup(s, 3);
+    out->event = sb_store_col_dup(s, 3, &crc);
     sqlite3_reset(s);
-    if (!out->function_id || !out->event) {
+    if (!out->function_id || !out->event)
+        rc = sb_store_col_error(err, crc ? crc : SB_ESTORE);
+    else if (!(rc = run_state_events(st, run_id, out, err)))
+        rc = run_state_steps(st, run_id, out, err);
+    /* all or nothing: a run state missing some of its memoized steps would
+     * make the worker run completed steps again */
+    if (rc)
         sb_run_state_free(out);
-        return sb_err_set(err, SB_ENOMEM, "out of memory");
-    }
-    if ((s = sb_store_stmt(st, STMT_RUN_STATE_EVENTS))) { /* a batch */
-        struct sb_buf b = { 0 };
-        sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-        int n = 0, brc = 0;
-        while (sqlite3_step(s) == SQLITE_ROW) {
-            brc |= sb_buf_puts(&b, n++ ? "," : "[");
-            brc |= sb_buf_puts(&b, (const char *)sqlite3_column_text(s, 0));
-        }
-        sqlite3_reset(s);
-        if (n && !brc && sb_buf_puts(&b, "]") == 0)
-            out->events = sb_buf_steal(&b, NULL);
-        sb_buf_free(&b);
-        if (n && !out->events) {
-            sb_run_state_free(out);
-            return sb_err_set(err, SB_ENOMEM, "out of memory");
-        }
-    }
-    s = sb_store_stmt(st, STMT_RUN_STATE_STEPS);
-    if (!s) {
-        sb_run_state_free(out);
-        return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    }
-    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    size_t cap = 0;
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        if (out->nsteps == cap) {
-            cap = cap ? cap * 2 : 8;
-            void *p = realloc(out->steps, cap * sizeof *out->steps);
-            if (!p) {
-                sqlite3_reset(s);
-                sb_run_state_free(out);
-                return sb_err_set(err, SB_ENOMEM, "out of memory");
-            }
-            out->steps = p;
-        }
-        snprintf(out->steps[out->nsteps].hash, 41, "%s", (const char *)sqlite3_column_text(s, 0));
-        const unsigned char *o = sqlite3_column_text(s, 1);
-        out->steps[out->nsteps].output = strdup(o ? (const char *)o : "null");
-        out->nsteps++;
-    }
-    sqlite3_reset(s);
-    return 0;
+    return rc;
 }
 
-int sb_store_counts(struct sb_store *st, int64_t *queue_rows, int64_t *running)
+int sb_store_counts(struct sb_store *st, int64_t *queue_rows, int64_t *running, struct sb_err *err)
 {
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_COUNT_QUEUE);
-    if (!s)
-        return SB_ESTORE;
-    *queue_rows = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_reset(s);
-    s = sb_store_stmt(st, STMT_COUNT_RUNNING);
-    if (!s)
-        return SB_ESTORE;
-    *running = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_reset(s);
-    return 0;
+    int rc = sb_store_query_int64(st, sb_store_stmt(st, STMT_COUNT_QUEUE), queue_rows, err);
+    return rc ? rc : sb_store_query_int64(st, sb_store_stmt(st, STMT_COUNT_RUNNING), running, err);
 }
 
 int sb_store_functions_scan(struct sb_store *st,
                             int (*fn)(void *ctx, const char *id, const char *app_id,
                                       const char *config, bool removed, const char *app_url),
-                            void *ctx)
+                            void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_FN_SCAN);
     if (!s)
-        return SB_ESTORE;
-    int rc = 0;
-    while (!rc && sqlite3_step(s) == SQLITE_ROW)
-        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
-                (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2),
-                sqlite3_column_int(s, 3) != 0, (const char *)sqlite3_column_text(s, 4));
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    int rc;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
+        int crc = 0;
+        const char *id = sb_store_col_req(s, 0, &crc);
+        const char *app_id = sb_store_col_req(s, 1, &crc);
+        const char *config = sb_store_col_req(s, 2, &crc);
+        const char *url = sb_store_col_text(s, 4, &crc);
+        if (crc) {
+            rc = sb_store_col_error(err, crc);
+            break;
+        }
+        if ((rc = fn(ctx, id, app_id, config, sqlite3_column_int(s, 3) != 0, url)))
+            break;
+    }
     sqlite3_reset(s);
     return rc;
 }
 
 int sb_store_apps_scan(struct sb_store *st,
                        int (*fn)(void *ctx, const char *id, const char *url, const char *checksum),
-                       void *ctx)
+                       void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_APP_SCAN);
     if (!s)
-        return SB_ESTORE;
-    int rc = 0;
-    while (!rc && sqlite3_step(s) == SQLITE_ROW)
-        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
-                (const char *)sqlite3_column_text(s, 1), (const char *)sqlite3_column_text(s, 2));
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
+    int rc;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
+        int crc = 0;
+        const char *id = sb_store_col_req(s, 0, &crc);
+        const char *url = sb_store_col_req(s, 1, &crc);
+        const char *checksum = sb_store_col_text(s, 2, &crc);
+        if (crc) {
+            rc = sb_store_col_error(err, crc);
+            break;
+        }
+        if ((rc = fn(ctx, id, url, checksum)))
+            break;
+    }
     sqlite3_reset(s);
     return rc;
 }
@@ -701,41 +804,60 @@ int sb_store_apps_at_url(struct sb_store *st, const char *url, const char *excep
         return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, url, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, except_id, -1, SQLITE_STATIC);
-    int rc = 0;
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    int rc, crc = 0;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
         char **nv = realloc(*ids, (*n + 1) * sizeof *nv);
-        char *id = sb_store_col_dup(s, 0);
+        char *id = sb_store_col_dup(s, 0, &crc);
+        if (nv)
+            *ids = nv;
         if (!nv || !id) {
             free(id);
-            if (nv)
-                *ids = nv;
-            rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+            rc = sb_store_col_error(err, crc ? crc : SB_ENOMEM);
             break;
         }
-        *ids = nv;
         (*ids)[(*n)++] = id;
     }
     sqlite3_reset(s);
+    if (rc) { /* no partial list: the caller would act on it */
+        for (size_t i = 0; i < *n; i++)
+            free((*ids)[i]);
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+    }
     return rc;
 }
 
-static char *app_column(struct sb_store *st, const char *app_id, int col)
+int sb_store_app_get(struct sb_store *st, const char *app_id, char **checksum, char **url,
+                     struct sb_err *err)
 {
+    if (checksum)
+        *checksum = NULL;
+    if (url)
+        *url = NULL;
     sqlite3_stmt *s = sb_store_stmt(st, STMT_APP_GET);
     if (!s)
-        return NULL;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, app_id, -1, SQLITE_STATIC);
-    char *v = sqlite3_step(s) == SQLITE_ROW ? sb_store_col_dup(s, col) : NULL;
+    int rc = sb_store_next_row(st, s, err);
+    if (rc == 0)
+        rc = sb_err_set(err, SB_ENOTFOUND, "no app %s", app_id);
+    if (rc > 0) {
+        int crc = 0;
+        char *c = checksum ? sb_store_col_dup(s, 0, &crc) : NULL;
+        char *u = url ? sb_store_col_dup(s, 1, &crc) : NULL;
+        if (crc || (url && !u)) {
+            free(c);
+            free(u);
+            rc = sb_store_col_error(err, crc ? crc : SB_ESTORE);
+        } else {
+            if (checksum)
+                *checksum = c;
+            if (url)
+                *url = u;
+            rc = 0;
+        }
+    }
     sqlite3_reset(s);
-    return v;
-}
-
-char *sb_store_app_checksum(struct sb_store *st, const char *app_id)
-{
-    return app_column(st, app_id, 0);
-}
-
-char *sb_store_app_url(struct sb_store *st, const char *app_id)
-{
-    return app_column(st, app_id, 1);
+    return rc;
 }

@@ -50,11 +50,11 @@ bool sb_store_has_waits(struct sb_store *st)
 int sb_store_waits_for(struct sb_store *st, const char *event_name,
                        int (*fn)(void *ctx, const struct wait_rec *w, const char *trigger_event,
                                  int64_t run_queue_rows, int flags),
-                       void *ctx)
+                       void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_WAITS_FOR);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, event_name, -1, SQLITE_STATIC);
     /* collect first: fn may change the waits table */
     struct row {
@@ -64,33 +64,41 @@ int sb_store_waits_for(struct sb_store *st, const char *event_name,
         int flags;
     } *rows = NULL;
     size_t n = 0;
-    int rc = 0;
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    int rc, crc = 0;
+    while ((rc = sb_store_next_row(st, s, err)) > 0) {
         struct row *nr = realloc(rows, (n + 1) * sizeof *nr);
         if (!nr) {
-            rc = SB_ENOMEM;
+            rc = sb_err_set(err, SB_ENOMEM, "out of memory");
             break;
         }
         rows = nr;
         struct row *r = &rows[n++];
         r->w.item_id = sqlite3_column_int64(s, 0);
-        r->run_id = sb_store_col_dup(s, 1);
-        r->hash = sb_store_col_dup(s, 2);
-        r->name = sb_store_col_dup(s, 3);
-        r->expr = sb_store_col_dup(s, 4);
+        r->run_id = sb_store_col_dup(s, 1, &crc);
+        r->hash = sb_store_col_dup(s, 2, &crc);
+        r->name = sb_store_col_dup(s, 3, &crc);
+        r->expr = sb_store_col_dup(s, 4, &crc);
         r->w.created_at = sqlite3_column_int64(s, 5);
-        r->trigger = sb_store_col_dup(s, 6);
+        r->trigger = sb_store_col_dup(s, 6, &crc);
         r->rows = sqlite3_column_int64(s, 7);
         r->flags = sqlite3_column_int(s, 8);
+        if (!crc && (!r->run_id || !r->hash || !r->name || !r->trigger))
+            crc = SB_ESTORE; /* NOT NULL columns (the query matched the name) */
+        if (crc) {
+            rc = sb_store_col_error(err, crc);
+            break;
+        }
     }
     sqlite3_reset(s);
+    /* Only a complete list is acted on: a wait missed here would stay open
+     * while its event was taken (the event's transaction fails instead). */
     for (size_t i = 0; i < n; i++) {
         struct row *r = &rows[i];
         r->w.run_id = r->run_id;
         r->w.step_hash = r->hash;
         r->w.event_name = r->name;
         r->w.expression = r->expr;
-        if (!rc && r->run_id && r->hash && r->name)
+        if (!rc)
             rc = fn(ctx, &r->w, r->trigger, r->rows, r->flags);
         free(r->run_id);
         free(r->hash);
@@ -112,15 +120,18 @@ int sb_store_wait_for_child(struct sb_store *st, const char *child_run_id, struc
     if (!s)
         return SB_ESTORE;
     sqlite3_bind_text(s, 1, child_run_id, -1, SQLITE_STATIC);
-    int rc = SB_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
+    int rc = sb_store_next_row(st, s, NULL);
+    if (rc == 0) {
+        rc = SB_ENOTFOUND;
+    } else if (rc > 0) {
+        int crc = 0;
         w->item_id = sqlite3_column_int64(s, 0);
-        w->run_id = sb_store_col_dup(s, 1);
-        w->step_hash = sb_store_col_dup(s, 2);
+        w->run_id = sb_store_col_dup(s, 1, &crc);
+        w->step_hash = sb_store_col_dup(s, 2, &crc);
         w->created_at = sqlite3_column_int64(s, 3);
         *run_queue_rows = sqlite3_column_int64(s, 4);
         *flags = sqlite3_column_int(s, 5);
-        rc = w->run_id && w->step_hash ? 0 : SB_ENOMEM;
+        rc = w->run_id && w->step_hash ? 0 : crc ? crc : SB_ESTORE;
     }
     sqlite3_reset(s);
     if (rc)
@@ -143,10 +154,14 @@ int sb_store_events_since(struct sb_store *st, const char *name, const char *min
         return SB_ESTORE;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, min_id, -1, SQLITE_STATIC);
-    int rc = 0;
-    while (!rc && sqlite3_step(s) == SQLITE_ROW)
-        rc = fn(ctx, (const char *)sqlite3_column_text(s, 0),
-                (const char *)sqlite3_column_text(s, 1));
+    int rc;
+    while ((rc = sb_store_next_row(st, s, NULL)) > 0) {
+        int crc = 0;
+        const char *id = sb_store_col_req(s, 0, &crc);
+        const char *body = sb_store_col_req(s, 1, &crc);
+        if ((rc = crc ? crc : fn(ctx, id, body)))
+            break;
+    }
     sqlite3_reset(s);
     return rc;
 }
@@ -155,11 +170,12 @@ int64_t sb_store_next_seq(struct sb_store *st, const char *run_id)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_NEXT_SEQ);
     if (!s)
-        return 0;
+        return SB_ESTORE;
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
-    return v;
+    int64_t v;
+    int rc = sb_store_query_int64(st, s, &v, NULL);
+    /* a position is never negative, so an error cannot pass for one */
+    return rc ? rc : v;
 }
 
 int sb_store_run_trigger(struct sb_store *st, const char *run_id, char **function_id,
@@ -170,12 +186,15 @@ int sb_store_run_trigger(struct sb_store *st, const char *run_id, char **functio
     if (!s)
         return SB_ESTORE;
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    int rc = SB_ENOTFOUND;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *function_id = sb_store_col_dup(s, 0);
-        *event_name = sb_store_col_dup(s, 1);
-        *event_body = sb_store_col_dup(s, 2);
-        rc = (*function_id && *event_name && *event_body) ? 0 : SB_ENOMEM;
+    int rc = sb_store_next_row(st, s, NULL);
+    if (rc == 0) {
+        rc = SB_ENOTFOUND;
+    } else if (rc > 0) {
+        int crc = 0;
+        *function_id = sb_store_col_dup(s, 0, &crc);
+        *event_name = sb_store_col_dup(s, 1, &crc);
+        *event_body = sb_store_col_dup(s, 2, &crc);
+        rc = (*function_id && *event_name && *event_body) ? 0 : crc ? crc : SB_ESTORE;
     }
     sqlite3_reset(s);
     if (rc) {

@@ -67,9 +67,9 @@ static void events_dedupe_and_runs_round_trip(void **state)
     assert_int_equal(sb_store_event_insert(st, &ev, &inserted, &err), 0);
     assert_false(inserted); /* same id: idempotent */
     char found[SB_ULID_SIZE];
-    assert_int_equal(sb_store_event_find_dedupe(st, "user-key", 0, found), 0);
+    assert_int_equal(sb_store_event_find_dedupe(st, "user-key", 0, found, &err), 0);
     assert_string_equal(found, ev.id);
-    assert_int_equal(sb_store_event_find_dedupe(st, "user-key", 2000, found), SB_ENOTFOUND);
+    assert_int_equal(sb_store_event_find_dedupe(st, "user-key", 2000, found, &err), SB_ENOTFOUND);
 
     struct run_rec run = { .function_id = "app-f", .app_id = "app", .created_at = 1000 };
     sb_ulid_new(1000, run.id);
@@ -98,7 +98,7 @@ static void events_dedupe_and_runs_round_trip(void **state)
     sb_run_state_free(&rs);
 
     int64_t qrows, running;
-    sb_store_counts(st, &qrows, &running);
+    assert_int_equal(sb_store_counts(st, &qrows, &running, &err), 0);
     assert_int_equal(qrows, 1);
     assert_int_equal(running, 1);
 
@@ -106,11 +106,11 @@ static void events_dedupe_and_runs_round_trip(void **state)
     assert_int_equal(
         sb_store_run_finish(st, run.id, RUN_COMPLETED, "{\"ok\":true}", NULL, 1000, 2000, &err), 0);
     assert_int_equal(sb_store_commit(st, &err), 0);
-    sb_store_counts(st, &qrows, &running);
+    assert_int_equal(sb_store_counts(st, &qrows, &running, &err), 0);
     assert_int_equal(qrows, 0); /* status and queue rows change together */
     assert_int_equal(running, 0);
 
-    json_t *rj = sb_store_run_json(st, run.id);
+    json_t *rj = sb_store_run_json(st, run.id, &err);
     assert_string_equal(json_string_value(json_object_get(rj, "status")), "Completed");
     json_decref(rj);
 
@@ -120,8 +120,9 @@ static void events_dedupe_and_runs_round_trip(void **state)
     assert_int_equal(sb_store_purge(st, 3000, 100, &deleted, &err), 0);
     assert_int_equal(sb_store_commit(st, &err), 0);
     assert_int_equal(deleted, 2); /* the run, then its event */
-    assert_null(sb_store_run_json(st, run.id));
-    assert_null(sb_store_event_json(st, ev.id));
+    assert_null(sb_store_run_json(st, run.id, &err));
+    assert_null(sb_store_event_json(st, ev.id, &err));
+    assert_int_equal(err.code, SB_ENOTFOUND); /* absent, not a store error */
     sb_store_close(st);
 }
 
