@@ -2,6 +2,7 @@
 #include "talon/bus.h"
 #include "common/httpc.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "secrets/client.h"
 
 #include <sodium.h>
@@ -65,4 +66,18 @@ out:
     if (l.value)
         secrets_lease_clear(&l);
     return rc;
+}
+
+void talon_bus_report(const struct talon_settings *s, const char *name, json_t *data)
+{
+    if (!s->bus_url)
+        return;
+    struct sb_err err = { 0 };
+    if (talon_bus_send(s, name, data, &err) != 0)
+        SB_LOGK(SB_WARN, "bus_send_failed",
+                ((struct sb_lf[]){ LF_S("event", name), LF_S("error", err.msg) }),
+                "cannot send %s to the bus: %s", name, err.msg);
+    else
+        SB_LOGK(SB_INFO, "bus_event_sent", ((struct sb_lf[]){ LF_S("event", name) }),
+                "sent %s to the bus", name);
 }

@@ -15,5 +15,9 @@
  * borrowed. Never logs the key. */
 int talon_bus_send(const struct talon_settings *s, const char *name, json_t *data,
                    struct sb_err *err);
+/* talon_bus_send for a report that must not stop anything: logs the
+ * outcome (bus_event_sent, or bus_send_failed with the error) and returns
+ * nothing; does nothing when no [bus] url is configured. data is borrowed. */
+void talon_bus_report(const struct talon_settings *s, const char *name, json_t *data);
 
 #endif

@@ -4,7 +4,10 @@
  *                   watchdog's snapshot), worker_state, worker_pid,
  *                   worker_port, worker_restarts, last_exit, stderr_tail
  *                   (backoff/crashloop only), secret_failures,
- *                   restart_in_progress, worker_health_failures, watchdog}
+ *                   restart_in_progress, worker_health_failures, watchdog;
+ *                   reason, secrets_unavailable, lease_attempts,
+ *                   next_retry_unix_ms in secrets_unavailable and
+ *                   restart_blocked only}
  *                  200 when ok, 503 otherwise. ok = the worker is running
  *                  and the watchdog state is neither Failed nor Critical.
  *   POST /restart  (loopback peers only, else 403) asks the main loop for a

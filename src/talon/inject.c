@@ -84,16 +84,17 @@ static int env_set(struct talon_env *e, const char *name, const char *value, con
     return env_put(e, entry, false, source);
 }
 
-/* Leases one secret into the environment; a failure is recorded, not fatal. */
-/* Leases one secret into e. A failure is reported by name and the worker
- * starts without it; *lease_rc gets the lease's own result. */
+/* Leases one secret into e. A failure is recorded (secret_failures, and
+ * unavailable for a required secret), not returned: the caller decides
+ * once all are tried. *lease_rc gets the lease's own result. */
 static int lease_one(struct talon_env *e, const struct talon_settings *s, const char *socket,
-                     const char *secret, const char *var, int timeout_ms, int *lease_rc)
+                     const struct talon_secret_map *m, int timeout_ms, int *lease_rc)
 {
     struct secrets_lease l;
     struct sb_err err = { 0 };
     memset(&l, 0, sizeof l);
     int rc = SB_EUNAVAIL;
+    const char *secret = m->name, *var = m->env;
     if (!socket)
         sb_err_set(&err, rc, "not tried: the secrets daemon did not answer an earlier lease");
     else if (timeout_ms <= 0)
@@ -104,9 +105,16 @@ static int lease_one(struct talon_env *e, const struct talon_settings *s, const 
     if (rc) {
         SB_LOGK(SB_WARN, "secret_lease_failed",
                 ((struct sb_lf[]){ LF_S("secret", secret), LF_S("env", var),
-                                   LF_S("code", sb_errname(rc)), LF_S("error", err.msg) }),
-                "cannot lease secret %s for %s: the worker starts without it", secret, var);
+                                   LF_B("optional", m->optional), LF_S("code", sb_errname(rc)),
+                                   LF_S("error", err.msg) }),
+                "cannot lease secret %s for %s: %s", secret, var,
+                m->optional ? "optional, the worker starts without it"
+                            : "required, the worker is not started without it");
         json_array_append_new(e->secret_failures, json_string(secret));
+        if (!m->optional)
+            json_array_append_new(e->unavailable,
+                                  json_pack("{s:s, s:s, s:s, s:s}", "name", secret, "env", var,
+                                            "code", sb_errname(rc), "error", err.msg));
         return 0;
     }
     size_t vl = strlen(var), len = vl + 1 + l.value_len + 1;
@@ -125,13 +133,33 @@ static int lease_one(struct talon_env *e, const struct talon_settings *s, const 
     return env_put(e, entry, true, src);
 }
 
+/* "secrets unavailable: a (UNAVAIL: ...), b (NOTFOUND: ...)" into err,
+ * cut to fit. Returns SB_EUNAVAIL. */
+static int unavailable_error(json_t *unavailable, struct sb_err *err)
+{
+    char msg[sizeof err->msg];
+    size_t n = (size_t)snprintf(msg, sizeof msg, "secrets unavailable:");
+    size_t i;
+    json_t *u;
+    json_array_foreach(unavailable, i, u)
+    {
+        if (n >= sizeof msg)
+            break;
+        n += (size_t)snprintf(msg + n, sizeof msg - n, "%s %s (%s: %s)", i ? "," : "",
+                              json_string_value(json_object_get(u, "name")),
+                              json_string_value(json_object_get(u, "code")),
+                              json_string_value(json_object_get(u, "error")));
+    }
+    return sb_err_set(err, SB_EUNAVAIL, "%s", msg);
+}
+
 int talon_env_build(const struct talon_settings *s, int port, bool lease, struct talon_env *out,
                     struct sb_err *err)
 {
     int rc = 0;
     char buf[64], src[1200];
-    if (!(out->secret_failures = json_array()))
-        return SB_ENOMEM;
+    if (!(out->secret_failures = json_array()) || !(out->unavailable = json_array()))
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
     /* 1. inherited */
     for (size_t i = 0; i < s->worker_pass_env.n && !rc; i++) {
         const char *name = s->worker_pass_env.v[i];
@@ -186,7 +214,7 @@ int talon_env_build(const struct talon_settings *s, int port, bool lease, struct
     /* 5. secrets */
     char socket[256], *sockp = NULL;
     struct sb_err serr = { 0 };
-    if (lease && s->secrets.n) {
+    if (lease && s->nsecret_maps) {
         if (secrets_socket_path(s->secrets_socket, socket, sizeof socket, &serr) == 0)
             sockp = socket;
         else
@@ -194,22 +222,26 @@ int talon_env_build(const struct talon_settings *s, int port, bool lease, struct
     }
     /* One time budget ([secrets] timeout_secs) for all the leases, and a
      * daemon that is down or does not answer is not asked again: a stuck
-     * daemon delays a worker start by the timeout, not by timeout x secrets. */
+     * daemon delays a worker start by the timeout, not by timeout x secrets.
+     * Every mapping is tried even after a required one failed, so that the
+     * report names all that are missing, not one per retry. */
     int64_t deadline = sb_mono_ms() + s->secrets_timeout_secs * 1000;
-    for (size_t i = 0; i < s->secrets.n && !rc; i++) {
+    for (size_t i = 0; i < s->nsecret_maps && !rc; i++) {
+        const struct talon_secret_map *m = &s->secret_maps[i];
         if (lease) {
             int lrc = 0;
-            rc = lease_one(out, s, sockp, s->secrets.key[i], s->secrets.val[i],
-                           (int)(deadline - sb_mono_ms()), &lrc);
+            rc = lease_one(out, s, sockp, m, (int)(deadline - sb_mono_ms()), &lrc);
             if (lrc == SB_EUNAVAIL || lrc == SB_ETIMEOUT)
                 sockp = NULL;
         } else {
-            snprintf(src, sizeof src, "secret %s", s->secrets.key[i]);
-            rc = env_set(out, s->secrets.val[i], "", src);
+            snprintf(src, sizeof src, "secret %s%s", m->name, m->optional ? " (optional)" : "");
+            rc = env_set(out, m->env, "", src);
         }
     }
     if (rc == SB_ENOMEM)
-        sb_err_set(err, rc, "out of memory");
+        return sb_err_set(err, rc, "out of memory");
+    if (!rc && json_array_size(out->unavailable))
+        rc = unavailable_error(out->unavailable, err);
     return rc;
 }
 
@@ -234,5 +266,6 @@ void talon_env_free(struct talon_env *e)
     free(e->guarded);
     free(e->source);
     json_decref(e->secret_failures);
+    json_decref(e->unavailable);
     memset(e, 0, sizeof *e);
 }

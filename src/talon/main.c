@@ -111,10 +111,14 @@ static int cmd_dry_run(struct talon_settings *s)
     else
         json_object_set_new(plan, "env_error", json_string(err.msg));
     talon_env_free(&env);
-    json_t *secrets = json_object();
-    for (size_t i = 0; i < s->secrets.n; i++)
-        json_object_set_new(secrets, s->secrets.key[i], json_string(s->secrets.val[i]));
+    json_t *secrets = json_object(), *optional = json_array();
+    for (size_t i = 0; i < s->nsecret_maps; i++) {
+        json_object_set_new(secrets, s->secret_maps[i].name, json_string(s->secret_maps[i].env));
+        if (s->secret_maps[i].optional)
+            json_array_append_new(optional, json_string(s->secret_maps[i].name));
+    }
     json_object_set_new(plan, "secrets", secrets);
+    json_object_set_new(plan, "optional_secrets", optional);
     json_object_set_new(plan, "log_stdout",
                         s->worker_log_stdout ? json_string(s->worker_log_stdout) : json_null());
     json_object_set_new(plan, "log_stderr",

@@ -63,7 +63,7 @@ static void fail(struct talon_sup *sup, bool resync, const char *fmt, ...)
     va_end(ap);
     /* The new worker registers itself when it starts: point sysbusd back at
      * the active worker before the new one goes away. */
-    if (resync && sup->cur && sup->state == TW_RUNNING) {
+    if (resync && sup->cur && (sup->state == TW_RUNNING || sup->state == TW_HELD)) {
         char why[600];
         if (talon_sup_http(sup, true, sup->port, why, sizeof why))
             SB_LOGK(SB_INFO, "worker_synced", ((struct sb_lf[]){ LF_I("port", sup->port) }),
@@ -115,9 +115,13 @@ void talon_restart_request(struct talon_sup *sup)
         return;
     }
     switch (sup->state) {
-    case TW_RUNNING: begin_zero_downtime(sup); return;
+    case TW_RUNNING:
+    case TW_HELD: /* the replacement leases first: if it cannot, the worker keeps running */
+        begin_zero_downtime(sup);
+        return;
     case TW_BACKOFF:
     case TW_CRASHLOOP:
+    case TW_SECRETS:
     case TW_STOPPED:
         SB_LOGK(SB_INFO, "restart_start",
                 ((struct sb_lf[]){ LF_S("from", talon_wstate_name(sup->state)),
@@ -125,6 +129,7 @@ void talon_restart_request(struct talon_sup *sup)
                 "restart: clearing the crash-loop guard and starting the worker now");
         sup->quick_failures = 0;
         sup->backoff_ms = 1000;
+        sup->lease.attempts = 0; /* a new episode: escalated again if it lasts */
         sup->rs.phase = RS_WAIT_START;
         talon_sup_event(sup, TE_START);
         talon_restart_on_state(sup);
@@ -213,8 +218,12 @@ void talon_restart_on_state(struct talon_sup *sup)
 {
     if (sup->rs.phase != RS_WAIT_START)
         return;
+    char reason[800];
+    talon_lease_reason(sup, reason, sizeof reason);
     if (sup->state == TW_RUNNING)
         done(sup, json_pack("{s:b}", "ok", 1));
+    else if (sup->state == TW_SECRETS)
+        done(sup, json_pack("{s:b, s:s}", "ok", 0, "error", reason));
     else if (sup->state == TW_BACKOFF || sup->state == TW_CRASHLOOP || sup->state == TW_STOPPED)
         done(sup, json_pack("{s:b, s:s}", "ok", 0, "error", sup->last_exit));
 }

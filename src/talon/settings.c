@@ -36,7 +36,46 @@ static int check_env_name(const char *key, const char *value, char *why, size_t 
     return -1;
 }
 
-/* [secrets] name = ENV: a secret name as the secrets daemon accepts it. */
+/* The value of a [secrets] mapping: "ENV", then flag words: "optional"
+ * (the worker starts without the secret when it cannot be leased) or
+ * "required" (the default, written out). The variable name goes to env
+ * (at most envsz-1 bytes). Returns 0, or -1 with why filled. */
+static int parse_mapping(const char *value, char *env, size_t envsz, bool *optional, char *why,
+                         size_t n)
+{
+    size_t len = strcspn(value, " \t");
+    if (len >= envsz) {
+        snprintf(why, n, "has a variable name longer than %zu bytes", envsz - 1);
+        return -1;
+    }
+    memcpy(env, value, len);
+    env[len] = '\0';
+    if (check_env_name(NULL, env, why, n) != 0)
+        return -1;
+    *optional = false;
+    for (const char *p = value + len; *p;) {
+        p += strspn(p, " \t");
+        size_t wl = strcspn(p, " \t");
+        if (!wl)
+            break;
+        if (wl == 8 && strncmp(p, "optional", 8) == 0) {
+            *optional = true;
+        } else if (wl == 8 && strncmp(p, "required", 8) == 0) {
+            *optional = false;
+        } else {
+            snprintf(why, n,
+                     "has an unknown flag '%.*s' after the variable name (only 'optional' or "
+                     "'required')",
+                     (int)(wl > 40 ? 40 : wl), p);
+            return -1;
+        }
+        p += wl;
+    }
+    return 0;
+}
+
+/* [secrets] name = ENV [optional]: a secret name as the secrets daemon
+ * accepts it, a variable name, the flags of parse_mapping. */
 static int check_mapping(const char *key, const char *value, char *why, size_t n)
 {
     for (const char *p = key; *p; p++)
@@ -44,7 +83,9 @@ static int check_mapping(const char *key, const char *value, char *why, size_t n
             snprintf(why, n, "has a bad secret name (letters, digits, '_', '-', '.')");
             return -1;
         }
-    return check_env_name(key, value, why, n);
+    char env[256];
+    bool optional;
+    return parse_mapping(value, env, sizeof env, &optional, why, n);
 }
 
 static int check_command(const char *key, const char *value, char *why, size_t n)
@@ -172,12 +213,17 @@ static const struct sb_opt opts[] = {
     /* [secrets] */
     { "secret", SB_OPT_MAP, S(secrets), NULL, "NAME=ENV",
       "Secret mapping: lease secret NAME, put it in the worker's environment as ENV (in a config "
-      "file: `NAME = ENV` lines of [secrets])",
+      "file: `NAME = ENV` lines of [secrets]). Required: the worker is not started without it; "
+      "`NAME=ENV optional` starts it without the secret when the lease fails",
       0, 0, 0, 0, NULL, 0 },
     STR("secrets-socket", secrets_socket, NULL, "PATH",
         "[secrets] socket of the secrets daemon (default: the client's lookup)"),
-    INT("secrets-timeout-secs", secrets_timeout_secs, "5", "[secrets] timeout_secs per lease", 1,
-        300),
+    INT("secrets-timeout-secs", secrets_timeout_secs, "5",
+        "[secrets] timeout_secs: the time for all the leases of one worker start", 1, 300),
+    INT("secrets-retry-max-secs", secrets_retry_max_secs, "60",
+        "[secrets] retry_max_secs: a start whose required secrets cannot be leased is retried "
+        "after 1, 2, 4 ... this many seconds (with jitter)",
+        1, 3600),
     { "secrets-ttl", SB_OPT_DURATION, S(secrets_ttl_ms), "24h", "DURATION",
       "[secrets] ttl of each lease (a bare number is seconds; at most 24h)", 0, 1000, DAY_MS, 1000,
       NULL, 0 },
@@ -289,6 +335,39 @@ int talon_settings_load(struct talon_settings *s, int argc, char **argv, char **
     return talon_settings_resolve(s, err);
 }
 
+/* secret_maps from the secrets map (rebuilt when resolve runs again), and
+ * the checks across mappings. */
+static int resolve_secret_maps(struct talon_settings *s, struct sb_err *err)
+{
+    for (size_t i = 0; i < s->nsecret_maps; i++)
+        free(s->secret_maps[i].env);
+    free(s->secret_maps);
+    s->nsecret_maps = 0;
+    s->secret_maps = s->secrets.n ? calloc(s->secrets.n, sizeof *s->secret_maps) : NULL;
+    if (s->secrets.n && !s->secret_maps)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    for (size_t i = 0; i < s->secrets.n; i++) {
+        struct talon_secret_map *m = &s->secret_maps[i];
+        char env[256], why[200];
+        if (parse_mapping(s->secrets.val[i], env, sizeof env, &m->optional, why, sizeof why))
+            return sb_err_set(err, SB_EINVAL, "[secrets] %s = '%s' %s", s->secrets.key[i],
+                              s->secrets.val[i], why);
+        m->name = s->secrets.key[i];
+        if (!(m->env = strdup(env)))
+            return sb_err_set(err, SB_ENOMEM, "out of memory");
+        s->nsecret_maps = i + 1;
+        if (strcmp(env, "PATH") == 0 || strcmp(env, "PORT") == 0)
+            return sb_err_set(err, SB_EINVAL,
+                              "[secrets] %s = %s: talon sets %s itself ([worker] %s)", m->name, env,
+                              env, env[1] == 'A' ? "path" : "port");
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(env, s->secret_maps[j].env) == 0)
+                return sb_err_set(err, SB_EINVAL, "[secrets] %s and %s both map to %s",
+                                  s->secret_maps[j].name, m->name, env);
+    }
+    return 0;
+}
+
 int talon_settings_resolve(struct talon_settings *s, struct sb_err *err)
 {
     if (!s->worker_alt_port) {
@@ -324,22 +403,16 @@ int talon_settings_resolve(struct talon_settings *s, struct sb_err *err)
         return sb_err_set(err, SB_EINVAL, "[bus] set event_key or event_key_secret, not both");
     if (s->bus_url && !s->bus_event_key && !s->bus_event_key_secret)
         return sb_err_set(err, SB_EINVAL, "[bus] url needs event_key or event_key_secret");
-    for (size_t i = 0; i < s->secrets.n; i++) {
-        const char *env = s->secrets.val[i];
-        if (strcmp(env, "PATH") == 0 || strcmp(env, "PORT") == 0)
-            return sb_err_set(err, SB_EINVAL,
-                              "[secrets] %s = %s: talon sets %s itself ([worker] %s)",
-                              s->secrets.key[i], env, env, env[1] == 'A' ? "path" : "port");
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(env, s->secrets.val[j]) == 0)
-                return sb_err_set(err, SB_EINVAL, "[secrets] %s and %s both map to %s",
-                                  s->secrets.key[j], s->secrets.key[i], env);
-    }
-    return 0;
+    return resolve_secret_maps(s, err);
 }
 
 void talon_settings_free(struct talon_settings *s)
 {
+    for (size_t i = 0; i < s->nsecret_maps; i++)
+        free(s->secret_maps[i].env);
+    free(s->secret_maps);
+    s->secret_maps = NULL;
+    s->nsecret_maps = 0;
     sb_config_free(&talon_config_spec, s);
 }
 
@@ -366,8 +439,16 @@ json_t *talon_settings_json(const struct talon_settings *s)
             v = json_string(d);
             json_object_set_new(flat, o->name, v);
         }
-        if (o->type == SB_OPT_MAP) {
-            json_object_set(json_object_get(out, "secrets"), "mappings", v); /* the one MAP */
+        if (o->type == SB_OPT_MAP) { /* the one MAP: name -> ENV, and which are optional */
+            json_t *maps = json_object(), *opt = json_array();
+            for (size_t j = 0; j < s->nsecret_maps; j++) {
+                json_object_set_new(maps, s->secret_maps[j].name,
+                                    json_string(s->secret_maps[j].env));
+                if (s->secret_maps[j].optional)
+                    json_array_append_new(opt, json_string(s->secret_maps[j].name));
+            }
+            json_object_set_new(json_object_get(out, "secrets"), "mappings", maps);
+            json_object_set_new(json_object_get(out, "secrets"), "optional", opt);
             continue;
         }
         json_t *dst = out;

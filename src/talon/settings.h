@@ -15,6 +15,15 @@
 #include "common/config.h"
 #include "common/err.h"
 
+/* One [secrets] mapping: lease `name`, put it in the worker's environment as
+ * `env`. A required secret that cannot be leased keeps the worker from
+ * starting (fail closed); an optional one is left out and reported. */
+struct talon_secret_map {
+    const char *name;
+    char *env; /* the variable name alone (the flag words cut off) */
+    bool optional;
+};
+
 struct talon_settings {
     char *config;
     /* command-line modes (not in files or the environment) */
@@ -32,9 +41,13 @@ struct talon_settings {
     int64_t worker_crashloop_threshold, worker_crashloop_window_secs;
     struct sb_strlist worker_pass_env;
     /* [secrets] */
-    struct sb_strmap secrets; /* secret name -> env var name */
+    struct sb_strmap secrets; /* secret name -> "ENV" or "ENV optional", as written */
     char *secrets_socket;
-    int64_t secrets_timeout_secs, secrets_ttl_ms;
+    int64_t secrets_timeout_secs, secrets_ttl_ms, secrets_retry_max_secs;
+    /* The mappings of `secrets`, parsed by talon_settings_resolve (owned;
+     * the strings point into `secrets`): what inject.c and the views use. */
+    struct talon_secret_map *secret_maps;
+    size_t nsecret_maps;
     /* [health] */
     char *health_bind, *health_state_dir, *health_log_file;
     int64_t health_log_max_bytes;
@@ -59,9 +72,10 @@ extern const struct sb_config_spec talon_config_spec;
  * be zeroed; free it with talon_settings_free whatever the result. */
 int talon_settings_load(struct talon_settings *s, int argc, char **argv, char **pos, size_t *npos,
                         struct sb_err *err);
-/* Fills the derived defaults (alt_port = port+1, endpoints, state_dir) and
- * checks what no single value can: a command is set, ports differ, the bus
- * has a key, no mapping targets a variable talon sets itself. */
+/* Fills the derived defaults (alt_port = port+1, endpoints, state_dir),
+ * parses the secret mappings into secret_maps, and checks what no single
+ * value can: a command is set, ports differ, the bus has a key, no mapping
+ * targets a variable talon sets itself. May run again on the same s. */
 int talon_settings_resolve(struct talon_settings *s, struct sb_err *err);
 void talon_settings_free(struct talon_settings *s);
 

@@ -46,12 +46,6 @@ struct loop {
     int64_t next_wd_ping;
 };
 
-static void restart_done(void *ctx, json_t *outcome)
-{
-    struct loop *l = ctx;
-    talon_health_restart_done(l->health, outcome);
-}
-
 /* Publishes the supervisor's status to the health server and, when it
  * changed, to supervisor.json. */
 static void publish(struct loop *l)
@@ -75,6 +69,16 @@ static void publish(struct loop *l)
     }
     json_decref(file);
     talon_health_publish(l->health, st);
+}
+
+/* The status goes out before the outcome: whoever reads /health after
+ * `talon restart` returned sees the restart over (the loop would publish it
+ * only after the rest of its tick, a health GET for instance). */
+static void restart_done(void *ctx, json_t *outcome)
+{
+    struct loop *l = ctx;
+    publish(l);
+    talon_health_restart_done(l->health, outcome);
 }
 
 static void on_signal(struct loop *l, int sig)

@@ -2,10 +2,12 @@
  * event -> action, the actions (spawn, health, backoff, crash-loop guard,
  * drain, kill), the periodic tick and the status JSON. Main loop thread only.
  *
- * Invariants: sup->cur is non-NULL exactly in starting, running and
- * draining; a worker leaves talon's hands only through record_exit (active)
- * or the retired list (replaced or failed new workers), and both reap it, so
- * there are no zombies; every state change goes through talon_sup_event. */
+ * Invariants: sup->cur is non-NULL exactly in starting, running,
+ * restart_blocked and draining; no worker is spawned unless every required
+ * secret was leased for it (talon_sup_spawn); a worker leaves talon's hands
+ * only through record_exit (active) or the retired list (replaced or failed
+ * new workers), and both reap it, so there are no zombies; every state
+ * change goes through talon_sup_event. */
 #include "talon/worker.h"
 #include "common/clock.h"
 #include "common/httpc.h"
@@ -27,8 +29,14 @@
 #define SYNC_TRIES 4
 #define SWAP_TERM_DELAY_MS 250
 
-static const char *const state_names[TW_NSTATES] = { "stopped",  "starting", "running",
-                                                     "draining", "backoff",  "crashloop" };
+static const char *const state_names[TW_NSTATES] = { "stopped",
+                                                     "starting",
+                                                     "running",
+                                                     "draining",
+                                                     "backoff",
+                                                     "crashloop",
+                                                     "secrets_unavailable",
+                                                     "restart_blocked" };
 
 const char *talon_wstate_name(enum talon_wstate s)
 {
@@ -96,7 +104,8 @@ static bool is_ours(const struct talon_sup *sup, pid_t pid)
     return false;
 }
 
-int talon_sup_spawn(struct talon_sup *sup, int port, struct talon_child **out, struct sb_err *err)
+/* Who holds port before a start: free, or taken over (--takeover). */
+static int claim_port(struct talon_sup *sup, int port, struct sb_err *err)
 {
     const struct talon_settings *c = sup->cfg;
     struct talon_port_owner o;
@@ -111,23 +120,38 @@ int talon_sup_spawn(struct talon_sup *sup, int port, struct talon_child **out, s
                           "port %d is held by pid %d (%s), a process talon did not start: stop "
                           "it, or run talon with --takeover",
                           port, (int)o.pid, o.pid ? o.cmd : "not visible to talon");
-    if (held) {
-        SB_LOGK(SB_WARN, "port_takeover",
-                ((struct sb_lf[]){ LF_I("port", port), LF_I("pid", o.pid), LF_S("cmd", o.cmd) }),
-                "--takeover: stopping pid %d (%s) that holds port %d", (int)o.pid, o.cmd, port);
-        int rc = talon_port_takeover(port, o.pid, (int)drain_ms(sup), err);
-        if (rc)
-            return rc;
-    }
+    if (!held)
+        return 0;
+    SB_LOGK(SB_WARN, "port_takeover",
+            ((struct sb_lf[]){ LF_I("port", port), LF_I("pid", o.pid), LF_S("cmd", o.cmd) }),
+            "--takeover: stopping pid %d (%s) that holds port %d", (int)o.pid, o.cmd, port);
+    return talon_port_takeover(port, o.pid, (int)drain_ms(sup), err);
+}
+
+int talon_sup_spawn(struct talon_sup *sup, int port, struct talon_child **out, struct sb_err *err)
+{
+    const struct talon_settings *c = sup->cfg;
     char **argv = NULL;
     int rc = talon_split_words(c->worker_command, &argv, err);
     if (rc)
         return rc;
+    /* The leases come first: a start that cannot have its required secrets
+     * must not take the port over from anyone either. */
     struct talon_env env = { 0 };
     rc = talon_env_build(c, port, true, &env, err);
-    if (rc == 0) {
+    if (env.secret_failures) {
         json_decref(sup->secret_failures);
         sup->secret_failures = json_incref(env.secret_failures);
+    }
+    if (rc == SB_EUNAVAIL) {
+        json_decref(sup->lease.unavailable);
+        sup->lease.unavailable = json_incref(env.unavailable);
+        snprintf(sup->lease.error, sizeof sup->lease.error, "%s", err->msg);
+    } else if (rc == 0) {
+        talon_lease_ok(sup);
+        rc = claim_port(sup, port, err);
+    }
+    if (rc == 0) {
         struct talon_spawn_req req = { .argv = argv,
                                        .envp = env.envp,
                                        .path = c->worker_path,
@@ -184,14 +208,25 @@ void talon_sup_retire(struct talon_sup *sup, struct talon_child *c, int64_t dela
 
 /* ---- failure accounting ---- */
 
-static void set_status(const struct talon_sup *sup)
+/* STATUS= for systemd, sent when its text changes (a lease retry changes
+ * it without a state change). */
+static void set_status(struct talon_sup *sup)
 {
-    if (sup->cur)
-        sb_sd_notifyf("STATUS=worker %s (pid %d, port %d)", talon_wstate_name(sup->state),
-                      (int)sup->cur->pid, sup->port);
+    char text[sizeof sup->status_sent], reason[800];
+    talon_lease_reason(sup, reason, sizeof reason);
+    if (reason[0])
+        snprintf(text, sizeof text, "STATUS=%s; lease round %d failed, retrying with backoff",
+                 reason, sup->lease.attempts);
+    else if (sup->cur)
+        snprintf(text, sizeof text, "STATUS=worker %s (pid %d, port %d)",
+                 talon_wstate_name(sup->state), (int)sup->cur->pid, sup->port);
     else
-        sb_sd_notifyf("STATUS=worker %s%s%s", talon_wstate_name(sup->state),
-                      sup->last_exit[0] ? ", last exit: " : "", sup->last_exit);
+        snprintf(text, sizeof text, "STATUS=worker %s%s%s", talon_wstate_name(sup->state),
+                 sup->last_exit[0] ? ", last exit: " : "", sup->last_exit);
+    if (strcmp(text, sup->status_sent) == 0)
+        return;
+    snprintf(sup->status_sent, sizeof sup->status_sent, "%s", text);
+    sb_sd_notify(text);
 }
 
 /* Records how the active worker ended and frees it; returns its run time. */
@@ -235,23 +270,21 @@ static json_t *safe_string(const char *text)
     return s;
 }
 
+void talon_sup_escalate(struct talon_sup *sup, json_t *data)
+{
+    json_object_set_new(data, "port", json_integer(sup->port));
+    json_object_set_new(data, "command", json_string(sup->cfg->worker_command));
+    if (!json_object_get(data, "stderr_tail"))
+        json_object_set_new(data, "stderr_tail", json_string(""));
+    talon_bus_report(sup->cfg, "talon/worker.crashloop", data);
+}
+
 static void send_crashloop_event(struct talon_sup *sup)
 {
-    if (!sup->cfg->bus_url)
-        return;
-    json_t *data = json_pack("{s:i, s:s, s:s, s:i, s:s}", "exits", sup->quick_failures, "last_exit",
-                             sup->last_exit, "stderr_tail", "", "port", sup->port, "command",
-                             sup->cfg->worker_command);
+    json_t *data = json_pack("{s:s, s:i, s:s}", "reason", "crashloop", "exits", sup->quick_failures,
+                             "last_exit", sup->last_exit);
     json_object_set_new(data, "stderr_tail", safe_string(sup->stderr_tail));
-    struct sb_err err = { 0 };
-    int rc = talon_bus_send(sup->cfg, "talon/worker.crashloop", data, &err);
-    if (rc)
-        SB_LOGK(
-            SB_WARN, "bus_send_failed",
-            ((struct sb_lf[]){ LF_S("event", "talon/worker.crashloop"), LF_S("error", err.msg) }),
-            "cannot send talon/worker.crashloop to the bus: %s", err.msg);
-    else
-        SB_LOG(SB_INFO, "bus_event_sent", "sent talon/worker.crashloop to the bus");
+    talon_sup_escalate(sup, data);
     json_decref(data);
 }
 
@@ -301,7 +334,10 @@ static enum talon_wstate a_start(struct talon_sup *sup)
     }
     struct sb_err err = { 0 };
     struct talon_child *c;
-    if (talon_sup_spawn(sup, sup->port, &c, &err) != 0) {
+    int rc = talon_sup_spawn(sup, sup->port, &c, &err);
+    if (rc == SB_EUNAVAIL) /* fail closed: nothing ran, so no quick failure either */
+        return talon_lease_wait(sup, TW_SECRETS);
+    if (rc != 0) {
         snprintf(sup->last_exit, sizeof sup->last_exit, "spawn failed: %s", err.msg);
         sup->stderr_tail[0] = '\0';
         SB_LOGK(SB_ERROR, "worker_spawn_failed",
@@ -359,6 +395,23 @@ static enum talon_wstate drain_active(struct talon_sup *sup, const char *reason)
     return TW_DRAINING;
 }
 
+/* The unhealthy worker is replaced only when its replacement can have its
+ * secrets: an unhealthy worker serves better than none (fail closed). */
+static enum talon_wstate restart_unhealthy(struct talon_sup *sup)
+{
+    struct sb_err err = { 0 };
+    if (talon_lease_check(sup, &err) == SB_EUNAVAIL) {
+        if (sup->state == TW_RUNNING) /* once: each retry logs worker_secrets_unavailable */
+            SB_LOGK(SB_ERROR, "worker_restart_blocked",
+                    ((struct sb_lf[]){ LF_I("pid", sup->cur->pid), LF_S("error", err.msg) }),
+                    "worker pid %d is unhealthy, but its replacement cannot be started (%s): it "
+                    "keeps running",
+                    (int)sup->cur->pid, err.msg);
+        return talon_lease_wait(sup, TW_HELD);
+    }
+    return drain_active(sup, "killed: health checks failed");
+}
+
 static enum talon_wstate a_unhealthy(struct talon_sup *sup)
 {
     sup->health_failures++;
@@ -369,7 +422,34 @@ static enum talon_wstate a_unhealthy(struct talon_sup *sup)
         ((struct sb_lf[]){ LF_I("pid", sup->cur->pid), LF_I("failures", sup->health_failures) }),
         "worker pid %d failed %d health checks in a row: restarting it", (int)sup->cur->pid,
         sup->health_failures);
-    return drain_active(sup, "killed: health checks failed");
+    return restart_unhealthy(sup);
+}
+
+static enum talon_wstate a_held_unhealthy(struct talon_sup *sup)
+{
+    sup->health_failures++;
+    return TW_HELD;
+}
+
+static enum talon_wstate a_held_healthy(struct talon_sup *sup)
+{
+    SB_LOGK(SB_INFO, "worker_health_recovered",
+            ((struct sb_lf[]){ LF_I("failures", sup->health_failures) }),
+            "worker healthy again after %d failed checks: its blocked restart is dropped",
+            sup->health_failures);
+    sup->health_failures = 0;
+    sup->deadline = 0;
+    sup->lease.attempts = 0; /* no restart is wanted any more: the wait is over */
+    return TW_RUNNING;
+}
+
+static enum talon_wstate a_held_retry(struct talon_sup *sup)
+{
+    if (sup->rs.phase == RS_STARTING || sup->rs.phase == RS_SYNCING) {
+        sup->deadline = sb_mono_ms() + 1000; /* `talon restart` is replacing it */
+        return TW_HELD;
+    }
+    return restart_unhealthy(sup);
 }
 
 static enum talon_wstate a_startup_timeout(struct talon_sup *sup)
@@ -460,6 +540,9 @@ static const action_fn table[TW_NSTATES][TE_NEVENTS] = {
     [TW_DRAINING] = { NULL, NULL, NULL, a_drained, a_kill, a_stop_draining, a_swap },
     [TW_BACKOFF] = { a_start, NULL, NULL, NULL, a_start, a_stop_idle, a_swap },
     [TW_CRASHLOOP] = { a_start, NULL, NULL, NULL, NULL, a_stop_idle, a_swap },
+    [TW_SECRETS] = { a_start, NULL, NULL, NULL, a_start, a_stop_idle, a_swap },
+    [TW_HELD] = { NULL, a_held_healthy, a_held_unhealthy, a_exited, a_held_retry, a_stop_live,
+                  a_swap },
 };
 
 void talon_sup_event(struct talon_sup *sup, enum talon_wevent ev)
@@ -475,8 +558,8 @@ void talon_sup_event(struct talon_sup *sup, enum talon_wevent ev)
                                    LF_S("to", talon_wstate_name(sup->state)),
                                    LF_I("pid", sup->cur ? sup->cur->pid : 0) }),
                 "worker %s -> %s", talon_wstate_name(prev), talon_wstate_name(sup->state));
-        set_status(sup);
     }
+    set_status(sup);
     talon_restart_on_state(sup);
 }
 
@@ -515,16 +598,27 @@ void talon_sup_reap(struct talon_sup *sup)
     }
 }
 
+/* States whose worker gets health GETs (restart_blocked too: a worker that
+ * recovers is kept) and the startup sync PUT. */
+static bool health_polled(enum talon_wstate s)
+{
+    return s == TW_STARTING || s == TW_RUNNING || s == TW_HELD;
+}
+
+static bool sync_due_in(enum talon_wstate s)
+{
+    return s == TW_STARTING || s == TW_RUNNING;
+}
+
 void talon_sup_tick(struct talon_sup *sup)
 {
     char why[600];
     talon_sup_reap(sup);
     int64_t now = sb_mono_ms();
-    bool live = sup->state == TW_STARTING || sup->state == TW_RUNNING;
-    if (live && sup->next_health && now >= sup->next_health) {
+    if (health_polled(sup->state) && sup->next_health && now >= sup->next_health) {
         bool ok = talon_sup_http(sup, false, sup->port, why, sizeof why);
         now = sb_mono_ms();
-        if (!ok && sup->state == TW_RUNNING)
+        if (!ok && sup->state != TW_STARTING)
             SB_LOGK(SB_WARN, "worker_health_failed",
                     ((struct sb_lf[]){ LF_I("pid", sup->cur->pid), LF_S("error", why),
                                        LF_I("failures", sup->health_failures + 1) }),
@@ -534,8 +628,7 @@ void talon_sup_tick(struct talon_sup *sup)
                                              : sup->cfg->worker_health_interval_secs * 1000);
         talon_sup_event(sup, ok ? TE_HEALTHY : TE_UNHEALTHY);
     }
-    live = sup->state == TW_STARTING || sup->state == TW_RUNNING;
-    if (live && sup->sync_at && now >= sup->sync_at) {
+    if (sync_due_in(sup->state) && sup->sync_at && now >= sup->sync_at) {
         bool ok = talon_sup_http(sup, true, sup->port, why, sizeof why);
         now = sb_mono_ms();
         sup->sync_left--;
@@ -581,11 +674,10 @@ static void due(int64_t *best, int64_t t)
 int64_t talon_sup_next_due(const struct talon_sup *sup)
 {
     int64_t best = 0;
-    bool live = sup->state == TW_STARTING || sup->state == TW_RUNNING;
-    if (live) {
+    if (health_polled(sup->state))
         due(&best, sup->next_health);
+    if (sync_due_in(sup->state))
         due(&best, sup->sync_at);
-    }
     due(&best, sup->deadline);
     for (int i = 0; i < TALON_MAX_RETIRED; i++) {
         if (sup->retired[i].c) {
@@ -624,7 +716,8 @@ void talon_sup_pump(struct talon_sup *sup)
 
 bool talon_sup_done(const struct talon_sup *sup)
 {
-    if (sup->state != TW_STOPPED && sup->state != TW_CRASHLOOP && sup->state != TW_BACKOFF)
+    if (sup->state != TW_STOPPED && sup->state != TW_CRASHLOOP && sup->state != TW_BACKOFF &&
+        sup->state != TW_SECRETS)
         return false;
     if (sup->cur || sup->rs.next)
         return false;
@@ -658,6 +751,8 @@ json_t *talon_sup_status(const struct talon_sup *sup)
                           "quick_failures", sup->quick_failures);
     if (o && failed)
         json_object_set_new(o, "stderr_tail", safe_string(sup->stderr_tail));
+    if (o)
+        talon_lease_status(sup, o);
     return o;
 }
 
@@ -668,5 +763,6 @@ void talon_sup_free(struct talon_sup *sup)
     for (int i = 0; i < TALON_MAX_RETIRED; i++)
         talon_child_free(sup->retired[i].c);
     json_decref(sup->secret_failures);
+    json_decref(sup->lease.unavailable);
     memset(sup, 0, sizeof *sup);
 }

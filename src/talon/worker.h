@@ -12,7 +12,16 @@
  *             SIGKILL to its group if it has not exited in time
  *   backoff   waiting 1, 2, 4 ... restart_backoff_max_secs before a start
  *   crashloop crashloop_threshold quick failures in a row: no more starts
- *             until `talon restart` */
+ *             until `talon restart`
+ *   secrets_unavailable
+ *             a start found a required secret it cannot lease: no worker
+ *             runs; the leases are retried after 1, 2, 4 ... [secrets]
+ *             retry_max_secs (with jitter) and the worker starts as soon as
+ *             they all succeed (leases.c)
+ *   restart_blocked
+ *             the running worker failed its health checks, but its
+ *             replacement's required secrets cannot be leased: it keeps
+ *             running (still health-checked) while the leases are retried */
 #ifndef TALON_WORKER_H
 #define TALON_WORKER_H
 
@@ -30,6 +39,8 @@ enum talon_wstate {
     TW_DRAINING,
     TW_BACKOFF,
     TW_CRASHLOOP,
+    TW_SECRETS,
+    TW_HELD,
     TW_NSTATES
 };
 
@@ -66,6 +77,15 @@ struct talon_restart {
     int64_t started_ms;
 };
 
+/* The fail-closed wait for a worker's required secrets (leases.c). The
+ * retry itself is the state's deadline (sup->deadline). */
+struct talon_lease_wait {
+    int attempts;         /* lease rounds failed in a row; 0 after one succeeds */
+    int64_t next_unix_ms; /* when the next round is due, wall clock (for /health) */
+    json_t *unavailable;  /* [{name, env, code, error}] of the last lease round */
+    char error[512];      /* "secrets unavailable: NAME (CODE: error), ..." of that round */
+};
+
 struct talon_sup {
     const struct talon_settings *cfg;
     enum talon_wstate state;
@@ -82,10 +102,12 @@ struct talon_sup {
     char last_exit[600];     /* "exit 1", "signal 9", "spawn failed: ..." */
     const char *kill_reason; /* why talon is draining the active worker (static text) */
     char stderr_tail[TALON_TAIL_MAX + 1]; /* of the last failed run */
-    json_t *secret_failures;              /* [name] from the last start */
-    int64_t deadline;                     /* TE_DEADLINE at this monotonic ms (0 = none) */
-    int64_t next_health;                  /* next health GET (0 = none) */
-    int64_t sync_at;                      /* next startup sync PUT (0 = none) */
+    json_t *secret_failures;              /* [name] that failed in the last lease round */
+    struct talon_lease_wait lease;
+    char status_sent[1024]; /* the last STATUS= sent to systemd */
+    int64_t deadline;       /* TE_DEADLINE at this monotonic ms (0 = none) */
+    int64_t next_health;    /* next health GET (0 = none) */
+    int64_t sync_at;        /* next startup sync PUT (0 = none) */
     int sync_left;
     struct talon_retired retired[TALON_MAX_RETIRED];
     struct talon_restart rs;
@@ -119,14 +141,19 @@ bool talon_sup_done(const struct talon_sup *sup);
 void talon_sup_kill_all(struct talon_sup *sup);
 /* {worker_state, worker_pid, worker_port, worker_restarts, last_exit,
  *  stderr_tail (crashloop/backoff only), secret_failures,
- *  restart_in_progress, worker_health_failures}. New reference. */
+ *  restart_in_progress, worker_health_failures, quick_failures}, and in
+ *  secrets_unavailable / restart_blocked {reason, secrets_unavailable,
+ *  lease_attempts, next_retry_unix_ms}. New reference. */
 json_t *talon_sup_status(const struct talon_sup *sup);
 void talon_sup_free(struct talon_sup *sup);
 
 /* ---- worker.c helpers used by restart.c ---- */
 
-/* Leases, builds the environment and spawns a worker on port. On success
- * fills *out and records secret failures; on failure fills err. */
+/* Leases, builds the environment and spawns a worker on port; the lease
+ * round is recorded (secret_failures, lease.unavailable). On success fills
+ * *out. SB_EUNAVAIL: a required secret could not be leased, nothing was
+ * started or touched (no port takeover either); other codes: the port,
+ * the env file or the spawn failed. err says which. */
 int talon_sup_spawn(struct talon_sup *sup, int port, struct talon_child **out, struct sb_err *err);
 /* Hands c to the retired list: SIGTERM after delay_ms (0 = now), SIGKILL
  * after the drain grace that follows. */
@@ -136,6 +163,35 @@ void talon_sup_retire(struct talon_sup *sup, struct talon_child *c, int64_t dela
 bool talon_sup_http(const struct talon_sup *sup, bool sync, int port, char *why, size_t whylen);
 /* The port a zero-downtime restart moves to. */
 int talon_sup_other_port(const struct talon_sup *sup);
+
+/* Sends talon/worker.crashloop (data borrowed, "reason" set by the caller)
+ * when a [bus] is configured; a failed send is logged. */
+void talon_sup_escalate(struct talon_sup *sup, json_t *data);
+
+/* ---- leases.c: the fail-closed wait for required secrets ---- */
+
+/* The delay before lease round attempt+1 after attempt (>= 1) failed rounds:
+ * 1 s doubling, capped at max_ms, with jitter: a value in [d/2, d] picked by
+ * rnd (any 32-bit number). Pure. */
+int64_t talon_lease_backoff_ms(int attempt, int64_t max_ms, uint32_t rnd);
+/* A lease round without a spawn (before a health restart drains the
+ * worker): builds the environment, wipes it. 0, SB_EUNAVAIL (recorded as
+ * by talon_sup_spawn) or another failure (err). */
+int talon_lease_check(struct talon_sup *sup, struct sb_err *err);
+/* After a failed round (lease.error filled): counts it, schedules the next
+ * one (sup->deadline), logs, and at crashloop_threshold rounds in a row
+ * escalates (log at error, talon/worker.crashloop with reason
+ * secrets_unavailable). Returns next, the state to wait in (TW_SECRETS or
+ * TW_HELD). */
+enum talon_wstate talon_lease_wait(struct talon_sup *sup, enum talon_wstate next);
+/* After a round that leased every required secret: ends the wait. */
+void talon_lease_ok(struct talon_sup *sup);
+/* "worker not started: secrets unavailable: ..." (or "not restarted")
+ * into out for the waiting states; "" otherwise. */
+void talon_lease_reason(const struct talon_sup *sup, char *out, size_t outsz);
+/* Adds {reason, secrets_unavailable, lease_attempts, next_retry_unix_ms}
+ * to status in the waiting states. */
+void talon_lease_status(const struct talon_sup *sup, json_t *status);
 
 /* ---- restart.c ---- */
 

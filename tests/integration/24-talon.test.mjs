@@ -192,6 +192,15 @@ test("validate names bad keys and values; --dry-run prints the plan and starts n
   assert.match(badMap.stderr, /\[secrets\] x\): x = 'not-an-env-name' is not an environment variable name/);
   const supervise = await runTalon(["--config", w.cfg]);
   assert.equal(supervise.code, 2, "a config error is permanent: exit 2");
+  fs.writeFileSync(w.cfg, text + "\n[secrets]\nx = X_ENV sometimes\n");
+  const badFlag = await runTalon(["--config", w.cfg, "validate"]);
+  assert.equal(badFlag.code, 1);
+  assert.match(badFlag.stderr, /\[secrets\] x\): x = 'X_ENV sometimes' has an unknown flag 'sometimes' after the variable name \(only 'optional' or 'required'\)/);
+  fs.writeFileSync(w.cfg, text + "\n[secrets]\nx = X_ENV optional\n");
+  const optional = await runTalon(["--config", w.cfg, "validate"]);
+  assert.equal(optional.code, 0, optional.stderr);
+  assert.deepEqual(optional.json.settings.secrets.mappings, { claude_oauth_token: "CLAUDE_CODE_OAUTH_TOKEN", x: "X_ENV" });
+  assert.deepEqual(optional.json.settings.secrets.optional, ["x"]);
   fs.writeFileSync(w.cfg, text);
   const probes = path.join(w.dir, "probes.ini");
   fs.writeFileSync(probes, "[probe db]\ntype = tcp\nhost = 127.0.0.1\n");
@@ -220,7 +229,7 @@ test("validate names bad keys and values; --dry-run prints the plan and starts n
   await w.close();
 });
 
-test("secrets reach only the worker's environment; a missing one is named in /health", { timeout: 90000 }, async () => {
+test("secrets reach only the worker's environment; a missing optional one is named in /health", { timeout: 90000 }, async () => {
   const secretsBin = await until(() => fs.existsSync(SECRETS), "the secrets binary", 60000);
   assert.ok(secretsBin);
   const sdir = tmpdir("talon-secrets-");
@@ -236,12 +245,12 @@ test("secrets reach only the worker's environment; a missing one is named in /he
       p.stdin.end(value);
     });
     const w = await world({
-      secrets: { socket: sock, timeout_secs: 2, claude_oauth_token: "CLAUDE_CODE_OAUTH_TOKEN", front_api_token: "FRONT_API_TOKEN" },
+      secrets: { socket: sock, timeout_secs: 2, claude_oauth_token: "CLAUDE_CODE_OAUTH_TOKEN", front_api_token: "FRONT_API_TOKEN optional" },
     });
     const t = w.start();
     const h = await w.running();
     assert.deepEqual(h.secret_failures, ["front_api_token"], "the missing secret is named");
-    assert.equal(h.ok, true, "the worker still starts without it");
+    assert.equal(h.ok, true, "the worker still starts without an optional secret");
     const env = procEnv(h.worker_pid);
     assert.ok(env.includes(`CLAUDE_CODE_OAUTH_TOKEN=${value}`), "the leased value is in the worker's environment");
     assert.ok(!env.some((e) => e.startsWith("FRONT_API_TOKEN=")));
@@ -275,13 +284,13 @@ test("secrets reach only the worker's environment; a missing one is named in /he
   }
 });
 
-test("a secrets daemon that never answers costs one timeout, not one per secret", { timeout: 60000 }, async () => {
+test("a secrets daemon that never answers costs one timeout, not one per secret (optional secrets: the worker starts)", { timeout: 60000 }, async () => {
   // A socket that accepts and never answers, standing where the daemon should be.
   const sock = path.join(tmpdir("talon-stuck-"), "s.sock");
   const held = [];
   const stuck = net.createServer((c) => held.push(c)).listen(sock);
   await new Promise((r) => stuck.once("listening", r));
-  const w = await world({ secrets: { socket: sock, timeout_secs: 1, a_token: "A_TOKEN", b_token: "B_TOKEN", c_token: "C_TOKEN" } });
+  const w = await world({ secrets: { socket: sock, timeout_secs: 1, a_token: "A_TOKEN optional", b_token: "B_TOKEN optional", c_token: "C_TOKEN optional" } });
   const t = w.start();
   try {
     const h = await w.running();
@@ -358,6 +367,7 @@ test("the crash-loop guard stops restarting, reports, tells the bus; talon resta
       return r.json.data.find((e) => e.name === "talon/worker.crashloop");
     }, "the crashloop event in sysbusd");
     assert.equal(ev.data.exits, 3);
+    assert.equal(ev.data.reason, "crashloop", "the same event also reports secrets_unavailable (24c)");
     assert.equal(ev.data.last_exit, "exit 3");
     assert.match(ev.data.stderr_tail, /boom: no flag file/);
     const restarts = h.worker_restarts;

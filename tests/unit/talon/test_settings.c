@@ -2,7 +2,8 @@
  * derived defaults (alt_port, endpoints), errors that name file:line and
  * key, validators (command words, env names, bind), cross-checks, the
  * grouped JSON view (names only, the event key redacted), endpoint URLs for
- * the alternate port and [health] bind parsing. */
+ * the alternate port, [health] bind parsing, and the required/optional
+ * flag of a secret mapping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -218,6 +219,64 @@ static void the_config_file_comes_from_flag_env_or_xdg(void **state)
     rmdir(dir);
 }
 
+static void a_secret_mapping_is_required_unless_marked_optional(void **state)
+{
+    (void)state;
+    struct talon_settings s;
+    struct sb_err err;
+    char *extra[] = { "--secret", "d=D_ENV optional" };
+    assert_int_equal(load_text("[secrets]\na = A_ENV\nb = B_ENV optional\nc = C_ENV \t required\n"
+                               "retry_max_secs = 7\n",
+                               &s, &err, 2, extra),
+                     0);
+    assert_int_equal(s.nsecret_maps, 4);
+    const char *names[] = { "a", "b", "c", "d" }, *envs[] = { "A_ENV", "B_ENV", "C_ENV", "D_ENV" };
+    bool optional[] = { false, true, false, true };
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(s.secret_maps[i].name, names[i]);
+        assert_string_equal(s.secret_maps[i].env, envs[i]);
+        assert_int_equal(s.secret_maps[i].optional, optional[i]);
+    }
+    assert_int_equal(s.secrets_retry_max_secs, 7);
+    /* resolving again rebuilds the same mappings (no leak, no duplicates) */
+    assert_int_equal(talon_settings_resolve(&s, &err), 0);
+    assert_int_equal(s.nsecret_maps, 4);
+    json_t *j = talon_settings_json(&s);
+    json_t *sec = json_object_get(j, "secrets");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(sec, "mappings"), "b")),
+                        "B_ENV");
+    char *opt = json_dumps(json_object_get(sec, "optional"), JSON_COMPACT);
+    assert_string_equal(opt, "[\"b\",\"d\"]");
+    free(opt);
+    assert_int_equal(json_integer_value(json_object_get(sec, "retry_max_secs")), 7);
+    json_decref(j);
+    talon_settings_free(&s);
+    assert_int_equal(load_text("", &s, &err, 0, NULL), 0);
+    assert_int_equal(s.secrets_retry_max_secs, 60); /* 1 s doubling to a minute */
+    talon_settings_free(&s);
+
+    /* a bad flag names the file, the line, the mapping and the word */
+    assert_int_equal(load_text("[secrets]\na = A_ENV optinal\n", &s, &err, 0, NULL), SB_EINVAL);
+    char want[200];
+    snprintf(want, sizeof want, "%s:2, [secrets] a", path);
+    assert_non_null(strstr(err.msg, want));
+    assert_non_null(strstr(err.msg, "unknown flag 'optinal' after the variable name"));
+    talon_settings_free(&s);
+    char *bad[] = { "--secret", "a=A_ENV optional yes" };
+    assert_int_equal(load_text("", &s, &err, 2, bad), SB_EINVAL);
+    assert_non_null(strstr(err.msg, "unknown flag 'yes'"));
+    talon_settings_free(&s);
+    assert_int_equal(load_text("[secrets]\na = optional\nb = optional\n", &s, &err, 0, NULL),
+                     SB_EINVAL); /* "optional" alone is a variable name: both map to it */
+    assert_non_null(strstr(err.msg, "both map to optional"));
+    talon_settings_free(&s);
+    assert_int_equal(load_text("[secrets]\na = X optional\nb = X\n", &s, &err, 0, NULL), SB_EINVAL);
+    assert_non_null(strstr(err.msg, "[secrets] a and b both map to X"));
+    talon_settings_free(&s);
+    assert_int_equal(load_text("[secrets]\nretry_max_secs = 0\n", &s, &err, 0, NULL), SB_EINVAL);
+    talon_settings_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +286,7 @@ int main(void)
         cmocka_unit_test(endpoints_follow_the_worker_port),
         cmocka_unit_test(bind_addresses_parse),
         cmocka_unit_test(the_config_file_comes_from_flag_env_or_xdg),
+        cmocka_unit_test(a_secret_mapping_is_required_unless_marked_optional),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -134,7 +134,7 @@ static void the_worker_environment_is_layered_and_lists_names_only(void **state)
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
     char *pass[] = { "HOME", "TALON_TEST_UNSET_VAR" };
-    char *skeys[] = { "tok" }, *svals[] = { "TOKEN_ENV" };
+    struct talon_secret_map maps[] = { { "tok", "TOKEN_ENV", false } };
     struct talon_settings s = { 0 };
     s.worker_pass_env = (struct sb_strlist){ pass, 2 };
     s.worker_env_file = envpath;
@@ -142,7 +142,8 @@ static void the_worker_environment_is_layered_and_lists_names_only(void **state)
     s.worker_port = 3111;
     s.worker_alt_port = 3112;
     s.worker_drain_timeout_secs = 5;
-    s.secrets = (struct sb_strmap){ skeys, svals, 1 };
+    s.secret_maps = maps;
+    s.nsecret_maps = 1;
     setenv("HOME", "/home/t", 1);
     struct talon_env e = { 0 };
     struct sb_err err = { 0 };
