@@ -42,8 +42,11 @@ int talon_bus_send(const struct talon_settings *s, const char *name, json_t *dat
     }
     snprintf(url, urlsz, "%.*s/e/%s", (int)ul, s->bus_url, key);
     const char *hdrs[] = { "Content-Type: application/json", NULL };
+    char shown[600];
+    snprintf(shown, sizeof shown, "%.*s/e/<event key>", (int)(ul < 500 ? ul : 500), s->bus_url);
     struct sb_httpc_req req = { .method = "POST",
                                 .url = url,
+                                .shown_url = shown,
                                 .headers = hdrs,
                                 .body = body,
                                 .body_len = blen,
@@ -53,8 +56,8 @@ int talon_bus_send(const struct talon_settings *s, const char *name, json_t *dat
     struct sb_httpc_resp resp = { 0 };
     struct sb_err herr = { 0 };
     rc = sb_httpc_do(&req, &resp, &herr);
-    if (rc) /* herr may quote the URL, and so the key: say it without */
-        sb_err_set(err, rc, "cannot reach %.*s: %s", (int)ul, s->bus_url, sb_strerror(rc));
+    if (rc) /* herr names the URL as shown_url: without the key */
+        sb_err_set(err, rc, "cannot reach the bus: %s", herr.msg);
     else if (resp.status < 200 || resp.status >= 300)
         rc = sb_err_set(err, SB_EPROTO, "%.*s answered %ld: %.200s", (int)ul, s->bus_url,
                         resp.status, resp.body.data ? resp.body.data : "");
