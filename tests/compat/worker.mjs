@@ -115,7 +115,7 @@ const functions = [
     logExec(runId, "waiter", "reached-wait", attempt);
     if (event.data.hold_ms) await new Promise((r) => setTimeout(r, event.data.hold_ms));
     const got = await step.waitForEvent("approval", {
-      event: "compat/wait.resolve", timeout: event.data.timeout ?? "10s", if: "async.data.id == event.data.id",
+      event: "compat/wait.resolve", timeout: event.data.timeout ?? "10s", if: event.data.if ?? "async.data.id == event.data.id",
     });
     return { matched: got !== null, value: got ? got.data.value : null };
   }),
