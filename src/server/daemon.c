@@ -30,12 +30,19 @@ static int load_fn(void *ctx, const char *id, const char *app_id, const char *co
     (void)app_url;
     struct sb_registry *reg = ctx;
     json_t *obj = sb_json_parse(config, strlen(config), NULL);
-    struct sb_err err = { 0 };
+    struct sb_err err = { 0 }, serr = { 0 };
     struct fn *f = obj ? sb_fn_parse(obj, app_id, &err) : NULL;
+    /* Accepted by an earlier sysbusd but refused now (an expression outside
+     * the subset): loaded as before, so its runs go on, and reported; the
+     * app's next sync is refused until the expression is fixed. */
+    if (!f && obj && (f = sb_fn_parse_stored(obj, app_id, &serr)))
+        SB_LOG(SB_WARN, "function_expression_refused",
+               "stored function %s is loaded as before, but a sync would refuse it: %s", id,
+               err.msg);
     json_decref(obj);
     if (!f) {
         SB_LOG(SB_WARN, "function_load_failed", "stored function %s cannot be loaded: %s", id,
-               err.msg);
+               serr.msg[0] ? serr.msg : err.msg);
         return 0;
     }
     f->removed = removed;

@@ -185,11 +185,12 @@ static void publish(struct sb_registry *r, struct reg_snap *next)
     sb_snap_release(old);
 }
 
-/* A removed copy of f (shares nothing mutable with f). */
+/* A removed copy of f (shares nothing mutable with f). f's config was
+ * accepted once, maybe only as a stored function: it is not checked again. */
 static struct fn *fn_removed_copy(const struct fn *f)
 {
     struct sb_err err;
-    struct fn *c = sb_fn_parse(f->config, f->app_id, &err);
+    struct fn *c = sb_fn_parse_stored(f->config, f->app_id, &err);
     if (c)
         c->removed = true;
     return c;
@@ -277,7 +278,8 @@ static char *url_base_of(const char *url)
     return sb_buf_steal(&b, NULL);
 }
 
-static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, struct sb_err *err)
+static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, unsigned xf,
+                          struct sb_err *err)
 {
     if (!json_is_array(arr))
         return sb_err_set(err, SB_EINVAL, "function '%s': triggers must be an array", fid);
@@ -330,18 +332,20 @@ static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, stru
             if (json_string_length(expr) > 0) {
                 struct sb_err xerr = { 0 };
                 tr->expression = strdup(json_string_value(expr));
-                tr->expr = sb_expr_compile(json_string_value(expr), &xerr);
+                tr->expr = sb_expr_compile_as(json_string_value(expr),
+                                              SB_EXPR_EVENT | SB_EXPR_COND | xf, &xerr);
                 if (!tr->expr)
                     return sb_err_set(err, SB_EINVAL,
-                                      "function '%s': trigger %zu: invalid expression '%.200s': %s",
-                                      fid, i, json_string_value(expr), xerr.msg);
+                                      "function '%s': trigger %zu 'if': %s in '%.200s'", fid, i,
+                                      xerr.msg, json_string_value(expr));
             }
         }
     }
     return 0;
 }
 
-static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, struct sb_err *err)
+static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, unsigned xf,
+                         struct sb_err *err)
 {
     if (!arr || json_is_null(arr))
         return 0;
@@ -360,15 +364,20 @@ static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, struc
         const char *ev = sb_json_str(c, "event");
         if (!ev || !*ev)
             return sb_err_set(err, SB_EINVAL, "function '%s': cancel %zu needs an 'event'", fid, i);
+        struct sb_err nerr = { 0 };
+        if (sb_json_name(json_object_get(c, "event"), "'event'", SB_MAX_ID, &nerr) != 0)
+            return sb_err_set(err, SB_EINVAL, "function '%s': cancel %zu: %s", fid, i, nerr.msg);
         cr->event = strdup(ev);
         const char *expr = sb_json_str(c, "if");
         if (expr && *expr) {
             struct sb_err xerr = { 0 };
             cr->expression = strdup(expr);
-            if (!(cr->expr = sb_expr_compile(expr, &xerr)))
+            /* event: the run's trigger; async: the event that may cancel it */
+            if (!(cr->expr = sb_expr_compile_as(
+                      expr, SB_EXPR_EVENT | SB_EXPR_ASYNC | SB_EXPR_COND | xf, &xerr)))
                 return sb_err_set(err, SB_EINVAL,
-                                  "function '%s': cancel %zu: invalid expression '%.200s': %s", fid,
-                                  i, expr, xerr.msg);
+                                  "function '%s': cancelOn %zu 'if': %s in '%.200s'", fid, i,
+                                  xerr.msg, expr);
         }
         const char *timeout = sb_json_str(c, "timeout");
         if (timeout && *timeout && sb_duration_parse(timeout, 0, &cr->timeout_ms) != 0)
@@ -381,7 +390,8 @@ static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, struc
     return 0;
 }
 
-struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err)
+/* xf: 0, or SB_EXPR_UNCHECKED for a stored function. */
+static struct fn *fn_parse(const json_t *obj, const char *app_id, unsigned xf, struct sb_err *err)
 {
     if (!json_is_object(obj)) {
         sb_err_set(err, SB_EINVAL, "each function must be an object");
@@ -418,9 +428,9 @@ struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err
         sb_err_set(err, SB_ENOMEM, "out of memory");
         goto fail;
     }
-    if (parse_triggers(f, json_object_get(obj, "triggers"), id, err) ||
-        parse_cancels(f, json_object_get(obj, "cancel"), id, err) ||
-        sb_flow_config_parse(&f->flow, obj, id, err))
+    if (parse_triggers(f, json_object_get(obj, "triggers"), id, xf, err) ||
+        parse_cancels(f, json_object_get(obj, "cancel"), id, xf, err) ||
+        sb_flow_config_parse(&f->flow, obj, id, xf, err))
         goto fail;
     json_t *step = json_object_get(json_object_get(obj, "steps"), "step");
     if (!step) {
@@ -461,4 +471,14 @@ struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err
 fail:
     sb_fn_unref(f);
     return NULL;
+}
+
+struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err)
+{
+    return fn_parse(obj, app_id, 0, err);
+}
+
+struct fn *sb_fn_parse_stored(const json_t *obj, const char *app_id, struct sb_err *err)
+{
+    return fn_parse(obj, app_id, SB_EXPR_UNCHECKED, err);
 }

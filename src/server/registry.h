@@ -79,9 +79,10 @@ struct flow_config {
 };
 
 /* Parses the flow-control fields of a registered function object into fl
- * (zeroed by the caller). SB_EINVAL with a message naming fid. */
+ * (zeroed by the caller); xflags (0 or SB_EXPR_UNCHECKED) are added to those
+ * of each expression. SB_EINVAL with a message naming fid. */
 int sb_flow_config_parse(struct flow_config *fl, const json_t *obj, const char *fid,
-                         struct sb_err *err);
+                         unsigned xflags, struct sb_err *err);
 void sb_flow_config_free(struct flow_config *fl);
 
 struct fn {
@@ -131,6 +132,11 @@ void sb_snap_cancel_rules(const struct reg_snap *s, const char *name,
  * the function has no step URL. Returns a fn with refs = 1, or NULL with err
  * naming the function and the problem. */
 struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err);
+/* sb_fn_parse for a function read back from the store, accepted by this or
+ * an earlier sysbusd: its expressions are not checked against the supported
+ * subset (SB_EXPR_UNCHECKED), so one accepted before the check existed keeps
+ * behaving as it did instead of the function disappearing at a restart. */
+struct fn *sb_fn_parse_stored(const json_t *obj, const char *app_id, struct sb_err *err);
 void sb_fn_ref(struct fn *f);
 void sb_fn_unref(struct fn *f);
 

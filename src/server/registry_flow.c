@@ -10,9 +10,10 @@
 
 #define MAX_PERIOD_MS (7LL * 86400000) /* a week */
 
-/* An optional key expression: absent or null = none; else must compile. */
-static int parse_key(const json_t *v, const char *fid, const char *what, struct sb_expr **out,
-                     struct sb_err *err)
+/* An optional expression over `event`: absent or null = none; else it must
+ * compile with flags (SB_EXPR_COND, SB_EXPR_NUM: what it must be able to be). */
+static int parse_expr_opt(const json_t *v, const char *fid, unsigned xf, const char *what,
+                          unsigned flags, struct sb_expr **out, struct sb_err *err)
 {
     *out = NULL;
     if (!v || json_is_null(v))
@@ -21,10 +22,17 @@ static int parse_key(const json_t *v, const char *fid, const char *what, struct 
         return sb_err_set(err, SB_EINVAL, "function '%s': %s must be an expression string", fid,
                           what);
     struct sb_err xerr = { 0 };
-    if (!(*out = sb_expr_compile(json_string_value(v), &xerr)))
-        return sb_err_set(err, SB_EINVAL, "function '%s': %s: invalid expression '%.200s': %s", fid,
-                          what, json_string_value(v), xerr.msg);
+    if (!(*out = sb_expr_compile_as(json_string_value(v), SB_EXPR_EVENT | flags | xf, &xerr)))
+        return sb_err_set(err, SB_EINVAL, "function '%s': %s: %s in '%.200s'", fid, what, xerr.msg,
+                          json_string_value(v));
     return 0;
+}
+
+/* An optional key expression (any value). */
+static int parse_key(const json_t *v, const char *fid, unsigned xf, const char *what,
+                     struct sb_expr **out, struct sb_err *err)
+{
+    return parse_expr_opt(v, fid, xf, what, 0, out, err);
 }
 
 /* An optional duration string ("10s", "1h30m"): absent or null = 0. */
@@ -45,7 +53,7 @@ static int parse_duration(const json_t *v, const char *fid, const char *what, in
     return 0;
 }
 
-static int parse_rate_limit(struct flow_config *fl, const json_t *rl, const char *fid,
+static int parse_rate_limit(struct flow_config *fl, const json_t *rl, const char *fid, unsigned xf,
                             struct sb_err *err)
 {
     if (!rl || json_is_null(rl))
@@ -60,10 +68,11 @@ static int parse_rate_limit(struct flow_config *fl, const json_t *rl, const char
     if (!fl->rate_limit_period_ms)
         return sb_err_set(err, SB_EINVAL, "function '%s': rateLimit needs a period", fid);
     fl->rate_limit = true;
-    return parse_key(json_object_get(rl, "key"), fid, "rateLimit.key", &fl->rate_limit_key, err);
+    return parse_key(json_object_get(rl, "key"), fid, xf, "rateLimit.key", &fl->rate_limit_key,
+                     err);
 }
 
-static int parse_singleton(struct flow_config *fl, const json_t *sg, const char *fid,
+static int parse_singleton(struct flow_config *fl, const json_t *sg, const char *fid, unsigned xf,
                            struct sb_err *err)
 {
     if (!sg || json_is_null(sg))
@@ -74,12 +83,12 @@ static int parse_singleton(struct flow_config *fl, const json_t *sg, const char 
                           "function '%s': singleton.mode must be \"skip\" or \"cancel\"", fid);
     fl->singleton = true;
     fl->singleton_cancel = strcmp(mode, "cancel") == 0;
-    return parse_key(json_object_get(sg, "key"), fid, "singleton.key", &fl->singleton_key, err);
+    return parse_key(json_object_get(sg, "key"), fid, xf, "singleton.key", &fl->singleton_key, err);
 }
 
 /* One concurrency constraint: a number or {limit, key?, scope?}. */
 static int parse_one_concurrency(struct concurrency_limit *c, const json_t *v, const char *fid,
-                                 struct sb_err *err)
+                                 unsigned xf, struct sb_err *err)
 {
     c->scope = SCOPE_FN;
     if (json_is_number(v)) {
@@ -102,7 +111,7 @@ static int parse_one_concurrency(struct concurrency_limit *c, const json_t *v, c
                           "function '%s': concurrency.scope must be \"fn\", \"env\" or "
                           "\"account\"",
                           fid);
-    if (parse_key(json_object_get(v, "key"), fid, "concurrency.key", &c->key, err))
+    if (parse_key(json_object_get(v, "key"), fid, xf, "concurrency.key", &c->key, err))
         return SB_EINVAL;
     if (c->scope != SCOPE_FN && !c->key)
         return sb_err_set(err, SB_EINVAL,
@@ -111,26 +120,26 @@ static int parse_one_concurrency(struct concurrency_limit *c, const json_t *v, c
     return 0;
 }
 
-static int parse_concurrency(struct flow_config *fl, const json_t *v, const char *fid,
+static int parse_concurrency(struct flow_config *fl, const json_t *v, const char *fid, unsigned xf,
                              struct sb_err *err)
 {
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_array(v))
-        return parse_one_concurrency(&fl->concurrency[fl->nconcurrency++], v, fid, err);
+        return parse_one_concurrency(&fl->concurrency[fl->nconcurrency++], v, fid, xf, err);
     if (json_array_size(v) > 2)
         return sb_err_set(err, SB_EINVAL, "function '%s': at most 2 concurrency limits", fid);
     size_t i;
     const json_t *c;
     json_array_foreach(v, i, c)
     {
-        if (parse_one_concurrency(&fl->concurrency[fl->nconcurrency++], c, fid, err))
+        if (parse_one_concurrency(&fl->concurrency[fl->nconcurrency++], c, fid, xf, err))
             return SB_EINVAL;
     }
     return 0;
 }
 
-static int parse_throttle(struct flow_config *fl, const json_t *t, const char *fid,
+static int parse_throttle(struct flow_config *fl, const json_t *t, const char *fid, unsigned xf,
                           struct sb_err *err)
 {
     if (!t || json_is_null(t))
@@ -149,7 +158,7 @@ static int parse_throttle(struct flow_config *fl, const json_t *t, const char *f
         (!sb_json_as_int(burst, &fl->throttle_burst) || fl->throttle_burst < 0))
         return sb_err_set(err, SB_EINVAL, "function '%s': throttle.burst must be >= 0", fid);
     fl->throttle = true;
-    return parse_key(json_object_get(t, "key"), fid, "throttle.key", &fl->throttle_key, err);
+    return parse_key(json_object_get(t, "key"), fid, xf, "throttle.key", &fl->throttle_key, err);
 }
 
 static int parse_timeouts(struct flow_config *fl, const json_t *t, const char *fid,
@@ -167,7 +176,7 @@ static int parse_timeouts(struct flow_config *fl, const json_t *t, const char *f
     return 0;
 }
 
-static int parse_debounce(struct flow_config *fl, const json_t *d, const char *fid,
+static int parse_debounce(struct flow_config *fl, const json_t *d, const char *fid, unsigned xf,
                           struct sb_err *err)
 {
     if (!d || json_is_null(d))
@@ -182,12 +191,13 @@ static int parse_debounce(struct flow_config *fl, const json_t *d, const char *f
     if (!fl->debounce_period_ms)
         return sb_err_set(err, SB_EINVAL, "function '%s': debounce needs a period", fid);
     fl->debounce = true;
-    return parse_key(json_object_get(d, "key"), fid, "debounce.key", &fl->debounce_key, err);
+    return parse_key(json_object_get(d, "key"), fid, xf, "debounce.key", &fl->debounce_key, err);
 }
 
 #define MAX_BATCH 1000
 
-static int parse_batch(struct flow_config *fl, const json_t *b, const char *fid, struct sb_err *err)
+static int parse_batch(struct flow_config *fl, const json_t *b, const char *fid, unsigned xf,
+                       struct sb_err *err)
 {
     if (!b || json_is_null(b))
         return 0;
@@ -202,26 +212,29 @@ static int parse_batch(struct flow_config *fl, const json_t *b, const char *fid,
     if (!fl->batch_timeout_ms)
         return sb_err_set(err, SB_EINVAL, "function '%s': batchEvents needs a timeout", fid);
     fl->batch = true;
-    if (parse_key(json_object_get(b, "key"), fid, "batchEvents.key", &fl->batch_key, err) ||
-        parse_key(json_object_get(b, "if"), fid, "batchEvents.if", &fl->batch_if, err))
+    if (parse_key(json_object_get(b, "key"), fid, xf, "batchEvents.key", &fl->batch_key, err) ||
+        parse_expr_opt(json_object_get(b, "if"), fid, xf, "batchEvents.if", SB_EXPR_COND,
+                       &fl->batch_if, err))
         return SB_EINVAL;
     return 0;
 }
 
-int sb_flow_config_parse(struct flow_config *fl, const json_t *obj, const char *fid,
+int sb_flow_config_parse(struct flow_config *fl, const json_t *obj, const char *fid, unsigned xf,
                          struct sb_err *err)
 {
     const json_t *pr = json_object_get(obj, "priority");
-    if (parse_key(json_object_get(obj, "idempotency"), fid, "idempotency", &fl->idempotency, err) ||
-        parse_rate_limit(fl, json_object_get(obj, "rateLimit"), fid, err) ||
-        parse_singleton(fl, json_object_get(obj, "singleton"), fid, err) ||
+    if (parse_key(json_object_get(obj, "idempotency"), fid, xf, "idempotency", &fl->idempotency,
+                  err) ||
+        parse_rate_limit(fl, json_object_get(obj, "rateLimit"), fid, xf, err) ||
+        parse_singleton(fl, json_object_get(obj, "singleton"), fid, xf, err) ||
         (pr && !json_is_null(pr) &&
-         parse_key(json_object_get(pr, "run"), fid, "priority.run", &fl->priority, err)) ||
-        parse_concurrency(fl, json_object_get(obj, "concurrency"), fid, err) ||
-        parse_throttle(fl, json_object_get(obj, "throttle"), fid, err) ||
+         parse_expr_opt(json_object_get(pr, "run"), fid, xf, "priority.run", SB_EXPR_NUM,
+                        &fl->priority, err)) ||
+        parse_concurrency(fl, json_object_get(obj, "concurrency"), fid, xf, err) ||
+        parse_throttle(fl, json_object_get(obj, "throttle"), fid, xf, err) ||
         parse_timeouts(fl, json_object_get(obj, "timeouts"), fid, err) ||
-        parse_debounce(fl, json_object_get(obj, "debounce"), fid, err) ||
-        parse_batch(fl, json_object_get(obj, "batchEvents"), fid, err))
+        parse_debounce(fl, json_object_get(obj, "debounce"), fid, xf, err) ||
+        parse_batch(fl, json_object_get(obj, "batchEvents"), fid, xf, err))
         return SB_EINVAL;
     if (fl->debounce && fl->batch)
         return sb_err_set(err, SB_EINVAL,

@@ -7,6 +7,7 @@
 //   SIGNING_KEY / EVENT_KEY       signed ("cloud") mode when SIGNING_KEY is set, else dev
 //   APP_ID (default compat-<sdk>)
 //   EXTRA_FUNCTION=1              adds a function "extra" (tests of re-sync)
+//   TRIGGER_IF="<expr>"           adds a function "custom-if" whose trigger has that `if`
 //   TICKER_CRON="..."             the cron of the function "ticker" (default: yearly)
 //   EXEC_LOG=<file>               each step execution appends "<run> <fn> <step> <attempt> <ms>"
 import http from "node:http";
@@ -16,7 +17,7 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 const sdk = process.env.SDK || "v4";
 const pkg = sdk === "v3" ? "inngest-v3" : "inngest";
-const { Inngest, NonRetriableError } = require(pkg);
+const { Inngest, NonRetriableError, StepError, referenceFunction } = require(pkg);
 const { serve } = require(`${pkg}/node`);
 
 const base = process.env.SYSBUS_URL || "http://127.0.0.1:8288";
@@ -114,7 +115,7 @@ const functions = [
     logExec(runId, "waiter", "reached-wait", attempt);
     if (event.data.hold_ms) await new Promise((r) => setTimeout(r, event.data.hold_ms));
     const got = await step.waitForEvent("approval", {
-      event: "compat/wait.resolve", timeout: event.data.timeout ?? "10s", if: "async.data.id == event.data.id",
+      event: "compat/wait.resolve", timeout: event.data.timeout ?? "10s", if: event.data.if ?? "async.data.id == event.data.id",
     });
     return { matched: got !== null, value: got ? got.data.value : null };
   }),
@@ -130,13 +131,15 @@ const functions = [
     async ({ event }) => ({ saw: event.data.function_id, result: event.data.result })),
   define({ id: "invoker" }, { event: "compat/invoke" }, async ({ event, step }) => {
     try {
+      // data.ref: a function of this app that the server does not know
+      const target = event.data.ref ? referenceFunction({ functionId: event.data.ref }) : byId[event.data.target];
       const res = await step.invoke("call-child", {
-        function: byId[event.data.target], data: event.data.payload ?? {},
+        function: target, data: event.data.payload ?? {},
         ...(event.data.timeout ? { timeout: event.data.timeout } : {}),
       });
       return { ok: true, res };
     } catch (e) {
-      return { ok: false, message: e.message };
+      return { ok: false, message: e.message, name: e.name, stepError: e instanceof StepError, stepId: e.stepId ?? null };
     }
   }),
   define({ id: "cancellable", cancelOn: [{ event: "compat/cancel", if: "async.data.id == event.data.id" }] },
@@ -223,6 +226,9 @@ const functions = [
 
 if (process.env.EXTRA_FUNCTION) {
   functions.push(define({ id: "extra" }, { event: "compat/extra" }, async () => "extra"));
+}
+if (process.env.TRIGGER_IF) {
+  functions.push(define({ id: "custom-if" }, { event: "compat/custom-if", if: process.env.TRIGGER_IF }, async () => "custom"));
 }
 
 const handler = sdk === "v3"

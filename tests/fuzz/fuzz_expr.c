@@ -1,5 +1,7 @@
-/* Fuzz target: the expression compiler and evaluator. The input is split at
- * the first newline: the expression, then a JSON event. */
+/* Fuzz target: the expression compiler, its subset checker and evaluator.
+ * The input is split at the first newline: the expression, then a JSON
+ * event. Each expression is compiled as a condition, as a key and
+ * unchecked (as a stored function's), and evaluated when it parses. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     src[elen] = '\0';
     json_t *ev = nl ? sb_json_parse((const char *)nl + 1, size - elen - 1, NULL) : NULL;
     struct sb_err err;
-    struct sb_expr *e = sb_expr_compile(src, &err);
+    struct sb_expr *cond = sb_expr_compile(src, &err);
+    struct sb_expr *key = sb_expr_compile_as(src, SB_EXPR_EVENT | SB_EXPR_ASYNC, &err);
+    /* as a stored function's (subset unchecked): also what the checker refuses */
+    struct sb_expr *e =
+        sb_expr_compile_as(src, SB_EXPR_EVENT | SB_EXPR_ASYNC | SB_EXPR_UNCHECKED, &err);
+    if ((cond || key) && !e)
+        abort(); /* the check only ever refuses more */
+    sb_expr_free(cond);
+    sb_expr_free(key);
     if (e) {
         struct sb_expr_var vars[] = { { "event", ev }, { "async", ev } };
         json_t *v = sb_expr_eval(e, vars, 2, &err);

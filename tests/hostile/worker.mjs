@@ -64,6 +64,11 @@ export const behaviours = {
     if (!done(req).includes("a")) return ops(res, [{ op: "StepRun", id: "a", displayName: "n".repeat(100000), data: 1 }]);
     reply(res, 200, '"done"');
   },
+  // a NUL must not invoke the function named by what precedes it ("hostile-good")
+  "invoke-nul": (req, res) => {
+    if (!done(req).includes("i")) return ops(res, [{ op: "InvokeFunction", id: "i", opts: { function_id: `${APP_ID}-good\u0000x`, payload: { data: {} } } }]);
+    reply(res, 200, "null");
+  },
   "wait-nul": (req, res) => ops(res, [{ op: "WaitForEvent", id: "w", name: "x/y\u0000z", opts: { timeout: "1h" } }]),
   "huge-body": (req, res) => {
     res.writeHead(206, SDK);

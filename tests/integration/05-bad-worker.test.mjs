@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { api, sendEvents, startSysbusd, waitEventRuns } from "./lib.mjs";
+import { api, sendEvents, startSysbusd, until, waitEventRuns } from "./lib.mjs";
 
 const SDK_HEADERS = { "content-type": "application/json", "x-inngest-sdk": "fake:0" };
 
@@ -76,5 +76,58 @@ test("a broken worker fails runs with readable reasons", { timeout: 60000 }, asy
     await s.stop();
     broken.closeAllConnections();
     broken.close();
+  }
+});
+
+// Retry-After of any number of digits is seconds, clamped to 24 h: a worker
+// answering 500 with `Retry-After: 999999999` (9 digits, once taken for a
+// date, unparseable, and ignored) has its run's next attempt due a day later.
+test("a Retry-After of many digits delays the retry by the 24 h cap", { timeout: 30000 }, async () => {
+  let calls = 0;
+  const worker = http.createServer((req, res) => {
+    calls++;
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(500, { ...SDK_HEADERS, "retry-after": "999999999" });
+      res.end('{"name":"Error","message":"come back much later"}');
+    });
+  });
+  await new Promise((r) => worker.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${worker.address().port}/api/inngest`;
+  const s = await startSysbusd();
+  try {
+    const reg = await api(s, "/fn/register", {
+      method: "POST",
+      body: {
+        url, appName: "later", framework: "test", sdk: "test:0",
+        functions: [{
+          id: "later-fn", name: "later", triggers: [{ event: "later/go" }],
+          steps: { step: { id: "step", name: "step", retries: { attempts: 3 },
+            runtime: { type: "http", url: `${url}?fnId=later-fn&stepId=step` } } },
+        }],
+      },
+    });
+    assert.equal(reg.status, 200, reg.text);
+    const [ev] = await sendEvents(s, [{ name: "later/go" }]);
+    const t0 = Date.now();
+    const item = await until("the retry after the first failed attempt", async () => {
+      const [run] = (await api(s, `/v1/events/${ev}/runs`)).json.data;
+      if (!run) return null;
+      const r = (await api(s, `/v1/runs/${run.run_id}`)).json.data;
+      assert.equal(r.status, "Running", JSON.stringify(r));
+      const q = (r.queue || []).find((x) => x.kind === "call");
+      return q && q.attempt >= 1 ? { run: r, q } : null;
+    });
+    const day = 86400000;
+    assert.equal(item.q.attempt, 1, JSON.stringify(item.q));
+    assert.ok(item.q.due_at_ms >= t0 + day - 1000 && item.q.due_at_ms <= Date.now() + day,
+      `next attempt due ${item.q.due_at} (${item.q.due_at_ms - t0} ms after the event), not ~24 h later`);
+    assert.match(item.q.last_error.message, /come back much later/);
+    assert.equal(calls, 1, "no second attempt before the Retry-After");
+    assert.equal((await api(s, `/v1/runs/${item.run.run_id}`, { method: "DELETE" })).status, 200);
+  } finally {
+    await s.stop();
+    worker.closeAllConnections();
+    worker.close();
   }
 });

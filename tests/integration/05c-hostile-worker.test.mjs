@@ -25,6 +25,7 @@ const expected = {
   "many-ops": { status: "Failed", error: /1001 step operations in one response; at most 1000/ },
   "long-name": { status: "Completed" },
   "wait-nul": { status: "Failed", error: /control character/ },
+  "invoke-nul": { status: "Failed", error: /opts.function_id contains a control character/ },
   "huge-body": { status: "Failed", error: /larger than/ },
   hang: { status: "Failed", error: /did not answer within/ },
   "mid-body-close": { status: "Failed", error: /unreachable/ },

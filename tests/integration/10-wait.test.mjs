@@ -1,7 +1,8 @@
 // 10-wait: step.waitForEvent through the official inngest SDK: a matching
 // event (by `if` against the trigger) resolves the wait with the event, other
 // events are ignored, the timeout gives null, an event that arrives while the
-// wait is being registered is not missed, and a wait survives kill -9.
+// wait is being registered is not missed, a wait survives kill -9, and an
+// `if` outside the supported subset fails the run with the reason.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -59,6 +60,29 @@ for (const sdk of ["v4", "v3"]) {
       const tsteps = (await api(s, `/v1/runs/${rt.run_id}/steps`)).json.data;
       const wait = tsteps.find((x) => x.name === "approval");
       assert.ok(Date.parse(wait.ended_at) - Date.parse(wait.started_at) >= 1000, "timed out early");
+    } finally {
+      await w.kill("SIGTERM");
+      await s.stop();
+    }
+  });
+}
+
+// An `if` outside the supported CEL subset would never match: the run fails
+// at once with the reason instead of waiting until the timeout for nothing.
+for (const sdk of ["v4", "v3"]) {
+  test(`a waitForEvent whose if is outside the subset fails the run, saying why (inngest ${sdk})`, { timeout: 60000 }, async () => {
+    const s = await startSysbusd();
+    const w = await startWorker({ sdk, server: s });
+    try {
+      await addApp(s, w);
+      const [ev] = await sendEvents(s, [
+        { name: "compat/wait", data: { id: "M", timeout: "1h", if: 'async.data.id.matches("M.*")' } },
+      ]);
+      const [r] = await waitEventRuns(s, ev);
+      assert.equal(r.status, "Failed", JSON.stringify(r));
+      assert.equal(r.error.name, "InvalidWaitForEvent", JSON.stringify(r.error));
+      assert.equal(r.error.message, "waitForEvent('compat/wait.resolve'): invalid expression "
+        + "'async.data.id.matches(\"M.*\")': unsupported method call 'matches' at column 15");
     } finally {
       await w.kill("SIGTERM");
       await s.stop();

@@ -58,6 +58,16 @@ for (const sdk of ["v4", "v3"]) {
 
       const bad = await api(s, "/v1/cancellations", { method: "POST", body: { if: "event.data.x ==" } });
       assert.equal(bad.status, 400);
+      // outside the subset (it would match no run): refused, saying what
+      for (const [expr, want] of [
+        ["event.data.id.matches('Y')", "if: unsupported method call 'matches' at column 15 in 'event.data.id.matches('Y')'"],
+        ["async.data.id == 'Y'", "if: unknown variable 'async' (this expression can use event) at column 1"],
+      ]) {
+        const r = await api(s, "/v1/cancellations", { method: "POST", body: { function_id: `compat-${sdk}-cancellable`, if: expr } });
+        assert.equal(r.status, 400, r.text);
+        assert.equal(r.json.code, "INVALID_EXPRESSION", r.text);
+        assert.ok(r.json.error.startsWith(want), r.json.error);
+      }
     } finally {
       await w.kill("SIGTERM");
       await s.stop();

@@ -112,8 +112,9 @@ void h_cancellations_post(struct sb_req *req)
         goto out;
     if (expr && *expr) {
         struct sb_err xerr = { 0 };
-        if (!(op->expr = sb_expr_compile(expr, &xerr))) {
-            sb_reply_error(req, 400, "INVALID_EXPRESSION", "if: %s", xerr.msg);
+        /* matched against each run's trigger event, the only variable */
+        if (!(op->expr = sb_expr_compile_as(expr, SB_EXPR_EVENT | SB_EXPR_COND, &xerr))) {
+            sb_reply_error(req, 400, "INVALID_EXPRESSION", "if: %s in '%.200s'", xerr.msg, expr);
             goto out;
         }
         op->expr_src = strdup(expr);

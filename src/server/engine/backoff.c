@@ -34,26 +34,51 @@ int64_t sb_backoff_transport_ms(int n, int64_t max_ms)
     return d > 1 ? d : 1;
 }
 
+#define RETRY_AFTER_MIN_MS 1000LL
+#define RETRY_AFTER_MAX_MS 86400000LL
+
+/* Seconds of an all-digit value, saturating: once the running value passes
+ * the 24 h cap, more digits cannot bring it back, so they are not added
+ * (no overflow however long the value is). */
+static int64_t digits_ms(const char *s, size_t n)
+{
+    int64_t secs = 0;
+    for (size_t i = 0; i < n && secs <= RETRY_AFTER_MAX_MS / 1000; i++)
+        secs = secs * 10 + (s[i] - '0');
+    return secs > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : secs * 1000;
+}
+
 int64_t sb_retry_after_ms(const char *value, int64_t now_ms)
 {
-    if (!value || !*value)
+    if (!value)
         return -1;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t n = strlen(value);
+    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return -1;
+    size_t ndigits = 0;
+    while (ndigits < n && value[ndigits] >= '0' && value[ndigits] <= '9')
+        ndigits++;
     int64_t ms;
-    if (strlen(value) <= 7) {
-        char *end;
-        long long s = strtoll(value, &end, 10);
-        if (*end != '\0' || end == value)
-            return -1;
-        ms = s * 1000;
+    if (ndigits == n) {
+        ms = digits_ms(value, n);
     } else {
+        char date[64];
         int64_t at;
-        if (sb_time_parse_http(value, &at) != 0 && sb_time_parse_iso(value, &at) != 0)
+        if (n >= sizeof date)
+            return -1;
+        memcpy(date, value, n);
+        date[n] = '\0';
+        if (sb_time_parse_http(date, &at) != 0 && sb_time_parse_iso(date, &at) != 0)
             return -1;
         ms = at - now_ms;
     }
-    if (ms < 1000)
-        ms = 1000;
-    if (ms > 86400000)
-        ms = 86400000;
+    if (ms < RETRY_AFTER_MIN_MS)
+        ms = RETRY_AFTER_MIN_MS;
+    if (ms > RETRY_AFTER_MAX_MS)
+        ms = RETRY_AFTER_MAX_MS;
     return ms;
 }

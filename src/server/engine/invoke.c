@@ -10,7 +10,8 @@
  * pending), and the engine learns of it after the commit. The timeout
  * memoizes InngestInvokeTimeoutError, but like a waitForEvent timeout only if
  * the wait row is still there. An unknown target fails the step (not the
- * run): the function sees the error, as with a failed step. */
+ * run) with Inngest's error, {"name": "Error", "message": "could not find
+ * function with ID: <id>"}: the function sees it, as with a failed step. */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -40,6 +41,13 @@ int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t
         snprintf(msg, msgsz, "step.invoke without opts.function_id");
         return -1;
     }
+    struct sb_err nerr = { 0 };
+    if (sb_json_name(json_object_get(opts, "function_id"), "opts.function_id", SB_MAX_ID,
+                     &nerr) != 0) {
+        /* a NUL would otherwise invoke the function named by what precedes it */
+        snprintf(msg, msgsz, "step.invoke: %s", nerr.msg);
+        return -1;
+    }
     const char *timeout = sb_json_str(opts, "timeout");
     int64_t t;
     if (timeout && *timeout) {
@@ -57,7 +65,9 @@ int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t
     }
     const struct fn *f = sb_snap_find(e->snap, target);
     if (!f || f->removed) {
-        snprintf(msg, msgsz, "step.invoke: function '%.200s' is not registered", target);
+        /* Inngest's wording (pkg/execution/runner/runner.go), which SDK-side
+         * tests match on; the SDK throws it as a StepError named "Error". */
+        snprintf(msg, msgsz, "could not find function with ID: %.300s", target);
         return 1;
     }
     const json_t *payload = json_object_get(opts, "payload");

@@ -1,6 +1,9 @@
-/* expr.c - the compiler (lexer + Pratt parser to an AST) of the CEL subset
- * described in expr.h; expr_eval.c evaluates the AST. The AST is immutable
- * after compilation, so evaluation needs no locks. */
+/* expr.c - the compiler (lexer + precedence-climbing parser to an AST) of the
+ * CEL subset described in expr.h; expr_check.c refuses what the subset does
+ * not support, expr_eval.c evaluates the AST. The AST is immutable after
+ * compilation, so evaluation needs no locks. Both the parser's recursion and
+ * the tree's height are bounded by EXPR_MAX_DEPTH: a node that would be
+ * taller is refused as it is built, so nothing recurses deeper later. */
 #include "expr_internal.h"
 #include "common/json.h"
 
@@ -10,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_DEPTH 64
 
 struct token {
     enum tok_kind kind;
@@ -43,8 +44,17 @@ static int fail(struct parser *p, size_t pos, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    sb_err_set(p->err, SB_EINVAL, "position %zu: %s", pos + 1, msg);
+    sb_err_set(p->err, SB_EINVAL, "%s at column %zu", msg, expr_column(p->src, pos));
     return -1;
+}
+
+size_t expr_column(const char *src, size_t pos)
+{
+    size_t col = 1;
+    for (size_t i = 0; i < pos && src[i]; i++)
+        if (((unsigned char)src[i] & 0xC0) != 0x80)
+            col++;
+    return col;
 }
 
 static int lex_string(struct parser *p, char quote)
@@ -202,13 +212,54 @@ static void node_free(struct node *n)
     free(n);
 }
 
-static struct node *node_new(struct parser *p, enum node_kind kind)
+/* A node of kind at byte offset pos (of its name or operator). */
+static struct node *node_at(struct parser *p, enum node_kind kind, size_t pos)
 {
     struct node *n = calloc(1, sizeof *n);
-    if (!n)
+    if (!n) {
         fail(p, p->tok.pos, "out of memory");
-    else
-        n->kind = kind;
+        return NULL;
+    }
+    n->kind = kind;
+    n->pos = pos;
+    n->height = 1;
+    return n;
+}
+
+static struct node *node_new(struct parser *p, enum node_kind kind)
+{
+    return node_at(p, kind, p->tok.pos);
+}
+
+static int taller(int h, const struct node *child)
+{
+    return child && child->height >= h ? child->height + 1 : h;
+}
+
+/* Records n's height once its operands are attached; refuses a tree taller
+ * than EXPR_MAX_DEPTH (the caller frees n). */
+static int seal(struct parser *p, struct node *n)
+{
+    int h = taller(taller(taller(1, n->a), n->b), n->c);
+    for (size_t i = 0; i < n->nargs; i++)
+        h = taller(h, n->args[i]);
+    n->height = h;
+    if (h > EXPR_MAX_DEPTH)
+        return fail(p, n->pos,
+                    "expression nested too deeply: more than %d levels (a chain of N "
+                    "'||' or '&&' is N levels; a long list of alternatives fits in "
+                    "'x in [...]')",
+                    EXPR_MAX_DEPTH);
+    return 0;
+}
+
+/* Sealed n, or NULL (n freed) when it is too tall. */
+static struct node *sealed(struct parser *p, struct node *n)
+{
+    if (n && seal(p, n)) {
+        node_free(n);
+        return NULL;
+    }
     return n;
 }
 
@@ -255,55 +306,82 @@ static int parse_args(struct parser *p, struct node *n, enum tok_kind close, con
     }
 }
 
+/* A literal of the current token (a number, string, true, false or null). */
+static struct node *parse_literal(struct parser *p)
+{
+    json_t *lit;
+    if (p->tok.kind == T_NUMBER) {
+        if (!isfinite(p->tok.num)) {
+            fail(p, p->tok.pos, "number out of range");
+            return NULL;
+        }
+        lit = json_real(p->tok.num);
+    } else if (p->tok.kind == T_STRING) {
+        if (!(lit = json_string(p->tok.text))) {
+            fail(p, p->tok.pos, "string is not valid UTF-8");
+            return NULL;
+        }
+    } else {
+        const char *id = p->tok.text;
+        lit = id[0] == 't' ? json_true() : id[0] == 'f' ? json_false() : json_null();
+    }
+    struct node *n = node_new(p, N_LIT);
+    if (!n) {
+        json_decref(lit);
+        return NULL;
+    }
+    n->lit = lit;
+    if (!lit)
+        fail(p, p->tok.pos, "out of memory");
+    if (!lit || next(p)) {
+        node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+static bool is_literal_word(const char *id)
+{
+    return strcmp(id, "true") == 0 || strcmp(id, "false") == 0 || strcmp(id, "null") == 0;
+}
+
+/* A variable, or a global call such as size(x): the identifier is current. */
+static struct node *parse_name(struct parser *p)
+{
+    size_t pos = p->tok.pos;
+    if (strcmp(p->tok.text, "in") == 0) {
+        fail(p, pos, "'in' needs a value on its left, as in x in [1, 2]");
+        return NULL;
+    }
+    char *name = strdup(p->tok.text);
+    if (!name) {
+        fail(p, pos, "out of memory");
+        return NULL;
+    }
+    if (next(p)) {
+        free(name);
+        return NULL;
+    }
+    struct node *n = node_at(p, p->tok.kind == T_LPAREN ? N_CALL : N_VAR, pos);
+    if (!n) {
+        free(name);
+        return NULL;
+    }
+    n->name = name;
+    if (n->kind == N_CALL && (next(p) || parse_args(p, n, T_RPAREN, "')' after the arguments"))) {
+        node_free(n);
+        return NULL;
+    }
+    return sealed(p, n);
+}
+
 static struct node *parse_primary(struct parser *p)
 {
     struct node *n = NULL;
     switch (p->tok.kind) {
     case T_NUMBER:
-        if ((n = node_new(p, N_LIT)))
-            n->lit = json_real(p->tok.num);
-        break;
-    case T_STRING:
-        if ((n = node_new(p, N_LIT)))
-            n->lit = json_string(p->tok.text);
-        break;
-    case T_IDENT: {
-        const char *id = p->tok.text;
-        if (strcmp(id, "true") == 0 || strcmp(id, "false") == 0 || strcmp(id, "null") == 0) {
-            if ((n = node_new(p, N_LIT)))
-                n->lit = id[0] == 't' ? json_true() : id[0] == 'f' ? json_false() : json_null();
-            break;
-        }
-        char *name = strdup(id);
-        if (!name) {
-            fail(p, p->tok.pos, "out of memory");
-            return NULL;
-        }
-        if (next(p)) {
-            free(name);
-            return NULL;
-        }
-        if (p->tok.kind == T_LPAREN) { /* global call: size(x), has(a.b) */
-            n = node_new(p, N_CALL);
-            if (!n) {
-                free(name);
-                return NULL;
-            }
-            n->name = name;
-            if (next(p) || parse_args(p, n, T_RPAREN, "')' after the arguments")) {
-                node_free(n);
-                return NULL;
-            }
-            return n;
-        }
-        n = node_new(p, N_VAR);
-        if (!n) {
-            free(name);
-            return NULL;
-        }
-        n->name = name;
-        return n;
-    }
+    case T_STRING: return parse_literal(p);
+    case T_IDENT: return is_literal_word(p->tok.text) ? parse_literal(p) : parse_name(p);
     case T_LPAREN:
         if (next(p))
             return NULL;
@@ -319,17 +397,44 @@ static struct node *parse_primary(struct parser *p)
             node_free(n);
             return NULL;
         }
-        return n;
+        return sealed(p, n);
     case T_END: fail(p, p->tok.pos, "unexpected end of the expression"); return NULL;
     default: fail(p, p->tok.pos, "expected a value"); return NULL;
     }
-    if (!n || !n->lit || next(p)) {
-        if (n && !n->lit)
-            fail(p, p->tok.pos, "out of memory");
-        node_free(n);
+}
+
+/* .name or .name(args) after n (the '.' is current); the result owns n. */
+static struct node *parse_member(struct parser *p, struct node *n)
+{
+    if (next(p))
+        goto fail;
+    if (p->tok.kind != T_IDENT) {
+        fail(p, p->tok.pos, "expected a field name after '.'");
+        goto fail;
+    }
+    size_t pos = p->tok.pos;
+    char *name = strdup(p->tok.text);
+    if (!name || next(p)) {
+        if (!name)
+            fail(p, pos, "out of memory");
+        free(name);
+        goto fail;
+    }
+    struct node *m = node_at(p, p->tok.kind == T_LPAREN ? N_METHOD : N_FIELD, pos);
+    if (!m) {
+        free(name);
+        goto fail;
+    }
+    m->name = name;
+    m->a = n;
+    if (m->kind == N_METHOD && (next(p) || parse_args(p, m, T_RPAREN, "')'"))) {
+        node_free(m);
         return NULL;
     }
-    return n;
+    return sealed(p, m);
+fail:
+    node_free(n);
+    return NULL;
 }
 
 static struct node *parse_postfix(struct parser *p)
@@ -337,50 +442,32 @@ static struct node *parse_postfix(struct parser *p)
     struct node *n = parse_primary(p);
     while (n) {
         if (p->tok.kind == T_DOT) {
-            if (next(p))
-                goto fail;
-            if (p->tok.kind != T_IDENT) {
-                fail(p, p->tok.pos, "expected a field name after '.'");
-                goto fail;
-            }
-            char *name = strdup(p->tok.text);
-            if (!name || next(p)) {
-                free(name);
-                goto fail;
-            }
-            struct node *m = node_new(p, p->tok.kind == T_LPAREN ? N_METHOD : N_FIELD);
-            if (!m) {
-                free(name);
-                goto fail;
-            }
-            m->name = name;
-            m->a = n;
-            n = m;
-            if (m->kind == N_METHOD && (next(p) || parse_args(p, m, T_RPAREN, "')'")))
-                goto fail;
+            n = parse_member(p, n);
         } else if (p->tok.kind == T_LBRACK) {
             struct node *ix = node_new(p, N_INDEX);
-            if (!ix)
-                goto fail;
+            if (!ix) {
+                node_free(n);
+                return NULL;
+            }
             ix->a = n;
-            n = ix;
-            if (next(p) || !(ix->b = parse_expr(p)) || expect(p, T_RBRACK, "']'"))
-                goto fail;
+            if (next(p) || !(ix->b = parse_expr(p)) || expect(p, T_RBRACK, "']'")) {
+                node_free(ix);
+                return NULL;
+            }
+            n = sealed(p, ix);
         } else {
             break;
         }
     }
     return n;
-fail:
-    node_free(n);
-    return NULL;
 }
 
 static struct node *parse_unary(struct parser *p)
 {
     if (p->tok.kind == T_NOT || p->tok.kind == T_MINUS) {
-        if (++p->depth > MAX_DEPTH) {
-            fail(p, p->tok.pos, "expression nested too deeply");
+        if (++p->depth > EXPR_MAX_DEPTH) {
+            fail(p, p->tok.pos, "expression nested too deeply: more than %d levels",
+                 EXPR_MAX_DEPTH);
             return NULL;
         }
         enum tok_kind op = p->tok.kind;
@@ -391,7 +478,7 @@ static struct node *parse_unary(struct parser *p)
         }
         n->op = op;
         p->depth--;
-        return n;
+        return sealed(p, n);
     }
     return parse_postfix(p);
 }
@@ -440,19 +527,19 @@ static struct node *parse_binary(struct parser *p, int min_prec)
         }
         n->op = op; /* T_IDENT means "in" */
         n->a = lhs;
-        lhs = n;
         if (!(n->b = parse_binary(p, prec + 1))) {
-            node_free(lhs);
+            node_free(n);
             return NULL;
         }
+        lhs = sealed(p, n);
     }
     return lhs;
 }
 
 static struct node *parse_expr(struct parser *p)
 {
-    if (++p->depth > MAX_DEPTH) {
-        fail(p, p->tok.pos, "expression nested too deeply");
+    if (++p->depth > EXPR_MAX_DEPTH) {
+        fail(p, p->tok.pos, "expression nested too deeply: more than %d levels", EXPR_MAX_DEPTH);
         return NULL;
     }
     struct node *n = parse_binary(p, 1);
@@ -464,22 +551,26 @@ static struct node *parse_expr(struct parser *p)
             return NULL;
         }
         c->a = n;
-        n = c;
         if (!(c->b = parse_expr(p)) || expect(p, T_COLON, "':' in 'cond ? a : b'") ||
             !(c->c = parse_expr(p))) {
-            node_free(n);
+            node_free(c);
             return NULL;
         }
+        n = sealed(p, c);
     }
     p->depth--;
     return n;
 }
 
-struct sb_expr *sb_expr_compile(const char *src, struct sb_err *err)
+struct sb_expr *sb_expr_compile_as(const char *src, unsigned flags, struct sb_err *err)
 {
-    if (!src || strlen(src) > SB_EXPR_MAX_SOURCE) {
-        sb_err_set(err, SB_EINVAL, "expression missing or longer than %d bytes",
-                   SB_EXPR_MAX_SOURCE);
+    if (!src) {
+        sb_err_set(err, SB_EINVAL, "expression missing");
+        return NULL;
+    }
+    size_t len = strlen(src);
+    if (len > SB_EXPR_MAX_SOURCE) {
+        sb_err_set(err, SB_EINVAL, "expression of %zu bytes: at most %d", len, SB_EXPR_MAX_SOURCE);
         return NULL;
     }
     struct parser p = { .src = src, .err = err };
@@ -493,6 +584,10 @@ struct sb_expr *sb_expr_compile(const char *src, struct sb_err *err)
         }
     }
     free(p.tok.text);
+    if (root && !(flags & SB_EXPR_UNCHECKED) && expr_check(root, src, flags, err) != 0) {
+        node_free(root);
+        root = NULL;
+    }
     if (!root)
         return NULL;
     struct sb_expr *e = calloc(1, sizeof *e);
@@ -504,6 +599,11 @@ struct sb_expr *sb_expr_compile(const char *src, struct sb_err *err)
     }
     e->root = root;
     return e;
+}
+
+struct sb_expr *sb_expr_compile(const char *src, struct sb_err *err)
+{
+    return sb_expr_compile_as(src, SB_EXPR_EVENT | SB_EXPR_ASYNC | SB_EXPR_COND, err);
 }
 
 void sb_expr_free(struct sb_expr *e)

@@ -6,17 +6,26 @@
  *   !has(event.data.test) || event.data.email.endsWith('@example.com')
  *   event.data.user_id                       (a key: any value)
  *
- * Supported: field access (a.b, a['b'], list[0]) on the variables given
- * (event, async, ...); literals (strings in '...' or "..." with \ escapes,
- * numbers, true, false, null, lists [..]); operators || && ! == != < <= > >=
- * in, + - * / %, unary -, ?: ; calls size(x), x.size(), x.startsWith(s),
- * x.endsWith(s), x.contains(s), has(a.b), string(x), int(x). A missing field
- * is null (not an error). Comparisons between different types are false;
- * && and || short-circuit and treat non-booleans as errors.
+ * Supported, and nothing else: the variables the caller allows (event,
+ * async); field access (a.b, a['b'], list[0]); literals (strings in '...' or
+ * "..." with the escapes \n \t \r \\ \' \", numbers, true, false, null, lists
+ * [..]); operators || && ! == != < <= > >= in, + - * / %, unary -, ?: ; the
+ * calls size(x), x.size(), x.startsWith(s), x.endsWith(s), x.contains(s),
+ * has(a.b), string(x), int(x). Everything else (other functions or methods
+ * such as matches(), macros such as exists() or all(), map literals, other
+ * escapes, 'in' without a left operand or with a literal that is not a list
+ * on its right, an operator on a literal of the wrong type) is refused when
+ * compiling, with the construct and its column: an expression that can
+ * never work is never accepted. What depends on the data (a field holding a
+ * string where a number is needed) can still fail when evaluated, and a
+ * failed evaluation is not a match. A missing field is null (not an error).
+ * Comparisons between different types are false; && and || short-circuit
+ * and treat non-booleans as errors.
  *
- * An expression is compiled once (at registration, where a syntax error is
- * reported with its position) and evaluated many times, read-only, from any
- * thread. Limits: 4096 bytes of source, 64 levels of nesting. */
+ * An expression is compiled once (at registration, where an error is
+ * reported with its column) and evaluated many times, read-only, from any
+ * thread. Limits: 4096 bytes of source, 64 levels of nesting (of brackets,
+ * calls and operators: a chain of N `||` is N levels). */
 #ifndef SBD_EXPR_H
 #define SBD_EXPR_H
 
@@ -34,7 +43,21 @@ struct sb_expr_var {
     const json_t *value;
 };
 
-/* Compiles src. NULL with err ("position N: ...") on a syntax error. */
+/* What an expression may use and must be (flags of sb_expr_compile_as). */
+#define SB_EXPR_EVENT 0x1u /* may name `event` */
+#define SB_EXPR_ASYNC 0x2u /* may name `async` */
+#define SB_EXPR_COND 0x4u  /* is a condition: must be able to be a bool */
+#define SB_EXPR_NUM 0x8u   /* must be able to be a number (a priority) */
+/* Only syntax and limits are checked, not the subset: for an expression an
+ * earlier sysbusd accepted and stored, which keeps behaving as it did. */
+#define SB_EXPR_UNCHECKED 0x10u
+
+/* Compiles src. NULL with err ("<what> at column N") when src is not in the
+ * supported subset, names a variable flags do not allow, or can never be
+ * true or false (SB_EXPR_COND) or a number (SB_EXPR_NUM). */
+struct sb_expr *sb_expr_compile_as(const char *src, unsigned flags, struct sb_err *err);
+/* A condition over event and async, as a waitForEvent `if`:
+ * sb_expr_compile_as(src, SB_EXPR_EVENT | SB_EXPR_ASYNC | SB_EXPR_COND, err). */
 struct sb_expr *sb_expr_compile(const char *src, struct sb_err *err);
 void sb_expr_free(struct sb_expr *e);
 const char *sb_expr_source(const struct sb_expr *e);

@@ -1,6 +1,6 @@
-/* expr_internal.h - what the expression compiler (expr.c) and evaluator
- * (expr_eval.c) share: token kinds (also the operators of the AST), node
- * kinds and the immutable AST. */
+/* expr_internal.h - what the expression compiler (expr.c), its checker
+ * (expr_check.c) and evaluator (expr_eval.c) share: token kinds (also the
+ * operators of the AST), node kinds and the immutable AST. */
 #ifndef SBD_EXPR_INTERNAL_H
 #define SBD_EXPR_INTERNAL_H
 
@@ -54,6 +54,8 @@ enum node_kind {
 struct node {
     enum node_kind kind;
     enum tok_kind op;       /* N_UNARY / N_BINARY */
+    size_t pos;             /* byte offset in the source, for messages */
+    int height;             /* 1 + the height of the tallest operand */
     json_t *lit;            /* N_LIT */
     char *name;             /* N_VAR, N_FIELD, N_CALL, N_METHOD */
     struct node *a, *b, *c; /* operands; N_METHOD: a = receiver */
@@ -65,5 +67,21 @@ struct sb_expr {
     char *source;
     struct node *root;
 };
+
+/* The most levels an expression tree (and the parser's recursion) may have:
+ * evaluation and freeing recurse once per level. */
+#define EXPR_MAX_DEPTH 64
+
+/* 1-based column (in characters) of byte offset pos of src. */
+size_t expr_column(const char *src, size_t pos);
+
+/* Refuses a parsed tree that uses anything outside the supported subset
+ * (see expr.h) or that could only fail when evaluated: an unknown function,
+ * method or macro, a wrong argument count, a variable flags do not allow, an
+ * operator applied to a literal of the wrong type, a condition (flags &
+ * SB_EXPR_COND) that cannot be a bool, a number (SB_EXPR_NUM) that cannot
+ * be a number. Returns 0, or SB_EINVAL with err
+ * ("<what> at column N"). Recursion is bounded by the tree's height. */
+int expr_check(const struct node *root, const char *src, unsigned flags, struct sb_err *err);
 
 #endif

@@ -47,6 +47,31 @@ static void retry_after_parses_seconds_and_dates(void **state)
     assert_int_equal(sb_retry_after_ms("soon", 0), -1);
 }
 
+/* Any all-digit value is seconds, however many digits: 8+ digits used to be
+ * taken for a date, fail to parse and be ignored. */
+static void retry_after_of_many_digits_is_clamped_to_a_day(void **state)
+{
+    (void)state;
+    assert_int_equal(sb_retry_after_ms("99999999", 0), 86400000);
+    assert_int_equal(sb_retry_after_ms("999999999", 0), 86400000);
+    assert_int_equal(sb_retry_after_ms("123456789012345678901234567890", 0), 86400000);
+    assert_int_equal(sb_retry_after_ms("99999999999999999999999999999999999999999999999999", 0),
+                     86400000);
+    assert_int_equal(sb_retry_after_ms("86400", 0), 86400000);
+    assert_int_equal(sb_retry_after_ms("86399", 0), 86399000);
+    assert_int_equal(sb_retry_after_ms("00000000000000000000000000045", 0), 45000);
+    assert_int_equal(sb_retry_after_ms(" 30\t", 0), 30000);
+    /* neither seconds nor a date: ignored */
+    assert_int_equal(sb_retry_after_ms("-5", 0), -1);
+    assert_int_equal(sb_retry_after_ms("1.5", 0), -1);
+    assert_int_equal(sb_retry_after_ms("30s", 0), -1);
+    assert_int_equal(sb_retry_after_ms("   ", 0), -1);
+    assert_int_equal(sb_retry_after_ms("", 0), -1);
+    assert_int_equal(sb_retry_after_ms(NULL, 0), -1);
+    /* a date in the past is the minimum */
+    assert_int_equal(sb_retry_after_ms("2026-11-27T17:00:10Z", 1795798900000), 1000);
+}
+
 static struct call *fake_call(const char *body, long no_retry, bool sdk)
 {
     struct call *c = calloc(1, sizeof *c);
@@ -189,6 +214,7 @@ int main(void)
         cmocka_unit_test(retry_backoff_follows_inngest_table),
         cmocka_unit_test(transport_backoff_is_short_and_capped),
         cmocka_unit_test(retry_after_parses_seconds_and_dates),
+        cmocka_unit_test(retry_after_of_many_digits_is_clamped_to_a_day),
         cmocka_unit_test(responses_are_classified),
         cmocka_unit_test(call_body_is_canonical_json),
     };

@@ -220,12 +220,37 @@ static void triggers_match_exact_and_prefix(void **state)
     sb_registry_free(reg);
 }
 
+/* A registration refuses an expression outside the subset; the same config
+ * read back from the store (accepted by an earlier sysbusd) still loads. */
+static void stored_functions_keep_expressions_a_sync_refuses(void **state)
+{
+    (void)state;
+    const char *cfg =
+        FN("app-m", "{\"event\":\"a\",\"expression\":\"event.data.x.matches('a')\"}", "");
+    struct sb_err err = { 0 };
+    assert_null(parse(cfg, &err));
+    assert_non_null(strstr(err.msg, "function 'app-m': trigger 0 'if': unsupported method call "
+                                    "'matches' at column 14"));
+    json_t *o = sb_json_parse(cfg, strlen(cfg), NULL);
+    struct fn *f = sb_fn_parse_stored(o, "app", &err);
+    assert_non_null(f);
+    assert_non_null(f->triggers[0].expr);
+    sb_fn_unref(f);
+    json_decref(o);
+    /* syntax errors and limits are not lifted */
+    const char *broken = FN("app-n", "{\"event\":\"a\",\"expression\":\"event.data.x ==\"}", "");
+    o = sb_json_parse(broken, strlen(broken), NULL);
+    assert_null(sb_fn_parse_stored(o, "app", &err));
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(functions_parse_with_defaults_and_limits),
         cmocka_unit_test(flow_control_settings_parse),
         cmocka_unit_test(triggers_match_exact_and_prefix),
+        cmocka_unit_test(stored_functions_keep_expressions_a_sync_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
