@@ -32,19 +32,25 @@ int64_t talon_lease_backoff_ms(int attempt, int64_t max_ms, uint32_t rnd)
     return d - (int64_t)(rnd % (uint32_t)(d / 2 + 1));
 }
 
-int talon_lease_check(struct talon_sup *sup, struct sb_err *err)
+int talon_lease_env(struct talon_sup *sup, int port, struct talon_env *env, struct sb_err *err)
 {
-    struct talon_env env = { 0 };
-    int rc = talon_env_build(sup->cfg, sup->port, true, &env, err);
-    if (env.secret_failures) {
+    int rc = talon_env_build(sup->cfg, port, true, env, err);
+    if (env->secret_failures) {
         json_decref(sup->secret_failures);
-        sup->secret_failures = json_incref(env.secret_failures);
+        sup->secret_failures = json_incref(env->secret_failures);
     }
     if (rc == SB_EUNAVAIL) {
         json_decref(sup->lease.unavailable);
-        sup->lease.unavailable = json_incref(env.unavailable);
+        sup->lease.unavailable = json_incref(env->unavailable);
         snprintf(sup->lease.error, sizeof sup->lease.error, "%s", err->msg);
     }
+    return rc;
+}
+
+int talon_lease_check(struct talon_sup *sup, struct sb_err *err)
+{
+    struct talon_env env = { 0 };
+    int rc = talon_lease_env(sup, sup->port, &env, err);
     talon_env_free(&env); /* wipes what was leased: only the answer mattered */
     return rc;
 }

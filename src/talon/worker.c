@@ -138,16 +138,8 @@ int talon_sup_spawn(struct talon_sup *sup, int port, struct talon_child **out, s
     /* The leases come first: a start that cannot have its required secrets
      * must not take the port over from anyone either. */
     struct talon_env env = { 0 };
-    rc = talon_env_build(c, port, true, &env, err);
-    if (env.secret_failures) {
-        json_decref(sup->secret_failures);
-        sup->secret_failures = json_incref(env.secret_failures);
-    }
-    if (rc == SB_EUNAVAIL) {
-        json_decref(sup->lease.unavailable);
-        sup->lease.unavailable = json_incref(env.unavailable);
-        snprintf(sup->lease.error, sizeof sup->lease.error, "%s", err->msg);
-    } else if (rc == 0) {
+    rc = talon_lease_env(sup, port, &env, err);
+    if (rc == 0) {
         talon_lease_ok(sup);
         rc = claim_port(sup, port, err);
     }

@@ -174,6 +174,11 @@ void talon_sup_escalate(struct talon_sup *sup, json_t *data);
  * 1 s doubling, capped at max_ms, with jitter: a value in [d/2, d] picked by
  * rnd (any 32-bit number). Pure. */
 int64_t talon_lease_backoff_ms(int attempt, int64_t max_ms, uint32_t rnd);
+/* A lease round: builds the worker's environment for port into env (the
+ * caller frees it with talon_env_free), recording failed secrets and, on
+ * SB_EUNAVAIL, what is unavailable and why in sup->lease. */
+struct talon_env;
+int talon_lease_env(struct talon_sup *sup, int port, struct talon_env *env, struct sb_err *err);
 /* A lease round without a spawn (before a health restart drains the
  * worker): builds the environment, wipes it. 0, SB_EUNAVAIL (recorded as
  * by talon_sup_spawn) or another failure (err). */

@@ -10,10 +10,11 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { BIN, tmpdir, until } from "./lib.mjs";
+import {
+  BIN, tmpdir, until, SANITIZER,
+} from "./lib.mjs";
 
 const SLOG = path.join(BIN, "slog");
-const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const KEYS = ["timestamp", "sessionId", "systemId", "action", "tool", "detail", "reason"];
 

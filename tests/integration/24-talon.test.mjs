@@ -14,24 +14,16 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
-import { api, BIN, notifySocket, readDiagLog, sendEvents, sleep, startSysbusd, tmpdir, until, waitEventRuns } from "./lib.mjs";
+import {
+  api, BIN, notifySocket, readDiagLog, sendEvents, sleep, startSysbusd, tmpdir, until, waitEventRuns, SANITIZER, toolEnv,
+} from "./lib.mjs";
 
-const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
 const TALON = path.join(BIN, "talon");
 const WORKER = path.join(BIN, "system-bus-worker");
 const SECRETS = path.join(BIN, "secrets");
 const procs = new Set();
 process.on("exit", () => { for (const p of procs) try { p.kill("SIGKILL"); } catch {} });
 
-// The environment talon runs with: none of the caller's sysbus settings, and
-// an empty XDG_CONFIG_HOME so no default config file is read.
-function talonEnv() {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (!/^(SYSBUS_|INNGEST_|TALON_|SECRETS_)/.test(k)) env[k] = v;
-  env.XDG_CONFIG_HOME = tmpdir("talon-xdg-");
-  return env;
-}
 
 async function freePort() {
   return new Promise((resolve, reject) => {
@@ -56,7 +48,7 @@ function ini(sections) {
 // One-shot talon run: {code, stdout, stderr, json}.
 function runTalon(args, timeoutMs = 60000) {
   return new Promise((resolve) => {
-    execFile(TALON, args, { env: talonEnv(), timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(TALON, args, { env: toolEnv(), timeout: timeoutMs }, (err, stdout, stderr) => {
       let code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
       let json;
       try { json = JSON.parse(stdout); } catch {}
@@ -99,7 +91,7 @@ async function world(overrides = {}, { server = true } = {}) {
     dir, s, port, alt, cfg, envFile, diagLog, healthUrl: `http://127.0.0.1:${hport}`,
     logFile: sections.health.log_file, talons: [],
     start(args = [], env = {}) {
-      const proc = spawn(TALON, ["--config", cfg, ...args], { env: { ...talonEnv(), ...env } });
+      const proc = spawn(TALON, ["--config", cfg, ...args], { env: { ...toolEnv(), ...env } });
       procs.add(proc);
       const t = { proc, lines: [], exited: null };
       t.exit = new Promise((resolve) => proc.on("exit", (code, signal) => {
@@ -236,7 +228,7 @@ test("secrets reach only the worker's environment; a missing optional one is nam
   const store = path.join(sdir, "store"), sock = path.join(sdir, "s.sock");
   const value = `tok-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   assert.equal((await new Promise((r) => execFile(SECRETS, ["init", "--store", store], (e) => r(e ? e.code : 0)))), 0);
-  const daemon = spawn(SECRETS, ["serve", "--socket", sock, "--store", store], { env: talonEnv() });
+  const daemon = spawn(SECRETS, ["serve", "--socket", sock, "--store", store], { env: toolEnv() });
   procs.add(daemon);
   try {
     await until(() => fs.existsSync(sock), "the secrets socket");
@@ -557,7 +549,7 @@ test("a restart whose new worker fails keeps the old one serving and reports why
     assert.equal((await waitEventRuns(w.s, id))[0].status, "Completed");
     // sysbus status --talon reads this /health (ok: 200; not ok: 503)
     const st = await new Promise((resolve) => execFile(path.join(BIN, "sysbus"),
-      ["status", "--talon", w.healthUrl], { env: { ...talonEnv(), SYSBUS_URL: w.s.url } },
+      ["status", "--talon", w.healthUrl], { env: { ...toolEnv(), SYSBUS_URL: w.s.url } },
       (err, stdout) => resolve({ code: err ? err.code : 0, env: JSON.parse(stdout.trim().split("\n").pop()) })));
     const check = st.env.result.checks.find((c) => c.name === "talon");
     assert.equal(check.ok, true, JSON.stringify(st.env));

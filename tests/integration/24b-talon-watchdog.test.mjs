@@ -16,12 +16,13 @@ import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
-import { BIN, sleep, tmpdir, until } from "./lib.mjs";
+import {
+  BIN, sleep, tmpdir, until, SANITIZER,
+} from "./lib.mjs";
 
 const TALON = path.join(BIN, "talon");
 const SECRETS = path.join(BIN, "secrets");
 const WORKER = path.join(BIN, "system-bus-worker");
-const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
 
 const children = new Set();
 process.on("exit", () => { for (const c of children) try { c.kill("SIGKILL"); } catch {} });

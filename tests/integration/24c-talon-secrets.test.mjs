@@ -17,24 +17,15 @@ import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import {
-  api, BIN, EVENT_KEY, notifySocket, SIGNING_KEY, sendEvents, startSysbusd, tmpdir, until, waitEventRuns,
+  api, BIN, EVENT_KEY, notifySocket, SIGNING_KEY, sendEvents, startSysbusd, tmpdir, until, waitEventRuns, SANITIZER, toolEnv,
 } from "./lib.mjs";
 
-const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
 const TALON = path.join(BIN, "talon");
 const WORKER = path.join(BIN, "system-bus-worker");
 const SECRETS = path.join(BIN, "secrets");
 const procs = new Set();
 process.on("exit", () => { for (const p of procs) try { p.kill("SIGKILL"); } catch {} });
 
-// talon's environment: none of the caller's sysbus settings, no default config.
-function cleanEnv() {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (!/^(SYSBUS_|INNGEST_|TALON_|SECRETS_)/.test(k)) env[k] = v;
-  env.XDG_CONFIG_HOME = tmpdir("talon-xdg-");
-  return env;
-}
 
 async function freePorts(n) {
   const out = new Set();
@@ -48,7 +39,7 @@ async function freePorts(n) {
   return [...out];
 }
 
-function run(cmd, args, { input, env = cleanEnv() } = {}) {
+function run(cmd, args, { input, env = toolEnv() } = {}) {
   return new Promise((resolve) => {
     const p = execFile(cmd, args, { env, timeout: 60000 }, (err, stdout, stderr) => {
       let code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
@@ -63,7 +54,7 @@ function run(cmd, args, { input, env = cleanEnv() } = {}) {
 
 // The secrets daemon on sock (its store created once, with the signing key).
 async function startDaemon(store, sock) {
-  const p = spawn(SECRETS, ["serve", "--store", store, "--socket", sock], { env: cleanEnv() });
+  const p = spawn(SECRETS, ["serve", "--store", store, "--socket", sock], { env: toolEnv() });
   procs.add(p);
   const d = { proc: p, log: "", exited: null };
   p.stdout.on("data", (b) => (d.log += b));
@@ -115,7 +106,7 @@ async function world(s, sock, { secrets = {}, worker = {} } = {}) {
   const w = {
     dir, cfg, port, alt, healthUrl: `http://127.0.0.1:${hport}`, talon: null,
     start(env = {}) {
-      const proc = spawn(TALON, ["--config", cfg], { env: { ...cleanEnv(), ...env } });
+      const proc = spawn(TALON, ["--config", cfg], { env: { ...toolEnv(), ...env } });
       procs.add(proc);
       const t = { proc, lines: [], exited: null };
       t.exit = new Promise((resolve) => proc.on("exit", (code, signal) => { procs.delete(proc); resolve((t.exited = { code, signal })); }));

@@ -26,7 +26,7 @@ export function tmpdir(prefix = "sysbus-test-") {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Sanitizer reports that must fail a test even when the exit code is 0.
-const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
+export const SANITIZER = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:/;
 
 function track(proc, name) {
   children.add(proc);
@@ -76,6 +76,17 @@ function cleanEnv() {
   const env = {};
   for (const [k, v] of Object.entries(process.env))
     if (!k.startsWith("SYSBUS_") && !k.startsWith("INNGEST_")) env[k] = v;
+  return env;
+}
+
+// The environment the host tools (talon, secrets) run with in tests: none of
+// the caller's sysbus settings, and an empty XDG_CONFIG_HOME so that no
+// default config file is read.
+export function toolEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!/^(SYSBUS_|INNGEST_|TALON_|SECRETS_)/.test(k)) env[k] = v;
+  env.XDG_CONFIG_HOME = tmpdir("talon-xdg-");
   return env;
 }
 
