@@ -5,6 +5,10 @@
  *    "peer_uid":1000,"secret_name":"github_token","success":true,
  *    "timestamp":"2026-11-27T17:00:00.123Z","ttl":3600}
  * action: add | lease | revoke | revoke_all | rm | connect (a refused peer).
+ * A connect line also has "suppressed": the refusals of the same uid since
+ * its previous connect line that got no line of their own (the daemon writes
+ * at most one per uid per second), so 1 + suppressed summed over the connect
+ * lines is the number of refused connections.
  * secret_name, client_id and lease_id are null when they do not apply;
  * peer_uid/peer_pid come from SO_PEERCRED; reason is present only when
  * success is false; ttl (lease) and count (revoke_all, rm: leases revoked)
@@ -73,6 +77,8 @@ int secrets_audit_append(struct secrets_audit *a, const struct secrets_audit_eve
         json_object_set_new(o, "ttl", json_integer(e->ttl));
     if (e->count >= 0)
         json_object_set_new(o, "count", json_integer(e->count));
+    if (strcmp(e->action, "connect") == 0)
+        json_object_set_new(o, "suppressed", json_integer(e->suppressed));
     size_t len = 0;
     char *line = sb_json_dumps(o, &len);
     json_decref(o);

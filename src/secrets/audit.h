@@ -1,6 +1,8 @@
 /* audit.h - the secrets audit trail: an append-only file of JSON lines in the
  * store directory (audit.log, mode 0600), one line per security-relevant
- * event, each fsync'd before the daemon answers. Line format in audit.c.
+ * event (refused connections: at most one per uid per second, carrying the
+ * count of those held back), each fsync'd before the daemon answers. Line
+ * format in audit.c.
  * Owned by the daemon's single loop; not thread-safe. */
 #ifndef SECRETS_AUDIT_H
 #define SECRETS_AUDIT_H
@@ -31,6 +33,8 @@ struct secrets_audit_event {
     const char *reason;           /* why it failed; only written on failure */
     long long ttl;                /* lease: requested seconds; -1 = not written */
     long long count;              /* revoke_all, rm: leases revoked; -1 = not written */
+    long long suppressed;         /* connect: refusals this line stands for besides its own
+                                     (rate limit); written for connect only */
 };
 
 /* Opens (creating, 0600) DIR/audit.log for appending; refuses a file with

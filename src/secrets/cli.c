@@ -85,6 +85,22 @@ static int print_json(json_t *v)
     return 0;
 }
 
+/* The text printers read answers that come from whoever listens on the
+ * socket: a missing string prints as "-", and a duration in seconds is taken
+ * only within 0..10 years, so no answer can make them print NULL or overflow. */
+static const char *text_of(const json_t *obj, const char *key)
+{
+    const char *s = sb_json_str(obj, key);
+    return s ? s : "-";
+}
+
+static int64_t ms_of_seconds(const json_t *obj, const char *key)
+{
+    int64_t s = json_integer_value(json_object_get(obj, key));
+    const int64_t max = 10LL * 366 * 86400;
+    return (s < 0 ? 0 : s > max ? max : s) * 1000;
+}
+
 static int socket_of(const struct secrets_opts *o, char *out, size_t outsz)
 {
     struct sb_err err = { 0 };
@@ -343,11 +359,9 @@ int secrets_cmd_leases(struct secrets_opts *o, char **pos, size_t npos)
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *l = json_array_get(arr, i);
         char left[32];
-        sb_duration_format(json_integer_value(json_object_get(l, "remaining_s")) * 1000, left,
-                           sizeof left);
-        const char *cid = sb_json_str(l, "client_id");
-        printf("%-26s  %-24s  %-20s  %-24s  %s\n", sb_json_str(l, "lease_id"),
-               sb_json_str(l, "secret_name"), cid ? cid : "-", sb_json_str(l, "expires_at"), left);
+        sb_duration_format(ms_of_seconds(l, "remaining_s"), left, sizeof left);
+        printf("%-26s  %-24s  %-20s  %-24s  %s\n", text_of(l, "lease_id"),
+               text_of(l, "secret_name"), text_of(l, "client_id"), text_of(l, "expires_at"), left);
     }
     json_decref(a);
     return 0;
@@ -368,8 +382,8 @@ int secrets_cmd_list(struct secrets_opts *o, char **pos, size_t npos)
     printf("%-32s  %-24s  %-24s  %s\n", "NAME", "CREATED", "UPDATED", "LEASES");
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *s = json_array_get(arr, i);
-        printf("%-32s  %-24s  %-24s  %lld\n", sb_json_str(s, "name"), sb_json_str(s, "created_at"),
-               sb_json_str(s, "updated_at"),
+        printf("%-32s  %-24s  %-24s  %lld\n", text_of(s, "name"), text_of(s, "created_at"),
+               text_of(s, "updated_at"),
                (long long)json_integer_value(json_object_get(s, "active_leases")));
     }
     json_decref(a);
@@ -431,15 +445,15 @@ int secrets_cmd_status(struct secrets_opts *o, char **pos, size_t npos)
     if (o->json)
         return print_json(a);
     char up[32];
-    sb_duration_format(json_integer_value(json_object_get(a, "uptime_s")) * 1000, up, sizeof up);
+    sb_duration_format(ms_of_seconds(a, "uptime_s"), up, sizeof up);
     printf("daemon:        running (pid %lld, version %s)\n"
            "socket:        %s\n"
            "store:         %s (%s)\n"
            "secrets:       %lld\n"
            "active leases: %lld\n"
            "uptime:        %s\n",
-           (long long)json_integer_value(json_object_get(a, "pid")), sb_json_str(a, "version"),
-           sb_json_str(a, "socket"), sb_json_str(a, "store"), sb_json_str(a, "key_source"),
+           (long long)json_integer_value(json_object_get(a, "pid")), text_of(a, "version"),
+           text_of(a, "socket"), text_of(a, "store"), text_of(a, "key_source"),
            (long long)json_integer_value(json_object_get(a, "secrets")),
            (long long)json_integer_value(json_object_get(a, "active_leases")), up);
     json_decref(a);

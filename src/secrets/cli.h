@@ -28,6 +28,7 @@ struct secrets_opts {
     struct sb_strlist allow_uid, allow_gid;
     char *socket_group;
     int64_t client_timeout_ms;
+    int64_t max_conns_per_uid;
     char *log_level;
 };
 

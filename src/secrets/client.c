@@ -251,6 +251,14 @@ int secrets_call(const char *socket_path, const struct secrets_request *req, int
         secrets_gbuf_free(&resp);
         return rc;
     }
+    /* an answer is untrusted JSON too (anyone may listen on a socket path):
+     * held to the envelope's depth before jansson sees it */
+    struct sb_err depth_err;
+    if (secrets_json_depth_check(resp.data, resp.len, SECRETS_JSON_DEPTH_MAX, &depth_err) != 0) {
+        secrets_gbuf_free(&resp);
+        return sb_err_set(err, SB_EPROTO, "the daemon's answer is not a protocol message: %s",
+                          depth_err.msg);
+    }
     json_t *a = sb_json_parse_ints(resp.data, resp.len, NULL);
     secrets_gbuf_free(&resp);
     bool ok;

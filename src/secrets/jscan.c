@@ -2,8 +2,11 @@
  * proto.h): walks one request line field by field, unescapes strings into a
  * caller's buffer (guarded memory for values) and reads integers, so that a
  * secret value never passes through ordinary heap memory (see proto.c for
- * the wire format and why not jansson). Depth, sizes and UTF-8 are checked;
- * a fuzz target (tests/fuzz/fuzz_secrets_proto.c) drives it. */
+ * the wire format and why not jansson). Depth, sizes and UTF-8 are checked,
+ * and member names are held to the untrusted-JSON envelope (at most 64
+ * bytes, no \u0000); secrets_json_depth_check holds any other JSON we receive
+ * (answers parsed by jansson) to its depth limit first. A fuzz target
+ * (tests/fuzz/fuzz_secrets_proto.c) drives it. */
 #include "secrets/proto.h"
 #include "common/crypto.h"
 
@@ -114,10 +117,32 @@ static int scan_literal(struct scan *s, const char *lit)
     return 0;
 }
 
-/* At '{'. prefix: "" at the top level, else the member name of this object.
- * deliver: whether members are reported (a member whose name was too long to
- * be one we know is skipped, children included). */
-static int scan_object(struct scan *s, const char *prefix, int depth, bool deliver)
+/* Decodes a member name after prefix ("" or a parent's name) into key:
+ * "parent.name". Member names are held to the envelope's limits: at most
+ * SECRETS_JSON_KEY_MAX bytes, and no \u0000 (a name must never be cut short
+ * at a NUL and then match another). */
+static int member_name(struct scan *s, const char *prefix, const char *kraw, size_t krawlen,
+                       char key[SECRETS_JSON_KEY_MAX * 2 + 2])
+{
+    size_t plen = strlen(prefix); /* a name this function produced: <= the maximum */
+    if (plen) {
+        memcpy(key, prefix, plen);
+        key[plen++] = '.';
+    }
+    int rc = secrets_json_unescape(kraw, krawlen, key + plen, SECRETS_JSON_KEY_MAX + 1, NULL);
+    if (rc == SB_ETOOBIG)
+        return sb_err_set(s->err, SB_EPROTO,
+                          "malformed message: a member name is longer than %d bytes",
+                          SECRETS_JSON_KEY_MAX);
+    if (rc)
+        return sb_err_set(s->err, SB_EPROTO, "malformed message: a member name holds %s",
+                          secrets_json_raw_has_nul(kraw, krawlen) ? "\\u0000 (NUL)"
+                                                                  : "an unpaired surrogate escape");
+    return 0;
+}
+
+/* At '{'. prefix: "" at the top level, else the member name of this object. */
+static int scan_object(struct scan *s, const char *prefix, int depth)
 {
     s->p++; /* '{' */
     skip_ws(s);
@@ -134,22 +159,9 @@ static int scan_object(struct scan *s, const char *prefix, int depth, bool deliv
         int rc = scan_string(s, &kraw, &krawlen);
         if (rc)
             return rc;
-        /* prefix comes from a key of ours, so it is NUL-terminated and < 64 */
-        char key[160] = "";
-        size_t plen = strlen(prefix);
-        bool known = deliver && plen < 64;
-        if (known) {
-            if (plen) {
-                memcpy(key, prefix, plen);
-                key[plen++] = '.';
-            }
-            size_t klen = 0;
-            if (secrets_json_unescape(kraw, krawlen, key + plen, 64, &klen) != 0 ||
-                strlen(key + plen) != klen)
-                known = false; /* too long, or an embedded NUL: not a member we know */
-        }
-        if (!known)
-            key[0] = '\0';
+        char key[SECRETS_JSON_KEY_MAX * 2 + 2];
+        if ((rc = member_name(s, prefix, kraw, krawlen, key)))
+            return rc;
         skip_ws(s);
         if (s->p >= s->end || *s->p != ':')
             return scan_fail(s, "expected ':'");
@@ -164,8 +176,8 @@ static int scan_object(struct scan *s, const char *prefix, int depth, bool deliv
         switch (*s->p) {
         case '{':
             if (depth >= 2)
-                return scan_fail(s, "objects nest at most two levels");
-            if ((rc = scan_object(s, key, depth + 1, known)))
+                return scan_fail(s, "objects nest deeper than the two levels of this protocol");
+            if ((rc = scan_object(s, key, depth + 1)))
                 return rc;
             goto next;
         case '[': return scan_fail(s, "arrays are not part of this protocol");
@@ -196,7 +208,7 @@ static int scan_object(struct scan *s, const char *prefix, int depth, bool deliv
             raw = vstart;
             rawlen = (size_t)(s->p - vstart);
         }
-        if (known && s->fn && (rc = s->fn(s->ctx, key, t, raw, rawlen)))
+        if (s->fn && (rc = s->fn(s->ctx, key, t, raw, rawlen)))
             return rc;
     next:
         skip_ws(s);
@@ -219,7 +231,7 @@ int secrets_json_scan(const char *text, size_t len, secrets_json_field_fn fn, vo
     skip_ws(&s);
     if (s.p >= s.end || *s.p != '{')
         return scan_fail(&s, "expected a JSON object");
-    int rc = scan_object(&s, "", 1, true);
+    int rc = scan_object(&s, "", 1);
     if (rc)
         return rc;
     skip_ws(&s);
@@ -355,4 +367,41 @@ bool secrets_json_int(const char *raw, size_t rawlen, int64_t *out)
         return false;
     *out = neg ? -(int64_t)v : (int64_t)v;
     return true;
+}
+
+bool secrets_json_raw_has_nul(const char *raw, size_t rawlen)
+{
+    for (size_t i = 0; i + 1 < rawlen; i++) {
+        if (raw[i] != '\\')
+            continue;
+        if (raw[i + 1] == 'u' && rawlen - i >= 6 && memcmp(raw + i + 2, "0000", 4) == 0)
+            return true;
+        i++; /* skip the escaped character: in "\\\\u0000" the backslash is the one escaped */
+    }
+    return false;
+}
+
+int secrets_json_depth_check(const char *text, size_t len, int max, struct sb_err *err)
+{
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                return sb_err_set(
+                    err, SB_EPROTO,
+                    "malformed message: JSON nested deeper than %d levels at byte %zu", max, i);
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return 0;
 }

@@ -142,6 +142,15 @@ static const struct sb_opt serve_opts[] = {
       .min = 10,
       .max = 600000,
       .bare_unit_ms = 1000 },
+    { .name = "max-conns-per-uid",
+      .type = SB_OPT_INT,
+      .offset = O(max_conns_per_uid),
+      .def = "16",
+      .metavar = "N",
+      .help = "Connections one uid may hold at once (of 64 in all; the last 4 are kept for "
+              "the daemon's own uid and root)",
+      .min = 1,
+      .max = 64 },
     { .name = "log-level",
       .type = SB_OPT_STR,
       .offset = O(log_level),
@@ -179,7 +188,8 @@ static const struct command commands[] = {
       "run the daemon",
       "Serves the store on a Unix socket (mode 0660; its directory is created 0750 if\n"
       "missing) until SIGTERM or SIGINT, then removes the socket. Peers are checked with\n"
-      "SO_PEERCRED against --allow-uid/--allow-gid. Logs JSON lines on stderr." },
+      "SO_PEERCRED against --allow-uid/--allow-gid when they connect; one refused is\n"
+      "answered UNAUTHORIZED and closed at once. Logs JSON lines on stderr." },
     { "add", secrets_cmd_add, 1, 1, OPTS(add_opts),
       "secrets add <name> [--value V] [--client-id ID] [--json]",
       "store a secret (value from the first line of stdin)",

@@ -324,19 +324,24 @@ static void bad(struct parse_ctx *c, int code, const char *msg)
     }
 }
 
-/* A text field into a fixed buffer; over-long text is kept truncated. */
+/* A text field (name, id) into a fixed buffer. Over-long text is kept
+ * truncated for the audit trail; text holding \u0000 is dropped whole, so
+ * no shortened name is ever recorded or looked up. */
 static int text_field(struct parse_ctx *c, const char *key, enum secrets_jtype t, const char *raw,
                       size_t rawlen, char *out, size_t cap)
 {
     if (t != SECRETS_J_STRING)
         return sb_err_set(c->err, SB_EPROTO, "request field '%s' must be a string", key);
     int rc = secrets_json_unescape(raw, rawlen, out, cap, NULL);
-    if (rc == SB_ETOOBIG) {
-        char msg[96];
+    char msg[96];
+    if (secrets_json_raw_has_nul(raw, rawlen)) {
+        snprintf(msg, sizeof msg, "%s holds \\u0000 (NUL), which no %s may contain", key, key);
+        bad(c, SB_EINVAL, msg);
+        out[0] = '\0';
+    } else if (rc == SB_ETOOBIG) {
         snprintf(msg, sizeof msg, "%s is longer than %zu bytes", key, cap - 1);
         bad(c, SB_EINVAL, msg);
     } else if (rc) {
-        char msg[96];
         snprintf(msg, sizeof msg, "%s holds an invalid escape", key);
         bad(c, SB_EINVAL, msg);
         out[0] = '\0';
@@ -372,8 +377,16 @@ static int on_field(void *ctx, const char *key, enum secrets_jtype t, const char
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (strcmp(fields[i].key, key) == 0)
             flag = fields[i].flag;
-    if (!flag)
-        return 0; /* unknown members are ignored */
+    if (!flag) {
+        /* unknown members are ignored, within the envelope's string limit */
+        if (t == SECRETS_J_STRING && rawlen > SECRETS_STRING_MAX) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "request field '%.64s' is longer than %d bytes", key,
+                     SECRETS_STRING_MAX);
+            bad(c, SB_ETOOBIG, msg);
+        }
+        return 0;
+    }
     if (c->seen & flag)
         return sb_err_set(c->err, SB_EPROTO, "request field '%s' appears twice", key);
     c->seen |= flag;

@@ -29,6 +29,16 @@
 #define SECRETS_RESPONSE_MAX (16u << 20)
 #define SECRETS_AUDIT_TAIL_MAX 10000
 
+/* The envelope for untrusted JSON, as this protocol applies it. Any JSON we
+ * receive nests at most SECRETS_JSON_DEPTH_MAX levels (a request far less:
+ * the scanner allows two levels of objects and no arrays); member names are
+ * at most SECRETS_JSON_KEY_MAX bytes and never hold \u0000; a request string
+ * other than a value is at most SECRETS_STRING_MAX bytes as sent (names and
+ * ids have their own, smaller maxima above, and may not hold \u0000 either). */
+#define SECRETS_JSON_DEPTH_MAX 64
+#define SECRETS_JSON_KEY_MAX 64
+#define SECRETS_STRING_MAX 1024
+
 /* ---- guarded buffer ------------------------------------------------------ */
 
 /* A growable byte buffer in sodium_malloc memory (mlocked, excluded from core
@@ -102,8 +112,10 @@ typedef int (*secrets_json_field_fn)(void *ctx, const char *key, enum secrets_jt
 /* Scans text (len bytes, no NUL needed) that must be exactly one JSON object,
  * whose members are scalars or objects of scalars (two levels; arrays are not
  * part of this protocol), with optional surrounding whitespace. Strings must
- * be valid UTF-8 with valid escapes. Returns 0, the callback's code, or
- * SB_EPROTO with err saying where the text is malformed. Never allocates. */
+ * be valid UTF-8 with valid escapes; member names at most
+ * SECRETS_JSON_KEY_MAX bytes decoded, without \u0000. Every member is
+ * reported, known or not. Returns 0, the callback's code, or SB_EPROTO with
+ * err saying where the text is malformed. Never allocates. */
 int secrets_json_scan(const char *text, size_t len, secrets_json_field_fn fn, void *ctx,
                       struct sb_err *err);
 /* Decodes a raw string span (as given to the callback) into out (cap bytes,
@@ -113,6 +125,12 @@ int secrets_json_scan(const char *text, size_t len, secrets_json_field_fn fn, vo
 int secrets_json_unescape(const char *raw, size_t rawlen, char *out, size_t cap, size_t *outlen);
 /* A JSON integer (no fraction or exponent) within int64. */
 bool secrets_json_int(const char *raw, size_t rawlen, int64_t *out);
+/* Whether a raw string span (escapes still in) holds the escape \u0000. */
+bool secrets_json_raw_has_nul(const char *raw, size_t rawlen);
+/* 0 when text (any bytes; strings are skipped) nests objects and arrays at
+ * most max levels deep, else SB_EPROTO with err saying where. It checks
+ * nothing else: a parser (jansson) comes next. */
+int secrets_json_depth_check(const char *text, size_t len, int max, struct sb_err *err);
 
 /* ---- requests ------------------------------------------------------------ */
 
@@ -152,11 +170,13 @@ struct secrets_request {
  * unknown op, a field of the wrong type, a missing required field, a
  * duplicate field); SB_EINVAL/SB_ETOOBIG when it is well-formed but a field's
  * value is refused (bad name, empty or oversized value, bad client id or
- * lease id, non-positive ttl or tail). On SB_EINVAL/SB_ETOOBIG, req->op and
- * the text fields that were valid enough to copy are kept (for the audit
- * trail; an over-long name is truncated) but value is released. On any
- * failure err says why, never quoting a value. Unknown members are ignored
- * (forward compatibility); "v", when present, must be 1. */
+ * lease id, non-positive ttl or tail, \u0000 in a name or id, a string other
+ * than the value longer than SECRETS_STRING_MAX). On SB_EINVAL/SB_ETOOBIG,
+ * req->op and the text fields that were valid enough to copy are kept (for
+ * the audit trail; an over-long name is truncated, one holding \u0000 is
+ * dropped) but value is released. On any failure err says why, never quoting
+ * a value. Unknown members are ignored (forward compatibility) within the
+ * limits above; "v", when present, must be 1. */
 int secrets_request_parse(const char *line, size_t len, struct secrets_request *req,
                           struct sb_err *err);
 /* Wipes and releases the value; the struct is zeroed. */

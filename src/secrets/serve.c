@@ -102,6 +102,7 @@ int secrets_cmd_serve(struct secrets_opts *o, char **pos, size_t npos)
         .n_allow_gids = ng,
         .socket_gid = o->socket_group && *o->socket_group ? (long long)sock_gid : -1,
         .client_timeout_ms = o->client_timeout_ms > 0 ? o->client_timeout_ms : 5000,
+        .max_conns_per_uid = o->max_conns_per_uid > 0 ? (size_t)o->max_conns_per_uid : 0,
     };
     rc = secrets_daemon_run(&cfg, &err);
     free(uids), free(gids);

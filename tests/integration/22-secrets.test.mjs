@@ -2,10 +2,15 @@
 // on a Unix socket in a temporary directory, driven by the real client
 // commands. Covers the round trips, stdin input, TTL expiry and maximum,
 // revoke and the killswitch, daemon down (69), a listener that never answers
-// (65), a peer whose uid is not allowed (SO_PEERCRED, via setpriv), the
-// Argon2id passphrase store, file permission checks, kill -9 during writes,
-// malformed and slow clients, and that a secret value never reaches the
-// daemon's log or the audit trail. Every process started is killed by PID.
+// (65), a peer whose uid is not allowed (SO_PEERCRED, via setpriv), a
+// refused uid flooding the socket (closed at accept, audited at most once a
+// second with every refusal counted), the per-uid connection cap and the
+// slots kept for the owner, the untrusted-JSON envelope (NUL in names, long
+// member names and strings, deep nesting, a deep answer), the Argon2id
+// passphrase store, file permission checks, kill -9 during writes, malformed
+// and slow clients, and that a secret value never reaches the daemon's log
+// or the audit trail. Other uids are Node children spawned with uid/gid (we
+// run as root). Every process started is killed by PID.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -362,16 +367,93 @@ test("daemon down is 69; a daemon that never answers is 65; a garbled answer is 
   }
 });
 
+// The audit trail through the client, one object per entry.
+async function auditEntries(sock) {
+  const r = await run(["audit", "--socket", sock]);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+// How many refused connections `connect` audit lines stand for: each records
+// one and carries the count of those held back by the rate limit.
+const refusalsIn = (lines) => lines.reduce((n, e) => n + 1 + e.suppressed, 0);
+
+// Lets uids other than root reach the daemon's socket, so that only the peer
+// check can turn them away.
+function openSocketToAll(dir, sock) {
+  fs.chmodSync(dir, 0o755);
+  fs.chmodSync(path.dirname(sock), 0o755);
+  fs.chmodSync(sock, 0o666);
+}
+
+// A Node child running as another uid that opens connections to the socket
+// and prints one JSON line per event: {ev:"open"|"line"|"close"|"done", i, ...}.
+// mode "hold": opens `count` connections one after the other and keeps them.
+// mode "flood": keeps `count` connections in flight for `ms`, opening a new
+// one whenever the daemon closes one, then prints done with the number of
+// connections made (every one of them was accepted and closed by the daemon).
+const PEER_SCRIPT = `
+const net = require("net");
+const [sock, mode, count, ms] = process.argv.slice(1);
+const say = (o) => process.stdout.write(JSON.stringify(o) + "\\n");
+let made = 0, closed = 0, started = 0, settled = 0, stop = false, said = false, i = 0;
+function finish() { if (stop && !said && settled === started) { said = true; say({ ev: "done", made }); } }
+function one(next) {
+  if (stop) return finish();
+  const id = i++;
+  started++;
+  const c = net.createConnection(sock);
+  let connected = false, buf = "";
+  c.on("connect", () => { connected = true; made++; say({ ev: "open", i: id }); next && next(); });
+  c.on("data", (d) => { buf += d; let k; while ((k = buf.indexOf("\\n")) >= 0) { say({ ev: "line", i: id, line: JSON.parse(buf.slice(0, k)) }); buf = buf.slice(k + 1); } });
+  c.on("error", () => {});
+  c.on("close", () => {
+    settled++;
+    if (connected) { closed++; say({ ev: "close", i: id }); }
+    if (mode === "flood") setTimeout(one, connected ? 0 : 5);
+    else if (!connected) setTimeout(() => one(next), 5);
+  });
+}
+if (mode === "hold") {
+  let n = 0;
+  const next = () => { if (++n < Number(count)) one(next); else say({ ev: "done", made }); };
+  one(next);
+  setInterval(() => {}, 1000);
+} else {
+  for (let k = 0; k < Number(count); k++) one();
+  setTimeout(() => { stop = true; finish(); }, Number(ms));
+}
+`;
+
+function peerAs(uid, gid, sock, mode, count, ms = 0) {
+  const p = spawn(process.execPath, ["-e", PEER_SCRIPT, sock, mode, String(count), String(ms)],
+    { uid, gid, stdio: ["ignore", "pipe", "pipe"] });
+  procs.add(p);
+  const peer = { proc: p, events: [], err: "" };
+  let buf = "";
+  p.stdout.on("data", (d) => {
+    buf += d;
+    let k;
+    while ((k = buf.indexOf("\n")) >= 0) { peer.events.push(JSON.parse(buf.slice(0, k))); buf = buf.slice(k + 1); }
+  });
+  p.stderr.on("data", (d) => (peer.err += d));
+  p.on("exit", () => procs.delete(p));
+  peer.count = (ev) => peer.events.filter((e) => e.ev === ev).length;
+  peer.done = () => peer.events.find((e) => e.ev === "done");
+  // connections the daemon still holds open: opened and not closed
+  peer.open = () => peer.count("open") - peer.count("close");
+  peer.lines = () => peer.events.filter((e) => e.ev === "line").map((e) => e.line);
+  peer.kill = () => { try { process.kill(p.pid, "SIGKILL"); } catch {} };
+  return peer;
+}
+
 // Needs root: the client runs as uid 65534 through setpriv (util-linux).
 const notRoot = process.getuid() !== 0 && "needs root to run the client as another user";
 test("a peer whose uid is not allowed is refused (SO_PEERCRED) and audited", { timeout: 60000, skip: notRoot }, async () => {
   const { dir, store, sock } = setup("secrets-peer-");
   await init(store);
   let d = await startDaemon({ store, sock });
-  // make the socket reachable by uid 65534, so only the peer check can refuse
-  fs.chmodSync(dir, 0o755);
-  fs.chmodSync(path.dirname(sock), 0o755);
-  fs.chmodSync(sock, 0o666);
+  openSocketToAll(dir, sock);
   const nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
   try {
     assert.equal((await run(["add", "k", "--value", "v"], { env: { SECRETS_SOCKET: sock } })).code, 0);
@@ -381,9 +463,12 @@ test("a peer whose uid is not allowed is refused (SO_PEERCRED) and audited", { t
     assert.match(r.stderr, /^secrets: this peer \(uid\/gid\) is not allowed/);
     r = await run(["list", "--socket", sock], { wrap: nobody });
     assert.equal(r.code, 1);
-    const entries = (await run(["audit", "--socket", sock])).stdout.trim().split("\n").map((l) => JSON.parse(l));
-    const refused = entries.filter((e) => e.action === "connect");
-    assert.equal(refused.length, 2);
+    // two refusals within a second may share one line (rate limit): the
+    // count of refusals the lines stand for is what must add up
+    const refused = await until("both refusals in the audit trail", async () => {
+      const lines = (await auditEntries(sock)).filter((e) => e.action === "connect");
+      return refusalsIn(lines) === 2 && lines;
+    });
     assert.equal(refused[0].success, false);
     assert.equal(refused[0].peer_uid, 65534);
     assert.equal(typeof refused[0].peer_pid, "number");
@@ -394,8 +479,7 @@ test("a peer whose uid is not allowed is refused (SO_PEERCRED) and audited", { t
   }
   // allowed explicitly (and root, the caller, then only by its own entry)
   d = await startDaemon({ store, sock, args: ["--allow-uid", "65534"] });
-  fs.chmodSync(path.dirname(sock), 0o755);
-  fs.chmodSync(sock, 0o666);
+  openSocketToAll(dir, sock);
   try {
     const r = await run(["lease", "k", "--socket", sock], { wrap: nobody });
     assert.equal(r.code, 0, r.stderr);
@@ -404,6 +488,192 @@ test("a peer whose uid is not allowed is refused (SO_PEERCRED) and audited", { t
     const root = await run(["list", "--socket", sock]);
     assert.equal(root.code, 1);
   } finally {
+    await d.stop();
+  }
+});
+
+test("a refused uid flooding the socket holds no slot and locks nobody out; its refusals are audited at most once a second, all counted", { timeout: 90000, skip: notRoot }, async () => {
+  const { dir, store, sock } = setup("secrets-flood-");
+  await init(store);
+  // a long client timeout: a slot a refused peer held would stay held
+  const d = await startDaemon({ store, sock, args: ["--client-timeout", "30s"] });
+  openSocketToAll(dir, sock);
+  const env = { SECRETS_SOCKET: sock };
+  let peers = [];
+  try {
+    assert.equal((await run(["add", "k", "--value", "v"], { env })).code, 0);
+    // 80 connections opened one by one and kept: each is answered and closed
+    const hold = peerAs(65534, 65534, sock, "hold", 80);
+    peers.push(hold);
+    await until("80 refused connections", () => hold.done() && hold.count("close") === 80, 30000);
+    assert.equal(hold.open(), 0, "the daemon closed every refused connection at once");
+    const answers = hold.lines();
+    assert.equal(answers.length, 80);
+    assert.ok(answers.every((a) => a.ok === false && a.error.code === "UNAUTHORIZED"), JSON.stringify(answers[0]));
+    let r = await run(["lease", "k"], { env });
+    assert.equal(r.code, 0, `an allowed client is served after the refused peer's 80 connections: ${r.stderr}`);
+    assert.equal(r.stdout, "v");
+
+    // a flood: 32 connections in flight, each reopened as soon as it is closed
+    const t0 = Date.now();
+    const flood = peerAs(65534, 65534, sock, "flood", 32, 2500);
+    peers.push(flood);
+    await until("the flood to start", () => flood.count("close") > 50);
+    for (let i = 0; i < 5; i++) {
+      r = await run(["lease", "k"], { env });
+      assert.equal(r.code, 0, `lease during the flood: ${r.stderr}`);
+    }
+    await until("the flood to end", () => flood.done(), 30000);
+    const refusedTotal = 80 + flood.done().made;
+    assert.ok(flood.done().made >= 100, `the flood made ${flood.done().made} connections`);
+
+    // every refusal is counted; lines are at most one per second (+ the summary)
+    const lines = await until("every refusal counted in the audit trail", async () => {
+      const l = (await auditEntries(sock)).filter((e) => e.action === "connect");
+      if (refusalsIn(l) !== refusedTotal) throw new Error(`${refusalsIn(l)} of ${refusedTotal} in ${l.length} lines`);
+      return l;
+    }, 15000, 100);
+    const seconds = (Date.now() - t0) / 1000;
+    assert.ok(lines.length <= Math.ceil(seconds) + 3,
+      `${lines.length} audit lines for ${refusedTotal} refusals over ${seconds.toFixed(1)} s`);
+    assert.ok(lines.every((e) => e.peer_uid === 65534 && e.success === false && Number.isInteger(e.suppressed)));
+    assert.ok(lines.some((e) => e.suppressed > 0));
+    for (let i = 1; i < lines.length; i++)
+      assert.ok(Date.parse(lines[i].timestamp) - Date.parse(lines[i - 1].timestamp) >= 990,
+        `two refusal lines within a second: ${JSON.stringify(lines.slice(i - 1, i + 1))}`);
+    const logged = d.log.split("\n").filter((l) => l.includes('"event":"peer_refused"')).length;
+    assert.ok(logged <= lines.length, `the log is rate-limited too (${logged} lines)`);
+  } finally {
+    for (const p of peers) p.kill();
+    await d.stop();
+  }
+});
+
+test("one allowed uid is capped (--max-conns-per-uid), the next connection gets a clear BUSY, and the owner keeps reserved slots", { timeout: 90000, skip: notRoot }, async () => {
+  const { dir, store, sock } = setup("secrets-cap-");
+  await init(store);
+  let d = await startDaemon({ store, sock, args: ["--allow-uid", "0", "--allow-uid", "65534", "--client-timeout", "30s"] });
+  openSocketToAll(dir, sock);
+  const env = { SECRETS_SOCKET: sock };
+  const nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+  let peers = [];
+  try {
+    assert.equal((await run(["add", "k", "--value", "v"], { env })).code, 0);
+    // the default cap is 16: of 20 held connections, 4 are turned away
+    const hold = peerAs(65534, 65534, sock, "hold", 20);
+    peers.push(hold);
+    await until("20 connections, 4 turned away", () => hold.done() && hold.count("close") === 4, 30000);
+    assert.equal(hold.open(), 16);
+    for (const a of hold.lines()) {
+      assert.equal(a.error.code, "BUSY");
+      assert.equal(a.error.message, "too many connections from uid 65534 (at most 16 at once)");
+    }
+    let r = await run(["lease", "k", "--socket", sock], { wrap: nobody });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "secrets: too many connections from uid 65534 (at most 16 at once)\n");
+    // another uid is not starved
+    r = await run(["lease", "k"], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(d.log, /"event":"too_many_connections".*"peer_uid":65534/);
+    hold.kill();
+    await until("the held connections to be closed", async () => (await run(["lease", "k", "--socket", sock], { wrap: nobody })).code === 0);
+  } finally {
+    for (const p of peers) p.kill();
+    await d.stop();
+  }
+
+  // four uids of an allowed group fill all but the reserved slots; the
+  // daemon's owner (root here) still gets in; the cap is configurable
+  d = await startDaemon({ store, sock, args: ["--allow-gid", "65534", "--max-conns-per-uid", "20", "--client-timeout", "30s"] });
+  openSocketToAll(dir, sock);
+  peers = [];
+  try {
+    for (const uid of [65531, 65532, 65533, 65534]) {
+      const p = peerAs(uid, 65534, sock, "hold", 16);
+      peers.push(p);
+      await until(`uid ${uid}'s connections`, () => p.done() && p.open() + p.count("close") === 16, 30000);
+    }
+    const open = peers.reduce((n, p) => n + p.open(), 0);
+    assert.equal(open, 60, "60 of 64 slots for uids other than the owner and root");
+    const busy = peers.flatMap((p) => p.lines());
+    assert.equal(busy.length, 4);
+    for (const a of busy)
+      assert.equal(a.error.message, "too many connections (60 open; the last 4 are kept for the daemon's owner and root)");
+    const r = await run(["lease", "k"], { env });
+    assert.equal(r.code, 0, `the owner gets a reserved slot: ${r.stderr}`);
+    assert.equal(r.stdout, "v");
+  } finally {
+    for (const p of peers) p.kill();
+    await d.stop();
+  }
+  const bad = await run(["serve", "--store", store, "--socket", sock, "--max-conns-per-uid", "65"]);
+  assert.equal(bad.code, 2, bad.stderr);
+});
+
+test("the JSON envelope: NUL in names, long member names and strings, deep nesting are refused clearly", { timeout: 60000 }, async () => {
+  const { dir, store, sock } = setup("secrets-envelope-");
+  await init(store);
+  const d = await startDaemon({ store, sock });
+  const env = { SECRETS_SOCKET: sock };
+  const fakes = [];
+  try {
+    assert.equal((await run(["add", "k", "--value", "v"], { env })).code, 0);
+    // a name with \u0000 is refused, never cut short to "k"
+    let [a] = await rawExchange(sock, ['{"op":"lease","name":"k\\u0000x"}\n']);
+    assert.equal(a.ok, false);
+    assert.equal(a.error.code, "BAD_REQUEST");
+    assert.equal(a.value, undefined);
+    assert.match(a.error.message, /^name holds \\u0000 \(NUL\)/);
+    const last = (await auditEntries(sock)).at(-1);
+    assert.equal(last.action, "lease");
+    assert.equal(last.success, false);
+    assert.equal(last.secret_name, null, "the audit trail does not record a shortened name");
+    [a] = await rawExchange(sock, ['{"op":"rm","name":"k\\u0000"}\n']);
+    assert.equal(a.error.code, "BAD_REQUEST");
+    [a] = await rawExchange(sock, ['{"op":"lease","name":"k","client_id":"me\\u0000"}\n']);
+    assert.equal(a.error.code, "BAD_REQUEST");
+    assert.match(a.error.message, /client_id holds \\u0000/);
+    // a member name with \u0000, or longer than 64 bytes, is malformed
+    [a] = await rawExchange(sock, ['{"op":"status","x\\u0000":1}\n']);
+    assert.equal(a.error.code, "PROTOCOL");
+    assert.match(a.error.message, /member name holds \\u0000/);
+    [a] = await rawExchange(sock, [`{"op":"status","${"m".repeat(65)}":1}\n`]);
+    assert.equal(a.error.code, "PROTOCOL");
+    assert.match(a.error.message, /member name is longer than 64 bytes/);
+    [a] = await rawExchange(sock, [`{"op":"status","${"m".repeat(64)}":1}\n`]);
+    assert.equal(a.ok, true);
+    // strings other than a value: at most 1024 bytes
+    [a] = await rawExchange(sock, [`{"op":"status","note":"${"n".repeat(1025)}"}\n`]);
+    assert.equal(a.error.code, "TOO_LARGE");
+    assert.match(a.error.message, /'note' is longer than 1024 bytes/);
+    // deep nesting, objects or arrays, is refused before anything else
+    for (const deep of [`{"op":"status","a":${'{"a":'.repeat(100)}1${"}".repeat(100)}}`, `{"op":"status","a":${"[".repeat(100)}${"]".repeat(100)}}`]) {
+      [a] = await rawExchange(sock, [deep + "\n"]);
+      assert.equal(a.error.code, "PROTOCOL");
+      assert.match(a.error.message, /nest|arrays/);
+    }
+    assert.equal((await run(["status"], { env })).code, 0, "the daemon is unharmed");
+
+    // an answer nested deeper than 64 levels is refused by the client (67)
+    const fake = path.join(dir, "deep.sock");
+    const deepAnswer = `{"ok":true,"daemon":"running","pid":1,"x":${"[".repeat(65)}${"]".repeat(65)}}\n`;
+    const srv = net.createServer((c) => { c.on("error", () => {}); c.end(deepAnswer); });
+    fakes.push(srv);
+    await new Promise((res) => srv.listen(fake, res));
+    let r = await run(["status", "--socket", fake]);
+    assert.equal(r.code, 67, r.stderr + r.stdout);
+    assert.match(r.stderr, /nested deeper than 64 levels/);
+    // an answer lacking fields, with an absurd uptime, prints without
+    // undefined behaviour (the sanitizer build aborts on either)
+    const odd = path.join(dir, "odd.sock");
+    const srv2 = net.createServer((c) => { c.on("error", () => {}); c.end('{"ok":true,"uptime_s":9223372036854775807}\n'); });
+    fakes.push(srv2);
+    await new Promise((res) => srv2.listen(odd, res));
+    r = await run(["status", "--socket", odd]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^socket: +-$/m);
+  } finally {
+    for (const s of fakes) s.close();
     await d.stop();
   }
 });

@@ -248,13 +248,101 @@ static void the_scanner_reports_nested_members_with_dotted_keys(void **state)
     assert_string_equal(s.keys[0], "ok");
     assert_string_equal(s.keys[1], "error.code");
     assert_string_equal(s.keys[2], "error.message");
-    /* a key too long to be one of ours is skipped, with its children */
-    char big[400];
-    snprintf(big, sizeof big, "{\"%0200d\":{\"x\":1},\"ok\":true}", 0);
+    /* unknown members are reported too (the caller ignores them) */
+    const char *b = "{\"future\":{\"x\":1},\"ok\":true}";
     memset(&s, 0, sizeof s);
-    assert_int_equal(secrets_json_scan(big, strlen(big), collect, &s, NULL), 0);
-    assert_int_equal(s.n, 1);
-    assert_string_equal(s.keys[0], "ok");
+    assert_int_equal(secrets_json_scan(b, strlen(b), collect, &s, NULL), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.keys[0], "future.x");
+    assert_string_equal(s.keys[1], "ok");
+}
+
+static void member_names_are_held_to_the_envelope(void **state)
+{
+    (void)state;
+    struct sb_err err = { 0 };
+    char line[400];
+    /* 64 bytes is the longest member name, nested or not */
+    snprintf(line, sizeof line, "{\"%064d\":{\"%064d\":1},\"op\":\"list\"}", 0, 0);
+    struct secrets_request r;
+    assert_int_equal(secrets_request_parse(line, strlen(line), &r, &err), 0);
+    secrets_request_clear(&r);
+    snprintf(line, sizeof line, "{\"%065d\":1,\"op\":\"list\"}", 0);
+    assert_int_equal(secrets_request_parse(line, strlen(line), &r, &err), SB_EPROTO);
+    assert_non_null(strstr(err.msg, "member name is longer than 64 bytes"));
+    snprintf(line, sizeof line, "{\"a\":{\"%065d\":1},\"op\":\"list\"}", 0);
+    assert_int_equal(secrets_request_parse(line, strlen(line), &r, &err), SB_EPROTO);
+    /* a member name with \u0000 is refused, not cut short into "name" */
+    const char *nul = "{\"op\":\"lease\",\"name\\u0000x\":\"k\",\"name\":\"j\"}";
+    assert_int_equal(secrets_request_parse(nul, strlen(nul), &r, &err), SB_EPROTO);
+    assert_non_null(strstr(err.msg, "member name holds \\u0000"));
+    nul = "{\"op\":\"status\",\"x\\u0000\":1}";
+    assert_int_equal(secrets_request_parse(nul, strlen(nul), &r, &err), SB_EPROTO);
+    /* the answer scanner applies the same limits */
+    assert_int_equal(secrets_json_scan("{\"ok\\u0000\":true}", 17, NULL, NULL, &err), SB_EPROTO);
+}
+
+static void names_and_ids_holding_nul_are_refused_whole(void **state)
+{
+    (void)state;
+    struct secrets_request r;
+    struct sb_err err = { 0 };
+    const char *line = "{\"op\":\"lease\",\"name\":\"k\\u0000x\"}";
+    assert_int_equal(secrets_request_parse(line, strlen(line), &r, &err), SB_EINVAL);
+    assert_int_equal(r.op, SECRETS_OP_LEASE);
+    assert_string_equal(r.name, ""); /* not "k": nothing shortened is kept */
+    assert_non_null(strstr(err.msg, "name holds \\u0000"));
+    line = "{\"op\":\"lease\",\"name\":\"k\",\"client_id\":\"\\u0000\"}";
+    assert_int_equal(secrets_request_parse(line, strlen(line), &r, &err), SB_EINVAL);
+    assert_non_null(strstr(err.msg, "client_id holds \\u0000"));
+    line = "{\"op\":\"revoke\",\"lease_id\":\"01ARZ3NDEKTSV4RRFFQ69G5FAV\\u0000\"}";
+    assert_int_equal(secrets_request_parse(line, strlen(line), &r, &err), SB_EINVAL);
+    assert_string_equal(r.lease_id, "");
+    /* an escaped backslash before "u0000" is no NUL (just a bad name) */
+    line = "{\"op\":\"lease\",\"name\":\"k\\\\u0000\"}";
+    assert_int_equal(secrets_request_parse(line, strlen(line), &r, &err), SB_EINVAL);
+    assert_non_null(strstr(err.msg, "invalid secret name"));
+    assert_false(secrets_json_raw_has_nul("k\\\\u0000", 8));
+    assert_true(secrets_json_raw_has_nul("k\\\\\\u0000", 9));
+    secrets_request_clear(&r);
+}
+
+static void strings_other_than_the_value_are_bounded(void **state)
+{
+    (void)state;
+    char *line = malloc(SECRETS_STRING_MAX + 64);
+    for (int over = 0; over <= 1; over++) {
+        int k = snprintf(line, 64, "{\"op\":\"status\",\"note\":\"");
+        memset(line + k, 'n', SECRETS_STRING_MAX + (size_t)over);
+        strcpy(line + k + SECRETS_STRING_MAX + over, "\"}");
+        struct secrets_request r;
+        struct sb_err err = { 0 };
+        int rc = secrets_request_parse(line, strlen(line), &r, &err);
+        assert_int_equal(rc, over ? SB_ETOOBIG : 0);
+        if (over)
+            assert_non_null(strstr(err.msg, "'note' is longer than 1024 bytes"));
+        secrets_request_clear(&r);
+    }
+    free(line);
+}
+
+static void depth_check_counts_nesting_outside_strings(void **state)
+{
+    (void)state;
+    /* 64 levels, objects and arrays alternating; only the opening counts */
+    char doc[400];
+    size_t n = 0;
+    for (int i = 0; i < 64; i++)
+        n += (size_t)snprintf(doc + n, sizeof doc - n, "%s", i % 2 ? "[" : "{\"k\":");
+    struct sb_err err = { 0 };
+    assert_int_equal(secrets_json_depth_check(doc, n, 64, &err), 0);
+    doc[n++] = '[';
+    assert_int_equal(secrets_json_depth_check(doc, n, 64, &err), SB_EPROTO);
+    assert_non_null(strstr(err.msg, "deeper than 64 levels"));
+    /* brackets and escaped quotes inside strings do not count */
+    const char *s = "{\"a\":\"[[[[\\\"{{{{\"}";
+    assert_int_equal(secrets_json_depth_check(s, strlen(s), 1, &err), 0);
+    assert_int_equal(secrets_json_depth_check("[{}]", 4, 1, &err), SB_EPROTO);
 }
 
 static void unescape_respects_its_capacity(void **state)
@@ -346,6 +434,10 @@ int main(void)
         cmocka_unit_test(values_at_and_over_the_size_limit),
         cmocka_unit_test(encode_then_parse_round_trips_any_value),
         cmocka_unit_test(the_scanner_reports_nested_members_with_dotted_keys),
+        cmocka_unit_test(member_names_are_held_to_the_envelope),
+        cmocka_unit_test(names_and_ids_holding_nul_are_refused_whole),
+        cmocka_unit_test(strings_other_than_the_value_are_bounded),
+        cmocka_unit_test(depth_check_counts_nesting_outside_strings),
         cmocka_unit_test(unescape_respects_its_capacity),
         cmocka_unit_test(wire_codes_and_exit_codes_match_the_documentation),
         cmocka_unit_test(socket_path_prefers_the_flag),
