@@ -254,7 +254,7 @@ int secrets_call(const char *socket_path, const struct secrets_request *req, int
     /* an answer is untrusted JSON too (anyone may listen on a socket path):
      * held to the envelope's depth before jansson sees it */
     struct sb_err depth_err;
-    if (secrets_json_depth_check(resp.data, resp.len, SECRETS_JSON_DEPTH_MAX, &depth_err) != 0) {
+    if (sb_json_check_depth(resp.data, resp.len, SECRETS_JSON_DEPTH_MAX, &depth_err) != 0) {
         secrets_gbuf_free(&resp);
         return sb_err_set(err, SB_EPROTO, "the daemon's answer is not a protocol message: %s",
                           depth_err.msg);

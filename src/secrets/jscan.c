@@ -4,8 +4,8 @@
  * secret value never passes through ordinary heap memory (see proto.c for
  * the wire format and why not jansson). Depth, sizes and UTF-8 are checked,
  * and member names are held to the untrusted-JSON envelope (at most 64
- * bytes, no \u0000); secrets_json_depth_check holds any other JSON we receive
- * (answers parsed by jansson) to its depth limit first. A fuzz target
+ * bytes, no \u0000); any other JSON we receive (answers parsed by jansson) is
+ * held to the envelope's depth first (sb_json_check_depth, common/json.h). A fuzz target
  * (tests/fuzz/fuzz_secrets_proto.c) drives it. */
 #include "secrets/proto.h"
 #include "common/crypto.h"
@@ -381,27 +381,3 @@ bool secrets_json_raw_has_nul(const char *raw, size_t rawlen)
     return false;
 }
 
-int secrets_json_depth_check(const char *text, size_t len, int max, struct sb_err *err)
-{
-    int depth = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > max)
-                return sb_err_set(
-                    err, SB_EPROTO,
-                    "malformed message: JSON nested deeper than %d levels at byte %zu", max, i);
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return 0;
-}

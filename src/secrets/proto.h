@@ -127,10 +127,6 @@ int secrets_json_unescape(const char *raw, size_t rawlen, char *out, size_t cap,
 bool secrets_json_int(const char *raw, size_t rawlen, int64_t *out);
 /* Whether a raw string span (escapes still in) holds the escape \u0000. */
 bool secrets_json_raw_has_nul(const char *raw, size_t rawlen);
-/* 0 when text (any bytes; strings are skipped) nests objects and arrays at
- * most max levels deep, else SB_EPROTO with err saying where. It checks
- * nothing else: a parser (jansson) comes next. */
-int secrets_json_depth_check(const char *text, size_t len, int max, struct sb_err *err);
 
 /* ---- requests ------------------------------------------------------------ */
 

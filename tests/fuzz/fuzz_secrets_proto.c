@@ -98,7 +98,7 @@ static int decode_all(void *ctx, const char *key, enum secrets_jtype t, const ch
 static void parse_round_trip(const char *text, size_t size)
 {
     secrets_json_scan(text, size, decode_all, NULL, NULL);
-    secrets_json_depth_check(text, size, SECRETS_JSON_DEPTH_MAX, NULL);
+    sb_json_check_depth(text, size, SECRETS_JSON_DEPTH_MAX, NULL);
     struct secrets_request r;
     struct sb_err err;
     if (secrets_request_parse(text, size, &r, &err) != 0) {

@@ -326,25 +326,6 @@ static void strings_other_than_the_value_are_bounded(void **state)
     free(line);
 }
 
-static void depth_check_counts_nesting_outside_strings(void **state)
-{
-    (void)state;
-    /* 64 levels, objects and arrays alternating; only the opening counts */
-    char doc[400];
-    size_t n = 0;
-    for (int i = 0; i < 64; i++)
-        n += (size_t)snprintf(doc + n, sizeof doc - n, "%s", i % 2 ? "[" : "{\"k\":");
-    struct sb_err err = { 0 };
-    assert_int_equal(secrets_json_depth_check(doc, n, 64, &err), 0);
-    doc[n++] = '[';
-    assert_int_equal(secrets_json_depth_check(doc, n, 64, &err), SB_EPROTO);
-    assert_non_null(strstr(err.msg, "deeper than 64 levels"));
-    /* brackets and escaped quotes inside strings do not count */
-    const char *s = "{\"a\":\"[[[[\\\"{{{{\"}";
-    assert_int_equal(secrets_json_depth_check(s, strlen(s), 1, &err), 0);
-    assert_int_equal(secrets_json_depth_check("[{}]", 4, 1, &err), SB_EPROTO);
-}
-
 static void unescape_respects_its_capacity(void **state)
 {
     (void)state;
@@ -437,7 +418,6 @@ int main(void)
         cmocka_unit_test(member_names_are_held_to_the_envelope),
         cmocka_unit_test(names_and_ids_holding_nul_are_refused_whole),
         cmocka_unit_test(strings_other_than_the_value_are_bounded),
-        cmocka_unit_test(depth_check_counts_nesting_outside_strings),
         cmocka_unit_test(unescape_respects_its_capacity),
         cmocka_unit_test(wire_codes_and_exit_codes_match_the_documentation),
         cmocka_unit_test(socket_path_prefers_the_flag),
