@@ -119,6 +119,13 @@ static const struct sb_signing_key *check_signature(sysbus_app *app, struct sb_r
     return NULL;
 }
 
+/* What the JS SDK reports of a key in introspection: the first 12 hex
+ * digits of its hashed form (no prefix), or null. */
+static json_t *key_hash12(const struct sb_signing_key *k, bool has)
+{
+    return has ? json_stringn(k->hashed + k->prefix_len, 12) : json_null();
+}
+
 static void introspect(struct sb_req *req)
 {
     sysbus_app *app = sb_req_app(req);
@@ -141,7 +148,9 @@ static void introspect(struct sb_req *req)
         json_object_set_new(o, "framework", json_string("sysbus"));
         json_object_set_new(o, "serve_url", json_string(url));
         json_object_set_new(o, "api_origin", json_string(app->base_url));
-        json_object_set_new(o, "has_signing_key_fallback", json_boolean(app->has_fallback));
+        json_object_set_new(o, "signing_key_hash", key_hash12(&app->key, app->has_key));
+        json_object_set_new(o, "signing_key_fallback_hash",
+                            key_hash12(&app->key_fallback, app->has_fallback));
         free(url);
     } else if (sig) {
         json_object_set_new(o, "authentication_succeeded", json_false());

@@ -153,6 +153,11 @@ test("the C worker verifies with its fallback and signs its answer with the key 
     });
     assert.equal(bad.status, 401);
     assert.match((await bad.json()).error, /neither the signing key nor its fallback/);
+    // introspection signed with the fallback authenticates, and names both keys as the JS SDK does
+    const intro = await (await fetch(w.url, { headers: { "x-inngest-signature": `t=${t}&s=${mac(K1, "", t)}` } })).json();
+    assert.equal(intro.authentication_succeeded, true);
+    assert.equal(intro.signing_key_hash, hashed(K2).slice(0, 12));
+    assert.equal(intro.signing_key_fallback_hash, hashed(K1).slice(0, 12));
   } finally {
     await w.stop();
     await s.stop();
