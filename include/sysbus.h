@@ -60,10 +60,15 @@
  * sysbus_options wins):
  *   INNGEST_BASE_URL      the server (default http://127.0.0.1:8288)
  *   INNGEST_DEV           1 or a URL: development mode (nothing signed; a URL
- *                         is also the server); 0: signed (the default when a
- *                         signing key is set)
- *   INNGEST_SIGNING_KEY   signkey-<env>-<hex>: verifies calls, signs answers,
- *                         authenticates registration and API reads
+ *                         is also the server); 0 or unset: signed, which
+ *                         needs a signing key (sysbus_start fails without)
+ *   INNGEST_SIGNING_KEY   signkey-<env>-<hex> or bare hex: verifies calls,
+ *                         signs answers, authenticates registration and API
+ *                         reads
+ *   INNGEST_SIGNING_KEY_FALLBACK  the other key of a rotation: a call that
+ *                         does not verify with the key is tried with it, and
+ *                         a request the server refuses (401/403) is sent
+ *                         again with its bearer
  *   INNGEST_EVENT_KEY     key for sending events (sysbus_step_send_event)
  *   INNGEST_APP_ID        the app id
  *   INNGEST_SERVE_ORIGIN  the URL the server reaches this worker at, e.g.
@@ -133,6 +138,11 @@ struct sysbus_options {
 /* A new app (opts may be NULL). Never NULL: a bad option is reported by
  * sysbus_start. */
 SYSBUS_API sysbus_app *sysbus_app_new(const struct sysbus_options *opts);
+/* The first configuration error (a bad option or variable, signed mode
+ * without a signing key, a bad function definition), or NULL: what
+ * sysbus_start would refuse with. A program can exit with its own
+ * "configuration error" code on it before starting. */
+SYSBUS_API const char *sysbus_config_error(const sysbus_app *app);
 /* Frees a stopped app (nothing, while its server still runs). */
 SYSBUS_API void sysbus_app_free(sysbus_app *app);
 SYSBUS_API const char *sysbus_app_id(const sysbus_app *app);

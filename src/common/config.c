@@ -4,6 +4,7 @@
  * the redacted dump. Not thread-safe: binaries parse once, at start. */
 #include "config.h"
 #include "clock.h"
+#include "secretfile.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -162,6 +163,35 @@ static int parse_bool(const char *v, bool *out)
     return SB_EINVAL;
 }
 
+/* Adds the comma-separated items of value (blanks around items dropped). */
+static int list_add_csv(const struct sb_config_ext *ext, const struct sb_opt *o,
+                        struct sb_strlist *l, const char *value, const char *source,
+                        struct sb_err *err)
+{
+    for (const char *p = value; *p;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        while (n && isspace((unsigned char)*p))
+            p++, n--;
+        size_t m = n;
+        while (m && isspace((unsigned char)p[m - 1]))
+            m--;
+        if (m) {
+            char item[1024];
+            snprintf(item, sizeof item, "%.*s", (int)m, p);
+            int crc = check_value(ext, o, NULL, item, source, err);
+            if (crc)
+                return crc;
+            if (list_add(l, p, m))
+                return SB_ENOMEM;
+        }
+        p += n + (c ? 1 : 0);
+        if (!c)
+            break;
+    }
+    return 0;
+}
+
 /* source: "flag", "environment variable X", "config file", "default" */
 static int apply(const struct sb_config_ext *ext, const struct sb_opt *o, void *settings,
                  const char *value, int append, const char *source, struct sb_err *err)
@@ -221,28 +251,7 @@ static int apply(const struct sb_config_ext *ext, const struct sb_opt *o, void *
             int crc = check_value(ext, o, NULL, value, source, err);
             return crc ? crc : list_add(l, value, strlen(value));
         }
-        for (const char *p = value; *p;) {
-            const char *c = strchr(p, ',');
-            size_t n = c ? (size_t)(c - p) : strlen(p);
-            while (n && isspace((unsigned char)*p))
-                p++, n--;
-            size_t m = n;
-            while (m && isspace((unsigned char)p[m - 1]))
-                m--;
-            if (m) {
-                char item[1024];
-                snprintf(item, sizeof item, "%.*s", (int)m, p);
-                int crc = check_value(ext, o, NULL, item, source, err);
-                if (crc)
-                    return crc;
-                if (list_add(l, p, m))
-                    return SB_ENOMEM;
-            }
-            p += n + (c ? 1 : 0);
-            if (!c)
-                break;
-        }
-        return 0;
+        return list_add_csv(ext, o, l, value, source, err);
     }
     case SB_OPT_MAP: {
         /* a flag: one NAME=VALUE; elsewhere a comma-separated list of them.
@@ -298,30 +307,70 @@ static const struct sb_opt *find_opt(const struct sb_config_spec *spec, const ch
     return NULL;
 }
 
-/* Derived env name: PREFIX_NAME_IN_CAPS. */
-static void derived_env(const struct sb_config_spec *spec, const struct sb_opt *o, char *out,
-                        size_t outsz)
+/* The SB_OPTF_FILEVALUE setting whose file companion is called name (len
+ * bytes, "<setting>-file"), or NULL. */
+static const struct sb_opt *find_file_opt(const struct sb_config_spec *spec, const char *name,
+                                          size_t len)
+{
+    if (len <= 5 || !name_eq(name + len - 5, "-file", 5))
+        return NULL;
+    const struct sb_opt *o = find_opt(spec, name, len - 5);
+    return o && (o->flags & SB_OPTF_FILEVALUE) ? o : NULL;
+}
+
+/* Sets o (a FILEVALUE setting) from the secret file at path, as apply()
+ * would from text; source says where the path came from. A LIST file holds
+ * one value a line (commas separate too). */
+static int apply_file(const struct sb_config_ext *ext, const struct sb_opt *o, void *settings,
+                      const char *path, int append, const char *source, struct sb_err *err)
+{
+    char *v;
+    struct sb_err ferr = { 0 };
+    int rc = sb_secret_file_read(path, &v, &ferr);
+    if (rc)
+        return sb_err_set(err, rc, "--%s-file (%s): %s", o->name, source, ferr.msg);
+    char src[700];
+    snprintf(src, sizeof src, "file %s, from %s", path, source);
+    if (o->type == SB_OPT_LIST) {
+        for (char *p = v; *p; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ',';
+        struct sb_strlist *l = field(settings, o);
+        if (!append)
+            list_clear(l);
+        rc = list_add_csv(ext, o, l, v, src, err);
+    } else {
+        rc = apply(ext, o, settings, v, 0, src, err);
+    }
+    sb_secret_free(v);
+    return rc;
+}
+
+/* Derived env name: PREFIX_NAME_IN_CAPS, then suffix ("" or "_FILE"). */
+static void derived_env(const struct sb_config_spec *spec, const struct sb_opt *o,
+                        const char *suffix, char *out, size_t outsz)
 {
     size_t n = (size_t)snprintf(out, outsz, "%s_", spec->env_prefix);
     for (const char *p = o->name; *p && n + 1 < outsz; p++)
         out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
-    out[n] = '\0';
+    snprintf(out + n, outsz - n, "%s", suffix);
 }
 
-/* The environment variable that is set for o (first of its names), or NULL. */
-static const char *env_for(const struct sb_config_spec *spec, const struct sb_opt *o, char *name,
-                           size_t namesz)
+/* The environment variable that is set for o (first of its names, each
+ * followed by suffix: "" for the value, "_FILE" for its file), or NULL. */
+static const char *env_for(const struct sb_config_spec *spec, const struct sb_opt *o,
+                           const char *suffix, char *name, size_t namesz)
 {
     if (o->flags & SB_OPTF_NOENV)
         return NULL;
     if (!o->env) {
-        derived_env(spec, o, name, namesz);
+        derived_env(spec, o, suffix, name, namesz);
         return sb_env(name);
     }
     for (const char *p = o->env; *p;) {
         const char *bar = strchr(p, '|');
         size_t n = bar ? (size_t)(bar - p) : strlen(p);
-        snprintf(name, namesz, "%.*s", (int)n, p);
+        snprintf(name, namesz, "%.*s%s", (int)n, p, suffix);
         const char *v = sb_env(name);
         if (v)
             return v;
@@ -444,6 +493,11 @@ static int load_file(const struct sb_config_spec *spec, const struct sb_config_e
             rc = apply(ext, o, settings, v, 0, src, err);
             continue;
         }
+        const struct sb_opt *fo = find_file_opt(spec, full, strlen(full));
+        if (fo && !(fo->flags & SB_OPTF_NOFILE)) {
+            rc = apply_file(ext, fo, settings, v, 0, src, err);
+            continue;
+        }
         const struct sb_opt *m = section[0] ? section_map(spec, ext, section) : NULL;
         if (m) {
             rc = map_entry(ext, m, (struct sb_strmap *)field(settings, m), key, kl, v, strlen(v),
@@ -507,7 +561,7 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
             }
         }
         if (!path)
-            path = env_for(spec, o, envname, sizeof envname);
+            path = env_for(spec, o, "", envname, sizeof envname);
         if (!path && ext && ext->default_file && access(ext->default_file, F_OK) == 0)
             path = ext->default_file;
         if (path && *path) {
@@ -522,16 +576,27 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
         const struct sb_opt *o = &spec->opts[i];
         if (o->flags & SB_OPTF_CONFIGFILE)
             continue;
-        char envname[128];
-        const char *v = env_for(spec, o, envname, sizeof envname);
+        char envname[128], fenvname[136], src[160];
+        const char *v = env_for(spec, o, "", envname, sizeof envname);
+        const char *fv = (o->flags & SB_OPTF_FILEVALUE)
+                             ? env_for(spec, o, "_FILE", fenvname, sizeof fenvname)
+                             : NULL;
+        if (v && fv)
+            return sb_err_set(err, SB_EINVAL, "--%s: both %s and %s are set; set one", o->name,
+                              envname, fenvname);
         if (v) {
-            char src[160];
             snprintf(src, sizeof src, "environment variable %s", envname);
             if ((rc = apply(ext, o, settings, v, 0, src, err)))
                 return rc;
+        } else if (fv) {
+            snprintf(src, sizeof src, "environment variable %s", fenvname);
+            if ((rc = apply_file(ext, o, settings, fv, 0, src, err)))
+                return rc;
         }
     }
-    /* 4. flags; a LIST flag replaces values from lower layers on first use */
+    /* 4. flags; a LIST flag replaces values from lower layers on first use.
+     * list_seen per setting: 1 = a LIST flag was used, 2 = the value flag
+     * of a FILEVALUE setting, 4 = its -file flag. */
     unsigned char *list_seen = calloc(spec->nopts ? spec->nopts : 1, 1);
     if (!list_seen)
         return SB_ENOMEM;
@@ -557,12 +622,14 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
         }
         const struct sb_opt *o = NULL;
         const char *value = NULL;
-        int negated = 0;
+        int negated = 0, is_file = 0;
         if (arg[1] == '-') {
             const char *name = arg + 2;
             const char *eq = strchr(name, '=');
             size_t nl = eq ? (size_t)(eq - name) : strlen(name);
             o = find_opt(spec, name, nl);
+            if (!o && (o = find_file_opt(spec, name, nl)))
+                is_file = 1;
             if (!o && nl > 3 && strncmp(name, "no-", 3) == 0) {
                 o = find_opt(spec, name + 3, nl - 3);
                 if (o && o->type == SB_OPT_BOOL)
@@ -585,8 +652,11 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
             value = negated ? "false" : "true";
         if (!value) {
             if (a + 1 >= argc) {
-                rc = sb_err_set(err, SB_EINVAL, "option --%s needs a value (%s)", o->name,
-                                o->metavar ? o->metavar : "VALUE");
+                rc = sb_err_set(err, SB_EINVAL, "option --%s%s needs a value (%s)", o->name,
+                                is_file ? "-file" : "",
+                                is_file      ? "PATH"
+                                : o->metavar ? o->metavar
+                                             : "VALUE");
                 break;
             }
             value = argv[++a];
@@ -594,10 +664,18 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
         if (o->flags & SB_OPTF_CONFIGFILE)
             continue; /* already applied */
         int append = 0;
+        size_t idx = (size_t)(o - spec->opts);
+        if ((o->flags & SB_OPTF_FILEVALUE) && o->type == SB_OPT_STR) {
+            list_seen[idx] |= is_file ? 4 : 2;
+            if (list_seen[idx] == 6) {
+                rc = sb_err_set(err, SB_EINVAL, "give --%s or --%s-file, not both", o->name,
+                                o->name);
+                break;
+            }
+        }
         if (o->type == SB_OPT_LIST) {
-            size_t idx = (size_t)(o - spec->opts);
-            append = list_seen[idx];
-            list_seen[idx] = 1;
+            append = list_seen[idx] & 1;
+            list_seen[idx] |= 1;
         }
         if (o->type == SB_OPT_MAP)
             append = 1; /* one NAME=VALUE per flag, merged into the map */
@@ -606,10 +684,62 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
             list_clear((struct sb_strlist *)field(settings, o));
             append = 1;
         }
-        rc = apply(ext, o, settings, value, append, "flag", err);
+        if (is_file) {
+            char src[160];
+            snprintf(src, sizeof src, "flag --%s-file", o->name);
+            rc = apply_file(ext, o, settings, value, append, src, err);
+        } else {
+            rc = apply(ext, o, settings, value, append, "flag", err);
+        }
     }
     free(list_seen);
     return rc;
+}
+
+/* The help line of o's -file companion. */
+static void print_file_help(const struct sb_config_spec *spec, const struct sb_opt *o, FILE *out)
+{
+    char left[96], envname[136];
+    snprintf(left, sizeof left, "  --%s-file PATH", o->name);
+    fprintf(out,
+            "%-34s Read --%s from a file (not group-writable, not readable by others; "
+            "trailing newline ignored%s)",
+            left, o->name, o->type == SB_OPT_LIST ? "; one value a line" : "");
+    if (!(o->flags & SB_OPTF_NOENV)) {
+        if (o->env) {
+            const char *bar = strchr(o->env, '|');
+            snprintf(envname, sizeof envname, "%.*s_FILE",
+                     (int)(bar ? (size_t)(bar - o->env) : strlen(o->env)), o->env);
+        } else {
+            derived_env(spec, o, "_FILE", envname, sizeof envname);
+        }
+        fprintf(out, " [env %s]", envname);
+    }
+    fputc('\n', out);
+}
+
+size_t sb_config_secret_flags(const struct sb_config_spec *spec, int argc, char **argv,
+                              const char **names, size_t max)
+{
+    size_t n = 0;
+    for (int a = 1; a < argc && strcmp(argv[a], "--") != 0; a++) {
+        if (strncmp(argv[a], "--", 2) != 0)
+            continue;
+        const char *name = argv[a] + 2;
+        const char *eq = strchr(name, '=');
+        const struct sb_opt *o = find_opt(spec, name, eq ? (size_t)(eq - name) : strlen(name));
+        if (!o || !(o->flags & SB_OPTF_SECRET))
+            continue;
+        bool dup = false;
+        for (size_t i = 0; i < n && i < max; i++)
+            dup = dup || strcmp(names[i], o->name) == 0;
+        if (!dup) {
+            if (n < max)
+                names[n] = o->name;
+            n++;
+        }
+    }
+    return n;
 }
 
 void sb_config_print_help(const struct sb_config_spec *spec, FILE *out)
@@ -641,11 +771,13 @@ void sb_config_print_help(const struct sb_config_spec *spec, FILE *out)
                     fputs(*p == '|' ? ", " : (char[]){ *p, 0 }, out);
                 fprintf(out, "]");
             } else {
-                derived_env(spec, o, envname, sizeof envname);
+                derived_env(spec, o, "", envname, sizeof envname);
                 fprintf(out, " [env %s]", envname);
             }
         }
         fputc('\n', out);
+        if (o->flags & SB_OPTF_FILEVALUE)
+            print_file_help(spec, o, out);
     }
     fprintf(out, "  %-32s %s\n", "-h, --help", "Show this help and exit");
     if (spec->footer)

@@ -41,6 +41,14 @@ enum {
     SB_OPTF_CONFIGFILE = 2, /* this STR setting names the config file */
     SB_OPTF_NOENV = 4,      /* no environment variable */
     SB_OPTF_NOFILE = 8,     /* command line only: not accepted in a config file */
+    /* STR or LIST: the value may also be read from a file named by the
+     * companion "<name>-file" (flag --<name>-file PATH, env <ENV>_FILE for
+     * each of the setting's env names, "<name>-file = PATH" in the config
+     * file), with common/secretfile.h's permission policy and the trailing
+     * newline stripped. The companion counts as the layer it is given in;
+     * the value and its file in one layer (both env variables, both flags of
+     * a STR) are an error. For secrets, so that they need not be in argv. */
+    SB_OPTF_FILEVALUE = 16,
 };
 
 struct sb_strlist {
@@ -110,7 +118,8 @@ enum { SB_CONFIG_HELP = 1 }; /* sb_config_parse result when --help was given */
 /* Fills settings from defaults, file, env and argv (argv[0] is skipped).
  * Non-flag arguments are collected in order into pos (argv pointers, at most
  * maxpos; more is an error) and *npos. "--" ends flags. Returns 0,
- * SB_CONFIG_HELP, or SB_EINVAL/SB_EIO with err naming the setting. */
+ * SB_CONFIG_HELP, or SB_EINVAL/SB_EIO/SB_ECONFIG with err naming the
+ * setting (never a secret's value). */
 int sb_config_parse(const struct sb_config_spec *spec, void *settings, int argc, char **argv,
                     char **pos, size_t maxpos, size_t *npos, struct sb_err *err);
 /* sb_config_parse with extras (ext may be NULL): MAP sections, validators
@@ -122,6 +131,12 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
 int sb_config_set(const struct sb_config_spec *spec, void *settings, const char *name,
                   const char *value, struct sb_err *err);
 void sb_config_print_help(const struct sb_config_spec *spec, FILE *out);
+/* The SB_OPTF_SECRET settings whose value argv gives as a flag (readable by
+ * every user of the machine in /proc/PID/cmdline): their names, at most max
+ * stored in names, each once. Returns how many there are. A binary warns
+ * about them once its logger is up (never naming the value). */
+size_t sb_config_secret_flags(const struct sb_config_spec *spec, int argc, char **argv,
+                              const char **names, size_t max);
 /* Redacted view of the effective settings. New reference. */
 json_t *sb_config_dump(const struct sb_config_spec *spec, const void *settings);
 void sb_config_free(const struct sb_config_spec *spec, void *settings);

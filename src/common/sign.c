@@ -2,9 +2,20 @@
 #include "sign.h"
 #include "crypto.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+size_t sb_signing_key_prefix_len(const char *s)
+{
+    if (strncmp(s, "signkey-", 8) != 0)
+        return 0;
+    size_t n = 8;
+    while (isalnum((unsigned char)s[n]) || s[n] == '_')
+        n++;
+    return n > 8 && s[n] == '-' ? n + 1 : 0;
+}
 
 int sb_signing_key_init(struct sb_signing_key *k, const char *key, struct sb_err *err)
 {
@@ -14,14 +25,10 @@ int sb_signing_key_init(struct sb_signing_key *k, const char *key, struct sb_err
         return sb_err_set(err, SB_EINVAL, "signing key must be 1..%d characters",
                           SB_SIGKEY_MAX - 1);
     memcpy(k->plain, key, len + 1);
-    /* prefix "signkey-<env>-": env is a word without '-' */
-    size_t prefix_len = 0;
-    if (strncmp(key, "signkey-", 8) == 0) {
-        const char *dash = strchr(key + 8, '-');
-        if (!dash)
-            return sb_err_set(err, SB_EINVAL, "signing key must look like signkey-<env>-<hex>");
-        prefix_len = (size_t)(dash - key) + 1;
-    }
+    size_t prefix_len = sb_signing_key_prefix_len(key);
+    if (prefix_len == 0 && strncmp(key, "signkey-", 8) == 0)
+        return sb_err_set(err, SB_EINVAL,
+                          "signing key must look like signkey-<env>-<hex> or be bare hex");
     const char *hex = k->plain + prefix_len;
     size_t hexlen = len - prefix_len;
     uint8_t raw[SB_SIGKEY_MAX / 2];
@@ -37,6 +44,7 @@ int sb_signing_key_init(struct sb_signing_key *k, const char *key, struct sb_err
     snprintf(k->hashed, sizeof k->hashed, "%.*s%s", (int)prefix_len, k->plain, dhex);
     k->hmac_key = hex;
     k->hmac_key_len = hexlen;
+    k->prefix_len = prefix_len;
     return 0;
 }
 
@@ -91,14 +99,38 @@ int sb_sign_verify(const struct sb_signing_key *k, const char *header, const voi
     return 0;
 }
 
+const struct sb_signing_key *sb_sign_verify_any(const struct sb_signing_key *primary,
+                                                const struct sb_signing_key *fallback,
+                                                const char *header, const void *body, size_t len,
+                                                int64_t now_s, int64_t max_skew_s,
+                                                struct sb_err *err)
+{
+    if (sb_sign_verify(primary, header, body, len, now_s, max_skew_s, err) == 0)
+        return primary;
+    if (!fallback)
+        return NULL;
+    struct sb_err ferr = { 0 };
+    if (sb_sign_verify(fallback, header, body, len, now_s, max_skew_s, &ferr) == 0)
+        return fallback;
+    if (err && strcmp(ferr.msg, "signature does not match") == 0)
+        sb_err_set(err, SB_EAUTH, "signature matches neither the signing key nor its fallback");
+    return NULL;
+}
+
+/* Compares n bytes of a with b when b is n bytes long (constant time in n). */
+static int same(const char *a, size_t n, const char *b)
+{
+    return strlen(b) == n && sb_ct_equal(a, b, n);
+}
+
 int sb_signing_key_matches_bearer(const struct sb_signing_key *k, const char *bearer)
 {
-    size_t bl = strlen(bearer);
-    size_t pl = strlen(k->plain), hl = strlen(k->hashed);
+    const char *tok = bearer + sb_signing_key_prefix_len(bearer);
+    size_t tl = strlen(tok);
+    if (tl == 0)
+        return 0;
     int ok = 0;
-    if (bl == pl)
-        ok |= sb_ct_equal(bearer, k->plain, bl);
-    if (bl == hl)
-        ok |= sb_ct_equal(bearer, k->hashed, bl);
+    ok |= same(tok, tl, k->plain + k->prefix_len);
+    ok |= same(tok, tl, k->hashed + k->prefix_len);
     return ok;
 }

@@ -34,7 +34,9 @@ static char *dup_or(const char *a, const char *b)
 }
 
 /* INNGEST_DEV: "1"/"true" or a URL = dev (a URL is also the server);
- * "0"/"false" = signed; unset = dev unless a signing key is set. */
+ * "0"/"false" or unset = signed. As in the official SDKs (v3 and later),
+ * development mode must be asked for: a worker deployed without its key
+ * refuses to start instead of serving anyone unsigned. */
 static void read_dev(sysbus_app *app, const struct sysbus_options *o, const char **dev_url)
 {
     const char *v = sb_env("INNGEST_DEV");
@@ -47,7 +49,33 @@ static void read_dev(sysbus_app *app, const struct sysbus_options *o, const char
     } else if (v && *v) {
         app->dev = strcmp(v, "0") != 0 && strcasecmp(v, "false") != 0;
     } else {
-        app->dev = !app->has_key;
+        app->dev = false;
+    }
+}
+
+/* INNGEST_SIGNING_KEY (or the option) and INNGEST_SIGNING_KEY_FALLBACK: the
+ * fallback is the other key of a rotation, tried when a call's signature
+ * does not verify with the key, and as the bearer when the server refuses
+ * the key's (401/403), as the official SDKs do. */
+static void read_keys(sysbus_app *app, const struct sysbus_options *o)
+{
+    const char *key = o->signing_key ? o->signing_key : sb_env("INNGEST_SIGNING_KEY");
+    const char *fb = sb_env("INNGEST_SIGNING_KEY_FALLBACK");
+    struct sb_err err = { 0 };
+    if (key && *key) {
+        if (sb_signing_key_init(&app->key, key, &err) != 0)
+            sdk_config_error(app, "INNGEST_SIGNING_KEY: %s", err.msg);
+        else
+            app->has_key = true;
+    }
+    if (fb && *fb) {
+        if (sb_signing_key_init(&app->key_fallback, fb, &err) != 0)
+            sdk_config_error(app, "INNGEST_SIGNING_KEY_FALLBACK: %s", err.msg);
+        else if (!key || !*key)
+            sdk_config_error(app, "INNGEST_SIGNING_KEY_FALLBACK is set but INNGEST_SIGNING_KEY "
+                                  "is not (the fallback is the other key of a rotation)");
+        else
+            app->has_fallback = true;
     }
 }
 
@@ -79,14 +107,7 @@ sysbus_app *sysbus_app_new(const struct sysbus_options *opts)
     pthread_cond_init(&app->cond, NULL);
     app->fns_tail = &app->fns;
 
-    const char *key = o->signing_key ? o->signing_key : sb_env("INNGEST_SIGNING_KEY");
-    if (key && *key) {
-        struct sb_err err = { 0 };
-        if (sb_signing_key_init(&app->key, key, &err) != 0)
-            sdk_config_error(app, "INNGEST_SIGNING_KEY: %s", err.msg);
-        else
-            app->has_key = true;
-    }
+    read_keys(app, o);
     const char *dev_url;
     read_dev(app, o, &dev_url);
     app->app_id = dup_or(o->app_id, sb_env("INNGEST_APP_ID"));
@@ -125,8 +146,15 @@ sysbus_app *sysbus_app_new(const struct sysbus_options *opts)
     }
     app->register_at_start = o->register_at_start != 0;
     if (!app->dev && !app->has_key)
-        sdk_config_error(app, "signed mode needs INNGEST_SIGNING_KEY (or set INNGEST_DEV=1)");
+        sdk_config_error(app, "no signing key: set INNGEST_SIGNING_KEY (a worker runs signed "
+                              "unless INNGEST_DEV=1 asks for development mode, where nothing "
+                              "is authenticated)");
     return app;
+}
+
+const char *sysbus_config_error(const sysbus_app *app)
+{
+    return app->config_error[0] ? app->config_error : NULL;
 }
 
 const char *sysbus_app_id(const sysbus_app *app)

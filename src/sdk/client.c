@@ -11,26 +11,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The bearer header with k's hashed form, as the official SDKs send it. */
+static void auth_header_for(const struct sb_signing_key *k, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "Authorization: Bearer %s", k->hashed);
+}
+
 void sdk_auth_header(const sysbus_app *app, char *out, size_t outsz)
 {
     if (app->has_key && !app->dev)
-        snprintf(out, outsz, "Authorization: Bearer %s", app->key.hashed);
+        auth_header_for(&app->key, out, outsz);
     else
         out[0] = '\0';
 }
 
-/* One request to the server with the SDK's headers; the reply's JSON body
- * (new ref, NULL when not JSON) and status. -1 when unreachable. Messages
- * name the URL as `shown` (NULL: url), so that a credential in the URL (the
- * event key) never reaches errbuf and the log lines made from it. */
-static int server_request(sysbus_app *app, const char *method, const char *url, const char *shown,
-                          const char *body, long timeout_ms, int *status, json_t **json,
-                          char *errbuf, size_t errlen)
+/* One HTTP exchange with the given Authorization header ("" = none);
+ * messages name the URL as shown. */
+static int send_once(const char *method, const char *url, const char *shown, const char *body,
+                     long timeout_ms, const char *auth, struct sb_httpc_resp *resp,
+                     struct sb_err *err)
 {
-    if (!shown)
-        shown = url;
-    char auth[SB_SIGKEY_MAX + 40];
-    sdk_auth_header(app, auth, sizeof auth);
     const char *headers[] = { "Content-Type: application/json",
                               "X-Inngest-Sdk: " SDK_NAME ":v" SYSBUS_VERSION,
                               "X-Inngest-Framework: sysbus", auth[0] ? auth : NULL, NULL };
@@ -41,11 +41,35 @@ static int server_request(sysbus_app *app, const char *method, const char *url, 
                                 .body = body,
                                 .body_len = body ? strlen(body) : 0,
                                 .timeout_ms = timeout_ms };
+    return sb_httpc_do(&req, resp, err);
+}
+
+/* One request to the server with the SDK's headers; the reply's JSON body
+ * (new ref, NULL when not JSON) and status. -1 when unreachable. A 401 or
+ * 403 to the key's bearer is asked again with the fallback key's, as the
+ * official SDKs do during a rotation (the server may know only one).
+ * Messages name the URL as `shown` (NULL: url), so that a credential in the
+ * URL (the event key) never reaches errbuf and the log lines made from it. */
+static int server_request(sysbus_app *app, const char *method, const char *url, const char *shown,
+                          const char *body, long timeout_ms, int *status, json_t **json,
+                          char *errbuf, size_t errlen)
+{
+    if (!shown)
+        shown = url;
+    char auth[SB_SIGKEY_MAX + 40];
+    sdk_auth_header(app, auth, sizeof auth);
     struct sb_httpc_resp resp = { 0 };
     struct sb_err err = { 0 };
     *status = 0;
     *json = NULL;
-    if (sb_httpc_do(&req, &resp, &err) != 0) {
+    int rc = send_once(method, url, shown, body, timeout_ms, auth, &resp, &err);
+    if (rc == 0 && (resp.status == 401 || resp.status == 403) && auth[0] && app->has_fallback) {
+        sb_httpc_resp_free(&resp);
+        memset(&resp, 0, sizeof resp);
+        auth_header_for(&app->key_fallback, auth, sizeof auth);
+        rc = send_once(method, url, shown, body, timeout_ms, auth, &resp, &err);
+    }
+    if (rc != 0) {
         snprintf(errbuf, errlen, "%s", err.msg);
         sb_httpc_resp_free(&resp);
         return -1;

@@ -41,7 +41,8 @@ struct sysbus_app {
     /* configuration (app.c) */
     char *app_id, *base_url, *event_key, *serve_origin, *serve_path, *host, *app_version;
     struct sb_signing_key key;
-    bool has_key, dev, register_at_start;
+    struct sb_signing_key key_fallback; /* INNGEST_SIGNING_KEY_FALLBACK (rotation) */
+    bool has_key, has_fallback, dev, register_at_start;
     int port, threads;
     int64_t drain_grace_ms;
     char config_error[300]; /* first definition or option error */

@@ -94,20 +94,36 @@ static bool signed_mode(const sysbus_app *app)
     return !app->dev && app->has_key;
 }
 
-/* 0 when the request may proceed; else replied 401. */
-static int check_signature(sysbus_app *app, struct sb_req *req)
+/* The key that verified the request's signature (the answer is signed with
+ * it, as the official SDKs do), or NULL in dev mode (nothing to verify); sets
+ * *refused and replies 401 when it does not verify with the key or its
+ * fallback. */
+static const struct sb_signing_key *check_signature(sysbus_app *app, struct sb_req *req,
+                                                    bool *refused)
 {
+    *refused = false;
     if (!signed_mode(app))
-        return 0;
+        return NULL;
     size_t len;
     const char *body = sb_req_body(req, &len);
     struct sb_err err = { 0 };
     const char *sig = sb_req_header(req, "X-Inngest-Signature");
-    if (sb_sign_verify(&app->key, sig, body, len, sb_now_ms() / 1000, SIGNATURE_SKEW_S, &err) == 0)
-        return 0;
+    const struct sb_signing_key *used =
+        sb_sign_verify_any(&app->key, app->has_fallback ? &app->key_fallback : NULL, sig, body, len,
+                           sb_now_ms() / 1000, SIGNATURE_SKEW_S, &err);
+    if (used)
+        return used;
+    *refused = true;
     sdk_headers(req);
     sb_reply_error(req, 401, "BAD_SIGNATURE", "%s", err.msg);
-    return -1;
+    return NULL;
+}
+
+/* What the JS SDK reports of a key in introspection: the first 12 hex
+ * digits of its hashed form (no prefix), or null. */
+static json_t *key_hash12(const struct sb_signing_key *k, bool has)
+{
+    return has ? json_stringn(k->hashed + k->prefix_len, 12) : json_null();
 }
 
 static void introspect(struct sb_req *req)
@@ -115,9 +131,10 @@ static void introspect(struct sb_req *req)
     sysbus_app *app = sb_req_app(req);
     const char *sig = sb_req_header(req, "X-Inngest-Signature");
     struct sb_err err = { 0 };
-    bool authed = app->dev || (signed_mode(app) && sig &&
-                               sb_sign_verify(&app->key, sig, "", 0, sb_now_ms() / 1000,
-                                              SIGNATURE_SKEW_S, &err) == 0);
+    bool authed =
+        app->dev || (signed_mode(app) && sig &&
+                     sb_sign_verify_any(&app->key, app->has_fallback ? &app->key_fallback : NULL,
+                                        sig, "", 0, sb_now_ms() / 1000, SIGNATURE_SKEW_S, &err));
     json_t *o =
         json_pack("{s:i, s:b, s:b, s:s, s:s}", "function_count", (int)app->nfns, "has_event_key",
                   app->event_key && *app->event_key, "has_signing_key", app->has_key, "mode",
@@ -131,6 +148,9 @@ static void introspect(struct sb_req *req)
         json_object_set_new(o, "framework", json_string("sysbus"));
         json_object_set_new(o, "serve_url", json_string(url));
         json_object_set_new(o, "api_origin", json_string(app->base_url));
+        json_object_set_new(o, "signing_key_hash", key_hash12(&app->key, app->has_key));
+        json_object_set_new(o, "signing_key_fallback_hash",
+                            key_hash12(&app->key_fallback, app->has_fallback));
         free(url);
     } else if (sig) {
         json_object_set_new(o, "authentication_succeeded", json_false());
@@ -180,7 +200,7 @@ static json_t *load_from_api(sysbus_app *app, const json_t *body, char *err, siz
     return full;
 }
 
-static void reply_call(sysbus_app *app, struct sb_req *req, struct sdk_response *r)
+static void reply_call(const struct sb_signing_key *key, struct sb_req *req, struct sdk_response *r)
 {
     sdk_headers(req);
     if (r->no_retry >= 0)
@@ -197,9 +217,9 @@ static void reply_call(sysbus_app *app, struct sb_req *req, struct sdk_response 
         sb_reply_error(req, 500, "UNSERIALIZABLE", "the function's result is not valid JSON");
         return;
     }
-    if (signed_mode(app)) {
+    if (key) {
         char sig[128];
-        sb_sign_body(&app->key, text, len, sb_now_ms() / 1000, sig, sizeof sig);
+        sb_sign_body(key, text, len, sb_now_ms() / 1000, sig, sizeof sig);
         sb_reply_header(req, "X-Inngest-Signature", sig);
     }
     sb_reply_raw(req, r->status, "application/json", text, len);
@@ -209,8 +229,10 @@ static void call(struct sb_req *req)
 {
     sysbus_app *app = sb_req_app(req);
     const char *probe = sb_req_query(req, "probe");
+    bool refused;
     if (probe && strcmp(probe, "trust") == 0) {
-        if (check_signature(app, req) == 0) {
+        check_signature(app, req, &refused);
+        if (!refused) {
             sdk_headers(req);
             sb_reply_raw(req, 200, "application/json", strdup(""), 0);
         }
@@ -223,7 +245,8 @@ static void call(struct sb_req *req)
         sb_reply_error(req, 503, "DRAINING", "the worker is shutting down; retry elsewhere");
         goto out;
     }
-    if (check_signature(app, req) != 0)
+    const struct sb_signing_key *key = check_signature(app, req, &refused);
+    if (refused)
         goto out;
     const char *fn_id = sb_req_query(req, "fnId");
     const char *step_id = sb_req_query(req, "stepId");
@@ -263,7 +286,7 @@ static void call(struct sb_req *req)
     struct sdk_response r;
     sdk_execute(app, fn, body, step_id, &r);
     json_decref(body);
-    reply_call(app, req, &r);
+    reply_call(key, req, &r);
 out:
     __atomic_sub_fetch(&app->inflight, 1, __ATOMIC_SEQ_CST);
 }

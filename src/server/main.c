@@ -29,6 +29,61 @@ static int fail(const char *event, int code, const char *msg)
     return code;
 }
 
+/* A key given as a flag is in /proc/PID/cmdline for every user to read:
+ * say so (naming the flag, never the value) and name the safe ways. */
+static void warn_secret_flags(int argc, char **argv)
+{
+    const char *names[8];
+    size_t n = sb_config_secret_flags(&sbd_config_spec, argc, argv, names, 8);
+    for (size_t i = 0; i < n && i < 8; i++) {
+        char env[64];
+        size_t k = (size_t)snprintf(env, sizeof env, "SYSBUS_");
+        for (const char *p = names[i]; *p && k + 1 < sizeof env; p++)
+            env[k++] = *p == '-' ? '_' : (char)(*p - ('a' <= *p && *p <= 'z' ? 32 : 0));
+        env[k] = '\0';
+        SB_LOGK(SB_WARN, "secret_on_command_line", ((struct sb_lf[]){ LF_S("flag", names[i]) }),
+                "--%s was given on the command line, where every user of this machine can read "
+                "it (/proc/PID/cmdline, ps): set %s or --%s-file PATH instead",
+                names[i], env, names[i]);
+    }
+}
+
+/* Parses the signing key and its fallback; the checks that need both. 0 or
+ * -1 after printing why (exit 2: the configuration must change). */
+static int load_keys(struct sbd *sbd)
+{
+    struct sb_err err = { 0 };
+    if (sbd->cfg.signing_key) {
+        if (sb_signing_key_init(&sbd->signing_key, sbd->cfg.signing_key, &err) != 0) {
+            fprintf(stderr, "sysbusd: --signing-key: %s\n", err.msg);
+            return -1;
+        }
+        sbd->has_signing_key = true;
+    }
+    if (sbd->cfg.signing_key_fallback) {
+        if (!sbd->has_signing_key) {
+            fprintf(stderr, "sysbusd: --signing-key-fallback needs --signing-key (the key calls "
+                            "are signed with)\n");
+            return -1;
+        }
+        if (sb_signing_key_init(&sbd->signing_key_fallback, sbd->cfg.signing_key_fallback, &err) !=
+            0) {
+            fprintf(stderr, "sysbusd: --signing-key-fallback: %s\n", err.msg);
+            return -1;
+        }
+        sbd->has_signing_key_fallback = true;
+    }
+    if (!sbd->cfg.dev && (!sbd->has_signing_key || sbd->cfg.event_keys.n == 0)) {
+        fprintf(stderr,
+                "sysbusd: refusing to start unsigned: give the signing key (SYSBUS_SIGNING_KEY or\n"
+                "--signing-key-file) and at least one event key (SYSBUS_EVENT_KEY or\n"
+                "--event-key-file), or run with --dev for local development (no authentication,\n"
+                "unsigned calls).\n");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct sbd sbd; /* owned by main for the process lifetime */
@@ -54,20 +109,9 @@ int main(int argc, char **argv)
     }
     sb_log_init("sysbusd", level, 2);
 
-    if (sbd.cfg.signing_key) {
-        if (sb_signing_key_init(&sbd.signing_key, sbd.cfg.signing_key, &err) != 0) {
-            fprintf(stderr, "sysbusd: --signing-key: %s\n", err.msg);
-            return EXIT_USAGE;
-        }
-        sbd.has_signing_key = true;
-    }
-    if (!sbd.cfg.dev && (!sbd.has_signing_key || sbd.cfg.event_keys.n == 0)) {
-        fprintf(stderr,
-                "sysbusd: refusing to start unsigned: give --signing-key (or SYSBUS_SIGNING_KEY)\n"
-                "and at least one --event-key (or SYSBUS_EVENT_KEY), or run with --dev for local\n"
-                "development (no authentication, unsigned calls).\n");
+    warn_secret_flags(argc, argv);
+    if (load_keys(&sbd) != 0)
         return EXIT_USAGE;
-    }
     sbd.signed_mode = !sbd.cfg.dev;
     /* Few threads allocate at once here; two malloc arenas keep memory that
      * one thread freed usable by the others instead of growing RSS. */

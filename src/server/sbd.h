@@ -24,9 +24,11 @@ struct sb_scheduler;
 
 struct sbd {
     struct sbd_settings cfg;
-    bool signed_mode; /* !cfg.dev: sign calls, require keys */
-    struct sb_signing_key signing_key;
+    bool signed_mode;                  /* !cfg.dev: sign calls, require keys */
+    struct sb_signing_key signing_key; /* signs calls and syncs; accepted as a bearer */
     bool has_signing_key;
+    struct sb_signing_key signing_key_fallback; /* rotation: also accepted as a bearer */
+    bool has_signing_key_fallback;
     struct sb_store *store; /* writable connection: writer thread only */
     struct sb_writer *writer;
     struct sb_registry *registry;

@@ -17,12 +17,17 @@ static const struct sb_opt opts[] = {
     { "data-dir", SB_OPT_STR, S(data_dir), ".sysbus", "DIR",
       "Directory of the SQLite store (created if missing)", 0, 0, 0, 0, NULL, 0 },
     { "signing-key", SB_OPT_STR, S(signing_key), NULL, "KEY",
-      "Signing key (signkey-<env>-<hex>): signs calls to workers, authenticates workers and "
-      "the REST API",
-      SB_OPTF_SECRET, 0, 0, 0, NULL, 0 },
+      "Signing key (signkey-<env>-<hex> or bare hex; workers may hold either form): signs "
+      "calls to workers, authenticates workers and the REST API. Prefer the environment or "
+      "--signing-key-file: a flag is visible to every user in the process list",
+      SB_OPTF_SECRET | SB_OPTF_FILEVALUE, 0, 0, 0, NULL, 0 },
+    { "signing-key-fallback", SB_OPT_STR, S(signing_key_fallback), NULL, "KEY",
+      "Previous signing key during a rotation: still accepted from workers and the REST API; "
+      "calls are signed with --signing-key",
+      SB_OPTF_SECRET | SB_OPTF_FILEVALUE, 0, 0, 0, NULL, 0 },
     { "event-key", SB_OPT_LIST, S(event_keys), NULL, "KEY",
-      "Event key accepted by POST /e/{key}; comma-separated in the environment", SB_OPTF_SECRET, 0,
-      0, 0, NULL, 0 },
+      "Event key accepted by POST /e/{key}; comma-separated in the environment",
+      SB_OPTF_SECRET | SB_OPTF_FILEVALUE, 0, 0, 0, NULL, 0 },
     { "dev", SB_OPT_BOOL, S(dev), "false", NULL,
       "Development mode: no keys needed, calls unsigned, every endpoint open", 0, 0, 0, 0, NULL,
       0 },

@@ -14,6 +14,7 @@ struct sbd_settings {
     int64_t port;
     char *data_dir;
     char *signing_key;
+    char *signing_key_fallback; /* still accepted from workers during a rotation */
     struct sb_strlist event_keys;
     bool dev;
     char *log_level;

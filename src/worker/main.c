@@ -15,6 +15,8 @@
 #define SB_VERSION "dev"
 #endif
 
+enum { EXIT_CONFIG = 2 }; /* bad command line or configuration: do not restart */
+
 struct worker {
     sysbus_app *app;
     const char *role;
@@ -33,11 +35,17 @@ static void usage(FILE *out)
           "  --version   print the version and exit\n"
           "\n"
           "Environment: WORKER_ROLE=host|cluster (default host), INNGEST_APP_ID\n"
-          "(default system-bus-<role>), INNGEST_BASE_URL, INNGEST_SIGNING_KEY,\n"
+          "(default system-bus-<role>), INNGEST_BASE_URL, INNGEST_SIGNING_KEY\n"
+          "(required unless INNGEST_DEV=1), INNGEST_SIGNING_KEY_FALLBACK,\n"
           "INNGEST_EVENT_KEY, INNGEST_DEV, INNGEST_SERVE_ORIGIN, PORT,\n"
           "SYSBUS_DRAIN_GRACE (default 25s), SYSBUS_DIAG_LOG, LOG_LEVEL, and the\n"
           "webhook secrets GITHUB_WEBHOOK_SECRET, VERCEL_WEBHOOK_SECRET,\n"
-          "WEBHOOK_SECRET_<PROVIDER>.\n",
+          "WEBHOOK_SECRET_<PROVIDER>.\n"
+          "\n"
+          "Exit codes: 0 stopped after draining; 1 could not start (cannot listen,\n"
+          "duplicate function ids, SYSBUS_DIAG_LOG); 2 bad command line or\n"
+          "configuration, e.g. no INNGEST_SIGNING_KEY outside INNGEST_DEV=1\n"
+          "(permanent: do not restart without changing it).\n",
           out);
 }
 
@@ -73,7 +81,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "system-bus-worker: unknown argument '%s'\n", argv[i]);
             usage(stderr);
-            return 2;
+            return EXIT_CONFIG;
         }
     }
     const char *lvl = getenv("LOG_LEVEL");
@@ -121,6 +129,16 @@ int main(int argc, char **argv)
         json_decref(w.ids);
         sysbus_app_free(w.app);
         return 0;
+    }
+    const char *cfg_err = sysbus_config_error(w.app);
+    if (cfg_err) {
+        /* permanent until the environment changes: exit 2, which systemd's
+         * RestartPreventExitStatus=2 and an operator read as "fix the config" */
+        fprintf(stderr, "system-bus-worker: configuration error: %s\n", cfg_err);
+        SB_LOG(SB_ERROR, "config_error", "configuration error: %s", cfg_err);
+        json_decref(w.ids);
+        sysbus_app_free(w.app);
+        return EXIT_CONFIG;
     }
     if (diag_log_open() != 0)
         return 1;

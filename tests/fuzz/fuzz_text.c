@@ -1,6 +1,6 @@
 /* Fuzz target: small text parsers fed by HTTP headers and payloads:
  * signature headers, Retry-After, durations, ISO and HTTP dates, base64,
- * ULIDs. */
+ * ULIDs, signing keys and bearer tokens. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +27,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct sb_err err;
     sb_sign_verify(&key, s, "body", 4, 1795800000, 300, &err);
+    /* any bearer: stripped of at most one prefix, compared, never matched by
+     * something that is not a form of the key */
+    if (sb_signing_key_matches_bearer(&key, s) && !strstr(s, "8a9f3b2c1d0e4f5a6b7c8d9e0f1a2b3c") &&
+        !strstr(s, "83b93c23d48fc6ad1be182af708f60a5c995a5bbbf4379f41d940aab622d0202"))
+        abort();
+    struct sb_signing_key any;
+    sb_signing_key_init(&any, s, &err);
     int64_t ms = sb_retry_after_ms(s, 1795800000000);
     if (ms != -1 && (ms < 1000 || ms > 86400000))
         abort();

@@ -159,9 +159,13 @@ cat > '${d}/notify.stdin'
 echo sent >> '${d}/notify.count'
 `, { mode: 0o755 });
     const config = path.join(d, "talon.ini");
+    // a development worker: without INNGEST_DEV=1 (or a key) it refuses to start
+    const workerEnv = path.join(d, "worker.env");
+    fs.writeFileSync(workerEnv, "INNGEST_DEV=1\n");
     fs.writeFileSync(config, `[worker]
 command = ${WORKER}
 port = ${await freePort()}
+env_file = ${workerEnv}
 [probes]
 file = ${probes}
 interval_secs = 1

@@ -90,21 +90,25 @@ export function toolEnv() {
   return env;
 }
 
-export async function startSysbusd({ dev = true, args = [], env = {}, dataDir } = {}) {
+// Signed (dev: false): the keys come from the environment, as in production
+// (a key given as a flag is readable by every user in /proc/PID/cmdline);
+// signingKey picks another key (any form; null: no keys in the environment,
+// the caller gives them), env overrides either.
+export async function startSysbusd({ dev = true, args = [], env = {}, dataDir, signingKey = SIGNING_KEY } = {}) {
   dataDir = dataDir || tmpdir("sysbusd-");
   const base = ["--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, "--retry-base", "20ms",
     "--sync-interval", "0", "--log-level", "info"];
   if (dev) base.push("--dev");
-  else base.push("--signing-key", SIGNING_KEY, "--event-key", EVENT_KEY);
+  const keys = dev || signingKey === null ? {} : { SYSBUS_SIGNING_KEY: signingKey, SYSBUS_EVENT_KEY: EVENT_KEY };
   const fullArgs = [...base, ...args];
-  const proc = spawn(path.join(BIN, "sysbusd"), fullArgs, { env: { ...cleanEnv(), ...env } });
+  const proc = spawn(path.join(BIN, "sysbusd"), fullArgs, { env: { ...cleanEnv(), ...keys, ...env } });
   const out = track(proc, "sysbusd");
   const ready = await waitForLine(out, (j) => j.event === "listening", "sysbusd");
   const server = {
     proc, out, dataDir, dev, args, env,
     port: ready.port,
     url: `http://127.0.0.1:${ready.port}`,
-    token: dev ? undefined : SIGNING_KEY,
+    token: dev ? undefined : signingKey,
     eventKey: dev ? "dev-key" : EVENT_KEY,
     // Graceful stop; fails on a non-zero exit or a sanitizer report.
     async stop() {
@@ -125,19 +129,19 @@ export async function startSysbusd({ dev = true, args = [], env = {}, dataDir } 
     },
     // A new process on the same data directory (and port when free).
     async restart(extraArgs = []) {
-      return startSysbusd({ dev, args: [...args, ...extraArgs], env, dataDir });
+      return startSysbusd({ dev, args: [...args, ...extraArgs], env, dataDir, signingKey });
     },
   };
   return server;
 }
 
-export async function startWorker({ sdk = "v4", server, appId, execLog, signed, env = {}, port = 0 } = {}) {
+export async function startWorker({ sdk = "v4", server, appId, execLog, signed, env = {}, port = 0, signingKey = SIGNING_KEY } = {}) {
   signed = signed ?? (server && !server.dev);
   const wenv = {
     ...cleanEnv(), SDK: sdk, PORT: String(port), SYSBUS_URL: server.url,
     APP_ID: appId || `compat-${sdk}`,
   };
-  if (signed) { wenv.SIGNING_KEY = SIGNING_KEY; wenv.EVENT_KEY = EVENT_KEY; }
+  if (signed) { wenv.SIGNING_KEY = signingKey; wenv.EVENT_KEY = EVENT_KEY; }
   if (execLog) wenv.EXEC_LOG = execLog;
   Object.assign(wenv, env); // the caller's overrides win
   const proc = spawn(process.execPath, [path.join(COMPAT, "worker.mjs")], { env: wenv, cwd: COMPAT });
@@ -155,11 +159,13 @@ export async function startWorker({ sdk = "v4", server, appId, execLog, signed, 
 }
 
 // Starts system-bus-worker (the C worker) against server: signed when the
-// server is, on a free loopback port; resolves once it has registered.
-export async function startCWorker({ server, role, appId, diagLog, env = {}, waitRegistered = true } = {}) {
+// server is (with signingKey), on a free loopback port; resolves once it has
+// registered. Dev mode is asked for explicitly (INNGEST_DEV=1): without it
+// and without a key the worker refuses to start.
+export async function startCWorker({ server, role, appId, diagLog, env = {}, waitRegistered = true, signingKey = SIGNING_KEY } = {}) {
   const wenv = { ...cleanEnv(), HOST: "127.0.0.1", PORT: "0", INNGEST_BASE_URL: server.url, LOG_LEVEL: "debug" };
   if (server.dev) wenv.INNGEST_DEV = "1";
-  else Object.assign(wenv, { INNGEST_DEV: "0", INNGEST_SIGNING_KEY: SIGNING_KEY, INNGEST_EVENT_KEY: EVENT_KEY });
+  else Object.assign(wenv, { INNGEST_DEV: "0", INNGEST_SIGNING_KEY: signingKey, INNGEST_EVENT_KEY: EVENT_KEY });
   if (role) wenv.WORKER_ROLE = role;
   if (appId) wenv.INNGEST_APP_ID = appId;
   if (diagLog) wenv.SYSBUS_DIAG_LOG = diagLog;

@@ -46,7 +46,10 @@ static int bearer_ok(struct sb_req *req, struct sbd *sbd)
     const char *tok = auth + 7;
     while (*tok == ' ')
         tok++;
-    return sb_signing_key_matches_bearer(&sbd->signing_key, tok);
+    /* during a rotation workers may hold the old key or the new one */
+    return sb_signing_key_matches_bearer(&sbd->signing_key, tok) |
+           (sbd->has_signing_key_fallback &&
+            sb_signing_key_matches_bearer(&sbd->signing_key_fallback, tok));
 }
 
 static int event_key_ok(struct sb_req *req, struct sbd *sbd)

@@ -36,6 +36,94 @@ static void hashed_key_is_sha256_of_decoded_hex(void **state)
     assert_false(sb_signing_key_matches_bearer(&k, ""));
 }
 
+#define HEX "8a9f3b2c1d0e4f5a6b7c8d9e0f1a2b3c"
+#define HASH "83b93c23d48fc6ad1be182af708f60a5c995a5bbbf4379f41d940aab622d0202"
+
+/* The server and the SDK may hold the same key in different forms (bare hex
+ * from `openssl rand -hex 32`, signkey-prod-<hex> from Inngest's UI): every
+ * bearer form matches every configured form, and both forms sign alike. */
+static void every_form_of_a_key_matches_every_other(void **state)
+{
+    (void)state;
+    const char *configured[] = { HEX, "signkey-prod-" HEX, KEY, "signkey-branch_2-" HEX };
+    const char *bearers[] = { HEX,
+                              HASH,
+                              "signkey-prod-" HEX,
+                              "signkey-prod-" HASH,
+                              KEY,
+                              "signkey-test-" HASH,
+                              "signkey-x-" HASH };
+    char sig0[160];
+    for (size_t i = 0; i < sizeof configured / sizeof *configured; i++) {
+        struct sb_signing_key k;
+        assert_int_equal(sb_signing_key_init(&k, configured[i], NULL), 0);
+        for (size_t j = 0; j < sizeof bearers / sizeof *bearers; j++)
+            assert_true(sb_signing_key_matches_bearer(&k, bearers[j]));
+        char sig[160];
+        sb_sign_body(&k, "body", 4, 1000, sig, sizeof sig);
+        if (i == 0)
+            memcpy(sig0, sig, sizeof sig);
+        assert_string_equal(sig, sig0);
+    }
+    struct sb_signing_key bare;
+    sb_signing_key_init(&bare, HEX, NULL);
+    assert_string_equal(bare.hashed, HASH);
+    assert_int_equal(bare.prefix_len, 0);
+}
+
+static void a_wrong_key_matches_in_no_form(void **state)
+{
+    (void)state;
+    struct sb_signing_key k;
+    sb_signing_key_init(&k, "signkey-prod-" HEX, NULL);
+    const char *wrong[] = {
+        "8a9f3b2c1d0e4f5a6b7c8d9e0f1a2b3d", "signkey-prod-8a9f3b2c1d0e4f5a6b7c8d9e0f1a2b3d",
+        "signkey-prod-" HASH "00", "signkey-prod-", "signkey-", "", "signkey-prod-" HEX "x",
+        /* a prefix is stripped once only, and must be a word */
+        "signkey-a-signkey-prod-" HEX, "signkey-p.d-" HEX, "signkey--" HEX, "Signkey-prod-" HEX
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++)
+        assert_false(sb_signing_key_matches_bearer(&k, wrong[i]));
+}
+
+static void prefix_is_signkey_word_dash(void **state)
+{
+    (void)state;
+    assert_int_equal(sb_signing_key_prefix_len("signkey-prod-ab"), 13);
+    assert_int_equal(sb_signing_key_prefix_len("signkey-a_1-ab"), 12);
+    assert_int_equal(sb_signing_key_prefix_len("signkey--ab"), 0);
+    assert_int_equal(sb_signing_key_prefix_len("signkey-prod"), 0);
+    assert_int_equal(sb_signing_key_prefix_len("ab"), 0);
+    struct sb_signing_key k;
+    struct sb_err err = { 0 };
+    assert_int_equal(sb_signing_key_init(&k, "signkey-p.d-" HEX, &err), SB_EINVAL);
+}
+
+/* Rotation: a call signed with either key verifies, the answer is signed with
+ * the key that verified it, and a third key is refused. */
+static void verify_any_tries_the_fallback(void **state)
+{
+    (void)state;
+    struct sb_signing_key k1, k2, k3;
+    sb_signing_key_init(&k1, "signkey-prod-" HEX, NULL);
+    sb_signing_key_init(&k2, "signkey-prod-00112233445566778899aabbccddeeff", NULL);
+    sb_signing_key_init(&k3, "ffeeddccbbaa99887766554433221100", NULL);
+    char s1[160], s2[160], s3[160];
+    sb_sign_body(&k1, "b", 1, 1000, s1, sizeof s1);
+    sb_sign_body(&k2, "b", 1, 1000, s2, sizeof s2);
+    sb_sign_body(&k3, "b", 1, 1000, s3, sizeof s3);
+    struct sb_err err = { 0 };
+    assert_ptr_equal(sb_sign_verify_any(&k2, &k1, s2, "b", 1, 1000, 300, &err), &k2);
+    assert_ptr_equal(sb_sign_verify_any(&k2, &k1, s1, "b", 1, 1000, 300, &err), &k1);
+    assert_null(sb_sign_verify_any(&k2, &k1, s3, "b", 1, 1000, 300, &err));
+    assert_non_null(strstr(err.msg, "fallback"));
+    assert_null(sb_sign_verify_any(&k2, NULL, s1, "b", 1, 1000, 300, &err));
+    assert_string_equal(err.msg, "signature does not match");
+    /* a stale signature says so, whichever key made it */
+    assert_null(sb_sign_verify_any(&k2, &k1, s1, "b", 1, 2000, 300, &err));
+    assert_non_null(strstr(err.msg, "away from this clock"));
+}
+
 static void verify_accepts_fresh_and_rejects_stale_or_tampered(void **state)
 {
     (void)state;
@@ -94,6 +182,10 @@ int main(void)
         cmocka_unit_test(hashed_key_is_sha256_of_decoded_hex),
         cmocka_unit_test(verify_accepts_fresh_and_rejects_stale_or_tampered),
         cmocka_unit_test(bad_keys_are_refused),
+        cmocka_unit_test(every_form_of_a_key_matches_every_other),
+        cmocka_unit_test(a_wrong_key_matches_in_no_form),
+        cmocka_unit_test(prefix_is_signkey_word_dash),
+        cmocka_unit_test(verify_any_tries_the_fallback),
         cmocka_unit_test(step_ids_hash_like_the_sdk),
         cmocka_unit_test(base64_decodes_with_and_without_padding),
     };
