@@ -1,8 +1,10 @@
 /* config.c - declarative settings: flags > env > file > default (see config.h).
  * Owns the parsing of every layer (flags, environment, the INI-like config
- * file with its [section] prefixes and free-form MAP sections), --help and
- * the redacted dump. Not thread-safe: binaries parse once, at start. */
+ * file with its [section] prefixes and free-form MAP sections); --help and
+ * the redacted dump are in config_help.c. Not thread-safe: binaries parse
+ * once, at start. */
 #include "config.h"
+#include "config_internal.h"
 #include "clock.h"
 #include "secretfile.h"
 
@@ -294,10 +296,8 @@ static bool name_eq(const char *a, const char *b, size_t n)
     return true;
 }
 
-/* The setting called name (len bytes; '-' and '_' interchangeable, as config
- * files often use '_'), or NULL. */
-static const struct sb_opt *find_opt(const struct sb_config_spec *spec, const char *name,
-                                     size_t len)
+const struct sb_opt *sb_config_find_opt(const struct sb_config_spec *spec, const char *name,
+                                      size_t len)
 {
     for (size_t i = 0; i < spec->nopts; i++) {
         const char *n = spec->opts[i].name;
@@ -314,7 +314,7 @@ static const struct sb_opt *find_file_opt(const struct sb_config_spec *spec, con
 {
     if (len <= 5 || !name_eq(name + len - 5, "-file", 5))
         return NULL;
-    const struct sb_opt *o = find_opt(spec, name, len - 5);
+    const struct sb_opt *o = sb_config_find_opt(spec, name, len - 5);
     return o && (o->flags & SB_OPTF_FILEVALUE) ? o : NULL;
 }
 
@@ -346,9 +346,8 @@ static int apply_file(const struct sb_config_ext *ext, const struct sb_opt *o, v
     return rc;
 }
 
-/* Derived env name: PREFIX_NAME_IN_CAPS, then suffix ("" or "_FILE"). */
-static void derived_env(const struct sb_config_spec *spec, const struct sb_opt *o,
-                        const char *suffix, char *out, size_t outsz)
+void sb_config_derived_env(const struct sb_config_spec *spec, const struct sb_opt *o,
+                           const char *suffix, char *out, size_t outsz)
 {
     size_t n = (size_t)snprintf(out, outsz, "%s_", spec->env_prefix);
     for (const char *p = o->name; *p && n + 1 < outsz; p++)
@@ -364,7 +363,7 @@ static const char *env_for(const struct sb_config_spec *spec, const struct sb_op
     if (o->flags & SB_OPTF_NOENV)
         return NULL;
     if (!o->env) {
-        derived_env(spec, o, suffix, name, namesz);
+        sb_config_derived_env(spec, o, suffix, name, namesz);
         return sb_env(name);
     }
     for (const char *p = o->env; *p;) {
@@ -486,7 +485,7 @@ static int load_file(const struct sb_config_spec *spec, const struct sb_config_e
             snprintf(full, sizeof full, "%.*s", (int)kl, key);
             snprintf(src, sizeof src, "config file %s:%d", path, lineno);
         }
-        const struct sb_opt *o = find_opt(spec, full, strlen(full));
+        const struct sb_opt *o = sb_config_find_opt(spec, full, strlen(full));
         if (o && (o->flags & (SB_OPTF_CONFIGFILE | SB_OPTF_NOFILE)))
             o = NULL;
         if (o) {
@@ -517,7 +516,7 @@ static int load_file(const struct sb_config_spec *spec, const struct sb_config_e
 int sb_config_set(const struct sb_config_spec *spec, void *settings, const char *name,
                   const char *value, struct sb_err *err)
 {
-    const struct sb_opt *o = find_opt(spec, name, strlen(name));
+    const struct sb_opt *o = sb_config_find_opt(spec, name, strlen(name));
     if (!o)
         return sb_err_set(err, SB_EINVAL, "unknown setting '%s'", name);
     return apply(NULL, o, settings, value, o->type == SB_OPT_LIST || o->type == SB_OPT_MAP, "flag",
@@ -627,11 +626,11 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
             const char *name = arg + 2;
             const char *eq = strchr(name, '=');
             size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-            o = find_opt(spec, name, nl);
+            o = sb_config_find_opt(spec, name, nl);
             if (!o && (o = find_file_opt(spec, name, nl)))
                 is_file = 1;
             if (!o && nl > 3 && strncmp(name, "no-", 3) == 0) {
-                o = find_opt(spec, name + 3, nl - 3);
+                o = sb_config_find_opt(spec, name + 3, nl - 3);
                 if (o && o->type == SB_OPT_BOOL)
                     negated = 1;
                 else
@@ -694,135 +693,6 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
     }
     free(list_seen);
     return rc;
-}
-
-/* The help line of o's -file companion. */
-static void print_file_help(const struct sb_config_spec *spec, const struct sb_opt *o, FILE *out)
-{
-    char left[96], envname[136];
-    snprintf(left, sizeof left, "  --%s-file PATH", o->name);
-    fprintf(out,
-            "%-34s Read --%s from a file (not group-writable, not readable by others; "
-            "trailing newline ignored%s)",
-            left, o->name, o->type == SB_OPT_LIST ? "; one value a line" : "");
-    if (!(o->flags & SB_OPTF_NOENV)) {
-        if (o->env) {
-            const char *bar = strchr(o->env, '|');
-            snprintf(envname, sizeof envname, "%.*s_FILE",
-                     (int)(bar ? (size_t)(bar - o->env) : strlen(o->env)), o->env);
-        } else {
-            derived_env(spec, o, "_FILE", envname, sizeof envname);
-        }
-        fprintf(out, " [env %s]", envname);
-    }
-    fputc('\n', out);
-}
-
-size_t sb_config_secret_flags(const struct sb_config_spec *spec, int argc, char **argv,
-                              const char **names, size_t max)
-{
-    size_t n = 0;
-    for (int a = 1; a < argc && strcmp(argv[a], "--") != 0; a++) {
-        if (strncmp(argv[a], "--", 2) != 0)
-            continue;
-        const char *name = argv[a] + 2;
-        const char *eq = strchr(name, '=');
-        const struct sb_opt *o = find_opt(spec, name, eq ? (size_t)(eq - name) : strlen(name));
-        if (!o || !(o->flags & SB_OPTF_SECRET))
-            continue;
-        bool dup = false;
-        for (size_t i = 0; i < n && i < max; i++)
-            dup = dup || strcmp(names[i], o->name) == 0;
-        if (!dup) {
-            if (n < max)
-                names[n] = o->name;
-            n++;
-        }
-    }
-    return n;
-}
-
-void sb_config_print_help(const struct sb_config_spec *spec, FILE *out)
-{
-    fprintf(out, "Usage: %s\n\n", spec->usage);
-    if (spec->summary)
-        fprintf(out, "%s\n\n", spec->summary);
-    fprintf(out, "Options (precedence: flag > environment > config file > default):\n");
-    for (size_t i = 0; i < spec->nopts; i++) {
-        const struct sb_opt *o = &spec->opts[i];
-        char left[96];
-        int n;
-        if (o->short_flag)
-            n = snprintf(left, sizeof left, "  -%c, --%s", o->short_flag, o->name);
-        else
-            n = snprintf(left, sizeof left, "  --%s", o->name);
-        if (o->type != SB_OPT_BOOL && n > 0 && (size_t)n < sizeof left)
-            snprintf(left + n, sizeof left - (size_t)n, " %s", o->metavar ? o->metavar : "VALUE");
-        fprintf(out, "%-34s %s", left, o->help);
-        if (o->def && !(o->flags & SB_OPTF_SECRET))
-            fprintf(out, " (default: %s)", o->def);
-        if (o->type == SB_OPT_LIST || o->type == SB_OPT_MAP)
-            fprintf(out, " (repeatable)");
-        char envname[128];
-        if (!(o->flags & SB_OPTF_NOENV)) {
-            if (o->env) {
-                fprintf(out, " [env ");
-                for (const char *p = o->env; *p; p++)
-                    fputs(*p == '|' ? ", " : (char[]){ *p, 0 }, out);
-                fprintf(out, "]");
-            } else {
-                derived_env(spec, o, "", envname, sizeof envname);
-                fprintf(out, " [env %s]", envname);
-            }
-        }
-        fputc('\n', out);
-        if (o->flags & SB_OPTF_FILEVALUE)
-            print_file_help(spec, o, out);
-    }
-    fprintf(out, "  %-32s %s\n", "-h, --help", "Show this help and exit");
-    if (spec->footer)
-        fprintf(out, "\n%s\n", spec->footer);
-}
-
-json_t *sb_config_dump(const struct sb_config_spec *spec, const void *settings)
-{
-    json_t *o = json_object();
-    for (size_t i = 0; i < spec->nopts; i++) {
-        const struct sb_opt *opt = &spec->opts[i];
-        const void *f = (const char *)settings + opt->offset;
-        json_t *v = NULL;
-        switch (opt->type) {
-        case SB_OPT_STR: {
-            const char *s = *(char *const *)f;
-            v = !s                              ? json_null()
-                : (opt->flags & SB_OPTF_SECRET) ? json_string("<redacted>")
-                                                : json_string(s);
-            break;
-        }
-        case SB_OPT_INT:
-        case SB_OPT_DURATION: v = json_integer(*(const int64_t *)f); break;
-        case SB_OPT_BOOL: v = json_boolean(*(const bool *)f); break;
-        case SB_OPT_LIST: {
-            const struct sb_strlist *l = f;
-            v = json_array();
-            for (size_t j = 0; j < l->n; j++)
-                json_array_append_new(
-                    v, json_string((opt->flags & SB_OPTF_SECRET) ? "<redacted>" : l->v[j]));
-            break;
-        }
-        case SB_OPT_MAP: {
-            const struct sb_strmap *m = f;
-            v = json_object();
-            for (size_t j = 0; j < m->n; j++)
-                json_object_set_new(
-                    v, m->key[j],
-                    json_string((opt->flags & SB_OPTF_SECRET) ? "<redacted>" : m->val[j]));
-            break;
-        }
-        }
-        json_object_set_new(o, opt->name, v ? v : json_null());
-    }
-    return o;
 }
 
 void sb_config_free(const struct sb_config_spec *spec, void *settings)

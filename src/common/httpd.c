@@ -1,13 +1,19 @@
-/* httpd.c - libmicrohttpd glue: routing, bounded bodies, suspend/resume.
+/* httpd.c - libmicrohttpd glue: routing, bounded bodies, suspend/resume,
+ * and the defences against hostile clients (a connection cap per peer
+ * address, request framing checks, answers before the body when the headers
+ * already decide, rate-limited MHD log lines; the deadlines per connection
+ * are in httpd_conn.c). See docs/internals/http.md.
  *
  * Threads: MHD's pool threads run the access handler; sb_reply_* may run on
  * any thread. A request moves NEW -> HANDLING -> (READY | SUSPENDED -> READY)
  * -> QUEUED; transitions happen under the request's lock, so a reply from
  * another thread either finds the request still in its handler (the handler's
  * caller then queues it) or suspended (it resumes the connection, and MHD
- * calls the access handler again, which queues it). */
+ * calls the access handler again, which queues it). The watchdog thread
+ * reports stuck requests and expires connections (httpd_conn.h). */
 #include "httpd.h"
-#include "bgthread.h"
+#include "httpd_conn.h"
+#include "httpd_framing.h"
 #include "buf.h"
 #include "clock.h"
 #include "json.h"
@@ -25,6 +31,11 @@
 
 #define MAX_PARAMS 4
 #define MAX_HEADERS 8
+#define CONN_LIMIT 4096 /* connections at once, all peers */
+#define PEER_CONNS_DEFAULT 1024
+#define HEADER_TIMEOUT_MS_DEFAULT 30000
+#define BODY_TIMEOUT_MS_DEFAULT 60000
+#define LOG_PATH_MAX 160 /* a logged path is cut here */
 
 enum req_state { REQ_NEW, REQ_HANDLING, REQ_SUSPEND_WANTED, REQ_SUSPENDED, REQ_READY, REQ_QUEUED };
 
@@ -35,7 +46,16 @@ struct sb_httpd {
     pthread_mutex_t wlock;  /* guards the watch list */
     struct sb_req *watched; /* suspended requests, not yet sent */
     int64_t nwatched;
-    struct sb_bg watchdog;
+    pthread_t watchdog;
+    bool watchdog_started;
+    int stopping;              /* atomic: the watchdog ends */
+    int64_t tick_ms;           /* watchdog period */
+    struct sb_conns conns;     /* deadlines per connection */
+    struct sb_log_limit limit; /* MHD's lines and our own per-client lines */
+    /* While MHD_start_daemon runs, its messages are kept here (guarded by
+     * limit.lock) for the one error that sb_httpd_start returns. */
+    bool starting;
+    char start_msg[512];
 };
 
 #define STUCK_SUSPENDED_MS (11 * 60 * 1000)
@@ -50,7 +70,9 @@ struct sb_req {
     char *path;
     char *params[MAX_PARAMS];
     struct sb_buf body;
-    int early_status; /* 404/405/413 decided before the handler */
+    int early_status; /* 400/404/405/413 decided before the handler */
+    char early_msg[160];
+    bool body_done; /* the final access call has come */
     char allowed[64];
     enum req_state state;
     int status;
@@ -100,33 +122,91 @@ static void watch_remove(struct sb_req *r)
     pthread_mutex_unlock(&d->wlock);
 }
 
+static void report_stuck(struct sb_httpd *d, int64_t now)
+{
+    pthread_mutex_lock(&d->wlock);
+    for (struct sb_req *r = d->watched; r; r = r->wnext) {
+        if (r->reported)
+            continue;
+        int64_t susp = __atomic_load_n(&r->suspended_at, __ATOMIC_RELAXED);
+        int64_t ready = __atomic_load_n(&r->ready_at, __ATOMIC_RELAXED);
+        char path[LOG_PATH_MAX];
+        if (ready && now - ready > STUCK_READY_MS) {
+            r->reported = true;
+            SB_LOG(SB_ERROR, "http_reply_not_sent",
+                   "%s %s was answered %lld ms ago but its response has not been sent", r->method,
+                   sb_redact_path(r->path, path, sizeof path), (long long)(now - ready));
+        } else if (!ready && now - susp > STUCK_SUSPENDED_MS) {
+            r->reported = true;
+            SB_LOG(SB_ERROR, "http_stuck_suspended", "%s %s has waited %lld s for its answer",
+                   r->method, sb_redact_path(r->path, path, sizeof path),
+                   (long long)((now - susp) / 1000));
+        }
+    }
+    pthread_mutex_unlock(&d->wlock);
+}
+
+/* Connections shut down for their deadlines, counted between the log lines
+ * that report them (the watchdog's own; at most one line a second each). */
+struct expired_tally {
+    unsigned headers, body;
+    char method[16], path[LOG_PATH_MAX]; /* the last body one */
+};
+
+static void report_expired(struct sb_httpd *d, int64_t now, const struct sb_conns_expired *e,
+                           struct expired_tally *t)
+{
+    static const char ev_headers[] = "http_header_timeout", ev_body[] = "http_body_timeout";
+    uint64_t dropped;
+    t->headers += e->headers;
+    t->body += e->body;
+    if (e->body) {
+        memcpy(t->method, e->method, sizeof t->method);
+        snprintf(t->path, sizeof t->path, "%s", e->path);
+    }
+    if (t->headers && sb_log_limit_pass(&d->limit, ev_headers, now, &dropped)) {
+        SB_LOGK(SB_WARN, ev_headers,
+                ((struct sb_lf[]){ LF_I("connections", t->headers),
+                                   LF_I("timeout_ms", d->conns.header_ms) }),
+                "closed %u connection(s) that sent no complete request headers within %lld ms",
+                t->headers, (long long)d->conns.header_ms);
+        t->headers = 0;
+    }
+    if (t->body && sb_log_limit_pass(&d->limit, ev_body, now, &dropped)) {
+        SB_LOGK(SB_WARN, ev_body,
+                ((struct sb_lf[]){ LF_I("connections", t->body), LF_S("method", t->method),
+                                   LF_S("path", t->path), LF_I("timeout_ms", d->conns.body_ms) }),
+                "closed %u connection(s) whose request body was not complete within %lld ms "
+                "(the last: %s %s)",
+                t->body, (long long)d->conns.body_ms, t->method, t->path);
+        t->body = 0;
+    }
+    /* Idle kept-alive connections closing is ordinary: debug only. */
+    if (e->idle)
+        SB_LOG(SB_DEBUG, "http_idle_closed",
+               "closed %u kept-alive connection(s) with no new request within %lld ms", e->idle,
+               (long long)d->conns.header_ms);
+}
+
+/* The watchdog: every tick, reports stuck requests and ends connections
+ * past their deadlines; in between, drains lingering connections. */
 static void *watchdog_main(void *arg)
 {
     struct sb_httpd *d = arg;
-    pthread_mutex_lock(&d->watchdog.lock);
-    while (!d->watchdog.stop) {
-        sb_bg_wait_ms(&d->watchdog, 1000);
+    struct expired_tally tally = { 0 };
+    int64_t next = sb_mono_ms() + d->tick_ms;
+    while (!__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE)) {
         int64_t now = sb_mono_ms();
-        pthread_mutex_lock(&d->wlock);
-        for (struct sb_req *r = d->watched; r; r = r->wnext) {
-            if (r->reported)
-                continue;
-            int64_t susp = __atomic_load_n(&r->suspended_at, __ATOMIC_RELAXED);
-            int64_t ready = __atomic_load_n(&r->ready_at, __ATOMIC_RELAXED);
-            if (ready && now - ready > STUCK_READY_MS) {
-                r->reported = true;
-                SB_LOG(SB_ERROR, "http_reply_not_sent",
-                       "%s %s was answered %lld ms ago but its response has not been sent",
-                       r->method, r->path, (long long)(now - ready));
-            } else if (!ready && now - susp > STUCK_SUSPENDED_MS) {
-                r->reported = true;
-                SB_LOG(SB_ERROR, "http_stuck_suspended", "%s %s has waited %lld s for its answer",
-                       r->method, r->path, (long long)((now - susp) / 1000));
-            }
+        if (now < next) {
+            sb_conns_wait(&d->conns, next - now);
+            continue;
         }
-        pthread_mutex_unlock(&d->wlock);
+        next = now + d->tick_ms;
+        report_stuck(d, now);
+        struct sb_conns_expired e;
+        sb_conns_expire(&d->conns, now, &e);
+        report_expired(d, now, &e, &tally);
     }
-    pthread_mutex_unlock(&d->watchdog.lock);
     return NULL;
 }
 
@@ -222,17 +302,36 @@ void sb_reply_header(struct sb_req *r, const char *name, const char *value)
         r->nhdr++;
 }
 
-void sb_reply_raw(struct sb_req *r, int status, const char *ctype, char *body, size_t len)
+/* Takes status and body (stolen) as the reply of r, unless it has one
+ * already: a second reply is refused, logged and freed, and counts nowhere.
+ * errmsg (5xx errors) is logged as the request's one http_error line. Both
+ * happen under r's lock, before the reply can reach MHD: once a suspended
+ * request is resumed, MHD's thread may end it (and free r) at any time. */
+static void reply_take(struct sb_req *r, int status, const char *ctype, char *body, size_t len,
+                       const char *errmsg)
 {
     struct sb_httpd *d = r->d;
-    if (d->cfg.on_reply)
-        d->cfg.on_reply(r, status);
+    char path[LOG_PATH_MAX];
     pthread_mutex_lock(&r->lock);
     if (r->state == REQ_READY || r->state == REQ_QUEUED) {
+        SB_LOGK(SB_ERROR, "http_double_reply",
+                ((struct sb_lf[]){ LF_S("method", r->method),
+                                   LF_S("path", sb_redact_path(r->path, path, sizeof path)),
+                                   LF_I("status", status), LF_I("first_status", r->status) }),
+                "second reply (%d) to %s %s ignored", status, r->method, path);
         pthread_mutex_unlock(&r->lock);
-        SB_LOG(SB_ERROR, "http_double_reply", "second reply to %s %s ignored", r->method, r->path);
         free(body);
         return;
+    }
+    if (d->cfg.on_reply)
+        d->cfg.on_reply(r, status);
+    if (errmsg) {
+        char msg[1024];
+        SB_LOGK(SB_WARN, "http_error",
+                ((struct sb_lf[]){ LF_S("method", r->method),
+                                   LF_S("path", sb_redact_path(r->path, path, sizeof path)),
+                                   LF_I("status", status) }),
+                "%s", sb_redact_path(errmsg, msg, sizeof msg));
     }
     r->status = status;
     r->resp = body;
@@ -247,7 +346,12 @@ void sb_reply_raw(struct sb_req *r, int status, const char *ctype, char *body, s
     pthread_mutex_unlock(&r->lock);
 }
 
-void sb_reply_json(struct sb_req *r, int status, json_t *body)
+void sb_reply_raw(struct sb_req *r, int status, const char *ctype, char *body, size_t len)
+{
+    reply_take(r, status, ctype, body, len, NULL);
+}
+
+static void reply_json_logged(struct sb_req *r, int status, json_t *body, const char *errmsg)
 {
     size_t len = 0;
     char *text = sb_json_dumps(body ? body : json_null(), &len);
@@ -256,8 +360,22 @@ void sb_reply_json(struct sb_req *r, int status, json_t *body)
         text = strdup("{\"error\":\"response could not be encoded\",\"status\":500}");
         len = text ? strlen(text) : 0;
         status = 500;
+        errmsg = "response could not be encoded";
     }
-    sb_reply_raw(r, status, "application/json", text, len);
+    reply_take(r, status, "application/json", text, len, errmsg);
+}
+
+void sb_reply_json(struct sb_req *r, int status, json_t *body)
+{
+    reply_json_logged(r, status, body, NULL);
+}
+
+static json_t *error_body(int status, const char *code, const char *msg)
+{
+    json_t *o = json_pack("{s:s, s:i}", "error", msg, "status", status);
+    if (o && code)
+        json_object_set_new(o, "code", json_string(code));
+    return o;
 }
 
 void sb_reply_error(struct sb_req *r, int status, const char *code, const char *fmt, ...)
@@ -267,15 +385,7 @@ void sb_reply_error(struct sb_req *r, int status, const char *code, const char *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_t *o = json_pack("{s:s, s:i}", "error", msg, "status", status);
-    if (code)
-        json_object_set_new(o, "code", json_string(code));
-    if (status >= 500)
-        SB_LOGK(SB_WARN, "http_error",
-                ((struct sb_lf[]){ LF_S("method", r->method), LF_S("path", r->path),
-                                   LF_I("status", status) }),
-                "%s", msg);
-    sb_reply_json(r, status, o);
+    reply_json_logged(r, status, error_body(status, code, msg), status >= 500 ? msg : NULL);
 }
 
 void sb_req_suspend(struct sb_req *r)
@@ -293,6 +403,8 @@ static void early_reply(struct sb_req *r)
     struct sb_httpd *d = r->d;
     if (r->early_status == 413) {
         sb_reply_error(r, 413, "TOO_LARGE", "request body exceeds %zu bytes", r->body.max);
+    } else if (r->early_status == 400) {
+        sb_reply_error(r, 400, "BAD_FRAMING", "%s", r->early_msg);
     } else if (d->cfg.fallback) {
         d->cfg.fallback(r, r->early_status == 405 ? r->allowed : NULL);
     } else if (r->early_status == 405) {
@@ -304,6 +416,96 @@ static void early_reply(struct sb_req *r)
     }
 }
 
+/* Hands r's reply to MHD (state READY), suspends it (SUSPEND_WANTED), or,
+ * when the handler did neither, answers 500 for it. After the handler (or an
+ * early answer) on MHD's thread. */
+static enum MHD_Result after_handler(struct sb_req *r)
+{
+    char path[LOG_PATH_MAX];
+    pthread_mutex_lock(&r->lock);
+    if (r->state == REQ_READY) {
+        r->state = REQ_QUEUED;
+        pthread_mutex_unlock(&r->lock);
+        return queue_reply(r);
+    }
+    if (r->state == REQ_SUSPEND_WANTED) {
+        r->state = REQ_SUSPENDED;
+        watch_add(r);
+        MHD_suspend_connection(r->conn);
+        pthread_mutex_unlock(&r->lock);
+        return MHD_YES;
+    }
+    pthread_mutex_unlock(&r->lock);
+    /* The handler neither replied nor suspended: a bug, answer anyway (this
+     * line is the request's one log line: the 500 is not logged again). */
+    SB_LOG(SB_ERROR, "http_no_reply", "handler for %s %s did not reply", r->method,
+           sb_redact_path(r->path, path, sizeof path));
+    reply_json_logged(r, 500, error_body(500, "INTERNAL", "internal error: no reply"), NULL);
+    pthread_mutex_lock(&r->lock);
+    if (r->state == REQ_READY) {
+        r->state = REQ_QUEUED;
+        pthread_mutex_unlock(&r->lock);
+        return queue_reply(r);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return MHD_YES;
+}
+
+/* Whether the request has a body still to come (MHD has not read it yet). */
+static bool body_pending(struct MHD_Connection *conn)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+           (cl && strtoull(cl, NULL, 10) > 0);
+}
+
+/* The first access call: the headers are in, no byte of the body is read.
+ * What the headers alone decide (bad framing 400, a declared length over
+ * the limit 413, and 404/405 when a body would follow) is answered now:
+ * MHD then reads no body and closes the connection after the answer, which
+ * lingers so that a client busy sending its body still reads the answer. */
+static enum MHD_Result on_headers(struct sb_httpd *d, struct MHD_Connection *conn, const char *url,
+                                  const char *method, void **con_cls)
+{
+    struct sb_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return MHD_NO;
+    r->d = d;
+    r->conn = conn;
+    pthread_mutex_init(&r->lock, NULL);
+    r->method = method;
+    r->path = strdup(url);
+    r->state = REQ_NEW;
+    if (!r->path) {
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return MHD_NO;
+    }
+    *con_cls = r;
+    find_route(d, r);
+    r->body.max = (r->route && r->route->body_max) ? r->route->body_max : d->cfg.body_max;
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int framing = sb_httpd_check_framing(conn, r->early_msg, sizeof r->early_msg);
+    if (framing)
+        r->early_status = framing;
+    else if (cl && strtoull(cl, NULL, 10) > r->body.max && r->early_status != 404 &&
+             r->early_status != 405)
+        r->early_status = 413;
+    if (!r->early_status || !(framing || body_pending(conn))) {
+        sb_conns_body(&d->conns, conn, r->method, r->path);
+        return MHD_YES;
+    }
+    sb_conns_busy(&d->conns, conn);
+    sb_conns_linger(&d->conns, conn);
+    pthread_mutex_lock(&r->lock);
+    r->state = REQ_HANDLING;
+    pthread_mutex_unlock(&r->lock);
+    early_reply(r);
+    return after_handler(r);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
@@ -311,30 +513,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     struct sb_httpd *d = cls;
     (void)version;
     struct sb_req *r = *con_cls;
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r)
-            return MHD_NO;
-        r->d = d;
-        r->conn = conn;
-        pthread_mutex_init(&r->lock, NULL);
-        r->method = method;
-        r->path = strdup(url);
-        r->state = REQ_NEW;
-        if (!r->path) {
-            pthread_mutex_destroy(&r->lock);
-            free(r);
-            return MHD_NO;
-        }
-        find_route(d, r);
-        r->body.max = (r->route && r->route->body_max) ? r->route->body_max : d->cfg.body_max;
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > r->body.max && !r->early_status)
-            r->early_status = 413;
-        *con_cls = r;
-        return MHD_YES;
-    }
+    if (!r)
+        return on_headers(d, conn, url, method, con_cls);
     if (*upload_size > 0) {
         if (!r->early_status && sb_buf_append(&r->body, upload, *upload_size) != 0) {
             r->early_status = 413;
@@ -342,6 +522,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         *upload_size = 0;
         return MHD_YES;
+    }
+    if (!r->body_done) {
+        r->body_done = true;
+        sb_conns_busy(&d->conns, conn);
     }
 
     pthread_mutex_lock(&r->lock);
@@ -356,8 +540,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return queue_reply(r);
     }
     if (st != REQ_NEW) {
+        char path[LOG_PATH_MAX];
         SB_LOG(SB_ERROR, "http_resumed_without_reply", "%s %s was resumed before its reply",
-               r->method, r->path);
+               r->method, sb_redact_path(r->path, path, sizeof path));
         return MHD_YES;
     }
 
@@ -366,39 +551,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         early_reply(r);
     else if (!d->cfg.authorize || d->cfg.authorize(r, r->route) == 0)
         r->route->handler(r);
-
-    pthread_mutex_lock(&r->lock);
-    enum MHD_Result ret = MHD_YES;
-    if (r->state == REQ_READY) {
-        r->state = REQ_QUEUED;
-        pthread_mutex_unlock(&r->lock);
-        return queue_reply(r);
-    }
-    if (r->state == REQ_SUSPEND_WANTED) {
-        r->state = REQ_SUSPENDED;
-        watch_add(r);
-        MHD_suspend_connection(conn);
-        pthread_mutex_unlock(&r->lock);
-        return MHD_YES;
-    }
-    pthread_mutex_unlock(&r->lock);
-    /* The handler neither replied nor suspended: a bug, answer anyway. */
-    SB_LOG(SB_ERROR, "http_no_reply", "handler for %s %s did not reply", r->method, r->path);
-    sb_reply_error(r, 500, "INTERNAL", "internal error: no reply");
-    pthread_mutex_lock(&r->lock);
-    if (r->state == REQ_READY) {
-        r->state = REQ_QUEUED;
-        pthread_mutex_unlock(&r->lock);
-        return queue_reply(r);
-    }
-    pthread_mutex_unlock(&r->lock);
-    return ret;
+    return after_handler(r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)conn, (void)toe;
+    struct sb_httpd *d = cls;
+    (void)toe;
+    /* first: the connection's entry borrows the request's path */
+    sb_conns_request_done(&d->conns, conn);
     struct sb_req *r = *con_cls;
     if (!r)
         return;
@@ -419,16 +581,49 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* libmicrohttpd only logs problems, but a client can cause most of them at
+ * will (one line for each connection over a limit, or closed with its
+ * request unfinished): at most one line a second per message (its format
+ * string), saying how many were left out since. A message may quote a
+ * request's path, hence the redaction. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    /* libmicrohttpd only logs problems (resource limits, failed wake-ups) */
-    SB_LOG(SB_WARN, "mhd", "%s", msg);
+    struct sb_httpd *d = cls;
+    char raw[512], msg[512];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    size_t n = strlen(raw);
+    while (n && (raw[n - 1] == '\n' || raw[n - 1] == '\r'))
+        raw[--n] = '\0';
+    sb_redact_path(raw, msg, sizeof msg);
+    pthread_mutex_lock(&d->limit.lock);
+    bool starting = d->starting;
+    if (starting)
+        snprintf(d->start_msg, sizeof d->start_msg, "%s", msg);
+    pthread_mutex_unlock(&d->limit.lock);
+    if (starting)
+        return; /* said once, in sb_httpd_start's error */
+    uint64_t dropped = 0;
+    if (!sb_log_limit_pass(&d->limit, fmt, sb_mono_ms(), &dropped))
+        return;
+    if (dropped)
+        SB_LOGK(SB_WARN, "mhd", ((struct sb_lf[]){ LF_I("suppressed", dropped) }),
+                "%s (and %llu more like it since the last one, not logged)", msg,
+                (unsigned long long)dropped);
+    else
+        SB_LOG(SB_WARN, "mhd", "%s", msg);
+}
+
+static unsigned or_default(unsigned v, unsigned def)
+{
+    return v ? v : def;
+}
+
+static void httpd_free(struct sb_httpd *d)
+{
+    sb_conns_destroy(&d->conns);
+    sb_log_limit_destroy(&d->limit);
+    pthread_mutex_destroy(&d->wlock);
+    free(d);
 }
 
 int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, struct sb_err *err)
@@ -440,6 +635,17 @@ int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, str
     if (d->cfg.threads < 1)
         d->cfg.threads = 1;
     pthread_mutex_init(&d->wlock, NULL);
+    unsigned header_ms = or_default(cfg->header_timeout_ms, HEADER_TIMEOUT_MS_DEFAULT);
+    unsigned body_ms = or_default(cfg->body_timeout_ms, BODY_TIMEOUT_MS_DEFAULT);
+    if (sb_conns_init(&d->conns, header_ms, body_ms, err) != 0) {
+        pthread_mutex_destroy(&d->wlock);
+        free(d);
+        return SB_EIO;
+    }
+    sb_log_limit_init(&d->limit, 1000);
+    /* a quarter of the shortest deadline, so none is overrun by much */
+    unsigned shortest = header_ms < body_ms ? header_ms : body_ms;
+    d->tick_ms = shortest / 4 < 50 ? 50 : shortest / 4 > 1000 ? 1000 : shortest / 4;
 
     struct addrinfo hints = { 0 }, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -449,7 +655,7 @@ int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, str
     snprintf(portstr, sizeof portstr, "%d", cfg->port);
     int gai = getaddrinfo(cfg->host, portstr, &hints, &ai);
     if (gai != 0) {
-        free(d);
+        httpd_free(d);
         return sb_err_set(err, SB_ECONFIG, "cannot resolve listen address '%s': %s", cfg->host,
                           gai_strerror(gai));
     }
@@ -457,28 +663,46 @@ int sb_httpd_start(const struct sb_httpd_config *cfg, struct sb_httpd **out, str
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* a pool of one thread is no pool (MHD warns if asked for one) */
+    struct MHD_OptionItem pool[] = {
+        { d->cfg.threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+          (intptr_t)d->cfg.threads, NULL },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    d->starting = true;
+    /* The port argument only names the port in MHD's messages (the address
+     * comes from MHD_OPTION_SOCK_ADDR); with 0, a taken port was reported as
+     * "port 0". */
     d->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, d, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)d->cfg.threads,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_CONNECTION_TIMEOUT,
+        flags, (uint16_t)cfg->port, NULL, NULL, on_access, d, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, d, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_ARRAY, pool,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_NOTIFY_CONNECTION, sb_conns_notify,
+        &d->conns, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(cfg->idle_timeout_s ? cfg->idle_timeout_s : 120), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+        (unsigned)CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        or_default(cfg->max_conns_per_peer, PEER_CONNS_DEFAULT), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_END);
     freeaddrinfo(ai);
+    pthread_mutex_lock(&d->limit.lock);
+    d->starting = false;
+    pthread_mutex_unlock(&d->limit.lock);
     if (!d->mhd) {
-        pthread_mutex_destroy(&d->wlock);
-        free(d);
-        return sb_err_set(err, SB_EIO,
-                          "cannot listen on %s:%d (address in use or not available here)",
-                          cfg->host, cfg->port);
+        int rc =
+            sb_err_set(err, SB_EIO, "cannot listen on %s:%d: %s", cfg->host, cfg->port,
+                       d->start_msg[0] ? d->start_msg : "address in use or not available here");
+        httpd_free(d);
+        return rc;
     }
+    if (d->start_msg[0]) /* a warning from a start that went through */
+        SB_LOG(SB_WARN, "mhd", "%s", d->start_msg);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
     d->port = info ? info->port : cfg->port;
-    if (sb_bg_start(&d->watchdog, watchdog_main, d, "http watchdog", err) != 0) {
+    if (pthread_create(&d->watchdog, NULL, watchdog_main, d) != 0) {
         MHD_stop_daemon(d->mhd);
-        pthread_mutex_destroy(&d->wlock);
-        free(d);
-        return SB_EIO;
+        httpd_free(d);
+        return sb_err_errno(err, SB_EIO, "cannot start the http watchdog thread");
     }
+    d->watchdog_started = true;
     *out = d;
     return 0;
 }
@@ -492,10 +716,12 @@ void sb_httpd_stop(struct sb_httpd *d)
 {
     if (!d)
         return;
-    sb_bg_stop(&d->watchdog);
+    __atomic_store_n(&d->stopping, 1, __ATOMIC_RELEASE);
+    sb_conns_wake(&d->conns);
+    if (d->watchdog_started)
+        pthread_join(d->watchdog, NULL);
     MHD_stop_daemon(d->mhd);
-    pthread_mutex_destroy(&d->wlock);
-    free(d);
+    httpd_free(d);
 }
 
 /* ---- accessors ---- */

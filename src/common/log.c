@@ -233,3 +233,107 @@ void sb_log_emit(int level, const char *event, const struct sb_lf *fields, size_
         write_all(log_fd, b.data, b.len);
     sb_buf_free(&b);
 }
+
+/* ---- redaction ---- */
+
+/* Length of the segment at p when it is "e" (any case, or percent-encoded)
+ * followed by '/', else 0. */
+static size_t key_segment_prefix(const char *p)
+{
+    if ((p[0] == 'e' || p[0] == 'E') && p[1] == '/')
+        return 1;
+    if (p[0] == '%' && (p[1] == '6' || p[1] == '4') && (p[2] == '5') && p[3] == '/')
+        return 3;
+    return 0;
+}
+
+static bool ends_path(char c)
+{
+    return c == '\0' || c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\'' || c == '"' ||
+           c == '`' || c == '?' || c == '#';
+}
+
+const char *sb_redact_path(const char *text, char *buf, size_t buflen)
+{
+    static const char mark[] = "<redacted>";
+    size_t o = 0;
+    if (!buflen)
+        return buf;
+#define PUT(c)              \
+    do {                    \
+        if (o + 1 < buflen) \
+            buf[o++] = (c); \
+    } while (0)
+    for (const char *p = text ? text : ""; *p;) {
+        size_t seg = p[0] == '/' ? key_segment_prefix(p + 1) : 0;
+        if (!seg) {
+            PUT(*p++);
+            continue;
+        }
+        for (size_t i = 0; i < seg + 2; i++) /* "/e/" as it was written */
+            PUT(p[i]);
+        p += seg + 2;
+        if (ends_path(*p))
+            continue;
+        for (const char *m = mark; *m; m++)
+            PUT(*m);
+        while (!ends_path(*p))
+            p++;
+    }
+#undef PUT
+    buf[o] = '\0';
+    return buf;
+}
+
+/* ---- rate limit ---- */
+
+void sb_log_limit_init(struct sb_log_limit *l, int64_t interval_ms)
+{
+    memset(l, 0, sizeof *l);
+    pthread_mutex_init(&l->lock, NULL);
+    l->interval_ms = interval_ms;
+}
+
+void sb_log_limit_destroy(struct sb_log_limit *l)
+{
+    pthread_mutex_destroy(&l->lock);
+}
+
+bool sb_log_limit_pass(struct sb_log_limit *l, const void *kind, int64_t now_ms,
+                       uint64_t *suppressed)
+{
+    pthread_mutex_lock(&l->lock);
+    int found = -1, oldest = 0;
+    for (int i = 0; i < SB_LOG_LIMIT_KINDS; i++) {
+        if (l->slot[i].kind == kind) {
+            found = i;
+            break;
+        }
+        if (!l->slot[i].kind ||
+            (l->slot[oldest].kind && l->slot[i].seen_ms < l->slot[oldest].seen_ms))
+            oldest = i;
+    }
+    bool pass;
+    if (found < 0) {
+        /* a new kind (or one evicted since): its first line passes */
+        l->slot[oldest].kind = kind;
+        l->slot[oldest].passed_ms = now_ms;
+        l->slot[oldest].seen_ms = now_ms;
+        l->slot[oldest].suppressed = 0;
+        *suppressed = 0;
+        pass = true;
+    } else if (now_ms - l->slot[found].passed_ms >= l->interval_ms) {
+        *suppressed = l->slot[found].suppressed;
+        l->slot[found].suppressed = 0;
+        l->slot[found].passed_ms = now_ms;
+        l->slot[found].seen_ms = now_ms;
+        pass = true;
+    } else {
+        l->slot[found].suppressed++;
+        l->slot[found].seen_ms = now_ms;
+        *suppressed = 0;
+        pass = false;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return pass;
+}

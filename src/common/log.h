@@ -7,10 +7,13 @@
  * name that tests and operators can grep for; fields carry context. The level
  * check happens in the macro, before any argument is evaluated. Thread-safe:
  * every line is formatted in a local buffer and written with one write(2);
- * the file sink's size check, rotation and write happen under one mutex. */
+ * the file sink's size check, rotation and write happen under one mutex.
+ * Also here: sb_redact_path (keeps event keys out of logged paths) and a
+ * per-kind rate limit for lines a client can cause at will. */
 #ifndef SB_LOG_H
 #define SB_LOG_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,5 +72,45 @@ void sb_log_emit(int level, const char *event, const struct sb_lf *fields, size_
             sb_log_emit((lvl), (ev), (fields), sizeof(fields) / sizeof(struct sb_lf), \
                         __VA_ARGS__);                                                 \
     } while (0)
+
+/* ---- redaction ---- */
+
+/* Copies text (a request path, or a message that may quote one) into buf,
+ * replacing everything after a path segment "e" (also "E", "%65", "%45")
+ * up to the end of that path (whitespace, a quote, '?', '#' or the end) with
+ * "<redacted>": "/e/<key>" carries an event key, the only credential any of
+ * our routes puts in a path. "/e/k1/x" gives "/e/<redacted>"; "request for
+ * `/e/k1'" gives "request for `/e/<redacted>'"; paths without such a
+ * segment are copied unchanged. buf is always NUL-terminated (buflen >= 1)
+ * and a path too long for it is cut, never leaking what was skipped.
+ * Returns buf. Use it wherever a request path (or text quoting one) is
+ * logged. */
+const char *sb_redact_path(const char *text, char *buf, size_t buflen);
+
+/* ---- rate limit: at most one line per kind per interval ---- */
+
+#define SB_LOG_LIMIT_KINDS 16
+
+/* Counts per kind (any stable pointer: a format string, an event name).
+ * Guarded by its own lock; a kind not seen for longest makes room for a new
+ * one when all slots are used (its count of suppressed lines is lost). */
+struct sb_log_limit {
+    pthread_mutex_t lock;
+    int64_t interval_ms;
+    struct {
+        const void *kind;
+        int64_t passed_ms, seen_ms;
+        uint64_t suppressed;
+    } slot[SB_LOG_LIMIT_KINDS];
+};
+
+void sb_log_limit_init(struct sb_log_limit *l, int64_t interval_ms);
+void sb_log_limit_destroy(struct sb_log_limit *l);
+/* Whether a line of this kind may be written at now_ms (monotonic): true
+ * for the first one and then once interval_ms has passed since the last one
+ * that was; *suppressed gets how many were refused in between (to be said
+ * in the line). Otherwise false, and the refused line is counted. */
+bool sb_log_limit_pass(struct sb_log_limit *l, const void *kind, int64_t now_ms,
+                       uint64_t *suppressed);
 
 #endif

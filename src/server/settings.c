@@ -37,6 +37,19 @@ static const struct sb_opt opts[] = {
       NULL, 0 },
     { "max-body", SB_OPT_INT, S(max_body), "10485760", "BYTES",
       "Largest request body accepted (413 beyond)", 0, 1024, 1LL << 31, 0, NULL, 0 },
+    { "http-max-conns-per-peer", SB_OPT_INT, S(http_max_conns_per_peer), "1024", "N",
+      "HTTP connections at once from one client address (4096 in all; behind a proxy or load "
+      "balancer every client may share its address: raise it there)",
+      0, 1, 4096, 0, NULL, 0 },
+    { "http-header-timeout", SB_OPT_DURATION, S(http_header_timeout_ms), "30s", "DURATION",
+      "A request's headers must be complete this long after its connection was accepted (or "
+      "its previous response sent), however slowly they arrive; also the longest idle time "
+      "of a kept-alive connection. A bare number is milliseconds",
+      0, 100, 3600000, 1, NULL, 0 },
+    { "http-body-timeout", SB_OPT_DURATION, S(http_body_timeout_ms), "60s", "DURATION",
+      "A request's body must be complete this long after its headers. A bare number is "
+      "milliseconds",
+      0, 100, 3600000, 1, NULL, 0 },
     { "retry-base", SB_OPT_DURATION, S(retry_base_ms), "15s", "DURATION",
       "First retry delay; later ones follow Inngest's table (x2, x4, x8, x20 ... x480) plus "
       "jitter; a bare number is milliseconds",

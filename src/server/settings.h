@@ -19,9 +19,12 @@ struct sbd_settings {
     bool dev;
     char *log_level;
     int64_t http_threads;
-    int64_t max_body;            /* bytes, request bodies */
-    int64_t retry_base_ms;       /* first retry delay; the table scales from it */
-    int64_t transport_window_ms; /* how long transport failures are retried for free */
+    int64_t max_body; /* bytes, request bodies */
+    int64_t http_max_conns_per_peer;
+    int64_t http_header_timeout_ms; /* ready -> request headers complete */
+    int64_t http_body_timeout_ms;   /* headers -> whole body */
+    int64_t retry_base_ms;          /* first retry delay; the table scales from it */
+    int64_t transport_window_ms;    /* how long transport failures are retried for free */
     int64_t transport_backoff_max_ms;
     int64_t connect_timeout_ms;
     int64_t call_timeout_ms;
