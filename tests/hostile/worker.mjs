@@ -83,6 +83,9 @@ export const behaviours = {
     res.write('[{"op":"StepRun","id":"a","da');
     setTimeout(() => res.socket.destroy(), 20);
   },
+  // a step the test's planted store trigger refuses (05c): the run must
+  // end with the store's reason, not be called again for ever
+  "poison-step": (req, res) => ops(res, [{ op: "StepRun", id: "poison", data: 1 }]),
   // sleeps first, then completes: a run to find in the store meanwhile
   sleepy: (req, res) => {
     if (!done(req).includes("z")) return ops(res, [{ op: "Sleep", id: "z", name: "1s" }]);

@@ -126,3 +126,37 @@ test("data stored before the JSON envelope cannot wedge a run or a page", { time
     await s.stop();
   }
 });
+
+// A change the store refuses for good (here: a trigger planted with the
+// sqlite3 shell refuses one step's row) ends the run with the store's reason
+// instead of being retried every second: no later failure loops.
+test("a change the store can never take ends its run with the reason", { timeout: 60000 }, async () => {
+  const dir = tmpdir("hostile-poison-");
+  const callLog = path.join(dir, "calls.log");
+  let s = await startSysbusd();
+  const w = await startHostileWorker(s, { callLog });
+  try {
+    await s.stop();
+    const sql = "CREATE TRIGGER refuse_poison BEFORE INSERT ON steps WHEN NEW.hash = 'poison' " +
+      "BEGIN SELECT RAISE(ABORT, 'planted refusal'); END;";
+    const r = spawnSync("sqlite3", [path.join(s.dataDir, "sysbus.db"), sql], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    s = await s.restart();
+    const [id] = await sendEvents(s, [{ name: "hostile/poison-step" }]);
+    const [run] = await waitEventRuns(s, id, 20000);
+    assert.equal(run.status, "Failed");
+    assert.equal(run.error.name, "StateNotStorable");
+    assert.match(run.error.message, /planted refusal/);
+    const calls = fs.readFileSync(callLog, "utf8").split("\n").filter((l) => l.startsWith("poison-step"));
+    assert.equal(calls.length, 1, "the refused step was not called again");
+    const finished = await until("its function.finished event", async () => {
+      const page = await api(s, "/v1/events?name=inngest/function.finished&limit=10");
+      return page.json.data.find((e) => e.data.run_id === run.run_id);
+    });
+    assert.equal(finished.data.error.name, "StateNotStorable");
+    assert.equal((await api(s, "/health")).json.ok, true);
+  } finally {
+    w.kill();
+    await s.stop();
+  }
+});

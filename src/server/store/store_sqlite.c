@@ -228,6 +228,9 @@ int sb_store_next_row(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err)
     case SQLITE_NOMEM: code = SB_ENOMEM; break;
     case SQLITE_IOERR:
     case SQLITE_FULL: code = SB_EIO; break;
+    /* a change that breaks a rule of the store is refused again if sent
+     * again: permanent, like one too large (the engine then ends the run) */
+    case SQLITE_CONSTRAINT: code = SB_EINVAL; break;
     default: code = SB_ESTORE; break;
     }
     /* sqlite3_errmsg describes rc only until the next call on the
