@@ -160,14 +160,26 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(TOOLS_LIB_OBJ) $(
 	@$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(SERVER_LIB_OBJ) $(SDK_OBJ) $(TOOLS_LIB_OBJ) \
 	  $(COMMON_LIB) $(LDFLAGS) $(PKG_LIBS) $(SODIUM_LIBS) -lm
 fuzz-bins: $(FUZZ_BINS)
+# A finding fails the target: its exit status is kept (no pipe), its log's
+# end is printed, and the input that found it is left in build/fuzz/crashes/
+# (git-ignored).
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang SANITIZE=1 FUZZ=1 OPT=-O1 fuzz-bins
-	@set -e; for t in $(notdir $(basename $(FUZZ_SRC))); do \
+	@set -e; mkdir -p build/fuzz/crashes; failed=""; \
+	for t in $(notdir $(basename $(FUZZ_SRC))); do \
 	  mkdir -p build/fuzz/corpus/$$t; \
 	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
-	  build/fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 \
-	    -print_final_stats=0 build/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | tail -2; \
-	done
+	  if build/fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=0 -artifact_prefix=build/fuzz/crashes/$$t- \
+	    build/fuzz/corpus/$$t tests/fuzz/corpus/$$t > build/fuzz/$$t.log 2>&1; then \
+	    tail -n 1 build/fuzz/$$t.log; \
+	  else \
+	    tail -n 40 build/fuzz/$$t.log; failed="$$failed $$t"; \
+	  fi; \
+	done; \
+	if [ -n "$$failed" ]; then \
+	  echo "fuzz targets with findings:$$failed (inputs in build/fuzz/crashes/)"; ls -l build/fuzz/crashes; exit 1; \
+	fi
 
 bench: all
 	bench/run-sysbusd.sh
