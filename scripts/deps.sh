@@ -77,8 +77,29 @@ if [ "$MODE" = all ] && ! command -v kubectl >/dev/null 2>&1; then
 fi
 missing=$(echo "$missing" | tr -s ' ' | sed 's/^ //; s/ $//')
 
+# The deploy tests also render the manifests with the kubectl a fresh
+# Debian 12 gets (1.20, from kubernetes-client), whatever kubectl is
+# installed: it is unpacked, not installed, into build/tools/.
+OLD_KUBECTL="$(cd "$(dirname "$0")/.." && pwd)/build/tools/debian12-kubectl"
+old_kubectl() {
+    [ "$MODE" = all ] && [ ! -x "$OLD_KUBECTL/usr/bin/kubectl" ] || return 0
+    if [ "$CHECK" = 1 ]; then
+        echo "missing: Debian 12's kubectl in $OLD_KUBECTL" >&2
+        return 1
+    fi
+    tmp=$(mktemp -d)
+    # (apt's warning that root downloads unsandboxed is noise here)
+    (cd "$tmp" && apt-get download kubernetes-client >/dev/null 2>&1) &&
+        mkdir -p "$OLD_KUBECTL" && dpkg-deb -x "$tmp"/kubernetes-client_*.deb "$OLD_KUBECTL"
+    rc=$?
+    [ $rc -eq 0 ] || echo "deps: cannot download Debian's kubernetes-client into $OLD_KUBECTL" >&2
+    rm -rf "$tmp"
+    return $rc
+}
+
 if [ -z "$missing" ]; then
-    exit 0
+    old_kubectl
+    exit $?
 fi
 if [ "$CHECK" = 1 ]; then
     echo "missing packages: $missing" >&2
@@ -91,3 +112,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq || $SUDO apt-get update
 # shellcheck disable=SC2086
 $SUDO apt-get install -y --no-install-recommends $missing
+old_kubectl

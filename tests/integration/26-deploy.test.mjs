@@ -42,11 +42,27 @@ test("every shell script passes shellcheck", () => {
 
 // ---- manifests ---------------------------------------------------------------
 
-function render(dir) {
-  const r = spawnSync("kubectl", ["kustomize", dir], { cwd: ROOT, encoding: "utf8" });
-  assert.equal(r.status, 0, `kubectl kustomize ${dir}: ${r.stderr}`);
+// kubectl's built-in kustomize renders the manifests; so must the one a
+// fresh Debian 12 gets (kubectl 1.20, unpacked by scripts/deps.sh).
+const DEBIAN12_KUBECTL = path.join(ROOT, "build/tools/debian12-kubectl/usr/bin/kubectl");
+
+function render(dir, kubectl = "kubectl") {
+  const r = spawnSync(kubectl, ["kustomize", dir], { cwd: ROOT, encoding: "utf8" });
+  assert.equal(r.status, 0, `${kubectl} kustomize ${dir}: ${r.error ?? ""}${r.stderr}`);
   return YAML.parseAllDocuments(r.stdout).map((d) => d.toJSON()).filter(Boolean);
 }
+
+const byName = (objs) => objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+
+test("Debian 12's kubectl (1.20) renders the same objects", () => {
+  assert.ok(fs.existsSync(DEBIAN12_KUBECTL), `${DEBIAN12_KUBECTL} is missing: run scripts/deps.sh`);
+  for (const dir of ["deploy/k8s/base", "deploy/k8s/overlays/joelclaw"]) {
+    const old = render(dir, DEBIAN12_KUBECTL), cur = render(dir);
+    assert.deepEqual(byName(old), byName(cur), dir);
+    const sorted = (objs) => [...objs].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
+    assert.deepEqual(sorted(old), sorted(cur), `${dir}: the objects differ`);
+  }
+});
 
 async function validateSchema(obj) {
   const [group, version] = obj.apiVersion.includes("/") ? obj.apiVersion.split("/") : [null, obj.apiVersion];
