@@ -97,8 +97,24 @@ old_kubectl() {
     return $rc
 }
 
+# The tests need Node.js >= 20 (the inngest v4 SDK); Debian 12 ships 18.
+# An older one is kept and Node 20 from the npm registry (package "node") is
+# put in build/tools/node, which tests/run-integration.sh puts first on PATH.
+NODE_DIR="$(cd "$(dirname "$0")/.." && pwd)/build/tools/node"
+new_enough_node() {
+    [ "$MODE" = all ] || return 0
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    [ "$major" -ge 20 ] || [ -x "$NODE_DIR/node_modules/.bin/node" ] && return 0
+    if [ "$CHECK" = 1 ]; then
+        echo "missing: Node.js >= 20 (found ${major:-none})" >&2
+        return 1
+    fi
+    echo "deps: Node.js $major is too old for the inngest v4 SDK: Node 20 from npm into $NODE_DIR" >&2
+    npm install --no-audit --no-fund --loglevel=error --prefix "$NODE_DIR" node@20
+}
+
 if [ -z "$missing" ]; then
-    old_kubectl
+    old_kubectl && new_enough_node
     exit $?
 fi
 if [ "$CHECK" = 1 ]; then
@@ -112,4 +128,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq || $SUDO apt-get update
 # shellcheck disable=SC2086
 $SUDO apt-get install -y --no-install-recommends $missing
-old_kubectl
+old_kubectl && new_enough_node

@@ -5,6 +5,12 @@
 # schemas, yaml and kubernetes-models for the deploy manifests) when missing. SYSBUS_BIN_DIR selects the binaries (default build/bin).
 set -eu
 cd "$(dirname "$0")/.."
+# a Node.js new enough for the inngest v4 SDK, when scripts/deps.sh had to
+# fetch one (the system's is older)
+if [ -x build/tools/node/node_modules/.bin/node ]; then
+    PATH="$PWD/build/tools/node/node_modules/.bin:$PATH"
+    export PATH
+fi
 missing=0
 for m in inngest inngest-v3 ajv yaml kubernetes-models; do
     [ -d "tests/compat/node_modules/$m" ] || missing=1
