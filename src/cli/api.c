@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/httpc.h"
 #include "common/json.h"
+#include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +43,10 @@ static int do_request(const char *method, const char *url, const char *auth, con
         return 0;
     }
     const char *msg = r->json ? sb_json_str(r->json, "error") : NULL;
-    snprintf(r->message, sizeof r->message, "%s %.150s: HTTP %ld%s%.200s", method, url, r->status,
-             msg ? ": " : "", msg ? msg : "");
+    char shown[1024]; /* `sysbus send` posts to /e/<key>: never print the key */
+    sb_redact_path(url, shown, sizeof shown);
+    snprintf(r->message, sizeof r->message, "%s %.150s: HTTP %ld%s%.200s", method, shown,
+             r->status, msg ? ": " : "", msg ? msg : "");
     r->code = r->status == 401 || r->status == 403 ? "UNAUTHORIZED"
               : r->status == 404                   ? "NOT_FOUND"
               : r->status == 409                   ? "CONFLICT"
@@ -84,7 +87,7 @@ int cli_fail_api(struct cli *c, struct api_res *r)
     if (strcmp(code, "SERVER_UNREACHABLE") == 0 || strcmp(code, "TIMEOUT") == 0)
         fix = "start sysbusd, or point --url / SYSBUS_URL at it";
     else if (strcmp(code, "UNAUTHORIZED") == 0)
-        fix = "pass the server's signing key with --signing-key or SYSBUS_SIGNING_KEY";
+        fix = "pass the server's signing key in SYSBUS_SIGNING_KEY (or --signing-key)";
     else if (strcmp(code, "NOT_FOUND") == 0)
         fix = "check the id (list them with: sysbus runs / sysbus events / sysbus apps)";
     else if (strcmp(code, "SERVER_ERROR") == 0)

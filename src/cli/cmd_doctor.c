@@ -128,7 +128,7 @@ int cmd_doctor(struct cli *c, int argc, char **argv)
         if (cli_api(c, "GET", "/v1/apps", NULL, &a) != 0) {
             add(checks, "apps", false, a.message,
                 a.code && strcmp(a.code, "UNAUTHORIZED") == 0
-                    ? "pass the server's signing key with --signing-key or SYSBUS_SIGNING_KEY"
+                    ? "pass the server's signing key in SYSBUS_SIGNING_KEY (or --signing-key)"
                     : "look at sysbusd's log");
         } else {
             const json_t *apps = json_object_get(a.json, "data");

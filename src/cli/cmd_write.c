@@ -168,7 +168,7 @@ int cmd_send(struct cli *c, int argc, char **argv)
     if (rc != 0) {
         if (r.code && strcmp(r.code, "UNAUTHORIZED") == 0)
             rc = cli_fail(c, "UNAUTHORIZED",
-                          "pass the event key with --event-key or SYSBUS_EVENT_KEY", "%s",
+                          "pass the event key in SYSBUS_EVENT_KEY (or --event-key)", "%s",
                           r.message);
         else
             rc = cli_fail_api(c, &r);

@@ -60,8 +60,9 @@ static void usage(FILE *out)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nglobal options:\n"
                  "  --url URL           sysbusd (default $SYSBUS_URL or http://127.0.0.1:8288)\n"
-                 "  --signing-key KEY   for the REST API of a signed server ($SYSBUS_SIGNING_KEY)\n"
-                 "  --event-key KEY     for send on a signed server ($SYSBUS_EVENT_KEY)\n"
+                 "  --signing-key KEY   for the REST API of a signed server; prefer\n"
+                 "                      $SYSBUS_SIGNING_KEY (a flag shows in ps to every user)\n"
+                 "  --event-key KEY     for send on a signed server; prefer $SYSBUS_EVENT_KEY\n"
                  "  --timeout-ms MS     per request (default 10000)\n"
                  "  --human             aligned text instead of the JSON envelope\n"
                  "  --help, --version\n"

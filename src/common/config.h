@@ -137,6 +137,10 @@ void sb_config_print_help(const struct sb_config_spec *spec, FILE *out);
  * about them once its logger is up (never naming the value). */
 size_t sb_config_secret_flags(const struct sb_config_spec *spec, int argc, char **argv,
                               const char **names, size_t max);
+/* Logs secret_on_command_line (a warning) for each of them, naming the flag,
+ * never the value, and the environment variable (and -file companion, when
+ * the setting has one) to use instead. Call once the logger is up. */
+void sb_config_warn_secret_flags(const struct sb_config_spec *spec, int argc, char **argv);
 /* Redacted view of the effective settings. New reference. */
 json_t *sb_config_dump(const struct sb_config_spec *spec, const void *settings);
 void sb_config_free(const struct sb_config_spec *spec, void *settings);

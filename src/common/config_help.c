@@ -4,8 +4,10 @@
  * flags (see config.h). Parsing is config.c's. */
 #include "config.h"
 #include "config_internal.h"
+#include "log.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The help line of o's -file companion. */
@@ -52,6 +54,33 @@ size_t sb_config_secret_flags(const struct sb_config_spec *spec, int argc, char 
         }
     }
     return n;
+}
+
+void sb_config_warn_secret_flags(const struct sb_config_spec *spec, int argc, char **argv)
+{
+    const char *names[8];
+    size_t n = sb_config_secret_flags(spec, argc, argv, names, 8);
+    for (size_t i = 0; i < n && i < 8; i++) {
+        const struct sb_opt *o = sb_config_find_opt(spec, names[i], strlen(names[i]));
+        char env[136] = "";
+        if (o->env) {
+            const char *bar = strchr(o->env, '|');
+            snprintf(env, sizeof env, "%.*s", (int)(bar ? (size_t)(bar - o->env) : strlen(o->env)),
+                     o->env);
+        } else if (!(o->flags & SB_OPTF_NOENV)) {
+            sb_config_derived_env(spec, o, "", env, sizeof env);
+        }
+        char instead[200];
+        if (o->flags & SB_OPTF_FILEVALUE)
+            snprintf(instead, sizeof instead, "%s%s--%s-file PATH", env, env[0] ? " or " : "",
+                     o->name);
+        else
+            snprintf(instead, sizeof instead, "%s", env[0] ? env : "the config file");
+        SB_LOGK(SB_WARN, "secret_on_command_line", ((struct sb_lf[]){ LF_S("flag", o->name) }),
+                "--%s was given on the command line, where every user of this machine can read "
+                "it (/proc/PID/cmdline, ps): use %s instead",
+                o->name, instead);
+    }
 }
 
 void sb_config_print_help(const struct sb_config_spec *spec, FILE *out)

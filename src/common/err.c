@@ -66,3 +66,9 @@ const char *sb_errname(int code)
     }
     return "UNKNOWN";
 }
+
+bool sb_err_transient(int code)
+{
+    return code == SB_ENOMEM || code == SB_EIO || code == SB_ETIMEOUT || code == SB_ESTORE ||
+           code == SB_EBUSY || code == SB_EUNAVAIL;
+}

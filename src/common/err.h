@@ -7,6 +7,7 @@
 #ifndef SB_ERR_H
 #define SB_ERR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SB_ERROR_LIST(X)                  \
@@ -47,6 +48,11 @@ int sb_err_set(struct sb_err *err, int code, const char *fmt, ...)
 int sb_err_errno(struct sb_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sb_err_clear(struct sb_err *err);
+
+/* Is a failure with code worth trying again as it is (the store busy, I/O,
+ * out of memory, a peer unavailable or slow), as opposed to one that would
+ * repeat (invalid, too large, a conflict, not found, unauthorized)? */
+bool sb_err_transient(int code);
 
 const char *sb_strerror(int code); /* "out of memory" */
 const char *sb_errname(int code);  /* "NOMEM" */

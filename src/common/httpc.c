@@ -1,6 +1,7 @@
 /* httpc.c - synchronous libcurl wrapper (see httpc.h). Each call uses its own
  * easy handle; keep-alive across calls is not needed on these paths. */
 #include "httpc.h"
+#include "log.h"
 #include "clock.h"
 
 #include <ctype.h>
@@ -131,7 +132,8 @@ int sb_httpc_do(const struct sb_httpc_req *req, struct sb_httpc_resp *resp, stru
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
     } else {
         rc = sb_httpc_map_curl_error(c);
-        const char *shown = req->shown_url ? req->shown_url : req->url;
+        char shown[1024]; /* /e/<key> never reaches a message */
+        sb_redact_path(req->url, shown, sizeof shown);
         if (c == CURLE_WRITE_ERROR)
             sb_err_set(err, rc, "%s %s: response larger than %zu bytes", req->method, shown,
                        resp->body.max);

@@ -17,11 +17,7 @@
 
 struct sb_httpc_req {
     const char *method; /* "GET", "POST", "PUT", "DELETE" */
-    const char *url;
-    /* The URL as error messages name it (NULL: url). Set it when the URL
-     * carries a credential (an event key in /e/<key>), which must not reach
-     * a message and the log lines made from it. */
-    const char *shown_url;
+    const char *url; /* messages name it with an event key redacted (sb_redact_path) */
     const char *const *headers; /* "Name: value" strings, NULL-terminated; may be NULL */
     const char *body;           /* may be NULL */
     size_t body_len;

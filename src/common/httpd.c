@@ -32,7 +32,7 @@
 #define MAX_PARAMS 4
 #define MAX_HEADERS 8
 #define CONN_LIMIT 4096 /* connections at once, all peers */
-#define PEER_CONNS_DEFAULT 1024
+#define PEER_CONNS_DEFAULT 256
 #define HEADER_TIMEOUT_MS_DEFAULT 30000
 #define BODY_TIMEOUT_MS_DEFAULT 60000
 #define LOG_PATH_MAX 160 /* a logged path is cut here */

@@ -25,18 +25,15 @@ void sdk_auth_header(const sysbus_app *app, char *out, size_t outsz)
         out[0] = '\0';
 }
 
-/* One HTTP exchange with the given Authorization header ("" = none);
- * messages name the URL as shown. */
-static int send_once(const char *method, const char *url, const char *shown, const char *body,
-                     long timeout_ms, const char *auth, struct sb_httpc_resp *resp,
-                     struct sb_err *err)
+/* One HTTP exchange with the given Authorization header ("" = none). */
+static int send_once(const char *method, const char *url, const char *body, long timeout_ms,
+                     const char *auth, struct sb_httpc_resp *resp, struct sb_err *err)
 {
     const char *headers[] = { "Content-Type: application/json",
                               "X-Inngest-Sdk: " SDK_NAME ":v" SYSBUS_VERSION,
                               "X-Inngest-Framework: sysbus", auth[0] ? auth : NULL, NULL };
     struct sb_httpc_req req = { .method = method,
                                 .url = url,
-                                .shown_url = shown,
                                 .headers = headers,
                                 .body = body,
                                 .body_len = body ? strlen(body) : 0,
@@ -48,26 +45,25 @@ static int send_once(const char *method, const char *url, const char *shown, con
  * (new ref, NULL when not JSON) and status. -1 when unreachable. A 401 or
  * 403 to the key's bearer is asked again with the fallback key's, as the
  * official SDKs do during a rotation (the server may know only one).
- * Messages name the URL as `shown` (NULL: url), so that a credential in the
- * URL (the event key) never reaches errbuf and the log lines made from it. */
-static int server_request(sysbus_app *app, const char *method, const char *url, const char *shown,
-                          const char *body, long timeout_ms, int *status, json_t **json,
-                          char *errbuf, size_t errlen)
+ * Messages name the URL with the event key redacted (sb_redact_path): it
+ * must not reach errbuf and the log lines made from it. */
+static int server_request(sysbus_app *app, const char *method, const char *url, const char *body,
+                          long timeout_ms, int *status, json_t **json, char *errbuf, size_t errlen)
 {
-    if (!shown)
-        shown = url;
+    char shown[1024];
+    sb_redact_path(url, shown, sizeof shown);
     char auth[SB_SIGKEY_MAX + 40];
     sdk_auth_header(app, auth, sizeof auth);
     struct sb_httpc_resp resp = { 0 };
     struct sb_err err = { 0 };
     *status = 0;
     *json = NULL;
-    int rc = send_once(method, url, shown, body, timeout_ms, auth, &resp, &err);
+    int rc = send_once(method, url, body, timeout_ms, auth, &resp, &err);
     if (rc == 0 && (resp.status == 401 || resp.status == 403) && auth[0] && app->has_fallback) {
         sb_httpc_resp_free(&resp);
         memset(&resp, 0, sizeof resp);
         auth_header_for(&app->key_fallback, auth, sizeof auth);
-        rc = send_once(method, url, shown, body, timeout_ms, auth, &resp, &err);
+        rc = send_once(method, url, body, timeout_ms, auth, &resp, &err);
     }
     if (rc != 0) {
         snprintf(errbuf, errlen, "%s", err.msg);
@@ -94,7 +90,7 @@ int sdk_register_once(sysbus_app *app, int *status, char *errbuf, size_t errlen)
     char url[600];
     snprintf(url, sizeof url, "%s/fn/register", app->base_url);
     json_t *reply = NULL;
-    int rc = server_request(app, "POST", url, NULL, text, 15000, status, &reply, errbuf, errlen);
+    int rc = server_request(app, "POST", url, text, 15000, status, &reply, errbuf, errlen);
     free(text);
     json_decref(reply);
     if (rc != 0 || *status != 200)
@@ -172,7 +168,7 @@ json_t *sdk_api_get(sysbus_app *app, const char *path, char *errbuf, size_t errl
     snprintf(url, sizeof url, "%s%s", app->base_url, path);
     int status;
     json_t *reply = NULL;
-    if (server_request(app, "GET", url, NULL, NULL, 30000, &status, &reply, errbuf, errlen) != 0 ||
+    if (server_request(app, "GET", url, NULL, 30000, &status, &reply, errbuf, errlen) != 0 ||
         status != 200) {
         json_decref(reply);
         return NULL;
@@ -188,10 +184,9 @@ json_t *sysbus_send_events(sysbus_app *app, const json_t *events, char *errbuf, 
 json_t *sysbus_send_events_status(sysbus_app *app, const json_t *events, int *http_status,
                                   char *errbuf, size_t errlen)
 {
-    char url[700], shown[640];
+    char url[700];
     snprintf(url, sizeof url, "%s/e/%s", app->base_url,
              app->event_key && *app->event_key ? app->event_key : "dev");
-    snprintf(shown, sizeof shown, "%s/e/<event key>", app->base_url);
     int status = 0;
     if (http_status)
         *http_status = 0;
@@ -201,7 +196,7 @@ json_t *sysbus_send_events_status(sysbus_app *app, const json_t *events, int *ht
         return NULL;
     }
     json_t *reply = NULL;
-    int rc = server_request(app, "POST", url, shown, text, 30000, &status, &reply, errbuf, errlen);
+    int rc = server_request(app, "POST", url, text, 30000, &status, &reply, errbuf, errlen);
     if (http_status)
         *http_status = status;
     free(text);

@@ -22,6 +22,7 @@
 #include "syncer.h"
 #include "waiters.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int load_fn(void *ctx, const char *id, const char *app_id, const char *config, bool removed,
@@ -61,8 +62,11 @@ int sbd_start(struct sbd *sbd, const char **stage, struct sb_err *err)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     /* A registry missing some functions would fail their runs
      * (FunctionNotFound): a start that cannot read them all does not start. */
-    if ((rc = sb_store_functions_scan(sbd->store, load_fn, sbd->registry, err)) != 0)
-        return sb_err_set(err, rc, "cannot load the stored functions: %.400s", err->msg);
+    if ((rc = sb_store_functions_scan(sbd->store, load_fn, sbd->registry, err)) != 0) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg); /* sb_err_set writes err->msg */
+        return sb_err_set(err, rc, "cannot load the stored functions: %.400s", why);
+    }
     if ((rc = sb_writer_start(sbd->store, (int)sbd->cfg.max_batch, &sbd->writer, err)) ||
         (rc = sb_waiters_start(sbd, &sbd->waiters, err)) ||
         (rc = sb_engine_start(sbd, &sbd->engine, err)) ||

@@ -29,25 +29,6 @@ static int fail(const char *event, int code, const char *msg)
     return code;
 }
 
-/* A key given as a flag is in /proc/PID/cmdline for every user to read:
- * say so (naming the flag, never the value) and name the safe ways. */
-static void warn_secret_flags(int argc, char **argv)
-{
-    const char *names[8];
-    size_t n = sb_config_secret_flags(&sbd_config_spec, argc, argv, names, 8);
-    for (size_t i = 0; i < n && i < 8; i++) {
-        char env[64];
-        size_t k = (size_t)snprintf(env, sizeof env, "SYSBUS_");
-        for (const char *p = names[i]; *p && k + 1 < sizeof env; p++)
-            env[k++] = *p == '-' ? '_' : (char)(*p - ('a' <= *p && *p <= 'z' ? 32 : 0));
-        env[k] = '\0';
-        SB_LOGK(SB_WARN, "secret_on_command_line", ((struct sb_lf[]){ LF_S("flag", names[i]) }),
-                "--%s was given on the command line, where every user of this machine can read "
-                "it (/proc/PID/cmdline, ps): set %s or --%s-file PATH instead",
-                names[i], env, names[i]);
-    }
-}
-
 /* Parses the signing key and its fallback; the checks that need both. 0 or
  * -1 after printing why (exit 2: the configuration must change). */
 static int load_keys(struct sbd *sbd)
@@ -109,7 +90,7 @@ int main(int argc, char **argv)
     }
     sb_log_init("sysbusd", level, 2);
 
-    warn_secret_flags(argc, argv);
+    sb_config_warn_secret_flags(&sbd_config_spec, argc, argv);
     if (load_keys(&sbd) != 0)
         return EXIT_USAGE;
     sbd.signed_mode = !sbd.cfg.dev;

@@ -37,7 +37,7 @@ static const struct sb_opt opts[] = {
       NULL, 0 },
     { "max-body", SB_OPT_INT, S(max_body), "10485760", "BYTES",
       "Largest request body accepted (413 beyond)", 0, 1024, 1LL << 31, 0, NULL, 0 },
-    { "http-max-conns-per-peer", SB_OPT_INT, S(http_max_conns_per_peer), "1024", "N",
+    { "http-max-conns-per-peer", SB_OPT_INT, S(http_max_conns_per_peer), "256", "N",
       "HTTP connections at once from one client address (4096 in all; behind a proxy or load "
       "balancer every client may share its address: raise it there)",
       0, 1, 4096, 0, NULL, 0 },

@@ -42,11 +42,8 @@ int talon_bus_send(const struct talon_settings *s, const char *name, json_t *dat
     }
     snprintf(url, urlsz, "%.*s/e/%s", (int)ul, s->bus_url, key);
     const char *hdrs[] = { "Content-Type: application/json", NULL };
-    char shown[600];
-    snprintf(shown, sizeof shown, "%.*s/e/<event key>", (int)(ul < 500 ? ul : 500), s->bus_url);
     struct sb_httpc_req req = { .method = "POST",
                                 .url = url,
-                                .shown_url = shown,
                                 .headers = hdrs,
                                 .body = body,
                                 .body_len = blen,
@@ -56,7 +53,7 @@ int talon_bus_send(const struct talon_settings *s, const char *name, json_t *dat
     struct sb_httpc_resp resp = { 0 };
     struct sb_err herr = { 0 };
     rc = sb_httpc_do(&req, &resp, &herr);
-    if (rc) /* herr names the URL as shown_url: without the key */
+    if (rc) /* herr names the URL with the key redacted */
         sb_err_set(err, rc, "cannot reach the bus: %s", herr.msg);
     else if (resp.status < 200 || resp.status >= 300)
         rc = sb_err_set(err, SB_EPROTO, "%.*s answered %ld: %.200s", (int)ul, s->bus_url,

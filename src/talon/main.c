@@ -261,6 +261,7 @@ int main(int argc, char **argv)
         return validate ? TALON_EXIT_FAIL : TALON_EXIT_CONFIG;
     }
     sb_log_init("talon", sb_log_level_parse(s.log_level), 2);
+    sb_config_warn_secret_flags(&talon_config_spec, argc, argv);
     const char *cmd = npos ? pos[0] : NULL;
     if (cmd && strcmp(cmd, "validate") == 0)
         rc = cmd_validate(&s);

@@ -259,8 +259,8 @@ static const struct sb_opt opts[] = {
     /* [bus] */
     STR("bus-url", bus_url, NULL, "URL",
         "[bus] url of sysbusd (events such as talon/worker.crashloop are sent there)"),
-    { "bus-event-key", SB_OPT_STR, S(bus_event_key), NULL, "KEY", "[bus] event_key", SB_OPTF_SECRET,
-      0, 0, 0, NULL, 0 },
+    { "bus-event-key", SB_OPT_STR, S(bus_event_key), NULL, "KEY", "[bus] event_key",
+      SB_OPTF_SECRET | SB_OPTF_FILEVALUE, 0, 0, 0, NULL, 0 },
     STR("bus-event-key-secret", bus_event_key_secret, NULL, "NAME",
         "[bus] event_key_secret: secret name leased for the event key instead"),
 };

@@ -5,7 +5,7 @@
  * run's calls with the input, split into up to 4 responses at the bytes
  * "\xff\xfe" (first byte of each: status and headers, the rest: the body);
  * calls past those get 200 null. Per input: one event; its run must end
- * within 3 s (a run left waiting, e.g. on a long sleep, is cancelled and
+ * within 1 s (a run left waiting, e.g. on a long sleep, is cancelled and
  * must then end within 10 s), and the run's pages must be served (200).
  * A crash, a wedged run or a page that cannot be encoded aborts. */
 #include <pthread.h>
@@ -182,7 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!event_id)
         abort();
     bool running;
-    json_t *run = run_of(event_id, 3, &running);
+    json_t *run = run_of(event_id, 1, &running);
     if (running) {
         /* waiting for something (a sleep, an event): a cancel must end it */
         char path[160];

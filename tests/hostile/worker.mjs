@@ -86,6 +86,17 @@ export const behaviours = {
   // a step the test's planted store trigger refuses (05c): the run must
   // end with the store's reason, not be called again for ever
   "poison-step": (req, res) => ops(res, [{ op: "StepRun", id: "poison", data: 1 }]),
+  // the same in parallel: the refused step fails while another one of the
+  // run commits (the run must still end with the store's reason)
+  "poison-parallel": (req, res) => {
+    if (req.stepId === "poison" || req.stepId === "fine") return ops(res, [{ op: "StepRun", id: req.stepId, data: 1 }]);
+    ops(res, [{ op: "StepPlanned", id: "poison" }, { op: "StepPlanned", id: "fine" }]);
+  },
+  // an invocation asked for in the same answer as an op that fails the run
+  // must not start: the run has ended
+  "invoke-then-fail": (req, res) => ops(res, [
+    { op: "InvokeFunction", id: "i", opts: { function_id: `${APP_ID}-good`, payload: { data: {} } } },
+    { op: "Frobnicate", id: "x" }]),
   // sleeps first, then completes: a run to find in the store meanwhile
   sleepy: (req, res) => {
     if (!done(req).includes("z")) return ops(res, [{ op: "Sleep", id: "z", name: "1s" }]);
@@ -136,6 +147,7 @@ const server = http.createServer((req, res) => {
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
     const fnId = u.searchParams.get("fnId") || "";
+    req.stepId = u.searchParams.get("stepId") || "step";
     const name = fnId.slice(APP_ID.length + 1);
     try { req.body = JSON.parse(Buffer.concat(chunks).toString("utf8")); } catch { req.body = {}; }
     if (CALL_LOG) fs.appendFileSync(CALL_LOG, `${name} ${req.body.ctx?.run_id ?? "?"}\n`);

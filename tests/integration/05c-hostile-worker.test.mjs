@@ -26,6 +26,7 @@ const expected = {
   "long-name": { status: "Completed" },
   "wait-nul": { status: "Failed", error: /control character/ },
   "invoke-nul": { status: "Failed", error: /opts.function_id contains a control character/ },
+  "invoke-then-fail": { status: "Failed", error: /unsupported step operation 'Frobnicate'/ },
   "huge-body": { status: "Failed", error: /larger than/ },
   hang: { status: "Failed", error: /did not answer within/ },
   "mid-body-close": { status: "Failed", error: /unreachable/ },
@@ -67,6 +68,9 @@ test("a hostile worker cannot crash sysbusd, and each run ends with a reason", {
       const r = await api(s, p);
       assert.equal(r.status, 200, `${p}: ${r.text.slice(0, 300)}`);
     }
+    // the invocation asked for before the failing op was not started
+    const invoked = await api(s, "/v1/events?name=inngest/function.invoked&limit=10");
+    assert.deepEqual(invoked.json.data, [], "no function was invoked for a run that ended");
     assert.equal((await api(s, "/health")).json.ok, true);
 
     // a restart on the same data: nothing is called again, nothing fatal
@@ -142,11 +146,14 @@ test("a change the store can never take ends its run with the reason", { timeout
     const r = spawnSync("sqlite3", [path.join(s.dataDir, "sysbus.db"), sql], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     s = await s.restart();
-    const [id] = await sendEvents(s, [{ name: "hostile/poison-step" }]);
+    const [id, pid] = await sendEvents(s, [{ name: "hostile/poison-step" }, { name: "hostile/poison-parallel" }]);
     const [run] = await waitEventRuns(s, id, 20000);
     assert.equal(run.status, "Failed");
     assert.equal(run.error.name, "StateNotStorable");
     assert.match(run.error.message, /planted refusal/);
+    const [prun] = await waitEventRuns(s, pid, 20000);
+    assert.equal(prun.status, "Failed", JSON.stringify(prun));
+    assert.equal(prun.error.name, "StateNotStorable");
     const calls = fs.readFileSync(callLog, "utf8").split("\n").filter((l) => l.startsWith("poison-step"));
     assert.equal(calls.length, 1, "the refused step was not called again");
     const finished = await until("its function.finished event", async () => {

@@ -145,8 +145,9 @@ test("every command against a signed server and the C worker", { timeout: 120000
     // errors
     r = await sysbus(["runs"], { ...env, SYSBUS_SIGNING_KEY: "signkey-test-00" });
     assert.deepEqual([r.code, r.env.error.code], [1, "UNAUTHORIZED"]);
-    r = await sysbus(["send", "x"], { ...env, SYSBUS_EVENT_KEY: "wrong" });
+    r = await sysbus(["send", "x"], { ...env, SYSBUS_EVENT_KEY: "wrong-key-never-printed" });
     assert.deepEqual([r.code, r.env.error.code], [1, "UNAUTHORIZED"]);
+    assert.ok(!JSON.stringify(r).includes("wrong-key-never-printed"), "the event key is not printed");
     r = await sysbus(["run", "01ZZZZZZZZZZZZZZZZZZZZZZZZ"], env);
     assert.deepEqual([r.code, r.env.error.code], [1, "NOT_FOUND"]);
     r = await sysbus(["send", "x", "-d", "{nope"], env);

@@ -57,7 +57,7 @@ static void cancel_done(struct wop *w, int rc, const struct sb_err *err)
     if (rc) {
         /* the running runs could not be read (or written): nothing was
          * cancelled, and a retry may succeed */
-        bool transient = rc == SB_EUNAVAIL || rc == SB_EBUSY || rc == SB_EIO || rc == SB_ESTORE;
+        bool transient = sb_err_transient(rc);
         sb_reply_error(op->req, transient ? 503 : 500, "STORE_ERROR",
                        "cancellation not recorded: %s", err ? err->msg : "store error");
     } else {

@@ -43,7 +43,7 @@ static void ingest_done(struct wop *w, int rc, const struct sb_err *err)
     if (rc) {
         /* a store that could not be read or written (busy, I/O, a read that
          * broke off) is a passing condition: 503, and the sender retries */
-        bool transient = rc == SB_EUNAVAIL || rc == SB_EBUSY || rc == SB_EIO || rc == SB_ESTORE;
+        bool transient = sb_err_transient(rc);
         sb_reply_error(op->req, transient ? 503 : 500, "STORE_ERROR", "events not stored: %s",
                        err ? err->msg : "store error");
         ingest_free(op);

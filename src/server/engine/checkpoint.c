@@ -96,7 +96,8 @@ void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m)
                               .started_at = it->progress_at ? it->progress_at : it->started_at,
                               .ended_at = now };
         runop_add_step(op, &s);
-        engine_memo_put(e, r, hash, mv);
+        if (engine_memo_put(e, r, hash, mv) != 0)
+            op->alloc_failed = true;
         free(mv);
     }
     it->progress_at = now;

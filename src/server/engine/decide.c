@@ -62,6 +62,9 @@ void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, in
     }
     if (status == RUN_FAILED && !error)
         error = FALLBACK_ERROR; /* a failed run always says why */
+    /* a run that ends starts nothing more: an invocation or a wait that an
+     * earlier op of the same answer asked for is not registered */
+    runop_drop_pending(op);
     op->finish_status = status;
     op->output = output ? strdup(output) : NULL;
     op->error = error ? strdup(error) : NULL;
@@ -244,7 +247,8 @@ static int ops_memoize(struct ops_state *st, struct step_rec *s, const char *key
     if (s->status == STEP_FAILED)
         s->error = mv;
     runop_add_step(st->op, s);
-    engine_memo_put(st->e, st->r, s->hash, mv);
+    if (engine_memo_put(st->e, st->r, s->hash, mv) != 0)
+        st->op->alloc_failed = true; /* refused by the writer; rebuilt from the store */
     free(mv);
     st->memoized = true;
     return 0;
@@ -561,7 +565,8 @@ static void complete_without_call(struct sb_engine *e, struct item *it, const ch
                           .output = memo,
                           .ended_at = now };
     runop_add_step(op, &s);
-    engine_memo_put(e, r, it->step_id, memo);
+    if (engine_memo_put(e, r, it->step_id, memo) != 0)
+        op->alloc_failed = true;
     bool parallel = it->flags & ITEM_PARALLEL;
     runop_del_item(op, it->id);
     engine_item_free(e, it);

@@ -472,6 +472,10 @@ static void dispatch_due(struct sb_engine *e)
         struct run *r = it->run;
         if (r->committing > 0 || r->ended)
             continue; /* re-pushed when the commit lands */
+        if (it->flags & ITEM_REBUILD) {
+            repair_rebuild_due(e, it);
+            continue;
+        }
         struct sb_err lerr = { 0 };
         enum load_result lr = ensure_loaded(e, r, &lerr);
         if (lr == LOAD_GONE) {

@@ -27,6 +27,8 @@
 #define ITEM_WAIT QF_WAIT
 #define ITEM_INVOKE QF_INVOKE
 #define ITEM_DEADLINE QF_DEADLINE
+/* memory only, never stored: a run to read back from the store (repair.c) */
+#define ITEM_REBUILD 0x100
 
 #define FLOW_KEYS 3 /* per run: two concurrency keys and a throttle key */
 
@@ -94,8 +96,10 @@ struct run {
     bool deadline_saved;   /* its queue row is written (or being written) */
     char *flow_keys[FLOW_KEYS];
     bool flow_keys_ready;
-    /* a change of it could not be stored for good (runop.c) */
-    char *unstorable;      /* why; the run is ended with it */
+    /* its changes that were not stored (repair.c) */
+    bool out_of_step;      /* memory is ahead of the store: rebuild when idle */
+    int commit_failures;   /* in a row, for the backoff */
+    char *unstorable;      /* a change could never be stored: why; the run ends with it */
     int unstorable_status; /* Failed, or Cancelled for a cancellation */
     bool abandoned;        /* not even that end could be stored */
 };
@@ -198,9 +202,11 @@ void engine_run_free(struct sb_engine *e, struct run *r);
 struct item *engine_item_new(struct sb_engine *e, struct run *r, int64_t id, const char *step_id);
 void engine_item_free(struct sb_engine *e, struct item *it);
 void engine_run_unload(struct sb_engine *e, struct run *r);
-/* Memoizes value for hash in a loaded run (replacing an earlier value); on
- * allocation failure the run is unloaded, to be reloaded from the store. */
-void engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const char *value);
+/* Memoizes value for hash in a loaded run (replacing an earlier value).
+ * SB_ENOMEM leaves the run as it was: a caller inside a change marks the
+ * change alloc_failed (the writer refuses it; the run is rebuilt from the
+ * store), one outside any change unloads the run. */
+int engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const char *value);
 /* Makes the run's idle items dispatchable (after a commit). */
 void engine_run_schedule(struct sb_engine *e, struct run *r);
 /* Frees all the run's items, its deadline included. */
@@ -403,6 +409,8 @@ struct run_update {
     char *fail_msg;                /* why the commit failed (set by done) */
 };
 struct run_update *runop_new(struct sb_engine *e, struct run *r);
+/* Forgets the waits and invocations op would register (the run ends). */
+void runop_drop_pending(struct run_update *op);
 int runop_add_step(struct run_update *op, const struct step_rec *s);
 int runop_put_item(struct run_update *op, const struct item *it);
 int runop_del_item(struct run_update *op, int64_t id);
@@ -410,5 +418,14 @@ void runop_submit(struct run_update *op);
 void runop_free(struct run_update *op);
 /* Engine side of a commit: called on the engine thread for MSG_COMMITTED. */
 void runop_committed(struct sb_engine *e, struct run_update *op, int rc);
+
+/* ---- repair.c: a run whose change was not stored ---- */
+/* A change of r failed with rc: r is out of step with the store. */
+void repair_note_failure(struct run *r, struct run_update *op, int rc);
+/* Rebuilds r from the store (no change of it pending), or ends it when a
+ * change could never be stored, or brings it back later (ITEM_REBUILD). */
+void repair_rebuild(struct sb_engine *e, struct run *r);
+/* An ITEM_REBUILD item came due. */
+void repair_rebuild_due(struct sb_engine *e, struct item *it);
 
 #endif

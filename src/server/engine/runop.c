@@ -148,6 +148,20 @@ struct run_update *runop_new(struct sb_engine *e, struct run *r)
     return op;
 }
 
+void runop_drop_pending(struct run_update *op)
+{
+    for (size_t i = 0; i < op->nwaits; i++)
+        wait_reg_free(&op->waits[i]);
+    free(op->waits);
+    op->waits = NULL;
+    op->nwaits = 0;
+    for (size_t i = 0; i < op->ninvokes; i++)
+        invoke_reg_free(&op->invokes[i]);
+    free(op->invokes);
+    op->invokes = NULL;
+    op->ninvokes = 0;
+}
+
 int runop_add_step(struct run_update *op, const struct step_rec *s)
 {
     struct step_rec *ns = realloc(op->steps, (op->nsteps + 1) * sizeof *ns);
@@ -227,89 +241,6 @@ void runop_submit(struct run_update *op)
     sb_writer_submit(op->e->sbd->writer, &op->wop);
 }
 
-/* Reloads a run's queue rows after a failed commit: the store holds the
- * truth, memory is rebuilt from it. */
-static int reload_item(void *ctx, const struct qitem_rec *q)
-{
-    struct sb_engine *e = ctx;
-    struct run *r = engine_run_find(e, q->run_id);
-    if (!r)
-        return 0;
-    struct item *it = engine_item_load(e, r, q);
-    /* do not spin on a store that keeps failing */
-    if (it->due_at < sb_now_ms() + 1000)
-        it->due_at = sb_now_ms() + 1000;
-    return 0;
-}
-
-/* A change that can never be stored (it cannot be encoded, or the store
- * refuses its size) must not be retried: the run is ended instead, with the
- * reason, once the run is back in step with the store. Transient failures
- * (I/O, busy, out of memory) are retried from the store's state. */
-static bool commit_error_is_permanent(int rc)
-{
-    return rc == SB_EINVAL || rc == SB_ETOOBIG;
-}
-
-static void note_unstorable(struct run *r, struct run_update *op, int rc)
-{
-    if (op->fallback) {
-        /* even the short end could not be stored: leave the run to the
-         * next start instead of trying again every second */
-        SB_LOGK(SB_ERROR, "run_not_ended", ((struct sb_lf[]){ LF_S("run_id", r->id) }),
-                "run %s could not be ended: %s", r->id, op->fail_msg ? op->fail_msg : "?");
-        r->abandoned = true;
-        return;
-    }
-    if (!commit_error_is_permanent(rc) || r->unstorable)
-        return;
-    r->unstorable = op->fail_msg ? op->fail_msg : strdup(sb_strerror(rc));
-    op->fail_msg = NULL;
-    r->unstorable_status = op->finish_status == RUN_CANCELLED ? RUN_CANCELLED : RUN_FAILED;
-}
-
-/* Ends a run whose change could not be stored, with a short error. */
-static void end_unstorable(struct sb_engine *e, struct run *r)
-{
-    char *why = r->unstorable;
-    r->unstorable = NULL;
-    struct run_update *op = runop_new(e, r);
-    if (op) {
-        op->fallback = true;
-        decide_fail(e, r, op, r->unstorable_status, 0, "StateNotStorable",
-                    "sysbusd could not store this run's state, so it ended the run: %.400s",
-                    why ? why : "?");
-    }
-    free(why);
-}
-
-/* Memory got ahead of the store: rebuild this run from the store. */
-static void rebuild_from_store(struct sb_engine *e, struct run *r)
-{
-    r->ended = false;
-    r->cancelled = false;
-    engine_run_drop_items(e, r);
-    engine_run_unload(e, r);
-    struct sb_store *st = sb_store_reader();
-    if (!st || sb_store_queue_scan_run(st, r->id, reload_item, e) < 0)
-        engine_run_drop_items(e, r); /* no partial reload (store.md, read errors) */
-    if (!r->items || r->abandoned) {
-        /* nothing left in the store for it: ended, or to be repaired */
-        engine_run_drop_items(e, r);
-        r->ended = true;
-    } else if (r->unstorable) {
-        end_unstorable(e, r); /* its cancellations are answered by that end */
-        return;
-    }
-    while (r->cancels) {
-        struct cancel_req *c = r->cancels;
-        r->cancels = c->next;
-        if (c->cb)
-            c->cb(c->ctx, SB_EIO, -1);
-        free(c);
-    }
-}
-
 void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
 {
     struct run *r = op->run;
@@ -334,11 +265,16 @@ void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
                       op->finish_status);
             free(c);
         }
-    } else if (rc != 0) {
-        note_unstorable(r, op, rc);
-        if (r->committing == 0)
-            rebuild_from_store(e, r);
     }
+    if (rc == 0) {
+        r->commit_failures = 0;
+        if (op->finish_status >= 0)
+            r->out_of_step = false; /* ended in the store: nothing to rebuild */
+    } else {
+        repair_note_failure(r, op, rc);
+    }
+    if (r->committing == 0 && r->out_of_step)
+        repair_rebuild(e, r);
     if (r->committing == 0) {
         if (r->ended)
             engine_run_free(e, r);

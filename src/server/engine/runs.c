@@ -97,41 +97,37 @@ void engine_run_unload(struct sb_engine *e, struct run *r)
     e->loaded_runs--;
 }
 
-void engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const char *value)
+int engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const char *value)
 {
+    (void)e;
     assert(hash && value); /* callers encode first and fail the run when they cannot */
     if (!r->loaded)
-        return; /* the store has it; loaded with the rest when needed */
+        return 0; /* the store has it; loaded with the rest when needed */
     for (size_t i = 0; i < r->nmemo; i++) {
         if (strcmp(r->memo[i].hash, hash) == 0) {
             char *v = strdup(value);
-            if (!v) {
-                engine_run_unload(e, r);
-                return;
-            }
+            if (!v)
+                return SB_ENOMEM;
             free(r->memo[i].value);
             r->memo[i].value = v;
-            return;
+            return 0;
         }
     }
     if (r->nmemo == r->capmemo) {
         size_t nc = r->capmemo ? r->capmemo * 2 : 8;
         struct memo *nm = realloc(r->memo, nc * sizeof *nm);
-        if (!nm) {
-            engine_run_unload(e, r); /* reloaded from the store when needed */
-            return;
-        }
+        if (!nm)
+            return SB_ENOMEM;
         r->memo = nm;
         r->capmemo = nc;
     }
     char *v = strdup(value);
-    if (!v) {
-        engine_run_unload(e, r);
-        return;
-    }
+    if (!v)
+        return SB_ENOMEM;
     snprintf(r->memo[r->nmemo].hash, sizeof r->memo[r->nmemo].hash, "%s", hash);
     r->memo[r->nmemo].value = v;
     r->nmemo++;
+    return 0;
 }
 
 void engine_item_free(struct sb_engine *e, struct item *it)

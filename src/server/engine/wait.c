@@ -204,8 +204,8 @@ void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, 
     bool have = false;
     for (size_t i = 0; r->loaded && i < r->nmemo; i++)
         have |= strcmp(r->memo[i].hash, hash) == 0;
-    if (!have)
-        engine_memo_put(e, r, hash, memo);
+    if (!have && engine_memo_put(e, r, hash, memo) != 0)
+        engine_run_unload(e, r); /* reloaded from the store, which has it */
     if (discovery_qid > 0 && !find_item(r, discovery_qid)) {
         struct item *d = engine_item_new(e, r, discovery_qid, "step");
         d->flags = flags & ITEM_PARALLEL;

@@ -339,9 +339,10 @@ int sb_store_queue_lease(struct sb_store *st, int64_t id, int64_t until, const c
  * as if it had the whole queue). */
 int sb_store_queue_scan(struct sb_store *st, int (*fn)(void *ctx, const struct qitem_rec *q),
                         void *ctx, struct sb_err *err);
-/* The same for the rows of one run (a Running one), without err. */
+/* The same for the rows of one run (a Running one). */
 int sb_store_queue_scan_run(struct sb_store *st, const char *run_id,
-                            int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx);
+                            int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx,
+                            struct sb_err *err);
 /* Running runs that have no queue row (to repair at start): 0, or a
  * negative SB_E* with err when the scan failed part way. */
 int sb_store_orphan_runs(struct sb_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx,

@@ -90,13 +90,14 @@ int sb_store_queue_scan(struct sb_store *st, int (*fn)(void *ctx, const struct q
 }
 
 int sb_store_queue_scan_run(struct sb_store *st, const char *run_id,
-                            int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx)
+                            int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx,
+                            struct sb_err *err)
 {
     sqlite3_stmt *s = sb_store_stmt(st, STMT_QUEUE_SCAN_RUN);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    return scan_rows(st, s, fn, ctx, NULL);
+    return scan_rows(st, s, fn, ctx, err);
 }
 
 int sb_store_orphan_runs(struct sb_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx,
