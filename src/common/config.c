@@ -417,6 +417,75 @@ static void trim(char **p, size_t *n)
 }
 
 /* Reads an INI-like config file (format in config.h). */
+/* A "[section]" line (p at its '['): the name into section (size sz), or
+ * an error naming the line. */
+static int file_section(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                        char *p, char *section, size_t sz, const char *path, int lineno,
+                        struct sb_err *err)
+{
+    char *close = strchr(p, ']');
+    char *name = p + 1;
+    size_t nl = close ? (size_t)(close - name) : 0;
+    trim(&name, &nl);
+    const char *rest = close ? close + 1 : "";
+    while (isspace((unsigned char)*rest))
+        rest++;
+    if (!close || !nl || nl >= sz || (*rest && *rest != '#' && *rest != ';'))
+        return sb_err_set(err, SB_EINVAL, "%s:%d: expected '[section]'", path, lineno);
+    snprintf(section, sz, "%.*s", (int)nl, name);
+    if (!section_known(spec, ext, section))
+        return sb_err_set(err, SB_EINVAL, "%s:%d: unknown section [%s]", path, lineno, section);
+    return 0;
+}
+
+/* A "name = value" line (p at the name) in section ("" before any): the
+ * value (trimmed, one pair of quotes removed) goes to the setting
+ * "<section>-<name>", its -file companion, or the section's MAP. */
+static int file_setting(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                        void *settings, char *p, const char *section, const char *path,
+                        int lineno, struct sb_err *err)
+{
+    char *eq = strchr(p, '=');
+    char *key = p;
+    size_t kl = eq ? (size_t)(eq - p) : 0;
+    trim(&key, &kl);
+    if (!eq || !kl)
+        return sb_err_set(err, SB_EINVAL, "%s:%d: expected 'name = value'", path, lineno);
+    char *v = eq + 1;
+    while (isspace((unsigned char)*v))
+        v++;
+    size_t vl = strlen(v);
+    while (vl && isspace((unsigned char)v[vl - 1]))
+        v[--vl] = '\0';
+    if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
+        v[vl - 1] = '\0';
+        v++;
+    }
+    char full[300], src[600];
+    if (section[0]) {
+        snprintf(full, sizeof full, "%s-%.*s", section, (int)kl, key);
+        snprintf(src, sizeof src, "config file %s:%d, [%s] %.*s", path, lineno, section, (int)kl,
+                 key);
+    } else {
+        snprintf(full, sizeof full, "%.*s", (int)kl, key);
+        snprintf(src, sizeof src, "config file %s:%d", path, lineno);
+    }
+    const struct sb_opt *o = sb_config_find_opt(spec, full, strlen(full));
+    if (o && !(o->flags & (SB_OPTF_CONFIGFILE | SB_OPTF_NOFILE)))
+        return apply(ext, o, settings, v, 0, src, err);
+    const struct sb_opt *fo = find_file_opt(spec, full, strlen(full));
+    if (fo && !(fo->flags & SB_OPTF_NOFILE))
+        return apply_file(ext, fo, settings, v, 0, src, err);
+    const struct sb_opt *m = section[0] ? section_map(spec, ext, section) : NULL;
+    if (m)
+        return map_entry(ext, m, (struct sb_strmap *)field(settings, m), key, kl, v, strlen(v), src,
+                         err);
+    if (section[0])
+        return sb_err_set(err, SB_EINVAL, "%s:%d: unknown key '%.*s' in [%s]", path, lineno,
+                          (int)kl, key, section);
+    return sb_err_set(err, SB_EINVAL, "%s:%d: unknown setting '%.*s'", path, lineno, (int)kl, key);
+}
+
 static int load_file(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
                      void *settings, const char *path, struct sb_err *err)
 {
@@ -438,76 +507,10 @@ static int load_file(const struct sb_config_spec *spec, const struct sb_config_e
             p++;
         if (*p == '#' || *p == ';' || *p == '\0')
             continue;
-        if (*p == '[') {
-            char *close = strchr(p, ']');
-            char *name = p + 1;
-            size_t nl = close ? (size_t)(close - name) : 0;
-            trim(&name, &nl);
-            const char *rest = close ? close + 1 : "";
-            while (isspace((unsigned char)*rest))
-                rest++;
-            if (!close || !nl || nl >= sizeof section || (*rest && *rest != '#' && *rest != ';')) {
-                rc = sb_err_set(err, SB_EINVAL, "%s:%d: expected '[section]'", path, lineno);
-                break;
-            }
-            snprintf(section, sizeof section, "%.*s", (int)nl, name);
-            if (!section_known(spec, ext, section)) {
-                rc = sb_err_set(err, SB_EINVAL, "%s:%d: unknown section [%s]", path, lineno,
-                                section);
-                break;
-            }
-            continue;
-        }
-        char *eq = strchr(p, '=');
-        char *key = p;
-        size_t kl = eq ? (size_t)(eq - p) : 0;
-        trim(&key, &kl);
-        if (!eq || !kl) {
-            rc = sb_err_set(err, SB_EINVAL, "%s:%d: expected 'name = value'", path, lineno);
-            break;
-        }
-        char *v = eq + 1;
-        while (isspace((unsigned char)*v))
-            v++;
-        size_t vl = strlen(v);
-        while (vl && isspace((unsigned char)v[vl - 1]))
-            v[--vl] = '\0';
-        if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
-            v[vl - 1] = '\0';
-            v++;
-        }
-        char full[300], src[600];
-        if (section[0]) {
-            snprintf(full, sizeof full, "%s-%.*s", section, (int)kl, key);
-            snprintf(src, sizeof src, "config file %s:%d, [%s] %.*s", path, lineno, section,
-                     (int)kl, key);
-        } else {
-            snprintf(full, sizeof full, "%.*s", (int)kl, key);
-            snprintf(src, sizeof src, "config file %s:%d", path, lineno);
-        }
-        const struct sb_opt *o = sb_config_find_opt(spec, full, strlen(full));
-        if (o && (o->flags & (SB_OPTF_CONFIGFILE | SB_OPTF_NOFILE)))
-            o = NULL;
-        if (o) {
-            rc = apply(ext, o, settings, v, 0, src, err);
-            continue;
-        }
-        const struct sb_opt *fo = find_file_opt(spec, full, strlen(full));
-        if (fo && !(fo->flags & SB_OPTF_NOFILE)) {
-            rc = apply_file(ext, fo, settings, v, 0, src, err);
-            continue;
-        }
-        const struct sb_opt *m = section[0] ? section_map(spec, ext, section) : NULL;
-        if (m) {
-            rc = map_entry(ext, m, (struct sb_strmap *)field(settings, m), key, kl, v, strlen(v),
-                           src, err);
-        } else if (section[0]) {
-            rc = sb_err_set(err, SB_EINVAL, "%s:%d: unknown key '%.*s' in [%s]", path, lineno,
-                            (int)kl, key, section);
-        } else {
-            rc = sb_err_set(err, SB_EINVAL, "%s:%d: unknown setting '%.*s'", path, lineno, (int)kl,
-                            key);
-        }
+        if (*p == '[')
+            rc = file_section(spec, ext, p, section, sizeof section, path, lineno, err);
+        else
+            rc = file_setting(spec, ext, settings, p, section, path, lineno, err);
     }
     fclose(f);
     return rc;
@@ -529,48 +532,64 @@ int sb_config_parse(const struct sb_config_spec *spec, void *settings, int argc,
     return sb_config_parse_ext(spec, NULL, settings, argc, argv, pos, maxpos, npos, err);
 }
 
-int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
-                        void *settings, int argc, char **argv, char **pos, size_t maxpos,
-                        size_t *npos, struct sb_err *err)
+/* Layer 1: every setting's default. */
+static int apply_defaults(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                          void *settings, struct sb_err *err)
 {
-    int rc;
-    *npos = 0;
-    /* 1. defaults */
     for (size_t i = 0; i < spec->nopts; i++) {
         const struct sb_opt *o = &spec->opts[i];
+        int rc;
         if (o->def && (rc = apply(ext, o, settings, o->def, 0, "default", err)))
             return rc;
     }
-    /* 2. config file: its path may come from a flag or the environment */
+    return 0;
+}
+
+/* The config file's path from a flag (--config PATH or --config=PATH), or
+ * NULL. */
+static const char *config_flag(const struct sb_opt *o, int argc, char **argv)
+{
+    const char *path = NULL;
+    size_t nl = strlen(o->name);
+    for (int a = 1; a < argc && strcmp(argv[a], "--") != 0; a++) {
+        if (strncmp(argv[a], "--", 2) != 0 || strncmp(argv[a] + 2, o->name, nl) != 0)
+            continue;
+        if (argv[a][2 + nl] == '=')
+            path = argv[a] + 3 + nl;
+        else if (argv[a][2 + nl] == '\0' && a + 1 < argc)
+            path = argv[a + 1];
+    }
+    return path;
+}
+
+/* Layer 2: the config file; its path may come from a flag, the environment
+ * or the extension's default file. */
+static int apply_config_file(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                             void *settings, int argc, char **argv, struct sb_err *err)
+{
     for (size_t i = 0; i < spec->nopts; i++) {
         const struct sb_opt *o = &spec->opts[i];
         if (!(o->flags & SB_OPTF_CONFIGFILE))
             continue;
-        const char *path = NULL;
         char envname[128];
-        for (int a = 1; a < argc; a++) {
-            if (strcmp(argv[a], "--") == 0)
-                break;
-            size_t nl = strlen(o->name);
-            if (strncmp(argv[a], "--", 2) == 0 && strncmp(argv[a] + 2, o->name, nl) == 0) {
-                if (argv[a][2 + nl] == '=')
-                    path = argv[a] + 3 + nl;
-                else if (argv[a][2 + nl] == '\0' && a + 1 < argc)
-                    path = argv[a + 1];
-            }
-        }
+        const char *path = config_flag(o, argc, argv);
         if (!path)
             path = env_for(spec, o, "", envname, sizeof envname);
         if (!path && ext && ext->default_file && access(ext->default_file, F_OK) == 0)
             path = ext->default_file;
-        if (path && *path) {
-            if ((rc = apply(ext, o, settings, path, 0, "flag", err)))
-                return rc;
-            if ((rc = load_file(spec, ext, settings, path, err)))
-                return rc;
-        }
+        int rc;
+        if (path && *path && ((rc = apply(ext, o, settings, path, 0, "flag", err)) ||
+                              (rc = load_file(spec, ext, settings, path, err))))
+            return rc;
     }
-    /* 3. environment */
+    return 0;
+}
+
+/* Layer 3: the environment (a value, or for a FILEVALUE setting its _FILE
+ * companion, never both). */
+static int apply_environment(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                             void *settings, struct sb_err *err)
+{
     for (size_t i = 0; i < spec->nopts; i++) {
         const struct sb_opt *o = &spec->opts[i];
         if (o->flags & SB_OPTF_CONFIGFILE)
@@ -583,32 +602,100 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
         if (v && fv)
             return sb_err_set(err, SB_EINVAL, "--%s: both %s and %s are set; set one", o->name,
                               envname, fenvname);
+        int rc = 0;
         if (v) {
             snprintf(src, sizeof src, "environment variable %s", envname);
-            if ((rc = apply(ext, o, settings, v, 0, src, err)))
-                return rc;
+            rc = apply(ext, o, settings, v, 0, src, err);
         } else if (fv) {
             snprintf(src, sizeof src, "environment variable %s", fenvname);
-            if ((rc = apply_file(ext, o, settings, fv, 0, src, err)))
-                return rc;
+            rc = apply_file(ext, o, settings, fv, 0, src, err);
         }
+        if (rc)
+            return rc;
     }
-    /* 4. flags; a LIST flag replaces values from lower layers on first use.
-     * list_seen per setting: 1 = a LIST flag was used, 2 = the value flag
-     * of a FILEVALUE setting, 4 = its -file flag. */
-    unsigned char *list_seen = calloc(spec->nopts ? spec->nopts : 1, 1);
-    if (!list_seen)
+    return 0;
+}
+
+/* The setting a flag names (arg starts with '-'), with *value when the flag
+ * carries it (--name=value), *negated for --no-BOOL, *is_file for the -file
+ * companion of a FILEVALUE setting; NULL when unknown. */
+static const struct sb_opt *flag_opt(const struct sb_config_spec *spec, const char *arg,
+                                     const char **value, int *negated, int *is_file)
+{
+    const struct sb_opt *o = NULL;
+    if (arg[1] != '-') {
+        for (size_t i = 0; arg[2] == '\0' && i < spec->nopts; i++)
+            if (spec->opts[i].short_flag == arg[1])
+                o = &spec->opts[i];
+        return o;
+    }
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+    o = sb_config_find_opt(spec, name, nl);
+    if (!o && (o = find_file_opt(spec, name, nl)))
+        *is_file = 1;
+    if (!o && nl > 3 && strncmp(name, "no-", 3) == 0) {
+        o = sb_config_find_opt(spec, name + 3, nl - 3);
+        if (o && o->type == SB_OPT_BOOL)
+            *negated = 1;
+        else
+            o = NULL;
+    }
+    if (eq)
+        *value = eq + 1;
+    return o;
+}
+
+/* Applies one flag's value. seen (per setting): 1 = a LIST flag was used,
+ * 2 = the value flag of a FILEVALUE setting, 4 = its -file flag; a LIST flag
+ * replaces values from lower layers on first use. */
+static int apply_flag(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                      void *settings, const struct sb_opt *o, const char *value, int is_file,
+                      unsigned char *seen, struct sb_err *err)
+{
+    int append = 0;
+    size_t idx = (size_t)(o - spec->opts);
+    if ((o->flags & SB_OPTF_FILEVALUE) && o->type == SB_OPT_STR) {
+        seen[idx] |= is_file ? 4 : 2;
+        if (seen[idx] == 6)
+            return sb_err_set(err, SB_EINVAL, "give --%s or --%s-file, not both", o->name,
+                              o->name);
+    }
+    if (o->type == SB_OPT_LIST) {
+        append = seen[idx] & 1;
+        seen[idx] |= 1;
+    }
+    if (o->type == SB_OPT_MAP)
+        append = 1; /* one NAME=VALUE per flag, merged into the map */
+    if (o->type == SB_OPT_LIST && !append) {
+        /* first flag use: replace, then append this one value */
+        list_clear((struct sb_strlist *)field(settings, o));
+        append = 1;
+    }
+    if (!is_file)
+        return apply(ext, o, settings, value, append, "flag", err);
+    char src[160];
+    snprintf(src, sizeof src, "flag --%s-file", o->name);
+    return apply_file(ext, o, settings, value, append, src, err);
+}
+
+/* Layer 4: the flags, and the positional arguments into pos. */
+static int apply_flags(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                       void *settings, int argc, char **argv, char **pos, size_t maxpos,
+                       size_t *npos, struct sb_err *err)
+{
+    unsigned char *seen = calloc(spec->nopts ? spec->nopts : 1, 1);
+    if (!seen)
         return SB_ENOMEM;
-    rc = 0;
-    int only_pos = 0;
+    int rc = 0, only_pos = 0;
     for (int a = 1; a < argc && !rc; a++) {
         char *arg = argv[a];
         if (only_pos || arg[0] != '-' || arg[1] == '\0') {
-            if (*npos >= maxpos) {
+            if (*npos >= maxpos)
                 rc = sb_err_set(err, SB_EINVAL, "unexpected argument '%s'", arg);
-                break;
-            }
-            pos[(*npos)++] = arg;
+            else
+                pos[(*npos)++] = arg;
             continue;
         }
         if (strcmp(arg, "--") == 0) {
@@ -619,80 +706,41 @@ int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_confi
             rc = SB_CONFIG_HELP;
             break;
         }
-        const struct sb_opt *o = NULL;
         const char *value = NULL;
         int negated = 0, is_file = 0;
-        if (arg[1] == '-') {
-            const char *name = arg + 2;
-            const char *eq = strchr(name, '=');
-            size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-            o = sb_config_find_opt(spec, name, nl);
-            if (!o && (o = find_file_opt(spec, name, nl)))
-                is_file = 1;
-            if (!o && nl > 3 && strncmp(name, "no-", 3) == 0) {
-                o = sb_config_find_opt(spec, name + 3, nl - 3);
-                if (o && o->type == SB_OPT_BOOL)
-                    negated = 1;
-                else
-                    o = NULL;
-            }
-            if (eq)
-                value = eq + 1;
-        } else if (arg[2] == '\0') {
-            for (size_t i = 0; i < spec->nopts; i++)
-                if (spec->opts[i].short_flag == arg[1])
-                    o = &spec->opts[i];
-        }
+        const struct sb_opt *o = flag_opt(spec, arg, &value, &negated, &is_file);
         if (!o) {
             rc = sb_err_set(err, SB_EINVAL, "unknown option '%s' (see %s --help)", arg, spec->prog);
             break;
         }
         if (o->type == SB_OPT_BOOL && !value)
             value = negated ? "false" : "true";
-        if (!value) {
-            if (a + 1 >= argc) {
-                rc = sb_err_set(err, SB_EINVAL, "option --%s%s needs a value (%s)", o->name,
-                                is_file ? "-file" : "",
-                                is_file      ? "PATH"
-                                : o->metavar ? o->metavar
-                                             : "VALUE");
-                break;
-            }
+        if (!value && a + 1 >= argc) {
+            rc = sb_err_set(err, SB_EINVAL, "option --%s%s needs a value (%s)", o->name,
+                            is_file ? "-file" : "",
+                            is_file ? "PATH" : o->metavar ? o->metavar : "VALUE");
+            break;
+        }
+        if (!value)
             value = argv[++a];
-        }
-        if (o->flags & SB_OPTF_CONFIGFILE)
-            continue; /* already applied */
-        int append = 0;
-        size_t idx = (size_t)(o - spec->opts);
-        if ((o->flags & SB_OPTF_FILEVALUE) && o->type == SB_OPT_STR) {
-            list_seen[idx] |= is_file ? 4 : 2;
-            if (list_seen[idx] == 6) {
-                rc = sb_err_set(err, SB_EINVAL, "give --%s or --%s-file, not both", o->name,
-                                o->name);
-                break;
-            }
-        }
-        if (o->type == SB_OPT_LIST) {
-            append = list_seen[idx] & 1;
-            list_seen[idx] |= 1;
-        }
-        if (o->type == SB_OPT_MAP)
-            append = 1; /* one NAME=VALUE per flag, merged into the map */
-        if (o->type == SB_OPT_LIST && !append) {
-            /* first flag use: replace, then append this one value */
-            list_clear((struct sb_strlist *)field(settings, o));
-            append = 1;
-        }
-        if (is_file) {
-            char src[160];
-            snprintf(src, sizeof src, "flag --%s-file", o->name);
-            rc = apply_file(ext, o, settings, value, append, src, err);
-        } else {
-            rc = apply(ext, o, settings, value, append, "flag", err);
-        }
+        if (!(o->flags & SB_OPTF_CONFIGFILE)) /* that one is already applied */
+            rc = apply_flag(spec, ext, settings, o, value, is_file, seen, err);
     }
-    free(list_seen);
+    free(seen);
     return rc;
+}
+
+int sb_config_parse_ext(const struct sb_config_spec *spec, const struct sb_config_ext *ext,
+                        void *settings, int argc, char **argv, char **pos, size_t maxpos,
+                        size_t *npos, struct sb_err *err)
+{
+    *npos = 0;
+    int rc;
+    if ((rc = apply_defaults(spec, ext, settings, err)) ||
+        (rc = apply_config_file(spec, ext, settings, argc, argv, err)) ||
+        (rc = apply_environment(spec, ext, settings, err)))
+        return rc;
+    return apply_flags(spec, ext, settings, argc, argv, pos, maxpos, npos, err);
 }
 
 void sb_config_free(const struct sb_config_spec *spec, void *settings)

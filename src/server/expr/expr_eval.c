@@ -207,101 +207,130 @@ static json_t *arith(enum tok_kind op, const json_t *a, const json_t *b, const s
     return json_real(r);
 }
 
-static json_t *eval(const struct node *n, const struct env *env)
+static json_t *eval_var(const struct node *n, const struct env *env)
 {
-    switch (n->kind) {
-    case N_LIT: return json_incref(n->lit);
-    case N_VAR:
-        for (size_t i = 0; i < env->nvars; i++)
-            if (strcmp(env->vars[i].name, n->name) == 0)
-                return env->vars[i].value ? json_incref((json_t *)env->vars[i].value) : json_null();
-        return rt_error(env, "unknown variable '%s'", n->name);
-    case N_FIELD: {
-        json_t *obj = eval(n->a, env);
-        if (!obj)
+    for (size_t i = 0; i < env->nvars; i++)
+        if (strcmp(env->vars[i].name, n->name) == 0)
+            return env->vars[i].value ? json_incref((json_t *)env->vars[i].value) : json_null();
+    return rt_error(env, "unknown variable '%s'", n->name);
+}
+
+static json_t *eval_field(const struct node *n, const struct env *env)
+{
+    json_t *obj = eval(n->a, env);
+    if (!obj)
+        return NULL;
+    json_t *v = json_is_object(obj) ? json_object_get(obj, n->name) : NULL;
+    json_t *r = v ? json_incref(v) : json_null();
+    json_decref(obj);
+    return r;
+}
+
+static json_t *eval_index(const struct node *n, const struct env *env)
+{
+    json_t *obj = eval(n->a, env), *key = obj ? eval(n->b, env) : NULL;
+    json_t *r = NULL;
+    if (obj && key) {
+        json_t *v = NULL;
+        if (json_is_object(obj) && json_is_string(key))
+            v = json_object_get(obj, json_string_value(key));
+        else if (json_is_array(obj) && json_is_number(key) && json_number_value(key) >= 0)
+            v = json_array_get(obj, (size_t)json_number_value(key));
+        r = v ? json_incref(v) : json_null();
+    }
+    json_decref(obj);
+    json_decref(key);
+    return r;
+}
+
+static json_t *eval_list(const struct node *n, const struct env *env)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n->nargs; i++) {
+        json_t *v = eval(n->args[i], env);
+        if (!v) {
+            json_decref(arr);
             return NULL;
-        json_t *v = json_is_object(obj) ? json_object_get(obj, n->name) : NULL;
-        json_t *r = v ? json_incref(v) : json_null();
-        json_decref(obj);
-        return r;
-    }
-    case N_INDEX: {
-        json_t *obj = eval(n->a, env), *key = obj ? eval(n->b, env) : NULL;
-        json_t *r = NULL;
-        if (obj && key) {
-            json_t *v = NULL;
-            if (json_is_object(obj) && json_is_string(key))
-                v = json_object_get(obj, json_string_value(key));
-            else if (json_is_array(obj) && json_is_number(key) && json_number_value(key) >= 0)
-                v = json_array_get(obj, (size_t)json_number_value(key));
-            r = v ? json_incref(v) : json_null();
         }
-        json_decref(obj);
-        json_decref(key);
-        return r;
+        json_array_append_new(arr, v);
     }
-    case N_LIST: {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n->nargs; i++) {
-            json_t *v = eval(n->args[i], env);
-            if (!v) {
-                json_decref(arr);
-                return NULL;
-            }
-            json_array_append_new(arr, v);
-        }
-        return arr;
-    }
-    case N_UNARY: {
-        json_t *v = eval(n->a, env);
-        if (!v)
-            return NULL;
-        json_t *r;
-        if (n->op == T_NOT)
-            r = json_is_boolean(v) ? json_boolean(!json_is_true(v))
-                                   : rt_error(env, "'!' applied to a %s", type_name(v));
-        else
-            r = json_is_number(v) ? json_real(-json_number_value(v))
-                                  : rt_error(env, "'-' applied to a %s", type_name(v));
-        json_decref(v);
-        return r;
-    }
-    case N_COND: {
-        json_t *c = eval(n->a, env);
-        if (!c)
-            return NULL;
-        if (!json_is_boolean(c)) {
-            json_decref(c);
-            return rt_error(env, "the condition of '?:' is not a bool");
-        }
-        bool t = json_is_true(c);
+    return arr;
+}
+
+static json_t *eval_unary(const struct node *n, const struct env *env)
+{
+    json_t *v = eval(n->a, env);
+    if (!v)
+        return NULL;
+    json_t *r;
+    if (n->op == T_NOT)
+        r = json_is_boolean(v) ? json_boolean(!json_is_true(v))
+                               : rt_error(env, "'!' applied to a %s", type_name(v));
+    else
+        r = json_is_number(v) ? json_real(-json_number_value(v))
+                              : rt_error(env, "'-' applied to a %s", type_name(v));
+    json_decref(v);
+    return r;
+}
+
+static json_t *eval_cond(const struct node *n, const struct env *env)
+{
+    json_t *c = eval(n->a, env);
+    if (!c)
+        return NULL;
+    if (!json_is_boolean(c)) {
         json_decref(c);
-        return eval(t ? n->b : n->c, env);
+        return rt_error(env, "the condition of '?:' is not a bool");
     }
-    case N_CALL:
-    case N_METHOD: return call(n, env);
-    case N_BINARY: break;
-    }
-    /* binary */
-    if (n->op == T_AND || n->op == T_OR) {
-        json_t *a = eval(n->a, env);
-        if (!a)
-            return NULL;
-        if (!json_is_boolean(a)) {
-            json_decref(a);
-            return rt_error(env, "'%s' applied to a non-bool", n->op == T_AND ? "&&" : "||");
-        }
-        bool av = json_is_true(a);
+    bool t = json_is_true(c);
+    json_decref(c);
+    return eval(t ? n->b : n->c, env);
+}
+
+/* && and ||: the right side is evaluated only when it decides. */
+static json_t *eval_logical(const struct node *n, const struct env *env)
+{
+    const char *name = n->op == T_AND ? "&&" : "||";
+    json_t *a = eval(n->a, env);
+    if (!a)
+        return NULL;
+    if (!json_is_boolean(a)) {
         json_decref(a);
-        if (n->op == T_AND ? !av : av)
-            return json_boolean(av);
-        json_t *b = eval(n->b, env);
-        if (b && !json_is_boolean(b)) {
-            json_decref(b);
-            return rt_error(env, "'%s' applied to a non-bool", n->op == T_AND ? "&&" : "||");
-        }
-        return b;
+        return rt_error(env, "'%s' applied to a non-bool", name);
     }
+    bool av = json_is_true(a);
+    json_decref(a);
+    if (n->op == T_AND ? !av : av)
+        return json_boolean(av);
+    json_t *b = eval(n->b, env);
+    if (b && !json_is_boolean(b)) {
+        json_decref(b);
+        return rt_error(env, "'%s' applied to a non-bool", name);
+    }
+    return b;
+}
+
+/* a in b: b a list (equal element) or a map (a string key). */
+static json_t *eval_in(const json_t *a, const json_t *b, const struct env *env)
+{
+    if (json_is_object(b) && json_is_string(a))
+        return json_boolean(json_object_get(b, json_string_value(a)) != NULL);
+    if (!json_is_array(b))
+        return rt_error(env, "'in' needs a list or a map on its right, not a %s", type_name(b));
+    size_t i;
+    json_t *el;
+    json_array_foreach(b, i, el)
+    {
+        if (values_equal(a, el))
+            return json_true();
+    }
+    return json_false();
+}
+
+static json_t *eval_binary(const struct node *n, const struct env *env)
+{
+    if (n->op == T_AND || n->op == T_OR)
+        return eval_logical(n, env);
     json_t *a = eval(n->a, env);
     if (!a)
         return NULL;
@@ -310,33 +339,29 @@ static json_t *eval(const struct node *n, const struct env *env)
         json_decref(a);
         return NULL;
     }
-    json_t *r;
-    if (n->op == T_IDENT) { /* in */
-        if (json_is_array(b)) {
-            bool found = false;
-            size_t i;
-            json_t *el;
-            json_array_foreach(b, i, el)
-            {
-                if (values_equal(a, el)) {
-                    found = true;
-                    break;
-                }
-            }
-            r = json_boolean(found);
-        } else if (json_is_object(b) && json_is_string(a)) {
-            r = json_boolean(json_object_get(b, json_string_value(a)) != NULL);
-        } else {
-            r = rt_error(env, "'in' needs a list or a map on its right, not a %s", type_name(b));
-        }
-    } else if (n->op >= T_EQ && n->op <= T_GE) {
-        r = compare(n->op, a, b);
-    } else {
-        r = arith(n->op, a, b, env);
-    }
+    json_t *r = n->op == T_IDENT                   ? eval_in(a, b, env) /* in */
+                : n->op >= T_EQ && n->op <= T_GE ? compare(n->op, a, b)
+                                                  : arith(n->op, a, b, env);
     json_decref(a);
     json_decref(b);
     return r;
+}
+
+static json_t *eval(const struct node *n, const struct env *env)
+{
+    switch (n->kind) {
+    case N_LIT: return json_incref(n->lit);
+    case N_VAR: return eval_var(n, env);
+    case N_FIELD: return eval_field(n, env);
+    case N_INDEX: return eval_index(n, env);
+    case N_LIST: return eval_list(n, env);
+    case N_UNARY: return eval_unary(n, env);
+    case N_COND: return eval_cond(n, env);
+    case N_CALL:
+    case N_METHOD: return call(n, env);
+    case N_BINARY: return eval_binary(n, env);
+    }
+    return rt_error(env, "unknown expression node");
 }
 
 json_t *sb_expr_eval(const struct sb_expr *e, const struct sb_expr_var *vars, size_t nvars,
