@@ -3,26 +3,24 @@
  * it runs and failed its health checks, not replaced), and talon retries
  * the lease round with bounded exponential backoff and jitter, says why in
  * /health and systemd's STATUS=, and escalates through the crash-loop path
- * after crashloop_threshold rounds in a row. What is due when is the state
- * machine's (worker.c); this file owns the arithmetic, the accounting in
- * sup->lease and the report texts. Main loop thread only. Never sees a
- * secret value: it handles names and lease errors. */
+ * after crashloop_threshold rounds in a row. What is due when is the
+ * lifecycle table's (worker.c, its actions in lifecycle.c); this file owns
+ * the arithmetic, the accounting in sup->lease and the report texts. Main loop thread only. Never
+ * sees a secret value: it handles names and lease errors. */
 #include "common/clock.h"
 #include "common/log.h"
 #include "talon/inject.h"
-#include "talon/worker.h"
+#include "talon/sup_internal.h"
 
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
-#define LEASE_BACKOFF_BASE_MS 1000
-
 int64_t talon_lease_backoff_ms(int attempt, int64_t max_ms, uint32_t rnd)
 {
-    if (max_ms < LEASE_BACKOFF_BASE_MS)
-        max_ms = LEASE_BACKOFF_BASE_MS;
-    int64_t d = LEASE_BACKOFF_BASE_MS;
+    if (max_ms < TALON_BACKOFF_FIRST_MS)
+        max_ms = TALON_BACKOFF_FIRST_MS;
+    int64_t d = TALON_BACKOFF_FIRST_MS;
     for (int i = 1; i < attempt && d < max_ms; i++)
         d *= 2; /* stops at the cap: no overflow however many rounds failed */
     if (d > max_ms)
@@ -72,14 +70,16 @@ static void unavailable_names(const struct talon_sup *sup, char *out, size_t out
 
 void talon_lease_reason(const struct talon_sup *sup, char *out, size_t outsz)
 {
-    if (sup->state == TW_SECRETS)
+    enum talon_wstate shown = talon_sup_shown_state(sup);
+    if (shown == TW_SECRETS)
         snprintf(out, outsz, "worker not started: %s", sup->lease.error);
-    else if (sup->state == TW_HELD && sup->cur && sup->lease.error[0])
-        snprintf(out, outsz, "worker pid %d failed its health checks and is not restarted: %s",
-                 (int)sup->cur->pid, sup->lease.error);
-    else if (sup->state == TW_HELD && sup->cur) /* `talon restart` leased for its new worker */
+    else if (shown == TW_HELD &&
+             sup->state != TW_HELD) /* `talon restart` leased for its new worker */
         snprintf(out, outsz, "worker pid %d failed its health checks; a restart is replacing it",
                  (int)sup->cur->pid);
+    else if (shown == TW_HELD)
+        snprintf(out, outsz, "worker pid %d failed its health checks and is not restarted%s%s",
+                 (int)sup->cur->pid, sup->lease.error[0] ? ": " : "", sup->lease.error);
     else
         out[0] = '\0';
 }
@@ -150,7 +150,8 @@ void talon_lease_ok(struct talon_sup *sup)
 
 void talon_lease_status(const struct talon_sup *sup, json_t *status)
 {
-    if (sup->state != TW_SECRETS && sup->state != TW_HELD)
+    enum talon_wstate shown = talon_sup_shown_state(sup);
+    if (shown != TW_SECRETS && shown != TW_HELD)
         return;
     char reason[800];
     talon_lease_reason(sup, reason, sizeof reason);

@@ -3,7 +3,7 @@
  * running a short-lived command with a fixed environment, optional stdin and
  * a timeout (killed, with its process group, when it overruns). Used for
  * script probes, heal and notify commands; talon's worker (long-lived) is
- * spawned by worker.c, which uses talon_split_words too. Owned by proc.c. */
+ * spawned by children.c, which uses talon_split_words too. Owned by proc.c. */
 #ifndef TALON_PROC_H
 #define TALON_PROC_H
 

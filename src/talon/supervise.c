@@ -90,8 +90,7 @@ static void on_signal(struct loop *l, int sig)
             SB_LOGK(SB_INFO, "shutdown", ((struct sb_lf[]){ LF_S("signal", strsignal(sig)) }),
                     "got %s: draining the worker, then exiting", strsignal(sig));
             sb_sd_notify("STOPPING=1");
-            talon_restart_abort(&l->sup, "talon is shutting down");
-            talon_sup_event(&l->sup, TE_STOP);
+            talon_sup_event(&l->sup, TE_STOP); /* also ends a restart under way */
         } else {
             SB_LOG(SB_WARN, "shutdown_forced", "second %s: SIGKILL to every worker",
                    strsignal(sig));

@@ -1,10 +1,12 @@
-/* worker.h - talon's supervision of system-bus-worker: the worker state
- * machine (worker.c, an explicit state x event table), the zero-downtime
- * restart (restart.c) and the crash-loop guard. Everything here runs on the
- * main loop's thread; the health server only sees talon_sup_status()'s JSON.
- * The design note is docs/internals/talon-supervisor.md.
+/* worker.h - talon's supervision of system-bus-worker: one lifecycle, an
+ * explicit state x event table (worker.c) whose rows are the actions in
+ * lifecycle.c (start, health, drain, backoff, the crash-loop guard),
+ * leases.c (failing closed on secrets) and restart.c (the zero-downtime
+ * restart). Everything here runs on the main loop's thread; the health
+ * server only sees talon_sup_status()'s JSON. The design note, with the
+ * whole table, is docs/internals/talon-supervisor.md.
  *
- * States of the active worker:
+ * States:
  *   stopped   no worker, none wanted (before the start, after shutdown)
  *   starting  spawned, polled until its health endpoint answers 2xx
  *   running   healthy; GET every health_interval_secs
@@ -21,7 +23,16 @@
  *   restart_blocked
  *             the running worker failed its health checks, but its
  *             replacement's required secrets cannot be leased: it keeps
- *             running (still health-checked) while the leases are retried */
+ *             running (still health-checked) while the leases are retried
+ *   replacing (zero-downtime restart) the active worker serves; a new one
+ *             started on the other port is polled until healthy
+ *   registering
+ *             the new worker is healthy; its sync endpoint is PUT; the 2xx
+ *             is the swap: the new worker becomes the active one (running)
+ *             and the old one is retired
+ * /health and STATUS= show replacing and registering as the active worker's
+ * condition (talon_sup_shown_state): running, or restart_blocked once it
+ * failed health_failures_before_restart checks in a row. */
 #ifndef TALON_WORKER_H
 #define TALON_WORKER_H
 
@@ -41,17 +52,23 @@ enum talon_wstate {
     TW_CRASHLOOP,
     TW_SECRETS,
     TW_HELD,
+    TW_REPLACING,
+    TW_REGISTERING,
     TW_NSTATES
 };
 
 enum talon_wevent {
-    TE_START,     /* start now (talon start, `talon restart` out of backoff/crashloop) */
-    TE_HEALTHY,   /* a health GET answered 2xx */
-    TE_UNHEALTHY, /* a health GET failed */
-    TE_EXITED,    /* the active worker exited (reaped) */
-    TE_DEADLINE,  /* the state's deadline passed (startup, kill, backoff) */
-    TE_STOP,      /* shutdown: drain and stop */
-    TE_SWAP,      /* zero-downtime restart: sup->incoming replaces the worker */
+    TE_START,       /* start now (talon's own start) */
+    TE_HEALTHY,     /* a health GET of the active worker answered 2xx */
+    TE_UNHEALTHY,   /* a health GET of the active worker failed */
+    TE_EXITED,      /* the active worker exited (reaped) */
+    TE_DEADLINE,    /* the state's deadline passed (startup, kill, backoff, lease, restart) */
+    TE_STOP,        /* shutdown: drain and stop */
+    TE_RESTART,     /* `talon restart` (none under way: talon_restart_request) */
+    TE_NEW_HEALTHY, /* a health GET of the restart's new worker answered 2xx */
+    TE_NEW_EXITED,  /* the restart's new worker exited (reaped) */
+    TE_SYNCED,      /* the new worker's sync PUT answered 2xx: it is registered */
+    TE_SYNC_FAILED, /* the new worker's sync PUT failed (rs.error says why) */
     TE_NEVENTS
 };
 
@@ -61,20 +78,28 @@ enum talon_wevent {
 struct talon_retired {
     struct talon_child *c;
     int64_t term_at; /* monotonic ms: SIGTERM then (0 = already sent) */
-    int64_t kill_at; /* monotonic ms: SIGKILL then (0 = already sent) */
+    int64_t kill_at; /* monotonic ms: SIGKILL then (0 = not yet due) */
     const char *why; /* "replaced", "restart failed", ... (static) */
 };
 
-enum talon_rs_phase { RS_IDLE, RS_STARTING, RS_SYNCING, RS_DRAINING_OLD, RS_WAIT_START };
+/* Who waits for the answer of a `talon restart`: it is not a state of the
+ * worker but an open reply, answered by the row that ends the restart. */
+enum talon_reply_wait {
+    RW_NONE,
+    RW_SWAP,     /* replacing/registering: the row that ends them answers */
+    RW_START,    /* a plain start: the first of running or a failure state */
+    RW_OLD_EXIT, /* swapped: the old worker's exit (rs.old_pid) */
+};
 
 struct talon_restart {
-    enum talon_rs_phase phase;
-    struct talon_child *next; /* RS_STARTING/RS_SYNCING: the new worker */
-    int64_t deadline;         /* when the new worker must be healthy and synced */
-    int64_t next_poll;
-    int sync_tries;
-    pid_t old_pid; /* RS_DRAINING_OLD: the worker being drained */
-    int64_t started_ms;
+    enum talon_reply_wait wait;
+    struct talon_child *next; /* replacing/registering: the new worker */
+    int64_t next_poll;        /* its next health GET or sync PUT (monotonic ms) */
+    int sync_tries;           /* its failed sync PUTs */
+    pid_t old_pid;            /* RW_OLD_EXIT: the worker being drained */
+    int64_t started_ms;       /* when the request came */
+    char error[600];          /* the new worker's last failed GET or PUT */
+    json_t *outcome;          /* the answer, sent when the transition is over */
 };
 
 /* The fail-closed wait for a worker's required secrets (leases.c). The
@@ -89,12 +114,11 @@ struct talon_lease_wait {
 struct talon_sup {
     const struct talon_settings *cfg;
     enum talon_wstate state;
-    struct talon_child *cur;      /* the active worker, or NULL */
-    struct talon_child *incoming; /* TE_SWAP's argument */
-    int port;                     /* the active port: [worker] port or alt_port */
+    struct talon_child *cur; /* the active worker, or NULL */
+    int port;                /* the active port: [worker] port or alt_port */
     bool stopping;
     bool ever_ready;
-    int health_failures;     /* in a row, running */
+    int health_failures;     /* of the active worker, in a row */
     int64_t backoff_ms;      /* the next backoff */
     int quick_failures;      /* in a row */
     int64_t starts;          /* workers started, all kinds */
@@ -106,7 +130,7 @@ struct talon_sup {
     struct talon_lease_wait lease;
     char status_sent[1024]; /* the last STATUS= sent to systemd */
     int64_t deadline;       /* TE_DEADLINE at this monotonic ms (0 = none) */
-    int64_t next_health;    /* next health GET (0 = none) */
+    int64_t next_health;    /* next health GET of the active worker (0 = none) */
     int64_t sync_at;        /* next startup sync PUT (0 = none) */
     int sync_left;
     struct talon_retired retired[TALON_MAX_RETIRED];
@@ -116,15 +140,23 @@ struct talon_sup {
     void *ctx;
 };
 
+/* The state's own name ("replacing" included), for logs. */
 const char *talon_wstate_name(enum talon_wstate s);
+/* The state /health, supervisor.json and STATUS= show: replacing and
+ * registering as running or restart_blocked (see above), others as is. */
+enum talon_wstate talon_sup_shown_state(const struct talon_sup *sup);
 
 /* Prepares sup (state stopped); cfg must outlive it. */
 void talon_sup_init(struct talon_sup *sup, const struct talon_settings *cfg);
-/* Feeds one event through the state x event table. */
+/* Feeds one event through the state x event table, then checks the
+ * invariants (assert) and sends a restart's answer if the row gave one. */
 void talon_sup_event(struct talon_sup *sup, enum talon_wevent ev);
+/* NULL when every invariant in worker.c's header holds, else the one that
+ * does not (static text). talon_sup_event asserts it after every event. */
+const char *talon_sup_violation(const struct talon_sup *sup);
 /* Runs what is due at the current time: health GETs, the startup sync PUT,
- * deadlines, the restart's steps, SIGKILLs of retired workers. Blocks at most
- * http_timeout_secs per HTTP call. */
+ * the new worker's GETs and PUTs, deadlines, SIGTERMs and SIGKILLs of
+ * retired workers. Blocks at most http_timeout_secs per HTTP call. */
 void talon_sup_tick(struct talon_sup *sup);
 /* Reaps every worker talon started (never waitpid(-1): the watchdog's
  * commands are reaped by their runner). */
@@ -147,26 +179,12 @@ void talon_sup_kill_all(struct talon_sup *sup);
 json_t *talon_sup_status(const struct talon_sup *sup);
 void talon_sup_free(struct talon_sup *sup);
 
-/* ---- worker.c helpers used by restart.c ---- */
-
-/* Leases, builds the environment and spawns a worker on port; the lease
- * round is recorded (secret_failures, lease.unavailable). On success fills
- * *out. SB_EUNAVAIL: a required secret could not be leased, nothing was
- * started or touched (no port takeover either); other codes: the port,
- * the env file or the spawn failed. err says which. */
-int talon_sup_spawn(struct talon_sup *sup, int port, struct talon_child **out, struct sb_err *err);
-/* Hands c to the retired list: SIGTERM after delay_ms (0 = now), SIGKILL
- * after the drain grace that follows. */
-void talon_sup_retire(struct talon_sup *sup, struct talon_child *c, int64_t delay_ms,
-                      const char *why);
-/* GET the health endpoint (or PUT the sync endpoint) of a worker on port. */
-bool talon_sup_http(const struct talon_sup *sup, bool sync, int port, char *why, size_t whylen);
-/* The port a zero-downtime restart moves to. */
-int talon_sup_other_port(const struct talon_sup *sup);
-
-/* Sends talon/worker.crashloop (data borrowed, "reason" set by the caller)
- * when a [bus] is configured; a failed send is logged. */
-void talon_sup_escalate(struct talon_sup *sup, json_t *data);
+/* `talon restart` / SIGUSR2: joins a restart under way (its answer is
+ * pending), else feeds TE_RESTART: running or restart_blocked -> a
+ * zero-downtime restart; backoff, crashloop, secrets_unavailable, stopped ->
+ * clear the crash-loop guard and start now; starting or draining -> busy.
+ * The outcome arrives through sup->restart_done. */
+void talon_restart_request(struct talon_sup *sup);
 
 /* ---- leases.c: the fail-closed wait for required secrets ---- */
 
@@ -192,24 +210,10 @@ enum talon_wstate talon_lease_wait(struct talon_sup *sup, enum talon_wstate next
 /* After a round that leased every required secret: ends the wait. */
 void talon_lease_ok(struct talon_sup *sup);
 /* "worker not started: secrets unavailable: ..." (or "not restarted")
- * into out for the waiting states; "" otherwise. */
+ * into out for the waiting states (as shown); "" otherwise. */
 void talon_lease_reason(const struct talon_sup *sup, char *out, size_t outsz);
 /* Adds {reason, secrets_unavailable, lease_attempts, next_retry_unix_ms}
- * to status in the waiting states. */
+ * to status in the waiting states (as shown). */
 void talon_lease_status(const struct talon_sup *sup, json_t *status);
-
-/* ---- restart.c ---- */
-
-/* `talon restart` / SIGUSR2: running -> zero-downtime restart; backoff,
- * crashloop, stopped -> clear the crash-loop guard and start now; starting,
- * draining or a restart under way -> joins or is refused (outcome says).
- * The outcome arrives through sup->restart_done. */
-void talon_restart_request(struct talon_sup *sup);
-void talon_restart_tick(struct talon_sup *sup);
-/* The restart's view of events: a worker exited (pid), the state changed. */
-void talon_restart_on_exit(struct talon_sup *sup, struct talon_child *c);
-void talon_restart_on_state(struct talon_sup *sup);
-/* Shutdown: a restart under way fails, its new worker is retired. */
-void talon_restart_abort(struct talon_sup *sup, const char *why);
 
 #endif

@@ -1,23 +1,34 @@
-/* Unit tests for the fail-closed rows of talon's worker state machine
- * (worker.c, leases.c), driven through talon_sup_event with real processes
- * and a secrets socket that does not exist (a stopped daemon): a required
- * secret that cannot be leased keeps the worker from starting
- * (secrets_unavailable, retried with backoff), an optional one does not; an
- * unhealthy worker whose replacement cannot be leased keeps running
- * (restart_blocked) and so does the worker of a zero-downtime restart that
- * cannot lease; the backoff arithmetic and its jitter. The integration
- * test 24c-talon-secrets.test.mjs does the same with a real daemon. */
+/* Unit tests for rows of talon's lifecycle table (worker.c; actions in
+ * lifecycle.c, restart.c, leases.c), driven through talon_sup_event and
+ * talon_restart_request with real processes and a secrets socket that does
+ * not exist (a stopped daemon).
+ * Fail-closed rows: a required secret that cannot be leased keeps the
+ * worker from starting (secrets_unavailable, retried with backoff), an
+ * optional one does not; an unhealthy worker whose replacement cannot be
+ * leased keeps running (restart_blocked) and so does the worker of a
+ * zero-downtime restart that cannot lease; the backoff arithmetic and its
+ * jitter. The integration test 24c-talon-secrets.test.mjs does the same
+ * with a real daemon.
+ * Restart rows: replacing -> registering -> the swap, and each way a
+ * restart fails (the new worker exits, is never healthy, cannot register;
+ * a stop), the active worker exiting or failing its checks meanwhile, a
+ * busy refusal and a plain start out of backoff; the answers they give.
+ * 24-talon.test.mjs runs the restart over HTTP with real workers.
+ * Invariants: talon_sup_violation names each broken one, and an event
+ * that leaves one broken aborts talon (assert, in a child process). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -256,7 +267,7 @@ static void a_running_worker_keeps_running_when_its_replacement_cannot_lease(voi
         strstr(json_string_value(json_object_get(outcome, "error")), "secrets unavailable: tok"));
     assert_int_equal(sup.state, TW_RUNNING);
     assert_int_equal(sup.cur->pid, pid);
-    assert_int_equal(sup.rs.phase, RS_IDLE);
+    assert_int_equal(sup.rs.wait, RW_NONE);
 
     /* health restart: blocked, the worker keeps running and is still polled */
     talon_sup_event(&sup, TE_UNHEALTHY);
@@ -311,6 +322,419 @@ static void a_running_worker_keeps_running_when_its_replacement_cannot_lease(voi
     cleanup(&s);
 }
 
+/* ---- the zero-downtime restart's rows ---- */
+
+static bool alive(pid_t pid)
+{
+    return kill(pid, 0) == 0;
+}
+
+/* A supervisor whose worker runs (marked healthy by hand), answers kept. */
+static void running_sup(struct talon_settings *s, struct talon_sup *sup)
+{
+    load(s, "tok=TOK_ENV optional");
+    talon_sup_init(sup, s);
+    sup->restart_done = keep_outcome;
+    talon_sup_event(sup, TE_START);
+    talon_sup_event(sup, TE_HEALTHY);
+    assert_int_equal(sup->state, TW_RUNNING);
+    json_decref(outcome);
+    outcome = NULL;
+}
+
+/* Stops, reaps every worker and frees. */
+static void stop_all(struct talon_settings *s, struct talon_sup *sup)
+{
+    talon_sup_event(sup, TE_STOP);
+    int64_t deadline = sb_mono_ms() + 10000;
+    while (!talon_sup_done(sup) && sb_mono_ms() < deadline) {
+        talon_sup_tick(sup);
+        usleep(10000);
+    }
+    assert_true(talon_sup_done(sup));
+    talon_sup_free(sup);
+    json_decref(outcome);
+    outcome = NULL;
+    cleanup(s);
+}
+
+static const char *outcome_error(void)
+{
+    assert_non_null(outcome);
+    const char *e = json_string_value(json_object_get(outcome, "error"));
+    return e ? e : "";
+}
+
+static void a_zero_downtime_restart_goes_replacing_registering_then_swaps(void **state)
+{
+    (void)state;
+    struct talon_settings s;
+    struct talon_sup sup;
+    running_sup(&s, &sup);
+    pid_t old = sup.cur->pid;
+    talon_restart_request(&sup);
+    assert_int_equal(sup.state, TW_REPLACING);
+    assert_non_null(sup.rs.next);
+    assert_int_equal(sup.rs.next->port, (int)s.worker_alt_port);
+    assert_int_equal(sup.cur->pid, old);
+    assert_null(outcome);
+    char buf[200];
+    assert_string_equal(status_str(&sup, "worker_state", buf, sizeof buf), "running");
+    json_t *st = talon_sup_status(&sup);
+    assert_true(json_is_true(json_object_get(st, "restart_in_progress")));
+    json_decref(st);
+    pid_t fresh = sup.rs.next->pid;
+    talon_restart_request(&sup); /* joins: no second new worker, no answer yet */
+    assert_int_equal(sup.rs.next->pid, fresh);
+    assert_null(outcome);
+
+    talon_sup_event(&sup, TE_NEW_HEALTHY);
+    assert_int_equal(sup.state, TW_REGISTERING);
+    for (int i = 1; i < 4; i++) { /* 4 sync tries in all: 3 may fail */
+        talon_sup_event(&sup, TE_SYNC_FAILED);
+        assert_int_equal(sup.state, TW_REGISTERING);
+        assert_int_equal(sup.rs.sync_tries, i);
+    }
+    talon_sup_event(&sup, TE_SYNCED);
+    assert_int_equal(sup.state, TW_RUNNING);
+    assert_int_equal(sup.cur->pid, fresh);
+    assert_int_equal(sup.port, (int)s.worker_alt_port);
+    assert_null(sup.rs.next);
+    assert_int_equal(sup.retired[0].c->pid, old);
+    assert_true(sup.retired[0].term_at > 0); /* SIGTERM in 250 ms */
+    assert_true(alive(old));
+    assert_null(outcome); /* the answer waits for the old worker's exit */
+    assert_int_equal(sup.rs.wait, RW_OLD_EXIT);
+
+    int64_t deadline = sb_mono_ms() + 10000;
+    while (!outcome && sb_mono_ms() < deadline) {
+        talon_sup_tick(&sup);
+        usleep(10000);
+    }
+    assert_non_null(outcome);
+    assert_true(json_is_true(json_object_get(outcome, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(outcome, "old_pid")), old);
+    assert_string_equal(json_string_value(json_object_get(outcome, "old_exit")), "signal 15");
+    assert_int_equal(json_integer_value(json_object_get(outcome, "worker_port")),
+                     s.worker_alt_port);
+    assert_false(alive(old));
+    assert_int_equal(sup.rs.wait, RW_NONE);
+    stop_all(&s, &sup);
+}
+
+static void a_new_worker_that_cannot_register_fails_the_restart_and_the_old_one_serves(void **state)
+{
+    (void)state;
+    struct talon_settings s;
+    struct talon_sup sup;
+    running_sup(&s, &sup);
+    pid_t old = sup.cur->pid;
+    talon_restart_request(&sup);
+    pid_t fresh = sup.rs.next->pid;
+    talon_sup_event(&sup, TE_NEW_HEALTHY);
+    snprintf(sup.rs.error, sizeof sup.rs.error, "PUT x: HTTP 500");
+    for (int i = 0; i < 4; i++)
+        talon_sup_event(&sup, TE_SYNC_FAILED);
+    assert_int_equal(sup.state, TW_RUNNING);
+    assert_int_equal(sup.cur->pid, old);
+    assert_int_equal(sup.port, (int)s.worker_port);
+    assert_null(sup.rs.next);
+    assert_int_equal(sup.deadline, 0);
+    assert_false(json_is_true(json_object_get(outcome, "ok")));
+    assert_string_equal(outcome_error(), "the new worker could not register: PUT x: HTTP 500");
+    /* the new worker is retired: SIGTERM now, SIGKILL after the drain */
+    assert_int_equal(sup.retired[0].c->pid, fresh);
+    assert_int_equal(sup.retired[0].term_at, 0);
+    assert_true(sup.retired[0].kill_at > 0);
+    int64_t deadline = sb_mono_ms() + 10000;
+    while (sup.retired[0].c && sb_mono_ms() < deadline) {
+        talon_sup_reap(&sup);
+        usleep(10000);
+    }
+    assert_null(sup.retired[0].c);
+    assert_false(alive(fresh));
+    assert_true(alive(old));
+    stop_all(&s, &sup);
+}
+
+static void a_new_worker_that_exits_or_is_never_healthy_fails_the_restart(void **state)
+{
+    (void)state;
+    struct talon_settings s;
+    struct talon_sup sup;
+    running_sup(&s, &sup);
+    pid_t old = sup.cur->pid;
+    talon_restart_request(&sup);
+    kill(sup.rs.next->pid, SIGKILL);
+    wait_leave(&sup, TW_REPLACING);
+    assert_int_equal(sup.state, TW_RUNNING);
+    assert_int_equal(sup.cur->pid, old);
+    assert_null(sup.rs.next);
+    assert_non_null(
+        strstr(outcome_error(), "the new worker exited (signal 9) before it was registered"));
+    json_decref(outcome);
+    outcome = NULL;
+
+    talon_restart_request(&sup); /* again: this one never gets healthy */
+    assert_int_equal(sup.state, TW_REPLACING);
+    talon_sup_event(&sup, TE_DEADLINE);
+    assert_int_equal(sup.state, TW_RUNNING);
+    assert_string_equal(outcome_error(),
+                        "the new worker was not healthy within 60000 ms: no answer yet");
+    json_decref(outcome);
+    outcome = NULL;
+
+    talon_restart_request(&sup); /* and this one is healthy but never registered */
+    talon_sup_event(&sup, TE_NEW_HEALTHY);
+    talon_sup_event(&sup, TE_DEADLINE);
+    assert_int_equal(sup.state, TW_RUNNING);
+    assert_non_null(strstr(outcome_error(), "the new worker could not register"));
+    assert_int_equal(sup.cur->pid, old);
+    assert_int_equal(sup.starts, 4);
+    stop_all(&s, &sup);
+}
+
+static void the_active_worker_exiting_during_a_restart_hands_over_to_the_new_one(void **state)
+{
+    (void)state;
+    struct talon_settings s;
+    struct talon_sup sup;
+    running_sup(&s, &sup);
+    talon_restart_request(&sup);
+    pid_t fresh = sup.rs.next->pid;
+    int64_t budget = sup.deadline;
+    kill(sup.cur->pid, SIGKILL);
+    wait_leave(&sup, TW_REPLACING);
+    /* a plain start of the new worker, within its restart budget */
+    assert_int_equal(sup.state, TW_STARTING);
+    assert_int_equal(sup.cur->pid, fresh);
+    assert_int_equal(sup.port, (int)s.worker_alt_port);
+    assert_null(sup.rs.next);
+    assert_int_equal(sup.deadline, budget);
+    assert_int_equal(sup.quick_failures, 1);
+    char buf[100];
+    assert_string_equal(status_str(&sup, "last_exit", buf, sizeof buf), "signal 9");
+    assert_null(outcome); /* answered once it runs */
+    talon_sup_event(&sup, TE_HEALTHY);
+    assert_int_equal(sup.state, TW_RUNNING);
+    assert_true(json_is_true(json_object_get(outcome, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(outcome, "worker_pid")), fresh);
+    stop_all(&s, &sup);
+}
+
+static void failed_checks_during_a_restart_are_counted_then_acted_on_if_it_fails(void **state)
+{
+    (void)state;
+    struct talon_settings s;
+    struct talon_sup sup;
+    running_sup(&s, &sup);
+    pid_t old = sup.cur->pid;
+    talon_restart_request(&sup);
+    talon_sup_event(&sup, TE_UNHEALTHY);
+    talon_sup_event(&sup, TE_UNHEALTHY); /* the threshold: the restart replaces it */
+    assert_int_equal(sup.state, TW_REPLACING);
+    assert_int_equal(sup.health_failures, 2);
+    char buf[200];
+    assert_string_equal(status_str(&sup, "worker_state", buf, sizeof buf), "restart_blocked");
+    char want[100];
+    snprintf(want, sizeof want, "worker pid %d failed its health checks; a restart is replacing it",
+             (int)old);
+    assert_string_equal(status_str(&sup, "reason", buf, sizeof buf), want);
+    talon_sup_event(&sup, TE_HEALTHY); /* recovered */
+    assert_string_equal(status_str(&sup, "worker_state", buf, sizeof buf), "running");
+    talon_sup_event(&sup, TE_NEW_HEALTHY);
+    talon_sup_event(&sup, TE_UNHEALTHY);
+    talon_sup_event(&sup, TE_UNHEALTHY);
+    assert_int_equal(sup.state, TW_REGISTERING);
+    /* the restart fails: now the failed checks get the health restart */
+    talon_sup_event(&sup, TE_DEADLINE);
+    assert_int_equal(sup.state, TW_DRAINING);
+    assert_int_equal(sup.cur->pid, old);
+    assert_false(json_is_true(json_object_get(outcome, "ok")));
+    wait_leave(&sup, TW_DRAINING);
+    assert_int_equal(sup.state, TW_BACKOFF);
+    assert_non_null(strstr(sup.last_exit, "killed: health checks failed"));
+    stop_all(&s, &sup);
+}
+
+static void a_stop_during_a_restart_retires_the_new_worker_and_drains_the_old(void **state)
+{
+    (void)state;
+    struct talon_settings s;
+    struct talon_sup sup;
+    running_sup(&s, &sup);
+    talon_restart_request(&sup);
+    pid_t fresh = sup.rs.next->pid;
+    talon_sup_event(&sup, TE_NEW_HEALTHY);
+    talon_sup_event(&sup, TE_STOP);
+    assert_int_equal(sup.state, TW_DRAINING);
+    assert_null(sup.rs.next);
+    assert_int_equal(sup.retired[0].c->pid, fresh);
+    assert_string_equal(outcome_error(), "talon is shutting down");
+    talon_restart_request(&sup); /* refused while stopping */
+    assert_true(json_is_true(json_object_get(outcome, "stopping")));
+    stop_all(&s, &sup);
+}
+
+static void a_restart_while_starting_is_busy_and_out_of_backoff_is_a_start(void **state)
+{
+    (void)state;
+    struct talon_settings s;
+    load(&s, "tok=TOK_ENV optional");
+    struct talon_sup sup;
+    talon_sup_init(&sup, &s);
+    sup.restart_done = keep_outcome;
+    talon_sup_event(&sup, TE_START);
+    talon_restart_request(&sup);
+    assert_int_equal(sup.state, TW_STARTING);
+    assert_true(json_is_true(json_object_get(outcome, "busy")));
+    assert_string_equal(outcome_error(), "the worker is starting: try again once it is running");
+    json_decref(outcome);
+    outcome = NULL;
+    kill(sup.cur->pid, SIGKILL);
+    wait_leave(&sup, TW_STARTING);
+    assert_int_equal(sup.state, TW_BACKOFF);
+    talon_restart_request(&sup);
+    assert_int_equal(sup.state, TW_STARTING);
+    assert_int_equal(sup.quick_failures, 0); /* the guard is cleared */
+    assert_null(outcome);
+    talon_sup_event(&sup, TE_HEALTHY);
+    assert_true(json_is_true(json_object_get(outcome, "ok")));
+    stop_all(&s, &sup);
+}
+
+/* ---- invariants ---- */
+
+static struct talon_child *fake_child(int port)
+{
+    struct talon_child *c = calloc(1, sizeof *c);
+    c->pid = 999999; /* never signalled: these tests only look */
+    c->port = port;
+    c->err_fd = -1;
+    c->err_out_fd = -1;
+    return c;
+}
+
+static void each_broken_invariant_is_named(void **state)
+{
+    (void)state;
+    struct talon_settings s;
+    load(&s, "tok=TOK_ENV optional");
+    struct talon_sup sup;
+    talon_sup_init(&sup, &s);
+    assert_null(talon_sup_violation(&sup));
+    struct talon_child *a = fake_child((int)s.worker_port), *b = fake_child((int)s.worker_alt_port);
+
+    sup.state = TW_RUNNING;
+    assert_string_equal(talon_sup_violation(&sup), "no active worker in a state that has one");
+    sup.cur = a;
+    sup.next_health = 1;
+    assert_string_equal(talon_sup_violation(&sup), "running, but not healthy"); /* never ready */
+    sup.ever_ready = true;
+    assert_null(talon_sup_violation(&sup));
+    sup.health_failures = 2;
+    assert_string_equal(talon_sup_violation(&sup), "running, but not healthy");
+    sup.health_failures = 0;
+    sup.deadline = 5;
+    assert_string_equal(talon_sup_violation(&sup), "a deadline in a state that has none");
+    sup.deadline = 0;
+    sup.rs.next = b;
+    assert_string_equal(talon_sup_violation(&sup),
+                        "a restart's new worker outside replacing/registering");
+    sup.state = TW_REPLACING;
+    sup.deadline = 5;
+    sup.rs.next_poll = 5;
+    assert_string_equal(talon_sup_violation(&sup), "a restart under way that nobody waits for");
+    sup.rs.wait = RW_SWAP;
+    assert_null(talon_sup_violation(&sup));
+    b->port = a->port;
+    assert_string_equal(talon_sup_violation(&sup), "the new worker is on the active port");
+    b->port = (int)s.worker_alt_port;
+    sup.retired[3] = (struct talon_retired){ b, 0, 0, "test" };
+    assert_string_equal(talon_sup_violation(&sup), "a worker is held twice (active, new, retired)");
+    sup.rs.next = NULL;
+    sup.rs.wait = RW_NONE;
+    sup.state = TW_RUNNING;
+    sup.deadline = 0;
+    assert_string_equal(talon_sup_violation(&sup),
+                        "a retired worker is neither signalled nor due its SIGTERM");
+    sup.retired[3].term_at = 7;
+    assert_null(talon_sup_violation(&sup));
+    sup.rs.wait = RW_OLD_EXIT;
+    sup.rs.old_pid = 4242;
+    assert_string_equal(talon_sup_violation(&sup),
+                        "a restart waits for an old worker that is not retired");
+    sup.rs.old_pid = b->pid;
+    assert_null(talon_sup_violation(&sup));
+
+    sup.state = TW_SECRETS; /* the secrets wait holds no worker */
+    sup.deadline = 5;
+    assert_string_equal(talon_sup_violation(&sup), "an active worker in a state that has none");
+    sup.cur = NULL;
+    assert_string_equal(talon_sup_violation(&sup),
+                        "secrets_unavailable without a failed lease round");
+    sup.lease.attempts = 1;
+    assert_null(talon_sup_violation(&sup));
+    sup.stopping = true;
+    assert_string_equal(talon_sup_violation(&sup), "stopping, but neither stopped nor draining");
+    sup.state = TW_HELD;
+    sup.cur = a;
+    sup.stopping = false;
+    assert_string_equal(talon_sup_violation(&sup),
+                        "restart_blocked, but the worker did not fail its health checks");
+    sup.health_failures = 2;
+    assert_null(talon_sup_violation(&sup));
+    sup.next_health = 0;
+    assert_string_equal(talon_sup_violation(&sup), "a polled worker has no health GET due");
+    sup.state = TW_BACKOFF;
+    sup.cur = NULL;
+    sup.deadline = 0;
+    assert_string_equal(talon_sup_violation(&sup), "no deadline in a state that ends by one");
+
+    sup.cur = NULL;
+    sup.rs.next = NULL;
+    sup.retired[3].c = NULL;
+    free(a);
+    free(b);
+    talon_sup_free(&sup);
+    cleanup(&s);
+}
+
+/* In a child process: an event whose row leaves a retired worker that will
+ * never be signalled (a broken invariant, set up by hand) aborts; the same
+ * event without it does not. Returns the child's wait status. */
+static int event_in_child(bool broken)
+{
+    struct talon_settings s;
+    load(&s, "tok=TOK_ENV optional");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2); /* the assert's message and the log line */
+        struct talon_sup sup;
+        talon_sup_init(&sup, &s);
+        if (broken)
+            sup.retired[0] = (struct talon_retired){ fake_child(1), 0, 0, "test" };
+        talon_sup_event(&sup, TE_STOP);
+        _exit(sup.state == TW_STOPPED ? 0 : 1);
+    }
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    cleanup(&s);
+    return ws;
+}
+
+static void an_event_that_breaks_an_invariant_aborts_talon(void **state)
+{
+    (void)state;
+    int ws = event_in_child(false);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    ws = event_in_child(true);
+    assert_true(WIFSIGNALED(ws));
+    assert_int_equal(WTERMSIG(ws), SIGABRT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +742,16 @@ int main(void)
         cmocka_unit_test(a_required_secret_that_cannot_be_leased_keeps_the_worker_from_starting),
         cmocka_unit_test(an_optional_secret_that_cannot_be_leased_is_left_out),
         cmocka_unit_test(a_running_worker_keeps_running_when_its_replacement_cannot_lease),
+        cmocka_unit_test(a_zero_downtime_restart_goes_replacing_registering_then_swaps),
+        cmocka_unit_test(
+            a_new_worker_that_cannot_register_fails_the_restart_and_the_old_one_serves),
+        cmocka_unit_test(a_new_worker_that_exits_or_is_never_healthy_fails_the_restart),
+        cmocka_unit_test(the_active_worker_exiting_during_a_restart_hands_over_to_the_new_one),
+        cmocka_unit_test(failed_checks_during_a_restart_are_counted_then_acted_on_if_it_fails),
+        cmocka_unit_test(a_stop_during_a_restart_retires_the_new_worker_and_drains_the_old),
+        cmocka_unit_test(a_restart_while_starting_is_busy_and_out_of_backoff_is_a_start),
+        cmocka_unit_test(each_broken_invariant_is_named),
+        cmocka_unit_test(an_event_that_breaks_an_invariant_aborts_talon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
