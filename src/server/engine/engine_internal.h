@@ -315,7 +315,7 @@ struct item *engine_item_load(struct sb_engine *e, struct run *r, const struct q
 /* Creates the run's timeouts.finish timer, due at due_at (not yet stored). */
 void engine_deadline_new(struct sb_engine *e, struct run *r, int64_t due_at);
 
-/* ---- check.c: the invariants above, in full ---- */
+/* ---- check.c: the invariants above, in full (engine thread) ---- */
 /* 0 when every invariant of the file header and heap.h holds, else
  * SB_EINTERNAL with err naming the first one broken. O(runs + items). */
 int engine_check(const struct sb_engine *e, struct sb_err *err);
@@ -335,7 +335,7 @@ static inline bool engine_run_stranded(const struct run *r)
     return !r->ended && r->committing == 0 && !r->items;
 }
 
-/* ---- admit.c: concurrency, throttle and timeouts before a call ---- */
+/* ---- admit.c: concurrency, throttle and timeouts before a call (engine thread) ---- */
 enum admit_verdict {
     ADMIT_GO,        /* make the call now (it holds its concurrency slots) */
     ADMIT_PARKED,    /* waits on a full concurrency key: handed back later */
@@ -365,10 +365,12 @@ void admit_slot_unhold(struct sb_engine *e, struct slot *s);
  * the table's. 0 with *parked = the items parked on slots, or SB_EINTERNAL. */
 int admit_check(const struct sb_engine *e, size_t *parked, struct sb_err *err);
 
-/* ---- lease.c: concurrency slots that survive a crash ---- */
+/* ---- lease.c: concurrency slots that survive a crash (engine thread; its
+ * writes: lease.c) ---- */
 /* After admit_call: true when the call must wait for its lease (written
  * now; MSG_LEASED puts it back in the queue with it->leased set). */
 bool lease_begin(struct sb_engine *e, struct item *it, int64_t now);
+/* MSG_LEASED: the lease was written (the call is made) or not (retried). */
 void engine_handle_leased(struct sb_engine *e, struct inbox_msg *m);
 /* The leased call of it ended: its lease is cleared in the store. */
 void lease_end(struct sb_engine *e, struct item *it);
@@ -381,7 +383,7 @@ void admit_throttle_restore(struct sb_engine *e, const char *key, int64_t tat);
 void lease_sweep(struct sb_engine *e, int64_t now);
 void lease_free(struct sb_engine *e);
 
-/* ---- call.c ---- */
+/* ---- call.c: one call to a worker (engine thread) ---- */
 int call_start(struct sb_engine *e, struct item *it, const struct fn *f);
 void call_abort(struct sb_engine *e, struct call *c);
 void call_free(struct sb_engine *e, struct call *c);
@@ -389,7 +391,7 @@ void call_free(struct sb_engine *e, struct call *c);
 int call_build_body(const struct run *r, const struct item *it, int max_attempts,
                     const char *env_name, const char *fn_id, struct sb_buf *b);
 
-/* ---- outcome.c ---- */
+/* ---- outcome.c: what an answer means (no state of its own) ---- */
 enum res_kind { RES_TRANSPORT, RES_DONE, RES_OPS, RES_ERROR };
 /* Step operations accepted in one response (Inngest's limit of steps per
  * run is 1,000 too). */
@@ -416,7 +418,7 @@ char *outcome_error_json(const char *name, const char *msg);
 
 struct run_update;
 
-/* ---- decide.c ---- */
+/* ---- decide.c: a result becomes the run's next state (engine thread) ---- */
 /* Canonical JSON of a value a worker sent: {key: v}, or v alone when key is
  * NULL (v NULL = null), in at most max bytes. 0 with *out (malloc'd);
  * SB_ETOOBIG past max, SB_EINVAL when nested too deeply to write, SB_ENOMEM;
@@ -439,7 +441,7 @@ void decide_fail(struct sb_engine *e, struct run *r, struct run_update *op, int 
                  int64_t started_at, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
-/* ---- wait.c: step.waitForEvent ---- */
+/* ---- wait.c: step.waitForEvent (engine thread, but *_in_txn) ---- */
 /* A wait registered by a run_update. */
 struct wait_reg {
     int64_t item_id; /* the item that times it out */
@@ -456,8 +458,8 @@ struct wait_reg {
 int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at,
                   struct sb_err *err);
 void wait_reg_free(struct wait_reg *w);
-/* In the writer's transaction (runop apply): registers w and resolves it at
- * once when a matching event arrived since the call was made. */
+/* In the writer's transaction (runop_apply_in_txn): registers w and resolves
+ * it at once when a matching event arrived since the call was made. */
 int wait_register_in_txn(struct sb_store *st, struct run_update *op, struct wait_reg *w,
                          struct sb_err *err);
 /* In the current transaction: memoizes `memo` for the waiting step, removes
@@ -471,9 +473,10 @@ void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, 
                            const char *memo, int64_t discovery_qid, int flags);
 /* Engine side, after the commit of a run_update with waits. */
 void wait_after_commit(struct sb_engine *e, struct run *r, struct run_update *op);
+/* MSG_WAITS_RESOLVED: the runs' memory follows resolutions made in the store. */
 void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m);
 
-/* ---- invoke.c: step.invoke ---- */
+/* ---- invoke.c: step.invoke (engine thread, but *_in_txn) ---- */
 struct invoke_reg {
     int64_t item_id; /* the parent's timeout item */
     char *hash;
@@ -498,10 +501,13 @@ int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, str
     "{\"error\":{\"message\":\"Timed out waiting for invoked function to complete\"," \
     "\"name\":\"InngestInvokeTimeoutError\"}}"
 
-/* ---- checkpoint.c: v4 async checkpoints ---- */
+/* ---- checkpoint.c: v4 async checkpoints (engine thread) ---- */
+/* MSG_CHECKPOINT: memoizes the steps; the request is answered after the
+ * commit (200), or at once (409 stale, 400 refused, 503). */
 void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m);
 
-/* ---- runop.c: the write operation for one run's state change ---- */
+/* ---- runop.c: the write operation for one run's state change (built on the
+ * engine thread, applied in the writer's transaction) ---- */
 struct run_update {
     struct wop wop;
     struct sb_engine *e;
@@ -546,7 +552,7 @@ void runop_free(struct run_update *op);
 /* Engine side of a commit: called on the engine thread for MSG_COMMITTED. */
 void runop_committed(struct sb_engine *e, struct run_update *op, int rc);
 
-/* ---- repair.c: a run whose change was not stored ---- */
+/* ---- repair.c: a run whose change was not stored (engine thread) ---- */
 /* A change of r failed with rc: r is out of step with the store. */
 void repair_note_failure(struct run *r, struct run_update *op, int rc);
 /* Rebuilds r from the store (no change of it pending), or ends it when a

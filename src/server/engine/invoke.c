@@ -43,8 +43,8 @@ static int invoke_opts(const json_t *opts, int64_t now, const char **target, int
     if (!*target || !**target)
         return sb_err_set(err, SB_EINVAL, "step.invoke without opts.function_id");
     struct sb_err nerr = { 0 };
-    if (sb_json_name(json_object_get(opts, "function_id"), "opts.function_id", SB_MAX_ID, &nerr) !=
-        0) {
+    const json_t *fid = json_object_get(opts, "function_id");
+    if (sb_json_name(fid, "opts.function_id", SB_MAX_ID, &nerr) != 0) {
         /* a NUL would otherwise invoke the function named by what precedes it */
         return sb_err_set(err, SB_EINVAL, "step.invoke: %s", nerr.msg);
     }
