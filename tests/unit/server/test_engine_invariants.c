@@ -124,9 +124,9 @@ static void engine_check_accepts_runs_items_and_deadlines(void **state)
     struct sb_engine *e = fake_engine();
     struct sb_err err = { 0 };
     assert_int_equal(engine_check(e, &err), 0);
-    for (int i = 0; i < 40; i++) {
+    for (unsigned i = 0; i < 40; i++) {
         char id[SB_ULID_SIZE];
-        snprintf(id, sizeof id, "01J0000000000000000000%04d", i);
+        snprintf(id, sizeof id, "01J0000000000000000000%04u", i % 10000u);
         struct run *r = add_run(e, id, 100 + i);
         if (i % 3 == 0)
             engine_deadline_new(e, r, 5000 + i);
