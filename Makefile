@@ -1,13 +1,17 @@
 # sysbus build. `make` builds every binary into build/bin/; `make test` runs
 # every test; `make asan` builds into build/asan and runs the tests under
 # AddressSanitizer + UndefinedBehaviorSanitizer. WERROR=1 turns warnings into
-# errors (CI sets it). Dependencies come from Debian packages via pkg-config
-# (scripts/deps.sh installs them).
+# errors (CI sets it). CHECK_INVARIANTS=1 makes sysbusd walk the engine's
+# invariants at every turn of its loop and abort when one is broken
+# (src/server/engine/check.c; slow, for debugging, never a release build).
+# Dependencies come from Debian packages via pkg-config (scripts/deps.sh
+# installs them).
 
 BUILD   ?= build
 CC      ?= cc
 WERROR  ?= 0
 SANITIZE ?= 0
+CHECK_INVARIANTS ?= 0
 OPT     ?= -O2
 
 PKGS      := libmicrohttpd libcurl jansson sqlite3 libcrypto
@@ -25,6 +29,9 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fPIC $(WARN) -Iinclude -Isrc $(PKG_C
 LDFLAGS += -pthread
 ifeq ($(FUZZ),1)
 CFLAGS  += -fsanitize=fuzzer-no-link
+endif
+ifeq ($(CHECK_INVARIANTS),1)
+CFLAGS  += -DSBD_CHECK_INVARIANTS
 endif
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -18,6 +18,9 @@ static int make_event(struct parsed_event *pe, const char *name, json_t *data, i
     sb_ulid_new(now, pe->id);
     json_t *ev = json_pack("{s:s, s:O, s:s, s:I, s:{}}", "name", name, "data", data, "id", pe->id,
                            "ts", (json_int_t)now, "user");
+    /* no cap of its own: data embeds the run's trigger event and its
+     * output or error, each bounded where it entered (an event by
+     * --max-body, an output or error by the worker's answer cap) */
     struct sb_buf b = SB_BUF_INIT(0);
     int rc = ev ? sb_json_write(&b, ev) : SB_ENOMEM;
     json_decref(ev);
@@ -105,9 +108,9 @@ static int build_events(struct parsed_event evs[2], size_t *n, const char *fn_id
     return rc;
 }
 
-int sbd_lifecycle_emit(struct sb_store *st, struct sbd *sbd, const char *run_id, int status,
-                       const char *output, const char *error, int64_t now,
-                       struct ingest_batch *batch, struct sb_err *err)
+int sbd_lifecycle_emit_in_txn(struct sb_store *st, struct sbd *sbd, const char *run_id, int status,
+                              const char *output, const char *error, int64_t now,
+                              struct ingest_batch *batch, struct sb_err *err)
 {
     memset(batch, 0, sizeof *batch);
     char *fn_id, *ev_name, *ev_body;

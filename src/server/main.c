@@ -29,15 +29,15 @@ static int fail(const char *event, int code, const char *msg)
     return code;
 }
 
-/* Parses the signing key and its fallback; the checks that need both. 0 or
- * -1 after printing why (exit 2: the configuration must change). */
+/* Parses the signing key and its fallback; the checks that need both. 0, or
+ * SB_ECONFIG after printing why (exit 2: the configuration must change). */
 static int load_keys(struct sbd *sbd)
 {
     struct sb_err err = { 0 };
     if (sbd->cfg.signing_key) {
         if (sb_signing_key_init(&sbd->signing_key, sbd->cfg.signing_key, &err) != 0) {
             fprintf(stderr, "sysbusd: --signing-key: %s\n", err.msg);
-            return -1;
+            return SB_ECONFIG;
         }
         sbd->has_signing_key = true;
     }
@@ -45,12 +45,12 @@ static int load_keys(struct sbd *sbd)
         if (!sbd->has_signing_key) {
             fprintf(stderr, "sysbusd: --signing-key-fallback needs --signing-key (the key calls "
                             "are signed with)\n");
-            return -1;
+            return SB_ECONFIG;
         }
         if (sb_signing_key_init(&sbd->signing_key_fallback, sbd->cfg.signing_key_fallback, &err) !=
             0) {
             fprintf(stderr, "sysbusd: --signing-key-fallback: %s\n", err.msg);
-            return -1;
+            return SB_ECONFIG;
         }
         sbd->has_signing_key_fallback = true;
     }
@@ -60,7 +60,7 @@ static int load_keys(struct sbd *sbd)
                 "--signing-key-file) and at least one event key (SYSBUS_EVENT_KEY or\n"
                 "--event-key-file), or run with --dev for local development (no authentication,\n"
                 "unsigned calls).\n");
-        return -1;
+        return SB_ECONFIG;
     }
     return 0;
 }

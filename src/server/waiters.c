@@ -36,46 +36,45 @@ struct sb_waiters {
     int64_t count; /* waiters not yet answered (listed or being evaluated) */
 };
 
-/* The failure of a read: 404 or 503 (err filled in both cases). */
-static int read_failed(struct sb_store *st, json_t **body, int *status, struct sb_err *err)
+/* The failure of a read: SB_ENOTFOUND (the run or event does not exist), or
+ * the store's error (err filled in both cases). */
+static int read_failed(struct sb_store *st, json_t **body, struct sb_err *err)
 {
     if (!st)
         sb_err_set(err, SB_EUNAVAIL, "no read connection to the store");
     *body = NULL;
-    *status = st && err->code == SB_ENOTFOUND ? 404 : 503;
-    return 1;
+    return err->code < 0 ? err->code : SB_ESTORE;
 }
 
-int sbd_read_run(const char *run_id, json_t **body, int *status, struct sb_err *err)
+int sbd_read_run(const char *run_id, json_t **body, bool *ended, struct sb_err *err)
 {
     struct sb_store *st = sb_store_reader();
     json_t *run = st ? sb_store_run_json(st, run_id, err) : NULL;
     if (!run)
-        return read_failed(st, body, status, err);
-    *status = 200;
-    int ended = strcmp(sb_json_str(run, "status"), "Running") != 0;
+        return read_failed(st, body, err);
+    *ended = strcmp(sb_json_str(run, "status"), "Running") != 0;
     *body = json_pack("{s:o}", "data", run);
-    return ended;
+    return 0;
 }
 
-int sbd_read_event_runs(const char *event_id, json_t **body, int *status, struct sb_err *err)
+int sbd_read_event_runs(const char *event_id, json_t **body, bool *ended, struct sb_err *err)
 {
     struct sb_store *st = sb_store_reader();
     json_t *ev = st ? sb_store_event_json(st, event_id, err) : NULL;
     if (!ev)
-        return read_failed(st, body, status, err);
+        return read_failed(st, body, err);
     json_decref(ev);
     struct run_filter f = { .status = -1, .event_id = event_id, .limit = 1000 };
     json_t *runs = sb_store_runs_json(st, &f, err);
     if (!runs)
-        return read_failed(st, body, status, err);
-    int ended = 1;
+        return read_failed(st, body, err);
+    *ended = true;
     size_t i;
     json_t *r;
     json_array_foreach(runs, i, r)
     {
         if (strcmp(sb_json_str(r, "status"), "Running") == 0)
-            ended = 0;
+            *ended = false;
     }
     json_t *meta = json_pack("{s:I}", "count", (json_int_t)json_array_size(runs));
     int64_t due_at;
@@ -85,48 +84,48 @@ int sbd_read_event_runs(const char *event_id, json_t **body, int *status, struct
         json_decref(meta);
         sb_err_set(err, held, "cannot tell whether event %s is held by a debounce or batch",
                    event_id);
-        return read_failed(st, body, status, err);
+        return read_failed(st, body, err);
     }
     if (held) {
         char iso[40]; /* a debounce or batch holds it: its run is still to come */
         sb_time_format_iso(due_at, iso, sizeof iso);
         json_object_set_new(meta, "held_until", json_string(iso));
-        ended = 0;
+        *ended = false;
     }
-    *status = 200;
     *body = json_pack("{s:o, s:o}", "data", runs, "metadata", meta);
-    return ended;
+    return 0;
 }
 
-void sbd_reply_read_error(struct sb_req *req, const char *what, const char *id, int status,
+void sbd_reply_read_error(struct sb_req *req, const char *what, const char *id, int rc,
                           const struct sb_err *err)
 {
-    if (status == 404)
+    if (rc == SB_ENOTFOUND)
         sb_reply_error(req, 404, "NOT_FOUND", "no such %s: %s", what, id);
     else
         sb_reply_error(req, 503, "STORE_ERROR", "cannot read %s %s from the store: %s", what, id,
                        err->msg[0] ? err->msg : sb_strerror(err->code));
 }
 
-/* Reads the waiter's state; answers and returns 1 when done (or final). */
-static int evaluate(struct waiter *wt, int final)
+/* Reads the waiter's state; answers and returns true when done (the awaited
+ * end, a failed read, or final). */
+static bool evaluate(struct waiter *wt, bool final)
 {
     json_t *body;
-    int status;
+    bool ended = false;
     struct sb_err err = { 0 };
-    int done = wt->kind == WAIT_RUN ? sbd_read_run(wt->id, &body, &status, &err)
-                                    : sbd_read_event_runs(wt->id, &body, &status, &err);
-    if (!done && !final) {
+    int rc = wt->kind == WAIT_RUN ? sbd_read_run(wt->id, &body, &ended, &err)
+                                  : sbd_read_event_runs(wt->id, &body, &ended, &err);
+    if (!rc && !ended && !final) {
         json_decref(body);
-        return 0;
+        return false;
     }
-    if (status != 200) {
+    if (rc) {
         json_decref(body);
-        sbd_reply_read_error(wt->req, wt->kind == WAIT_RUN ? "run" : "event", wt->id, status, &err);
+        sbd_reply_read_error(wt->req, wt->kind == WAIT_RUN ? "run" : "event", wt->id, rc, &err);
     } else {
         sb_reply_json(wt->req, 200, body);
     }
-    return 1;
+    return true;
 }
 
 static void *waiters_main(void *arg)
@@ -204,7 +203,7 @@ static void *waiters_main(void *arg)
     while (all) {
         struct waiter *wt = all;
         all = wt->next;
-        evaluate(wt, 1);
+        evaluate(wt, true);
         free(wt);
     }
     return NULL;
@@ -254,7 +253,7 @@ void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind k
     pthread_mutex_lock(&w->bg.lock);
     if (w->bg.stop) {
         pthread_mutex_unlock(&w->bg.lock);
-        evaluate(wt, 1);
+        evaluate(wt, true);
         free(wt);
         return;
     }

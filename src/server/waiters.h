@@ -11,6 +11,7 @@
 #ifndef SBD_WAITERS_H
 #define SBD_WAITERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -34,16 +35,17 @@ void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind k
 void sb_waiters_notify(struct sb_waiters *w, const char *run_id, const char *event_id);
 
 /* The replies themselves, shared with the non-waiting handlers. Each returns
- * 1 when the awaited condition holds (run ended / all runs of the event
- * ended), 0 when not, and fills *body (new reference, *status 200), or
- * returns 1 with *body NULL and *status 404 (the run/event does not exist)
- * or 503 (the store could not be read: err says why; never a partial
- * answer). */
-int sbd_read_run(const char *run_id, json_t **body, int *status, struct sb_err *err);
-int sbd_read_event_runs(const char *event_id, json_t **body, int *status, struct sb_err *err);
-/* Answers req for a failed read of `what` (run, event) `id`: 404 NOT_FOUND,
- * or 503 STORE_ERROR with err's message (the client may retry). */
-void sbd_reply_read_error(struct sb_req *req, const char *what, const char *id, int status,
+ * 0 with *body (new reference, the 200 answer) and *ended: whether the
+ * awaited condition holds (the run ended / every run of the event ended and
+ * none is to come). Or, with *body NULL and err saying why: SB_ENOTFOUND (the
+ * run or event does not exist), another negative code when the store could
+ * not be read (never a partial answer). */
+int sbd_read_run(const char *run_id, json_t **body, bool *ended, struct sb_err *err);
+int sbd_read_event_runs(const char *event_id, json_t **body, bool *ended, struct sb_err *err);
+/* Answers req for a read of `what` (run, event) `id` that failed with rc:
+ * 404 NOT_FOUND for SB_ENOTFOUND, else 503 STORE_ERROR with err's message
+ * (the client may retry). */
+void sbd_reply_read_error(struct sb_req *req, const char *what, const char *id, int rc,
                           const struct sb_err *err);
 
 #endif

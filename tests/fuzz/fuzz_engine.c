@@ -136,7 +136,7 @@ static json_t *run_of(const char *event_id, int wait_s, bool *running)
 {
     char path[128];
     snprintf(path, sizeof path, "/v1/events/%s/runs?wait_ms=%d", event_id, wait_s * 1000);
-    struct sb_buf b = SB_BUF_INIT(0);
+    struct sb_buf b = SB_BUF_INIT(0); /* a copy of an answer httpc capped */
     long st = bus("GET", path, NULL, &b);
     json_t *page = st == 200 ? sb_json_parse(b.data, b.len, NULL) : NULL;
     sb_buf_free(&b);
@@ -174,7 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pthread_mutex_lock(&lock);
     split_input(data, size);
     pthread_mutex_unlock(&lock);
-    struct sb_buf b = SB_BUF_INIT(0);
+    struct sb_buf b = SB_BUF_INIT(0); /* a copy of an answer httpc capped */
     if (bus("POST", "/e/key", "{\"name\":\"fuzz/go\",\"data\":{\"x\":1}}", &b) != 200)
         abort();
     json_t *ack = sb_json_parse(b.data, b.len, NULL);

@@ -22,11 +22,12 @@ enum api_auth {
 extern const struct sb_route sbd_routes[];
 extern const size_t sbd_nroutes;
 
+/* 0 when req may use route; SB_EAUTH after answering 401. */
 int api_authorize(struct sb_req *req, const struct sb_route *route);
 void api_on_reply(struct sb_req *req, int status);
 
-/* Parses ?name=N as an integer in [min, max]; def when absent. Replies 400
- * and returns -1 when present but invalid. */
+/* Parses ?name=N as an integer in [min, max]; def when absent. Returns 0, or
+ * SB_EINVAL after replying 400 when present but invalid. */
 int api_query_int(struct sb_req *req, const char *name, int64_t def, int64_t min, int64_t max,
                   int64_t *out);
 /* Answers a store read that failed: 404 NOT_FOUND ("no such <what>") when

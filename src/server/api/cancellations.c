@@ -83,7 +83,7 @@ static int time_field(struct sb_req *req, const json_t *body, const char *name, 
         return 0;
     sb_reply_error(req, 400, "INVALID_CANCELLATION",
                    "%s must be an RFC 3339 time, e.g. 2026-11-27T17:00:00Z", name);
-    return -1;
+    return SB_EINVAL;
 }
 
 void h_cancellations_post(struct sb_req *req)

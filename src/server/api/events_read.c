@@ -19,7 +19,7 @@ static int query_time(struct sb_req *req, const char *name, int64_t *out)
         return 0;
     sb_reply_error(req, 400, "BAD_QUERY", "%s must be an RFC 3339 time, e.g. 2026-11-27T17:00:00Z",
                    name);
-    return -1;
+    return SB_EINVAL;
 }
 
 void h_events_list(struct sb_req *req)
@@ -62,7 +62,7 @@ void h_event_get(struct sb_req *req)
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
     json_t *ev = st ? sb_store_event_json(st, id, &err) : NULL;
     if (!ev) {
-        sbd_reply_read_error(req, "event", id, err.code == SB_ENOTFOUND ? 404 : 503, &err);
+        sbd_reply_read_error(req, "event", id, err.code, &err);
         return;
     }
     sb_reply_json(req, 200, json_pack("{s:o}", "data", ev));

@@ -46,7 +46,7 @@ void h_metrics(struct sb_req *req)
                             .http_suspended = sb_httpd_suspended(sbd->httpd),
                             .commits = ws.batches,
                             .commit_us_total = ws.commit_us_total };
-    struct sb_buf b = SB_BUF_INIT(0);
+    struct sb_buf b = SB_BUF_INIT(0); /* sysbusd's own counters: a fixed set, no input */
     sbd_metrics_render(&b, &g);
     size_t len;
     char *text = sb_buf_steal(&b, &len);

@@ -151,8 +151,9 @@ static char *checksum_of(const json_t *body)
     return hex;
 }
 
-/* The app's own fields: bounded names without control characters. */
-static int register_check_fields(const json_t *body, char *msg, size_t msgsz)
+/* The app's own fields: bounded names without control characters. 0, or
+ * SB_EINVAL with err naming the field. */
+static int register_check_fields(const json_t *body, struct sb_err *err)
 {
     static const struct {
         const char *key;
@@ -160,16 +161,13 @@ static int register_check_fields(const json_t *body, char *msg, size_t msgsz)
     } fields[] = { { "appName", SB_MAX_ID },  { "url", SB_MAX_URL },     { "sdk", 128 },
                    { "framework", 128 },      { "appVersion", 128 } };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        struct sb_err err = { 0 };
         char what[40];
         snprintf(what, sizeof what, "'%s'", fields[i].key);
         json_t *v = json_object_get(body, fields[i].key);
         if (json_is_string(v) && json_string_length(v) == 0 && strcmp(fields[i].key, "appName"))
             continue; /* "" = not given, except for the app's name */
-        if (sb_json_name(v, what, fields[i].max, &err) == SB_EINVAL) {
-            snprintf(msg, msgsz, "%s", err.msg);
-            return -1;
-        }
+        if (sb_json_name(v, what, fields[i].max, err) == SB_EINVAL)
+            return SB_EINVAL;
     }
     return 0;
 }
@@ -200,8 +198,9 @@ void h_register(struct sb_req *req)
         json_decref(body);
         return;
     }
-    if (register_check_fields(body, msg, sizeof msg) != 0) {
-        reply_400(req, msg);
+    struct sb_err ferr = { 0 };
+    if (register_check_fields(body, &ferr) != 0) {
+        reply_400(req, ferr.msg);
         json_decref(body);
         return;
     }

@@ -76,7 +76,7 @@ int api_authorize(struct sb_req *req, const struct sb_route *route)
         if (event_key_ok(req, sbd))
             return 0;
         sb_reply_error(req, 401, "EVENT_KEY_NOT_FOUND", "Event key not found");
-        return -1;
+        return SB_EAUTH;
     case AUTH_METRICS:
         if (sbd->cfg.metrics_public)
             return 0;
@@ -89,7 +89,7 @@ int api_authorize(struct sb_req *req, const struct sb_route *route)
         sb_reply_error(req, 401, "UNAUTHORIZED",
                        "missing or wrong bearer token: send 'Authorization: Bearer <signing "
                        "key>' (plain or hashed form)");
-        return -1;
+        return SB_EAUTH;
     }
     return 0;
 }
@@ -117,7 +117,7 @@ int api_query_int(struct sb_req *req, const char *name, int64_t def, int64_t min
     if (*end != '\0' || n < min || n > max) {
         sb_reply_error(req, 400, "BAD_QUERY", "query parameter '%s' must be an integer %lld..%lld",
                        name, (long long)min, (long long)max);
-        return -1;
+        return SB_EINVAL;
     }
     *out = n;
     return 0;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The run's state: 0, or the read's error after answering 404 or 503. */
 static int load(struct sb_req *req, struct run_state *rs)
 {
     const char *id = sb_req_param(req, 0);
@@ -21,13 +22,13 @@ static int load(struct sb_req *req, struct run_state *rs)
                                 : SB_EUNAVAIL;
     if (rc == SB_ENOTFOUND) {
         sb_reply_json(req, 404, json_pack("{s:s, s:i}", "error", "run not found", "status", 404));
-        return -1;
+        return rc;
     }
     if (rc) { /* never a part of the steps: the SDK would rerun the rest */
         sb_reply_json(req, 503,
                       json_pack("{s:s++, s:s, s:i}", "error", "cannot read the run: ", err.msg,
                                 "code", "STORE_ERROR", "status", 503));
-        return -1;
+        return rc;
     }
     return 0;
 }
@@ -47,6 +48,8 @@ void h_run_batch(struct sb_req *req)
     struct run_state rs;
     if (load(req, &rs))
         return;
+    /* no cap: the run's events as sysbusd stored them, each bounded when it
+     * was accepted (--max-body), their number by the batch's maxSize */
     struct sb_buf b = SB_BUF_INIT(0);
     if (rs.events) { /* a batch: all its events */
         sb_buf_puts(&b, rs.events);
@@ -73,6 +76,10 @@ void h_run_actions(struct sb_req *req)
     /* {"<hash>": <memoized value>, ...}, keys sorted (canonical form) */
     if (rs.nsteps > 1)
         qsort(rs.steps, rs.nsteps, sizeof rs.steps[0], hash_cmp);
+    /* no cap: the memoized values as sysbusd stored them, each bounded when
+     * it was accepted (a worker's answer or a checkpoint's body, both
+     * capped); this page is the SDK's only way to get them, so it must hold
+     * them all */
     struct sb_buf b = SB_BUF_INIT(0);
     sb_buf_putc(&b, '{');
     for (size_t i = 0; i < rs.nsteps; i++) {

@@ -85,12 +85,12 @@ static void get_with_wait(struct sb_req *req, enum waiter_kind kind)
     if (api_query_int(req, "wait_ms", 0, 0, MAX_WAIT_MS, &wait_ms))
         return;
     json_t *body;
-    int status;
+    bool done = false;
     struct sb_err err = { 0 };
-    int done = kind == WAIT_RUN ? sbd_read_run(id, &body, &status, &err)
-                                : sbd_read_event_runs(id, &body, &status, &err);
-    if (status != 200) {
-        sbd_reply_read_error(req, kind == WAIT_RUN ? "run" : "event", id, status, &err);
+    int rc = kind == WAIT_RUN ? sbd_read_run(id, &body, &done, &err)
+                              : sbd_read_event_runs(id, &body, &done, &err);
+    if (rc) {
+        sbd_reply_read_error(req, kind == WAIT_RUN ? "run" : "event", id, rc, &err);
         return;
     }
     struct describe_wait *dw;
@@ -129,13 +129,13 @@ void h_run_steps(struct sb_req *req)
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
     json_t *run = st ? sb_store_run_json(st, id, &err) : NULL;
     if (!run) {
-        sbd_reply_read_error(req, "run", id, err.code == SB_ENOTFOUND ? 404 : 503, &err);
+        sbd_reply_read_error(req, "run", id, err.code, &err);
         return;
     }
     json_decref(run);
     json_t *steps = sb_store_run_steps_json(st, id, &err);
     if (!steps) {
-        sbd_reply_read_error(req, "the steps of run", id, 503, &err);
+        sbd_reply_read_error(req, "the steps of run", id, SB_ESTORE, &err);
         return;
     }
     sb_reply_json(req, 200, json_pack("{s:o}", "data", steps));
@@ -146,9 +146,9 @@ static void cancel_done(void *ctx, int rc, int status)
     struct sb_req *req = ctx;
     if (rc == 0) {
         json_t *body;
-        int st;
+        bool ended;
         struct sb_err err = { 0 };
-        sbd_read_run(sb_req_param(req, 0), &body, &st, &err);
+        sbd_read_run(sb_req_param(req, 0), &body, &ended, &err);
         sb_reply_json(req, 200,
                       body ? body : json_pack("{s:{s:s}}", "data", "status", "Cancelled"));
     } else if (rc == SB_ENOTFOUND) {

@@ -12,7 +12,12 @@
  *   call is cancelled (a QF_DEADLINE queue row, so it survives restarts).
  * Slots and throttle state live in memory, and what must survive a crash is
  * stored before the call is made (lease.c): the slots a call takes, and a
- * throttle key's new theoretical arrival time. */
+ * throttle key's new theoretical arrival time.
+ *
+ * Engine thread only (admit_throttle_restore and admit_slot, through
+ * lease_restore, also run at start, before the engine thread exists). A
+ * slot's parked heap holds only items of runs in the table, each in no other
+ * heap (heap.h). */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -357,4 +362,26 @@ void admit_free(struct sb_engine *e)
     free(e->slots);
     e->slots = NULL;
     e->nslot_buckets = e->nslots = 0;
+}
+
+int admit_check(const struct sb_engine *e, size_t *parked, struct sb_err *err)
+{
+    size_t nslots = 0;
+    *parked = 0;
+    for (size_t b = 0; b < e->nslot_buckets; b++) {
+        for (const struct slot *s = e->slots[b]; s; s = s->hnext) {
+            nslots++;
+            int rc = iheap_check(&s->parked, err);
+            if (rc)
+                return rc;
+            if (s->inflight < 0)
+                return sb_err_set(err, SB_EINTERNAL, "slot %s counts %lld calls", s->key,
+                                  (long long)s->inflight);
+            *parked += s->parked.n;
+        }
+    }
+    if (nslots != e->nslots)
+        return sb_err_set(err, SB_EINTERNAL, "%zu slots in the table, %zu counted", nslots,
+                          e->nslots);
+    return 0;
 }

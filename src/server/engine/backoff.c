@@ -1,4 +1,4 @@
-/* backoff.c - retry delay tables (see backoff.h). */
+/* backoff.c - retry delay tables (see backoff.h). No state: any thread. */
 #include "backoff.h"
 #include "common/clock.h"
 #include "common/crypto.h"

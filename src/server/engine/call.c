@@ -24,8 +24,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_RESPONSE (32u << 20)
-
 static int memo_cmp(const void *a, const void *b)
 {
     return strcmp((*(const struct memo *const *)a)->hash, (*(const struct memo *const *)b)->hash);
@@ -205,28 +203,10 @@ void call_abort(struct sb_engine *e, struct call *c)
     admit_release(e, it);
 }
 
-int call_start(struct sb_engine *e, struct item *it, const struct fn *f)
+/* The request's headers (signed over the body when sysbusd runs signed). */
+static void call_headers(struct call *c, const struct sbd *sbd, const struct run *r,
+                         const struct item *it)
 {
-    struct sbd *sbd = e->sbd;
-    struct run *r = it->run;
-    struct call *c = calloc(1, sizeof *c);
-    if (!c)
-        return SB_ENOMEM;
-    c->item = it;
-    c->no_retry = -1;
-    c->req_version = INT_MIN;
-    c->resp.max = MAX_RESPONSE;
-    if (call_build_body(r, it, f->retries + 1, sbd->cfg.env_name,
-                        sbd->cfg.checkpoint ? f->id : NULL, &c->req) != 0) {
-        call_free(e, c);
-        return SB_ENOMEM;
-    }
-    snprintf(c->url, sizeof c->url, "%sstepId=%s", f->url_base, it->step_id);
-    c->h = take_handle(e);
-    if (!c->h) {
-        call_free(e, c);
-        return SB_ENOMEM;
-    }
     char hdr[256];
     c->headers = curl_slist_append(c->headers, "Content-Type: application/json");
     c->headers = curl_slist_append(c->headers, "Expect:");
@@ -247,6 +227,31 @@ int call_start(struct sb_engine *e, struct item *it, const struct fn *f)
         snprintf(hdr, sizeof hdr, "X-Inngest-Signature: %s", sig);
         c->headers = curl_slist_append(c->headers, hdr);
     }
+}
+
+int call_start(struct sb_engine *e, struct item *it, const struct fn *f)
+{
+    struct sbd *sbd = e->sbd;
+    struct run *r = it->run;
+    struct call *c = calloc(1, sizeof *c);
+    if (!c)
+        return SB_ENOMEM;
+    c->item = it;
+    c->no_retry = -1;
+    c->req_version = INT_MIN;
+    c->resp.max = CALL_MAX_RESPONSE;
+    if (call_build_body(r, it, f->retries + 1, sbd->cfg.env_name,
+                        sbd->cfg.checkpoint ? f->id : NULL, &c->req) != 0) {
+        call_free(e, c);
+        return SB_ENOMEM;
+    }
+    snprintf(c->url, sizeof c->url, "%sstepId=%s", f->url_base, it->step_id);
+    c->h = take_handle(e);
+    if (!c->h) {
+        call_free(e, c);
+        return SB_ENOMEM;
+    }
+    call_headers(c, sbd, r, it);
     CURL *h = c->h;
     int64_t timeout = sbd->cfg.call_timeout_ms;
     if (f->flow.finish_timeout_ms > 0 && f->flow.finish_timeout_ms < timeout)

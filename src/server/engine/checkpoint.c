@@ -9,7 +9,11 @@
  * (200) is sent after the commit, so a step is durable before the next one
  * starts. The call itself stays in flight and ends with a normal response
  * (206 with RunComplete, a step error, a sleep...). If the worker dies
- * mid-call, the retry carries every checkpointed step as memoized. */
+ * mid-call, the retry carries every checkpointed step as memoized.
+ *
+ * Threads: the HTTP thread posts MSG_CHECKPOINT (sb_engine_checkpoint);
+ * engine_handle_checkpoint runs on the engine thread; the answer is sent by
+ * runop_done on the writer thread after the commit. */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/httpd.h"
@@ -25,45 +29,45 @@ static bool is_step_run(const json_t *op)
     return opcode && (strcmp(opcode, "StepRun") == 0 || strcmp(opcode, "Step") == 0);
 }
 
-void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m)
+/* The call in flight that a checkpoint belongs to, and whether its steps can
+ * be taken: 0 with *rp and *itp set; SB_ECONFLICT when the run has no such
+ * call in flight (the dispatch is stale), SB_EINVAL when the steps are
+ * refused; err says why. */
+static int checkpoint_target(struct sb_engine *e, const struct inbox_msg *m, struct run **rp,
+                             struct item **itp, struct sb_err *err)
 {
-    struct run *r = engine_run_find(e, m->run_id);
+    struct run *r = engine_run_find(e, m->checkpoint.run_id);
     struct item *it = NULL;
     for (struct item *x = r ? r->items : NULL; x; x = x->next)
-        if (x->id == m->qi_id && x->call)
+        if (x->id == m->checkpoint.qi_id && x->call)
             it = x;
-    if (!r || r->ended || r->cancelled || !it || !r->loaded) {
-        sb_reply_error(m->req, 409, "STALE_DISPATCH",
-                       "run %s has no call %lld in flight: this dispatch is stale", m->run_id,
-                       (long long)m->qi_id);
-        json_decref(m->steps);
-        return;
-    }
-    if (json_array_size(m->steps) > OUTCOME_MAX_OPS) {
-        sb_reply_error(m->req, 400, "INVALID_CHECKPOINT", "%zu steps in one checkpoint; at most %d",
-                       json_array_size(m->steps), OUTCOME_MAX_OPS);
-        json_decref(m->steps);
-        return;
-    }
+    if (!r || r->ended || r->cancelled || !it || !r->loaded)
+        return sb_err_set(err, SB_ECONFLICT,
+                          "run %s has no call %lld in flight: this dispatch is stale",
+                          m->checkpoint.run_id, (long long)m->checkpoint.qi_id);
+    const json_t *steps = m->checkpoint.steps;
+    if (json_array_size(steps) > OUTCOME_MAX_OPS)
+        return sb_err_set(err, SB_EINVAL, "%zu steps in one checkpoint; at most %d",
+                          json_array_size(steps), OUTCOME_MAX_OPS);
     size_t i;
-    json_t *o;
-    json_array_foreach(m->steps, i, o)
+    const json_t *o;
+    json_array_foreach(steps, i, o)
     {
-        if (is_step_run(o) && !engine_op_step_id(o)) {
-            sb_reply_error(m->req, 400, "INVALID_CHECKPOINT", "checkpoint step %zu has no valid id",
-                           i);
-            json_decref(m->steps);
-            return;
-        }
+        if (is_step_run(o) && !engine_op_step_id(o))
+            return sb_err_set(err, SB_EINVAL, "checkpoint step %zu has no valid id", i);
     }
-    struct run_update *op = runop_new(e, r);
-    if (!op) {
-        sb_reply_error(m->req, 503, "UNAVAILABLE", "out of memory");
-        json_decref(m->steps);
-        return;
-    }
-    int64_t now = sb_now_ms();
-    json_array_foreach(m->steps, i, o)
+    *rp = r;
+    *itp = it;
+    return 0;
+}
+
+/* Adds the StepRun ops of steps to op, memoized in the run as well. */
+static void checkpoint_memoize(struct sb_engine *e, struct run *r, const struct item *it,
+                               struct run_update *op, const json_t *steps, int64_t now)
+{
+    size_t i;
+    const json_t *o;
+    json_array_foreach(steps, i, o)
     {
         if (!is_step_run(o)) {
             const char *opcode = sb_json_str(o, "op");
@@ -100,9 +104,32 @@ void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m)
             op->alloc_failed = true;
         free(mv);
     }
+}
+
+void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m)
+{
+    struct sb_err err = { 0 };
+    struct run *r = NULL;
+    struct item *it = NULL;
+    int rc = checkpoint_target(e, m, &r, &it, &err);
+    struct run_update *op = rc ? NULL : runop_new(e, r);
+    if (!rc && !op)
+        rc = sb_err_set(&err, SB_ENOMEM, "out of memory");
+    if (rc) {
+        if (rc == SB_ECONFLICT)
+            sb_reply_error(m->checkpoint.req, 409, "STALE_DISPATCH", "%s", err.msg);
+        else if (rc == SB_EINVAL)
+            sb_reply_error(m->checkpoint.req, 400, "INVALID_CHECKPOINT", "%s", err.msg);
+        else
+            sb_reply_error(m->checkpoint.req, 503, "UNAVAILABLE", "%s", err.msg);
+        json_decref(m->checkpoint.steps);
+        return;
+    }
+    int64_t now = sb_now_ms();
+    checkpoint_memoize(e, r, it, op, m->checkpoint.steps, now);
     it->progress_at = now;
     op->progress = true;
-    op->checkpoint_req = m->req;
-    json_decref(m->steps);
+    op->checkpoint_req = m->checkpoint.req;
+    json_decref(m->checkpoint.steps);
     runop_submit(op);
 }

@@ -19,7 +19,8 @@
  *                         memoized with the matching event, or null at timeout
  *   InvokeFunction     -> a child run and a wait for it (invoke.c); the step is
  *                         memoized with its result or error, or a timeout error
- *   anything else      -> run Failed: unsupported operation */
+ *   anything else      -> run Failed: unsupported operation
+ * What reaches the store goes through the run_update (runop.c). */
 #include "engine_internal.h"
 #include "backoff.h"
 #include "common/clock.h"
@@ -141,22 +142,25 @@ const char *engine_op_step_id(const json_t *op)
 }
 
 /* Wake time of a Sleep op: `name` (or opts.duration) is a duration such as
- * "1h30m" (step.sleep) or an ISO date (step.sleepUntil). -1 if unreadable. */
-static int64_t sleep_wake_at(const json_t *op, int64_t now)
+ * "1h30m" (step.sleep) or an ISO date (step.sleepUntil). 0 with *wake set,
+ * or SB_EINVAL when it is unreadable (or before 1970). */
+static int sleep_wake_at(const json_t *op, int64_t now, int64_t *wake)
 {
     const char *v = sb_json_str(json_object_get(op, "opts"), "duration");
     if (!v)
         v = sb_json_str(op, "name");
     if (!v)
-        return -1;
+        return SB_EINVAL;
     int64_t t;
     if (sb_time_parse_iso(v, &t) == 0)
-        return t;
-    if (*v == '\0') /* v3 sends "" for sub-second sleeps */
-        return now;
-    if (sb_duration_parse(v, 0, &t) == 0)
-        return now + t;
-    return -1;
+        *wake = t;
+    else if (*v == '\0') /* v3 sends "" for sub-second sleeps */
+        *wake = now;
+    else if (sb_duration_parse(v, 0, &t) == 0)
+        *wake = now + t;
+    else
+        return SB_EINVAL;
+    return *wake < 0 ? SB_EINVAL : 0; /* a date before 1970 is unreadable too */
 }
 
 /* ---- the ops of one response, one handler per op code ---- */
@@ -217,20 +221,30 @@ static struct step_rec step_of(const struct ops_state *st, const json_t *o, cons
                               .ended_at = st->now };
 }
 
-/* Canonical JSON {key: v} (v NULL = null), malloc'd; NULL with a reason in
- * why when it cannot be encoded. */
-static char *memo_encode(const char *key, const json_t *v, const char **why)
+int decide_encode_value(const char *key, const json_t *v, size_t max, char **out)
 {
-    struct sb_buf b = SB_BUF_INIT(0);
-    int rc = sb_buf_printf(&b, "{\"%s\":", key);
+    struct sb_buf b = SB_BUF_INIT(max);
+    int rc = key ? sb_buf_printf(&b, "{\"%s\":", key) : 0;
     if (!rc)
         rc = sb_json_write(&b, v ? v : json_null());
-    if (!rc)
+    if (!rc && key)
         rc = sb_buf_putc(&b, '}');
-    char *text = rc ? NULL : sb_buf_steal(&b, NULL);
+    *out = rc ? NULL : sb_buf_steal(&b, NULL);
     sb_buf_free(&b);
-    if (!text)
-        *why = rc == SB_ENOMEM || !rc ? "out of memory" : "it is nested too deeply";
+    return rc ? rc : *out ? 0 : SB_ENOMEM;
+}
+
+/* decide_encode_value within MEMO_MAX_BYTES: the text, or NULL with the
+ * reason in why. */
+static char *memo_encode(const char *key, const json_t *v, const char **why)
+{
+    char *text;
+    int rc = decide_encode_value(key, v, MEMO_MAX_BYTES, &text);
+    _Static_assert(MEMO_MAX_BYTES == 128u << 20, "the message names the limit");
+    if (rc == SB_ETOOBIG)
+        *why = "it is larger than 128 MiB";
+    else if (rc)
+        *why = rc == SB_ENOMEM ? "out of memory" : "it is nested too deeply";
     return text;
 }
 
@@ -270,9 +284,10 @@ static int op_run_complete(struct ops_state *st, const json_t *o, const char *ha
 {
     (void)hash;
     json_t *data = json_object_get(o, "data");
-    char *out = sb_json_dumps(data ? data : json_null(), NULL);
+    const char *why = "";
+    char *out = memo_encode(NULL, data, &why);
     if (!out)
-        return ops_fail(st, "OutputNotStorable", "the function's result cannot be stored");
+        return ops_fail(st, "OutputNotStorable", "the function's result cannot be stored: %s", why);
     decide_finish(st->e, st->r, st->op, RUN_COMPLETED, out, NULL, st->it->started_at);
     free(out);
     return OPS_ENDED;
@@ -307,9 +322,11 @@ static int op_step_error(struct ops_state *st, const json_t *o, const char *hash
     if (!st->res->retriable || st->it->attempt + 1 >= st->f->retries + 1)
         return op_step_failed(st, o, hash);
     json_t *err = json_object_get(o, "error");
-    char *ej = sb_json_dumps(err ? err : json_null(), NULL);
+    const char *why = "";
+    char *ej = memo_encode(NULL, err, &why);
     if (!ej)
-        return ops_fail(st, "OutputNotStorable", "the error of step '%s' cannot be stored", hash);
+        return ops_fail(st, "OutputNotStorable", "the error of step '%s' cannot be stored: %s",
+                        hash, why);
     struct step_rec s = step_of(st, o, hash, "StepError");
     s.status = STEP_RUNNING;
     s.error = ej;
@@ -342,8 +359,8 @@ static bool timer_wanted(const struct ops_state *st, const char *hash)
 
 static int op_sleep(struct ops_state *st, const json_t *o, const char *hash)
 {
-    int64_t wake = sleep_wake_at(o, st->now);
-    if (wake < 0)
+    int64_t wake;
+    if (sleep_wake_at(o, st->now, &wake) != 0)
         return ops_fail(st, "InvalidSleep", "cannot read the sleep duration or date '%.100s'",
                         sb_json_str(o, "name") ? sb_json_str(o, "name") : "");
     if (timer_wanted(st, hash)) {
@@ -357,9 +374,9 @@ static int op_wait_for_event(struct ops_state *st, const json_t *o, const char *
 {
     struct wait_reg w;
     int64_t timeout_at = 0;
-    char msg[400];
-    if (wait_parse_op(o, st->now, &w, &timeout_at, msg, sizeof msg) != 0)
-        return ops_fail(st, "InvalidWaitForEvent", "%s", msg);
+    struct sb_err err = { 0 };
+    if (wait_parse_op(o, st->now, &w, &timeout_at, &err) != 0)
+        return ops_fail(st, "InvalidWaitForEvent", "%.399s", err.msg);
     if (!timer_wanted(st, hash)) {
         wait_reg_free(&w);
         return 0;
@@ -389,20 +406,20 @@ static int op_invoke(struct ops_state *st, const json_t *o, const char *hash)
         return 0;
     struct invoke_reg inv;
     int64_t timeout_at = 0;
-    char msg[400];
-    int prc = invoke_prepare(st->e, st->r, o, st->now, &inv, &timeout_at, msg, sizeof msg);
-    if (prc < 0) {
+    struct sb_err err = { 0 };
+    int prc = invoke_prepare(st->e, st->r, o, st->now, &inv, &timeout_at, &err);
+    if (prc && prc != SB_ENOTFOUND) {
         invoke_reg_free(&inv);
-        return ops_fail(st, "InvalidInvoke", "%s", msg);
+        return ops_fail(st, "InvalidInvoke", "%.399s", err.msg);
     }
     struct step_rec s = step_of(st, o, hash, "InvokeFunction");
-    if (prc > 0) { /* unknown target: the step fails, the function sees it */
+    if (prc == SB_ENOTFOUND) { /* unknown target: the step fails, the function sees it */
         invoke_reg_free(&inv);
-        json_t *err = json_pack("{s:s, s:s}", "name", "Error", "message", msg);
+        json_t *ej = json_pack("{s:s, s:s}", "name", "Error", "message", err.msg);
         s.status = STEP_FAILED;
-        int rc = err ? ops_memoize(st, &s, "error", err)
-                     : ops_fail(st, "InternalError", "out of memory");
-        json_decref(err);
+        int rc =
+            ej ? ops_memoize(st, &s, "error", ej) : ops_fail(st, "InternalError", "out of memory");
+        json_decref(ej);
         return rc;
     }
     struct run_update *op = st->op;
@@ -428,10 +445,14 @@ static const struct op_def {
     op_handler handle;
     bool needs_id;
 } OP_TABLE[] = {
-    { "RunComplete", op_run_complete, false },     { "StepRun", op_step_run, true },
-    { "Step", op_step_run, true },                 { "StepError", op_step_error, true },
-    { "StepFailed", op_step_failed, true },        { "StepPlanned", op_step_planned, true },
-    { "Sleep", op_sleep, true },                   { "WaitForEvent", op_wait_for_event, true },
+    { "RunComplete", op_run_complete, false },
+    { "StepRun", op_step_run, true },
+    { "Step", op_step_run, true },
+    { "StepError", op_step_error, true },
+    { "StepFailed", op_step_failed, true },
+    { "StepPlanned", op_step_planned, true },
+    { "Sleep", op_sleep, true },
+    { "WaitForEvent", op_wait_for_event, true },
     { "InvokeFunction", op_invoke, true },
 };
 
@@ -591,10 +612,51 @@ void decide_timer(struct sb_engine *e, struct item *it)
         complete_without_call(e, it, "null", "Sleep", 0);
 }
 
+/* A transport failure (the worker could not be reached): inside the
+ * transport window the same item is retried after the transport backoff,
+ * without spending an attempt (true: op submitted); after it, res becomes a
+ * retriable error (false: the caller goes on with it). */
+static bool transport_retry(struct sb_engine *e, struct item *it, struct call_result *res,
+                            const struct fn *f, struct run_update *op, int64_t now)
+{
+    const struct sbd *sbd = e->sbd;
+    SBD_COUNT(transport_failures);
+    if (!it->transport_since)
+        it->transport_since = now;
+    int64_t failing_for = now - it->transport_since;
+    if (failing_for < sbd->cfg.transport_window_ms) {
+        int64_t delay =
+            sb_backoff_transport_ms(it->transport_failures, sbd->cfg.transport_backoff_max_ms);
+        it->transport_failures++;
+        it->due_at = now + delay;
+        char *err = outcome_error_json("WorkerUnreachable", res->message);
+        set_last_error(it, err);
+        free(err);
+        SB_LOGK(
+            SB_INFO, "call_transport_retry",
+            ((struct sb_lf[]){ LF_S("run_id", it->run->id), LF_S("function_id", f->id),
+                               LF_I("failures", it->transport_failures), LF_I("delay_ms", delay) }),
+            "%s; retrying", res->message);
+        runop_put_item(op, it);
+        runop_submit(op);
+        return true;
+    }
+    /* The worker stayed unreachable for the whole window: that now counts
+     * as a failed attempt. */
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s (unreachable for %llds)", res->message,
+             (long long)(failing_for / 1000));
+    free(res->message);
+    res->message = strdup(msg);
+    res->error = outcome_error_json("WorkerUnreachable", msg);
+    res->kind = RES_ERROR;
+    res->retriable = true;
+    return false;
+}
+
 void decide_call_result(struct sb_engine *e, struct item *it, struct call_result *res)
 {
     struct run *r = it->run;
-    struct sbd *sbd = e->sbd;
     int64_t now = sb_now_ms();
     const struct fn *f = sb_snap_find(e->snap, r->function_id);
     struct run_update *op = runop_new(e, r);
@@ -615,39 +677,8 @@ void decide_call_result(struct sb_engine *e, struct item *it, struct call_result
     op->progress = true;
     op->req_version = r->req_version;
 
-    if (res->kind == RES_TRANSPORT) {
-        SBD_COUNT(transport_failures);
-        if (!it->transport_since)
-            it->transport_since = now;
-        int64_t failing_for = now - it->transport_since;
-        if (failing_for < sbd->cfg.transport_window_ms) {
-            int64_t delay =
-                sb_backoff_transport_ms(it->transport_failures, sbd->cfg.transport_backoff_max_ms);
-            it->transport_failures++;
-            it->due_at = now + delay;
-            char *err = outcome_error_json("WorkerUnreachable", res->message);
-            set_last_error(it, err);
-            free(err);
-            SB_LOGK(SB_INFO, "call_transport_retry",
-                    ((struct sb_lf[]){ LF_S("run_id", r->id), LF_S("function_id", f->id),
-                                       LF_I("failures", it->transport_failures),
-                                       LF_I("delay_ms", delay) }),
-                    "%s; retrying", res->message);
-            runop_put_item(op, it);
-            runop_submit(op);
-            return;
-        }
-        /* The worker stayed unreachable for the whole window: that now
-         * counts as a failed attempt. */
-        char msg[600];
-        snprintf(msg, sizeof msg, "%s (unreachable for %llds)", res->message,
-                 (long long)(failing_for / 1000));
-        free(res->message);
-        res->message = strdup(msg);
-        res->error = outcome_error_json("WorkerUnreachable", msg);
-        res->kind = RES_ERROR;
-        res->retriable = true;
-    }
+    if (res->kind == RES_TRANSPORT && transport_retry(e, it, res, f, op, now))
+        return;
     reset_transport(it);
 
     switch (res->kind) {

@@ -1,23 +1,28 @@
-/* engine.c - the engine thread: inbox, dispatch loop, start and stop (the
- * run table and items are in runs.c).
+/* engine.c - the engine thread: its loop, dispatching due items, collecting
+ * finished calls, start and stop. The inbox is in inbox.c, the run table
+ * and items in runs.c.
  *
  * Loop: drain the inbox (new runs, commits, cancellations) -> collect
  * finished calls -> dispatch every due item while there is room in flight ->
  * epoll_wait until a socket is ready, curl's timer or the next due item
  * fires, or the inbox eventfd is written. curl runs in its socket mode
  * (curl_multi_socket_action): it tells us which sockets to watch, so each
- * turn of the loop costs O(ready sockets), not O(connections). All state
- * below is engine-thread only, except the inbox and the stat_* counters. */
+ * turn of the loop costs O(ready sockets), not O(connections).
+ *
+ * Threads: sb_engine_start runs on the caller's thread (main) before the
+ * engine thread exists, and may post to the inbox (repairs, replayed
+ * cancellations); sb_engine_stop and sb_engine_free on the caller's thread
+ * after joining it; sb_engine_alloc_qid and sb_engine_stats on any thread
+ * (atomics). Everything else here runs on the engine thread. */
 #include "engine_internal.h"
 #include "backoff.h"
 #include "common/clock.h"
-#include "common/httpd.h"
-#include "common/json.h"
 #include "common/log.h"
 #include "server/metrics.h"
 #include "server/sbd.h"
 #include "server/store/store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +30,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* ---- wake-ups and curl's socket callbacks ---- */
-
-static void engine_wake(struct sb_engine *e)
-{
-    uint64_t one = 1;
-    while (write(e->wakefd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-}
+/* ---- curl's socket callbacks ---- */
 
 /* curl asks us to watch (or stop watching) a socket. */
 static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
@@ -61,310 +59,6 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
     struct sb_engine *e = userp;
     e->curl_timer_ms = timeout_ms < 0 ? -1 : sb_mono_ms() + timeout_ms;
     return 0;
-}
-
-/* ---- inbox ---- */
-
-/* A message the engine will never handle (it stopped): answer whoever waits
- * for it and free it. */
-static void inbox_reject(struct inbox_msg *m)
-{
-    if (m->kind == MSG_NEW_RUNS) { /* committed: picked up at the next start */
-        for (size_t i = 0; i < m->nruns; i++) {
-            free(m->runs[i].function_id);
-            free(m->runs[i].event);
-        }
-        free(m->runs);
-    } else if (m->kind == MSG_COMMITTED) {
-        m->op->run->committing--;
-        runop_free(m->op);
-    } else if (m->kind == MSG_CANCEL) {
-        if (m->cancel->cb)
-            m->cancel->cb(m->cancel->ctx, SB_EUNAVAIL, -1);
-        free(m->cancel);
-    } else if (m->kind == MSG_WAITS_RESOLVED) {
-        sb_wait_resolutions_free(m->resolved, m->nresolved);
-    } else if (m->kind == MSG_CHECKPOINT) {
-        json_decref(m->steps);
-        sb_reply_error(m->req, 503, "UNAVAILABLE", "sysbusd is shutting down");
-    } else if (m->kind == MSG_DESCRIBE) {
-        m->describe_cb(m->describe_ctx, NULL);
-    }
-    free(m);
-}
-
-/* After the thread stopped: answers every queued message, and later posts
- * at once (so no request waits on an engine that is gone). */
-static void engine_inbox_close(struct sb_engine *e)
-{
-    pthread_mutex_lock(&e->inbox_lock);
-    e->inbox_closed = true;
-    struct inbox_msg *m = e->inbox_head;
-    e->inbox_head = e->inbox_tail = NULL;
-    pthread_mutex_unlock(&e->inbox_lock);
-    while (m) {
-        struct inbox_msg *next = m->next;
-        inbox_reject(m);
-        m = next;
-    }
-}
-
-void engine_inbox_post(struct sb_engine *e, struct inbox_msg *m)
-{
-    m->next = NULL;
-    pthread_mutex_lock(&e->inbox_lock);
-    if (e->inbox_closed) {
-        pthread_mutex_unlock(&e->inbox_lock);
-        inbox_reject(m);
-        return;
-    }
-    if (e->inbox_tail)
-        e->inbox_tail->next = m;
-    else
-        e->inbox_head = m;
-    e->inbox_tail = m;
-    pthread_mutex_unlock(&e->inbox_lock);
-    engine_wake(e);
-}
-
-void sb_engine_add_runs(struct sb_engine *e, struct new_run *runs, size_t n)
-{
-    struct inbox_msg *m = calloc(1, sizeof *m);
-    struct new_run *copy = malloc(n * sizeof *copy);
-    if (!m || !copy) {
-        /* The runs are committed: they will be picked up at the next start.
-         * Losing the wake-up only delays them; log loudly. */
-        SB_LOG(SB_ERROR, "oom", "cannot hand %zu new runs to the engine", n);
-        free(m);
-        free(copy);
-        for (size_t i = 0; i < n; i++) {
-            free(runs[i].function_id);
-            free(runs[i].event);
-        }
-        return;
-    }
-    memcpy(copy, runs, n * sizeof *copy);
-    m->kind = MSG_NEW_RUNS;
-    m->runs = copy;
-    m->nruns = n;
-    engine_inbox_post(e, m);
-}
-
-void sb_engine_cancel(struct sb_engine *e, const char *run_id,
-                      void (*cb)(void *ctx, int rc, int status), void *ctx)
-{
-    struct inbox_msg *m = calloc(1, sizeof *m);
-    struct cancel_req *c = calloc(1, sizeof *c);
-    if (!m || !c) {
-        free(m);
-        free(c);
-        if (cb)
-            cb(ctx, SB_ENOMEM, -1);
-        return;
-    }
-    c->cb = cb;
-    c->ctx = ctx;
-    m->kind = MSG_CANCEL;
-    snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
-    m->cancel = c;
-    engine_inbox_post(e, m);
-}
-
-void sb_engine_describe(struct sb_engine *e, const char *run_id,
-                        void (*cb)(void *ctx, json_t *desc), void *ctx)
-{
-    struct inbox_msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        cb(ctx, NULL);
-        return;
-    }
-    m->kind = MSG_DESCRIBE;
-    snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
-    m->describe_cb = cb;
-    m->describe_ctx = ctx;
-    engine_inbox_post(e, m);
-}
-
-/* {in_call, parked_on?}: the slot key a parked item waits on
- * ("c<US>scope<US>value"), or the throttle key of an item a throttle
- * delayed ("t<US>fn-id<US>value"). */
-static void handle_describe(struct sb_engine *e, struct inbox_msg *m)
-{
-    struct run *r = engine_run_find(e, m->run_id);
-    json_t *d = NULL;
-    if (r) {
-        bool in_call = false;
-        const char *key = NULL, *kind = "concurrency";
-        for (const struct item *it = r->items; it; it = it->next) {
-            in_call = in_call || it->call || it->leasing;
-            if (!key)
-                key = admit_parked_key(e, it);
-            if (!key && it->throttled && r->flow_keys[2]) {
-                key = r->flow_keys[2]; /* "t<US>fn-id<US>value" */
-                kind = "throttle";
-            }
-        }
-        d = json_pack("{s:b}", "in_call", in_call);
-        if (key) {
-            char scope[300] = "";
-            const char *sep = strchr(key, '\x1f');
-            const char *value = sep ? strchr(sep + 1, '\x1f') : NULL;
-            if (sep)
-                snprintf(scope, sizeof scope, "%.*s",
-                         (int)(value ? (size_t)(value - sep - 1) : strlen(sep + 1)), sep + 1);
-            json_t *p = json_pack("{s:s, s:s}", "kind", kind, "scope", scope);
-            if (value && value[1])
-                json_object_set_new(p, "value", json_string(value + 1));
-            json_object_set_new(d, "parked_on", p);
-        }
-    }
-    m->describe_cb(m->describe_ctx, d);
-}
-
-void sb_engine_waits_resolved(struct sb_engine *e, struct wait_resolution *res, size_t n)
-{
-    struct inbox_msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        /* committed in the store: the runs are rebuilt at the next start */
-        SB_LOG(SB_ERROR, "oom", "cannot tell the engine about %zu resolved waits", n);
-        sb_wait_resolutions_free(res, n);
-        return;
-    }
-    m->kind = MSG_WAITS_RESOLVED;
-    m->resolved = res;
-    m->nresolved = n;
-    engine_inbox_post(e, m);
-}
-
-void sb_engine_checkpoint(struct sb_engine *e, const char *run_id, int64_t qi_id, json_t *steps,
-                          struct sb_req *req)
-{
-    struct inbox_msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        json_decref(steps);
-        sb_reply_error(req, 503, "UNAVAILABLE", "out of memory");
-        return;
-    }
-    m->kind = MSG_CHECKPOINT;
-    snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
-    m->qi_id = qi_id;
-    m->steps = steps;
-    m->req = req;
-    engine_inbox_post(e, m);
-}
-
-/* Called on the writer thread when a run_update committed. */
-void runop_post_committed(struct sb_engine *e, struct run_update *op, int rc);
-void runop_post_committed(struct sb_engine *e, struct run_update *op, int rc)
-{
-    struct inbox_msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        SB_LOG(SB_ERROR, "oom", "cannot post a commit to the engine");
-        abort();
-    }
-    m->kind = MSG_COMMITTED;
-    m->op = op;
-    m->rc = rc;
-    engine_inbox_post(e, m);
-}
-
-static void take_new_runs(struct sb_engine *e, struct inbox_msg *m)
-{
-    for (size_t i = 0; i < m->nruns; i++) {
-        struct new_run *nr = &m->runs[i];
-        struct run *r = engine_run_add(e, nr->run_id);
-        snprintf(r->event_id, sizeof r->event_id, "%s", nr->event_id);
-        r->function_id = nr->function_id;
-        if (nr->event) {
-            r->event = nr->event;
-            r->loaded = true;
-            e->loaded_runs++;
-        }
-        struct item *it = engine_item_new(e, r, nr->qid, "step");
-        it->due_at = nr->due_at;
-        engine_heap_push(e, it);
-    }
-    free(m->runs);
-}
-
-static void handle_cancel(struct sb_engine *e, struct inbox_msg *m)
-{
-    struct run *r = engine_run_find(e, m->run_id);
-    if (!r || r->ended) {
-        /* Not running here: tell the caller whether it exists at all. */
-        int status = -1;
-        json_t *row = NULL;
-        struct sb_err err = { SB_EUNAVAIL, 0, "" };
-        struct sb_store *st = sb_store_reader();
-        if (st)
-            row = sb_store_run_json(st, m->run_id, &err);
-        if (row)
-            status = run_status_parse(sb_json_str(row, "status") ? sb_json_str(row, "status") : "");
-        json_decref(row);
-        if (!row && err.code != SB_ENOTFOUND && !(r && r->ended)) {
-            /* whether it exists is unknown: not "no such run" */
-            if (m->cancel->cb)
-                m->cancel->cb(m->cancel->ctx, err.code, -1);
-            free(m->cancel);
-            return;
-        }
-        if (r && r->ended) {
-            /* ending is in flight: answer when it commits */
-            m->cancel->next = r->cancels;
-            r->cancels = m->cancel;
-            return;
-        }
-        if (m->cancel->cb)
-            m->cancel->cb(m->cancel->ctx, status < 0 ? SB_ENOTFOUND : SB_ECONFLICT, status);
-        free(m->cancel);
-        return;
-    }
-    m->cancel->next = r->cancels;
-    r->cancels = m->cancel;
-    r->cancelled = true;
-    decide_fail(e, r, NULL, RUN_CANCELLED, 0, "RunCancelled", "the run was cancelled");
-}
-
-/* A Running run without queue rows (found at start): give it a discovery
- * call; memoized steps make this safe. */
-static void handle_repair(struct sb_engine *e, struct inbox_msg *m)
-{
-    if (engine_run_find(e, m->run_id))
-        return;
-    struct run *r = engine_run_add(e, m->run_id);
-    struct item *it = engine_item_new(e, r, sb_engine_alloc_qid(e), "step");
-    it->due_at = sb_now_ms();
-    struct run_update *op = runop_new(e, r);
-    if (!op || runop_put_item(op, it) != 0) {
-        runop_free(op);
-        engine_run_free(e, r);
-        return;
-    }
-    SB_LOG(SB_WARN, "run_repaired", "run %s had no queue item; scheduled a new call", r->id);
-    runop_submit(op);
-}
-
-static void drain_inbox(struct sb_engine *e)
-{
-    pthread_mutex_lock(&e->inbox_lock);
-    struct inbox_msg *m = e->inbox_head;
-    e->inbox_head = e->inbox_tail = NULL;
-    pthread_mutex_unlock(&e->inbox_lock);
-    while (m) {
-        struct inbox_msg *next = m->next;
-        switch (m->kind) {
-        case MSG_NEW_RUNS: take_new_runs(e, m); break;
-        case MSG_COMMITTED: runop_committed(e, m->op, m->rc); break;
-        case MSG_CANCEL: handle_cancel(e, m); break;
-        case MSG_REPAIR: handle_repair(e, m); break;
-        case MSG_WAITS_RESOLVED: engine_handle_waits_resolved(e, m); break;
-        case MSG_CHECKPOINT: engine_handle_checkpoint(e, m); break;
-        case MSG_LEASED: engine_handle_leased(e, m); break;
-        case MSG_DESCRIBE: handle_describe(e, m); break;
-        }
-        free(m);
-        m = next;
-    }
 }
 
 /* ---- dispatch ---- */
@@ -560,12 +254,13 @@ static void *engine_main(void *arg)
     struct epoll_event evs[256];
     int running = 0;
     while (!__atomic_load_n(&e->stop, __ATOMIC_ACQUIRE)) {
-        drain_inbox(e);
+        engine_inbox_drain(e);
         collect_done(e);
         refresh_snapshot(e);
         admit_sweep(e, sb_now_ms());
         dispatch_due(e);
         collect_done(e); /* a call can fail at once (e.g. refused) */
+        ENGINE_CHECK(e);
         __atomic_store_n(&e->stat_items, (int64_t)e->nitems, __ATOMIC_RELAXED);
         __atomic_store_n(&e->stat_inflight, e->inflight, __ATOMIC_RELAXED);
         __atomic_store_n(&e->stat_runs, (int64_t)e->nruns, __ATOMIC_RELAXED);
@@ -631,13 +326,7 @@ static int load_item(void *ctx, const struct qitem_rec *q)
 
 static void repair_orphan(void *ctx, const char *run_id)
 {
-    struct sb_engine *e = ctx;
-    struct inbox_msg *m = calloc(1, sizeof *m);
-    if (!m)
-        return;
-    m->kind = MSG_REPAIR;
-    snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
-    engine_inbox_post(e, m);
+    engine_post_repair(ctx, run_id);
 }
 
 static void restore_throttle(void *ctx, const char *key, int64_t tat)
@@ -689,6 +378,7 @@ int64_t sb_engine_alloc_qid(struct sb_engine *e)
 
 int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
 {
+    assert(inbox_table_complete()); /* every inbox kind has its handler */
     struct sb_engine *e = calloc(1, sizeof *e);
     if (!e)
         return sb_err_set(err, SB_ENOMEM, "out of memory");

@@ -1,8 +1,43 @@
-/* engine_internal.h - the engine's data structures, shared by its files:
- * engine.c (loop, heap, run table, inbox), call.c (request building and
- * curl), outcome.c (response parsing), decide.c (state transitions) and
- * runop.c (the write operation). Everything here is touched only by the
- * engine thread, except the inbox (guarded by inbox_lock). */
+/* engine_internal.h - the engine's data structures and the contracts between
+ * its files (engine.h is its face to the rest of sysbusd; the mechanism is in
+ * docs/internals/engine.md). The files:
+ *   engine.c      the thread: loop, dispatch of due items, start and stop
+ *   inbox.c       the inbox: posting from other threads, one table of kinds
+ *   runs.c        the run table, queue items, memoized values, unloading
+ *   heap.c        the min-heap of items (the queue, each slot's parked calls)
+ *   admit.c       concurrency, throttle and timeouts before a call
+ *   lease.c       concurrency slots that survive a crash
+ *   call.c        a call's request body, headers and curl handle
+ *   outcome.c     what a worker's answer means
+ *   decide.c      a result becomes the run's next state (the op table)
+ *   runop.c       the write that records one change of a run
+ *   repair.c      a run whose change was not stored
+ *   wait.c        step.waitForEvent
+ *   invoke.c      step.invoke
+ *   checkpoint.c  v4 async checkpoints
+ *   backoff.c     retry delays
+ *   check.c       the invariants below, checked in full (tests, debug builds)
+ *
+ * Threads. Everything here belongs to the engine thread, except:
+ *  - the inbox (inbox_head/tail, inbox_closed: inbox_lock), next_qid and the
+ *    stat_* counters (atomics), which any thread uses;
+ *  - functions named *_in_txn: they run on the writer thread inside its
+ *    batch transaction and touch the store and their op only (an op carries
+ *    copies of what it writes, never a pointer into a run it dereferences);
+ *  - the writers' done callbacks (runop_done, lease_done): writer thread,
+ *    after the commit; they answer requests and post to the inbox.
+ * Each file's header says which of its functions run where.
+ *
+ * Invariants (asserted where they change; engine_check walks them all):
+ *  - a run in the table that has not ended has at least one item or a
+ *    commit pending (committing > 0); committing is never negative;
+ *  - an ended run has no items: its end dropped them;
+ *  - an item is in at most one heap (item->heap: the queue or one slot's
+ *    parked heap), and one in a heap has no call in flight and no lease
+ *    being written; an item with a call is its call's item;
+ *  - a run's deadline item is not in run->items; inflight counts the items
+ *    with a call, nitems every item (deadlines too), loaded_runs the runs
+ *    whose heavy state is in memory. */
 #ifndef SBD_ENGINE_INTERNAL_H
 #define SBD_ENGINE_INTERNAL_H
 
@@ -110,12 +145,25 @@ struct cancel_req {
     void *ctx;
 };
 
+/* The largest answer a worker may give: past it the call fails with
+ * ResponseTooLarge (outcome.c). */
+#define CALL_MAX_RESPONSE (32u << 20)
+/* The largest memoized value (a step's output or error, decide.c). It comes
+ * from one answer, but its canonical form can be longer than the answer's
+ * text (1e20 is written out as 21 digits); past it the run fails with
+ * OutputNotStorable instead of growing without bound. */
+#define MEMO_MAX_BYTES (4 * (size_t)CALL_MAX_RESPONSE)
+
 /* One HTTP call in flight. */
 struct call {
     CURL *h;
     struct item *item;
-    struct sb_buf req;  /* request body */
-    struct sb_buf resp; /* response body (capped) */
+    /* request body, no cap of its own: built by sysbusd from the run's
+     * state, whose parts are bounded where they entered (events by
+     * --max-body, memoized values by MEMO_MAX_BYTES), and past
+     * USE_API_BYTES (call.c) the steps go by reference instead */
+    struct sb_buf req;
+    struct sb_buf resp; /* response body, capped at CALL_MAX_RESPONSE */
     struct curl_slist *headers;
     char url[4096];
     int64_t sent_us;
@@ -126,33 +174,65 @@ struct call {
     bool has_sdk_header;
 };
 
+/* ---- the inbox: what other threads hand to the engine thread ----
+ * A message is a kind and that kind's payload (the union member named after
+ * it). engine.c dispatches every kind through one table (inbox_dispatch): a
+ * row per kind with the handler that runs on the engine thread and the
+ * answer given instead once the engine has stopped (the inbox is closed:
+ * whoever waits is answered at once, e.g. 503). Either takes ownership of the
+ * payload; the dispatcher frees the message itself. */
 enum inbox_kind {
-    MSG_NEW_RUNS,
-    MSG_COMMITTED,
-    MSG_CANCEL,
-    MSG_REPAIR,
-    MSG_WAITS_RESOLVED,
-    MSG_CHECKPOINT,
-    MSG_LEASED,
-    MSG_DESCRIBE
+    MSG_NEW_RUNS,       /* runs an ingest created (any thread, after its commit) */
+    MSG_COMMITTED,      /* a run_update committed or failed (writer thread) */
+    MSG_CANCEL,         /* cancel a run (HTTP, or the start-up replay) */
+    MSG_REPAIR,         /* a Running run without queue rows (start-up scan) */
+    MSG_WAITS_RESOLVED, /* waits an ingest or a child's end resolved (writer thread) */
+    MSG_CHECKPOINT,     /* steps a v4 SDK completed inside a call (HTTP) */
+    MSG_LEASED,         /* a call's lease was written, or not (writer thread) */
+    MSG_DESCRIBE,       /* what the engine holds of a run (HTTP) */
+    MSG_KINDS
 };
 
 struct inbox_msg {
     struct inbox_msg *next;
     enum inbox_kind kind;
-    struct new_run *runs; /* MSG_NEW_RUNS (owned array) */
-    size_t nruns;
-    struct run_update *op; /* MSG_COMMITTED */
-    int rc;
-    char run_id[SB_ULID_SIZE]; /* MSG_CANCEL / MSG_REPAIR */
-    struct cancel_req *cancel;
-    struct wait_resolution *resolved; /* MSG_WAITS_RESOLVED (owned array) */
-    size_t nresolved;
-    int64_t qi_id;                                /* MSG_CHECKPOINT, MSG_LEASED: the call's item */
-    json_t *steps;                                /* MSG_CHECKPOINT (owned) */
-    struct sb_req *req;                           /* MSG_CHECKPOINT: answered after the commit */
-    void (*describe_cb)(void *ctx, json_t *desc); /* MSG_DESCRIBE */
-    void *describe_ctx;
+    union {
+        struct {
+            struct new_run *runs; /* owned array */
+            size_t n;
+        } new_runs;
+        struct {
+            struct run_update *op; /* owned */
+            int rc;                /* the commit's result */
+        } committed;
+        struct {
+            char run_id[SB_ULID_SIZE];
+            struct cancel_req *req; /* owned; answered when the cancellation commits */
+        } cancel;
+        struct {
+            char run_id[SB_ULID_SIZE];
+        } repair;
+        struct {
+            struct wait_resolution *res; /* owned array */
+            size_t n;
+        } waits_resolved;
+        struct {
+            char run_id[SB_ULID_SIZE];
+            int64_t qi_id;      /* the call's item */
+            json_t *steps;      /* owned */
+            struct sb_req *req; /* answered after the commit */
+        } checkpoint;
+        struct {
+            char run_id[SB_ULID_SIZE];
+            int64_t qi_id; /* the call's item */
+            int rc;        /* the lease write's result */
+        } leased;
+        struct {
+            char run_id[SB_ULID_SIZE];
+            void (*cb)(void *ctx, json_t *desc);
+            void *ctx;
+        } describe;
+    };
 };
 
 struct sb_engine {
@@ -188,9 +268,27 @@ struct sb_engine {
     int64_t stat_items, stat_inflight, stat_runs; /* atomic */
 };
 
-/* ---- engine.c ---- */
-/* Hands m to the engine thread (any thread). */
+/* ---- inbox.c: the inbox and its dispatch table ---- */
+/* A message of kind, zeroed (NULL when out of memory). Any thread. */
+struct inbox_msg *engine_inbox_msg(enum inbox_kind kind);
+/* Hands m (owned) to the engine thread; answers it at once with its kind's
+ * stopped answer when the engine has stopped. Any thread. */
 void engine_inbox_post(struct sb_engine *e, struct inbox_msg *m);
+/* Writes the eventfd: the loop wakes up. Any thread. */
+void engine_wake(struct sb_engine *e);
+/* Handles every queued message. Engine thread. */
+void engine_inbox_drain(struct sb_engine *e);
+/* After the engine thread is gone: answers every queued message and every
+ * later post at once. */
+void engine_inbox_close(struct sb_engine *e);
+/* Writer thread, from runop.c's done callback: MSG_COMMITTED. */
+void engine_post_committed(struct sb_engine *e, struct run_update *op, int rc);
+/* Start-up scan (sb_engine_start's thread): MSG_REPAIR for run_id. */
+void engine_post_repair(struct sb_engine *e, const char *run_id);
+/* Every kind has its row (sb_engine_start asserts it). */
+bool inbox_table_complete(void);
+
+/* ---- runs.c: the run table, items, the queue (engine thread) ---- */
 /* Puts it in the queue (nothing when it is in a heap already). */
 void engine_heap_push(struct sb_engine *e, struct item *it);
 /* Takes it out of the queue or the slot it is parked on. */
@@ -217,7 +315,27 @@ struct item *engine_item_load(struct sb_engine *e, struct run *r, const struct q
 /* Creates the run's timeouts.finish timer, due at due_at (not yet stored). */
 void engine_deadline_new(struct sb_engine *e, struct run *r, int64_t due_at);
 
-/* ---- admit.c: concurrency, throttle and timeouts before a call ---- */
+/* ---- check.c: the invariants above, in full (engine thread) ---- */
+/* 0 when every invariant of the file header and heap.h holds, else
+ * SB_EINTERNAL with err naming the first one broken. O(runs + items). */
+int engine_check(const struct sb_engine *e, struct sb_err *err);
+/* engine_check, logging and aborting when it fails. */
+void engine_check_or_abort(const struct sb_engine *e);
+/* At every turn of the engine loop in a build with CHECK_INVARIANTS=1;
+ * nothing otherwise. */
+#ifdef SBD_CHECK_INVARIANTS
+#define ENGINE_CHECK(e) engine_check_or_abort(e)
+#else
+#define ENGINE_CHECK(e) ((void)(e))
+#endif
+/* A stranded run would never go on: it has not ended, yet has no item and
+ * no commit pending. Never true of a run in the table. */
+static inline bool engine_run_stranded(const struct run *r)
+{
+    return !r->ended && r->committing == 0 && !r->items;
+}
+
+/* ---- admit.c: concurrency, throttle and timeouts before a call (engine thread) ---- */
 enum admit_verdict {
     ADMIT_GO,        /* make the call now (it holds its concurrency slots) */
     ADMIT_PARKED,    /* waits on a full concurrency key: handed back later */
@@ -243,11 +361,16 @@ const char *admit_parked_key(const struct sb_engine *e, const struct item *it);
 /* One more call counts in s / one less (the first parked call is handed back). */
 void admit_slot_hold(struct slot *s);
 void admit_slot_unhold(struct sb_engine *e, struct slot *s);
+/* Walks every slot (check.c): its parked heap (iheap_check), its count and
+ * the table's. 0 with *parked = the items parked on slots, or SB_EINTERNAL. */
+int admit_check(const struct sb_engine *e, size_t *parked, struct sb_err *err);
 
-/* ---- lease.c: concurrency slots that survive a crash ---- */
+/* ---- lease.c: concurrency slots that survive a crash (engine thread; its
+ * writes: lease.c) ---- */
 /* After admit_call: true when the call must wait for its lease (written
  * now; MSG_LEASED puts it back in the queue with it->leased set). */
 bool lease_begin(struct sb_engine *e, struct item *it, int64_t now);
+/* MSG_LEASED: the lease was written (the call is made) or not (retried). */
 void engine_handle_leased(struct sb_engine *e, struct inbox_msg *m);
 /* The leased call of it ended: its lease is cleared in the store. */
 void lease_end(struct sb_engine *e, struct item *it);
@@ -260,7 +383,7 @@ void admit_throttle_restore(struct sb_engine *e, const char *key, int64_t tat);
 void lease_sweep(struct sb_engine *e, int64_t now);
 void lease_free(struct sb_engine *e);
 
-/* ---- call.c ---- */
+/* ---- call.c: one call to a worker (engine thread) ---- */
 int call_start(struct sb_engine *e, struct item *it, const struct fn *f);
 void call_abort(struct sb_engine *e, struct call *c);
 void call_free(struct sb_engine *e, struct call *c);
@@ -268,7 +391,7 @@ void call_free(struct sb_engine *e, struct call *c);
 int call_build_body(const struct run *r, const struct item *it, int max_attempts,
                     const char *env_name, const char *fn_id, struct sb_buf *b);
 
-/* ---- outcome.c ---- */
+/* ---- outcome.c: what an answer means (no state of its own) ---- */
 enum res_kind { RES_TRANSPORT, RES_DONE, RES_OPS, RES_ERROR };
 /* Step operations accepted in one response (Inngest's limit of steps per
  * run is 1,000 too). */
@@ -295,7 +418,12 @@ char *outcome_error_json(const char *name, const char *msg);
 
 struct run_update;
 
-/* ---- decide.c ---- */
+/* ---- decide.c: a result becomes the run's next state (engine thread) ---- */
+/* Canonical JSON of a value a worker sent: {key: v}, or v alone when key is
+ * NULL (v NULL = null), in at most max bytes. 0 with *out (malloc'd);
+ * SB_ETOOBIG past max, SB_EINVAL when nested too deeply to write, SB_ENOMEM;
+ * *out is NULL then. */
+int decide_encode_value(const char *key, const json_t *v, size_t max, char **out);
 /* The step id of an op (its "id"): non-empty, at most 47 bytes, no quotes,
  * spaces or controls; NULL when it has none valid. Borrowed from op. */
 const char *engine_op_step_id(const json_t *op);
@@ -313,7 +441,7 @@ void decide_fail(struct sb_engine *e, struct run *r, struct run_update *op, int 
                  int64_t started_at, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
-/* ---- wait.c: step.waitForEvent ---- */
+/* ---- wait.c: step.waitForEvent (engine thread, but *_in_txn) ---- */
 /* A wait registered by a run_update. */
 struct wait_reg {
     int64_t item_id; /* the item that times it out */
@@ -325,15 +453,15 @@ struct wait_reg {
     int flags;
     char *matched; /* out (apply): the event that resolved it at once */
 };
-/* Reads a WaitForEvent op into w (strings malloc'd). On a bad op returns -1
- * with a message in msg. */
-int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at, char *msg,
-                  size_t msgsz);
-void wait_reg_free(struct wait_reg *w);
-/* In the writer's transaction (runop apply): registers w and resolves it at
- * once when a matching event arrived since the call was made. */
-int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w,
+/* Reads a WaitForEvent op into w (strings malloc'd). Returns 0; SB_EINVAL
+ * for a bad op, SB_ENOMEM, with err saying why (w is then empty). */
+int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at,
                   struct sb_err *err);
+void wait_reg_free(struct wait_reg *w);
+/* In the writer's transaction (runop_apply_in_txn): registers w and resolves
+ * it at once when a matching event arrived since the call was made. */
+int wait_register_in_txn(struct sb_store *st, struct run_update *op, struct wait_reg *w,
+                         struct sb_err *err);
 /* In the current transaction: memoizes `memo` for the waiting step, removes
  * the wait and its timeout item, adds the discovery item if discovery_qid.
  * A negative seq (sb_store_next_seq's error) fails it with that error. */
@@ -345,9 +473,10 @@ void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, 
                            const char *memo, int64_t discovery_qid, int flags);
 /* Engine side, after the commit of a run_update with waits. */
 void wait_after_commit(struct sb_engine *e, struct run *r, struct run_update *op);
+/* MSG_WAITS_RESOLVED: the runs' memory follows resolutions made in the store. */
 void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m);
 
-/* ---- invoke.c: step.invoke ---- */
+/* ---- invoke.c: step.invoke (engine thread, but *_in_txn) ---- */
 struct invoke_reg {
     int64_t item_id; /* the parent's timeout item */
     char *hash;
@@ -355,26 +484,30 @@ struct invoke_reg {
     struct ingest_batch child; /* the inngest/function.invoked event and the child run */
 };
 /* Prepares an invocation from an InvokeFunction op: the child's event and
- * run. Returns 0, or -1 with a message when the op is malformed, or 1 with a
- * message when the target function is not registered (the step then fails
- * with that message, the run goes on). */
+ * run. Returns 0; SB_ENOTFOUND when the target function is not registered
+ * (the step then fails with err's message, the run goes on); SB_EINVAL when
+ * the op is malformed, SB_ENOMEM (the run fails with err's message). inv is
+ * the caller's to free with invoke_reg_free in every case. */
 int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t now,
-                   struct invoke_reg *inv, int64_t *timeout_at, char *msg, size_t msgsz);
+                   struct invoke_reg *inv, int64_t *timeout_at, struct sb_err *err);
 void invoke_reg_free(struct invoke_reg *inv);
 /* In the transaction: stores the child event and run, and the parent's wait. */
-int invoke_register(struct sb_store *st, struct run_update *op, struct invoke_reg *inv,
-                    struct sb_err *err);
+int invoke_register_in_txn(struct sb_store *st, struct run_update *op, struct invoke_reg *inv,
+                           struct sb_err *err);
 /* In the transaction that ends a run: resolves the run that invoked it. */
-int invoke_resolve_parent(struct sb_store *st, struct run_update *op, struct sb_err *err);
+int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, struct sb_err *err);
 /* The memo of a timed-out invocation. */
 #define INVOKE_TIMEOUT_MEMO                                                           \
     "{\"error\":{\"message\":\"Timed out waiting for invoked function to complete\"," \
     "\"name\":\"InngestInvokeTimeoutError\"}}"
 
-/* ---- checkpoint.c: v4 async checkpoints ---- */
+/* ---- checkpoint.c: v4 async checkpoints (engine thread) ---- */
+/* MSG_CHECKPOINT: memoizes the steps; the request is answered after the
+ * commit (200), or at once (409 stale, 400 refused, 503). */
 void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m);
 
-/* ---- runop.c: the write operation for one run's state change ---- */
+/* ---- runop.c: the write operation for one run's state change (built on the
+ * engine thread, applied in the writer's transaction) ---- */
 struct run_update {
     struct wop wop;
     struct sb_engine *e;
@@ -419,7 +552,7 @@ void runop_free(struct run_update *op);
 /* Engine side of a commit: called on the engine thread for MSG_COMMITTED. */
 void runop_committed(struct sb_engine *e, struct run_update *op, int rc);
 
-/* ---- repair.c: a run whose change was not stored ---- */
+/* ---- repair.c: a run whose change was not stored (engine thread) ---- */
 /* A change of r failed with rc: r is out of step with the store. */
 void repair_note_failure(struct run *r, struct run_update *op, int rc);
 /* Rebuilds r from the store (no change of it pending), or ends it when a

@@ -1,8 +1,10 @@
-/* heap.c - min-heap of queue items by (due_at, id); see heap.h. */
+/* heap.c - min-heap of queue items by (due_at, id); see heap.h for its
+ * invariants. Engine thread (the queue and the slots are the engine's). */
 #include "heap.h"
 #include "engine_internal.h"
 #include "common/log.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
 static bool item_before(const struct item *a, const struct item *b)
@@ -49,6 +51,7 @@ void iheap_push(struct iheap *h, struct item *it)
 {
     if (it->heap)
         return;
+    assert(!it->call && !it->leasing); /* its turn is under way: not waiting for it */
     if (h->n == h->cap) {
         size_t nc = h->cap ? h->cap * 2 : 64;
         struct item **nv = realloc(h->v, nc * sizeof *nv);
@@ -71,6 +74,7 @@ void iheap_remove(struct item *it)
     if (!h)
         return;
     size_t i = it->heap_idx;
+    assert(i < h->n && h->v[i] == it);
     h->n--;
     if (i != h->n) {
         h->v[i] = h->v[h->n];
@@ -91,4 +95,24 @@ void iheap_free(struct iheap *h)
     free(h->v);
     h->v = NULL;
     h->n = h->cap = 0;
+}
+
+int iheap_check(const struct iheap *h, struct sb_err *err)
+{
+    if (h->n > h->cap)
+        return sb_err_set(err, SB_EINTERNAL, "heap holds %zu items in room for %zu", h->n, h->cap);
+    for (size_t i = 0; i < h->n; i++) {
+        const struct item *it = h->v[i];
+        if (it->heap != h || it->heap_idx != i)
+            return sb_err_set(err, SB_EINTERNAL,
+                              "item %lld at %zu of a heap says it is at %zu of %s heap",
+                              (long long)it->id, i, it->heap_idx, it->heap ? "another" : "no");
+        if (i > 0 && item_before(it, h->v[(i - 1) / 2]))
+            return sb_err_set(err, SB_EINTERNAL, "item %lld at %zu is before its parent %lld",
+                              (long long)it->id, i, (long long)h->v[(i - 1) / 2]->id);
+        if (it->call || it->leasing)
+            return sb_err_set(err, SB_EINTERNAL, "item %lld is in a heap with its %s under way",
+                              (long long)it->id, it->call ? "call" : "lease");
+    }
+    return 0;
 }

@@ -1,10 +1,20 @@
 /* heap.h - a min-heap of queue items by (due_at, id). The engine's queue is
  * one; each concurrency slot keeps one of the items parked on it (admit.c).
- * An item is in at most one heap at a time and knows which (item->heap). */
+ *
+ * Invariants (iheap_check tests them all; the O(1) ones are asserted where
+ * an item goes in or out):
+ *  - order: no item is before its parent (item_before: due_at, then id);
+ *  - an item is in at most one heap at a time and knows which: for every i,
+ *    v[i]->heap == h and v[i]->heap_idx == i; an item in no heap has
+ *    heap == NULL;
+ *  - an item in a heap has no call in flight and no lease being written
+ *    (it is waiting for its turn, not taking it). */
 #ifndef SBD_ENGINE_HEAP_H
 #define SBD_ENGINE_HEAP_H
 
 #include <stddef.h>
+
+#include "common/err.h"
 
 struct item;
 
@@ -21,5 +31,9 @@ void iheap_remove(struct item *it);
 /* The first item, or NULL. */
 struct item *iheap_top(const struct iheap *h);
 void iheap_free(struct iheap *h);
+/* Walks h: 0 when every invariant above holds, else SB_EINTERNAL with err
+ * naming the first one broken. O(n): for tests and debug builds, never the
+ * hot path. */
+int iheap_check(const struct iheap *h, struct sb_err *err);
 
 #endif

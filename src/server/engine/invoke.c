@@ -11,7 +11,11 @@
  * memoizes InngestInvokeTimeoutError, but like a waitForEvent timeout only if
  * the wait row is still there. An unknown target fails the step (not the
  * run) with Inngest's error, {"name": "Error", "message": "could not find
- * function with ID: <id>"}: the function sees it, as with a failed step. */
+ * function with ID: <id>"}: the function sees it, as with a failed step.
+ *
+ * Threads: invoke_prepare runs on the engine thread (it reads the registry
+ * snapshot); the *_in_txn functions in the writer's transaction, on the op's
+ * copies only. */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -31,66 +35,77 @@ void invoke_reg_free(struct invoke_reg *inv)
     memset(inv, 0, sizeof *inv);
 }
 
-int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t now,
-                   struct invoke_reg *inv, int64_t *timeout_at, char *msg, size_t msgsz)
+/* The target and the timeout of an InvokeFunction op: 0, or SB_EINVAL. */
+static int invoke_opts(const json_t *opts, int64_t now, const char **target, int64_t *timeout_at,
+                       struct sb_err *err)
 {
-    memset(inv, 0, sizeof *inv);
-    const json_t *opts = json_object_get(op, "opts");
-    const char *target = sb_json_str(opts, "function_id");
-    if (!target || !*target) {
-        snprintf(msg, msgsz, "step.invoke without opts.function_id");
-        return -1;
-    }
+    *target = sb_json_str(opts, "function_id");
+    if (!*target || !**target)
+        return sb_err_set(err, SB_EINVAL, "step.invoke without opts.function_id");
     struct sb_err nerr = { 0 };
-    if (sb_json_name(json_object_get(opts, "function_id"), "opts.function_id", SB_MAX_ID,
-                     &nerr) != 0) {
+    const json_t *fid = json_object_get(opts, "function_id");
+    if (sb_json_name(fid, "opts.function_id", SB_MAX_ID, &nerr) != 0) {
         /* a NUL would otherwise invoke the function named by what precedes it */
-        snprintf(msg, msgsz, "step.invoke: %s", nerr.msg);
-        return -1;
+        return sb_err_set(err, SB_EINVAL, "step.invoke: %s", nerr.msg);
     }
     const char *timeout = sb_json_str(opts, "timeout");
     int64_t t;
-    if (timeout && *timeout) {
-        if (sb_duration_parse(timeout, 0, &t) == 0)
-            *timeout_at = now + t;
-        else if (sb_time_parse_iso(timeout, &t) == 0)
-            *timeout_at = t;
-        else {
-            snprintf(msg, msgsz, "step.invoke of '%.200s': unreadable timeout '%.50s'", target,
-                     timeout);
-            return -1;
-        }
-    } else {
+    if (!timeout || !*timeout)
         *timeout_at = now + DEFAULT_INVOKE_TIMEOUT_MS;
-    }
-    const struct fn *f = sb_snap_find(e->snap, target);
-    if (!f || f->removed) {
-        /* Inngest's wording (pkg/execution/runner/runner.go), which SDK-side
-         * tests match on; the SDK throws it as a StepError named "Error". */
-        snprintf(msg, msgsz, "could not find function with ID: %.300s", target);
-        return 1;
-    }
+    else if (sb_duration_parse(timeout, 0, &t) == 0)
+        *timeout_at = now + t;
+    else if (sb_time_parse_iso(timeout, &t) == 0)
+        *timeout_at = t;
+    else
+        return sb_err_set(err, SB_EINVAL, "step.invoke of '%.200s': unreadable timeout '%.50s'",
+                          *target, timeout);
+    return 0;
+}
+
+/* The child's inngest/function.invoked event, in canonical form (malloc'd;
+ * NULL when out of memory): the payload's data and user, and where it came
+ * from as data._inngest. */
+static char *invoked_event(const struct run *r, const json_t *opts, const char *id, int64_t now)
+{
     const json_t *payload = json_object_get(opts, "payload");
     json_t *data = json_object_get(payload, "data");
     json_t *user = json_object_get(payload, "user");
     json_t *v = json_object_get(payload, "v");
-    struct parsed_event pe = { 0 };
-    sb_ulid_new(now, pe.id);
     json_t *ev = json_object();
     json_t *evdata = json_is_object(data) ? json_deep_copy(data) : json_object();
-    /* where it came from, as event.data._inngest for the child */
     json_object_set_new(evdata, "_inngest",
                         json_pack("{s:s, s:s}", "source_run_id", r->id, "source_fn_id",
                                   r->function_id ? r->function_id : ""));
     json_object_set_new(ev, "name", json_string("inngest/function.invoked"));
     json_object_set_new(ev, "data", evdata);
-    json_object_set_new(ev, "id", json_string(pe.id));
+    json_object_set_new(ev, "id", json_string(id));
     json_object_set_new(ev, "ts", json_integer(now));
     json_object_set_new(ev, "user", json_is_object(user) ? json_incref(user) : json_object());
     if (json_is_string(v))
         json_object_set(ev, "v", v);
-    pe.body = ev ? sb_json_dumps(ev, NULL) : NULL;
+    char *body = ev ? sb_json_dumps(ev, NULL) : NULL;
     json_decref(ev);
+    return body;
+}
+
+int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t now,
+                   struct invoke_reg *inv, int64_t *timeout_at, struct sb_err *err)
+{
+    memset(inv, 0, sizeof *inv);
+    const json_t *opts = json_object_get(op, "opts");
+    const char *target;
+    int rc = invoke_opts(opts, now, &target, timeout_at, err);
+    if (rc)
+        return rc;
+    const struct fn *f = sb_snap_find(e->snap, target);
+    if (!f || f->removed) {
+        /* Inngest's wording (pkg/execution/runner/runner.go), which SDK-side
+         * tests match on; the SDK throws it as a StepError named "Error". */
+        return sb_err_set(err, SB_ENOTFOUND, "could not find function with ID: %.300s", target);
+    }
+    struct parsed_event pe = { 0 };
+    sb_ulid_new(now, pe.id);
+    pe.body = invoked_event(r, opts, pe.id, now);
     pe.name = strdup("inngest/function.invoked");
     pe.ts = now;
     struct ingest_run *run = calloc(1, sizeof *run);
@@ -98,8 +113,7 @@ int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t
         free(pe.body);
         free(pe.name);
         free(run);
-        snprintf(msg, msgsz, "out of memory");
-        return -1;
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
     }
     inv->child.emitted = true;
     sb_ulid_new(now, run->run_id);
@@ -109,15 +123,13 @@ int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t
     inv->child.events[0].runs = run;
     inv->child.events[0].nruns = 1;
     memcpy(inv->child_run_id, run->run_id, sizeof inv->child_run_id);
-    if (!run->function_id || !run->app_id) {
-        snprintf(msg, msgsz, "out of memory");
-        return -1;
-    }
+    if (!run->function_id || !run->app_id)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
     return 0;
 }
 
-int invoke_register(struct sb_store *st, struct run_update *op, struct invoke_reg *inv,
-                    struct sb_err *err)
+int invoke_register_in_txn(struct sb_store *st, struct run_update *op, struct invoke_reg *inv,
+                           struct sb_err *err)
 {
     int rc = sbd_ingest_apply(st, op->e->sbd, &inv->child, err);
     if (rc)
@@ -130,7 +142,7 @@ int invoke_register(struct sb_store *st, struct run_update *op, struct invoke_re
     return sb_store_wait_put(st, &w, err);
 }
 
-int invoke_resolve_parent(struct sb_store *st, struct run_update *op, struct sb_err *err)
+int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, struct sb_err *err)
 {
     struct wait_rec w;
     int64_t rows;

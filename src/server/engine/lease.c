@@ -12,7 +12,13 @@
  * running on the worker: its slots are held by a *ghost* until
  * min(lease_until, start + --orphan-hold), and the run's retry of that call
  * waits for a slot like any other. So a limit of N never shows N+1 calls
- * executing, even across kill -9 (for calls shorter than --orphan-hold). */
+ * executing, even across kill -9 (for calls shorter than --orphan-hold).
+ *
+ * Threads: lease_begin, lease_end, engine_handle_leased and lease_sweep run
+ * on the engine thread, lease_restore at start (before the engine thread
+ * exists); lease_apply_in_txn in the writer's transaction and lease_done on
+ * the writer thread after the commit (it only posts MSG_LEASED). A lease_op
+ * carries copies: it never points into a run or an item. */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -42,7 +48,7 @@ struct lease_op {
     bool notify; /* MSG_LEASED when stored: the call waits for it */
 };
 
-static int lease_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int lease_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct lease_op *op = (struct lease_op *)w;
     int rc = 0;
@@ -60,12 +66,11 @@ static void lease_done(struct wop *w, int rc, const struct sb_err *err)
         SB_LOGK(SB_WARN, "lease_write_failed", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
                 "could not %s the lease of a call of run %s: %s", op->notify ? "store" : "clear",
                 op->run_id, err ? err->msg : "?");
-    struct inbox_msg *m = op->notify ? calloc(1, sizeof *m) : NULL;
+    struct inbox_msg *m = op->notify ? engine_inbox_msg(MSG_LEASED) : NULL;
     if (m) { /* the engine makes the call (or retries the lease) */
-        m->kind = MSG_LEASED;
-        memcpy(m->run_id, op->run_id, sizeof m->run_id);
-        m->qi_id = op->item_id;
-        m->rc = rc;
+        memcpy(m->leased.run_id, op->run_id, sizeof m->leased.run_id);
+        m->leased.qi_id = op->item_id;
+        m->leased.rc = rc;
         engine_inbox_post(op->e, m);
     } else if (op->notify) {
         SB_LOG(SB_ERROR, "oom", "lost the answer to a lease of run %s", op->run_id);
@@ -80,7 +85,7 @@ static bool lease_submit(struct sb_engine *e, struct lease_op *op)
 {
     if (!op)
         return false;
-    op->wop.apply = lease_apply;
+    op->wop.apply = lease_apply_in_txn;
     op->wop.done = lease_done;
     op->e = e;
     sb_writer_submit(e->sbd->writer, &op->wop);
@@ -156,16 +161,16 @@ static struct item *find_item(struct sb_engine *e, const char *run_id, int64_t i
 
 void engine_handle_leased(struct sb_engine *e, struct inbox_msg *m)
 {
-    struct item *it = find_item(e, m->run_id, m->qi_id);
+    struct item *it = find_item(e, m->leased.run_id, m->leased.qi_id);
     if (!it || !it->leasing) {
         /* the item went meanwhile (its run ended or was rebuilt): if its row
          * is still there, it must not look like a call in flight */
-        if (!it && !m->rc)
-            lease_submit(e, clear_op(m->run_id, m->qi_id));
+        if (!it && !m->leased.rc)
+            lease_submit(e, clear_op(m->leased.run_id, m->leased.qi_id));
         return;
     }
     it->leasing = false;
-    if (m->rc) { /* not stored: give the slots back and try again shortly */
+    if (m->leased.rc) { /* not stored: give the slots back and try again shortly */
         admit_release(e, it);
         it->due_at = sb_now_ms() + 1000;
     } else {

@@ -141,6 +141,7 @@ void repair_rebuild_due(struct sb_engine *e, struct item *it)
     engine_item_free(e, it);
     repair_rebuild(e, r);
     if (r->committing == 0) {
+        assert(!engine_run_stranded(r));
         if (r->ended)
             engine_run_free(e, r);
         else

@@ -1,8 +1,19 @@
 /* runop.c - the write operation that records one state change of a run:
  * step rows, queue rows put/deleted, progress, and possibly the run's end,
  * all in the writer's batch transaction (so a run's status and its queue rows
- * always change together). After the commit the engine continues the run
- * (runop_committed, on the engine thread). */
+ * always change together). After the commit the engine continues the run.
+ *
+ * Threads, in the order an op goes through them:
+ *  - engine thread: runop_new, runop_add_step / put_item / del_item,
+ *    runop_submit build the op from the run (copies of what it writes;
+ *    op->run is dereferenced on the engine thread only);
+ *  - writer thread, inside its transaction: runop_apply_in_txn (and the
+ *    *_in_txn functions of wait.c, invoke.c and lifecycle.c it calls): the
+ *    store and the op only;
+ *  - writer thread, after the commit: runop_done answers a checkpoint,
+ *    hands invoked and triggered runs on, and posts MSG_COMMITTED;
+ *  - engine thread: runop_committed (MSG_COMMITTED) continues the run and
+ *    frees the op. */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/httpd.h"
@@ -12,10 +23,9 @@
 #include "server/sbd.h"
 #include "server/waiters.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-
-void runop_post_committed(struct sb_engine *e, struct run_update *op, int rc);
 
 static char *dup_or_null(const char *s)
 {
@@ -54,7 +64,7 @@ void runop_free(struct run_update *op)
     free(op);
 }
 
-static int apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int runop_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct run_update *op = (struct run_update *)w;
     int rc = 0;
@@ -74,9 +84,9 @@ static int apply(struct sb_store *st, struct wop *w, struct sb_err *err)
     for (size_t i = 0; !rc && i < op->nputs; i++)
         rc = sb_store_queue_put(st, &op->puts[i], err);
     for (size_t i = 0; !rc && i < op->nwaits; i++)
-        rc = wait_register(st, op, &op->waits[i], err);
+        rc = wait_register_in_txn(st, op, &op->waits[i], err);
     for (size_t i = 0; !rc && i < op->ninvokes; i++)
-        rc = invoke_register(st, op, &op->invokes[i], err);
+        rc = invoke_register_in_txn(st, op, &op->invokes[i], err);
     if (!rc && op->progress)
         rc = sb_store_run_progress(st, op->run_id, op->now, op->req_version, err);
     if (!rc && op->finish_status >= 0)
@@ -84,15 +94,15 @@ static int apply(struct sb_store *st, struct wop *w, struct sb_err *err)
                                  op->started_at, op->now, err);
     if (!rc && op->finish_status >= 0) {
         sbd_ingest_free(&op->lifecycle); /* a retried apply starts afresh */
-        rc = sbd_lifecycle_emit(st, op->e->sbd, op->run_id, op->finish_status, op->output,
-                                op->error, op->now, &op->lifecycle, err);
+        rc = sbd_lifecycle_emit_in_txn(st, op->e->sbd, op->run_id, op->finish_status, op->output,
+                                       op->error, op->now, &op->lifecycle, err);
         if (!rc)
-            rc = invoke_resolve_parent(st, op, err); /* was it invoked by a step.invoke? */
+            rc = invoke_resolve_parent_in_txn(st, op, err); /* was it invoked by a step.invoke? */
     }
     return rc;
 }
 
-static void done(struct wop *w, int rc, const struct sb_err *err)
+static void runop_done(struct wop *w, int rc, const struct sb_err *err)
 {
     struct run_update *op = (struct run_update *)w;
     if (rc == SB_ECONFLICT)
@@ -124,7 +134,7 @@ static void done(struct wop *w, int rc, const struct sb_err *err)
         }
         sb_waiters_notify(op->e->sbd->waiters, op->run_id, op->batch ? NULL : op->event_id);
     }
-    runop_post_committed(op->e, op, rc);
+    engine_post_committed(op->e, op, rc);
 }
 
 struct run_update *runop_new(struct sb_engine *e, struct run *r)
@@ -132,8 +142,8 @@ struct run_update *runop_new(struct sb_engine *e, struct run *r)
     struct run_update *op = calloc(1, sizeof *op);
     if (!op)
         return NULL;
-    op->wop.apply = apply;
-    op->wop.done = done;
+    op->wop.apply = runop_apply_in_txn;
+    op->wop.done = runop_done;
     op->e = e;
     op->run = r;
     op->finish_status = -1;
@@ -245,6 +255,7 @@ void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
 {
     struct run *r = op->run;
     r->committing--;
+    assert(r->committing >= 0);
     if (rc == 0 && op->nwaits > 0 && !r->ended)
         wait_after_commit(e, r, op);
     if (rc == 0 && op->finish_status >= 0) {
@@ -276,6 +287,7 @@ void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
     if (r->committing == 0 && r->out_of_step)
         repair_rebuild(e, r);
     if (r->committing == 0) {
+        assert(!engine_run_stranded(r));
         if (r->ended)
             engine_run_free(e, r);
         else

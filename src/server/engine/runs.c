@@ -1,7 +1,8 @@
 /* runs.c - the engine's run table and queue items: finding and adding runs,
  * their items (new, loaded from the store, freed), the queue heap pushes,
  * memoized values, and unloading a run's heavy state while it waits.
- * Engine-thread only. */
+ * Engine-thread only (and, at start, the thread that loads the queue before
+ * the engine thread exists). */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/log.h"

@@ -3,9 +3,10 @@
  * A WaitForEvent op gives the run a wait: a row in `waits` (event name,
  * optional `if` expression) and a timeout item (QF_WAIT) due at the timeout.
  * Three things can end it, each in one writer transaction:
- *  - registration (runop apply, wait_register): events of that name stored
- *    since the call was dispatched are scanned first, so an event that
- *    arrived while the wait was being set up resolves it at once;
+ *  - registration (runop_apply_in_txn, wait_register_in_txn): events of
+ *    that name stored since the call was dispatched are scanned first, so
+ *    an event that arrived while the wait was being set up resolves it at
+ *    once;
  *  - ingest of a matching event (sb_waits_on_event, in the event's
  *    transaction): the step is memoized with the event, the wait and its
  *    timeout item are deleted, and the engine is told after the commit;
@@ -13,7 +14,13 @@
  *    still delete the wait row; if an event won the race, the timeout's
  *    transaction is rolled back (SB_ECONFLICT) and the event's result stands.
  * In the expression, `event` is the run's trigger event and `async` the
- * candidate event. */
+ * candidate event.
+ *
+ * Threads: wait_parse_op, wait_apply_resolution, wait_after_commit and
+ * engine_handle_waits_resolved run on the engine thread; the *_in_txn
+ * functions in the writer's transaction (from runop_apply_in_txn, and from
+ * ingest through sb_waits_on_event, which runs in the event's transaction
+ * too) and touch only the store and their op. */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -21,6 +28,7 @@
 #include "server/expr/expr.h"
 #include "server/sbd.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,52 +43,54 @@ void wait_reg_free(struct wait_reg *w)
     memset(w, 0, sizeof *w);
 }
 
-int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at, char *msg,
-                  size_t msgsz)
+/* The wait's timeout: a duration from now ("1h") or an ISO time. */
+static int wait_timeout(const char *name, const char *timeout, int64_t now, int64_t *timeout_at,
+                        struct sb_err *err)
+{
+    int64_t t;
+    if (timeout && sb_duration_parse(timeout, 0, &t) == 0) {
+        *timeout_at = now + t;
+        return 0;
+    }
+    if (timeout && sb_time_parse_iso(timeout, &t) == 0) {
+        *timeout_at = t;
+        return 0;
+    }
+    return sb_err_set(err, SB_EINVAL,
+                      "waitForEvent('%.100s') needs a timeout such as \"1h\" (got '%.50s')", name,
+                      timeout ? timeout : "");
+}
+
+int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at,
+                  struct sb_err *err)
 {
     memset(w, 0, sizeof *w);
     const char *name = sb_json_str(op, "name");
     const json_t *opts = json_object_get(op, "opts");
     const char *timeout = sb_json_str(opts, "timeout");
     const char *expr = sb_json_str(opts, "if");
-    if (!name || !*name) {
-        snprintf(msg, msgsz, "waitForEvent without an event name");
-        return -1;
-    }
+    if (!name || !*name)
+        return sb_err_set(err, SB_EINVAL, "waitForEvent without an event name");
     struct sb_err nerr = { 0 };
-    if (sb_json_name(json_object_get(op, "name"), "its event name", SB_MAX_ID, &nerr) != 0) {
-        snprintf(msg, msgsz, "waitForEvent: %s", nerr.msg);
-        return -1;
-    }
-    int64_t t;
-    if (!timeout || sb_duration_parse(timeout, 0, &t) != 0) {
-        if (timeout && sb_time_parse_iso(timeout, &t) == 0) {
-            *timeout_at = t;
-        } else {
-            snprintf(msg, msgsz,
-                     "waitForEvent('%.100s') needs a timeout such as \"1h\" (got '%.50s')", name,
-                     timeout ? timeout : "");
-            return -1;
-        }
-    } else {
-        *timeout_at = now + t;
-    }
+    if (sb_json_name(json_object_get(op, "name"), "its event name", SB_MAX_ID, &nerr) != 0)
+        return sb_err_set(err, SB_EINVAL, "waitForEvent: %s", nerr.msg);
+    int rc = wait_timeout(name, timeout, now, timeout_at, err);
+    if (rc)
+        return rc;
     if (expr && *expr) {
-        struct sb_err err = { 0 };
-        struct sb_expr *x = sb_expr_compile(expr, &err);
-        if (!x) {
-            snprintf(msg, msgsz, "waitForEvent('%.100s'): invalid expression '%.200s': %s", name,
-                     expr, err.msg);
-            return -1;
-        }
+        struct sb_err xerr = { 0 };
+        struct sb_expr *x = sb_expr_compile(expr, &xerr);
+        if (!x)
+            return sb_err_set(err, SB_EINVAL,
+                              "waitForEvent('%.100s'): invalid expression '%.200s': %s", name, expr,
+                              xerr.msg);
         sb_expr_free(x);
         w->expr = strdup(expr);
     }
     w->event_name = strdup(name);
     if (!w->event_name || (expr && *expr && !w->expr)) {
         wait_reg_free(w);
-        snprintf(msg, msgsz, "out of memory registering waitForEvent('%.100s')", name);
-        return -1;
+        return sb_err_set(err, SB_ENOMEM, "out of memory registering waitForEvent('%.100s')", name);
     }
     return 0;
 }
@@ -146,7 +156,7 @@ struct scan_ctx {
     char *found_copy;
 };
 
-static int scan_event(void *ctx, const char *id, const char *body)
+static int scan_event_in_txn(void *ctx, const char *id, const char *body)
 {
     (void)id;
     struct scan_ctx *sc = ctx;
@@ -157,8 +167,8 @@ static int scan_event(void *ctx, const char *id, const char *body)
     return 0;
 }
 
-int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w,
-                  struct sb_err *err)
+int wait_register_in_txn(struct sb_store *st, struct run_update *op, struct wait_reg *w,
+                         struct sb_err *err)
 {
     struct wait_rec rec = { .item_id = w->item_id,
                             .run_id = op->run_id,
@@ -170,7 +180,7 @@ int wait_register(struct sb_store *st, struct run_update *op, struct wait_reg *w
     if (rc)
         return rc;
     struct scan_ctx sc = { w, NULL, NULL };
-    rc = sb_store_events_since(st, w->event_name, w->min_event_id, scan_event, &sc);
+    rc = sb_store_events_since(st, w->event_name, w->min_event_id, scan_event_in_txn, &sc);
     if (rc < 0)
         return sb_err_set(err, SB_ESTORE, "cannot scan events for a wait");
     if (!sc.found_copy)
@@ -213,14 +223,21 @@ void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, 
     }
     if (!r->items && !r->ended) {
         /* resolved while other steps were still being committed: nothing
-         * left now, so the next discovery call is due */
+         * left now, so the next discovery call is due. Its item exists even
+         * when its write cannot be allocated (the run must not be left with
+         * nothing to do): the call's result then stores it, and a crash
+         * before that leaves a Running run without rows, which the next
+         * start repairs. */
+        struct item *d = engine_item_new(e, r, sb_engine_alloc_qid(e), "step");
+        d->flags = flags & ITEM_PARALLEL;
+        d->due_at = sb_now_ms();
         struct run_update *op = runop_new(e, r);
         if (op) {
-            struct item *d = engine_item_new(e, r, sb_engine_alloc_qid(e), "step");
-            d->flags = flags & ITEM_PARALLEL;
-            d->due_at = sb_now_ms();
             runop_put_item(op, d);
             runop_submit(op);
+        } else {
+            SB_LOG(SB_ERROR, "oom", "cannot store the next call of run %s; it is made anyway",
+                   r->id);
         }
     }
 }
@@ -237,16 +254,18 @@ void wait_after_commit(struct sb_engine *e, struct run *r, struct run_update *op
 
 void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m)
 {
-    for (size_t i = 0; i < m->nresolved; i++) {
-        struct wait_resolution *res = &m->resolved[i];
+    for (size_t i = 0; i < m->waits_resolved.n; i++) {
+        struct wait_resolution *res = &m->waits_resolved.res[i];
         struct run *r = engine_run_find(e, res->run_id);
         if (r && !r->ended)
             wait_apply_resolution(e, r, res->item_id, res->hash, res->memo, res->discovery_qid,
                                   res->flags);
-        if (r && r->committing == 0 && !r->ended)
+        if (r && r->committing == 0 && !r->ended) {
+            assert(!engine_run_stranded(r));
             engine_run_schedule(e, r);
+        }
     }
-    sb_wait_resolutions_free(m->resolved, m->nresolved);
+    sb_wait_resolutions_free(m->waits_resolved.res, m->waits_resolved.n);
 }
 
 /* ---- ingest side ---- */
@@ -261,8 +280,8 @@ struct ingest_ctx {
     int64_t now;
 };
 
-static int on_wait(void *ctx, const struct wait_rec *w, const char *trigger_event,
-                   int64_t run_queue_rows, int flags)
+static int on_wait_in_txn(void *ctx, const struct wait_rec *w, const char *trigger_event,
+                          int64_t run_queue_rows, int flags)
 {
     struct ingest_ctx *ic = ctx;
     if (!wait_matches(w->expression, trigger_event, ic->body))
@@ -295,7 +314,7 @@ int sb_waits_on_event(struct sb_store *st, struct sb_engine *e, const char *name
     if (!sb_store_has_waits(st))
         return 0;
     struct ingest_ctx ic = { st, e, body, res, nres, err, sb_now_ms() };
-    return sb_store_waits_for(st, name, on_wait, &ic, err);
+    return sb_store_waits_for(st, name, on_wait_in_txn, &ic, err);
 }
 
 void sb_wait_resolutions_free(struct wait_resolution *res, size_t n)

@@ -32,20 +32,21 @@ struct parser {
     int failed;
 };
 
+/* Records the first failure of a parse (later ones follow from it) and
+ * returns SB_EINVAL, which every parser step passes up. */
 static int fail(struct parser *p, size_t pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int fail(struct parser *p, size_t pos, const char *fmt, ...)
 {
     if (p->failed)
-        return -1;
+        return SB_EINVAL;
     p->failed = 1;
     char msg[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    sb_err_set(p->err, SB_EINVAL, "%s at column %zu", msg, expr_column(p->src, pos));
-    return -1;
+    return sb_err_set(p->err, SB_EINVAL, "%s at column %zu", msg, expr_column(p->src, pos));
 }
 
 size_t expr_column(const char *src, size_t pos)
@@ -293,16 +294,17 @@ static int parse_args(struct parser *p, struct node *n, enum tok_kind close, con
         return next(p);
     for (;;) {
         struct node *arg = parse_expr(p);
-        if (!arg || push_arg(p, n, arg))
-            return -1;
-        if (p->tok.kind == T_COMMA) {
-            if (next(p))
-                return -1;
-            if (p->tok.kind == close) /* trailing comma */
-                return next(p);
-            continue;
-        }
-        return expect(p, close, what);
+        if (!arg)
+            return SB_EINVAL; /* parse_expr has failed the parse */
+        int rc = push_arg(p, n, arg);
+        if (rc)
+            return rc;
+        if (p->tok.kind != T_COMMA)
+            return expect(p, close, what);
+        if ((rc = next(p)))
+            return rc;
+        if (p->tok.kind == close) /* trailing comma */
+            return next(p);
     }
 }
 

@@ -1,5 +1,6 @@
 /* Unit tests for the engine's pure parts: retry backoff, Retry-After,
- * response classification (outcome.c) and the call body (call.c). */
+ * response classification (outcome.c), the call body (call.c) and the cap
+ * on a worker's values (decide.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -180,7 +181,7 @@ static void call_body_is_canonical_json(void **state)
     struct item it = { 0 };
     strcpy(it.step_id, "step");
     it.attempt = 1;
-    struct sb_buf b = SB_BUF_INIT(0);
+    struct sb_buf b = SB_BUF_INIT(0); /* no cap: the test's own run, as call.c's request */
     assert_int_equal(call_build_body(&r, &it, 4, "production", NULL, &b), 0);
     json_t *v = sb_json_parse(b.data, b.len, NULL);
     assert_non_null(v);
@@ -208,6 +209,40 @@ static void call_body_is_canonical_json(void **state)
     sb_buf_free(&b);
 }
 
+/* A worker's value is written in canonical form within a cap, which counts
+ * the written form: numbers written out in full can make it longer than
+ * what the worker sent. */
+static void worker_values_are_encoded_within_their_cap(void **state)
+{
+    (void)state;
+    const char *sent = "[1e20,1e20,1e20,1e20]"; /* 21 bytes sent, 89 written */
+    json_t *v = sb_json_parse(sent, strlen(sent), NULL);
+    assert_non_null(v);
+    char *text = NULL;
+    assert_int_equal(decide_encode_value("data", v, 1024, &text), 0);
+    assert_string_equal(text, "{\"data\":[100000000000000000000,100000000000000000000,"
+                              "100000000000000000000,100000000000000000000]}");
+    free(text);
+    assert_int_equal(decide_encode_value(NULL, v, 1024, &text), 0);
+    assert_int_equal(strlen(text), 89);
+    free(text);
+    assert_int_equal(decide_encode_value(NULL, v, 89, &text), 0);
+    free(text);
+    assert_int_equal(decide_encode_value(NULL, v, 88, &text), SB_ETOOBIG);
+    assert_null(text);
+    assert_int_equal(decide_encode_value("data", v, 64, &text), SB_ETOOBIG);
+    assert_null(text);
+    json_decref(v);
+    /* deeper than the writer goes: refused as such, not as too large */
+    json_t *deep = json_array();
+    for (int i = 0; i < SB_JSON_WRITE_MAX_DEPTH + 5; i++)
+        deep = json_pack("[o]", deep);
+    assert_int_equal(decide_encode_value("data", deep, 1 << 20, &text), SB_EINVAL);
+    assert_null(text);
+    json_decref(deep);
+    assert_true(MEMO_MAX_BYTES > CALL_MAX_RESPONSE); /* whatever fits an answer fits, mostly */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +252,7 @@ int main(void)
         cmocka_unit_test(retry_after_of_many_digits_is_clamped_to_a_day),
         cmocka_unit_test(responses_are_classified),
         cmocka_unit_test(call_body_is_canonical_json),
+        cmocka_unit_test(worker_values_are_encoded_within_their_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
