@@ -34,7 +34,8 @@ endif
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
 COMMON_SRC := $(wildcard src/common/*.c)
-SERVER_SRC := $(wildcard src/server/*.c src/server/*/*.c)
+# src/server/store/<backend>/ is one level deeper than the other folders
+SERVER_SRC := $(wildcard src/server/*.c src/server/*/*.c src/server/store/*/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 COMMON_LIB := $(BUILD)/lib/libsbcommon.a

@@ -293,15 +293,12 @@ static void handle_cancel(struct sb_engine *e, struct inbox_msg *m)
     if (!r || r->ended) {
         /* Not running here: tell the caller whether it exists at all. */
         int status = -1;
-        json_t *row = NULL;
         struct sb_err err = { SB_EUNAVAIL, 0, "" };
         struct sb_store *st = sb_store_reader();
-        if (st)
-            row = sb_store_run_json(st, m->run_id, &err);
-        if (row)
-            status = run_status_parse(sb_json_str(row, "status") ? sb_json_str(row, "status") : "");
-        json_decref(row);
-        if (!row && err.code != SB_ENOTFOUND && !(r && r->ended)) {
+        int rc = st ? sb_store_run_status(st, m->run_id, &status, &err) : SB_EUNAVAIL;
+        if (rc || status < RUN_RUNNING || status > RUN_CANCELLED)
+            status = -1; /* not found, unreadable, or a status no run has */
+        if (rc && err.code != SB_ENOTFOUND && !(r && r->ended)) {
             /* whether it exists is unknown: not "no such run" */
             if (m->cancel->cb)
                 m->cancel->cb(m->cancel->ctx, err.code, -1);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "server/api/views.h"
 #include "server/store/store.h"
 
 static char dir[64];
@@ -87,8 +88,9 @@ static void put_step(const char *hash, int64_t seq, const char *op, int status, 
 static void put_item(int64_t id, int flags, const char *step)
 {
     struct sb_err err = { 0 };
-    struct qitem_rec q = { .id = id, .run_id = R4, .step_id = step, .due_at = 5000 + id,
-                           .flags = flags };
+    struct qitem_rec q = {
+        .id = id, .run_id = R4, .step_id = step, .due_at = 5000 + id, .flags = flags
+    };
     if (id == 1) { /* a call that failed to reach its worker */
         q.attempt = 2;
         q.transport_failures = 3;
@@ -101,8 +103,12 @@ static void put_item(int64_t id, int flags, const char *step)
 static void put_apps(void)
 {
     struct sb_err err = { 0 };
-    struct app_rec a = { .id = "app", .url = "http://w/api", .sdk = "js:v3", .app_version = "1",
-                         .checksum = "c1", .now = 1000 };
+    struct app_rec a = { .id = "app",
+                         .url = "http://w/api",
+                         .sdk = "js:v3",
+                         .app_version = "1",
+                         .checksum = "c1",
+                         .now = 1000 };
     assert_int_equal(sb_store_app_upsert(st, &a, &err), 0);
     assert_int_equal(sb_store_app_sync_error(st, "http://w/api", "unreachable", 1500, &err), 0);
     a = (struct app_rec){ .id = "b", .url = "http://b/api", .now = 1100 };
@@ -110,14 +116,18 @@ static void put_apps(void)
     a = (struct app_rec){ .id = "gone", .url = "http://g/api", .now = 1100 };
     assert_int_equal(sb_store_app_upsert(st, &a, &err), 0);
     assert_int_equal(sb_store_app_delete(st, "gone", 1200, &err), 0);
-    struct fn_rec f = { .id = "app-f", .app_id = "app", .name = "F", .now = 1000,
+    struct fn_rec f = { .id = "app-f",
+                        .app_id = "app",
+                        .name = "F",
+                        .now = 1000,
                         .config = "{\"id\":\"app-f\",\"triggers\":[{\"event\":\"a/b\"}],"
                                   "\"steps\":{\"step\":{\"retries\":{\"attempts\":2}}}}" };
     assert_int_equal(sb_store_function_put(st, &f, &err), 0);
     f = (struct fn_rec){ .id = "app-g", .app_id = "app", .name = "G", .config = "{}", .now = 1001 };
     assert_int_equal(sb_store_function_put(st, &f, &err), 0);
-    f = (struct fn_rec){ .id = "app-h", .app_id = "app", .name = "H", .config = "not json",
-                         .now = 1002 };
+    f = (struct fn_rec){
+        .id = "app-h", .app_id = "app", .name = "H", .config = "not json", .now = 1002
+    };
     assert_int_equal(sb_store_function_put(st, &f, &err), 0);
     const char *keep[] = { "app-f", "app-g" };
     assert_int_equal(sb_store_functions_prune(st, "app", keep, 2, 1700, &err), 0);
@@ -157,16 +167,14 @@ static void fill(void)
     put_run(R4, "app-f", E3, 3000);
     put_run(R5, "app-g", E1, 3100);
     assert_int_equal(sb_store_run_progress(st, R1, 1050, 2, &err), 0);
-    assert_int_equal(sb_store_run_finish(st, R1, RUN_COMPLETED, "{\"ok\":true}", NULL, 1050, 1200,
-                                         &err),
-                     0);
+    assert_int_equal(
+        sb_store_run_finish(st, R1, RUN_COMPLETED, "{\"ok\":true}", NULL, 1050, 1200, &err), 0);
     assert_int_equal(sb_store_run_finish(st, R2, RUN_FAILED, NULL,
                                          "{\"name\":\"Error\",\"message\":\"x\"}", 0, 1300, &err),
                      0);
     char *deep_out = nested(300, "", "");
-    assert_int_equal(sb_store_run_finish(st, R3, RUN_CANCELLED, deep_out, "plain text", 0, 2100,
-                                         &err),
-                     0);
+    assert_int_equal(
+        sb_store_run_finish(st, R3, RUN_CANCELLED, deep_out, "plain text", 0, 2100, &err), 0);
     assert_int_equal(sb_store_run_progress(st, R4, 3050, 1, &err), 0);
     put_item(1, 0, "step");
     put_item(2, QF_SLEEP, "s3");
@@ -174,18 +182,23 @@ static void fill(void)
     put_item(4, QF_INVOKE, "s7");
     put_item(5, QF_DEADLINE, "step");
     put_item(6, QF_PARALLEL, "s8");
-    struct wait_rec w = { .item_id = 3, .run_id = R4, .step_hash = "s4", .event_name = "x/y",
-                          .expression = "event.data.a == async.data.a", .created_at = 3000 };
+    struct wait_rec w = { .item_id = 3,
+                          .run_id = R4,
+                          .step_hash = "s4",
+                          .event_name = "x/y",
+                          .expression = "event.data.a == async.data.a",
+                          .created_at = 3000 };
     assert_int_equal(sb_store_wait_put(st, &w, &err), 0);
-    w = (struct wait_rec){ .item_id = 4, .run_id = R4, .step_hash = "s7", .child_run_id = R5,
-                           .created_at = 3000 };
+    w = (struct wait_rec){
+        .item_id = 4, .run_id = R4, .step_hash = "s7", .child_run_id = R5, .created_at = 3000
+    };
     assert_int_equal(sb_store_wait_put(st, &w, &err), 0);
     put_step("s1", 0, "StepRun", STEP_COMPLETED, "{\"data\":{\"v\":1}}", NULL, 3000, 3010);
     put_step("s2", 1, "StepRun", STEP_FAILED, "{\"error\":{\"message\":\"bad\"}}",
              "{\"message\":\"bad\"}", 3020, 3030);
     put_step("s3", 2, "Sleep", STEP_COMPLETED, "null", NULL, 3040, 3050);
-    put_step("s4", 3, "WaitForEvent", STEP_COMPLETED, "{\"name\":\"x/y\",\"data\":{}}", NULL,
-             3060, 0);
+    put_step("s4", 3, "WaitForEvent", STEP_COMPLETED, "{\"name\":\"x/y\",\"data\":{}}", NULL, 3060,
+             0);
     put_step("s5", -1, "StepRun", STEP_RUNNING, NULL, "{\"message\":\"retry\"}", 0, 0);
     put_step("s6", 4, "StepRun", STEP_COMPLETED, deep_out, NULL, 3070, 3080);
     put_step("s9", 5, NULL, STEP_COMPLETED, "{\"data\":\"text\"}", NULL, 3090, 3095);
@@ -204,7 +217,9 @@ static int setup(void **state)
     if (!mkdtemp(dir))
         return -1;
     struct sb_err err = { 0 };
-    if (sb_store_open(dir, &st, &err) != 0)
+    char url[96];
+    snprintf(url, sizeof url, "sqlite://%s/sysbus.db", dir);
+    if (sb_store_open(url, &st, &err) != 0)
         return -1;
     fill();
     return 0;
@@ -235,38 +250,38 @@ static void expect(const char *what, json_t *v, const char *want)
     free(got);
 }
 
-/* The views, as the API calls them. */
+/* The views, as the API calls them (api/views.c). */
 static json_t *run_view(const char *id, struct sb_err *err)
 {
-    return sb_store_run_json(st, id, err);
+    return api_view_run(st, id, NULL, err);
 }
 static json_t *steps_view(const char *id, struct sb_err *err)
 {
-    return sb_store_run_steps_json(st, id, err);
+    return api_view_run_steps(st, id, err);
 }
 static json_t *runs_view(const struct run_filter *f, struct sb_err *err)
 {
-    return sb_store_runs_json(st, f, err);
+    return api_view_runs(st, f, NULL, err);
 }
 static json_t *event_view(const char *id, struct sb_err *err)
 {
-    return sb_store_event_json(st, id, err);
+    return api_view_event(st, id, err);
 }
 static json_t *events_view(const struct event_filter *f, struct sb_err *err)
 {
-    return sb_store_events_json(st, f, err);
+    return api_view_events(st, f, err);
 }
 static json_t *apps_view(struct sb_err *err)
 {
-    return sb_store_apps_json(st, err);
+    return api_view_apps(st, err);
 }
 static json_t *functions_view(const char *app, bool removed, struct sb_err *err)
 {
-    return sb_store_functions_json(st, app, removed, err);
+    return api_view_functions(st, app, removed, err);
 }
 static json_t *cancellations_view(int limit, struct sb_err *err)
 {
-    return sb_store_cancellations_json(st, limit, err);
+    return api_view_cancellations(st, limit, err);
 }
 
 #include "test_views_expected.h"
