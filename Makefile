@@ -138,6 +138,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(WORKER_LIB_OBJ) 
 	  $(WORKER_LIB_OBJ) $(TOOLS_LIB_OBJ) $(COMMON_LIB) $(LDFLAGS) $(TEST_WRAP) $(PKG_LIBS) \
 	  $(SODIUM_LIBS) $(shell pkg-config --libs cmocka) -lm
 
+# headers of a test's own (not in the objects' dependency files)
+$(BUILD)/tests/server/test_views: tests/unit/server/test_views_expected.h
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 

@@ -300,7 +300,7 @@ static int function_item(void *ctx, const struct fn_info *f)
     json_object_set_new(o, "app_id", text_or_null(f->app_id));
     json_object_set_new(o, "name", text_or_null(f->name));
     json_t *trig = json_object_get(cfg, "triggers");
-    json_object_set(o, "triggers", trig ? trig : json_array());
+    json_object_set_new(o, "triggers", trig ? json_incref(trig) : json_array());
     json_t *retries = json_object_get(
         json_object_get(json_object_get(json_object_get(cfg, "steps"), "step"), "retries"),
         "attempts");
