@@ -266,59 +266,61 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
  * nothing, VOP(name, (parameters), (arguments)). The first parameter is
  * always `struct sb_store *st`, the connection. Each generates the member
  * `name` of struct sb_store_ops and the function sb_store_<name>. */
-/* clang-format off: it would read the parameter lists as expressions */
+/* The list is kept out of clang-format, which would read its parameter
+ * lists as expressions. */
+/* clang-format off */
 #define SB_STORE_OPS(OP, VOP)                                                                      \
     /* -- schema and transactions (writer connection) -- */                                        \
     /* The stored schema's version; -1 when it cannot be read. */                                  \
-    OP(int, schema_version, (struct sb_store * st), (st))                                          \
+    OP(int, schema_version, (struct sb_store *st), (st))                                           \
     /* A transaction holding the store's write lock until commit or rollback. */                   \
-    OP(int, begin, (struct sb_store * st, struct sb_err * err), (st, err))                         \
-    OP(int, commit, (struct sb_store * st, struct sb_err * err), (st, err))                        \
-    VOP(rollback, (struct sb_store * st), (st))                                                    \
+    OP(int, begin, (struct sb_store *st, struct sb_err *err), (st, err))                           \
+    OP(int, commit, (struct sb_store *st, struct sb_err *err), (st, err))                          \
+    VOP(rollback, (struct sb_store *st), (st))                                                     \
     /* One level of savepoint inside the transaction (one per writer op). */                       \
-    OP(int, savepoint, (struct sb_store * st), (st))                                               \
-    VOP(release, (struct sb_store * st), (st))                                                     \
+    OP(int, savepoint, (struct sb_store *st), (st))                                                \
+    VOP(release, (struct sb_store *st), (st))                                                      \
     /* Undoes everything since the savepoint, and releases it. */                                  \
-    VOP(rollback_savepoint, (struct sb_store * st), (st))                                          \
+    VOP(rollback_savepoint, (struct sb_store *st), (st))                                           \
                                                                                                    \
     /* -- events and runs (inside a transaction) -- */                                             \
     /* Inserts; *inserted = false when an event with that id already exists. */                    \
     OP(int, event_insert,                                                                          \
-       (struct sb_store * st, const struct ev_rec *ev, bool *inserted, struct sb_err *err),        \
+       (struct sb_store *st, const struct ev_rec *ev, bool *inserted, struct sb_err *err),         \
        (st, ev, inserted, err))                                                                    \
     /* Id of an event with this dedupe key received at or after since_ms: 0,                       \
      * SB_ENOTFOUND when there is none, or another SB_E* (err filled) when the                     \
      * store could not be read (the caller must not take that as "new event"). */                  \
     OP(int, event_find_dedupe,                                                                     \
-       (struct sb_store * st, const char *key, int64_t since_ms, char out_id[SB_ULID_SIZE],        \
+       (struct sb_store *st, const char *key, int64_t since_ms, char out_id[SB_ULID_SIZE],         \
         struct sb_err *err),                                                                       \
        (st, key, since_ms, out_id, err))                                                           \
     /* A new run, Running. */                                                                      \
-    OP(int, run_insert, (struct sb_store * st, const struct run_rec *run, struct sb_err *err),     \
+    OP(int, run_insert, (struct sb_store *st, const struct run_rec *run, struct sb_err *err),      \
        (st, run, err))                                                                             \
     /* Ends a run: status, output/error (JCS or NULL), and deletes its queue                       \
      * rows, its waits, its cancel request and the singleton key it held. */                       \
     OP(int, run_finish,                                                                            \
-       (struct sb_store * st, const char *run_id, int status, const char *output,                  \
+       (struct sb_store *st, const char *run_id, int status, const char *output,                   \
         const char *error, int64_t started_at, int64_t ended_at, struct sb_err *err),              \
        (st, run_id, status, output, error, started_at, ended_at, err))                             \
     /* Records progress: started_at (first time only), updated_at, req_version. */                 \
     OP(int, run_progress,                                                                          \
-       (struct sb_store * st, const char *run_id, int64_t now, int req_version,                    \
+       (struct sb_store *st, const char *run_id, int64_t now, int req_version,                     \
         struct sb_err *err),                                                                       \
        (st, run_id, now, req_version, err))                                                        \
     /* Inserts or updates the step (run_id, hash): name, op and error keep                         \
      * their old value when NULL, started_at its first one. */                                     \
-    OP(int, step_put, (struct sb_store * st, const struct step_rec *s, struct sb_err *err),        \
+    OP(int, step_put, (struct sb_store *st, const struct step_rec *s, struct sb_err *err),         \
        (st, s, err))                                                                               \
     /* Inserts or replaces the queue row q->id (clearing its lease). */                            \
-    OP(int, queue_put, (struct sb_store * st, const struct qitem_rec *q, struct sb_err *err),      \
+    OP(int, queue_put, (struct sb_store *st, const struct qitem_rec *q, struct sb_err *err),       \
        (st, q, err))                                                                               \
-    OP(int, queue_del, (struct sb_store * st, int64_t id, struct sb_err * err), (st, id, err))     \
+    OP(int, queue_del, (struct sb_store *st, int64_t id, struct sb_err *err), (st, id, err))       \
     /* Marks queue row id as a call in flight holding the concurrency slots                        \
      * keys_json until `until` (keys_json NULL, until 0: clears the mark). */                      \
     OP(int, queue_lease,                                                                           \
-       (struct sb_store * st, int64_t id, int64_t until, const char *keys_json,                    \
+       (struct sb_store *st, int64_t id, int64_t until, const char *keys_json,                     \
         struct sb_err *err),                                                                       \
        (st, id, until, keys_json, err))                                                            \
     /* Deletes up to limit ended runs (with their steps and batch events) that                     \
@@ -327,72 +329,72 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * and rate hits older than SB_STORE_RATE_KEEP_MS. *deleted = runs and                         \
      * events removed. */                                                                          \
     OP(int, purge,                                                                                 \
-       (struct sb_store * st, int64_t before_ms, int limit, int *deleted, struct sb_err *err),     \
+       (struct sb_store *st, int64_t before_ms, int limit, int *deleted, struct sb_err *err),      \
        (st, before_ms, limit, deleted, err))                                                       \
                                                                                                    \
     /* -- apps and functions -- */                                                                 \
     /* Inserts or updates an app (clearing its sync error and deletion). */                        \
-    OP(int, app_upsert, (struct sb_store * st, const struct app_rec *a, struct sb_err *err),       \
+    OP(int, app_upsert, (struct sb_store *st, const struct app_rec *a, struct sb_err *err),        \
        (st, a, err))                                                                               \
     /* Records why syncing the apps at url failed (error NULL: clears it). */                      \
     OP(int, app_sync_error,                                                                        \
-       (struct sb_store * st, const char *url, const char *error, int64_t now,                     \
+       (struct sb_store *st, const char *url, const char *error, int64_t now,                      \
         struct sb_err *err),                                                                       \
        (st, url, error, now, err))                                                                 \
     /* Marks the app deleted and its functions removed. */                                         \
     OP(int, app_delete,                                                                            \
-       (struct sb_store * st, const char *app_id, int64_t now, struct sb_err *err),                \
+       (struct sb_store *st, const char *app_id, int64_t now, struct sb_err *err),                 \
        (st, app_id, now, err))                                                                     \
     /* Ids (malloc'd array of malloc'd strings) of live apps at url other than                     \
      * except_id. On error *ids is NULL and *n 0 (never a partial list). */                        \
     OP(int, apps_at_url,                                                                           \
-       (struct sb_store * st, const char *url, const char *except_id, char ***ids, size_t *n,      \
+       (struct sb_store *st, const char *url, const char *except_id, char ***ids, size_t *n,       \
         struct sb_err *err),                                                                       \
        (st, url, except_id, ids, n, err))                                                          \
     /* A live app's checksum (malloc'd, NULL when it has none) and URL                             \
      * (malloc'd); either out pointer may be NULL when not wanted. 0,                              \
      * SB_ENOTFOUND (no such live app), or another SB_E* with err (both NULL). */                  \
     OP(int, app_get,                                                                               \
-       (struct sb_store * st, const char *app_id, char **checksum, char **url,                     \
+       (struct sb_store *st, const char *app_id, char **checksum, char **url,                      \
         struct sb_err *err),                                                                       \
        (st, app_id, checksum, url, err))                                                           \
     /* Inserts or updates a function (no longer removed). */                                       \
-    OP(int, function_put, (struct sb_store * st, const struct fn_rec *f, struct sb_err *err),      \
+    OP(int, function_put, (struct sb_store *st, const struct fn_rec *f, struct sb_err *err),       \
        (st, f, err))                                                                               \
     /* Marks removed every function of app_id not in keep (n ids); when the list                   \
      * of the app's functions cannot be read, nothing is marked. */                                \
     OP(int, functions_prune,                                                                       \
-       (struct sb_store * st, const char *app_id, const char *const *keep, size_t n, int64_t now,  \
+       (struct sb_store *st, const char *app_id, const char *const *keep, size_t n, int64_t now,   \
         struct sb_err *err),                                                                       \
        (st, app_id, keep, n, now, err))                                                            \
     /* Every function row (removed ones too) with its app's URL (NULL when                         \
      * the app is gone), for the registry's start-up load: 0, fn's first                           \
      * nonzero return, or a negative SB_E* with err when the scan failed. */                       \
     OP(int, functions_scan,                                                                        \
-       (struct sb_store * st,                                                                      \
+       (struct sb_store *st,                                                                       \
         int (*fn)(void *ctx, const char *id, const char *app_id, const char *config, bool removed, \
                   const char *app_url),                                                            \
         void *ctx, struct sb_err *err),                                                            \
        (st, fn, ctx, err))                                                                         \
     /* Every live app: as functions_scan. */                                                       \
     OP(int, apps_scan,                                                                             \
-       (struct sb_store * st,                                                                      \
+       (struct sb_store *st,                                                                       \
         int (*fn)(void *ctx, const char *id, const char *url, const char *checksum), void *ctx,    \
         struct sb_err *err),                                                                       \
        (st, fn, ctx, err))                                                                         \
                                                                                                    \
     /* -- waits (step.waitForEvent, step.invoke), writer connection -- */                          \
     /* Inserts or replaces the wait of w->item_id. */                                              \
-    OP(int, wait_put, (struct sb_store * st, const struct wait_rec *w, struct sb_err *err),        \
+    OP(int, wait_put, (struct sb_store *st, const struct wait_rec *w, struct sb_err *err),         \
        (st, w, err))                                                                               \
     /* Deletes the wait of item_id; *deleted = false when it was gone already                      \
      * (an event resolved it first). */                                                            \
     OP(int, wait_delete,                                                                           \
-       (struct sb_store * st, int64_t item_id, bool *deleted, struct sb_err *err),                 \
+       (struct sb_store *st, int64_t item_id, bool *deleted, struct sb_err *err),                  \
        (st, item_id, deleted, err))                                                                \
     /* False only when no wait is open (cheap: asked for every event; see                          \
      * "Single writer" 1). */                                                                      \
-    OP(bool, has_waits, (struct sb_store * st), (st))                                              \
+    OP(bool, has_waits, (struct sb_store *st), (st))                                               \
     /* Open waits for an event name, with the body of each waiting run's                           \
      * trigger event, the number of queue rows its run has and the flags of                        \
      * the wait's own item (0 when gone). Strings valid during fn. The waits                       \
@@ -400,7 +402,7 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * not called and the error (negative SB_E*, err) is returned; otherwise                       \
      * the first nonzero return of fn. */                                                          \
     OP(int, waits_for,                                                                             \
-       (struct sb_store * st, const char *event_name,                                              \
+       (struct sb_store *st, const char *event_name,                                               \
         int (*fn)(void *ctx, const struct wait_rec *w, const char *trigger_event,                  \
                   int64_t run_queue_rows, int flags),                                              \
         void *ctx, struct sb_err *err),                                                            \
@@ -410,7 +412,7 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * *flags. SB_ENOTFOUND when nobody waits for it; another SB_E* when the                       \
      * store could not be read. */                                                                 \
     OP(int, wait_for_child,                                                                        \
-       (struct sb_store * st, const char *child_run_id, struct wait_rec *w,                        \
+       (struct sb_store *st, const char *child_run_id, struct wait_rec *w,                         \
         int64_t *run_queue_rows, int *flags),                                                      \
        (st, child_run_id, w, run_queue_rows, flags))                                               \
     /* Events named `name` stored with an id >= min_id, in order: 0 after the                      \
@@ -418,21 +420,21 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * failed (fn may have seen some events; the caller must not conclude that                     \
      * none of the rest matched). */                                                               \
     OP(int, events_since,                                                                          \
-       (struct sb_store * st, const char *name, const char *min_id,                                \
+       (struct sb_store *st, const char *name, const char *min_id,                                 \
         int (*fn)(void *ctx, const char *id, const char *body), void *ctx),                        \
        (st, name, min_id, fn, ctx))                                                                \
     /* The run's function id and its trigger event's name and body (malloc'd).                     \
      * SB_ENOTFOUND when the run does not exist, another SB_E* when the store                      \
      * could not be read. */                                                                       \
     OP(int, run_trigger,                                                                           \
-       (struct sb_store * st, const char *run_id, char **function_id, char **event_name,           \
+       (struct sb_store *st, const char *run_id, char **function_id, char **event_name,            \
         char **event_body),                                                                        \
        (st, run_id, function_id, event_name, event_body))                                          \
     /* Next stack position for a run's memoized steps (max seq + 1, >= 0), or a                    \
      * negative SB_E* when it could not be read (a position is never negative,                     \
      * so an error cannot be taken for one: wait_resolve_in_txn refuses a                          \
      * negative seq). */                                                                           \
-    OP(int64_t, next_seq, (struct sb_store * st, const char *run_id), (st, run_id))                \
+    OP(int64_t, next_seq, (struct sb_store *st, const char *run_id), (st, run_id))                 \
                                                                                                    \
     /* -- cancellations, writer connection -- */                                                   \
     /* Running runs of function_id and app_id (NULL = any) created in                              \
@@ -440,24 +442,24 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * order. Read in full before fn is first called: when the read fails, fn                      \
      * is not called and the negative SB_E* returned (with err). */                                \
     OP(int, running_runs,                                                                          \
-       (struct sb_store * st, const char *app_id, const char *function_id, int64_t after,          \
+       (struct sb_store *st, const char *app_id, const char *function_id, int64_t after,           \
         int64_t before,                                                                            \
         int (*fn)(void *ctx, const char *run_id, int64_t created_at, const char *trigger_event),   \
         void *ctx, struct sb_err *err),                                                            \
        (st, app_id, function_id, after, before, fn, ctx, err))                                     \
     /* Records that run_id must be cancelled; *added = false if it already was. */                 \
     OP(int, cancel_request_put,                                                                    \
-       (struct sb_store * st, const char *run_id, const char *reason, int64_t now, bool *added,    \
+       (struct sb_store *st, const char *run_id, const char *reason, int64_t now, bool *added,     \
         struct sb_err *err),                                                                       \
        (st, run_id, reason, now, added, err))                                                      \
     /* Every pending cancel request (at start): 0, fn's first nonzero return,                      \
      * or a negative SB_E* with err when the scan failed. */                                       \
     OP(int, cancel_requests_scan,                                                                  \
-       (struct sb_store * st, int (*fn)(void *ctx, const char *run_id, const char *reason),        \
+       (struct sb_store *st, int (*fn)(void *ctx, const char *run_id, const char *reason),         \
         void *ctx, struct sb_err *err),                                                            \
        (st, fn, ctx, err))                                                                         \
     OP(int, cancellation_put,                                                                      \
-       (struct sb_store * st, const struct cancellation_rec *c, struct sb_err *err), (st, c, err)) \
+       (struct sb_store *st, const struct cancellation_rec *c, struct sb_err *err), (st, c, err))  \
                                                                                                    \
     /* -- flow control at run start (writer connection) -- */                                      \
     /* The run holding a key of kind (enum flow_key_kind; malloc'd, NULL for a                     \
@@ -466,33 +468,33 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * store could not be read (a caller deciding whether a run may start must                     \
      * then not start it). */                                                                      \
     OP(int, flow_key_get,                                                                          \
-       (struct sb_store * st, int kind, const char *key, char **run_id, int64_t *expires_at,       \
+       (struct sb_store *st, int kind, const char *key, char **run_id, int64_t *expires_at,        \
         struct sb_err *err),                                                                       \
        (st, kind, key, run_id, expires_at, err))                                                   \
     /* Inserts or replaces a key (expires_at 0: held until run_id ends). */                        \
     OP(int, flow_key_put,                                                                          \
-       (struct sb_store * st, int kind, const char *key, const char *run_id, int64_t expires_at,   \
+       (struct sb_store *st, int kind, const char *key, const char *run_id, int64_t expires_at,    \
         struct sb_err *err),                                                                       \
        (st, kind, key, run_id, expires_at, err))                                                   \
     /* Throttle: the key's theoretical arrival time (GCRA) is at least tat                         \
      * (kept as the key's expiry: a time in the past means an idle key). */                        \
     OP(int, throttle_put,                                                                          \
-       (struct sb_store * st, const char *key, int64_t tat, struct sb_err *err),                   \
+       (struct sb_store *st, const char *key, int64_t tat, struct sb_err *err),                    \
        (st, key, tat, err))                                                                        \
     /* Calls fn for every throttle key whose tat is after now: 0, or a negative                    \
      * SB_E* with err when the scan failed part way. */                                            \
     OP(int, throttles_scan,                                                                        \
-       (struct sb_store * st, int64_t now, void (*fn)(void *ctx, const char *key, int64_t tat),    \
+       (struct sb_store *st, int64_t now, void (*fn)(void *ctx, const char *key, int64_t tat),     \
         void *ctx, struct sb_err *err),                                                            \
        (st, now, fn, ctx, err))                                                                    \
     /* Rate limit: 0 with *count = how many hits `key` had at or after                             \
      * since_ms, or SB_E* with err (*count untouched: there is no count to                         \
      * admit by). */                                                                               \
     OP(int, rate_count,                                                                            \
-       (struct sb_store * st, const char *key, int64_t since_ms, int64_t *count,                   \
+       (struct sb_store *st, const char *key, int64_t since_ms, int64_t *count,                    \
         struct sb_err *err),                                                                       \
        (st, key, since_ms, count, err))                                                            \
-    OP(int, rate_hit, (struct sb_store * st, const char *key, int64_t at, struct sb_err *err),     \
+    OP(int, rate_hit, (struct sb_store *st, const char *key, int64_t at, struct sb_err *err),      \
        (st, key, at, err))                                                                         \
                                                                                                    \
     /* -- deferred starts: debounce and batchEvents -- */                                          \
@@ -500,37 +502,37 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * *out (free with sb_deferred_rec_free), SB_ENOTFOUND, or another SB_E*                       \
      * when the store could not be read. */                                                        \
     OP(int, deferred_find,                                                                         \
-       (struct sb_store * st, int kind, const char *function_id, const char *key,                  \
+       (struct sb_store *st, int kind, const char *function_id, const char *key,                   \
         struct deferred_rec *out),                                                                 \
        (st, kind, function_id, key, out))                                                          \
     /* By id: as deferred_find. */                                                                 \
-    OP(int, deferred_get, (struct sb_store * st, const char *id, struct deferred_rec *out),        \
+    OP(int, deferred_get, (struct sb_store *st, const char *id, struct deferred_rec *out),         \
        (st, id, out))                                                                              \
     /* Inserts or replaces (by id). */                                                             \
     OP(int, deferred_put,                                                                          \
-       (struct sb_store * st, const struct deferred_rec *d, struct sb_err *err), (st, d, err))     \
-    OP(int, deferred_delete, (struct sb_store * st, const char *id, struct sb_err *err),           \
+       (struct sb_store *st, const struct deferred_rec *d, struct sb_err *err), (st, d, err))      \
+    OP(int, deferred_delete, (struct sb_store *st, const char *id, struct sb_err *err),            \
        (st, id, err))                                                                              \
     /* Calls fn for each row due at or before now (id); *earliest = the first                      \
      * due_at after now (INT64_MAX when none). 0, fn's first nonzero return,                       \
      * or a negative SB_E* when the scan failed (*earliest is then not to be                       \
      * used). */                                                                                   \
     OP(int, deferred_due,                                                                          \
-       (struct sb_store * st, int64_t now, int (*fn)(void *ctx, const char *id), void *ctx,        \
+       (struct sb_store *st, int64_t now, int (*fn)(void *ctx, const char *id), void *ctx,         \
         int64_t *earliest),                                                                        \
        (st, now, fn, ctx, earliest))                                                               \
     /* 1 when event_id is held by a pending debounce or batch (*due_at: when                       \
      * it starts a run), 0 when not, a negative SB_E* when the store could not                     \
      * be read. */                                                                                 \
-    OP(int, event_held, (struct sb_store * st, const char *event_id, int64_t *due_at),             \
+    OP(int, event_held, (struct sb_store *st, const char *event_id, int64_t *due_at),              \
        (st, event_id, due_at))                                                                     \
     /* The events added under from_id now belong to run to_id. */                                  \
     OP(int, run_events_move,                                                                       \
-       (struct sb_store * st, const char *from_id, const char *to_id, struct sb_err *err),         \
+       (struct sb_store *st, const char *from_id, const char *to_id, struct sb_err *err),          \
        (st, from_id, to_id, err))                                                                  \
     /* Adds event_id as event seq (0-based) of run_id (a batch). */                                \
     OP(int, run_event_add,                                                                         \
-       (struct sb_store * st, const char *run_id, int64_t seq, const char *event_id,               \
+       (struct sb_store *st, const char *run_id, int64_t seq, const char *event_id,                \
         struct sb_err *err),                                                                       \
        (st, run_id, seq, event_id, err))                                                           \
                                                                                                    \
@@ -538,44 +540,44 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
     /* Current row of a cron trigger: 0 with *next_at and *expr (malloc'd),                        \
      * SB_ENOTFOUND, or another SB_E* (store error). */                                            \
     OP(int, cron_get,                                                                              \
-       (struct sb_store * st, const char *function_id, int idx, char **expr, int64_t *next_at),    \
+       (struct sb_store *st, const char *function_id, int idx, char **expr, int64_t *next_at),     \
        (st, function_id, idx, expr, next_at))                                                      \
     /* Inserts or replaces (function_id, idx). */                                                  \
-    OP(int, cron_put, (struct sb_store * st, const struct cron_rec *c, struct sb_err *err),        \
+    OP(int, cron_put, (struct sb_store *st, const struct cron_rec *c, struct sb_err *err),         \
        (st, c, err))                                                                               \
     /* Deletes the cron rows of function_id from index `from` on (0 = all). */                     \
     OP(int, cron_delete,                                                                           \
-       (struct sb_store * st, const char *function_id, int from, struct sb_err *err),              \
+       (struct sb_store *st, const char *function_id, int from, struct sb_err *err),               \
        (st, function_id, from, err))                                                               \
     /* Deletes the cron rows of functions that are removed or whose app is. */                     \
-    OP(int, cron_prune, (struct sb_store * st, struct sb_err * err), (st, err))                    \
+    OP(int, cron_prune, (struct sb_store *st, struct sb_err *err), (st, err))                      \
     /* Every cron row, in next_at order (any connection): 0, fn's first                            \
      * nonzero return, or a negative SB_E* when the scan failed. */                                \
     OP(int, crons_scan,                                                                            \
-       (struct sb_store * st, int (*fn)(void *ctx, const struct cron_rec *c), void *ctx),          \
+       (struct sb_store *st, int (*fn)(void *ctx, const struct cron_rec *c), void *ctx),           \
        (st, fn, ctx))                                                                              \
                                                                                                    \
     /* -- the engine's reads (any connection) -- */                                                \
     /* Largest queue id in use (0 when empty) into *max_id; SB_E* with err. */                     \
-    OP(int, queue_max_id, (struct sb_store * st, int64_t * max_id, struct sb_err * err),           \
+    OP(int, queue_max_id, (struct sb_store *st, int64_t *max_id, struct sb_err *err),              \
        (st, max_id, err))                                                                          \
     /* Calls fn for every queue row, in due order (then id). Strings valid                         \
      * during the call. 0, fn's first nonzero return, or a negative SB_E* with                     \
      * err when the scan failed part way (fn has then seen only some rows: the                     \
      * caller must not act as if it had the whole queue). */                                       \
     OP(int, queue_scan,                                                                            \
-       (struct sb_store * st, int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx,          \
+       (struct sb_store *st, int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx,           \
         struct sb_err *err),                                                                       \
        (st, fn, ctx, err))                                                                         \
     /* The same for the rows of one run, when it is Running (none otherwise). */                   \
     OP(int, queue_scan_run,                                                                        \
-       (struct sb_store * st, const char *run_id, int (*fn)(void *ctx, const struct qitem_rec *q), \
+       (struct sb_store *st, const char *run_id, int (*fn)(void *ctx, const struct qitem_rec *q),  \
         void *ctx, struct sb_err *err),                                                            \
        (st, run_id, fn, ctx, err))                                                                 \
     /* Running runs that have no queue row other than a deadline (to repair at                     \
      * start): 0, or a negative SB_E* with err when the scan failed part way. */                   \
     OP(int, orphan_runs,                                                                           \
-       (struct sb_store * st, void (*fn)(void *ctx, const char *run_id), void *ctx,                \
+       (struct sb_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx,                 \
         struct sb_err *err),                                                                       \
        (st, fn, ctx, err))                                                                         \
     /* 0 with *out filled (free with sb_run_state_free); SB_ENOTFOUND when the                     \
@@ -584,17 +586,17 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * list cut short (a call made with memoized steps missing would run                           \
      * completed steps again). */                                                                  \
     OP(int, run_state,                                                                             \
-       (struct sb_store * st, const char *run_id, struct run_state *out, struct sb_err *err),      \
+       (struct sb_store *st, const char *run_id, struct run_state *out, struct sb_err *err),       \
        (st, run_id, out, err))                                                                     \
     /* A run's status (enum run_status): 0, SB_ENOTFOUND (err filled) when the                     \
      * run does not exist, or another SB_E* with err. */                                           \
     OP(int, run_status,                                                                            \
-       (struct sb_store * st, const char *run_id, int *status, struct sb_err *err),                \
+       (struct sb_store *st, const char *run_id, int *status, struct sb_err *err),                 \
        (st, run_id, status, err))                                                                  \
     /* Counts for /health and /metrics: queue rows, running runs; SB_E* with                       \
      * err when they could not be read. */                                                         \
     OP(int, counts,                                                                                \
-       (struct sb_store * st, int64_t * queue_rows, int64_t * running, struct sb_err * err),       \
+       (struct sb_store *st, int64_t *queue_rows, int64_t *running, struct sb_err *err),           \
        (st, queue_rows, running, err))                                                             \
                                                                                                    \
     /* -- the API's reads (any connection; api/views.c makes the JSON) --                          \
@@ -605,50 +607,50 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * drops what it collected: a page is never cut short). Strings valid                          \
      * during fn; unset times are SB_STORE_NO_TIME. */                                             \
     OP(int, run_get,                                                                               \
-       (struct sb_store * st, const char *run_id, int (*fn)(void *ctx, const struct run_info *r),  \
+       (struct sb_store *st, const char *run_id, int (*fn)(void *ctx, const struct run_info *r),   \
         void *ctx, struct sb_err *err),                                                            \
        (st, run_id, fn, ctx, err))                                                                 \
     /* The queue rows of a run, in due order, each with its wait (fields NULL                      \
      * when it has none; function_id, event_id and the lease not filled). */                       \
     OP(int, run_queue,                                                                             \
-       (struct sb_store * st, const char *run_id,                                                  \
+       (struct sb_store *st, const char *run_id,                                                   \
         int (*fn)(void *ctx, const struct qitem_rec *q, const struct wait_rec *w), void *ctx,      \
         struct sb_err *err),                                                                       \
        (st, run_id, fn, ctx, err))                                                                 \
     /* The steps of a run: memoized ones in stack order, then the others by                        \
      * start. seq -1 when not memoized. */                                                         \
     OP(int, run_steps,                                                                             \
-       (struct sb_store * st, const char *run_id, int (*fn)(void *ctx, const struct step_rec *s),  \
+       (struct sb_store *st, const char *run_id, int (*fn)(void *ctx, const struct step_rec *s),   \
         void *ctx, struct sb_err *err),                                                            \
        (st, run_id, fn, ctx, err))                                                                 \
     /* Runs matching f, newest first, at most f->limit. */                                         \
     OP(int, runs_list,                                                                             \
-       (struct sb_store * st, const struct run_filter *f,                                          \
+       (struct sb_store *st, const struct run_filter *f,                                           \
         int (*fn)(void *ctx, const struct run_info *r), void *ctx, struct sb_err *err),            \
        (st, f, fn, ctx, err))                                                                      \
     OP(int, event_get,                                                                             \
-       (struct sb_store * st, const char *event_id, int (*fn)(void *ctx, const struct ev_rec *e),  \
+       (struct sb_store *st, const char *event_id, int (*fn)(void *ctx, const struct ev_rec *e),   \
         void *ctx, struct sb_err *err),                                                            \
        (st, event_id, fn, ctx, err))                                                               \
     /* Events matching f, newest first, at most f->limit. */                                       \
     OP(int, events_list,                                                                           \
-       (struct sb_store * st, const struct event_filter *f,                                        \
+       (struct sb_store *st, const struct event_filter *f,                                         \
         int (*fn)(void *ctx, const struct ev_rec *e), void *ctx, struct sb_err *err),              \
        (st, f, fn, ctx, err))                                                                      \
     /* Live apps by id. */                                                                         \
     OP(int, apps_list,                                                                             \
-       (struct sb_store * st, int (*fn)(void *ctx, const struct app_info *a), void *ctx,           \
+       (struct sb_store *st, int (*fn)(void *ctx, const struct app_info *a), void *ctx,            \
         struct sb_err *err),                                                                       \
        (st, fn, ctx, err))                                                                         \
     /* Functions of app_id (NULL = every app), by app then id; removed ones                        \
      * only when include_removed. */                                                               \
     OP(int, functions_list,                                                                        \
-       (struct sb_store * st, const char *app_id, bool include_removed,                            \
+       (struct sb_store *st, const char *app_id, bool include_removed,                             \
         int (*fn)(void *ctx, const struct fn_info *f), void *ctx, struct sb_err *err),             \
        (st, app_id, include_removed, fn, ctx, err))                                                \
     /* Bulk cancellations, newest first, at most limit. */                                         \
     OP(int, cancellations_list,                                                                    \
-       (struct sb_store * st, int limit, int (*fn)(void *ctx, const struct cancellation_rec *c),   \
+       (struct sb_store *st, int limit, int (*fn)(void *ctx, const struct cancellation_rec *c),    \
         void *ctx, struct sb_err *err),                                                            \
        (st, limit, fn, ctx, err))
 /* clang-format on */
