@@ -41,7 +41,8 @@ endif
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
 COMMON_SRC := $(wildcard src/common/*.c)
-SERVER_SRC := $(wildcard src/server/*.c src/server/*/*.c)
+# src/server/store/<backend>/ is one level deeper than the other folders
+SERVER_SRC := $(wildcard src/server/*.c src/server/*/*.c src/server/store/*/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 COMMON_LIB := $(BUILD)/lib/libsbcommon.a
@@ -143,6 +144,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(WORKER_LIB_OBJ) 
 	@$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< $(SERVER_LIB_OBJ) $(SDK_OBJ) \
 	  $(WORKER_LIB_OBJ) $(TOOLS_LIB_OBJ) $(COMMON_LIB) $(LDFLAGS) $(TEST_WRAP) $(PKG_LIBS) \
 	  $(SODIUM_LIBS) $(shell pkg-config --libs cmocka) -lm
+
+# headers of a test's own (not in the objects' dependency files)
+$(BUILD)/tests/server/test_views: tests/unit/server/test_views_expected.h
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -23,6 +23,7 @@
 #include "waiters.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int load_fn(void *ctx, const char *id, const char *app_id, const char *config, bool removed,
@@ -55,7 +56,11 @@ int sbd_start(struct sbd *sbd, const char **stage, struct sb_err *err)
 {
     int rc;
     *stage = "store_open_failed";
-    if ((rc = sb_store_open(sbd->cfg.data_dir, &sbd->store, err)) != 0)
+    char *url = NULL;
+    if ((rc = sb_store_url(sbd->cfg.store, sbd->cfg.data_dir, &url, err)) == 0)
+        rc = sb_store_open(url, &sbd->store, err);
+    free(url);
+    if (rc)
         return rc;
     *stage = "start_failed";
     if (sb_registry_new(&sbd->registry) != 0)

@@ -12,6 +12,7 @@
 #include "common/sdnotify.h"
 #include "sbd.h"
 #include "settings.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -93,6 +94,13 @@ int main(int argc, char **argv)
     sb_config_warn_secret_flags(&sbd_config_spec, argc, argv);
     if (load_keys(&sbd) != 0)
         return EXIT_USAGE;
+    /* a store URL this build cannot open must change: a usage error */
+    char *store_url = NULL;
+    if (sb_store_url(sbd.cfg.store, sbd.cfg.data_dir, &store_url, &err) != 0) {
+        fprintf(stderr, "sysbusd: --store: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    free(store_url);
     sbd.signed_mode = !sbd.cfg.dev;
     /* Few threads allocate at once here; two malloc arenas keep memory that
      * one thread freed usable by the others instead of growing RSS. */

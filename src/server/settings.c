@@ -15,7 +15,12 @@ static const struct sb_opt opts[] = {
     { "port", SB_OPT_INT, S(port), "8288", "PORT", "Port to listen on (0 = any free port)", 0, 0,
       65535, 0, NULL, 'p' },
     { "data-dir", SB_OPT_STR, S(data_dir), ".sysbus", "DIR",
-      "Directory of the SQLite store (created if missing)", 0, 0, 0, 0, NULL, 0 },
+      "Directory of the SQLite store (created if missing): --store sqlite://DIR/sysbus.db", 0, 0, 0,
+      0, NULL, 0 },
+    { "store", SB_OPT_STR, S(store), NULL, "URL",
+      "The store: sqlite:///absolute/path.db or sqlite://relative/path.db (relative to the "
+      "working directory); without it, the SQLite store in --data-dir",
+      0, 0, 0, 0, NULL, 0 },
     { "signing-key", SB_OPT_STR, S(signing_key), NULL, "KEY",
       "Signing key (signkey-<env>-<hex> or bare hex; workers may hold either form): signs "
       "calls to workers, authenticates workers and the REST API. Prefer the environment or "

@@ -13,6 +13,7 @@ struct sbd_settings {
     char *host;
     int64_t port;
     char *data_dir;
+    char *store; /* store URL; NULL: sqlite://<data_dir>/sysbus.db */
     char *signing_key;
     char *signing_key_fallback; /* still accepted from workers during a rotation */
     struct sb_strlist event_keys;

@@ -7,6 +7,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/ulid.h"
+#include "api/views.h"
 #include "sbd.h"
 #include "store/store.h"
 
@@ -49,10 +50,11 @@ static int read_failed(struct sb_store *st, json_t **body, struct sb_err *err)
 int sbd_read_run(const char *run_id, json_t **body, bool *ended, struct sb_err *err)
 {
     struct sb_store *st = sb_store_reader();
-    json_t *run = st ? sb_store_run_json(st, run_id, err) : NULL;
+    int run_status = -1;
+    json_t *run = st ? api_view_run(st, run_id, &run_status, err) : NULL;
     if (!run)
         return read_failed(st, body, err);
-    *ended = strcmp(sb_json_str(run, "status"), "Running") != 0;
+    *ended = run_status != RUN_RUNNING;
     *body = json_pack("{s:o}", "data", run);
     return 0;
 }
@@ -60,22 +62,16 @@ int sbd_read_run(const char *run_id, json_t **body, bool *ended, struct sb_err *
 int sbd_read_event_runs(const char *event_id, json_t **body, bool *ended, struct sb_err *err)
 {
     struct sb_store *st = sb_store_reader();
-    json_t *ev = st ? sb_store_event_json(st, event_id, err) : NULL;
+    json_t *ev = st ? api_view_event(st, event_id, err) : NULL;
     if (!ev)
         return read_failed(st, body, err);
     json_decref(ev);
     struct run_filter f = { .status = -1, .event_id = event_id, .limit = 1000 };
-    json_t *runs = sb_store_runs_json(st, &f, err);
+    size_t running = 0;
+    json_t *runs = api_view_runs(st, &f, &running, err);
     if (!runs)
         return read_failed(st, body, err);
-    *ended = true;
-    size_t i;
-    json_t *r;
-    json_array_foreach(runs, i, r)
-    {
-        if (strcmp(sb_json_str(r, "status"), "Running") == 0)
-            *ended = false;
-    }
+    *ended = running == 0;
     json_t *meta = json_pack("{s:I}", "count", (json_int_t)json_array_size(runs));
     int64_t due_at;
     int held = json_array_size(runs) == 0 ? sb_store_event_held(st, event_id, &due_at) : 0;

@@ -1,8 +1,9 @@
 /* api.h - sysbusd's HTTP API: the route table (routes.c) and the handlers,
  * one resource per file: events.c (event ingest), register.c (app sync),
  * apps.c (apps and functions), runs.c (runs and steps), events_read.c
- * (events), health.c (/health, /metrics, /dev). Handlers get the struct sbd
- * through sb_req_app(). */
+ * (events), health.c (/health, /metrics, /dev); views.c makes the JSON of
+ * what the store holds (views.h). Handlers get the struct sbd through
+ * sb_req_app(). */
 #ifndef SBD_API_H
 #define SBD_API_H
 

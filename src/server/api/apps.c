@@ -13,6 +13,7 @@
 #include "server/store/store.h"
 #include "server/store/writer.h"
 #include "server/syncer.h"
+#include "views.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ void h_apps_list(struct sb_req *req)
 {
     struct sb_store *st = sb_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
-    json_t *apps = st ? sb_store_apps_json(st, &err) : NULL;
+    json_t *apps = st ? api_view_apps(st, &err) : NULL;
     if (!apps) {
         api_store_error(req, "apps", &err);
         return;
@@ -35,8 +36,8 @@ void h_functions_list(struct sb_req *req)
     const char *app = sb_req_query(req, "app");
     const char *removed = sb_req_query(req, "include_removed");
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
-    json_t *fns = st ? sb_store_functions_json(st, app && *app ? app : NULL,
-                                               removed && strcmp(removed, "true") == 0, &err)
+    json_t *fns = st ? api_view_functions(st, app && *app ? app : NULL,
+                                          removed && strcmp(removed, "true") == 0, &err)
                      : NULL;
     if (!fns) {
         api_store_error(req, "functions", &err);
@@ -56,7 +57,7 @@ struct sync_wait {
 static json_t *app_at_url(const char *url, struct sb_err *err)
 {
     struct sb_store *st = sb_store_reader();
-    json_t *apps = st ? sb_store_apps_json(st, err) : NULL;
+    json_t *apps = st ? api_view_apps(st, err) : NULL;
     if (!apps)
         return NULL;
     json_t *found = NULL;

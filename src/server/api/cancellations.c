@@ -13,6 +13,7 @@
 #include "server/sbd.h"
 #include "server/store/store.h"
 #include "server/store/writer.h"
+#include "views.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -147,7 +148,7 @@ void h_cancellations_list(struct sb_req *req)
         return;
     struct sb_store *st = sb_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
-    json_t *list = st ? sb_store_cancellations_json(st, (int)limit, &err) : NULL;
+    json_t *list = st ? api_view_cancellations(st, (int)limit, &err) : NULL;
     if (!list) {
         api_store_error(req, "cancellations", &err);
         return;

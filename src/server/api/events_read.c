@@ -6,6 +6,7 @@
 #include "common/ulid.h"
 #include "server/store/store.h"
 #include "server/waiters.h"
+#include "views.h"
 
 #include <string.h>
 
@@ -37,7 +38,7 @@ void h_events_list(struct sb_req *req)
     f.cursor = cursor && *cursor ? cursor : NULL;
     struct sb_store *st = sb_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
-    json_t *evs = st ? sb_store_events_json(st, &f, &err) : NULL;
+    json_t *evs = st ? api_view_events(st, &f, &err) : NULL;
     if (!evs) {
         api_store_error(req, "events", &err);
         return;
@@ -60,7 +61,7 @@ void h_event_get(struct sb_req *req)
     }
     struct sb_store *st = sb_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
-    json_t *ev = st ? sb_store_event_json(st, id, &err) : NULL;
+    json_t *ev = st ? api_view_event(st, id, &err) : NULL;
     if (!ev) {
         sbd_reply_read_error(req, "event", id, err.code, &err);
         return;

@@ -24,10 +24,11 @@ void h_health(struct sb_req *req)
         "{s:b, s:s, s:s, s:I, s:s, s:{s:b, s:s, s:i, s:s}, s:{s:I, s:I, s:I, s:I}}", "ok", store_ok,
         "service", "sysbusd", "version", SB_VERSION, "uptime_s",
         (json_int_t)((sb_now_ms() - sbd->started_at_ms) / 1000), "mode",
-        sbd->cfg.dev ? "dev" : "signed", "store", "ok", store_ok, "kind", "sqlite",
-        "schema_version", SB_STORE_SCHEMA_VERSION, "data_dir", sbd->cfg.data_dir, "queue", "depth",
-        (json_int_t)es.queue_items, "inflight", (json_int_t)es.inflight, "runs_running",
-        (json_int_t)running, "writer_backlog", (json_int_t)sb_writer_backlog(sbd->writer));
+        sbd->cfg.dev ? "dev" : "signed", "store", "ok", store_ok, "kind",
+        sb_store_kind() ? sb_store_kind() : "none", "schema_version", SB_STORE_SCHEMA_VERSION,
+        "data_dir", sbd->cfg.data_dir, "queue", "depth", (json_int_t)es.queue_items, "inflight",
+        (json_int_t)es.inflight, "runs_running", (json_int_t)running, "writer_backlog",
+        (json_int_t)sb_writer_backlog(sbd->writer));
     sb_reply_json(req, store_ok ? 200 : 503, o);
 }
 

@@ -9,6 +9,7 @@
 #include "server/sbd.h"
 #include "server/store/store.h"
 #include "server/waiters.h"
+#include "views.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ void h_runs_list(struct sb_req *req)
     f.since_ms = hours > 0 ? sb_now_ms() - hours * 3600000 : 0;
     struct sb_store *st = sb_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
-    json_t *runs = st ? sb_store_runs_json(st, &f, &err) : NULL;
+    json_t *runs = st ? api_view_runs(st, &f, NULL, &err) : NULL;
     if (!runs) {
         api_store_error(req, "runs", &err);
         return;
@@ -127,13 +128,13 @@ void h_run_steps(struct sb_req *req)
         return;
     struct sb_store *st = sb_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
-    json_t *run = st ? sb_store_run_json(st, id, &err) : NULL;
+    json_t *run = st ? api_view_run(st, id, NULL, &err) : NULL;
     if (!run) {
         sbd_reply_read_error(req, "run", id, err.code, &err);
         return;
     }
     json_decref(run);
-    json_t *steps = sb_store_run_steps_json(st, id, &err);
+    json_t *steps = api_view_run_steps(st, id, &err);
     if (!steps) {
         sbd_reply_read_error(req, "the steps of run", id, SB_ESTORE, &err);
         return;

@@ -64,15 +64,12 @@ static void cancel_not_running(struct run *r, struct inbox_msg *m)
 {
     struct cancel_req *c = m->cancel.req;
     int status = -1;
-    json_t *row = NULL;
     struct sb_err err = { SB_EUNAVAIL, 0, "" };
     struct sb_store *st = sb_store_reader();
-    if (st)
-        row = sb_store_run_json(st, m->cancel.run_id, &err);
-    if (row)
-        status = run_status_parse(sb_json_str(row, "status") ? sb_json_str(row, "status") : "");
-    json_decref(row);
-    if (!row && err.code != SB_ENOTFOUND && !(r && r->ended)) {
+    int rc = st ? sb_store_run_status(st, m->cancel.run_id, &status, &err) : SB_EUNAVAIL;
+    if (rc || status < RUN_RUNNING || status > RUN_CANCELLED)
+        status = -1; /* not found, unreadable, or a status no run has */
+    if (rc && err.code != SB_ENOTFOUND && !(r && r->ended)) {
         /* whether it exists is unknown: not "no such run" */
         if (c->cb)
             c->cb(c->ctx, err.code, -1);

@@ -1,7 +1,9 @@
-/* Unit tests for the SQLite store: schema creation and version refusal,
- * event dedupe, run state round trip, finishing a run clears its queue,
- * retention purge, deferred starts (debounce/batch rows) and the migrations
- * from version 2. Each test uses its own temporary directory. */
+/* Unit tests for the store: store URLs (--store, --data-dir's shorthand,
+ * unknown schemes), and the SQLite backend's schema creation and version
+ * refusal, event dedupe, run state round trip, finishing a run clears its
+ * queue, retention purge, deferred starts (debounce/batch rows), the
+ * migrations from version 2, and the writable connection's counts surviving
+ * a rollback. Each test uses its own temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,16 +12,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "server/api/views.h"
 #include "server/store/store.h"
 
 static char dir[64];
+static char url[96]; /* sqlite://<dir>/sysbus.db */
 
 static int setup(void **state)
 {
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/sbstoreXXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(url, sizeof url, "sqlite://%s/sysbus.db", dir);
+    return 0;
 }
 
 static int teardown(void **state)
@@ -35,7 +44,7 @@ static void newer_schema_is_refused(void **state)
     (void)state;
     struct sb_store *st;
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_open(dir, &st, &err), 0);
+    assert_int_equal(sb_store_open(url, &st, &err), 0);
     assert_int_equal(sb_store_schema_version(st), SB_STORE_SCHEMA_VERSION);
     sb_store_close(st);
     char path[128];
@@ -44,7 +53,7 @@ static void newer_schema_is_refused(void **state)
     sqlite3_open(path, &db);
     sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL);
     sqlite3_close(db);
-    assert_int_equal(sb_store_open(dir, &st, &err), SB_ECONFIG);
+    assert_int_equal(sb_store_open(url, &st, &err), SB_ECONFIG);
     assert_non_null(strstr(err.msg, "newer"));
 }
 
@@ -53,7 +62,7 @@ static void events_dedupe_and_runs_round_trip(void **state)
     (void)state;
     struct sb_store *st;
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_open(dir, &st, &err), 0);
+    assert_int_equal(sb_store_open(url, &st, &err), 0);
     assert_int_equal(sb_store_begin(st, &err), 0);
     struct ev_rec ev = { .name = "a/b",
                          .body = "{\"name\":\"a/b\"}",
@@ -110,7 +119,7 @@ static void events_dedupe_and_runs_round_trip(void **state)
     assert_int_equal(qrows, 0); /* status and queue rows change together */
     assert_int_equal(running, 0);
 
-    json_t *rj = sb_store_run_json(st, run.id, &err);
+    json_t *rj = api_view_run(st, run.id, NULL, &err);
     assert_string_equal(json_string_value(json_object_get(rj, "status")), "Completed");
     json_decref(rj);
 
@@ -120,8 +129,8 @@ static void events_dedupe_and_runs_round_trip(void **state)
     assert_int_equal(sb_store_purge(st, 3000, 100, &deleted, &err), 0);
     assert_int_equal(sb_store_commit(st, &err), 0);
     assert_int_equal(deleted, 2); /* the run, then its event */
-    assert_null(sb_store_run_json(st, run.id, &err));
-    assert_null(sb_store_event_json(st, ev.id, &err));
+    assert_null(api_view_run(st, run.id, NULL, &err));
+    assert_null(api_view_event(st, ev.id, &err));
     assert_int_equal(err.code, SB_ENOTFOUND); /* absent, not a store error */
     sb_store_close(st);
 }
@@ -137,7 +146,7 @@ static void deferred_rows_hold_events_until_due(void **state)
     (void)state;
     struct sb_store *st;
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_open(dir, &st, &err), 0);
+    assert_int_equal(sb_store_open(url, &st, &err), 0);
     assert_int_equal(sb_store_begin(st, &err), 0);
     struct deferred_rec d = { .id = "01BATCH0000000000000000000",
                               .kind = 2,
@@ -190,7 +199,7 @@ static void version_2_store_is_migrated(void **state)
     (void)state;
     struct sb_store *st;
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_open(dir, &st, &err), 0);
+    assert_int_equal(sb_store_open(url, &st, &err), 0);
     sb_store_close(st);
     char path[128];
     snprintf(path, sizeof path, "%s/sysbus.db", dir);
@@ -204,10 +213,182 @@ static void version_2_store_is_migrated(void **state)
                      NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
-    assert_int_equal(sb_store_open(dir, &st, &err), 0);
+    assert_int_equal(sb_store_open(url, &st, &err), 0);
     assert_int_equal(sb_store_schema_version(st), SB_STORE_SCHEMA_VERSION);
     struct deferred_rec got;
     assert_int_equal(sb_store_deferred_find(st, 1, "f", "k", &got), SB_ENOTFOUND);
+    sb_store_close(st);
+}
+
+static void store_urls_name_a_backend_of_this_build(void **state)
+{
+    (void)state;
+    struct sb_err err = { 0 };
+    char *u = NULL;
+    assert_int_equal(sb_store_url(NULL, "/var/lib/sysbus", &u, &err), 0);
+    assert_string_equal(u, "sqlite:///var/lib/sysbus/sysbus.db"); /* --data-dir's shorthand */
+    free(u);
+    assert_int_equal(sb_store_url("", ".sysbus", &u, &err), 0);
+    assert_string_equal(u, "sqlite://.sysbus/sysbus.db");
+    free(u);
+    assert_int_equal(sb_store_url("sqlite:///srv/bus.db", ".sysbus", &u, &err), 0);
+    assert_string_equal(u, "sqlite:///srv/bus.db"); /* --store wins */
+    free(u);
+
+    /* a usage error naming what this build has, never echoing the URL (a
+     * password may be in it) */
+    assert_int_equal(sb_store_url("postgres://bus:s3cret@db/bus", ".", &u, &err), SB_EINVAL);
+    assert_null(u);
+    assert_non_null(strstr(err.msg, "unknown store scheme 'postgres'"));
+    assert_non_null(strstr(err.msg, "sqlite://"));
+    assert_null(strstr(err.msg, "s3cret"));
+    assert_int_equal(sb_store_url("/srv/bus.db", ".", &u, &err), SB_EINVAL);
+    assert_non_null(strstr(err.msg, "scheme://"));
+    assert_int_equal(sb_store_url("sqlite://", ".", &u, &err), SB_EINVAL);
+    struct sb_store *st;
+    assert_int_equal(sb_store_open("nosuch://x", &st, &err), SB_EINVAL);
+}
+
+static void relative_sqlite_url_is_under_the_working_directory(void **state)
+{
+    (void)state;
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    struct sb_store *st;
+    struct sb_err err = { 0 };
+    int rc = sb_store_open("sqlite://data/bus.db", &st, &err);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rc, 0);
+    assert_string_equal(sb_store_kind(), "sqlite");
+    sb_store_close(st);
+    char path[128];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data/bus.db", dir); /* its directory made as well */
+    assert_int_equal(stat(path, &sb), 0);
+}
+
+static int count_wait(void *ctx, const struct wait_rec *w, const char *trigger, int64_t rows,
+                      int flags)
+{
+    (void)w, (void)trigger, (void)rows, (void)flags;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* A wait deleted by an operation that is then rolled back is open again,
+ * and the connection must still count it: events look for waits only while
+ * it counts some (a count of 0 would leave the wait unresolved forever). */
+static void rolled_back_deletes_leave_the_waits_counted(void **state)
+{
+    (void)state;
+    struct sb_store *st;
+    struct sb_err err = { 0 };
+    assert_int_equal(sb_store_open(url, &st, &err), 0);
+    struct wait_rec w = { .item_id = 7,
+                          .run_id = "01RUNW0000000000000000000",
+                          .step_hash = "h",
+                          .event_name = "x/y",
+                          .created_at = 1 };
+    struct wait_rec c = { .item_id = 8,
+                          .run_id = "01RUNW0000000000000000000",
+                          .step_hash = "i",
+                          .child_run_id = "01CHILD000000000000000000",
+                          .created_at = 1 };
+    assert_int_equal(sb_store_begin(st, &err), 0);
+    struct ev_rec ev = { .id = "01EVW00000000000000000000", .name = "a/b", .body = "{}" };
+    bool inserted;
+    assert_int_equal(sb_store_event_insert(st, &ev, &inserted, &err), 0);
+    struct run_rec run = { .id = "01RUNW0000000000000000000",
+                           .function_id = "app-f",
+                           .app_id = "app",
+                           .event_id = "01EVW00000000000000000000" };
+    assert_int_equal(sb_store_run_insert(st, &run, &err), 0);
+    assert_int_equal(sb_store_wait_put(st, &w, &err), 0);
+    assert_int_equal(sb_store_wait_put(st, &c, &err), 0);
+    assert_int_equal(sb_store_commit(st, &err), 0);
+
+    /* one writer op's savepoint rolled back (its apply failed) */
+    bool deleted = false;
+    assert_int_equal(sb_store_begin(st, &err), 0);
+    assert_int_equal(sb_store_savepoint(st), 0);
+    assert_int_equal(sb_store_wait_delete(st, 7, &deleted, &err), 0);
+    assert_true(deleted);
+    assert_int_equal(sb_store_wait_delete(st, 8, &deleted, &err), 0);
+    sb_store_rollback_savepoint(st);
+    assert_int_equal(sb_store_commit(st, &err), 0);
+    assert_true(sb_store_has_waits(st));
+    int n = 0;
+    assert_int_equal(sb_store_waits_for(st, "x/y", count_wait, &n, &err), 0);
+    assert_int_equal(n, 1);
+
+    /* a whole transaction rolled back (its commit failed) after the run
+     * ended, which deletes its waits */
+    assert_int_equal(sb_store_begin(st, &err), 0);
+    assert_int_equal(sb_store_run_finish(st, w.run_id, RUN_CANCELLED, NULL, NULL, 1, 2, &err), 0);
+    assert_false(sb_store_has_waits(st));
+    sb_store_rollback(st);
+    assert_true(sb_store_has_waits(st));
+    struct wait_rec got;
+    int64_t rows;
+    int flags;
+    assert_int_equal(sb_store_wait_for_child(st, c.child_run_id, &got, &rows, &flags), 0);
+    assert_string_equal(got.step_hash, "i");
+    sb_wait_rec_free(&got);
+    sb_store_close(st);
+}
+
+static int wait_rows(void *ctx, const struct wait_rec *w, const char *trigger, int64_t rows,
+                     int flags)
+{
+    (void)w, (void)trigger, (void)flags;
+    *(int64_t *)ctx = rows;
+    return 0;
+}
+
+/* A waiting run's own queue rows decide whether the transaction that
+ * resolves the wait also adds the next discovery call (a count of 1: the
+ * wait's timeout item is all it has). Its timeouts.finish row is not a step:
+ * counted, the run would get that call only in a later commit, and a crash
+ * in between would leave it with nothing to do but its deadline. */
+static void a_deadline_row_does_not_count_as_a_step_of_a_waiting_run(void **state)
+{
+    (void)state;
+    struct sb_store *st;
+    struct sb_err err = { 0 };
+    assert_int_equal(sb_store_open(url, &st, &err), 0);
+#define RUN_D "01RUND0000000000000000000"
+    const char *run_id = RUN_D;
+    assert_int_equal(sb_store_begin(st, &err), 0);
+    struct ev_rec ev = { .id = "01EVD00000000000000000000", .name = "a/b", .body = "{}" };
+    bool inserted;
+    assert_int_equal(sb_store_event_insert(st, &ev, &inserted, &err), 0);
+    struct run_rec run = { .id = RUN_D, .function_id = "app-f", .app_id = "app",
+                           .event_id = "01EVD00000000000000000000" };
+#undef RUN_D
+    assert_int_equal(sb_store_run_insert(st, &run, &err), 0);
+    struct qitem_rec wait_item = { .id = 11, .run_id = run_id, .step_id = "h", .flags = QF_WAIT };
+    struct qitem_rec deadline = { .id = 12, .run_id = run_id, .step_id = "deadline",
+                                  .flags = QF_DEADLINE };
+    assert_int_equal(sb_store_queue_put(st, &wait_item, &err), 0);
+    assert_int_equal(sb_store_queue_put(st, &deadline, &err), 0);
+    struct wait_rec w = { .item_id = 11, .run_id = run_id, .step_hash = "h",
+                          .event_name = "x/d", .created_at = 1 };
+    struct wait_rec c = { .item_id = 11, .run_id = run_id, .step_hash = "h",
+                          .child_run_id = "01CHILDD00000000000000000", .created_at = 1 };
+    assert_int_equal(sb_store_wait_put(st, &w, &err), 0);
+    assert_int_equal(sb_store_commit(st, &err), 0);
+    int64_t rows = -1;
+    assert_int_equal(sb_store_waits_for(st, "x/d", wait_rows, &rows, &err), 0);
+    assert_int_equal(rows, 1);
+    assert_int_equal(sb_store_begin(st, &err), 0);
+    assert_int_equal(sb_store_wait_put(st, &c, &err), 0); /* the same item, as an invoke */
+    assert_int_equal(sb_store_commit(st, &err), 0);
+    struct wait_rec got;
+    int flags;
+    assert_int_equal(sb_store_wait_for_child(st, c.child_run_id, &got, &rows, &flags), 0);
+    assert_int_equal(rows, 1);
+    sb_wait_rec_free(&got);
     sb_store_close(st);
 }
 
@@ -215,9 +396,16 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_deadline_row_does_not_count_as_a_step_of_a_waiting_run,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(events_dedupe_and_runs_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(deferred_rows_hold_events_until_due, setup, teardown),
         cmocka_unit_test_setup_teardown(version_2_store_is_migrated, setup, teardown),
+        cmocka_unit_test_setup_teardown(store_urls_name_a_backend_of_this_build, setup, teardown),
+        cmocka_unit_test_setup_teardown(relative_sqlite_url_is_under_the_working_directory, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(rolled_back_deletes_leave_the_waits_counted, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "server/api/views.h"
 #include "server/engine/engine.h"
 #include "server/flow.h"
 #include "server/registry.h"
@@ -103,7 +104,9 @@ static int setup(void **state)
     if (!mkdtemp(dir))
         return -1;
     struct sb_err err = { 0 };
-    if (sb_store_open(dir, &st, &err) != 0)
+    char url[96];
+    snprintf(url, sizeof url, "sqlite://%s/sysbus.db", dir);
+    if (sb_store_open(url, &st, &err) != 0)
         return -1;
     assert_int_equal(sb_store_begin(st, &err), 0);
     put_run(RUN_A, "01EVA000000000000000000000", 3);
@@ -271,16 +274,16 @@ static void runs_view_is_null_not_a_short_page(void **state)
     (void)state;
     struct sb_err err = { 0 };
     struct run_filter f = { .status = -1, .limit = 20 };
-    json_t *all = sb_store_runs_json(st, &f, &err);
+    json_t *all = api_view_runs(st, &f, NULL, &err);
     assert_int_equal(json_array_size(all), 2);
     json_decref(all);
     fail_after("FROM runs r WHERE 1=1", 1);
-    assert_null(sb_store_runs_json(st, &f, &err));
+    assert_null(api_view_runs(st, &f, NULL, &err));
     assert_int_equal(err.code, SB_EIO);
     fail_after("FROM steps WHERE run_id=? ORDER BY", 2);
-    assert_null(sb_store_run_steps_json(st, RUN_A, &err));
+    assert_null(api_view_run_steps(st, RUN_A, &err));
     fail_after("FROM queue q LEFT JOIN waits", 0); /* the queue part of a running run */
-    assert_null(sb_store_run_json(st, RUN_A, &err));
+    assert_null(api_view_run(st, RUN_A, NULL, &err));
     assert_int_not_equal(err.code, SB_ENOTFOUND);
 }
 

@@ -1,11 +1,11 @@
-/* schema.c - the store's schema and its migrations.
+/* schema.c - the SQLite backend's schema and its migrations.
  *
  * The schema version lives in SQLite's user_version. Migrations run in one
  * transaction at start: version N -> N+1 for each step in `migrations`. A
  * database whose version is higher than SB_STORE_SCHEMA_VERSION was written by
  * a newer sysbusd; we refuse to touch it (SB_ECONFIG) rather than guess.
  * Table meanings and invariants: docs/internals/store.md. */
-#include "store_internal.h"
+#include "sq.h"
 
 #include <stdio.h>
 
@@ -166,23 +166,24 @@ static const char *const migrations[] = {
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 _Static_assert(NMIGRATIONS == SB_STORE_SCHEMA_VERSION, "one migration per schema version");
 
-int sb_store_schema_version(struct sb_store *st)
+int sq_schema_version(struct sb_store *st)
 {
     sqlite3_stmt *s;
     int64_t v = -1;
-    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
-        if (sb_store_query_int64(st, s, &v, NULL) != 0)
+    if (sqlite3_prepare_v2(sq_conn(st)->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
+        if (sq_query_int64(st, s, &v, NULL) != 0)
             v = -1;
         sqlite3_finalize(s);
     }
     return (int)v;
 }
 
-int sb_store_migrate(struct sb_store *st, struct sb_err *err)
+int sq_migrate(struct sb_store *st, struct sb_err *err)
 {
-    int v = sb_store_schema_version(st);
+    sqlite3 *db = sq_conn(st)->db;
+    int v = sq_schema_version(st);
     if (v < 0)
-        return sb_err_set(err, SB_ESTORE, "cannot read schema version: %s", sqlite3_errmsg(st->db));
+        return sb_err_set(err, SB_ESTORE, "cannot read schema version: %s", sqlite3_errmsg(db));
     if (v > SB_STORE_SCHEMA_VERSION)
         return sb_err_set(err, SB_ECONFIG,
                           "the database has schema version %d but this sysbusd knows only up "
@@ -192,23 +193,23 @@ int sb_store_migrate(struct sb_store *st, struct sb_err *err)
     if (v == SB_STORE_SCHEMA_VERSION)
         return 0;
     char *msg = NULL;
-    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
         goto fail;
     for (int i = v; i < SB_STORE_SCHEMA_VERSION; i++) {
-        if (sqlite3_exec(st->db, migrations[i], NULL, NULL, &msg) != SQLITE_OK)
+        if (sqlite3_exec(db, migrations[i], NULL, NULL, &msg) != SQLITE_OK)
             goto fail_tx;
     }
     char pragma[64];
     snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", SB_STORE_SCHEMA_VERSION);
-    if (sqlite3_exec(st->db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+    if (sqlite3_exec(db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
         goto fail_tx;
     return 0;
 fail_tx:
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 fail:
     sb_err_set(err, SB_ESTORE, "schema migration from version %d failed: %s", v,
-               msg ? msg : sqlite3_errmsg(st->db));
+               msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return SB_ESTORE;
 }

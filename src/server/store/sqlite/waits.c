@@ -1,7 +1,7 @@
-/* store_waits.c - the store's side of waits (step.waitForEvent and
+/* waits.c - the SQLite backend's side of waits (step.waitForEvent and
  * step.invoke): wait rows, the events that may satisfy them, and a run's
  * trigger for `if` expressions. */
-#include "store_internal.h"
+#include "sq.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,53 +9,56 @@
 
 /* ---- waits ---- */
 
-int sb_store_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_err *err)
+int sq_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_err *err)
 {
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_PUT);
+    sqlite3_stmt *s = sq_stmt(st, STMT_WAIT_PUT);
     if (!s)
         return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_int64(s, 1, w->item_id);
     sqlite3_bind_text(s, 2, w->run_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, w->step_hash, -1, SQLITE_STATIC);
-    sb_store_bind_text(s, 4, w->event_name);
-    sb_store_bind_text(s, 5, w->expression);
-    sb_store_bind_text(s, 6, w->child_run_id);
+    sq_bind_text(s, 4, w->event_name);
+    sq_bind_text(s, 5, w->expression);
+    sq_bind_text(s, 6, w->child_run_id);
     sqlite3_bind_int64(s, 7, w->created_at);
-    int rc = sb_store_exec_stmt(st, s, err);
+    int rc = sq_exec(st, s, err);
     if (!rc)
-        st->open_waits++;
+        sq_conn(st)->tally.open_waits++;
     return rc;
 }
 
-int sb_store_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted, struct sb_err *err)
+int sq_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted, struct sb_err *err)
 {
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_DEL);
+    sqlite3_stmt *s = sq_stmt(st, STMT_WAIT_DEL);
     if (!s)
         return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_int64(s, 1, item_id);
-    int rc = sb_store_exec_stmt(st, s, err);
+    int rc = sq_exec(st, s, err);
     if (!rc) {
-        *deleted = sqlite3_changes(st->db) > 0;
+        *deleted = sq_changes(st) > 0;
         if (*deleted)
-            st->open_waits--;
+            sq_conn(st)->tally.open_waits--;
     }
     return rc;
 }
 
-bool sb_store_has_waits(struct sb_store *st)
+/* Single writer: the tally counts every wait row there is. */
+bool sq_has_waits(struct sb_store *st)
 {
-    return st->open_waits > 0;
+    return sq_conn(st)->tally.open_waits > 0;
 }
 
-int sb_store_waits_for(struct sb_store *st, const char *event_name,
-                       int (*fn)(void *ctx, const struct wait_rec *w, const char *trigger_event,
-                                 int64_t run_queue_rows, int flags),
-                       void *ctx, struct sb_err *err)
+int sq_waits_for(struct sb_store *st, const char *event_name,
+                 int (*fn)(void *ctx, const struct wait_rec *w, const char *trigger_event,
+                           int64_t run_queue_rows, int flags),
+                 void *ctx, struct sb_err *err)
 {
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAITS_FOR);
+    sqlite3_stmt *s = sq_stmt(st, STMT_WAITS_FOR);
     if (!s)
         return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    sqlite3_bind_text(s, 1, event_name, -1, SQLITE_STATIC);
+    /* a run's timeouts.finish row is not a step: it does not count */
+    sqlite3_bind_int(s, 1, QF_DEADLINE);
+    sqlite3_bind_text(s, 2, event_name, -1, SQLITE_STATIC);
     /* collect first: fn may change the waits table */
     struct row {
         struct wait_rec w;
@@ -65,7 +68,7 @@ int sb_store_waits_for(struct sb_store *st, const char *event_name,
     } *rows = NULL;
     size_t n = 0;
     int rc, crc = 0;
-    while ((rc = sb_store_next_row(st, s, err)) > 0) {
+    while ((rc = sq_next_row(st, s, err)) > 0) {
         struct row *nr = realloc(rows, (n + 1) * sizeof *nr);
         if (!nr) {
             rc = sb_err_set(err, SB_ENOMEM, "out of memory");
@@ -74,18 +77,18 @@ int sb_store_waits_for(struct sb_store *st, const char *event_name,
         rows = nr;
         struct row *r = &rows[n++];
         r->w.item_id = sqlite3_column_int64(s, 0);
-        r->run_id = sb_store_col_dup(s, 1, &crc);
-        r->hash = sb_store_col_dup(s, 2, &crc);
-        r->name = sb_store_col_dup(s, 3, &crc);
-        r->expr = sb_store_col_dup(s, 4, &crc);
+        r->run_id = sq_col_dup(s, 1, &crc);
+        r->hash = sq_col_dup(s, 2, &crc);
+        r->name = sq_col_dup(s, 3, &crc);
+        r->expr = sq_col_dup(s, 4, &crc);
         r->w.created_at = sqlite3_column_int64(s, 5);
-        r->trigger = sb_store_col_dup(s, 6, &crc);
+        r->trigger = sq_col_dup(s, 6, &crc);
         r->rows = sqlite3_column_int64(s, 7);
         r->flags = sqlite3_column_int(s, 8);
         if (!crc && (!r->run_id || !r->hash || !r->name || !r->trigger))
             crc = SB_ESTORE; /* NOT NULL columns (the query matched the name) */
         if (crc) {
-            rc = sb_store_col_error(err, crc);
+            rc = sq_col_error(err, crc);
             break;
         }
     }
@@ -110,24 +113,25 @@ int sb_store_waits_for(struct sb_store *st, const char *event_name,
     return rc;
 }
 
-int sb_store_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait_rec *w,
-                            int64_t *run_queue_rows, int *flags)
+int sq_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait_rec *w,
+                      int64_t *run_queue_rows, int *flags)
 {
     memset(w, 0, sizeof *w);
-    if (st->open_waits <= 0)
+    if (sq_conn(st)->tally.open_waits <= 0) /* single writer: see sq_has_waits */
         return SB_ENOTFOUND;
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_WAIT_CHILD);
+    sqlite3_stmt *s = sq_stmt(st, STMT_WAIT_CHILD);
     if (!s)
         return SB_ESTORE;
-    sqlite3_bind_text(s, 1, child_run_id, -1, SQLITE_STATIC);
-    int rc = sb_store_next_row(st, s, NULL);
+    sqlite3_bind_int(s, 1, QF_DEADLINE); /* a timeouts.finish row does not count */
+    sqlite3_bind_text(s, 2, child_run_id, -1, SQLITE_STATIC);
+    int rc = sq_next_row(st, s, NULL);
     if (rc == 0) {
         rc = SB_ENOTFOUND;
     } else if (rc > 0) {
         int crc = 0;
         w->item_id = sqlite3_column_int64(s, 0);
-        w->run_id = sb_store_col_dup(s, 1, &crc);
-        w->step_hash = sb_store_col_dup(s, 2, &crc);
+        w->run_id = sq_col_dup(s, 1, &crc);
+        w->step_hash = sq_col_dup(s, 2, &crc);
         w->created_at = sqlite3_column_int64(s, 3);
         *run_queue_rows = sqlite3_column_int64(s, 4);
         *flags = sqlite3_column_int(s, 5);
@@ -139,26 +143,19 @@ int sb_store_wait_for_child(struct sb_store *st, const char *child_run_id, struc
     return rc;
 }
 
-void sb_wait_rec_free(struct wait_rec *w)
+int sq_events_since(struct sb_store *st, const char *name, const char *min_id,
+                    int (*fn)(void *ctx, const char *id, const char *body), void *ctx)
 {
-    free((char *)w->run_id);
-    free((char *)w->step_hash);
-    memset(w, 0, sizeof *w);
-}
-
-int sb_store_events_since(struct sb_store *st, const char *name, const char *min_id,
-                          int (*fn)(void *ctx, const char *id, const char *body), void *ctx)
-{
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_EVENTS_SINCE);
+    sqlite3_stmt *s = sq_stmt(st, STMT_EVENTS_SINCE);
     if (!s)
         return SB_ESTORE;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, min_id, -1, SQLITE_STATIC);
     int rc;
-    while ((rc = sb_store_next_row(st, s, NULL)) > 0) {
+    while ((rc = sq_next_row(st, s, NULL)) > 0) {
         int crc = 0;
-        const char *id = sb_store_col_req(s, 0, &crc);
-        const char *body = sb_store_col_req(s, 1, &crc);
+        const char *id = sq_col_req(s, 0, &crc);
+        const char *body = sq_col_req(s, 1, &crc);
         if ((rc = crc ? crc : fn(ctx, id, body)))
             break;
     }
@@ -166,34 +163,34 @@ int sb_store_events_since(struct sb_store *st, const char *name, const char *min
     return rc;
 }
 
-int64_t sb_store_next_seq(struct sb_store *st, const char *run_id)
+int64_t sq_next_seq(struct sb_store *st, const char *run_id)
 {
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_NEXT_SEQ);
+    sqlite3_stmt *s = sq_stmt(st, STMT_NEXT_SEQ);
     if (!s)
         return SB_ESTORE;
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
     int64_t v;
-    int rc = sb_store_query_int64(st, s, &v, NULL);
+    int rc = sq_query_int64(st, s, &v, NULL);
     /* a position is never negative, so an error cannot pass for one */
     return rc ? rc : v;
 }
 
-int sb_store_run_trigger(struct sb_store *st, const char *run_id, char **function_id,
-                         char **event_name, char **event_body)
+int sq_run_trigger(struct sb_store *st, const char *run_id, char **function_id, char **event_name,
+                   char **event_body)
 {
     *function_id = *event_name = *event_body = NULL;
-    sqlite3_stmt *s = sb_store_stmt(st, STMT_RUN_TRIGGER);
+    sqlite3_stmt *s = sq_stmt(st, STMT_RUN_TRIGGER);
     if (!s)
         return SB_ESTORE;
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    int rc = sb_store_next_row(st, s, NULL);
+    int rc = sq_next_row(st, s, NULL);
     if (rc == 0) {
         rc = SB_ENOTFOUND;
     } else if (rc > 0) {
         int crc = 0;
-        *function_id = sb_store_col_dup(s, 0, &crc);
-        *event_name = sb_store_col_dup(s, 1, &crc);
-        *event_body = sb_store_col_dup(s, 2, &crc);
+        *function_id = sq_col_dup(s, 0, &crc);
+        *event_name = sq_col_dup(s, 1, &crc);
+        *event_body = sq_col_dup(s, 2, &crc);
         rc = (*function_id && *event_name && *event_body) ? 0 : crc ? crc : SB_ESTORE;
     }
     sqlite3_reset(s);

@@ -1,0 +1,172 @@
+/* store.c - choosing and opening the store: the table of backends this build
+ * has, the store URL (--store, or --data-dir's shorthand), the writable
+ * connection, and one read-only connection per reading thread.
+ *
+ * The backend is picked once, by sb_store_open, from the URL's scheme; from
+ * then on every connection carries its ops (store.h), and readers open
+ * through the same backend and URL. `active` and `active_url` are written by
+ * sb_store_open before other threads start and only read after. The reader
+ * list is guarded by readers_lock. A backend built only on some machines is
+ * added to `backends` under its #ifdef here, and nowhere else. */
+#include "store.h"
+#include "common/log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const struct sb_store_ops sq_store_ops; /* sqlite/conn.c */
+
+static const struct sb_store_ops *const backends[] = {
+    &sq_store_ops,
+};
+#define NBACKENDS (sizeof backends / sizeof backends[0])
+
+static const struct sb_store_ops *active; /* set once by sb_store_open */
+static char *active_url;
+
+/* "sqlite, ..." into buf: the schemes this build has. */
+static const char *scheme_names(char *buf, size_t size)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NBACKENDS && k < size; i++)
+        k += (size_t)snprintf(buf + k, size - k, "%s%s://", i ? ", " : "", backends[i]->scheme);
+    return buf;
+}
+
+/* The backend for url's scheme; NULL with err (SB_EINVAL) when none. The
+ * URL itself is never quoted back: another backend's may hold a password. */
+static const struct sb_store_ops *backend_for(const char *url, struct sb_err *err)
+{
+    char names[128];
+    const char *sep = strstr(url, "://");
+    if (!sep || sep == url) {
+        sb_err_set(err, SB_EINVAL,
+                   "a store is a URL (scheme://...), e.g. sqlite:///var/lib/sysbus/sysbus.db; "
+                   "this build has %s",
+                   scheme_names(names, sizeof names));
+        return NULL;
+    }
+    size_t n = (size_t)(sep - url);
+    for (size_t i = 0; i < NBACKENDS; i++) {
+        if (strlen(backends[i]->scheme) == n && strncmp(backends[i]->scheme, url, n) == 0) {
+            if (!sep[3]) {
+                sb_err_set(err, SB_EINVAL, "the store URL %.*s:// names no store", (int)n, url);
+                return NULL;
+            }
+            return backends[i];
+        }
+    }
+    sb_err_set(err, SB_EINVAL, "unknown store scheme '%.*s': this build has %s",
+               (int)(n > 32 ? 32 : n), url, scheme_names(names, sizeof names));
+    return NULL;
+}
+
+int sb_store_url(const char *store, const char *data_dir, char **url, struct sb_err *err)
+{
+    *url = NULL;
+    char *u;
+    if (store && *store) {
+        u = strdup(store);
+    } else {
+        size_t n = strlen(data_dir) + sizeof "sqlite:///sysbus.db";
+        if ((u = malloc(n)))
+            snprintf(u, n, "sqlite://%s/sysbus.db", data_dir);
+    }
+    if (!u)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    if (!backend_for(u, err)) {
+        free(u);
+        return SB_EINVAL;
+    }
+    *url = u;
+    return 0;
+}
+
+int sb_store_open(const char *url, struct sb_store **out, struct sb_err *err)
+{
+    const struct sb_store_ops *ops = backend_for(url, err);
+    if (!ops)
+        return SB_EINVAL;
+    char *copy = strdup(url);
+    if (!copy)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    int rc = ops->open(url, out, err);
+    if (rc) {
+        free(copy);
+        return rc;
+    }
+    free(active_url);
+    active = ops;
+    active_url = copy;
+    return 0;
+}
+
+void sb_store_close(struct sb_store *st)
+{
+    if (st)
+        st->ops->close(st);
+}
+
+const char *sb_store_kind(void)
+{
+    return active ? active->scheme : NULL;
+}
+
+/* Readers: one per thread, kept in a list so shutdown can close them all. */
+struct reader_node {
+    struct sb_store *st;
+    struct reader_node *next;
+};
+static pthread_key_t reader_key;
+static pthread_once_t reader_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t readers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reader_node *readers;
+
+static void reader_key_init(void)
+{
+    pthread_key_create(&reader_key, NULL);
+}
+
+struct sb_store *sb_store_reader(void)
+{
+    pthread_once(&reader_once, reader_key_init);
+    struct sb_store *st = pthread_getspecific(reader_key);
+    if (st)
+        return st;
+    struct sb_err err = { 0 };
+    if (!active) {
+        SB_LOG(SB_ERROR, "store_reader_open", "cannot open a read connection: no store is open");
+        return NULL;
+    }
+    if (active->open_reader(active_url, &st, &err) != 0) {
+        SB_LOG(SB_ERROR, "store_reader_open", "cannot open a read connection: %s", err.msg);
+        return NULL;
+    }
+    struct reader_node *n = malloc(sizeof *n);
+    if (!n) {
+        sb_store_close(st);
+        return NULL;
+    }
+    n->st = st;
+    pthread_mutex_lock(&readers_lock);
+    n->next = readers;
+    readers = n;
+    pthread_mutex_unlock(&readers_lock);
+    pthread_setspecific(reader_key, st);
+    return st;
+}
+
+void sb_store_close_readers(void)
+{
+    pthread_mutex_lock(&readers_lock);
+    while (readers) {
+        struct reader_node *n = readers;
+        readers = n->next;
+        sb_store_close(n->st);
+        free(n);
+    }
+    pthread_mutex_unlock(&readers_lock);
+}
