@@ -157,7 +157,7 @@ integration: all
 test: all unit integration
 
 asan:
-	$(MAKE) BUILD=build/asan SANITIZE=1 OPT=-O1 test
+	$(MAKE) BUILD=build/asan SANITIZE=1 OPT=-O1 CHECK_INVARIANTS=1 test
 
 # Fuzzing: libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang, ASan
 # and UBSan into build/fuzz; `make fuzz` runs each for FUZZ_SECONDS on its
