@@ -593,6 +593,10 @@ test("one allowed uid is capped (--max-conns-per-uid), the next connection gets 
       peers.push(p);
       await until(`uid ${uid}'s connections`, () => p.done() && p.open() + p.count("close") === 16, 30000);
     }
+    // a connect returns once the kernel queues it, before the daemon has
+    // accepted it and answered BUSY: wait for the four refusals to arrive
+    const closed = () => peers.reduce((n, p) => n + p.count("close"), 0);
+    await until("the four connections over the limit to be turned away", () => closed() >= 4, 30000);
     const open = peers.reduce((n, p) => n + p.open(), 0);
     assert.equal(open, 60, "60 of 64 slots for uids other than the owner and root");
     const busy = peers.flatMap((p) => p.lines());
