@@ -45,7 +45,7 @@ static int debounce(struct sb_store *st, const struct fn *f, struct ingest_run *
 {
     const struct flow_config *fl = &f->flow;
     struct deferred_rec d;
-    int rc = sb_store_deferred_find(st, DEFER_DEBOUNCE, f->id, key, &d);
+    int rc = sb_store_deferred_find(st, DEFER_DEBOUNCE, f->id, key, &d, err);
     if (rc == SB_ENOTFOUND) {
         if ((rc = deferred_new(&d, DEFER_DEBOUNCE, f, ir, key, now, err)))
             return rc;
@@ -69,7 +69,7 @@ static int batch(struct sb_store *st, const struct fn *f, struct ingest_run *ir,
 {
     const struct flow_config *fl = &f->flow;
     struct deferred_rec d;
-    int rc = sb_store_deferred_find(st, DEFER_BATCH, f->id, key, &d);
+    int rc = sb_store_deferred_find(st, DEFER_BATCH, f->id, key, &d, err);
     if (rc == SB_ENOTFOUND) {
         if ((rc = deferred_new(&d, DEFER_BATCH, f, ir, key, now, err)))
             return rc;
@@ -139,7 +139,7 @@ static int fire_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
     int64_t now = sb_now_ms();
     op->started = false;
     struct deferred_rec d;
-    int rc = sb_store_deferred_get(st, op->id, &d);
+    int rc = sb_store_deferred_get(st, op->id, &d, err);
     if (rc == SB_ENOTFOUND)
         return 0; /* fired by a full batch meanwhile */
     if (rc)

@@ -114,7 +114,7 @@ int sbd_lifecycle_emit_in_txn(struct sb_store *st, struct sbd *sbd, const char *
 {
     memset(batch, 0, sizeof *batch);
     char *fn_id, *ev_name, *ev_body;
-    int rc = sb_store_run_trigger(st, run_id, &fn_id, &ev_name, &ev_body);
+    int rc = sb_store_run_trigger(st, run_id, &fn_id, &ev_name, &ev_body, err);
     if (rc == SB_ENOTFOUND)
         return 0;
     if (rc)

@@ -50,7 +50,7 @@ int sb_scheduler_sync_function(struct sb_store *st, const struct fn *f, int64_t 
             continue;
         char *old = NULL;
         int64_t next_at = 0;
-        int grc = sb_store_cron_get(st, f->id, k, &old, &next_at);
+        int grc = sb_store_cron_get(st, f->id, k, &old, &next_at, err);
         if (grc && grc != SB_ENOTFOUND) /* not known: do not reset its schedule */
             return sb_err_set(err, grc, "cannot read cron trigger %d of %s", k, f->id);
         bool keep = grc == 0 && strcmp(old, t->cron) == 0;
@@ -85,7 +85,7 @@ static int fire_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
     int64_t now = sb_now_ms();
     char *expr = NULL;
     int64_t next_at;
-    int rc = sb_store_cron_get(st, op->function_id, op->idx, &expr, &next_at);
+    int rc = sb_store_cron_get(st, op->function_id, op->idx, &expr, &next_at, err);
     if (rc == SB_ENOTFOUND)
         return 0; /* gone meanwhile */
     if (rc)       /* still due: the next scan tries again */
@@ -255,8 +255,9 @@ static void *scheduler_main(void *arg)
         struct sb_store *st = sb_store_reader();
         if (st) {
             int64_t deferred_next = INT64_MAX;
-            int crc = sb_store_crons_scan(st, on_row, &sc);
-            int drc = sb_store_deferred_due(st, sc.now, on_deferred, &sc, &deferred_next);
+            struct sb_err serr = { 0 };
+            int crc = sb_store_crons_scan(st, on_row, &sc, &serr);
+            int drc = sb_store_deferred_due(st, sc.now, on_deferred, &sc, &deferred_next, &serr);
             if (crc < 0 || drc < 0) {
                 /* What was found due still fires (each fire re-reads its row
                  * in its own transaction); what was not read is looked at

@@ -462,9 +462,9 @@ void wait_reg_free(struct wait_reg *w);
  * it at once when a matching event arrived since the call was made. */
 int wait_register_in_txn(struct sb_store *st, struct run_update *op, struct wait_reg *w,
                          struct sb_err *err);
-/* In the current transaction: memoizes `memo` for the waiting step, removes
- * the wait and its timeout item, adds the discovery item if discovery_qid.
- * A negative seq (sb_store_next_seq's error) fails it with that error. */
+/* In the current transaction: memoizes `memo` for the waiting step at stack
+ * position seq, removes the wait and its timeout item, adds the discovery
+ * item if discovery_qid. */
 int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id, const char *hash,
                         const char *op_name, const char *memo, int64_t seq, int64_t discovery_qid,
                         int flags, int64_t now, struct sb_err *err);

@@ -147,7 +147,7 @@ int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, str
     struct wait_rec w;
     int64_t rows;
     int flags;
-    int rc = sb_store_wait_for_child(st, op->run_id, &w, &rows, &flags);
+    int rc = sb_store_wait_for_child(st, op->run_id, &w, &rows, &flags, err);
     if (rc == SB_ENOTFOUND)
         return 0;
     if (rc)
@@ -167,9 +167,14 @@ int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, str
     char *text = sb_json_dumps(memo, NULL);
     json_decref(memo);
     int64_t discovery = rows <= 1 ? sb_engine_alloc_qid(op->e) : 0;
-    rc = text ? wait_resolve_in_txn(st, w.run_id, w.item_id, w.step_hash, "InvokeFunction", text,
-                                    sb_store_next_seq(st, w.run_id), discovery, flags, op->now, err)
+    int64_t seq = 0;
+    rc = text ? sb_store_next_seq(st, w.run_id, &seq, err)
               : sb_err_set(err, SB_ENOMEM, "out of memory");
+    if (rc && text)
+        rc = sb_err_set(err, rc, "cannot read the step position of run %s", w.run_id);
+    if (!rc)
+        rc = wait_resolve_in_txn(st, w.run_id, w.item_id, w.step_hash, "InvokeFunction", text,
+                                 seq, discovery, flags, op->now, err);
     if (!rc) {
         struct wait_resolution *nr = realloc(op->resolved, (op->nresolved + 1) * sizeof *nr);
         if (!nr) {

@@ -114,16 +114,12 @@ static bool wait_matches(const char *expr, const char *trigger_body, const char 
 }
 
 /* Resolves a wait inside the current transaction: memoizes `memo` for the
- * step, removes the wait and its timeout item, and adds the discovery item
- * when discovery_qid is set. A negative seq is the error of the
- * sb_store_next_seq that computed it: the resolution fails with it. */
+ * step at position seq, removes the wait and its timeout item, and adds the
+ * discovery item when discovery_qid is set. */
 int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id, const char *hash,
                         const char *op_name, const char *memo, int64_t seq, int64_t discovery_qid,
                         int flags, int64_t now, struct sb_err *err)
 {
-    if (seq < 0)
-        return sb_err_set(err, seq < INT32_MIN ? SB_ESTORE : (int)seq,
-                          "cannot read the step position of run %s", run_id);
     bool deleted;
     int rc = sb_store_wait_delete(st, item_id, &deleted, err);
     if (!rc)
@@ -180,9 +176,9 @@ int wait_register_in_txn(struct sb_store *st, struct run_update *op, struct wait
     if (rc)
         return rc;
     struct scan_ctx sc = { w, NULL, NULL };
-    rc = sb_store_events_since(st, w->event_name, w->min_event_id, scan_event_in_txn, &sc);
-    if (rc < 0)
-        return sb_err_set(err, SB_ESTORE, "cannot scan events for a wait");
+    rc = sb_store_events_since(st, w->event_name, w->min_event_id, scan_event_in_txn, &sc, err);
+    if (rc < 0) /* the scan's own code: a busy store is retried, not taken as final */
+        return sb_err_set(err, rc, "cannot scan events for a wait");
     if (!sc.found_copy)
         return 0;
     rc = wait_resolve_in_txn(st, op->run_id, w->item_id, w->hash, "WaitForEvent", sc.found_copy,
@@ -288,9 +284,12 @@ static int on_wait_in_txn(void *ctx, const struct wait_rec *w, const char *trigg
         return 0;
     /* the timeout item is the run's only queue row: the discovery call is next */
     int64_t discovery = run_queue_rows <= 1 ? sb_engine_alloc_qid(ic->e) : 0;
-    int64_t seq = sb_store_next_seq(ic->st, w->run_id);
-    int rc = wait_resolve_in_txn(ic->st, w->run_id, w->item_id, w->step_hash, "WaitForEvent",
-                                 ic->body, seq, discovery, flags, ic->now, ic->err);
+    int64_t seq;
+    int rc = sb_store_next_seq(ic->st, w->run_id, &seq, ic->err);
+    if (rc)
+        return sb_err_set(ic->err, rc, "cannot read the step position of run %s", w->run_id);
+    rc = wait_resolve_in_txn(ic->st, w->run_id, w->item_id, w->step_hash, "WaitForEvent",
+                             ic->body, seq, discovery, flags, ic->now, ic->err);
     if (rc)
         return rc;
     struct wait_resolution *nr = realloc(*ic->res, (*ic->nres + 1) * sizeof *nr);
