@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "server/api/views.h"
 #include "server/engine/engine.h"
+#include "server/event.h"
 #include "server/flow.h"
 #include "server/registry.h"
 #include "server/sbd.h"
@@ -290,22 +291,19 @@ static void rate_limit_that_cannot_count_does_not_admit(void **state)
 {
     (void)state;
     struct fn *f = rate_limited_fn();
-    json_t *ev = json_pack("{s:s}", "name", "a/b");
-    char(*cancels)[SB_ULID_SIZE] = NULL;
-    size_t ncancels = 0;
-    const char *why = NULL;
+    struct sbd_event ev = { .name = "a/b", .body = "{\"name\":\"a/b\"}" };
+    struct flow_start fs;
     struct sb_err err = { 0 };
     assert_int_equal(sb_store_begin(st, &err), 0);
     fail_after("FROM rate_hits", 0);
-    int rc = sbd_flow_admit(st, f, "01RUNC00000000000000000000", ev, 2000, &cancels, &ncancels,
-                            &why, &err);
+    int rc = sbd_flow_start_in_txn(st, f, "01RUNC00000000000000000000", &ev, 2000, &fs, &err);
     heal();
     sb_store_rollback(st);
     /* an error (the event's ingest fails and is retried), not FLOW_START */
     assert_true(rc < 0);
     assert_int_not_equal(rc, FLOW_START);
-    free(cancels);
-    json_decref(ev);
+    assert_int_equal(err.code, SB_EIO);
+    json_decref(ev.json); /* the event's name and body are the test's */
     sb_fn_unref(f);
 }
 
