@@ -137,6 +137,9 @@ TOOLS_LIB_OBJ  := $(filter-out %/main.o,$(SECRETS_OBJ) $(TALON_OBJ) $(SLOG_OBJ))
 # to sqlite3_step from the store go to the test's __wrap_sqlite3_step (which
 # calls __real_sqlite3_step until told to fail). Release builds never have it.
 $(BUILD)/tests/%_faults: TEST_WRAP := -Wl,--wrap=sqlite3_step
+# test_ingest counts the parses of an event's body: its calls to
+# sb_json_parse from the server go to the test's __wrap_sb_json_parse.
+$(BUILD)/tests/server/test_ingest: TEST_WRAP := -Wl,--wrap=sb_json_parse
 $(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(WORKER_LIB_OBJ) $(TOOLS_LIB_OBJ) \
                   $(COMMON_LIB)
 	@mkdir -p $(dir $@)

@@ -1,19 +1,23 @@
-/* daemon.c - sysbusd's components, started in dependency order and stopped
- * in reverse; main.c (the process: settings, signals, systemd) and the
- * engine fuzz target (tests/fuzz/fuzz_engine.c, a whole sysbusd in one
- * process) both run a bus through it.
+/* daemon.c - sysbusd's components, created and wired here (the composition
+ * root), started in dependency order and stopped in reverse; main.c (the
+ * process: settings, signals, systemd) and the engine fuzz target
+ * (tests/fuzz/fuzz_engine.c, a whole sysbusd in one process) both run a bus
+ * through it.
  *
- * Start: store (migrate) -> registry (load) -> writer -> waiters -> engine
- * (load the queue: crash recovery is the normal start path) -> cron
- * scheduler -> HTTP -> syncer, janitor. Stop: stop taking work (syncer,
- * janitor, scheduler, engine), let the writer commit and answer what it
- * holds, answer the long-polls, then close HTTP and the store. */
+ * Start: store (migrate; the queue ids) -> registry (load) -> ingest (its
+ * notification table, below) -> writer -> waiters -> engine (load the
+ * queue: crash recovery is the normal start path) -> cron scheduler -> HTTP
+ * -> syncer, janitor. Stop: stop taking work (syncer, janitor, scheduler,
+ * engine), let the writer commit and answer what it holds, answer the
+ * long-polls, then close HTTP, free what the writer's commits still
+ * notified, and close the store. */
 #include "api/api.h"
 #include "common/httpd.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "cron/scheduler.h"
 #include "engine/engine.h"
+#include "ingest.h"
 #include "janitor.h"
 #include "registry.h"
 #include "sbd.h"
@@ -52,31 +56,105 @@ static int load_fn(void *ctx, const char *id, const char *app_id, const char *co
     return 0;
 }
 
-int sbd_start(struct sbd *sbd, const char **stage, struct sb_err *err)
+/* ---- what ingest announces after a commit, and who listens ----
+ * The table is docs/internals/ingest.md's. Each entry runs on the writer
+ * thread after the commit and only posts (the engine's inbox, the
+ * scheduler's kick, the waiters' notes): the writer's next batch waits for
+ * it. Ingest exists before its listeners, so they are read from sbd: the
+ * engine is set before its thread runs (sb_engine_start), the scheduler is
+ * published when it has started (a commit before that has no scheduler to
+ * kick: its first scan reads every row anyway), the waiters start before
+ * anything can commit an ingest. Each stays valid until the writer has
+ * stopped (sbd_stop). */
+
+static struct sb_scheduler *scheduler_of(struct sbd *sbd)
+{
+    return __atomic_load_n(&sbd->scheduler, __ATOMIC_ACQUIRE);
+}
+
+static void on_deferred_changed(void *ctx, int64_t due_at)
+{
+    (void)due_at; /* the scheduler re-reads every due time */
+    sb_scheduler_kick(scheduler_of(ctx));
+}
+
+static void on_events_held(void *ctx)
+{
+    struct sbd *sbd = ctx;
+    sb_waiters_notify(sbd->waiters, "", NULL); /* every event waiter re-checks */
+}
+
+static void on_runs_created(void *ctx, struct new_run *runs, size_t n)
+{
+    struct sbd *sbd = ctx;
+    sb_engine_add_runs(sbd->engine, runs, n);
+}
+
+static void on_waits_resolved(void *ctx, struct wait_resolution *res, size_t n)
+{
+    struct sbd *sbd = ctx;
+    sb_engine_waits_resolved(sbd->engine, res, n);
+}
+
+static void on_cancels(void *ctx, char (*ids)[SB_ULID_SIZE], size_t n)
+{
+    struct sbd *sbd = ctx;
+    for (size_t i = 0; i < n; i++)
+        sb_engine_cancel(sbd->engine, ids[i], NULL, NULL);
+}
+
+static const struct sbd_ingest_notify ingest_notify = {
+    .deferred_changed = on_deferred_changed, /* scheduler */
+    .events_held = on_events_held,           /* waiters */
+    .runs_created = on_runs_created,         /* engine */
+    .waits_resolved = on_waits_resolved,     /* engine */
+    .cancels = on_cancels,                   /* engine */
+};
+
+/* The store, the queue ids, the registry and ingest: what the threads
+ * started after them need. */
+static int start_core(struct sbd *sbd, struct sb_err *err)
 {
     int rc;
-    *stage = "store_open_failed";
     char *url = NULL;
     if ((rc = sb_store_url(sbd->cfg.store, sbd->cfg.data_dir, &url, err)) == 0)
         rc = sb_store_open(url, &sbd->store, err);
     free(url);
     if (rc)
         return rc;
-    *stage = "start_failed";
+    char why[sizeof err->msg];
+    if ((rc = sbd_qids_load(&sbd->qids, sbd->store, err)) != 0) {
+        snprintf(why, sizeof why, "%s", err->msg); /* sb_err_set writes err->msg */
+        return sb_err_set(err, rc, "cannot load the largest queue id from the store: %.400s", why);
+    }
     if (sb_registry_new(&sbd->registry) != 0)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     /* A registry missing some functions would fail their runs
      * (FunctionNotFound): a start that cannot read them all does not start. */
     if ((rc = sb_store_functions_scan(sbd->store, load_fn, sbd->registry, err)) != 0) {
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err->msg); /* sb_err_set writes err->msg */
+        snprintf(why, sizeof why, "%s", err->msg);
         return sb_err_set(err, rc, "cannot load the stored functions: %.400s", why);
     }
+    return sbd_ingest_create(sbd->registry, &sbd->qids, &ingest_notify, sbd, &sbd->ingest, err);
+}
+
+int sbd_start(struct sbd *sbd, const char **stage, struct sb_err *err)
+{
+    int rc;
+    *stage = "store_open_failed";
+    if ((rc = start_core(sbd, err)) != 0) {
+        if (sbd->store)
+            *stage = "start_failed";
+        return rc;
+    }
+    *stage = "start_failed";
+    struct sb_scheduler *scheduler = NULL;
     if ((rc = sb_writer_start(sbd->store, (int)sbd->cfg.max_batch, &sbd->writer, err)) ||
         (rc = sb_waiters_start(sbd, &sbd->waiters, err)) ||
         (rc = sb_engine_start(sbd, &sbd->engine, err)) ||
-        (rc = sb_scheduler_start(sbd, &sbd->scheduler, err)))
+        (rc = sb_scheduler_start(sbd, &scheduler, err)))
         return rc;
+    __atomic_store_n(&sbd->scheduler, scheduler, __ATOMIC_RELEASE);
     struct sb_httpd_config hc = {
         .host = sbd->cfg.host,
         .port = (int)sbd->cfg.port,
@@ -119,7 +197,10 @@ void sbd_stop(struct sbd *sbd)
     sb_writer_stop(sbd->writer);   /* commits and answers what it holds */
     sb_waiters_stop(sbd->waiters); /* answers long-polls */
     sb_httpd_stop(sbd->httpd);
+    /* the writer's last commits notified these: freed only now */
     sb_engine_free(sbd->engine);
+    sb_scheduler_free(sbd->scheduler);
+    sbd_ingest_destroy(sbd->ingest);
     sb_registry_free(sbd->registry);
     sb_store_close(sbd->store);
     sb_store_close_readers();

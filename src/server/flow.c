@@ -1,6 +1,10 @@
-/* flow.c - flow control at run start (see flow.h). */
+/* flow.c - flow control at run start (see flow.h): one decision per run,
+ * its keys made once. Writer thread, in the ingest transaction, except
+ * sbd_flow_key (any thread: the engine's admission uses it too). */
 #include "flow.h"
 #include "common/json.h"
+#include "defer.h"
+#include "event.h"
 #include "expr/expr.h"
 #include "registry.h"
 #include "store/store.h"
@@ -10,6 +14,7 @@
 #include <string.h>
 
 #define IDEMPOTENCY_MS (24LL * 3600 * 1000)
+#define PRIORITY_MAX_S 600
 
 char *sbd_flow_key(const char *scope, const struct sb_expr *expr, const json_t *event)
 {
@@ -31,104 +36,179 @@ char *sbd_flow_key(const char *scope, const struct sb_expr *expr, const json_t *
     return k;
 }
 
-int64_t sbd_flow_priority_s(const struct fn *f, const json_t *event)
+/* Does f have a rule decided at run start? Without one a run starts as it
+ * is: no parse of its event, no key, no store access. */
+static bool has_start_rules(const struct flow_config *fl)
 {
-    if (!f->flow.priority)
-        return 0;
+    return fl->priority || fl->debounce || fl->batch || fl->idempotency || fl->rate_limit ||
+           fl->singleton;
+}
+
+/* priority.run for event: seconds of advantage in -600..600 (0 when the
+ * expression does not give a number). */
+static int64_t priority_s(const struct sb_expr *priority, const json_t *event)
+{
     struct sb_expr_var var = { "event", event };
-    json_t *v = sb_expr_eval(f->flow.priority, &var, 1, NULL);
+    json_t *v = sb_expr_eval(priority, &var, 1, NULL);
     double d = json_is_number(v) ? json_number_value(v) : 0;
     json_decref(v);
-    if (d > 600)
-        d = 600;
-    if (d < -600)
-        d = -600;
+    if (d > PRIORITY_MAX_S)
+        d = PRIORITY_MAX_S;
+    if (d < -PRIORITY_MAX_S)
+        d = -PRIORITY_MAX_S;
     return (int64_t)d;
 }
 
-int sbd_flow_admit(struct sb_store *st, const struct fn *f, const char *run_id, const json_t *event,
-                   int64_t now, char (**cancels)[SB_ULID_SIZE], size_t *ncancels, const char **why,
-                   struct sb_err *err)
+/* Does the event go to a debounce or batch? A batch's `if` that is false
+ * lets the event run on its own (and, as it always has, past a debounce of
+ * the same function too). */
+static bool defers(const struct flow_config *fl, const json_t *event)
+{
+    if (!fl->debounce && !fl->batch)
+        return false;
+    struct sb_expr_var var = { "event", event };
+    return !(fl->batch && fl->batch_if && !sb_expr_test(fl->batch_if, &var, 1));
+}
+
+/* The keys of one run start, each made once (NULL: the rule is not f's). */
+struct flow_keys {
+    char *defer, *idempotency, *rate, *singleton;
+};
+
+static void flow_keys_free(struct flow_keys *k)
+{
+    free(k->defer);
+    free(k->idempotency);
+    free(k->rate);
+    free(k->singleton);
+}
+
+static int flow_keys_make(const struct fn *f, const json_t *event, struct flow_keys *k,
+                          struct sb_err *err)
 {
     const struct flow_config *fl = &f->flow;
-    int rc = 0;
+    memset(k, 0, sizeof *k);
+    bool ok = true;
+    if (defers(fl, event))
+        ok &= (k->defer = sbd_flow_key(f->id, fl->debounce ? fl->debounce_key : fl->batch_key,
+                                       event)) != NULL;
+    if (fl->idempotency)
+        ok &= (k->idempotency = sbd_flow_key(f->id, fl->idempotency, event)) != NULL;
+    if (fl->rate_limit)
+        ok &= (k->rate = sbd_flow_key(f->id, fl->rate_limit_key, event)) != NULL;
+    if (fl->singleton)
+        ok &= (k->singleton = sbd_flow_key(f->id, fl->singleton_key, event)) != NULL;
+    if (ok)
+        return 0;
+    flow_keys_free(k);
+    return sb_err_set(err, SB_ENOMEM, "out of memory");
+}
+
+static int skip(struct flow_start *out, const char *why)
+{
+    out->verdict = FLOW_SKIP;
+    out->why = why;
+    return 0;
+}
+
+/* debounce or batchEvents: held, or (a full batch) started now. */
+static int defer_in_txn(struct sb_store *st, const struct fn *f, const char *run_id,
+                        const char *event_id, const char *key, int64_t now, struct flow_start *out,
+                        struct sb_err *err)
+{
+    if (f->flow.debounce) {
+        out->verdict = FLOW_HELD;
+        return sbd_defer_debounce_in_txn(st, f, run_id, event_id, key, now, &out->held_until, err);
+    }
+    bool full = false;
+    int rc = sbd_defer_batch_in_txn(st, f, run_id, event_id, key, now, &full, &out->held_until,
+                                    out->event_id, err);
+    if (full)
+        out->batch_full = true;
+    else
+        out->verdict = FLOW_HELD;
+    return rc;
+}
+
+static int idempotency_in_txn(struct sb_store *st, const char *key, const char *run_id, int64_t now,
+                              struct flow_start *out, struct sb_err *err)
+{
     char *held = NULL;
     int64_t expires = 0;
-    if (fl->idempotency) {
-        char *k = sbd_flow_key(f->id, fl->idempotency, event);
-        if (!k)
-            return sb_err_set(err, SB_ENOMEM, "out of memory");
-        rc = sb_store_flow_key_get(st, FLOW_IDEMPOTENCY, k, &held, &expires, err);
+    int rc = sb_store_flow_key_get(st, FLOW_IDEMPOTENCY, key, &held, &expires, err);
+    free(held);
+    if (rc == 0 && expires > now)
+        return skip(out, "idempotency");
+    if (rc && rc != SB_ENOTFOUND) /* fail closed: no second run for a key we cannot see */
+        return rc;
+    return sb_store_flow_key_put(st, FLOW_IDEMPOTENCY, key, run_id, now + IDEMPOTENCY_MS, err);
+}
+
+static int rate_limit_in_txn(struct sb_store *st, const struct flow_config *fl, const char *key,
+                             int64_t now, struct flow_start *out, struct sb_err *err)
+{
+    int64_t hits = 0;
+    int rc = sb_store_rate_count(st, key, now - fl->rate_limit_period_ms + 1, &hits, err);
+    if (rc) /* fail closed: an unknown count admits nothing (the event is retried) */
+        return rc;
+    if (hits >= fl->rate_limit_n)
+        return skip(out, "rateLimit");
+    return sb_store_rate_hit(st, key, now, err);
+}
+
+static int singleton_in_txn(struct sb_store *st, const struct flow_config *fl, const char *key,
+                            const char *run_id, int64_t now, struct flow_start *out,
+                            struct sb_err *err)
+{
+    char *held = NULL;
+    int64_t expires = 0;
+    int rc = sb_store_flow_key_get(st, FLOW_SINGLETON, key, &held, &expires, err);
+    if (rc && rc != SB_ENOTFOUND) { /* fail closed, as above */
         free(held);
-        if (rc == 0 && expires > now) {
-            free(k);
-            *why = "idempotency";
-            return FLOW_SKIP;
-        }
-        if (rc && rc != SB_ENOTFOUND) { /* fail closed: no second run for a key we cannot see */
-            free(k);
-            return rc;
-        }
-        rc = sb_store_flow_key_put(st, FLOW_IDEMPOTENCY, k, run_id, now + IDEMPOTENCY_MS, err);
-        free(k);
-        if (rc)
-            return rc;
+        return rc;
     }
-    if (fl->rate_limit) {
-        char *k = sbd_flow_key(f->id, fl->rate_limit_key, event);
-        if (!k)
-            return sb_err_set(err, SB_ENOMEM, "out of memory");
-        int64_t hits = 0;
-        rc = sb_store_rate_count(st, k, now - fl->rate_limit_period_ms + 1, &hits, err);
-        if (rc) { /* fail closed: an unknown count admits nothing (the event is retried) */
-            free(k);
-            return rc;
-        }
-        if (hits >= fl->rate_limit_n) {
-            free(k);
-            *why = "rateLimit";
-            return FLOW_SKIP;
-        }
-        rc = sb_store_rate_hit(st, k, now, err);
-        free(k);
-        if (rc)
-            return rc;
-    }
-    if (fl->singleton) {
-        char *k = sbd_flow_key(f->id, fl->singleton_key, event);
-        if (!k)
-            return sb_err_set(err, SB_ENOMEM, "out of memory");
-        held = NULL;
-        rc = sb_store_flow_key_get(st, FLOW_SINGLETON, k, &held, &expires, err);
-        if (rc && rc != SB_ENOTFOUND) { /* fail closed, as above */
-            free(k);
-            return rc;
-        }
-        rc = 0;
-        if (held) {
-            if (!fl->singleton_cancel) {
-                free(held);
-                free(k);
-                *why = "singleton";
-                return FLOW_SKIP;
-            }
-            /* mode "cancel": the running one goes, this one starts */
-            bool added;
-            rc = sb_store_cancel_request_put(st, held, "singleton", now, &added, err);
-            if (!rc && added) {
-                char(*nc)[SB_ULID_SIZE] = realloc(*cancels, (*ncancels + 1) * sizeof *nc);
-                if (!nc) {
-                    rc = sb_err_set(err, SB_ENOMEM, "out of memory");
-                } else {
-                    *cancels = nc;
-                    snprintf(nc[(*ncancels)++], SB_ULID_SIZE, "%s", held);
-                }
-            }
-        }
+    rc = 0;
+    if (held && !fl->singleton_cancel) {
         free(held);
-        if (!rc) /* held until this run ends (released by sb_store_run_finish) */
-            rc = sb_store_flow_key_put(st, FLOW_SINGLETON, k, run_id, 0, err);
-        free(k);
+        return skip(out, "singleton");
     }
+    if (held) { /* mode "cancel": the running one goes, this one starts */
+        bool added;
+        rc = sb_store_cancel_request_put(st, held, "singleton", now, &added, err);
+        if (!rc && added)
+            snprintf(out->cancel, sizeof out->cancel, "%s", held);
+        free(held);
+    }
+    if (!rc) /* held until this run ends (released by sb_store_run_finish) */
+        rc = sb_store_flow_key_put(st, FLOW_SINGLETON, key, run_id, 0, err);
+    return rc;
+}
+
+int sbd_flow_start_in_txn(struct sb_store *st, const struct fn *f, const char *run_id,
+                          struct sbd_event *ev, int64_t now, struct flow_start *out,
+                          struct sb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->verdict = FLOW_START;
+    out->due_at = now;
+    if (!f || !has_start_rules(&f->flow))
+        return 0;
+    const struct flow_config *fl = &f->flow;
+    const json_t *event = sbd_event_json(ev);
+    if (fl->priority) /* an earlier place in the queue */
+        out->due_at = now - 1000 * priority_s(fl->priority, event);
+    struct flow_keys k;
+    int rc = flow_keys_make(f, event, &k, err);
+    if (rc)
+        return rc;
+    if (k.defer)
+        rc = defer_in_txn(st, f, run_id, ev->id, k.defer, now, out, err);
+    if (!rc && out->verdict == FLOW_START && k.idempotency)
+        rc = idempotency_in_txn(st, k.idempotency, run_id, now, out, err);
+    if (!rc && out->verdict == FLOW_START && k.rate)
+        rc = rate_limit_in_txn(st, fl, k.rate, now, out, err);
+    if (!rc && out->verdict == FLOW_START && k.singleton)
+        rc = singleton_in_txn(st, fl, k.singleton, run_id, now, out, err);
+    flow_keys_free(&k);
     return rc;
 }

@@ -1,17 +1,22 @@
-/* ingest.c - store events and start their runs (see ingest.h). */
+/* ingest.c - store events and start their runs (see ingest.h); the path of
+ * one event is in docs/internals/ingest.md.
+ *
+ * Threads: sbd_ingest_init*, sbd_ingest_prepare on the thread that made the
+ * events; *_in_txn and the fire op's apply on the writer thread inside its
+ * transaction (the store, the batch and the registry snapshot only);
+ * sbd_ingest_committed and the fire op's done on the writer thread after the
+ * commit: they only count and call the notification table. */
 #include "ingest.h"
+#include "cancel.h"
 #include "common/clock.h"
-#include "common/json.h"
-#include "expr/expr.h"
-#include "cron/scheduler.h"
+#include "common/log.h"
 #include "defer.h"
 #include "flow.h"
-#include "engine/engine.h"
 #include "metrics.h"
+#include "qid.h"
 #include "registry.h"
-#include "sbd.h"
 #include "store/store.h"
-#include "waiters.h"
+#include "store/writer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +24,36 @@
 
 #define DEDUPE_WINDOW_MS (24LL * 3600 * 1000)
 
-int sbd_ingest_init(struct ingest_batch *b, struct parsed_event *evs, size_t n, int64_t received_at)
+struct sbd_ingest {
+    struct sb_registry *registry;
+    struct sbd_qids *qids;
+    const struct sbd_ingest_notify *notify;
+    void *ctx;
+};
+
+int sbd_ingest_create(struct sb_registry *registry, struct sbd_qids *qids,
+                      const struct sbd_ingest_notify *notify, void *ctx, struct sbd_ingest **out,
+                      struct sb_err *err)
+{
+    struct sbd_ingest *in = calloc(1, sizeof *in);
+    if (!in)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    in->registry = registry;
+    in->qids = qids;
+    in->notify = notify;
+    in->ctx = ctx;
+    *out = in;
+    return 0;
+}
+
+void sbd_ingest_destroy(struct sbd_ingest *in)
+{
+    free(in);
+}
+
+/* ---- batches ---- */
+
+int sbd_ingest_init(struct ingest_batch *b, struct sbd_event *evs, size_t n, int64_t received_at)
 {
     memset(b, 0, sizeof *b);
     b->received_at = received_at;
@@ -40,20 +74,49 @@ void sbd_ingest_free(struct ingest_batch *b)
             free(ev->runs[j].app_id);
         }
         free(ev->runs);
-        free(ev->ev.name);
-        free(ev->ev.body);
-        free(ev->ev.dedupe_key);
+        sbd_event_clear(&ev->ev);
     }
     free(b->events);
     free(b->cancels);
     sb_snap_release(b->snap);
-    sb_wait_resolutions_free(b->resolved, b->nresolved);
+    sbd_wait_resolutions_free(b->resolved, b->nresolved);
     memset(b, 0, sizeof *b);
 }
 
+/* A run of f for ev, with a fresh id and first queue item. */
+static int add_run(struct sbd_ingest *in, struct ingest_event *ev, const struct fn *f, int64_t now)
+{
+    struct ingest_run *nr = realloc(ev->runs, (ev->nruns + 1) * sizeof *nr);
+    if (!nr)
+        return SB_ENOMEM;
+    ev->runs = nr;
+    struct ingest_run *r = &nr[ev->nruns++];
+    memset(r, 0, sizeof *r);
+    sb_ulid_new(now, r->run_id);
+    r->function_id = strdup(f->id);
+    r->app_id = strdup(f->app_id);
+    r->qid = sbd_qid_new(in->qids);
+    return r->function_id && r->app_id ? 0 : SB_ENOMEM;
+}
+
+int sbd_ingest_init_run(struct sbd_ingest *in, struct ingest_batch *b, struct sbd_event *ev,
+                        const struct fn *f, int64_t now, char run_id[SB_ULID_SIZE])
+{
+    if (sbd_ingest_init(b, ev, 1, now) != 0) {
+        sbd_event_clear(ev);
+        return SB_ENOMEM;
+    }
+    b->emitted = true;
+    memset(ev, 0, sizeof *ev); /* the batch's now */
+    int rc = add_run(in, &b->events[0], f, now);
+    if (rc == 0 && run_id)
+        memcpy(run_id, b->events[0].runs[0].run_id, SB_ULID_SIZE);
+    return rc; /* on failure what was made is the batch's, freed with it */
+}
+
 struct match_ctx {
+    struct sbd_ingest *in;
     struct ingest_event *ev;
-    struct sbd *sbd;
     int64_t now;
     int failed;
 };
@@ -61,126 +124,28 @@ struct match_ctx {
 static void add_match(void *ctx, const struct fn *f)
 {
     struct match_ctx *mc = ctx;
-    struct ingest_event *ev = mc->ev;
-    struct ingest_run *nr = realloc(ev->runs, (ev->nruns + 1) * sizeof *nr);
-    if (!nr) {
-        mc->failed = 1;
-        return;
-    }
-    ev->runs = nr;
-    struct ingest_run *r = &nr[ev->nruns++];
-    memset(r, 0, sizeof *r);
-    sb_ulid_new(mc->now, r->run_id);
-    r->function_id = strdup(f->id);
-    r->app_id = strdup(f->app_id);
-    r->qid = sb_engine_alloc_qid(mc->sbd->engine);
-    if (!r->function_id || !r->app_id)
+    if (add_run(mc->in, mc->ev, f, mc->now) != 0)
         mc->failed = 1;
 }
 
-int sbd_ingest_prepare(struct sbd *sbd, struct ingest_batch *b)
+int sbd_ingest_prepare(struct sbd_ingest *in, struct ingest_batch *b)
 {
     sb_snap_release(b->snap);
-    b->snap = sb_registry_acquire(sbd->registry); /* kept for the cancel rules */
+    b->snap = sb_registry_acquire(in->registry); /* kept for flow control and cancel rules */
     int failed = 0;
     for (size_t i = 0; i < b->n && !failed; i++) {
-        struct match_ctx mc = { &b->events[i], sbd, b->received_at, 0 };
-        sb_snap_match(b->snap, b->events[i].ev.name, b->events[i].ev.body, add_match, &mc);
+        struct match_ctx mc = { in, &b->events[i], b->received_at, 0 };
+        sb_snap_match(b->snap, &b->events[i].ev, add_match, &mc);
         failed = mc.failed;
     }
     return failed ? SB_ENOMEM : 0;
 }
 
-struct cancel_ctx {
-    struct sb_store *st;
-    const struct sb_expr *expr;
-    json_t *async_ev;
-    int64_t timeout_ms, now;
-    const char *reason;
-    char (**ids)[SB_ULID_SIZE];
-    size_t *nids;
-    struct sb_err *err;
-};
+/* ---- apply: in the writer's transaction ---- */
 
-static int cancel_one(void *ctx, const char *run_id, int64_t created_at, const char *trigger)
-{
-    struct cancel_ctx *cc = ctx;
-    if (cc->timeout_ms > 0 && created_at + cc->timeout_ms < cc->now)
-        return 0; /* the rule applies only this long after the run started */
-    if (cc->expr) {
-        json_t *ev = trigger ? sb_json_parse(trigger, strlen(trigger), NULL) : NULL;
-        struct sb_expr_var vars[] = { { "event", ev }, { "async", cc->async_ev } };
-        bool ok = sb_expr_test(cc->expr, vars, cc->async_ev ? 2 : 1);
-        json_decref(ev);
-        if (!ok)
-            return 0;
-    }
-    bool added;
-    int rc = sb_store_cancel_request_put(cc->st, run_id, cc->reason, cc->now, &added, cc->err);
-    if (rc || !added)
-        return rc;
-    char(*n)[SB_ULID_SIZE] = realloc(*cc->ids, (*cc->nids + 1) * sizeof *n);
-    if (!n)
-        return sb_err_set(cc->err, SB_ENOMEM, "out of memory");
-    *cc->ids = n;
-    snprintf(n[(*cc->nids)++], SB_ULID_SIZE, "%s", run_id);
-    return 0;
-}
-
-static int cancel_matching_rule(struct sb_store *st, const struct cancel_rule *c,
-                                const char *function_id, const char *async_body, const char *reason,
-                                int64_t now, char (**ids)[SB_ULID_SIZE], size_t *nids,
-                                struct sb_err *err)
-{
-    json_t *async_ev = async_body ? sb_json_parse(async_body, strlen(async_body), NULL) : NULL;
-    struct cancel_ctx cc = {
-        st, c ? c->expr : NULL, async_ev, c ? c->timeout_ms : 0, now, reason, ids, nids, err
-    };
-    int rc = sb_store_running_runs(st, NULL, function_id, 0, 0, cancel_one, &cc, err);
-    json_decref(async_ev);
-    return rc;
-}
-
-int sbd_cancel_matching(struct sb_store *st, const char *app_id, const char *function_id,
-                        int64_t after, int64_t before, const struct sb_expr *expr,
-                        const char *async_body, const char *reason, int64_t now,
-                        char (**ids)[SB_ULID_SIZE], size_t *nids, struct sb_err *err)
-{
-    json_t *async_ev = async_body ? sb_json_parse(async_body, strlen(async_body), NULL) : NULL;
-    struct cancel_ctx cc = { st, expr, async_ev, 0, now, reason, ids, nids, err };
-    int rc = sb_store_running_runs(st, app_id, function_id, after, before, cancel_one, &cc, err);
-    json_decref(async_ev);
-    return rc;
-}
-
-void sbd_cancel_committed(struct sbd *sbd, char (*ids)[SB_ULID_SIZE], size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        sb_engine_cancel(sbd->engine, ids[i], NULL, NULL);
-}
-
-struct rule_ctx {
-    struct sb_store *st;
-    struct ingest_batch *b;
-    const char *body;
-    int rc;
-    struct sb_err *err;
-};
-
-static void on_cancel_rule(void *ctx, const struct fn *f, const struct cancel_rule *c)
-{
-    struct rule_ctx *rc = ctx;
-    if (rc->rc)
-        return;
-    char reason[300];
-    snprintf(reason, sizeof reason, "cancelOn %.250s", c->event);
-    rc->rc = cancel_matching_rule(rc->st, c, f->id, rc->body, reason, rc->b->received_at,
-                                  &rc->b->cancels, &rc->b->ncancels, rc->err);
-}
-
-int sbd_ingest_insert_run(struct sb_store *st, const char *run_id, const char *function_id,
-                          const char *app_id, const char *event_id, int64_t created_at, int64_t qid,
-                          int64_t due_at, struct sb_err *err)
+int sbd_ingest_insert_run_in_txn(struct sb_store *st, const char *run_id, const char *function_id,
+                                 const char *app_id, const char *event_id, int64_t created_at,
+                                 int64_t qid, int64_t due_at, struct sb_err *err)
 {
     struct run_rec run = { .function_id = function_id, .app_id = app_id, .created_at = created_at };
     snprintf(run.id, sizeof run.id, "%s", run_id);
@@ -192,115 +157,180 @@ int sbd_ingest_insert_run(struct sb_store *st, const char *run_id, const char *f
     return sb_store_queue_put(st, &q, err);
 }
 
-int sbd_ingest_apply(struct sb_store *st, struct sbd *sbd, struct ingest_batch *b,
-                     struct sb_err *err)
+static int add_cancel(struct ingest_batch *b, const char *run_id, struct sb_err *err)
+{
+    char(*n)[SB_ULID_SIZE] = realloc(b->cancels, (b->ncancels + 1) * sizeof *n);
+    if (!n)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    b->cancels = n;
+    snprintf(n[b->ncancels++], SB_ULID_SIZE, "%s", run_id);
+    return 0;
+}
+
+/* Stores ev unless it is a duplicate (same user id within the dedupe
+ * window, or same event id): then ev takes the stored event's id. */
+static int store_event_in_txn(struct sb_store *st, struct ingest_batch *b, struct ingest_event *ev,
+                              struct sb_err *err)
+{
+    ev->duplicate = false;
+    if (ev->ev.dedupe_key) {
+        char existing[SB_ULID_SIZE];
+        int rc = sb_store_event_find_dedupe(st, ev->ev.dedupe_key,
+                                            b->received_at - DEDUPE_WINDOW_MS, existing, err);
+        if (rc == 0) {
+            memcpy(ev->ev.id, existing, sizeof ev->ev.id);
+            ev->duplicate = true;
+            return 0;
+        }
+        if (rc != SB_ENOTFOUND) /* unknown: fail the batch rather than run it twice */
+            return rc;
+    }
+    struct ev_rec rec = { .name = ev->ev.name,
+                          .body = ev->ev.body,
+                          .ts = ev->ev.ts,
+                          .received_at = b->received_at,
+                          .dedupe_key = ev->ev.dedupe_key };
+    memcpy(rec.id, ev->ev.id, sizeof rec.id);
+    bool inserted;
+    int rc = sb_store_event_insert(st, &rec, &inserted, err);
+    if (!rc && !inserted)
+        ev->duplicate = true;
+    return rc;
+}
+
+/* One run of ev: flow control decides, and a run that starts is stored with
+ * its first queue item. */
+static int start_run_in_txn(struct sb_store *st, struct ingest_batch *b, struct ingest_event *ev,
+                            struct ingest_run *ir, struct sb_err *err)
+{
+    ir->skipped = ir->deferred = ir->load_events = false;
+    ir->event_id[0] = 0;
+    const struct fn *f = b->snap ? sb_snap_find(b->snap, ir->function_id) : NULL;
+    struct flow_start fs;
+    int rc = sbd_flow_start_in_txn(st, f, ir->run_id, &ev->ev, b->received_at, &fs, err);
+    if (rc)
+        return rc;
+    ir->due_at = fs.due_at;
+    if (fs.cancel[0] && (rc = add_cancel(b, fs.cancel, err)))
+        return rc;
+    if (fs.verdict == FLOW_HELD) {
+        ir->deferred = true;
+        if (!b->defer_due || fs.held_until < b->defer_due)
+            b->defer_due = fs.held_until;
+        return 0;
+    }
+    if (fs.verdict == FLOW_SKIP) {
+        ir->skipped = true;
+        return 0;
+    }
+    if (fs.batch_full) {
+        memcpy(ir->event_id, fs.event_id, sizeof ir->event_id);
+        ir->load_events = true;
+    }
+    return sbd_ingest_insert_run_in_txn(st, ir->run_id, ir->function_id, ir->app_id,
+                                        ir->event_id[0] ? ir->event_id : ev->ev.id, b->received_at,
+                                        ir->qid, ir->due_at, err);
+}
+
+struct rule_ctx {
+    struct sb_store *st;
+    struct ingest_batch *b;
+    struct sbd_event *ev;
+    int rc;
+    struct sb_err *err;
+};
+
+static void on_cancel_rule(void *ctx, const struct fn *f, const struct cancel_rule *c)
+{
+    struct rule_ctx *rc = ctx;
+    if (rc->rc)
+        return;
+    char reason[300];
+    snprintf(reason, sizeof reason, "cancelOn %.250s", c->event);
+    struct cancel_match m = { .function_id = f->id,
+                              .timeout_ms = c->timeout_ms,
+                              .expr = c->expr,
+                              .async = c->expr ? sbd_event_json(rc->ev) : NULL,
+                              .reason = reason,
+                              .now = rc->b->received_at };
+    rc->rc = sbd_cancel_matching_in_txn(rc->st, &m, &rc->b->cancels, &rc->b->ncancels, rc->err);
+}
+
+/* What a stored event does to other runs: the open waitForEvent waits it
+ * satisfies are resolved, and the running runs its cancelOn rules match get
+ * durable cancel requests, all in this transaction. */
+static int event_effects_in_txn(struct sb_store *st, struct sbd_ingest *in, struct ingest_batch *b,
+                                struct ingest_event *ev, struct sb_err *err)
+{
+    int rc = sbd_waits_on_event_in_txn(st, in->qids, &ev->ev, &b->resolved, &b->nresolved, err);
+    if (rc || !b->snap)
+        return rc;
+    struct rule_ctx rctx = { st, b, &ev->ev, 0, err };
+    sb_snap_cancel_rules(b->snap, ev->ev.name, on_cancel_rule, &rctx);
+    return rctx.rc;
+}
+
+int sbd_ingest_apply_in_txn(struct sb_store *st, struct sbd_ingest *in, struct ingest_batch *b,
+                            struct sb_err *err)
 {
     for (size_t i = 0; i < b->n; i++) {
         struct ingest_event *ev = &b->events[i];
-        ev->duplicate = false;
-        if (ev->ev.dedupe_key) {
-            char existing[SB_ULID_SIZE];
-            int drc = sb_store_event_find_dedupe(st, ev->ev.dedupe_key,
-                                                 b->received_at - DEDUPE_WINDOW_MS, existing, err);
-            if (drc == 0) {
-                memcpy(ev->ev.id, existing, sizeof ev->ev.id);
-                ev->duplicate = true;
-                continue;
-            }
-            if (drc != SB_ENOTFOUND) /* unknown: fail the batch rather than run it twice */
-                return drc;
-        }
-        struct ev_rec rec = { .name = ev->ev.name,
-                              .body = ev->ev.body,
-                              .ts = ev->ev.ts,
-                              .received_at = b->received_at,
-                              .dedupe_key = ev->ev.dedupe_key };
-        memcpy(rec.id, ev->ev.id, sizeof rec.id);
-        bool inserted;
-        int rc = sb_store_event_insert(st, &rec, &inserted, err);
+        int rc = store_event_in_txn(st, b, ev, err);
         if (rc)
             return rc;
-        if (!inserted) {
-            ev->duplicate = true;
+        if (ev->duplicate)
             continue;
-        }
-        json_t *event = NULL; /* parsed when a flow rule needs it */
-        bool parsed = false;
-        for (size_t j = 0; j < ev->nruns; j++) {
-            struct ingest_run *ir = &ev->runs[j];
-            ir->skipped = ir->deferred = ir->load_events = false;
-            ir->event_id[0] = 0;
-            ir->due_at = b->received_at;
-            const struct fn *f = b->snap ? sb_snap_find(b->snap, ir->function_id) : NULL;
-            if (f && f->flow.priority) { /* an earlier place in the queue */
-                if (!parsed) {
-                    event = sb_json_parse(ev->ev.body, strlen(ev->ev.body), NULL);
-                    parsed = true;
-                }
-                ir->due_at = b->received_at - 1000 * sbd_flow_priority_s(f, event);
-            }
-            if (f && (f->flow.debounce || f->flow.batch)) {
-                if (!parsed) {
-                    event = sb_json_parse(ev->ev.body, strlen(ev->ev.body), NULL);
-                    parsed = true;
-                }
-                enum defer_outcome out;
-                int64_t due = 0;
-                rc = sbd_defer_event(st, f, ir, ev->ev.id, event, b->received_at, &out, &due, err);
-                if (rc) {
-                    json_decref(event);
-                    return rc;
-                }
-                if (out == DEFER_HELD) {
-                    ir->deferred = true;
-                    if (!b->defer_due || due < b->defer_due)
-                        b->defer_due = due;
-                    continue;
-                }
-            }
-            if (f && (f->flow.idempotency || f->flow.rate_limit || f->flow.singleton)) {
-                if (!parsed) {
-                    event = sb_json_parse(ev->ev.body, strlen(ev->ev.body), NULL);
-                    parsed = true;
-                }
-                const char *why = NULL;
-                rc = sbd_flow_admit(st, f, ir->run_id, event, b->received_at, &b->cancels,
-                                    &b->ncancels, &why, err);
-                if (rc < 0) {
-                    json_decref(event);
-                    return rc;
-                }
-                if (rc == FLOW_SKIP) {
-                    ir->skipped = true;
-                    rc = 0;
-                    continue;
-                }
-            }
-            if ((rc = sbd_ingest_insert_run(st, ir->run_id, ir->function_id, ir->app_id,
-                                            ir->event_id[0] ? ir->event_id : ev->ev.id,
-                                            b->received_at, ir->qid, ir->due_at, err))) {
-                json_decref(event);
+        for (size_t j = 0; j < ev->nruns; j++)
+            if ((rc = start_run_in_txn(st, b, ev, &ev->runs[j], err)))
                 return rc;
-            }
-        }
-        json_decref(event);
-        /* open waitForEvent waits this event satisfies, in this transaction */
-        if ((rc = sb_waits_on_event(st, sbd->engine, ev->ev.name, ev->ev.body, &b->resolved,
-                                    &b->nresolved, err)))
+        if ((rc = event_effects_in_txn(st, in, b, ev, err)))
             return rc;
-        /* running runs this event cancels (cancelOn), recorded durably */
-        if (b->snap) {
-            struct rule_ctx rctx = { st, b, ev->ev.body, 0, err };
-            sb_snap_cancel_rules(b->snap, ev->ev.name, on_cancel_rule, &rctx);
-            if (rctx.rc)
-                return rctx.rc;
-        }
     }
     return 0;
 }
 
-void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
+/* ---- committed: announcing ---- */
+
+/* The runs apply stored, for runs_created (NULL when there are none or the
+ * array cannot be allocated: the runs are committed anyway, and the next
+ * start picks them up from the queue). An event's body goes to its last
+ * run as it is, to the others as a copy. */
+static struct new_run *started_runs(struct ingest_batch *b, size_t total, size_t *n)
 {
+    struct new_run *runs = total ? calloc(total, sizeof *runs) : NULL;
+    *n = 0;
+    for (size_t i = 0; runs && i < b->n; i++) {
+        struct ingest_event *ev = &b->events[i];
+        if (ev->duplicate)
+            continue;
+        size_t with_body = 0; /* the runs that take the event's body */
+        for (size_t j = 0; j < ev->nruns; j++)
+            with_body += !ev->runs[j].skipped && !ev->runs[j].deferred && !ev->runs[j].load_events;
+        for (size_t j = 0; j < ev->nruns; j++) {
+            struct ingest_run *ir = &ev->runs[j];
+            if (ir->skipped || ir->deferred)
+                continue;
+            struct new_run *nr = &runs[(*n)++];
+            memcpy(nr->run_id, ir->run_id, sizeof nr->run_id);
+            memcpy(nr->event_id, ir->event_id[0] ? ir->event_id : ev->ev.id, sizeof nr->event_id);
+            nr->function_id = ir->function_id;
+            ir->function_id = NULL;
+            if (!ir->load_events && --with_body == 0) { /* the last one: no copy */
+                nr->event = ev->ev.body;
+                ev->ev.body = NULL;
+            } else if (!ir->load_events) {
+                nr->event = strdup(ev->ev.body);
+            }
+            nr->qid = ir->qid;
+            nr->due_at = ir->due_at ? ir->due_at : b->received_at;
+        }
+    }
+    return runs;
+}
+
+void sbd_ingest_committed(struct sbd_ingest *in, struct ingest_batch *b)
+{
+    const struct sbd_ingest_notify *nt = in->notify;
     size_t total = 0, skipped = 0, deferred = 0;
     b->duplicates = 0;
     for (size_t i = 0; i < b->n; i++) {
@@ -309,63 +339,144 @@ void sbd_ingest_committed(struct sbd *sbd, struct ingest_batch *b)
             continue;
         }
         for (size_t j = 0; j < b->events[i].nruns; j++) {
-            if (b->events[i].runs[j].skipped)
-                skipped++;
-            else if (b->events[i].runs[j].deferred)
-                deferred++;
-            else
-                total++;
+            const struct ingest_run *ir = &b->events[i].runs[j];
+            skipped += ir->skipped;
+            deferred += !ir->skipped && ir->deferred;
+            total += !ir->skipped && !ir->deferred;
         }
     }
     SBD_COUNT_N(runs_skipped, skipped);
     SBD_COUNT_N(events_deferred, deferred);
-    if (b->defer_due)
-        sb_scheduler_kick(sbd->scheduler); /* a deferred start may now be due sooner */
-    if (deferred) /* a debounce may have let go of an event someone waits on */
-        sb_waiters_notify(sbd->waiters, "", NULL);
-    struct new_run *runs = total ? calloc(total, sizeof *runs) : NULL;
+    if (b->defer_due && nt->deferred_changed) /* a deferred start may now be due sooner */
+        nt->deferred_changed(in->ctx, b->defer_due);
+    if (deferred && nt->events_held) /* a debounce may have let go of an event someone waits on */
+        nt->events_held(in->ctx);
     size_t k = 0;
-    for (size_t i = 0; runs && i < b->n; i++) {
-        struct ingest_event *ev = &b->events[i];
-        if (ev->duplicate)
-            continue;
-        for (size_t j = 0; j < ev->nruns; j++) {
-            struct ingest_run *ir = &ev->runs[j];
-            if (ir->skipped || ir->deferred)
-                continue;
-            memcpy(runs[k].run_id, ir->run_id, sizeof runs[k].run_id);
-            memcpy(runs[k].event_id, ir->event_id[0] ? ir->event_id : ev->ev.id,
-                   sizeof runs[k].event_id);
-            runs[k].function_id = ir->function_id;
-            ir->function_id = NULL;
-            runs[k].event = ir->load_events ? NULL : strdup(ev->ev.body);
-            runs[k].qid = ir->qid;
-            runs[k].due_at = ir->due_at ? ir->due_at : b->received_at;
-            k++;
-        }
-    }
-    /* If the array could not be allocated the runs are still committed:
-     * the next start picks them up from the queue. */
-    if (runs) {
-        sb_engine_add_runs(sbd->engine, runs, k);
-        free(runs);
-    }
-    if (b->nresolved) {
-        sb_engine_waits_resolved(sbd->engine, b->resolved, b->nresolved);
+    struct new_run *runs = started_runs(b, total, &k);
+    if (runs && nt->runs_created)
+        nt->runs_created(in->ctx, runs, k);
+    else
+        for (size_t i = 0; runs && i < k; i++)
+            free(runs[i].function_id), free(runs[i].event);
+    free(runs);
+    if (b->nresolved && nt->waits_resolved) {
+        nt->waits_resolved(in->ctx, b->resolved, b->nresolved);
         b->resolved = NULL;
         b->nresolved = 0;
     }
     b->new_runs = k;
-    if (b->ncancels) {
-        sbd_cancel_committed(sbd, b->cancels, b->ncancels);
-        free(b->cancels);
-        b->cancels = NULL;
-        b->ncancels = 0;
-    }
+    sbd_ingest_announce_cancels(in, b->cancels, b->ncancels);
     if (b->emitted)
         SBD_COUNT_N(events_emitted, b->n - b->duplicates);
     else
         SBD_COUNT_N(events_received, b->n - b->duplicates);
     SBD_COUNT_N(events_duplicate, b->duplicates);
     SBD_COUNT_N(runs_started, k);
+}
+
+void sbd_ingest_announce_cancels(struct sbd_ingest *in, char (*ids)[SB_ULID_SIZE], size_t n)
+{
+    if (n && in->notify->cancels)
+        in->notify->cancels(in->ctx, ids, n);
+}
+
+/* ---- a deferred start that came due (the scheduler fires it) ---- */
+
+struct fire_op {
+    struct wop wop;
+    struct sbd_ingest *in;
+    char id[SB_ULID_SIZE];
+    void (*on_done)(void *ctx);
+    void *ctx;
+    struct new_run run; /* set when a run started */
+    bool started;
+};
+
+/* Whether f, whose deferred row was just taken, still exists. */
+static bool function_live(struct sbd_ingest *in, const struct deferred_rec *d)
+{
+    struct reg_snap *snap = sb_registry_acquire(in->registry);
+    const struct fn *f = sb_snap_find(snap, d->function_id);
+    bool live = f && !f->removed;
+    sb_snap_release(snap);
+    if (!live)
+        SB_LOGK(SB_WARN, "deferred_dropped",
+                ((struct sb_lf[]){ LF_S("function_id", d->function_id) }),
+                "function %s is gone: its pending %s is dropped", d->function_id,
+                d->kind == DEFER_DEBOUNCE ? "debounce" : "batch");
+    return live;
+}
+
+/* Re-reads the row (a full batch or a later debounce may have changed it),
+ * deletes it, moves a batch's events to a new run id and creates the run:
+ * one transaction, so a crash leaves the row or the run, never both. */
+static int fire_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
+{
+    struct fire_op *op = (struct fire_op *)w;
+    int64_t now = sb_now_ms();
+    op->started = false;
+    struct deferred_rec d;
+    bool taken;
+    int rc = sbd_defer_take_in_txn(st, op->id, now, &taken, &d, err);
+    if (rc || !taken)
+        return rc;
+    if (!function_live(op->in, &d))
+        goto out;
+    free(op->run.function_id);
+    op->run.function_id = strdup(d.function_id);
+    if (!op->run.function_id) {
+        rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* a fresh run id: the run is created now (timeouts.start counts from here) */
+    sb_ulid_new(now, op->run.run_id);
+    memcpy(op->run.event_id, d.event_id, sizeof op->run.event_id);
+    op->run.qid = sbd_qid_new(op->in->qids);
+    op->run.due_at = now;
+    op->run.event = NULL; /* loaded from the store (a batch: with its events) */
+    if (d.kind == DEFER_BATCH)
+        rc = sb_store_run_events_move(st, d.id, op->run.run_id, err);
+    if (!rc)
+        rc = sbd_ingest_insert_run_in_txn(st, op->run.run_id, d.function_id, d.app_id, d.event_id,
+                                          now, op->run.qid, now, err);
+    op->started = rc == 0;
+out:
+    sb_deferred_rec_free(&d);
+    return rc;
+}
+
+static void fire_done(struct wop *w, int rc, const struct sb_err *err)
+{
+    struct fire_op *op = (struct fire_op *)w;
+    if (rc) {
+        SB_LOG(SB_ERROR, "deferred_fire_failed", "deferred start %s did not fire: %s", op->id,
+               err ? err->msg : "?");
+    } else if (op->started) {
+        SBD_COUNT(runs_started);
+        if (op->in->notify->runs_created) {
+            op->in->notify->runs_created(op->in->ctx, &op->run, 1); /* takes function_id */
+            op->run.function_id = NULL;
+        }
+    }
+    free(op->run.function_id);
+    void (*on_done)(void *) = op->on_done;
+    void *ctx = op->ctx;
+    free(op);
+    if (on_done)
+        on_done(ctx);
+}
+
+struct wop *sbd_ingest_fire_deferred_new(struct sbd_ingest *in, const char *id,
+                                         void (*done)(void *ctx), void *ctx)
+{
+    struct fire_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return NULL;
+    op->wop.apply = fire_apply_in_txn;
+    op->wop.done = fire_done;
+    op->in = in;
+    snprintf(op->id, sizeof op->id, "%s", id);
+    op->on_done = done;
+    op->ctx = ctx;
+    return &op->wop;
 }

@@ -2,7 +2,6 @@
 #include "lifecycle.h"
 #include "common/json.h"
 #include "common/ulid.h"
-#include "sbd.h"
 #include "store/store.h"
 
 #include <stdlib.h>
@@ -12,7 +11,7 @@
 
 /* One event {data, id, name, ts, user} in canonical form: 0, SB_ENOMEM, or
  * SB_EINVAL when data cannot be encoded (nested too deeply). */
-static int make_event(struct parsed_event *pe, const char *name, json_t *data, int64_t now)
+static int make_event(struct sbd_event *pe, const char *name, json_t *data, int64_t now)
 {
     memset(pe, 0, sizeof *pe);
     sb_ulid_new(now, pe->id);
@@ -51,18 +50,15 @@ static json_t *lifecycle_data(const char *fn_id, const char *run_id, json_t *tri
     return data;
 }
 
-static void free_events(struct parsed_event *evs, size_t n)
+static void free_events(struct sbd_event *evs, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(evs[i].name);
-        free(evs[i].body);
-    }
+    for (size_t i = 0; i < n; i++)
+        sbd_event_clear(&evs[i]);
 }
 
 /* finished, and failed or cancelled, with data; SB_EINVAL when data cannot
  * be encoded. */
-static int make_events(struct parsed_event evs[2], size_t *n, int status, json_t *data,
-                       int64_t now)
+static int make_events(struct sbd_event evs[2], size_t *n, int status, json_t *data, int64_t now)
 {
     *n = 0;
     if (!data)
@@ -83,8 +79,8 @@ static int make_events(struct parsed_event evs[2], size_t *n, int status, json_t
  * encoded (a value stored before the JSON envelope existed, nested deeper
  * than the writer allows), with the trigger named instead of embedded and
  * the outcome replaced by a note: the events are still sent. */
-static int build_events(struct parsed_event evs[2], size_t *n, const char *fn_id,
-                        const char *run_id, const char *ev_name, const char *ev_body, int status,
+static int build_events(struct sbd_event evs[2], size_t *n, const char *fn_id, const char *run_id,
+                        const char *ev_name, const char *ev_body, int status,
                         const char *outcome_text, int64_t now)
 {
     json_t *trigger = parse_or_null(ev_body);
@@ -108,13 +104,13 @@ static int build_events(struct parsed_event evs[2], size_t *n, const char *fn_id
     return rc;
 }
 
-int sbd_lifecycle_emit_in_txn(struct sb_store *st, struct sbd *sbd, const char *run_id, int status,
-                              const char *output, const char *error, int64_t now,
+int sbd_lifecycle_emit_in_txn(struct sb_store *st, struct sbd_ingest *in, const char *run_id,
+                              int status, const char *output, const char *error, int64_t now,
                               struct ingest_batch *batch, struct sb_err *err)
 {
     memset(batch, 0, sizeof *batch);
     char *fn_id, *ev_name, *ev_body;
-    int rc = sb_store_run_trigger(st, run_id, &fn_id, &ev_name, &ev_body);
+    int rc = sb_store_run_trigger(st, run_id, &fn_id, &ev_name, &ev_body, err);
     if (rc == SB_ENOTFOUND)
         return 0;
     if (rc)
@@ -125,7 +121,7 @@ int sbd_lifecycle_emit_in_txn(struct sb_store *st, struct sbd *sbd, const char *
         free(fn_id), free(ev_name), free(ev_body);
         return 0; /* no lifecycle events about lifecycle-triggered runs */
     }
-    struct parsed_event evs[2];
+    struct sbd_event evs[2];
     size_t n = 0;
     rc = build_events(evs, &n, fn_id, run_id, ev_name, ev_body, status,
                       status == RUN_COMPLETED ? output : error, now);
@@ -138,7 +134,7 @@ int sbd_lifecycle_emit_in_txn(struct sb_store *st, struct sbd *sbd, const char *
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     }
     batch->emitted = true;
-    if (sbd_ingest_prepare(sbd, batch) != 0)
+    if (sbd_ingest_prepare(in, batch) != 0)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
-    return sbd_ingest_apply(st, sbd, batch, err);
+    return sbd_ingest_apply_in_txn(st, in, batch, err);
 }

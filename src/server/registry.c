@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "cron/cron.h"
+#include "event.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -135,11 +136,10 @@ static bool trigger_matches(const struct trigger *t, const char *name)
     return strcmp(name, t->event) == 0;
 }
 
-void sb_snap_match(const struct reg_snap *s, const char *name, const char *event_body,
+void sb_snap_match(const struct reg_snap *s, struct sbd_event *ev,
                    void (*cb)(void *ctx, const struct fn *f), void *ctx)
 {
-    json_t *event = NULL; /* parsed on first need */
-    bool parsed = false;
+    const char *name = ev->name;
     for (size_t i = 0; i < s->n; i++) {
         const struct fn *f = s->fns[i];
         if (f->removed)
@@ -148,12 +148,8 @@ void sb_snap_match(const struct reg_snap *s, const char *name, const char *event
             const struct trigger *t = &f->triggers[j];
             if (!trigger_matches(t, name))
                 continue;
-            if (t->expr) {
-                if (!parsed) {
-                    parsed = true;
-                    event = event_body ? sb_json_parse(event_body, strlen(event_body), NULL) : NULL;
-                }
-                struct sb_expr_var var = { "event", event };
+            if (t->expr) { /* the event parsed on first need, once (event.h) */
+                struct sb_expr_var var = { "event", sbd_event_json(ev) };
                 if (!sb_expr_test(t->expr, &var, 1))
                     continue;
             }
@@ -161,7 +157,6 @@ void sb_snap_match(const struct reg_snap *s, const char *name, const char *event
             break;
         }
     }
-    json_decref(event);
 }
 
 void sb_snap_cancel_rules(const struct reg_snap *s, const char *name,

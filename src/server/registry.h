@@ -116,11 +116,12 @@ struct reg_snap *sb_registry_acquire(struct sb_registry *r);
 void sb_snap_release(struct reg_snap *s);
 /* Function by id (borrowed from the snapshot) or NULL. */
 const struct fn *sb_snap_find(const struct reg_snap *s, const char *id);
-/* Calls cb for every live function with an event trigger matching the event
- * (its name, then its `if` expression evaluated with `event` = the event;
- * event_body is the event's JSON, parsed only when an expression needs it).
- * A function is reported at most once per event. */
-void sb_snap_match(const struct reg_snap *s, const char *name, const char *event_body,
+/* Calls cb for every live function with an event trigger matching ev (its
+ * name, then its `if` expression evaluated with `event` = the event, whose
+ * body is parsed only when an expression needs it, and kept in ev for the
+ * rules after: event.h). A function is reported at most once per event. */
+struct sbd_event;
+void sb_snap_match(const struct reg_snap *s, struct sbd_event *ev,
                    void (*cb)(void *ctx, const struct fn *f), void *ctx);
 
 /* Calls cb for every function (live or not) with a cancel rule on `name`. */

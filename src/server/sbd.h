@@ -1,7 +1,10 @@
 /* sbd.h - sysbusd's process context: the settings and every component,
- * created by main.c in dependency order and passed to the HTTP handlers as
- * the application context. Components never reach each other through
- * globals; they go through this struct. */
+ * created by daemon.c in dependency order and passed to the HTTP handlers
+ * as the application context. Components never reach each other through
+ * globals. Those above ingest (the API, the engine, the scheduler) go
+ * through this struct; ingest and what it calls (flow, defer, waits,
+ * cancel, event, qid) do not see it: ingest is given its registry, queue
+ * ids and notification table when daemon.c creates it. */
 #ifndef SBD_SBD_H
 #define SBD_SBD_H
 
@@ -10,6 +13,7 @@
 
 #include "common/err.h"
 #include "common/sign.h"
+#include "qid.h"
 #include "settings.h"
 
 struct sb_store;
@@ -21,6 +25,7 @@ struct sb_syncer;
 struct sb_httpd;
 struct sb_janitor;
 struct sb_scheduler;
+struct sbd_ingest;
 
 struct sbd {
     struct sbd_settings cfg;
@@ -30,8 +35,10 @@ struct sbd {
     struct sb_signing_key signing_key_fallback; /* rotation: also accepted as a bearer */
     bool has_signing_key_fallback;
     struct sb_store *store; /* writable connection: writer thread only */
+    struct sbd_qids qids;   /* queue item ids, loaded before the threads start */
     struct sb_writer *writer;
     struct sb_registry *registry;
+    struct sbd_ingest *ingest; /* announces its commits through daemon.c's table */
     struct sb_engine *engine;
     struct sb_waiters *waiters;
     struct sb_syncer *syncer;

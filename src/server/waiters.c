@@ -74,11 +74,13 @@ int sbd_read_event_runs(const char *event_id, json_t **body, bool *ended, struct
     *ended = running == 0;
     json_t *meta = json_pack("{s:I}", "count", (json_int_t)json_array_size(runs));
     int64_t due_at;
-    int held = json_array_size(runs) == 0 ? sb_store_event_held(st, event_id, &due_at) : 0;
-    if (held < 0) { /* "no runs, none to come" is not known: no answer yet */
+    bool held = false;
+    int hrc = json_array_size(runs) == 0 ? sb_store_event_held(st, event_id, &held, &due_at, err)
+                                         : 0;
+    if (hrc) { /* "no runs, none to come" is not known: no answer yet */
         json_decref(runs);
         json_decref(meta);
-        sb_err_set(err, held, "cannot tell whether event %s is held by a debounce or batch",
+        sb_err_set(err, hrc, "cannot tell whether event %s is held by a debounce or batch",
                    event_id);
         return read_failed(st, body, err);
     }

@@ -3,9 +3,10 @@
  * of the event) has ended, or at the deadline with the current state.
  *
  * One thread owns the waiting requests. sb_waiters_notify (called by the
- * writer thread when a run's end is committed) wakes it; it re-reads the
- * store for the waiters on that run or event and answers those that are
- * done. A new waiter is checked once right after it is added, so an end that
+ * writer thread when a run's end is committed, and through ingest's
+ * events_held notification when a debounce may have let go of an event)
+ * wakes it; it re-reads the store for the waiters on that run or event and
+ * answers those that are done. A new waiter is checked once right after it is added, so an end that
  * committed between the handler's first read and the registration is not
  * missed. */
 #ifndef SBD_WAITERS_H

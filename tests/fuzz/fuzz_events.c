@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size -= (size_t)(nl - data) + 1;
         data = nl + 1;
     }
-    struct parsed_event *evs;
+    struct sbd_event *evs;
     size_t n;
     const char *code;
     struct sb_err err;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "common/json.h"
+#include "server/event.h"
 #include "server/registry.h"
 
 static void count(void *ctx, const struct fn *f)
@@ -39,7 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct reg_snap *s = sb_registry_acquire(reg);
     int hits = 0;
     const char *name = sb_json_str(body, "probe");
-    sb_snap_match(s, name ? name : "a/b", sb_json_str(body, "event_body"), count, &hits);
+    /* name and body borrowed from the input: only the parsed tree is freed */
+    struct sbd_event ev = { .name = (char *)(name ? name : "a/b"),
+                            .body = (char *)sb_json_str(body, "event_body") };
+    sb_snap_match(s, &ev, count, &hits);
+    json_decref(ev.json);
     sb_snap_release(s);
     for (size_t k = 0; k < n; k++)
         sb_fn_unref(parsed[k]);

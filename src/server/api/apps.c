@@ -156,7 +156,7 @@ struct delete_op {
     char *app_id;
 };
 
-static int delete_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int delete_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct delete_op *op = (struct delete_op *)w;
     int rc = sb_store_app_delete(st, op->app_id, sb_now_ms(), err);
@@ -196,7 +196,7 @@ void h_app_delete(struct sb_req *req)
         sb_reply_error(req, 500, "INTERNAL", "out of memory");
         return;
     }
-    op->wop.apply = delete_apply;
+    op->wop.apply = delete_apply_in_txn;
     op->wop.done = delete_done;
     op->req = req;
     op->sbd = sbd;

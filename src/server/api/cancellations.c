@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "common/ulid.h"
+#include "server/cancel.h"
 #include "server/expr/expr.h"
 #include "server/ingest.h"
 #include "server/sbd.h"
@@ -39,13 +40,18 @@ static void cancel_op_free(struct cancel_op *op)
     free(op);
 }
 
-static int cancel_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int cancel_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct cancel_op *op = (struct cancel_op *)w;
     op->nids = 0;
-    int rc = sbd_cancel_matching(st, op->app_id, op->function_id, op->rec.started_after,
-                                 op->rec.started_before, op->expr, NULL, "bulk cancellation",
-                                 op->rec.created_at, &op->ids, &op->nids, err);
+    struct cancel_match m = { .app_id = op->app_id,
+                              .function_id = op->function_id,
+                              .after = op->rec.started_after,
+                              .before = op->rec.started_before,
+                              .expr = op->expr,
+                              .reason = "bulk cancellation",
+                              .now = op->rec.created_at };
+    int rc = sbd_cancel_matching_in_txn(st, &m, &op->ids, &op->nids, err);
     if (rc)
         return rc;
     op->rec.run_count = (int64_t)op->nids;
@@ -62,7 +68,7 @@ static void cancel_done(struct wop *w, int rc, const struct sb_err *err)
         sb_reply_error(op->req, transient ? 503 : 500, "STORE_ERROR",
                        "cancellation not recorded: %s", err ? err->msg : "store error");
     } else {
-        sbd_cancel_committed(op->sbd, op->ids, op->nids);
+        sbd_ingest_announce_cancels(op->sbd->ingest, op->ids, op->nids); /* the engine's */
         json_t *runs = json_array();
         for (size_t i = 0; i < op->nids; i++)
             json_array_append_new(runs, json_string(op->ids[i]));
@@ -127,7 +133,7 @@ void h_cancellations_post(struct sb_req *req)
     op->rec.expression = op->expr_src;
     op->rec.created_at = sb_now_ms();
     sb_ulid_new(op->rec.created_at, op->rec.id);
-    op->wop.apply = cancel_apply;
+    op->wop.apply = cancel_apply_in_txn;
     op->wop.done = cancel_done;
     op->req = req;
     op->sbd = sbd;

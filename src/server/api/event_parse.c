@@ -13,14 +13,21 @@
 #define MAX_VERSION 128
 #define MAX_TS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
-void sbd_events_free(struct parsed_event *evs, size_t n)
+/* The cap of one normalized event, the buffer that outside input fills. The
+ * normalized event re-encodes part of the body: whitespace goes, escapes
+ * such as \u00e9 become the shorter character, and only a number can grow,
+ * by at most 21/4 (9e20 is written out as 900000000000000000000). To that
+ * the normalizer adds a few fixed keys, a ULID and a timestamp. So no event
+ * that passed the parse can reach NORM_GROWTH times the body plus
+ * NORM_EXTRA; the body itself is bounded by --max-body. */
+#define NORM_GROWTH 6
+#define NORM_EXTRA 1024
+
+static size_t norm_cap(size_t body_len)
 {
-    for (size_t i = 0; evs && i < n; i++) {
-        free(evs[i].name);
-        free(evs[i].body);
-        free(evs[i].dedupe_key);
-    }
-    free(evs);
+    if (body_len > (SIZE_MAX - NORM_EXTRA) / NORM_GROWTH)
+        return SIZE_MAX;
+    return body_len * NORM_GROWTH + NORM_EXTRA;
 }
 
 /* "<ms>,<base64 of 10 bytes>" */
@@ -54,65 +61,68 @@ static void seeded_id(int64_t ms, const uint8_t entropy[10], size_t index, char 
     sb_ulid_from_parts(ms, e, out);
 }
 
-static int bad(const char **code, const char *c, struct sb_err *err, int status, const char *fmt,
+/* Fills err with code and the message, *rule with the stable name of the
+ * rule that failed, and returns code. */
+static int bad(const char **rule, const char *name, struct sb_err *err, int code, const char *fmt,
                ...) __attribute__((format(printf, 5, 6)));
-static int bad(const char **code, const char *c, struct sb_err *err, int status, const char *fmt,
+static int bad(const char **rule, const char *name, struct sb_err *err, int code, const char *fmt,
                ...)
 {
     va_list ap;
     va_start(ap, fmt);
     if (err) {
-        err->code = SB_EINVAL;
+        err->code = code;
+        err->sys_errno = 0;
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     }
     va_end(ap);
-    *code = c;
-    return status;
+    *rule = name;
+    return code;
 }
 
-static int normalize(const json_t *in, size_t i, int64_t now, struct parsed_event *ev,
+static int normalize(const json_t *in, size_t i, int64_t now, size_t cap, struct sbd_event *ev,
                      const char **code, struct sb_err *err)
 {
     if (!json_is_object(in))
-        return bad(code, "INVALID_EVENT", err, 400, "event %zu: must be a JSON object", i);
+        return bad(code, "INVALID_EVENT", err, SB_EINVAL, "event %zu: must be a JSON object", i);
     struct sb_err nerr = { 0 };
     json_t *namev = json_object_get(in, "name");
     int nrc = sb_json_name(namev, "'name'", MAX_NAME, &nerr);
     if (nrc == SB_ENOTFOUND || (json_is_string(namev) && json_string_length(namev) == 0))
-        return bad(code, "MISSING_NAME", err, 400,
+        return bad(code, "MISSING_NAME", err, SB_EINVAL,
                    "event %zu: 'name' is required (a non-empty string)", i);
     if (nrc)
-        return bad(code, "INVALID_EVENT", err, 400, "event %zu: %s", i, nerr.msg);
+        return bad(code, "INVALID_EVENT", err, SB_EINVAL, "event %zu: %s", i, nerr.msg);
     const char *name = json_string_value(namev);
     json_t *data = json_object_get(in, "data");
     if (data && !json_is_null(data) && !json_is_object(data))
-        return bad(code, "INVALID_EVENT", err, 400,
+        return bad(code, "INVALID_EVENT", err, SB_EINVAL,
                    "event %zu ('%.100s'): 'data' must be an object", i, name);
     json_t *user = json_object_get(in, "user");
     if (user && !json_is_null(user) && !json_is_object(user))
-        return bad(code, "INVALID_EVENT", err, 400,
+        return bad(code, "INVALID_EVENT", err, SB_EINVAL,
                    "event %zu ('%.100s'): 'user' must be an object", i, name);
     json_t *idv = json_object_get(in, "id");
     if (json_is_string(idv) && json_string_length(idv) == 0)
         idv = NULL; /* "" means no id, as in the SDKs */
     if (sb_json_name(idv, "'id'", MAX_ID, &nerr) == SB_EINVAL)
-        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): %s", i, name,
+        return bad(code, "INVALID_EVENT", err, SB_EINVAL, "event %zu ('%.100s'): %s", i, name,
                    nerr.msg);
     json_t *tsv = json_object_get(in, "ts");
     int64_t ts = now;
     if (tsv && !json_is_null(tsv) && (!sb_json_as_int(tsv, &ts) || ts < 0 || ts > MAX_TS))
-        return bad(code, "INVALID_EVENT", err, 400,
+        return bad(code, "INVALID_EVENT", err, SB_EINVAL,
                    "event %zu ('%.100s'): 'ts' must be a timestamp in milliseconds (an integer "
                    "from 0 to %lld, 9999-12-31)",
                    i, name, (long long)MAX_TS);
     json_t *v = json_object_get(in, "v");
     if (v && !json_is_null(v) && sb_json_name(v, "'v'", MAX_VERSION, &nerr) != 0)
-        return bad(code, "INVALID_EVENT", err, 400, "event %zu ('%.100s'): %s", i, name,
+        return bad(code, "INVALID_EVENT", err, SB_EINVAL, "event %zu ('%.100s'): %s", i, name,
                    nerr.msg);
     const char *uid = json_is_string(idv) ? json_string_value(idv) : NULL;
     /* The normalized event, written directly in canonical form (keys in
      * order: data, id, name, ts, user, v) rather than built as a tree. */
-    struct sb_buf b = SB_BUF_INIT(0);
+    struct sb_buf b = SB_BUF_INIT(cap);
     int wrc = sb_buf_puts(&b, "{\"data\":");
     wrc |= json_is_object(data) ? sb_json_write(&b, data) : sb_buf_puts(&b, "{}");
     wrc |= sb_buf_puts(&b, ",\"id\":");
@@ -129,44 +139,44 @@ static int normalize(const json_t *in, size_t i, int64_t now, struct parsed_even
     wrc |= sb_buf_putc(&b, '}');
     if (wrc) {
         sb_buf_free(&b);
-        return bad(code, "INTERNAL", err, 500, "event %zu: cannot encode it", i);
+        return bad(code, "INTERNAL", err, SB_EINTERNAL, "event %zu: cannot encode it", i);
     }
     ev->body = sb_buf_steal(&b, NULL);
     ev->name = strdup(name);
     ev->dedupe_key = uid ? strdup(uid) : NULL;
     ev->ts = ts;
     if (!ev->body || !ev->name || (uid && !ev->dedupe_key))
-        return bad(code, "INTERNAL", err, 500, "out of memory");
+        return bad(code, "INTERNAL", err, SB_ENOMEM, "out of memory");
     return 0;
 }
 
 int sbd_events_parse(const char *text, size_t len, const char *seed_header, int64_t now,
-                     struct parsed_event **out, size_t *n, const char **code, struct sb_err *err)
+                     struct sbd_event **out, size_t *n, const char **code, struct sb_err *err)
 {
     *out = NULL;
     *n = 0;
     if (len == 0)
-        return bad(code, "EMPTY_BODY", err, 400, "request body is empty; send JSON");
+        return bad(code, "EMPTY_BODY", err, SB_EINVAL, "request body is empty; send JSON");
     struct sb_err perr = { 0 };
     json_t *body = sb_json_parse_input(text, len, 0, &perr);
     if (!body)
-        return bad(code, perr.code == SB_ETOOBIG ? "TOO_DEEP" : "INVALID_JSON", err, 400, "%s",
-                   perr.msg);
-    int status = 0;
+        return bad(code, perr.code == SB_ETOOBIG ? "TOO_DEEP" : "INVALID_JSON", err, SB_EINVAL,
+                   "%s", perr.msg);
+    int rc = 0;
     if (!json_is_object(body) && !json_is_array(body)) {
-        status = bad(code, "INVALID_EVENT", err, 400,
-                     "body must be an event object or an array of events");
+        rc = bad(code, "INVALID_EVENT", err, SB_EINVAL,
+                 "body must be an event object or an array of events");
         goto done;
     }
     size_t count = json_is_array(body) ? json_array_size(body) : 1;
     if (count > SBD_MAX_EVENTS) {
-        status = bad(code, "TOO_MANY_EVENTS", err, 413,
-                     "%zu events in one request; the limit is %d", count, SBD_MAX_EVENTS);
+        rc = bad(code, "TOO_MANY_EVENTS", err, SB_ETOOBIG,
+                 "%zu events in one request; the limit is %d", count, SBD_MAX_EVENTS);
         goto done;
     }
-    struct parsed_event *evs = calloc(count ? count : 1, sizeof *evs);
+    struct sbd_event *evs = calloc(count ? count : 1, sizeof *evs);
     if (!evs) {
-        status = bad(code, "INTERNAL", err, 500, "out of memory");
+        rc = bad(code, "INTERNAL", err, SB_ENOMEM, "out of memory");
         goto done;
     }
     int64_t seed_ms;
@@ -178,7 +188,7 @@ int sbd_events_parse(const char *text, size_t len, const char *seed_header, int6
         else
             sb_ulid_new(now, evs[i].id);
         const json_t *in = json_is_array(body) ? json_array_get(body, i) : body;
-        if ((status = normalize(in, i, now, &evs[i], code, err)) != 0) {
+        if ((rc = normalize(in, i, now, norm_cap(len), &evs[i], code, err)) != 0) {
             sbd_events_free(evs, i + 1);
             goto done;
         }
@@ -187,5 +197,5 @@ int sbd_events_parse(const char *text, size_t len, const char *seed_header, int6
     *n = count;
 done:
     json_decref(body);
-    return status;
+    return rc;
 }

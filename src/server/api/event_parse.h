@@ -19,22 +19,20 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "common/ulid.h"
+#include "server/event.h"
 
 #define SBD_MAX_EVENTS 5000
 
-struct parsed_event {
-    char id[SB_ULID_SIZE];
-    char *name;
-    char *body;       /* normalized, canonical JSON */
-    char *dedupe_key; /* the user's `id`, or NULL */
-    int64_t ts;
-};
-
-/* Returns 0 with *out (malloc'd, *n events), or an HTTP status (400, 413,
- * 500) with *code (a stable string such as "MISSING_NAME") and err->msg. */
+/* Returns 0 with *out (malloc'd, *n events: free with sbd_events_free), or
+ * a negative code with err->msg saying what is wrong and *rule naming the
+ * rule the body broke as the API's stable error code:
+ *  - SB_EINVAL: the body is not a valid event or array of events (rule
+ *    "EMPTY_BODY", "INVALID_JSON", "TOO_DEEP", "MISSING_NAME",
+ *    "INVALID_EVENT");
+ *  - SB_ETOOBIG: more than SBD_MAX_EVENTS events ("TOO_MANY_EVENTS");
+ *  - SB_ENOMEM: out of memory ("INTERNAL").
+ * Mapping a code to an HTTP status is the API handler's (events.c). */
 int sbd_events_parse(const char *body, size_t len, const char *seed_header, int64_t now,
-                     struct parsed_event **out, size_t *n, const char **code, struct sb_err *err);
-void sbd_events_free(struct parsed_event *evs, size_t n);
+                     struct sbd_event **out, size_t *n, const char **rule, struct sb_err *err);
 
 #endif

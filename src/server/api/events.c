@@ -31,10 +31,10 @@ static void ingest_free(struct ingest_op *op)
     free(op);
 }
 
-static int ingest_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int ingest_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct ingest_op *op = (struct ingest_op *)w;
-    return sbd_ingest_apply(st, op->sbd, &op->batch, err);
+    return sbd_ingest_apply_in_txn(st, op->sbd->ingest, &op->batch, err);
 }
 
 static void ingest_done(struct wop *w, int rc, const struct sb_err *err)
@@ -50,7 +50,7 @@ static void ingest_done(struct wop *w, int rc, const struct sb_err *err)
         return;
     }
     /* hand the new runs to the engine, then acknowledge */
-    sbd_ingest_committed(op->sbd, &op->batch);
+    sbd_ingest_committed(op->sbd->ingest, &op->batch);
     /* the answer, written directly: {"ids":[...],"status":200}; bounded
      * (at most 5,000 ids of at most 512 bytes, all checked at parse) */
     struct sb_buf reply = SB_BUF_INIT(0);
@@ -68,20 +68,29 @@ static void ingest_done(struct wop *w, int rc, const struct sb_err *err)
     ingest_free(op);
 }
 
+/* The answer to a body the parser refused: 400 for one that breaks a rule,
+ * 413 for too many events, 500 otherwise; the rule is the stable code. */
+static void reply_parse_error(struct sb_req *req, int rc, const char *rule,
+                              const struct sb_err *err)
+{
+    int status = rc == SB_EINVAL ? 400 : rc == SB_ETOOBIG ? 413 : 500;
+    sb_reply_error(req, status, rule ? rule : "INTERNAL", "%s", err->msg);
+}
+
 void h_events_post(struct sb_req *req)
 {
     struct sbd *sbd = sb_req_app(req);
     size_t len;
     const char *body = sb_req_body(req, &len);
     int64_t now = sb_now_ms();
-    struct parsed_event *parsed;
+    struct sbd_event *parsed;
     size_t n;
-    const char *code = NULL;
+    const char *rule = NULL;
     struct sb_err err = { 0 };
-    int status = sbd_events_parse(body, len, sb_req_header(req, "x-inngest-event-id-seed"), now,
-                                  &parsed, &n, &code, &err);
-    if (status) {
-        sb_reply_error(req, status, code, "%s", err.msg);
+    int rc = sbd_events_parse(body, len, sb_req_header(req, "x-inngest-event-id-seed"), now,
+                              &parsed, &n, &rule, &err);
+    if (rc) {
+        reply_parse_error(req, rc, rule, &err);
         return;
     }
     struct ingest_op *op = calloc(1, sizeof *op);
@@ -93,11 +102,11 @@ void h_events_post(struct sb_req *req)
         return;
     }
     free(parsed); /* the batch took the strings */
-    op->wop.apply = ingest_apply;
+    op->wop.apply = ingest_apply_in_txn;
     op->wop.done = ingest_done;
     op->req = req;
     op->sbd = sbd;
-    if (sbd_ingest_prepare(sbd, &op->batch) != 0) {
+    if (sbd_ingest_prepare(sbd->ingest, &op->batch) != 0) {
         ingest_free(op);
         sb_reply_error(req, 500, "INTERNAL", "out of memory");
         return;

@@ -57,7 +57,7 @@ static void register_free(struct register_op *op)
     free(op);
 }
 
-static int register_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int register_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct register_op *op = (struct register_op *)w;
     struct app_rec app = { op->app_id,      op->url,      op->sdk, op->framework,
@@ -88,7 +88,7 @@ static int register_apply(struct sb_store *st, struct wop *w, struct sb_err *err
         rc = sb_store_functions_prune(st, op->app_id, keep, op->nfns, op->now, err);
     free(keep);
     for (size_t i = 0; !rc && i < op->nfns; i++)
-        rc = sb_scheduler_sync_function(st, op->fns[i], op->now, err);
+        rc = sb_scheduler_sync_function_in_txn(st, op->fns[i], op->now, err);
     if (!rc)
         rc = sb_store_cron_prune(st, err); /* crons of removed functions */
     return rc;
@@ -172,104 +172,143 @@ static int register_check_fields(const json_t *body, struct sb_err *err)
     return 0;
 }
 
-void h_register(struct sb_req *req)
+/* A worker that expects the other mode (X-Inngest-Expected-Server-Kind) is
+ * told so (400) rather than synced into calls it would refuse. */
+static bool server_kind_ok(struct sb_req *req, const struct sbd *sbd)
 {
-    struct sbd *sbd = sb_req_app(req);
     const char *expected = sb_req_header(req, "X-Inngest-Expected-Server-Kind");
     const char *kind = sbd->cfg.dev ? "dev" : "cloud";
-    if (expected && *expected && strcmp(expected, kind) != 0) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "Expected server kind %s, got %s: the worker runs in %s mode but sysbusd %s",
-                 expected, kind, expected,
-                 sbd->cfg.dev ? "runs with --dev" : "requires signed requests");
-        reply_400(req, msg);
-        return;
-    }
-    json_t *body = api_body_json(req);
-    if (!body)
-        return;
-    char msg[700];
+    if (!expected || !*expected || strcmp(expected, kind) == 0)
+        return true;
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "Expected server kind %s, got %s: the worker runs in %s mode but sysbusd %s", expected,
+             kind, expected, sbd->cfg.dev ? "runs with --dev" : "requires signed requests");
+    reply_400(req, msg);
+    return false;
+}
+
+/* The app's part of the body (appName, its fields, url, the functions
+ * array and its size): 0, or SB_EINVAL after answering 400. */
+static int register_check_body(struct sb_req *req, const json_t *body)
+{
     const char *app = sb_json_str(body, "appName");
     const char *url = sb_json_str(body, "url");
     json_t *fns = json_object_get(body, "functions");
-    if (!json_is_object(body) || !app || !*app) {
-        reply_400(req, "appName is required");
-        json_decref(body);
-        return;
-    }
+    const char *why = NULL;
+    char msg[100];
     struct sb_err ferr = { 0 };
-    if (register_check_fields(body, &ferr) != 0) {
-        reply_400(req, ferr.msg);
-        json_decref(body);
-        return;
+    if (!json_is_object(body) || !app || !*app)
+        why = "appName is required";
+    else if (register_check_fields(body, &ferr) != 0)
+        why = ferr.msg;
+    else if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
+        why = "url is required and must be an http(s) URL";
+    else if (fns && !json_is_null(fns) && !json_is_array(fns))
+        why = "functions must be an array";
+    else if (json_array_size(fns) > MAX_FUNCTIONS) {
+        snprintf(msg, sizeof msg, "%zu functions; at most %d per app", json_array_size(fns),
+                 MAX_FUNCTIONS);
+        why = msg;
     }
-    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
-        reply_400(req, "url is required and must be an http(s) URL");
-        json_decref(body);
-        return;
-    }
-    if (fns && !json_is_null(fns) && !json_is_array(fns)) {
-        reply_400(req, "functions must be an array");
-        json_decref(body);
-        return;
-    }
-    size_t n = json_array_size(fns);
-    if (n > MAX_FUNCTIONS) {
-        snprintf(msg, sizeof msg, "%zu functions; at most %d per app", n, MAX_FUNCTIONS);
-        reply_400(req, msg);
-        json_decref(body);
-        return;
-    }
+    if (!why)
+        return 0;
+    reply_400(req, why);
+    return SB_EINVAL;
+}
+
+/* The op for a checked body, with copies of the app's fields and room for
+ * its functions; NULL when out of memory. */
+static struct register_op *register_op_new(struct sb_req *req, struct sbd *sbd, const json_t *body)
+{
+    size_t n = json_array_size(json_object_get(body, "functions"));
     struct register_op *op = calloc(1, sizeof *op);
     if (!op || !(op->fns = calloc(n ? n : 1, sizeof *op->fns))) {
         free(op);
-        json_decref(body);
-        sb_reply_error(req, 500, "INTERNAL", "out of memory");
-        return;
+        return NULL;
     }
-    op->wop.apply = register_apply;
+    op->wop.apply = register_apply_in_txn;
     op->wop.done = register_done;
     op->req = req;
     op->sbd = sbd;
     op->now = sb_now_ms();
-    op->app_id = strdup(app);
-    op->url = strdup(url);
     const char *s;
+    op->app_id = strdup(sb_json_str(body, "appName"));
+    op->url = strdup(sb_json_str(body, "url"));
     op->sdk = (s = sb_json_str(body, "sdk")) ? strdup(s) : NULL;
     op->framework = (s = sb_json_str(body, "framework")) ? strdup(s) : NULL;
     op->app_version = (s = sb_json_str(body, "appVersion")) ? strdup(s) : NULL;
     op->checksum = checksum_of(body);
-    for (size_t i = 0; i < n; i++) {
+    return op;
+}
+
+/* Every function of the body, parsed into op: 0, or SB_EINVAL after
+ * answering 400 naming the function (one bad function rejects the sync). */
+static int register_parse_functions(struct sb_req *req, struct register_op *op, const char *app,
+                                    const json_t *fns)
+{
+    char msg[700];
+    for (size_t i = 0; i < json_array_size(fns); i++) {
         struct sb_err err = { 0 };
         struct fn *f = sb_fn_parse(json_array_get(fns, i), app, &err);
         if (!f) {
             snprintf(msg, sizeof msg, "app %s: %s", app, err.msg);
             reply_400(req, msg);
-            goto fail;
+            return SB_EINVAL;
         }
         for (size_t j = 0; j < op->nfns; j++) {
             if (strcmp(op->fns[j]->id, f->id) == 0) {
                 snprintf(msg, sizeof msg, "app %s: function id '%s' appears twice", app, f->id);
                 sb_fn_unref(f);
                 reply_400(req, msg);
-                goto fail;
+                return SB_EINVAL;
             }
         }
         op->fns[op->nfns++] = f;
     }
+    return 0;
+}
+
+/* Whether the app changed since its last sync. A checksum that cannot be
+ * read counts as changed: the full registration is the safe side (it
+ * rewrites what an unchanged one would keep). */
+static bool app_modified(const char *app, const char *checksum)
+{
+    struct sb_store *st = sb_store_reader();
+    char *old = NULL;
+    int crc = st ? sb_store_app_get(st, app, &old, NULL, NULL) : SB_EUNAVAIL;
+    bool modified = crc != 0 || !old || strcmp(old, checksum) != 0;
+    free(old);
+    return modified;
+}
+
+void h_register(struct sb_req *req)
+{
+    struct sbd *sbd = sb_req_app(req);
+    if (!server_kind_ok(req, sbd))
+        return;
+    json_t *body = api_body_json(req);
+    if (!body)
+        return;
+    if (register_check_body(req, body) != 0) {
+        json_decref(body);
+        return;
+    }
+    struct register_op *op = register_op_new(req, sbd, body);
+    if (!op) {
+        json_decref(body);
+        sb_reply_error(req, 500, "INTERNAL", "out of memory");
+        return;
+    }
+    const char *app = sb_json_str(body, "appName");
+    if (register_parse_functions(req, op, app, json_object_get(body, "functions")) != 0)
+        goto fail;
     if (!op->app_id || !op->url || !op->checksum) {
         sb_reply_error(req, 500, "INTERNAL", "out of memory");
         goto fail;
     }
-    /* unchanged app: only its sync time is recorded. A checksum that cannot
-     * be read counts as changed: the full registration is the safe side (it
-     * rewrites what an unchanged one would keep). */
-    struct sb_store *st = sb_store_reader();
-    char *old = NULL;
-    int crc = st ? sb_store_app_get(st, app, &old, NULL, NULL) : SB_EUNAVAIL;
-    op->modified = crc != 0 || !old || strcmp(old, op->checksum) != 0;
-    free(old);
+    /* unchanged app: only its sync time is recorded */
+    op->modified = app_modified(app, op->checksum);
     json_decref(body);
     sb_req_suspend(req);
     sb_writer_submit(sbd->writer, &op->wop);

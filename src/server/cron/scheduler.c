@@ -8,8 +8,6 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/ulid.h"
-#include "server/defer.h"
-#include "server/engine/engine.h"
 #include "server/ingest.h"
 #include "server/registry.h"
 #include "server/sbd.h"
@@ -27,6 +25,12 @@ struct sb_scheduler {
     struct sb_bg bg;
     int kicked; /* bg.lock */
     int firing; /* a fire op is in the writer (bg.lock) */
+    /* Kicks come from the writer thread (a commit's notification) until the
+     * writer stops, which is after this thread has stopped: stopped, under
+     * kick_lock, lets a late kick find the thread gone instead of touching
+     * bg after sb_bg_stop destroyed its lock. */
+    pthread_mutex_t kick_lock;
+    bool stopped;
 };
 
 /* Next fire time after `after` for a trigger, with its jitter. */
@@ -40,8 +44,8 @@ static int64_t next_fire(const char *expr, int64_t jitter_ms, int64_t after)
     return t;
 }
 
-int sb_scheduler_sync_function(struct sb_store *st, const struct fn *f, int64_t now,
-                               struct sb_err *err)
+int sb_scheduler_sync_function_in_txn(struct sb_store *st, const struct fn *f, int64_t now,
+                                      struct sb_err *err)
 {
     int k = 0, rc = 0;
     for (size_t i = 0; i < f->ntriggers && !rc; i++) {
@@ -50,7 +54,7 @@ int sb_scheduler_sync_function(struct sb_store *st, const struct fn *f, int64_t 
             continue;
         char *old = NULL;
         int64_t next_at = 0;
-        int grc = sb_store_cron_get(st, f->id, k, &old, &next_at);
+        int grc = sb_store_cron_get(st, f->id, k, &old, &next_at, err);
         if (grc && grc != SB_ENOTFOUND) /* not known: do not reset its schedule */
             return sb_err_set(err, grc, "cannot read cron trigger %d of %s", k, f->id);
         bool keep = grc == 0 && strcmp(old, t->cron) == 0;
@@ -78,14 +82,36 @@ struct fire_op {
     bool fired;
 };
 
-static int fire_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+/* The tick's event and its run (f's), in the batch; SB_ENOMEM. */
+static int tick_batch(struct fire_op *op, const struct fn *f, const char *expr, int64_t now,
+                      struct sb_err *err)
+{
+    struct sbd_event pe = { 0 };
+    sb_ulid_new(now, pe.id);
+    json_t *ev = json_pack("{s:s, s:{s:s}, s:s, s:I, s:{}}", "name", "inngest/scheduled.timer",
+                           "data", "cron", expr, "id", pe.id, "ts", (json_int_t)now, "user");
+    pe.body = ev ? sb_json_dumps(ev, NULL) : NULL;
+    json_decref(ev);
+    pe.name = strdup("inngest/scheduled.timer");
+    pe.ts = now;
+    sbd_ingest_free(&op->batch);
+    if (!pe.body || !pe.name) {
+        sbd_event_clear(&pe);
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    }
+    if (sbd_ingest_init_run(op->s->sbd->ingest, &op->batch, &pe, f, now, NULL) != 0)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int fire_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
 {
     struct fire_op *op = (struct fire_op *)w;
     struct sbd *sbd = op->s->sbd;
     int64_t now = sb_now_ms();
     char *expr = NULL;
     int64_t next_at;
-    int rc = sb_store_cron_get(st, op->function_id, op->idx, &expr, &next_at);
+    int rc = sb_store_cron_get(st, op->function_id, op->idx, &expr, &next_at, err);
     if (rc == SB_ENOTFOUND)
         return 0; /* gone meanwhile */
     if (rc)       /* still due: the next scan tries again */
@@ -107,38 +133,12 @@ static int fire_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
         rc = sb_store_cron_delete(st, op->function_id, op->idx, err);
         goto out;
     }
-    struct parsed_event pe = { 0 };
-    sb_ulid_new(now, pe.id);
-    json_t *ev = json_pack("{s:s, s:{s:s}, s:s, s:I, s:{}}", "name", "inngest/scheduled.timer",
-                           "data", "cron", expr, "id", pe.id, "ts", (json_int_t)now, "user");
-    pe.body = ev ? sb_json_dumps(ev, NULL) : NULL;
-    json_decref(ev);
-    pe.name = strdup("inngest/scheduled.timer");
-    pe.ts = now;
-    struct ingest_run *run = calloc(1, sizeof *run);
-    sbd_ingest_free(&op->batch);
-    if (!pe.body || !pe.name || !run || sbd_ingest_init(&op->batch, &pe, 1, now) != 0) {
-        free(pe.body);
-        free(pe.name);
-        free(run);
-        sb_snap_release(snap);
-        rc = sb_err_set(err, SB_ENOMEM, "out of memory");
-        goto out;
-    }
-    op->batch.emitted = true;
-    sb_ulid_new(now, run->run_id);
-    run->function_id = strdup(f->id);
-    run->app_id = strdup(f->app_id);
-    run->qid = sb_engine_alloc_qid(sbd->engine);
-    op->batch.events[0].runs = run;
-    op->batch.events[0].nruns = 1;
+    rc = tick_batch(op, f, expr, now, err);
     int64_t jitter = t->jitter_ms;
     sb_snap_release(snap);
-    if (!run->function_id || !run->app_id) {
-        rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+    if (rc)
         goto out;
-    }
-    rc = sbd_ingest_apply(st, sbd, &op->batch, err);
+    rc = sbd_ingest_apply_in_txn(st, sbd->ingest, &op->batch, err);
     if (!rc) {
         /* past now: missed ticks collapse into this one fire */
         int64_t next = next_fire(expr, jitter, now);
@@ -159,7 +159,7 @@ static void fire_done(struct wop *w, int rc, const struct sb_err *err)
         SB_LOG(SB_ERROR, "cron_fire_failed", "cron trigger %d of %s did not fire: %s", op->idx,
                op->function_id, err ? err->msg : "?");
     else if (op->fired) {
-        sbd_ingest_committed(s->sbd, &op->batch);
+        sbd_ingest_committed(s->sbd->ingest, &op->batch);
         SB_LOGK(SB_DEBUG, "cron_fired", ((struct sb_lf[]){ LF_S("function_id", op->function_id) }),
                 "cron trigger fired");
     }
@@ -227,7 +227,8 @@ static void deferred_fired(void *ctx)
 static struct wop *fire_op_new(struct sb_scheduler *s, struct due *d)
 {
     if (d->deferred_id) {
-        struct wop *w = sbd_defer_fire_new(s->sbd, d->deferred_id, deferred_fired, s);
+        struct wop *w =
+            sbd_ingest_fire_deferred_new(s->sbd->ingest, d->deferred_id, deferred_fired, s);
         free(d->deferred_id);
         return w;
     }
@@ -236,7 +237,7 @@ static struct wop *fire_op_new(struct sb_scheduler *s, struct due *d)
         free(d->function_id);
         return NULL;
     }
-    op->wop.apply = fire_apply;
+    op->wop.apply = fire_apply_in_txn;
     op->wop.done = fire_done;
     op->s = s;
     op->function_id = d->function_id;
@@ -255,8 +256,9 @@ static void *scheduler_main(void *arg)
         struct sb_store *st = sb_store_reader();
         if (st) {
             int64_t deferred_next = INT64_MAX;
-            int crc = sb_store_crons_scan(st, on_row, &sc);
-            int drc = sb_store_deferred_due(st, sc.now, on_deferred, &sc, &deferred_next);
+            struct sb_err serr = { 0 };
+            int crc = sb_store_crons_scan(st, on_row, &sc, &serr);
+            int drc = sb_store_deferred_due(st, sc.now, on_deferred, &sc, &deferred_next, &serr);
             if (crc < 0 || drc < 0) {
                 /* What was found due still fires (each fire re-reads its row
                  * in its own transaction); what was not read is looked at
@@ -304,8 +306,10 @@ int sb_scheduler_start(struct sbd *sbd, struct sb_scheduler **out, struct sb_err
     if (!s)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     s->sbd = sbd;
+    pthread_mutex_init(&s->kick_lock, NULL);
     int rc = sb_bg_start(&s->bg, scheduler_main, s, "cron scheduler", err);
     if (rc) {
+        pthread_mutex_destroy(&s->kick_lock);
         free(s);
         return rc;
     }
@@ -317,7 +321,18 @@ void sb_scheduler_stop(struct sb_scheduler *s)
 {
     if (!s)
         return;
+    pthread_mutex_lock(&s->kick_lock);
+    s->stopped = true;
+    pthread_mutex_unlock(&s->kick_lock);
     sb_bg_stop(&s->bg);
+}
+
+void sb_scheduler_free(struct sb_scheduler *s)
+{
+    if (!s)
+        return;
+    sb_scheduler_stop(s);
+    pthread_mutex_destroy(&s->kick_lock);
     free(s);
 }
 
@@ -325,8 +340,12 @@ void sb_scheduler_kick(struct sb_scheduler *s)
 {
     if (!s)
         return;
-    pthread_mutex_lock(&s->bg.lock);
-    s->kicked = 1;
-    pthread_cond_broadcast(&s->bg.cond);
-    pthread_mutex_unlock(&s->bg.lock);
+    pthread_mutex_lock(&s->kick_lock);
+    if (!s->stopped) {
+        pthread_mutex_lock(&s->bg.lock);
+        s->kicked = 1;
+        pthread_cond_broadcast(&s->bg.cond);
+        pthread_mutex_unlock(&s->bg.lock);
+    }
+    pthread_mutex_unlock(&s->kick_lock);
 }

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "server/metrics.h"
+#include "server/qid.h"
 #include "server/sbd.h"
 #include "server/store/store.h"
 
@@ -351,9 +352,7 @@ static int engine_load(struct sb_engine *e, struct sb_store *st, struct load_ctx
 {
     int rc;
     const char *what;
-    if ((rc = sb_store_queue_max_id(st, &e->next_qid, err)))
-        what = "the largest queue id";
-    else if ((rc = sb_store_queue_scan(st, load_item, lc, err)))
+    if ((rc = sb_store_queue_scan(st, load_item, lc, err)))
         what = "the queue";
     else if ((rc = sb_store_throttles_scan(st, lc->now, restore_throttle, e, err)))
         what = "the throttle keys";
@@ -361,10 +360,8 @@ static int engine_load(struct sb_engine *e, struct sb_store *st, struct load_ctx
         what = "the runs to repair";
     else if ((rc = sb_store_cancel_requests_scan(st, replay_cancel, e, err)))
         what = "the cancel requests";
-    else {
-        e->next_qid++;
+    else
         return 0;
-    }
     char msg[sizeof err->msg];
     snprintf(msg, sizeof msg, "%s", err->msg);
     return sb_err_set(err, rc < 0 ? rc : SB_ESTORE, "cannot load %s from the store: %.400s", what,
@@ -373,7 +370,7 @@ static int engine_load(struct sb_engine *e, struct sb_store *st, struct load_ctx
 
 int64_t sb_engine_alloc_qid(struct sb_engine *e)
 {
-    return __atomic_fetch_add(&e->next_qid, 1, __ATOMIC_RELAXED);
+    return sbd_qid_new(&e->sbd->qids);
 }
 
 int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
@@ -419,12 +416,15 @@ int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
     SB_LOGK(SB_INFO, "engine_loaded",
             ((struct sb_lf[]){ LF_I("queue_items", e->nitems), LF_I("runs", e->nruns) }),
             "engine loaded %zu queue items of %zu runs", e->nitems, e->nruns);
+    /* Published before the thread runs: a run it ends can trigger runs whose
+     * commit notifies *out (daemon.c) before this function returns. */
+    *out = e;
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+        *out = NULL;
         e->thread = 0;
         sb_engine_free(e);
         return sb_err_errno(err, SB_EIO, "cannot start the engine thread");
     }
-    *out = e;
     return 0;
 }
 

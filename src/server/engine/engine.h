@@ -18,28 +18,27 @@
 
 struct sbd;
 struct sb_engine;
+struct new_run;         /* ingest.h */
+struct wait_resolution; /* waits.h */
 
-/* A run created by an ingest commit, handed to the engine. */
-struct new_run {
-    char run_id[SB_ULID_SIZE];
-    char event_id[SB_ULID_SIZE];
-    char *function_id; /* owned by the engine after add */
-    char *event;       /* canonical event JSON, owned; NULL = load later */
-    int64_t qid;       /* its first queue item (stepId=step, due now) */
-    int64_t due_at;
-};
-
-/* Loads the queue from the store and starts the thread. */
+/* Loads the queue from the store and starts the thread; *out is set before
+ * the thread runs (what the thread causes may already reach it). */
 int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err);
 /* Stops the thread (calls in flight are abandoned; they are in the store).
  * Commits still in the writer are then dropped by sb_engine_free. */
 void sb_engine_stop(struct sb_engine *e);
 void sb_engine_free(struct sb_engine *e);
 
-/* Allocates a queue item id (thread-safe, unique for the store's life). */
+/* Allocates a queue item id (thread-safe, unique for the store's life):
+ * the process's one counter (qid.h). */
 int64_t sb_engine_alloc_qid(struct sb_engine *e);
-/* Takes ownership of runs[0..n) contents (not of the array). */
+/* Runs created by a commit (ingest's runs_created notification, daemon.c):
+ * takes ownership of runs[0..n) contents (not of the array). */
 void sb_engine_add_runs(struct sb_engine *e, struct new_run *runs, size_t n);
+/* Waits resolved in the store by a commit (ingest's waits_resolved
+ * notification, and the end of an invoked run): the runs' memory follows.
+ * Takes the array and its strings. */
+void sb_engine_waits_resolved(struct sb_engine *e, struct wait_resolution *res, size_t n);
 
 /* Cancels a running run. cb(ctx, rc, status) (may be NULL) runs on some
  * thread once the cancellation is committed: rc 0 ok; SB_ENOTFOUND unknown

@@ -19,8 +19,9 @@
  *   check.c       the invariants below, checked in full (tests, debug builds)
  *
  * Threads. Everything here belongs to the engine thread, except:
- *  - the inbox (inbox_head/tail, inbox_closed: inbox_lock), next_qid and the
- *    stat_* counters (atomics), which any thread uses;
+ *  - the inbox (inbox_head/tail, inbox_closed: inbox_lock) and the stat_*
+ *    counters (atomics), which any thread uses (queue ids come from the
+ *    process's counter, server/qid.h);
  *  - functions named *_in_txn: they run on the writer thread inside its
  *    batch transaction and touch the store and their op only (an op carries
  *    copies of what it writes, never a pointer into a run it dereferences);
@@ -260,7 +261,6 @@ struct sb_engine {
     CURL **idle_handles; /* reusable easy handles */
     size_t nidle, capidle;
     struct reg_snap *snap; /* registry snapshot in use */
-    int64_t next_qid;      /* atomic */
     /* inbox */
     pthread_mutex_t inbox_lock;
     struct inbox_msg *inbox_head, *inbox_tail;
@@ -462,12 +462,6 @@ void wait_reg_free(struct wait_reg *w);
  * it at once when a matching event arrived since the call was made. */
 int wait_register_in_txn(struct sb_store *st, struct run_update *op, struct wait_reg *w,
                          struct sb_err *err);
-/* In the current transaction: memoizes `memo` for the waiting step, removes
- * the wait and its timeout item, adds the discovery item if discovery_qid.
- * A negative seq (sb_store_next_seq's error) fails it with that error. */
-int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id, const char *hash,
-                        const char *op_name, const char *memo, int64_t seq, int64_t discovery_qid,
-                        int flags, int64_t now, struct sb_err *err);
 /* Engine memory follows a resolution made in the store. */
 void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, const char *hash,
                            const char *memo, int64_t discovery_qid, int flags);

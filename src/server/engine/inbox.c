@@ -188,7 +188,7 @@ static void stopped_cancel(struct inbox_msg *m)
 static void stopped_waits_resolved(struct inbox_msg *m)
 {
     /* committed in the store: the runs go on after the next start */
-    sb_wait_resolutions_free(m->waits_resolved.res, m->waits_resolved.n);
+    sbd_wait_resolutions_free(m->waits_resolved.res, m->waits_resolved.n);
 }
 
 static void stopped_checkpoint(struct inbox_msg *m)
@@ -364,7 +364,7 @@ void sb_engine_waits_resolved(struct sb_engine *e, struct wait_resolution *res, 
     if (!m) {
         /* committed in the store: the runs are rebuilt at the next start */
         SB_LOG(SB_ERROR, "oom", "cannot tell the engine about %zu resolved waits", n);
-        sb_wait_resolutions_free(res, n);
+        sbd_wait_resolutions_free(res, n);
         return;
     }
     m->waits_resolved.res = res;

@@ -103,27 +103,17 @@ int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t
          * tests match on; the SDK throws it as a StepError named "Error". */
         return sb_err_set(err, SB_ENOTFOUND, "could not find function with ID: %.300s", target);
     }
-    struct parsed_event pe = { 0 };
+    struct sbd_event pe = { 0 };
     sb_ulid_new(now, pe.id);
     pe.body = invoked_event(r, opts, pe.id, now);
     pe.name = strdup("inngest/function.invoked");
     pe.ts = now;
-    struct ingest_run *run = calloc(1, sizeof *run);
-    if (!pe.body || !pe.name || !run || sbd_ingest_init(&inv->child, &pe, 1, now) != 0) {
-        free(pe.body);
-        free(pe.name);
-        free(run);
+    if (!pe.body || !pe.name) {
+        sbd_event_clear(&pe);
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     }
-    inv->child.emitted = true;
-    sb_ulid_new(now, run->run_id);
-    run->function_id = strdup(f->id);
-    run->app_id = strdup(f->app_id);
-    run->qid = sb_engine_alloc_qid(e);
-    inv->child.events[0].runs = run;
-    inv->child.events[0].nruns = 1;
-    memcpy(inv->child_run_id, run->run_id, sizeof inv->child_run_id);
-    if (!run->function_id || !run->app_id)
+    /* no flow control and no cancelOn for the child: it starts as asked */
+    if (sbd_ingest_init_run(e->sbd->ingest, &inv->child, &pe, f, now, inv->child_run_id) != 0)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     return 0;
 }
@@ -131,7 +121,7 @@ int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t
 int invoke_register_in_txn(struct sb_store *st, struct run_update *op, struct invoke_reg *inv,
                            struct sb_err *err)
 {
-    int rc = sbd_ingest_apply(st, op->e->sbd, &inv->child, err);
+    int rc = sbd_ingest_apply_in_txn(st, op->e->sbd->ingest, &inv->child, err);
     if (rc)
         return rc;
     struct wait_rec w = { .item_id = inv->item_id,
@@ -147,7 +137,7 @@ int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, str
     struct wait_rec w;
     int64_t rows;
     int flags;
-    int rc = sb_store_wait_for_child(st, op->run_id, &w, &rows, &flags);
+    int rc = sb_store_wait_for_child(st, op->run_id, &w, &rows, &flags, err);
     if (rc == SB_ENOTFOUND)
         return 0;
     if (rc)
@@ -167,9 +157,14 @@ int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, str
     char *text = sb_json_dumps(memo, NULL);
     json_decref(memo);
     int64_t discovery = rows <= 1 ? sb_engine_alloc_qid(op->e) : 0;
-    rc = text ? wait_resolve_in_txn(st, w.run_id, w.item_id, w.step_hash, "InvokeFunction", text,
-                                    sb_store_next_seq(st, w.run_id), discovery, flags, op->now, err)
+    int64_t seq = 0;
+    rc = text ? sb_store_next_seq(st, w.run_id, &seq, err)
               : sb_err_set(err, SB_ENOMEM, "out of memory");
+    if (rc && text)
+        rc = sb_err_set(err, rc, "cannot read the step position of run %s", w.run_id);
+    if (!rc)
+        rc = sbd_wait_resolve_in_txn(st, w.run_id, w.item_id, w.step_hash, "InvokeFunction", text,
+                                     seq, discovery, flags, op->now, err);
     if (!rc) {
         struct wait_resolution *nr = realloc(op->resolved, (op->nresolved + 1) * sizeof *nr);
         if (!nr) {

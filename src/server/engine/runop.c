@@ -56,7 +56,7 @@ void runop_free(struct run_update *op)
     for (size_t i = 0; i < op->ninvokes; i++)
         invoke_reg_free(&op->invokes[i]);
     free(op->invokes);
-    sb_wait_resolutions_free(op->resolved, op->nresolved);
+    sbd_wait_resolutions_free(op->resolved, op->nresolved);
     sbd_ingest_free(&op->lifecycle);
     free(op->output);
     free(op->error);
@@ -94,8 +94,8 @@ static int runop_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err 
                                  op->started_at, op->now, err);
     if (!rc && op->finish_status >= 0) {
         sbd_ingest_free(&op->lifecycle); /* a retried apply starts afresh */
-        rc = sbd_lifecycle_emit_in_txn(st, op->e->sbd, op->run_id, op->finish_status, op->output,
-                                       op->error, op->now, &op->lifecycle, err);
+        rc = sbd_lifecycle_emit_in_txn(st, op->e->sbd->ingest, op->run_id, op->finish_status,
+                                       op->output, op->error, op->now, &op->lifecycle, err);
         if (!rc)
             rc = invoke_resolve_parent_in_txn(st, op, err); /* was it invoked by a step.invoke? */
     }
@@ -115,7 +115,7 @@ static void runop_done(struct wop *w, int rc, const struct sb_err *err)
         op->fail_msg = strdup(err && err->msg[0] ? err->msg : sb_strerror(rc));
     if (!rc) {
         for (size_t i = 0; i < op->ninvokes; i++)
-            sbd_ingest_committed(op->e->sbd, &op->invokes[i].child); /* the invoked runs */
+            sbd_ingest_committed(op->e->sbd->ingest, &op->invokes[i].child); /* invoked runs */
     }
     if (op->checkpoint_req) { /* the SDK goes on to its next step only now */
         if (rc)
@@ -126,7 +126,7 @@ static void runop_done(struct wop *w, int rc, const struct sb_err *err)
         op->checkpoint_req = NULL;
     }
     if (!rc && op->finish_status >= 0) {
-        sbd_ingest_committed(op->e->sbd, &op->lifecycle); /* runs the end triggered */
+        sbd_ingest_committed(op->e->sbd->ingest, &op->lifecycle); /* runs the end triggered */
         if (op->nresolved) { /* the parent that invoked this run goes on */
             sb_engine_waits_resolved(op->e, op->resolved, op->nresolved);
             op->resolved = NULL;

@@ -7,20 +7,24 @@
  *    that name stored since the call was dispatched are scanned first, so
  *    an event that arrived while the wait was being set up resolves it at
  *    once;
- *  - ingest of a matching event (sb_waits_on_event, in the event's
- *    transaction): the step is memoized with the event, the wait and its
- *    timeout item are deleted, and the engine is told after the commit;
+ *  - ingest of a matching event (sbd_waits_on_event_in_txn in
+ *    server/waits.c, in the event's transaction): the step is memoized with
+ *    the event, the wait and its timeout item are deleted, and the engine is
+ *    told after the commit (MSG_WAITS_RESOLVED);
  *  - the timeout (decide_timer in decide.c): memoizes null, but only if it can
  *    still delete the wait row; if an event won the race, the timeout's
  *    transaction is rolled back (SB_ECONFLICT) and the event's result stands.
  * In the expression, `event` is the run's trigger event and `async` the
  * candidate event.
  *
+ * The store side of a resolution (sbd_wait_resolve_in_txn) and the match of
+ * an event against a wait's `if` (sbd_wait_matches) are server/waits.c's,
+ * shared with ingest, which resolves waits without the engine.
+ *
  * Threads: wait_parse_op, wait_apply_resolution, wait_after_commit and
  * engine_handle_waits_resolved run on the engine thread; the *_in_txn
- * functions in the writer's transaction (from runop_apply_in_txn, and from
- * ingest through sb_waits_on_event, which runs in the event's transaction
- * too) and touch only the store and their op. */
+ * functions in the writer's transaction (from runop_apply_in_txn) and touch
+ * only the store and their op. */
 #include "engine_internal.h"
 #include "common/clock.h"
 #include "common/json.h"
@@ -95,61 +99,6 @@ int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *ti
     return 0;
 }
 
-/* Does candidate (an event's canonical JSON) satisfy the wait? */
-static bool wait_matches(const char *expr, const char *trigger_body, const char *candidate)
-{
-    if (!expr)
-        return true;
-    struct sb_expr *x = sb_expr_compile(expr, NULL);
-    if (!x)
-        return false;
-    json_t *ev = trigger_body ? sb_json_parse(trigger_body, strlen(trigger_body), NULL) : NULL;
-    json_t *as = sb_json_parse(candidate, strlen(candidate), NULL);
-    struct sb_expr_var vars[] = { { "event", ev }, { "async", as } };
-    bool ok = sb_expr_test(x, vars, 2);
-    json_decref(ev);
-    json_decref(as);
-    sb_expr_free(x);
-    return ok;
-}
-
-/* Resolves a wait inside the current transaction: memoizes `memo` for the
- * step, removes the wait and its timeout item, and adds the discovery item
- * when discovery_qid is set. A negative seq is the error of the
- * sb_store_next_seq that computed it: the resolution fails with it. */
-int wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id, const char *hash,
-                        const char *op_name, const char *memo, int64_t seq, int64_t discovery_qid,
-                        int flags, int64_t now, struct sb_err *err)
-{
-    if (seq < 0)
-        return sb_err_set(err, seq < INT32_MIN ? SB_ESTORE : (int)seq,
-                          "cannot read the step position of run %s", run_id);
-    bool deleted;
-    int rc = sb_store_wait_delete(st, item_id, &deleted, err);
-    if (!rc)
-        rc = sb_store_queue_del(st, item_id, err);
-    if (!rc) {
-        struct step_rec s = { .run_id = run_id,
-                              .hash = hash,
-                              .seq = seq,
-                              .op = op_name,
-                              .status = STEP_COMPLETED,
-                              .attempts = 1,
-                              .output = memo,
-                              .ended_at = now };
-        rc = sb_store_step_put(st, &s, err);
-    }
-    if (!rc && discovery_qid > 0) {
-        struct qitem_rec q = { .id = discovery_qid,
-                               .run_id = run_id,
-                               .step_id = "step",
-                               .due_at = now,
-                               .flags = flags & QF_PARALLEL };
-        rc = sb_store_queue_put(st, &q, err);
-    }
-    return rc;
-}
-
 struct scan_ctx {
     struct wait_reg *w;
     const char *found;
@@ -160,7 +109,13 @@ static int scan_event_in_txn(void *ctx, const char *id, const char *body)
 {
     (void)id;
     struct scan_ctx *sc = ctx;
-    if (wait_matches(sc->w->expr, sc->w->trigger_event, body)) {
+    bool match = true;
+    if (sc->w->expr) {
+        json_t *as = sb_json_parse(body, strlen(body), NULL);
+        match = sbd_wait_matches(sc->w->expr, sc->w->trigger_event, as);
+        json_decref(as);
+    }
+    if (match) {
         sc->found_copy = strdup(body);
         return sc->found_copy ? 1 : SB_ENOMEM; /* stop: the first matching event wins */
     }
@@ -180,13 +135,13 @@ int wait_register_in_txn(struct sb_store *st, struct run_update *op, struct wait
     if (rc)
         return rc;
     struct scan_ctx sc = { w, NULL, NULL };
-    rc = sb_store_events_since(st, w->event_name, w->min_event_id, scan_event_in_txn, &sc);
-    if (rc < 0)
-        return sb_err_set(err, SB_ESTORE, "cannot scan events for a wait");
+    rc = sb_store_events_since(st, w->event_name, w->min_event_id, scan_event_in_txn, &sc, err);
+    if (rc < 0) /* the scan's own code: a busy store is retried, not taken as final */
+        return sb_err_set(err, rc, "cannot scan events for a wait");
     if (!sc.found_copy)
         return 0;
-    rc = wait_resolve_in_txn(st, op->run_id, w->item_id, w->hash, "WaitForEvent", sc.found_copy,
-                             w->seq, w->discovery_qid, w->flags, op->now, err);
+    rc = sbd_wait_resolve_in_txn(st, op->run_id, w->item_id, w->hash, "WaitForEvent", sc.found_copy,
+                                 w->seq, w->discovery_qid, w->flags, op->now, err);
     if (rc) {
         free(sc.found_copy);
         return rc;
@@ -265,61 +220,5 @@ void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m)
             engine_run_schedule(e, r);
         }
     }
-    sb_wait_resolutions_free(m->waits_resolved.res, m->waits_resolved.n);
-}
-
-/* ---- ingest side ---- */
-
-struct ingest_ctx {
-    struct sb_store *st;
-    struct sb_engine *e;
-    const char *body;
-    struct wait_resolution **res;
-    size_t *nres;
-    struct sb_err *err;
-    int64_t now;
-};
-
-static int on_wait_in_txn(void *ctx, const struct wait_rec *w, const char *trigger_event,
-                          int64_t run_queue_rows, int flags)
-{
-    struct ingest_ctx *ic = ctx;
-    if (!wait_matches(w->expression, trigger_event, ic->body))
-        return 0;
-    /* the timeout item is the run's only queue row: the discovery call is next */
-    int64_t discovery = run_queue_rows <= 1 ? sb_engine_alloc_qid(ic->e) : 0;
-    int64_t seq = sb_store_next_seq(ic->st, w->run_id);
-    int rc = wait_resolve_in_txn(ic->st, w->run_id, w->item_id, w->step_hash, "WaitForEvent",
-                                 ic->body, seq, discovery, flags, ic->now, ic->err);
-    if (rc)
-        return rc;
-    struct wait_resolution *nr = realloc(*ic->res, (*ic->nres + 1) * sizeof *nr);
-    if (!nr)
-        return sb_err_set(ic->err, SB_ENOMEM, "out of memory");
-    *ic->res = nr;
-    struct wait_resolution *r = &nr[(*ic->nres)++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->run_id, sizeof r->run_id, "%s", w->run_id);
-    snprintf(r->hash, sizeof r->hash, "%s", w->step_hash);
-    r->item_id = w->item_id;
-    r->memo = strdup(ic->body);
-    r->discovery_qid = discovery;
-    r->flags = flags;
-    return r->memo ? 0 : sb_err_set(ic->err, SB_ENOMEM, "out of memory");
-}
-
-int sb_waits_on_event(struct sb_store *st, struct sb_engine *e, const char *name, const char *body,
-                      struct wait_resolution **res, size_t *nres, struct sb_err *err)
-{
-    if (!sb_store_has_waits(st))
-        return 0;
-    struct ingest_ctx ic = { st, e, body, res, nres, err, sb_now_ms() };
-    return sb_store_waits_for(st, name, on_wait_in_txn, &ic, err);
-}
-
-void sb_wait_resolutions_free(struct wait_resolution *res, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(res[i].memo);
-    free(res);
+    sbd_wait_resolutions_free(m->waits_resolved.res, m->waits_resolved.n);
 }

@@ -271,14 +271,16 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
 /* clang-format off */
 #define SB_STORE_OPS(OP, VOP)                                                                      \
     /* -- schema and transactions (writer connection) -- */                                        \
-    /* The stored schema's version; -1 when it cannot be read. */                                  \
-    OP(int, schema_version, (struct sb_store *st), (st))                                           \
+    /* The stored schema's version into *version; SB_E* with err when it                           \
+     * cannot be read. */                                                                          \
+    OP(int, schema_version, (struct sb_store *st, int *version, struct sb_err *err),               \
+       (st, version, err))                                                                         \
     /* A transaction holding the store's write lock until commit or rollback. */                   \
     OP(int, begin, (struct sb_store *st, struct sb_err *err), (st, err))                           \
     OP(int, commit, (struct sb_store *st, struct sb_err *err), (st, err))                          \
     VOP(rollback, (struct sb_store *st), (st))                                                     \
     /* One level of savepoint inside the transaction (one per writer op). */                       \
-    OP(int, savepoint, (struct sb_store *st), (st))                                                \
+    OP(int, savepoint, (struct sb_store *st, struct sb_err *err), (st, err))                       \
     VOP(release, (struct sb_store *st), (st))                                                      \
     /* Undoes everything since the savepoint, and releases it. */                                  \
     VOP(rollback_savepoint, (struct sb_store *st), (st))                                           \
@@ -393,7 +395,9 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
        (struct sb_store *st, int64_t item_id, bool *deleted, struct sb_err *err),                  \
        (st, item_id, deleted, err))                                                                \
     /* False only when no wait is open (cheap: asked for every event; see                          \
-     * "Single writer" 1). */                                                                      \
+     * "Single writer" 1). The one operation without an error: a backend                           \
+     * that must ask its database and cannot answers true (the caller then                         \
+     * runs waits_for, whose error it sees). */                                                    \
     OP(bool, has_waits, (struct sb_store *st), (st))                                               \
     /* Open waits for an event name, with the body of each waiting run's                           \
      * trigger event, the number of queue rows its run has and the flags of                        \
@@ -409,32 +413,35 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
        (st, event_name, fn, ctx, err))                                                             \
     /* The wait (step.invoke) whose child is child_run_id, if any: fills *w                        \
      * (strings malloc'd, free with sb_wait_rec_free) and *run_queue_rows,                         \
-     * *flags. SB_ENOTFOUND when nobody waits for it; another SB_E* when the                       \
+     * *flags. SB_ENOTFOUND when nobody waits for it (err untouched: the                           \
+     * common case, at every run's end); another SB_E* with err when the                           \
      * store could not be read. */                                                                 \
     OP(int, wait_for_child,                                                                        \
        (struct sb_store *st, const char *child_run_id, struct wait_rec *w,                         \
-        int64_t *run_queue_rows, int *flags),                                                      \
-       (st, child_run_id, w, run_queue_rows, flags))                                               \
+        int64_t *run_queue_rows, int *flags, struct sb_err *err),                                  \
+       (st, child_run_id, w, run_queue_rows, flags, err))                                          \
     /* Events named `name` stored with an id >= min_id, in order: 0 after the                      \
-     * last, the first nonzero return of fn, or a negative SB_E* when the scan                     \
-     * failed (fn may have seen some events; the caller must not conclude that                     \
-     * none of the rest matched). */                                                               \
+     * last, the first nonzero return of fn, or a negative SB_E* with err when                     \
+     * the scan failed (fn may have seen some events; the caller must not                          \
+     * conclude that none of the rest matched). */                                                 \
     OP(int, events_since,                                                                          \
        (struct sb_store *st, const char *name, const char *min_id,                                 \
-        int (*fn)(void *ctx, const char *id, const char *body), void *ctx),                        \
-       (st, name, min_id, fn, ctx))                                                                \
+        int (*fn)(void *ctx, const char *id, const char *body), void *ctx,                         \
+        struct sb_err *err),                                                                       \
+       (st, name, min_id, fn, ctx, err))                                                           \
     /* The run's function id and its trigger event's name and body (malloc'd).                     \
-     * SB_ENOTFOUND when the run does not exist, another SB_E* when the store                      \
-     * could not be read. */                                                                       \
+     * SB_ENOTFOUND when the run does not exist (err untouched), another SB_E*                     \
+     * with err when the store could not be read. */                                               \
     OP(int, run_trigger,                                                                           \
        (struct sb_store *st, const char *run_id, char **function_id, char **event_name,            \
-        char **event_body),                                                                        \
-       (st, run_id, function_id, event_name, event_body))                                          \
-    /* Next stack position for a run's memoized steps (max seq + 1, >= 0), or a                    \
-     * negative SB_E* when it could not be read (a position is never negative,                     \
-     * so an error cannot be taken for one: wait_resolve_in_txn refuses a                          \
-     * negative seq). */                                                                           \
-    OP(int64_t, next_seq, (struct sb_store *st, const char *run_id), (st, run_id))                 \
+        char **event_body, struct sb_err *err),                                                    \
+       (st, run_id, function_id, event_name, event_body, err))                                     \
+    /* The next stack position for a run's memoized steps (max seq + 1, 0 for                      \
+     * a run without any) into *seq; SB_E* with err when it could not be read                      \
+     * (*seq untouched: there is no position to memoize at). */                                    \
+    OP(int, next_seq,                                                                              \
+       (struct sb_store *st, const char *run_id, int64_t *seq, struct sb_err *err),                \
+       (st, run_id, seq, err))                                                                     \
                                                                                                    \
     /* -- cancellations, writer connection -- */                                                   \
     /* Running runs of function_id and app_id (NULL = any) created in                              \
@@ -499,15 +506,16 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
                                                                                                    \
     /* -- deferred starts: debounce and batchEvents -- */                                          \
     /* The open one of kind (enum deferred_kind) for (function, key): 0 with                       \
-     * *out (free with sb_deferred_rec_free), SB_ENOTFOUND, or another SB_E*                       \
-     * when the store could not be read. */                                                        \
+     * *out (free with sb_deferred_rec_free), SB_ENOTFOUND (err untouched),                        \
+     * or another SB_E* with err when the store could not be read. */                              \
     OP(int, deferred_find,                                                                         \
        (struct sb_store *st, int kind, const char *function_id, const char *key,                   \
-        struct deferred_rec *out),                                                                 \
-       (st, kind, function_id, key, out))                                                          \
+        struct deferred_rec *out, struct sb_err *err),                                             \
+       (st, kind, function_id, key, out, err))                                                     \
     /* By id: as deferred_find. */                                                                 \
-    OP(int, deferred_get, (struct sb_store *st, const char *id, struct deferred_rec *out),         \
-       (st, id, out))                                                                              \
+    OP(int, deferred_get,                                                                          \
+       (struct sb_store *st, const char *id, struct deferred_rec *out, struct sb_err *err),        \
+       (st, id, out, err))                                                                         \
     /* Inserts or replaces (by id). */                                                             \
     OP(int, deferred_put,                                                                          \
        (struct sb_store *st, const struct deferred_rec *d, struct sb_err *err), (st, d, err))      \
@@ -515,17 +523,19 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
        (st, id, err))                                                                              \
     /* Calls fn for each row due at or before now (id); *earliest = the first                      \
      * due_at after now (INT64_MAX when none). 0, fn's first nonzero return,                       \
-     * or a negative SB_E* when the scan failed (*earliest is then not to be                       \
-     * used). */                                                                                   \
+     * or a negative SB_E* with err when the scan failed (*earliest is then                        \
+     * not to be used). */                                                                         \
     OP(int, deferred_due,                                                                          \
        (struct sb_store *st, int64_t now, int (*fn)(void *ctx, const char *id), void *ctx,         \
-        int64_t *earliest),                                                                        \
-       (st, now, fn, ctx, earliest))                                                               \
-    /* 1 when event_id is held by a pending debounce or batch (*due_at: when                       \
-     * it starts a run), 0 when not, a negative SB_E* when the store could not                     \
-     * be read. */                                                                                 \
-    OP(int, event_held, (struct sb_store *st, const char *event_id, int64_t *due_at),              \
-       (st, event_id, due_at))                                                                     \
+        int64_t *earliest, struct sb_err *err),                                                    \
+       (st, now, fn, ctx, earliest, err))                                                          \
+    /* Whether event_id is held by a pending debounce or batch: 0 with *held                       \
+     * (and, when held, *due_at: when it starts a run), or SB_E* with err when                     \
+     * the store could not be read (*held untouched). */                                           \
+    OP(int, event_held,                                                                            \
+       (struct sb_store *st, const char *event_id, bool *held, int64_t *due_at,                    \
+        struct sb_err *err),                                                                       \
+       (st, event_id, held, due_at, err))                                                          \
     /* The events added under from_id now belong to run to_id. */                                  \
     OP(int, run_events_move,                                                                       \
        (struct sb_store *st, const char *from_id, const char *to_id, struct sb_err *err),          \
@@ -538,10 +548,11 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
                                                                                                    \
     /* -- cron triggers -- */                                                                      \
     /* Current row of a cron trigger: 0 with *next_at and *expr (malloc'd),                        \
-     * SB_ENOTFOUND, or another SB_E* (store error). */                                            \
+     * SB_ENOTFOUND (err untouched), or another SB_E* with err. */                                 \
     OP(int, cron_get,                                                                              \
-       (struct sb_store *st, const char *function_id, int idx, char **expr, int64_t *next_at),     \
-       (st, function_id, idx, expr, next_at))                                                      \
+       (struct sb_store *st, const char *function_id, int idx, char **expr, int64_t *next_at,      \
+        struct sb_err *err),                                                                       \
+       (st, function_id, idx, expr, next_at, err))                                                 \
     /* Inserts or replaces (function_id, idx). */                                                  \
     OP(int, cron_put, (struct sb_store *st, const struct cron_rec *c, struct sb_err *err),         \
        (st, c, err))                                                                               \
@@ -552,10 +563,11 @@ void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
     /* Deletes the cron rows of functions that are removed or whose app is. */                     \
     OP(int, cron_prune, (struct sb_store *st, struct sb_err *err), (st, err))                      \
     /* Every cron row, in next_at order (any connection): 0, fn's first                            \
-     * nonzero return, or a negative SB_E* when the scan failed. */                                \
+     * nonzero return, or a negative SB_E* with err when the scan failed. */                       \
     OP(int, crons_scan,                                                                            \
-       (struct sb_store *st, int (*fn)(void *ctx, const struct cron_rec *c), void *ctx),           \
-       (st, fn, ctx))                                                                              \
+       (struct sb_store *st, int (*fn)(void *ctx, const struct cron_rec *c), void *ctx,            \
+        struct sb_err *err),                                                                       \
+       (st, fn, ctx, err))                                                                         \
                                                                                                    \
     /* -- the engine's reads (any connection) -- */                                                \
     /* Largest queue id in use (0 when empty) into *max_id; SB_E* with err. */                     \

@@ -31,8 +31,7 @@ static void run_batch(struct sb_writer *w, struct wop *batch, uint64_t n)
         rc = sb_err_set(&err, SB_ENOMEM, "out of memory");
     if (!rc) {
         for (struct wop *op = batch; op; op = op->next, i++) {
-            if (sb_store_savepoint(w->st) != 0) {
-                results[i] = sb_err_set(&errs[i], SB_ESTORE, "savepoint failed");
+            if ((results[i] = sb_store_savepoint(w->st, &errs[i])) != 0) {
                 failed++;
                 continue;
             }

@@ -13,7 +13,9 @@
 
 #include "common/json.h"
 #include "server/engine/engine_internal.h"
+#include "server/ingest.h"
 #include "server/registry.h"
+#include "server/sbd.h"
 
 /* ---- the heap ---- */
 
@@ -87,6 +89,11 @@ static void heap_check_names_an_item_before_its_parent(void **state)
 
 /* ---- engine_check ---- */
 
+/* What an engine reaches through its sysbusd: the queue ids and ingest
+ * (with nobody listening to its notifications). */
+static struct sbd fake_sbd;
+static const struct sbd_ingest_notify no_listeners = { 0 };
+
 static struct sb_engine *fake_engine(void)
 {
     struct sb_engine *e = calloc(1, sizeof *e);
@@ -94,11 +101,17 @@ static struct sb_engine *fake_engine(void)
     e->nbuckets = 16;
     e->buckets = calloc(e->nbuckets, sizeof *e->buckets);
     assert_non_null(e->buckets);
+    struct sb_err err = { 0 };
+    assert_int_equal(
+        sbd_ingest_create(NULL, &fake_sbd.qids, &no_listeners, NULL, &fake_sbd.ingest, &err), 0);
+    e->sbd = &fake_sbd;
     return e;
 }
 
 static void fake_engine_free(struct sb_engine *e)
 {
+    sbd_ingest_destroy(fake_sbd.ingest);
+    fake_sbd.ingest = NULL;
     for (size_t i = 0; i < e->nbuckets; i++)
         while (e->buckets[i])
             engine_run_free(e, e->buckets[i]);

@@ -45,7 +45,9 @@ static void newer_schema_is_refused(void **state)
     struct sb_store *st;
     struct sb_err err = { 0 };
     assert_int_equal(sb_store_open(url, &st, &err), 0);
-    assert_int_equal(sb_store_schema_version(st), SB_STORE_SCHEMA_VERSION);
+    int version = -1;
+    assert_int_equal(sb_store_schema_version(st, &version, &err), 0);
+    assert_int_equal(version, SB_STORE_SCHEMA_VERSION);
     sb_store_close(st);
     char path[128];
     snprintf(path, sizeof path, "%s/sysbus.db", dir);
@@ -163,25 +165,28 @@ static void deferred_rows_hold_events_until_due(void **state)
     assert_int_equal(sb_store_commit(st, &err), 0);
 
     struct deferred_rec got;
-    assert_int_equal(sb_store_deferred_find(st, 2, "app-f", "u1", &got), 0);
+    assert_int_equal(sb_store_deferred_find(st, 2, "app-f", "u1", &got, &err), 0);
     assert_string_equal(got.id, d.id);
     assert_int_equal(got.size, 2);
     assert_int_equal(got.due_at, 3000);
     sb_deferred_rec_free(&got);
-    assert_int_equal(sb_store_deferred_find(st, 2, "app-f", "u2", &got), SB_ENOTFOUND);
-    assert_int_equal(sb_store_deferred_find(st, 1, "app-f", "u1", &got), SB_ENOTFOUND);
+    assert_int_equal(sb_store_deferred_find(st, 2, "app-f", "u2", &got, &err), SB_ENOTFOUND);
+    assert_int_equal(sb_store_deferred_find(st, 1, "app-f", "u1", &got, &err), SB_ENOTFOUND);
 
     int64_t due = 0;
-    assert_int_equal(sb_store_event_held(st, "01EVENTB000000000000000000", &due), 1);
+    bool held = false;
+    assert_int_equal(sb_store_event_held(st, "01EVENTB000000000000000000", &held, &due, &err), 0);
+    assert_true(held);
     assert_int_equal(due, 3000);
-    assert_int_equal(sb_store_event_held(st, "01EVENTC000000000000000000", &due), 0);
+    assert_int_equal(sb_store_event_held(st, "01EVENTC000000000000000000", &held, &due, &err), 0);
+    assert_false(held);
 
     char fired[SB_ULID_SIZE] = "";
     int64_t earliest;
-    assert_int_equal(sb_store_deferred_due(st, 2999, collect_due, fired, &earliest), 0);
+    assert_int_equal(sb_store_deferred_due(st, 2999, collect_due, fired, &earliest, &err), 0);
     assert_string_equal(fired, "");
     assert_int_equal(earliest, 3000);
-    assert_int_equal(sb_store_deferred_due(st, 3000, collect_due, fired, &earliest), 0);
+    assert_int_equal(sb_store_deferred_due(st, 3000, collect_due, fired, &earliest, &err), 0);
     assert_string_equal(fired, d.id);
 
     /* the run starts: the row goes, its events follow the run */
@@ -189,8 +194,9 @@ static void deferred_rows_hold_events_until_due(void **state)
     assert_int_equal(sb_store_deferred_delete(st, d.id, &err), 0);
     assert_int_equal(sb_store_run_events_move(st, d.id, "01RUN00000000000000000000", &err), 0);
     assert_int_equal(sb_store_commit(st, &err), 0);
-    assert_int_equal(sb_store_event_held(st, "01EVENTB000000000000000000", &due), 0);
-    assert_int_equal(sb_store_deferred_get(st, d.id, &got), SB_ENOTFOUND);
+    assert_int_equal(sb_store_event_held(st, "01EVENTB000000000000000000", &held, &due, &err), 0);
+    assert_false(held);
+    assert_int_equal(sb_store_deferred_get(st, d.id, &got, &err), SB_ENOTFOUND);
     sb_store_close(st);
 }
 
@@ -214,9 +220,11 @@ static void version_2_store_is_migrated(void **state)
         SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(sb_store_open(url, &st, &err), 0);
-    assert_int_equal(sb_store_schema_version(st), SB_STORE_SCHEMA_VERSION);
+    int version = -1;
+    assert_int_equal(sb_store_schema_version(st, &version, &err), 0);
+    assert_int_equal(version, SB_STORE_SCHEMA_VERSION);
     struct deferred_rec got;
-    assert_int_equal(sb_store_deferred_find(st, 1, "f", "k", &got), SB_ENOTFOUND);
+    assert_int_equal(sb_store_deferred_find(st, 1, "f", "k", &got, &err), SB_ENOTFOUND);
     sb_store_close(st);
 }
 
@@ -311,7 +319,7 @@ static void rolled_back_deletes_leave_the_waits_counted(void **state)
     /* one writer op's savepoint rolled back (its apply failed) */
     bool deleted = false;
     assert_int_equal(sb_store_begin(st, &err), 0);
-    assert_int_equal(sb_store_savepoint(st), 0);
+    assert_int_equal(sb_store_savepoint(st, &err), 0);
     assert_int_equal(sb_store_wait_delete(st, 7, &deleted, &err), 0);
     assert_true(deleted);
     assert_int_equal(sb_store_wait_delete(st, 8, &deleted, &err), 0);
@@ -332,7 +340,7 @@ static void rolled_back_deletes_leave_the_waits_counted(void **state)
     struct wait_rec got;
     int64_t rows;
     int flags;
-    assert_int_equal(sb_store_wait_for_child(st, c.child_run_id, &got, &rows, &flags), 0);
+    assert_int_equal(sb_store_wait_for_child(st, c.child_run_id, &got, &rows, &flags, &err), 0);
     assert_string_equal(got.step_hash, "i");
     sb_wait_rec_free(&got);
     sb_store_close(st);
@@ -386,7 +394,7 @@ static void a_deadline_row_does_not_count_as_a_step_of_a_waiting_run(void **stat
     assert_int_equal(sb_store_commit(st, &err), 0);
     struct wait_rec got;
     int flags;
-    assert_int_equal(sb_store_wait_for_child(st, c.child_run_id, &got, &rows, &flags), 0);
+    assert_int_equal(sb_store_wait_for_child(st, c.child_run_id, &got, &rows, &flags, &err), 0);
     assert_int_equal(rows, 1);
     sb_wait_rec_free(&got);
     sb_store_close(st);

@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "server/api/views.h"
 #include "server/engine/engine.h"
+#include "server/event.h"
 #include "server/flow.h"
 #include "server/registry.h"
 #include "server/sbd.h"
@@ -171,17 +172,106 @@ static void next_seq_and_rate_count_return_errors_not_zero(void **state)
 {
     (void)state;
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_next_seq(st, RUN_A), 3);
+    int64_t seq = -1;
+    assert_int_equal(sb_store_next_seq(st, RUN_A, &seq, &err), 0);
+    assert_int_equal(seq, 3);
     int64_t hits = -1;
     assert_int_equal(sb_store_rate_count(st, "k", 0, &hits, &err), 0);
     assert_int_equal(hits, 2);
 
     fail_after("MAX(seq)", 0);
-    assert_true(sb_store_next_seq(st, RUN_A) < 0); /* never position 0 */
+    seq = -1;
+    assert_true(sb_store_next_seq(st, RUN_A, &seq, &err) < 0); /* never position 0 */
+    assert_int_equal(seq, -1);
+    assert_int_equal(err.code, SB_EIO);
     fail_after("FROM rate_hits", 0);
     hits = -1;
     assert_int_equal(sb_store_rate_count(st, "k", 0, &hits, &err), SB_EIO);
     assert_int_equal(hits, -1);
+}
+
+static int count_cron(void *ctx, const struct cron_rec *c)
+{
+    (void)c;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int count_id(void *ctx, const char *id)
+{
+    (void)id;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int count_event(void *ctx, const char *id, const char *body)
+{
+    (void)id, (void)body;
+    ++*(int *)ctx;
+    return 0;
+}
+
+/* The reads that returned a bare code (or 1/0) before the one error
+ * convention: each now fails with the scan's code and says why in err,
+ * and leaves its results untouched. */
+static void one_row_reads_and_scans_fill_err_when_they_fail(void **state)
+{
+    (void)state;
+    struct sb_err err = { 0 };
+    bool held = true;
+    int64_t due = -7;
+    fail_after("FROM deferred WHERE kind=?2", 0);
+    assert_int_equal(sb_store_event_held(st, "01EVA000000000000000000000", &held, &due, &err),
+                     SB_EIO);
+    assert_int_equal(err.code, SB_EIO);
+    assert_true(held); /* untouched: not "not held" */
+    assert_int_equal(due, -7);
+    heal();
+    assert_int_equal(sb_store_event_held(st, "01EVA000000000000000000000", &held, &due, &err), 0);
+    assert_false(held);
+
+    struct deferred_rec d;
+    err = (struct sb_err){ 0 };
+    fail_after("FROM deferred WHERE kind=? AND", 0);
+    assert_int_equal(sb_store_deferred_find(st, DEFER_BATCH, "app-f", "k", &d, &err), SB_EIO);
+    assert_int_equal(err.code, SB_EIO);
+    err = (struct sb_err){ 0 };
+    fail_after("FROM deferred WHERE id=?", 0);
+    assert_int_equal(sb_store_deferred_get(st, "01D00000000000000000000000", &d, &err), SB_EIO);
+    assert_int_equal(err.code, SB_EIO);
+    int n = 0;
+    int64_t earliest;
+    err = (struct sb_err){ 0 };
+    fail_after("FROM deferred ORDER BY due_at", 0);
+    assert_int_equal(sb_store_deferred_due(st, 0, count_id, &n, &earliest, &err), SB_EIO);
+    assert_int_equal(err.code, SB_EIO);
+
+    char *expr = NULL;
+    int64_t next_at;
+    err = (struct sb_err){ 0 };
+    fail_after("FROM crons WHERE function_id=?", 0);
+    assert_int_equal(sb_store_cron_get(st, "app-f", 0, &expr, &next_at, &err), SB_EIO);
+    assert_int_equal(err.code, SB_EIO);
+    assert_null(expr);
+    err = (struct sb_err){ 0 };
+    fail_after("FROM crons ORDER BY next_at", 0);
+    assert_int_equal(sb_store_crons_scan(st, count_cron, &n, &err), SB_EIO);
+    assert_int_equal(err.code, SB_EIO);
+
+    char *fn_id, *ev_name, *ev_body;
+    err = (struct sb_err){ 0 };
+    fail_after("SELECT r.function_id,e.name,e.body", 0);
+    assert_int_equal(sb_store_run_trigger(st, RUN_A, &fn_id, &ev_name, &ev_body, &err), SB_EIO);
+    assert_int_equal(err.code, SB_EIO);
+    assert_null(fn_id);
+    err = (struct sb_err){ 0 };
+    fail_after("FROM events WHERE name=? AND id>=?", 0);
+    assert_int_equal(sb_store_events_since(st, "a/b", "0", count_event, &n, &err), SB_EIO);
+    assert_int_equal(err.code, SB_EIO);
+    assert_int_equal(n, 0);
+    heal();
+    assert_int_equal(sb_store_events_since(st, "a/b", "0", count_event, &n, &err), 0);
+    assert_int_equal(n, 2);
 }
 
 static struct fn *rate_limited_fn(void)
@@ -201,22 +291,19 @@ static void rate_limit_that_cannot_count_does_not_admit(void **state)
 {
     (void)state;
     struct fn *f = rate_limited_fn();
-    json_t *ev = json_pack("{s:s}", "name", "a/b");
-    char(*cancels)[SB_ULID_SIZE] = NULL;
-    size_t ncancels = 0;
-    const char *why = NULL;
+    struct sbd_event ev = { .name = "a/b", .body = "{\"name\":\"a/b\"}" };
+    struct flow_start fs;
     struct sb_err err = { 0 };
     assert_int_equal(sb_store_begin(st, &err), 0);
     fail_after("FROM rate_hits", 0);
-    int rc = sbd_flow_admit(st, f, "01RUNC00000000000000000000", ev, 2000, &cancels, &ncancels,
-                            &why, &err);
+    int rc = sbd_flow_start_in_txn(st, f, "01RUNC00000000000000000000", &ev, 2000, &fs, &err);
     heal();
     sb_store_rollback(st);
     /* an error (the event's ingest fails and is retried), not FLOW_START */
     assert_true(rc < 0);
     assert_int_not_equal(rc, FLOW_START);
-    free(cancels);
-    json_decref(ev);
+    assert_int_equal(err.code, SB_EIO);
+    json_decref(ev.json); /* the event's name and body are the test's */
     sb_fn_unref(f);
 }
 
@@ -320,6 +407,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             run_state_of_a_missing_run_is_not_found_but_a_failed_read_is_not, setup, teardown),
         cmocka_unit_test_setup_teardown(next_seq_and_rate_count_return_errors_not_zero, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(one_row_reads_and_scans_fill_err_when_they_fail, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(rate_limit_that_cannot_count_does_not_admit, setup,
                                         teardown),

@@ -330,11 +330,11 @@ void sq_rollback(struct sb_store *st)
     c->tally = c->tally_at_begin;
 }
 
-int sq_savepoint(struct sb_store *st)
+int sq_savepoint(struct sb_store *st, struct sb_err *err)
 {
     struct sq_conn *c = sq_conn(st);
     c->tally_at_savepoint = c->tally;
-    return exec_simple(st, STMT_SAVEPOINT, NULL);
+    return exec_simple(st, STMT_SAVEPOINT, err);
 }
 
 void sq_release(struct sb_store *st)

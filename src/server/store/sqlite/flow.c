@@ -121,22 +121,22 @@ int sq_cancellation_put(struct sb_store *st, const struct cancellation_rec *c, s
 /* ---- cron triggers ---- */
 
 int sq_cron_get(struct sb_store *st, const char *function_id, int idx, char **expr,
-                int64_t *next_at)
+                int64_t *next_at, struct sb_err *err)
 {
     *expr = NULL;
     sqlite3_stmt *s = sq_stmt(st, STMT_CRON_GET);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, function_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, idx);
-    int rc = sq_next_row(st, s, NULL);
+    int rc = sq_next_row(st, s, err);
     if (rc == 0) {
         rc = SB_ENOTFOUND;
     } else if (rc > 0) {
         int crc = 0;
         *expr = sq_col_dup(s, 0, &crc);
         *next_at = sqlite3_column_int64(s, 1);
-        rc = *expr ? 0 : crc ? crc : SB_ESTORE;
+        rc = *expr ? 0 : sq_col_error(err, crc ? crc : SB_ESTORE);
     }
     sqlite3_reset(s);
     return rc;
@@ -169,17 +169,18 @@ int sq_cron_prune(struct sb_store *st, struct sb_err *err)
     return sq_exec(st, sq_stmt(st, STMT_CRON_PRUNE), err);
 }
 
-int sq_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct cron_rec *c), void *ctx)
+int sq_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct cron_rec *c), void *ctx,
+                  struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_CRON_SCAN);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     int rc;
-    while ((rc = sq_next_row(st, s, NULL)) > 0) {
+    while ((rc = sq_next_row(st, s, err)) > 0) {
         int crc = 0;
         struct cron_rec c = { sq_col_req(s, 0, &crc), sqlite3_column_int(s, 1),
                               sq_col_req(s, 2, &crc), sqlite3_column_int64(s, 3) };
-        if ((rc = crc ? crc : fn(ctx, &c)))
+        if ((rc = crc ? sq_col_error(err, crc) : fn(ctx, &c)))
             break;
     }
     sqlite3_reset(s);
@@ -283,10 +284,11 @@ int sq_rate_hit(struct sb_store *st, const char *key, int64_t at, struct sb_err 
 
 /* ---- deferred starts ---- */
 
-static int deferred_row(struct sb_store *st, sqlite3_stmt *s, struct deferred_rec *out)
+static int deferred_row(struct sb_store *st, sqlite3_stmt *s, struct deferred_rec *out,
+                        struct sb_err *err)
 {
     memset(out, 0, sizeof *out);
-    int rc = sq_next_row(st, s, NULL);
+    int rc = sq_next_row(st, s, err);
     if (rc <= 0) {
         sqlite3_reset(s);
         return rc ? rc : SB_ENOTFOUND;
@@ -304,30 +306,31 @@ static int deferred_row(struct sb_store *st, sqlite3_stmt *s, struct deferred_re
     sqlite3_reset(s);
     if (crc || !out->function_id || !out->app_id || !out->key) {
         sb_deferred_rec_free(out);
-        return crc ? crc : SB_ESTORE;
+        return sq_col_error(err, crc ? crc : SB_ESTORE);
     }
     return 0;
 }
 
 int sq_deferred_find(struct sb_store *st, int kind, const char *function_id, const char *key,
-                     struct deferred_rec *out)
+                     struct deferred_rec *out, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_DEFERRED_FIND);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_int(s, 1, kind);
     sqlite3_bind_text(s, 2, function_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
-    return deferred_row(st, s, out);
+    return deferred_row(st, s, out, err);
 }
 
-int sq_deferred_get(struct sb_store *st, const char *id, struct deferred_rec *out)
+int sq_deferred_get(struct sb_store *st, const char *id, struct deferred_rec *out,
+                    struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_DEFERRED_GET);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    return deferred_row(st, s, out);
+    return deferred_row(st, s, out, err);
 }
 
 int sq_deferred_put(struct sb_store *st, const struct deferred_rec *d, struct sb_err *err)
@@ -357,14 +360,14 @@ int sq_deferred_delete(struct sb_store *st, const char *id, struct sb_err *err)
 }
 
 int sq_deferred_due(struct sb_store *st, int64_t now, int (*fn)(void *ctx, const char *id),
-                    void *ctx, int64_t *earliest)
+                    void *ctx, int64_t *earliest, struct sb_err *err)
 {
     *earliest = INT64_MAX;
     sqlite3_stmt *s = sq_stmt(st, STMT_DEFERRED_DUE);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     int rc;
-    while ((rc = sq_next_row(st, s, NULL)) > 0) {
+    while ((rc = sq_next_row(st, s, err)) > 0) {
         int64_t due = sqlite3_column_int64(s, 1);
         if (due > now) {
             *earliest = due;
@@ -373,25 +376,28 @@ int sq_deferred_due(struct sb_store *st, int64_t now, int (*fn)(void *ctx, const
         }
         int crc = 0;
         const char *id = sq_col_req(s, 0, &crc);
-        if ((rc = crc ? crc : fn(ctx, id)))
+        if ((rc = crc ? sq_col_error(err, crc) : fn(ctx, id)))
             break;
     }
     sqlite3_reset(s);
     return rc;
 }
 
-int sq_event_held(struct sb_store *st, const char *event_id, int64_t *due_at)
+int sq_event_held(struct sb_store *st, const char *event_id, bool *held, int64_t *due_at,
+                  struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_DEFERRED_HELD);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, event_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, DEFER_DEBOUNCE);
-    int rc = sq_next_row(st, s, NULL);
+    int rc = sq_next_row(st, s, err);
+    if (rc >= 0)
+        *held = rc > 0;
     if (rc > 0)
         *due_at = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
-    return rc;
+    return rc > 0 ? 0 : rc;
 }
 
 int sq_run_event_add(struct sb_store *st, const char *run_id, int64_t seq, const char *event_id,

@@ -166,24 +166,27 @@ static const char *const migrations[] = {
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 _Static_assert(NMIGRATIONS == SB_STORE_SCHEMA_VERSION, "one migration per schema version");
 
-int sq_schema_version(struct sb_store *st)
+int sq_schema_version(struct sb_store *st, int *version, struct sb_err *err)
 {
     sqlite3_stmt *s;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(sq_conn(st)->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
-        if (sq_query_int64(st, s, &v, NULL) != 0)
-            v = -1;
-        sqlite3_finalize(s);
-    }
-    return (int)v;
+    if (sqlite3_prepare_v2(sq_conn(st)->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return sb_err_set(err, SB_ESTORE, "cannot read schema version: %s",
+                          sqlite3_errmsg(sq_conn(st)->db));
+    int64_t v;
+    int rc = sq_query_int64(st, s, &v, err);
+    sqlite3_finalize(s);
+    if (!rc)
+        *version = (int)v;
+    return rc;
 }
 
 int sq_migrate(struct sb_store *st, struct sb_err *err)
 {
     sqlite3 *db = sq_conn(st)->db;
-    int v = sq_schema_version(st);
-    if (v < 0)
-        return sb_err_set(err, SB_ESTORE, "cannot read schema version: %s", sqlite3_errmsg(db));
+    int v;
+    int rc = sq_schema_version(st, &v, err);
+    if (rc)
+        return rc;
     if (v > SB_STORE_SCHEMA_VERSION)
         return sb_err_set(err, SB_ECONFIG,
                           "the database has schema version %d but this sysbusd knows only up "

@@ -114,17 +114,17 @@ int sq_waits_for(struct sb_store *st, const char *event_name,
 }
 
 int sq_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait_rec *w,
-                      int64_t *run_queue_rows, int *flags)
+                      int64_t *run_queue_rows, int *flags, struct sb_err *err)
 {
     memset(w, 0, sizeof *w);
     if (sq_conn(st)->tally.open_waits <= 0) /* single writer: see sq_has_waits */
         return SB_ENOTFOUND;
     sqlite3_stmt *s = sq_stmt(st, STMT_WAIT_CHILD);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_int(s, 1, QF_DEADLINE); /* a timeouts.finish row does not count */
     sqlite3_bind_text(s, 2, child_run_id, -1, SQLITE_STATIC);
-    int rc = sq_next_row(st, s, NULL);
+    int rc = sq_next_row(st, s, err);
     if (rc == 0) {
         rc = SB_ENOTFOUND;
     } else if (rc > 0) {
@@ -135,7 +135,7 @@ int sq_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait
         w->created_at = sqlite3_column_int64(s, 3);
         *run_queue_rows = sqlite3_column_int64(s, 4);
         *flags = sqlite3_column_int(s, 5);
-        rc = w->run_id && w->step_hash ? 0 : crc ? crc : SB_ESTORE;
+        rc = w->run_id && w->step_hash ? 0 : sq_col_error(err, crc ? crc : SB_ESTORE);
     }
     sqlite3_reset(s);
     if (rc)
@@ -144,46 +144,43 @@ int sq_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait
 }
 
 int sq_events_since(struct sb_store *st, const char *name, const char *min_id,
-                    int (*fn)(void *ctx, const char *id, const char *body), void *ctx)
+                    int (*fn)(void *ctx, const char *id, const char *body), void *ctx,
+                    struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_EVENTS_SINCE);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, min_id, -1, SQLITE_STATIC);
     int rc;
-    while ((rc = sq_next_row(st, s, NULL)) > 0) {
+    while ((rc = sq_next_row(st, s, err)) > 0) {
         int crc = 0;
         const char *id = sq_col_req(s, 0, &crc);
         const char *body = sq_col_req(s, 1, &crc);
-        if ((rc = crc ? crc : fn(ctx, id, body)))
+        if ((rc = crc ? sq_col_error(err, crc) : fn(ctx, id, body)))
             break;
     }
     sqlite3_reset(s);
     return rc;
 }
 
-int64_t sq_next_seq(struct sb_store *st, const char *run_id)
+int sq_next_seq(struct sb_store *st, const char *run_id, int64_t *seq, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_NEXT_SEQ);
-    if (!s)
-        return SB_ESTORE;
-    sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    int64_t v;
-    int rc = sq_query_int64(st, s, &v, NULL);
-    /* a position is never negative, so an error cannot pass for one */
-    return rc ? rc : v;
+    if (s)
+        sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+    return sq_query_int64(st, s, seq, err); /* *seq is only written on success */
 }
 
 int sq_run_trigger(struct sb_store *st, const char *run_id, char **function_id, char **event_name,
-                   char **event_body)
+                   char **event_body, struct sb_err *err)
 {
     *function_id = *event_name = *event_body = NULL;
     sqlite3_stmt *s = sq_stmt(st, STMT_RUN_TRIGGER);
     if (!s)
-        return SB_ESTORE;
+        return sb_err_set(err, SB_ESTORE, "statement unavailable");
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
-    int rc = sq_next_row(st, s, NULL);
+    int rc = sq_next_row(st, s, err);
     if (rc == 0) {
         rc = SB_ENOTFOUND;
     } else if (rc > 0) {
@@ -191,7 +188,9 @@ int sq_run_trigger(struct sb_store *st, const char *run_id, char **function_id, 
         *function_id = sq_col_dup(s, 0, &crc);
         *event_name = sq_col_dup(s, 1, &crc);
         *event_body = sq_col_dup(s, 2, &crc);
-        rc = (*function_id && *event_name && *event_body) ? 0 : crc ? crc : SB_ESTORE;
+        rc = (*function_id && *event_name && *event_body)
+                 ? 0
+                 : sq_col_error(err, crc ? crc : SB_ESTORE);
     }
     sqlite3_reset(s);
     if (rc) {
