@@ -96,6 +96,73 @@ static void kube_check(struct cli *c, json_t *checks, const char *ns, const char
     json_decref(d);
 }
 
+/* One registered app's worker: its health endpoint (GET / on its origin, as
+ * system-bus-worker serves it), else its serve URL; ok when it answers and,
+ * when it reports a status, that status is running or ok. */
+static void worker_check(struct cli *c, json_t *checks, json_t *app, long timeout_ms)
+{
+    const char *url = sb_json_str(app, "url");
+    const char *sync_error = sb_json_str(app, "sync_error");
+    char health[600];
+    const char *slash = url ? strchr(url + (strncmp(url, "https://", 8) ? 7 : 8), '/') : NULL;
+    snprintf(health, sizeof health, "%.*s/",
+             (int)(slash ? slash - url : (long)strlen(url ? url : "")), url ? url : "");
+    struct api_res p;
+    const char *probed = health;
+    int prc = cli_probe(health, timeout_ms, &p);
+    const char *hstatus = prc == 0 ? sb_json_str(p.json, "status") : NULL;
+    if (prc != 0 || !hstatus) { /* no health endpoint: the serve URL answers? */
+        api_res_free(&p);
+        probed = url;
+        prc = cli_probe(url, timeout_ms, &p);
+    }
+    char name[300], detail[900];
+    snprintf(name, sizeof name, "worker %s", sb_json_str(app, "id"));
+    snprintf(detail, sizeof detail, "%s%s%s; last sync %s%s%s", prc == 0 ? probed : p.message,
+             hstatus ? " status " : "", hstatus ? hstatus : "",
+             sb_json_str(app, "synced_at") ? sb_json_str(app, "synced_at") : "never",
+             sync_error ? "; sync error: " : "", sync_error ? sync_error : "");
+    bool ok =
+        prc == 0 && (!hstatus || strcmp(hstatus, "running") == 0 || strcmp(hstatus, "ok") == 0);
+    json_array_append_new(checks, check(name, ok, p.ms, detail));
+    if (prc != 0)
+        cli_next(c, "re-sync or prune the unreachable apps", "sysbus refresh --all");
+    api_res_free(&p);
+}
+
+/* sysbusd's /health and, when it answers, every registered app's worker. */
+static void server_checks(struct cli *c, json_t *checks, long timeout_ms)
+{
+    struct api_res r;
+    int rc = cli_api(c, "GET", "/health", NULL, &r);
+    json_array_append_new(checks, check("sysbusd", rc == 0, r.ms, rc == 0 ? c->url : r.message));
+    api_res_free(&r);
+    if (rc != 0) {
+        cli_next(c, "start the server", "sysbusd --dev");
+        return;
+    }
+    if (cli_api(c, "GET", "/v1/apps", NULL, &r) != 0) {
+        json_array_append_new(checks, check("apps", false, r.ms, r.message));
+        api_res_free(&r);
+        return;
+    }
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(r.json, "data"), i, a)
+        worker_check(c, checks, a, timeout_ms);
+    api_res_free(&r);
+}
+
+static void talon_check(json_t *checks, const char *talon, long timeout_ms)
+{
+    char url[600];
+    snprintf(url, sizeof url, "%s/health", talon);
+    struct api_res p;
+    int prc = cli_probe(url, timeout_ms, &p);
+    json_array_append_new(checks, check("talon", prc == 0, p.ms, prc == 0 ? url : p.message));
+    api_res_free(&p);
+}
+
 int cmd_status(struct cli *c, int argc, char **argv)
 {
     const char *talon = getenv("SYSBUS_TALON_URL"), *timeout = "1500";
@@ -117,64 +184,9 @@ int cmd_status(struct cli *c, int argc, char **argv)
     long saved = c->timeout_ms;
     c->timeout_ms = t;
     json_t *checks = json_array();
-    struct api_res r;
-    int rc = cli_api(c, "GET", "/health", NULL, &r);
-    json_array_append_new(checks, check("sysbusd", rc == 0, r.ms, rc == 0 ? c->url : r.message));
-    api_res_free(&r);
-    if (rc != 0) {
-        cli_next(c, "start the server", "sysbusd --dev");
-    } else if (cli_api(c, "GET", "/v1/apps", NULL, &r) == 0) {
-        size_t i;
-        json_t *a;
-        json_array_foreach(json_object_get(r.json, "data"), i, a)
-        {
-            const char *url = sb_json_str(a, "url");
-            const char *sync_error = sb_json_str(a, "sync_error");
-            /* the worker's health endpoint (GET / on its origin, as
-             * system-bus-worker serves it), else its serve URL */
-            char health[600];
-            const char *slash =
-                url ? strchr(url + (strncmp(url, "https://", 8) ? 7 : 8), '/') : NULL;
-            snprintf(health, sizeof health, "%.*s/",
-                     (int)(slash ? slash - url : (long)strlen(url ? url : "")), url ? url : "");
-            struct api_res p;
-            const char *probed = health;
-            int prc = cli_probe(health, t, &p);
-            const char *hstatus = prc == 0 ? sb_json_str(p.json, "status") : NULL;
-            if (prc != 0 || !hstatus) { /* no health endpoint: the serve URL answers? */
-                api_res_free(&p);
-                probed = url;
-                prc = cli_probe(url, t, &p);
-            }
-            char name[300], detail[900];
-            snprintf(name, sizeof name, "worker %s", sb_json_str(a, "id"));
-            snprintf(detail, sizeof detail, "%s%s%s; last sync %s%s%s",
-                     prc == 0 ? probed : p.message, hstatus ? " status " : "",
-                     hstatus ? hstatus : "",
-                     sb_json_str(a, "synced_at") ? sb_json_str(a, "synced_at") : "never",
-                     sync_error ? "; sync error: " : "", sync_error ? sync_error : "");
-            json_array_append_new(checks,
-                                  check(name,
-                                        prc == 0 && (!hstatus || strcmp(hstatus, "running") == 0 ||
-                                                     strcmp(hstatus, "ok") == 0),
-                                        p.ms, detail));
-            if (prc != 0)
-                cli_next(c, "re-sync or prune the unreachable apps", "sysbus refresh --all");
-            api_res_free(&p);
-        }
-        api_res_free(&r);
-    } else {
-        json_array_append_new(checks, check("apps", false, r.ms, r.message));
-        api_res_free(&r);
-    }
-    if (talon && *talon) {
-        char url[600];
-        snprintf(url, sizeof url, "%s/health", talon);
-        struct api_res p;
-        int prc = cli_probe(url, t, &p);
-        json_array_append_new(checks, check("talon", prc == 0, p.ms, prc == 0 ? url : p.message));
-        api_res_free(&p);
-    }
+    server_checks(c, checks, t);
+    if (talon && *talon)
+        talon_check(checks, talon, t);
     kube_check(c, checks, ns, deploy);
     c->timeout_ms = saved;
     if (cli_checks_ok(checks))

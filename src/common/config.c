@@ -194,93 +194,122 @@ static int list_add_csv(const struct sb_config_ext *ext, const struct sb_opt *o,
     return 0;
 }
 
-/* source: "flag", "environment variable X", "config file", "default" */
+/* The apply_* functions parse one value of their type into the setting's
+ * field f; source ("flag", "environment variable X", "config file",
+ * "default") goes into the error, which names the setting. */
+
+static int apply_str(const struct sb_config_ext *ext, const struct sb_opt *o, char **f,
+                     const char *value, const char *source, struct sb_err *err)
+{
+    int crc = check_value(ext, o, NULL, value, source, err);
+    if (crc)
+        return crc;
+    char *copy = strdup(value);
+    if (!copy)
+        return SB_ENOMEM;
+    free(*f);
+    *f = copy;
+    return 0;
+}
+
+static int apply_bool(const struct sb_opt *o, bool *f, const char *value, const char *source,
+                      struct sb_err *err)
+{
+    if (parse_bool(value, f))
+        return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is not a boolean (use true/false)",
+                          o->name, source, value);
+    return 0;
+}
+
+static int apply_int(const struct sb_opt *o, int64_t *f, const char *value, const char *source,
+                     struct sb_err *err)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno || end == value || *end != '\0')
+        return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is not an integer", o->name, source,
+                          value);
+    if (o->min < o->max && (v < o->min || v > o->max))
+        return sb_err_set(err, SB_EINVAL, "--%s (%s): %lld is out of range %lld..%lld", o->name,
+                          source, v, (long long)o->min, (long long)o->max);
+    *f = v;
+    return 0;
+}
+
+static int apply_duration(const struct sb_opt *o, int64_t *f, const char *value, const char *source,
+                          struct sb_err *err)
+{
+    int64_t ms;
+    if (sb_duration_parse(value, o->bare_unit_ms, &ms))
+        return sb_err_set(err, SB_EINVAL,
+                          "--%s (%s): '%s' is not a duration (examples: 500ms, 15s, 2h, 7d)",
+                          o->name, source, value);
+    if (o->min < o->max && (ms < o->min || ms > o->max)) {
+        char lo[32], hi[32];
+        sb_duration_format(o->min, lo, sizeof lo);
+        sb_duration_format(o->max, hi, sizeof hi);
+        return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is out of range %s..%s", o->name, source,
+                          value, lo, hi);
+    }
+    *f = ms;
+    return 0;
+}
+
+/* A flag (append) adds one item, commas allowed inside; elsewhere the
+ * value is a comma-separated list that replaces the list. */
+static int apply_list(const struct sb_config_ext *ext, const struct sb_opt *o, struct sb_strlist *l,
+                      const char *value, int append, const char *source, struct sb_err *err)
+{
+    if (append) {
+        int crc = check_value(ext, o, NULL, value, source, err);
+        return crc ? crc : list_add(l, value, strlen(value));
+    }
+    list_clear(l);
+    return list_add_csv(ext, o, l, value, source, err);
+}
+
+/* A flag (append): one NAME=VALUE; elsewhere a comma-separated list of
+ * them. Either way entries merge into the map (see config.h). */
+static int apply_map(const struct sb_config_ext *ext, const struct sb_opt *o, struct sb_strmap *m,
+                     const char *value, int append, const char *source, struct sb_err *err)
+{
+    for (const char *p = value; *p;) {
+        const char *c = append ? NULL : strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        size_t blank = 0;
+        while (blank < n && isspace((unsigned char)p[blank]))
+            blank++;
+        if (blank < n) {
+            if (!eq)
+                return sb_err_set(err, SB_EINVAL, "--%s (%s): '%.*s' is not NAME=VALUE", o->name,
+                                  source, (int)n, p);
+            int rc = map_entry(ext, o, m, p, (size_t)(eq - p), eq + 1, n - (size_t)(eq - p) - 1,
+                               source, err);
+            if (rc)
+                return rc;
+        }
+        p += n + (c ? 1 : 0);
+        if (!c)
+            break;
+    }
+    return 0;
+}
+
+/* Parses value into o's field of settings (append: it came from a flag,
+ * which adds to a list instead of replacing it). */
 static int apply(const struct sb_config_ext *ext, const struct sb_opt *o, void *settings,
                  const char *value, int append, const char *source, struct sb_err *err)
 {
     void *f = field(settings, o);
     switch (o->type) {
-    case SB_OPT_STR: {
-        int crc = check_value(ext, o, NULL, value, source, err);
-        if (crc)
-            return crc;
-        char *copy = strdup(value);
-        if (!copy)
-            return SB_ENOMEM;
-        free(*(char **)f);
-        *(char **)f = copy;
-        return 0;
-    }
-    case SB_OPT_BOOL:
-        if (parse_bool(value, (bool *)f))
-            return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is not a boolean (use true/false)",
-                              o->name, source, value);
-        return 0;
-    case SB_OPT_INT: {
-        char *end;
-        errno = 0;
-        long long v = strtoll(value, &end, 10);
-        if (errno || end == value || *end != '\0')
-            return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is not an integer", o->name, source,
-                              value);
-        if (o->min < o->max && (v < o->min || v > o->max))
-            return sb_err_set(err, SB_EINVAL, "--%s (%s): %lld is out of range %lld..%lld", o->name,
-                              source, v, (long long)o->min, (long long)o->max);
-        *(int64_t *)f = v;
-        return 0;
-    }
-    case SB_OPT_DURATION: {
-        int64_t ms;
-        if (sb_duration_parse(value, o->bare_unit_ms, &ms))
-            return sb_err_set(err, SB_EINVAL,
-                              "--%s (%s): '%s' is not a duration (examples: 500ms, 15s, 2h, 7d)",
-                              o->name, source, value);
-        if (o->min < o->max && (ms < o->min || ms > o->max)) {
-            char lo[32], hi[32];
-            sb_duration_format(o->min, lo, sizeof lo);
-            sb_duration_format(o->max, hi, sizeof hi);
-            return sb_err_set(err, SB_EINVAL, "--%s (%s): '%s' is out of range %s..%s", o->name,
-                              source, value, lo, hi);
-        }
-        *(int64_t *)f = ms;
-        return 0;
-    }
-    case SB_OPT_LIST: {
-        struct sb_strlist *l = f;
-        if (!append)
-            list_clear(l);
-        if (append) { /* a flag: one value, commas allowed inside */
-            int crc = check_value(ext, o, NULL, value, source, err);
-            return crc ? crc : list_add(l, value, strlen(value));
-        }
-        return list_add_csv(ext, o, l, value, source, err);
-    }
-    case SB_OPT_MAP: {
-        /* a flag: one NAME=VALUE; elsewhere a comma-separated list of them.
-         * Either way entries merge into the map (see config.h). */
-        struct sb_strmap *m = f;
-        for (const char *p = value; *p;) {
-            const char *c = append ? NULL : strchr(p, ',');
-            size_t n = c ? (size_t)(c - p) : strlen(p);
-            const char *eq = memchr(p, '=', n);
-            size_t blank = 0;
-            while (blank < n && isspace((unsigned char)p[blank]))
-                blank++;
-            if (blank < n) {
-                if (!eq)
-                    return sb_err_set(err, SB_EINVAL, "--%s (%s): '%.*s' is not NAME=VALUE",
-                                      o->name, source, (int)n, p);
-                int rc = map_entry(ext, o, m, p, (size_t)(eq - p), eq + 1, n - (size_t)(eq - p) - 1,
-                                   source, err);
-                if (rc)
-                    return rc;
-            }
-            p += n + (c ? 1 : 0);
-            if (!c)
-                break;
-        }
-        return 0;
-    }
+    case SB_OPT_STR: return apply_str(ext, o, f, value, source, err);
+    case SB_OPT_BOOL: return apply_bool(o, f, value, source, err);
+    case SB_OPT_INT: return apply_int(o, f, value, source, err);
+    case SB_OPT_DURATION: return apply_duration(o, f, value, source, err);
+    case SB_OPT_LIST: return apply_list(ext, o, f, value, append, source, err);
+    case SB_OPT_MAP: return apply_map(ext, o, f, value, append, source, err);
     }
     return SB_EINVAL;
 }

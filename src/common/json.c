@@ -357,12 +357,7 @@ int sb_json_write(struct sb_buf *b, const json_t *v)
 
 char *sb_json_dumps(const json_t *v, size_t *len_out)
 {
-    /* No cap here: the text of a tree already in memory, as bounded as the
-     * tree, which its caller bounded where it entered (a capped body parsed
-     * through the envelope). A caller that wants a cap of the written form
-     * uses sb_json_write on a capped buffer (e.g. the engine's memoized
-     * values). */
-    struct sb_buf b = SB_BUF_INIT(0);
+    struct sb_buf b = SB_BUF_INIT(0); /* no cap: a tree in memory, bounded by its caller (json.h) */
     if (sb_json_write(&b, v)) {
         sb_buf_free(&b);
         return NULL;

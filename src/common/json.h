@@ -85,7 +85,11 @@ json_t *sb_json_parse_ints(const char *text, size_t len, struct sb_err *err);
 /* Canonical (JCS) serialization of v appended to b. SB_ETOOBIG / SB_ENOMEM /
  * SB_EINVAL (a non-finite number). */
 int sb_json_write(struct sb_buf *b, const json_t *v);
-/* Returns malloc'd canonical text of v, or NULL on failure. */
+/* Returns malloc'd canonical text of v, or NULL on failure. No cap of its
+ * own: for trees already bounded in memory (built by sysbus, or parsed from
+ * a capped body through the envelope); the text is as bounded as the tree.
+ * To cap the written form, sb_json_write into a buffer with a maximum (as
+ * the engine does for memoized values). */
 char *sb_json_dumps(const json_t *v, size_t *len_out);
 
 /* Low-level writer pieces, for hand-built documents. */

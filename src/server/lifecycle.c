@@ -17,9 +17,7 @@ static int make_event(struct sbd_event *pe, const char *name, json_t *data, int6
     sb_ulid_new(now, pe->id);
     json_t *ev = json_pack("{s:s, s:O, s:s, s:I, s:{}}", "name", name, "data", data, "id", pe->id,
                            "ts", (json_int_t)now, "user");
-    /* no cap of its own: data embeds the run's trigger event and its
-     * output or error, each bounded where it entered (an event by
-     * --max-body, an output or error by the worker's answer cap) */
+    /* no cap (it would fail the run's end): each part was capped where it entered */
     struct sb_buf b = SB_BUF_INIT(0);
     int rc = ev ? sb_json_write(&b, ev) : SB_ENOMEM;
     json_decref(ev);

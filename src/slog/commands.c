@@ -474,6 +474,102 @@ static void add_problem(json_t *problems, const char *fmt, ...)
     json_array_append_new(problems, json_string(msg));
 }
 
+/* What health learns from one pass over the log. */
+struct health_scan {
+    unsigned long entries, bad;
+    bool last_bad; /* the last line read did not parse */
+    unsigned long last_lineno;
+    char last_why[512]; /* why the last bad line is bad */
+    int64_t newest_ms;
+    char *newest; /* the newest entry's timestamp (malloc'd), NULL when none */
+};
+
+/* Reads every line of path into sc; a log that cannot be read (opened or
+ * read to its end) adds a problem. */
+static void scan_log(const char *path, struct health_scan *sc, json_t *problems)
+{
+    struct sb_err err = { 0 };
+    struct slog_reader r;
+    if (slog_reader_open(&r, path, &err) != 0) {
+        add_problem(problems, "cannot read %s: %s", path, err.msg);
+        return;
+    }
+    const char *line;
+    size_t len;
+    int rc;
+    while ((rc = slog_reader_next(&r, &line, &len, &err)) == 1) {
+        struct slog_entry e;
+        struct sb_err why = { 0 };
+        sc->last_lineno = r.lineno;
+        sc->last_bad = slog_reader_entry(&r, line, len, &e, &why) != 0;
+        if (sc->last_bad) {
+            sc->bad++;
+            snprintf(sc->last_why, sizeof sc->last_why, "%s", why.msg);
+            continue;
+        }
+        sc->entries++;
+        if (!sc->newest || e.ts_ms > sc->newest_ms) {
+            char *copy = strdup(e.timestamp);
+            if (copy) {
+                free(sc->newest);
+                sc->newest = copy;
+                sc->newest_ms = e.ts_ms;
+            }
+        }
+        slog_entry_free(&e);
+    }
+    if (rc < 0)
+        add_problem(problems, "cannot read %s: %s", path, err.msg);
+    slog_reader_close(&r);
+}
+
+/* The problems a readable log can have: no entries, a bad last line, a
+ * newest entry older than max_age_ms. */
+static void judge_log(const struct health_scan *sc, int64_t max_age_ms, int64_t now,
+                      json_t *problems)
+{
+    bool readable = json_array_size(problems) == 0;
+    if (readable && sc->entries == 0)
+        add_problem(problems, "the log has no entries");
+    if (readable && sc->last_bad)
+        add_problem(problems, "the last line (%lu) is bad: %s", sc->last_lineno, sc->last_why);
+    if (sc->newest && now - sc->newest_ms > max_age_ms) {
+        char age[32], max[32];
+        sb_duration_format((now - sc->newest_ms) / 1000 * 1000, age, sizeof age);
+        sb_duration_format(max_age_ms, max, sizeof max);
+        add_problem(problems, "the newest entry (%s) is %s old, more than --max-age %s", sc->newest,
+                    age, max);
+    }
+}
+
+/* Prints the report on stdout and each problem on stderr; returns the exit
+ * code. */
+static int print_health(const char *path, const struct health_scan *sc, int64_t max_age_ms,
+                        int64_t now, json_t *problems)
+{
+    bool ok = json_array_size(problems) == 0;
+    json_t *doc =
+        json_pack("{s:b, s:s, s:I, s:I, s:o, s:o, s:f, s:O}", "ok", ok, "file", path, "entries",
+                  (json_int_t)sc->entries, "bad_lines", (json_int_t)sc->bad, "newest",
+                  sc->newest ? json_string(sc->newest) : json_null(), "age_seconds",
+                  sc->newest ? json_real((double)(now - sc->newest_ms) / 1000.0) : json_null(),
+                  "max_age_seconds", (double)max_age_ms / 1000.0, "problems", problems);
+    char *text = doc ? sb_json_dumps(doc, NULL) : NULL;
+    int code;
+    if (!text) {
+        fprintf(stderr, "slog: out of memory\n");
+        code = SLOG_EXIT_FAIL;
+    } else {
+        puts(text);
+        for (size_t i = 0; i < json_array_size(problems); i++)
+            fprintf(stderr, "slog: health: %s\n", json_string_value(json_array_get(problems, i)));
+        code = finish_output(ok ? SLOG_EXIT_OK : SLOG_EXIT_FAIL);
+    }
+    free(text);
+    json_decref(doc);
+    return code;
+}
+
 int slog_cmd_health(int argc, char **argv)
 {
     struct health_settings s = { 0 };
@@ -486,78 +582,13 @@ int slog_cmd_health(int argc, char **argv)
         goto out;
     }
     json_t *problems = json_array();
-    unsigned long entries = 0, bad = 0;
-    bool last_bad = false;
-    unsigned long last_lineno = 0;
-    char last_why[512] = "";
-    int64_t newest_ms = 0;
-    char *newest = NULL;
-    struct sb_err err = { 0 };
-    struct slog_reader r;
-    if (slog_reader_open(&r, path, &err) != 0) {
-        add_problem(problems, "cannot read %s: %s", path, err.msg);
-    } else {
-        const char *line;
-        size_t len;
-        int rc;
-        while ((rc = slog_reader_next(&r, &line, &len, &err)) == 1) {
-            struct slog_entry e;
-            struct sb_err why = { 0 };
-            last_lineno = r.lineno;
-            last_bad = slog_reader_entry(&r, line, len, &e, &why) != 0;
-            if (last_bad) {
-                bad++;
-                snprintf(last_why, sizeof last_why, "%s", why.msg);
-                continue;
-            }
-            entries++;
-            if (!newest || e.ts_ms > newest_ms) {
-                char *copy = strdup(e.timestamp);
-                if (copy) {
-                    free(newest);
-                    newest = copy;
-                    newest_ms = e.ts_ms;
-                }
-            }
-            slog_entry_free(&e);
-        }
-        if (rc < 0)
-            add_problem(problems, "cannot read %s: %s", path, err.msg);
-        slog_reader_close(&r);
-    }
+    struct health_scan sc = { 0 };
+    scan_log(path, &sc, problems);
     int64_t now = sb_now_ms();
-    bool readable = json_array_size(problems) == 0;
-    if (readable && entries == 0)
-        add_problem(problems, "the log has no entries");
-    if (readable && last_bad)
-        add_problem(problems, "the last line (%lu) is bad: %s", last_lineno, last_why);
-    if (newest && now - newest_ms > s.max_age_ms) {
-        char age[32], max[32];
-        sb_duration_format((now - newest_ms) / 1000 * 1000, age, sizeof age);
-        sb_duration_format(s.max_age_ms, max, sizeof max);
-        add_problem(problems, "the newest entry (%s) is %s old, more than --max-age %s", newest,
-                    age, max);
-    }
-    bool ok = json_array_size(problems) == 0;
-    json_t *doc = json_pack("{s:b, s:s, s:I, s:I, s:o, s:o, s:f, s:O}", "ok", ok, "file", path,
-                            "entries", (json_int_t)entries, "bad_lines", (json_int_t)bad, "newest",
-                            newest ? json_string(newest) : json_null(), "age_seconds",
-                            newest ? json_real((double)(now - newest_ms) / 1000.0) : json_null(),
-                            "max_age_seconds", (double)s.max_age_ms / 1000.0, "problems", problems);
-    char *text = doc ? sb_json_dumps(doc, NULL) : NULL;
-    if (!text) {
-        fprintf(stderr, "slog: out of memory\n");
-        code = SLOG_EXIT_FAIL;
-    } else {
-        puts(text);
-        for (size_t i = 0; i < json_array_size(problems); i++)
-            fprintf(stderr, "slog: health: %s\n", json_string_value(json_array_get(problems, i)));
-        code = finish_output(ok ? SLOG_EXIT_OK : SLOG_EXIT_FAIL);
-    }
-    free(text);
-    json_decref(doc);
+    judge_log(&sc, s.max_age_ms, now, problems);
+    code = print_health(path, &sc, s.max_age_ms, now, problems);
     json_decref(problems);
-    free(newest);
+    free(sc.newest);
     free(path);
 out:
     sb_config_free(&health_spec, &s);

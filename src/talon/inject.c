@@ -153,66 +153,89 @@ static int unavailable_error(json_t *unavailable, struct sb_err *err)
     return sb_err_set(err, SB_EUNAVAIL, "%s", msg);
 }
 
-int talon_env_build(const struct talon_settings *s, int port, bool lease, struct talon_env *out,
-                    struct sb_err *err)
+/* 1. What [worker] pass_env names, from talon's environment (never
+ * NOTIFY_SOCKET: systemd's notifications are talon's). */
+static int add_inherited(struct talon_env *out, const struct talon_settings *s)
 {
     int rc = 0;
-    char buf[64], src[1200];
-    if (!(out->secret_failures = json_array()) || !(out->unavailable = json_array()))
-        return sb_err_set(err, SB_ENOMEM, "out of memory");
-    /* 1. inherited */
     for (size_t i = 0; i < s->worker_pass_env.n && !rc; i++) {
         const char *name = s->worker_pass_env.v[i];
         const char *v = sb_env(name);
         if (v && strcmp(name, "NOTIFY_SOCKET") != 0)
             rc = env_set(out, name, v, "inherited ([worker] pass_env)");
     }
-    /* 2. talon's defaults */
-    snprintf(buf, sizeof buf, "%llds", (long long)s->worker_drain_timeout_secs);
-    if (!rc)
-        rc = env_set(out, "WORKER_ROLE", "host", "talon default");
-    if (!rc)
-        rc = env_set(out, "SYSBUS_DRAIN_GRACE", buf, "talon ([worker] drain_timeout_secs)");
-    /* 3. the env file */
-    if (!rc && s->worker_env_file) {
-        struct talon_envfile f = { 0 };
-        rc = talon_envfile_load(s->worker_env_file, &f, err);
-        for (size_t i = 0; i < f.n && !rc; i++) {
-            const char *name = f.v[i].name;
-            if (strcmp(name, "PATH") == 0 || strcmp(name, "PORT") == 0) {
-                SB_LOGK(SB_WARN, "env_file_ignored",
-                        ((struct sb_lf[]){ LF_S("file", s->worker_env_file), LF_S("name", name),
-                                           LF_I("line", f.v[i].line) }),
-                        "%s:%d: %s is set by talon ([worker] %s); the env file's value is ignored",
-                        s->worker_env_file, f.v[i].line, name, name[1] == 'A' ? "path" : "port");
-                continue;
-            }
-            int64_t grace_ms;
-            if (strcmp(name, "SYSBUS_DRAIN_GRACE") == 0 &&
-                sb_duration_parse(f.v[i].value, 1000, &grace_ms) == 0 &&
-                grace_ms > s->worker_drain_timeout_secs * 1000)
-                SB_LOGK(
-                    SB_WARN, "drain_grace_too_long",
-                    ((struct sb_lf[]){ LF_S("file", s->worker_env_file), LF_I("line", f.v[i].line),
-                                       LF_I("drain_timeout_secs", s->worker_drain_timeout_secs) }),
-                    "%s:%d: SYSBUS_DRAIN_GRACE=%s is longer than [worker] drain_timeout_secs "
-                    "(%lld): talon will SIGKILL the worker before its drain ends",
-                    s->worker_env_file, f.v[i].line, f.v[i].value,
-                    (long long)s->worker_drain_timeout_secs);
-            snprintf(src, sizeof src, "env file %s:%d", s->worker_env_file, f.v[i].line);
-            rc = env_set(out, name, f.v[i].value, src);
+    return rc;
+}
+
+/* 2. talon's defaults, which the env file may override. */
+static int add_defaults(struct talon_env *out, const struct talon_settings *s)
+{
+    char grace[64];
+    snprintf(grace, sizeof grace, "%llds", (long long)s->worker_drain_timeout_secs);
+    int rc = env_set(out, "WORKER_ROLE", "host", "talon default");
+    return rc ? rc
+              : env_set(out, "SYSBUS_DRAIN_GRACE", grace, "talon ([worker] drain_timeout_secs)");
+}
+
+/* Warns when the env file's SYSBUS_DRAIN_GRACE outlasts the time talon
+ * gives a draining worker. */
+static void warn_long_drain_grace(const struct talon_settings *s, const struct talon_envfile *f,
+                                  size_t i)
+{
+    int64_t grace_ms;
+    if (sb_duration_parse(f->v[i].value, 1000, &grace_ms) != 0 ||
+        grace_ms <= s->worker_drain_timeout_secs * 1000)
+        return;
+    SB_LOGK(SB_WARN, "drain_grace_too_long",
+            ((struct sb_lf[]){ LF_S("file", s->worker_env_file), LF_I("line", f->v[i].line),
+                               LF_I("drain_timeout_secs", s->worker_drain_timeout_secs) }),
+            "%s:%d: SYSBUS_DRAIN_GRACE=%s is longer than [worker] drain_timeout_secs "
+            "(%lld): talon will SIGKILL the worker before its drain ends",
+            s->worker_env_file, f->v[i].line, f->v[i].value,
+            (long long)s->worker_drain_timeout_secs);
+}
+
+/* 3. The env file, but for PATH and PORT, which talon sets (step 4). */
+static int add_env_file(struct talon_env *out, const struct talon_settings *s, struct sb_err *err)
+{
+    char src[1200];
+    struct talon_envfile f = { 0 };
+    int rc = talon_envfile_load(s->worker_env_file, &f, err);
+    for (size_t i = 0; i < f.n && !rc; i++) {
+        const char *name = f.v[i].name;
+        if (strcmp(name, "PATH") == 0 || strcmp(name, "PORT") == 0) {
+            SB_LOGK(SB_WARN, "env_file_ignored",
+                    ((struct sb_lf[]){ LF_S("file", s->worker_env_file), LF_S("name", name),
+                                       LF_I("line", f.v[i].line) }),
+                    "%s:%d: %s is set by talon ([worker] %s); the env file's value is ignored",
+                    s->worker_env_file, f.v[i].line, name, name[1] == 'A' ? "path" : "port");
+            continue;
         }
-        talon_envfile_free(&f);
+        if (strcmp(name, "SYSBUS_DRAIN_GRACE") == 0)
+            warn_long_drain_grace(s, &f, i);
+        snprintf(src, sizeof src, "env file %s:%d", s->worker_env_file, f.v[i].line);
+        rc = env_set(out, name, f.v[i].value, src);
     }
-    /* 4. what talon fixes */
+    talon_envfile_free(&f);
+    return rc;
+}
+
+/* 4. What talon fixes: PATH and the port this worker listens on. */
+static int add_fixed(struct talon_env *out, const struct talon_settings *s, int port)
+{
+    char buf[64];
     snprintf(buf, sizeof buf, "%d", port);
-    if (!rc)
-        rc = env_set(out, "PATH", s->worker_path, "[worker] path");
-    if (!rc)
-        rc = env_set(out, "PORT", buf,
-                     port == s->worker_port ? "[worker] port" : "[worker] alt_port");
-    /* 5. secrets */
-    char socket[256], *sockp = NULL;
+    int rc = env_set(out, "PATH", s->worker_path, "[worker] path");
+    return rc ? rc
+              : env_set(out, "PORT", buf,
+                        port == s->worker_port ? "[worker] port" : "[worker] alt_port");
+}
+
+/* 5. The secrets: leased when lease is set, else named with an empty value
+ * (a plan). A failed lease is recorded in out, not returned. */
+static int add_secrets(struct talon_env *out, const struct talon_settings *s, bool lease)
+{
+    char socket[256], *sockp = NULL, src[1200];
     struct sb_err serr = { 0 };
     if (lease && s->nsecret_maps) {
         if (secrets_socket_path(s->secrets_socket, socket, sizeof socket, &serr) == 0)
@@ -226,6 +249,7 @@ int talon_env_build(const struct talon_settings *s, int port, bool lease, struct
      * Every mapping is tried even after a required one failed, so that the
      * report names all that are missing, not one per retry. */
     int64_t deadline = sb_mono_ms() + s->secrets_timeout_secs * 1000;
+    int rc = 0;
     for (size_t i = 0; i < s->nsecret_maps && !rc; i++) {
         const struct talon_secret_map *m = &s->secret_maps[i];
         if (lease) {
@@ -238,6 +262,24 @@ int talon_env_build(const struct talon_settings *s, int port, bool lease, struct
             rc = env_set(out, m->env, "", src);
         }
     }
+    return rc;
+}
+
+int talon_env_build(const struct talon_settings *s, int port, bool lease, struct talon_env *out,
+                    struct sb_err *err)
+{
+    if (!(out->secret_failures = json_array()) || !(out->unavailable = json_array()))
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    /* In this order: a later step replaces a variable an earlier one set. */
+    int rc = add_inherited(out, s);
+    if (!rc)
+        rc = add_defaults(out, s);
+    if (!rc && s->worker_env_file)
+        rc = add_env_file(out, s, err);
+    if (!rc)
+        rc = add_fixed(out, s, port);
+    if (!rc)
+        rc = add_secrets(out, s, lease);
     if (rc == SB_ENOMEM)
         return sb_err_set(err, rc, "out of memory");
     if (!rc && json_array_size(out->unavailable))

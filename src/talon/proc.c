@@ -31,7 +31,6 @@
 
 #include "common/clock.h"
 
-#define TALON_OUTPUT_MAX 8192          /* output tail kept, bytes */
 #define TALON_KILL_GRACE_MS 2000       /* SIGTERM -> SIGKILL */
 #define TALON_DEFAULT_TIMEOUT_MS 60000 /* timeout_ms <= 0 */
 #define TALON_PATH_MAX 4096
@@ -68,6 +67,93 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* The word being split out of the line. Its text never outgrows the line
+ * (every rule below copies at most what it consumes), so it is allocated
+ * once at the line's length and written without bounds checks. */
+struct word {
+    char *text;
+    size_t len;
+    int started; /* "" is a word too: a quote pair starts one */
+};
+
+/* '...' at *p: everything up to the next quote, literally. */
+static int take_single_quoted(const char *line, const char **p, struct word *wd, struct sb_err *err)
+{
+    const char *q = strchr(*p + 1, '\'');
+    if (!q)
+        return sb_err_set(err, SB_EINVAL, "unterminated single quote at column %zu",
+                          (size_t)(*p - line) + 1);
+    memcpy(wd->text + wd->len, *p + 1, (size_t)(q - *p - 1));
+    wd->len += (size_t)(q - *p - 1);
+    wd->started = 1;
+    *p = q + 1;
+    return 0;
+}
+
+/* "..." at *p: a backslash escapes only " \ $ ` (a backslash-newline
+ * disappears); any other backslash stays. */
+static int take_double_quoted(const char *line, const char **p, struct word *wd, struct sb_err *err)
+{
+    const char *start = *p, *c = *p + 1;
+    for (;;) {
+        if (!*c)
+            return sb_err_set(err, SB_EINVAL, "unterminated double quote at column %zu",
+                              (size_t)(start - line) + 1);
+        if (*c == '"')
+            break;
+        if (*c == '\\' && c[1] && strchr("\"\\$`\n", c[1])) {
+            if (c[1] != '\n')
+                wd->text[wd->len++] = c[1];
+            c += 2;
+            continue;
+        }
+        wd->text[wd->len++] = *c++;
+    }
+    wd->started = 1;
+    *p = c + 1;
+    return 0;
+}
+
+/* A backslash outside quotes at *p: the next character is literal, and a
+ * backslash-newline disappears (it does not start a word). */
+static int take_escaped(const char *line, const char **p, struct word *wd, struct sb_err *err)
+{
+    const char *c = *p;
+    if (!c[1])
+        return sb_err_set(err, SB_EINVAL, "trailing backslash at column %zu",
+                          (size_t)(c - line) + 1);
+    if (c[1] != '\n') {
+        wd->text[wd->len++] = c[1];
+        wd->started = 1;
+    }
+    *p = c + 2;
+    return 0;
+}
+
+/* One piece of a word at *p (not whitespace): a quoted part, an escape or
+ * an ordinary character. Advances *p past it. */
+static int take_word_part(const char *line, const char **p, struct word *wd, struct sb_err *err)
+{
+    switch (**p) {
+    case '\'': return take_single_quoted(line, p, wd, err);
+    case '"': return take_double_quoted(line, p, wd, err);
+    case '\\': return take_escaped(line, p, wd, err);
+    default:
+        wd->text[wd->len++] = *(*p)++;
+        wd->started = 1;
+        return 0;
+    }
+}
+
+/* Ends the word being built: pushed when it was started, then emptied. */
+static int end_word(struct words *w, struct word *wd)
+{
+    int rc = wd->started ? words_push(w, wd->text, wd->len) : 0;
+    wd->len = 0;
+    wd->started = 0;
+    return rc;
+}
+
 /* The rules, a subset of POSIX sh token recognition with no expansion:
  * whitespace separates words; '...' is literal; inside "..." a backslash
  * escapes only " \ $ ` (and a backslash-newline disappears), any other
@@ -80,91 +166,34 @@ int talon_split_words(const char *line, char ***argv_out, struct sb_err *err)
     *argv_out = NULL;
     if (!line)
         return sb_err_set(err, SB_EINVAL, "empty command");
-    size_t linelen = strlen(line);
-    char *word = malloc(linelen + 1); /* a word is never longer than the line */
-    if (!word)
+    struct word wd = { .text = malloc(strlen(line) + 1) };
+    if (!wd.text)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     struct words w = { 0 };
-    size_t wl = 0;
-    int in_word = 0, rc = 0;
-    const char *p = line;
-    while (*p) {
-        char c = *p;
-        if (is_space(c)) {
-            if (in_word && (rc = words_push(&w, word, wl)) != 0)
-                goto oom;
-            in_word = 0;
-            wl = 0;
+    int rc = 0;
+    for (const char *p = line; *p && !rc;) {
+        if (is_space(*p)) {
+            if (end_word(&w, &wd) != 0)
+                rc = sb_err_set(err, SB_ENOMEM, "out of memory");
             p++;
-        } else if (c == '\'') {
-            const char *q = strchr(p + 1, '\'');
-            if (!q) {
-                rc = sb_err_set(err, SB_EINVAL, "unterminated single quote at column %zu",
-                                (size_t)(p - line) + 1);
-                goto fail;
-            }
-            memcpy(word + wl, p + 1, (size_t)(q - p - 1));
-            wl += (size_t)(q - p - 1);
-            in_word = 1;
-            p = q + 1;
-        } else if (c == '"') {
-            const char *start = p;
-            p++;
-            for (;;) {
-                if (!*p) {
-                    rc = sb_err_set(err, SB_EINVAL, "unterminated double quote at column %zu",
-                                    (size_t)(start - line) + 1);
-                    goto fail;
-                }
-                if (*p == '"')
-                    break;
-                if (*p == '\\' && p[1] && strchr("\"\\$`\n", p[1])) {
-                    if (p[1] != '\n')
-                        word[wl++] = p[1];
-                    p += 2;
-                    continue;
-                }
-                word[wl++] = *p++;
-            }
-            in_word = 1;
-            p++;
-        } else if (c == '\\') {
-            if (!p[1]) {
-                rc = sb_err_set(err, SB_EINVAL, "trailing backslash at column %zu",
-                                (size_t)(p - line) + 1);
-                goto fail;
-            }
-            if (p[1] != '\n') {
-                word[wl++] = p[1];
-                in_word = 1;
-            }
-            p += 2;
         } else {
-            word[wl++] = c;
-            in_word = 1;
-            p++;
+            rc = take_word_part(line, &p, &wd, err);
         }
     }
-    if (in_word && (rc = words_push(&w, word, wl)) != 0)
-        goto oom;
-    free(word);
-    if (w.n == 0) {
-        free(w.v);
-        return sb_err_set(err, SB_EINVAL, "empty command");
-    }
-    if (w.v[0][0] == '\0') {
-        talon_words_free(w.v);
-        return sb_err_set(err, SB_EINVAL, "empty command name");
+    if (!rc && end_word(&w, &wd) != 0)
+        rc = sb_err_set(err, SB_ENOMEM, "out of memory");
+    free(wd.text);
+    if (!rc && w.n == 0)
+        rc = sb_err_set(err, SB_EINVAL, "empty command");
+    else if (!rc && w.v[0][0] == '\0')
+        rc = sb_err_set(err, SB_EINVAL, "empty command name");
+    if (rc) {
+        if (w.v)
+            talon_words_free(w.v);
+        return rc;
     }
     *argv_out = w.v;
     return 0;
-oom:
-    rc = sb_err_set(err, SB_ENOMEM, "out of memory");
-fail:
-    free(word);
-    if (w.v)
-        talon_words_free(w.v);
-    return rc;
 }
 
 void talon_words_free(char **argv)
@@ -270,7 +299,9 @@ static void child_exec(const char *file, char *const argv[], char *const envp[],
     _exit(127);
 }
 
-/* Keeps the last TALON_OUTPUT_MAX bytes of what the command printed. */
+/* Keeps the last TALON_OUTPUT_MAX bytes of what the command printed. The
+ * buffer's own maximum is the same size, so a mistake here fails the append
+ * (SB_ETOOBIG) instead of letting a chatty command grow talon's memory. */
 static void keep_tail(struct sb_buf *b, const char *data, size_t n)
 {
     if (n >= TALON_OUTPUT_MAX) {
@@ -454,7 +485,7 @@ int talon_run_command(char *const argv[], char *const envp[], const char *stdin_
                       int timeout_ms, struct talon_cmd_result *result, struct sb_err *err)
 {
     memset(result, 0, sizeof *result);
-    result->output = (struct sb_buf)SB_BUF_INIT(0);
+    result->output = (struct sb_buf)SB_BUF_INIT(TALON_OUTPUT_MAX); /* the tail, see keep_tail */
     if (timeout_ms <= 0)
         timeout_ms = TALON_DEFAULT_TIMEOUT_MS;
     if (!argv || !argv[0] || !argv[0][0])

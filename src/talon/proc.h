@@ -19,11 +19,15 @@
 int talon_split_words(const char *line, char ***argv_out, struct sb_err *err);
 void talon_words_free(char **argv);
 
+/* The most of a command's output talon keeps: the last bytes it printed. */
+#define TALON_OUTPUT_MAX 8192
+
 struct talon_cmd_result {
     int exit_code;        /* exit status, or -1 when killed by a signal */
     int signal;           /* terminating signal, 0 if none */
     bool timed_out;       /* killed because it overran */
-    struct sb_buf output; /* stdout+stderr, capped (tail kept) */
+    struct sb_buf output; /* stdout+stderr: its last TALON_OUTPUT_MAX bytes (the
+                           * buffer's max), NUL-terminated */
 };
 
 /* Runs argv[0] (looked up in the PATH entry of envp) with envp, writes

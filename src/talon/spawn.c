@@ -83,7 +83,9 @@ static int open_append(const char *path)
     return high_fd(open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
 }
 
-/* Child side: async-signal-safe calls only. Never returns. */
+/* Child side, between fork and exec: async-signal-safe calls only (talon
+ * has threads; a lock another thread held at the fork stays held here, so
+ * no malloc, stdio or logging). Never returns. */
 static void child_exec(const char *file, const struct talon_spawn_req *r, pid_t parent, int in_fd,
                        int out_fd, int err_fd, int report_fd)
 {
@@ -122,6 +124,76 @@ fail:
     _exit(127);
 }
 
+/* The descriptors a spawn opens in talon; -1 when not (or no longer) open. */
+struct spawn_fds {
+    int in;      /* /dev/null: the worker's stdin */
+    int out;     /* [worker] log_stdout, or -1: the worker keeps talon's stdout */
+    int errp[2]; /* the worker's stderr: talon reads [0] (talon_child_pump) */
+    int rep[2];  /* the exec report: the child writes [1] only when exec fails */
+};
+
+/* Opens what the child inherits and the two pipes, and c's stderr copy
+ * ([worker] log_stderr, else talon's own stderr). Parent side, before the
+ * fork: anything may be called here. */
+static int open_spawn_fds(const struct talon_spawn_req *r, struct talon_child *c,
+                          struct spawn_fds *f, struct sb_err *err)
+{
+    f->in = high_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    f->out = r->stdout_file ? open_append(r->stdout_file) : -1;
+    if (f->in < 0)
+        return sb_err_errno(err, SB_EIO, "cannot open /dev/null");
+    if (r->stdout_file && f->out < 0)
+        return sb_err_errno(err, SB_EIO, "cannot open [worker] log_stdout %s", r->stdout_file);
+    if (r->stderr_file) {
+        c->err_out_fd = open_append(r->stderr_file);
+        if (c->err_out_fd < 0)
+            return sb_err_errno(err, SB_EIO, "cannot open [worker] log_stderr %s", r->stderr_file);
+    } else {
+        c->err_out_fd = 2;
+    }
+    if (pipe2(f->errp, O_CLOEXEC) != 0 || pipe2(f->rep, O_CLOEXEC) != 0)
+        return sb_err_errno(err, SB_EIO, "cannot create pipes");
+    f->errp[0] = high_fd(f->errp[0]);
+    f->errp[1] = high_fd(f->errp[1]);
+    return 0;
+}
+
+static void close_spawn_fds(struct spawn_fds *f)
+{
+    for (int i = 0; i < 2; i++) {
+        if (f->errp[i] >= 0)
+            close(f->errp[i]);
+        if (f->rep[i] >= 0)
+            close(f->rep[i]);
+    }
+    if (f->in >= 0)
+        close(f->in);
+    if (f->out >= 0)
+        close(f->out);
+}
+
+/* Waits for the child's exec on the report pipe (rep_fd, its write end
+ * closed in talon): EOF means execve succeeded (the pipe is close-on-exec);
+ * a report means it failed, and the child is reaped here. Returns 0, or the
+ * failure naming the stage (chdir or exec). */
+static int await_exec(pid_t pid, int rep_fd, const struct talon_spawn_req *r, const char *file,
+                      struct sb_err *err)
+{
+    struct exec_report report;
+    ssize_t got;
+    while ((got = read(rep_fd, &report, sizeof report)) < 0 && errno == EINTR)
+        ;
+    if (got != (ssize_t)sizeof report)
+        return 0;
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    errno = report.err;
+    return report.stage == STAGE_CHDIR
+               ? sb_err_errno(err, SB_EIO, "cannot enter [worker] dir %s", r->dir)
+               : sb_err_errno(err, SB_EIO, "cannot run %s", file);
+}
+
 int talon_child_spawn(const struct talon_spawn_req *r, struct talon_child **out, struct sb_err *err)
 {
     char file[4096];
@@ -133,76 +205,34 @@ int talon_child_spawn(const struct talon_spawn_req *r, struct talon_child **out,
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     c->err_fd = c->err_out_fd = -1;
     c->port = r->port;
-    int in_fd = high_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
-    int out_fd = r->stdout_file ? open_append(r->stdout_file) : -1;
-    int errp[2] = { -1, -1 }, rep[2] = { -1, -1 };
-    if (in_fd < 0) {
-        rc = sb_err_errno(err, SB_EIO, "cannot open /dev/null");
+    struct spawn_fds f = { .in = -1, .out = -1, .errp = { -1, -1 }, .rep = { -1, -1 } };
+    if ((rc = open_spawn_fds(r, c, &f, err)))
         goto out;
-    }
-    if (r->stdout_file && out_fd < 0) {
-        rc = sb_err_errno(err, SB_EIO, "cannot open [worker] log_stdout %s", r->stdout_file);
-        goto out;
-    }
-    if (r->stderr_file) {
-        c->err_out_fd = open_append(r->stderr_file);
-        if (c->err_out_fd < 0) {
-            rc = sb_err_errno(err, SB_EIO, "cannot open [worker] log_stderr %s", r->stderr_file);
-            goto out;
-        }
-    } else {
-        c->err_out_fd = 2;
-    }
-    if (pipe2(errp, O_CLOEXEC) != 0 || pipe2(rep, O_CLOEXEC) != 0) {
-        rc = sb_err_errno(err, SB_EIO, "cannot create pipes");
-        goto out;
-    }
-    errp[0] = high_fd(errp[0]);
-    errp[1] = high_fd(errp[1]);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         rc = sb_err_errno(err, SB_EIO, "fork failed");
         goto out;
     }
+    /* The child runs child_exec and nothing else: from the fork to execve
+     * only async-signal-safe calls, so nothing may be added on this branch
+     * before it (everything it needs was prepared above, before the fork). */
     if (pid == 0)
-        child_exec(file, r, parent, in_fd, out_fd, errp[1], rep[1]);
+        child_exec(file, r, parent, f.in, f.out, f.errp[1], f.rep[1]);
     setpgid(pid, pid); /* also here, so it holds whoever runs first */
-    close(rep[1]);
-    rep[1] = -1;
-    struct exec_report report;
-    ssize_t got;
-    while ((got = read(rep[0], &report, sizeof report)) < 0 && errno == EINTR)
-        ;
-    if (got == (ssize_t)sizeof report) { /* the exec failed: reap and report */
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        errno = report.err;
-        rc = report.stage == STAGE_CHDIR
-                 ? sb_err_errno(err, SB_EIO, "cannot enter [worker] dir %s", r->dir)
-                 : sb_err_errno(err, SB_EIO, "cannot run %s", file);
+    close(f.rep[1]);
+    f.rep[1] = -1;
+    if ((rc = await_exec(pid, f.rep[0], r, file, err)))
         goto out;
-    }
     c->pid = pid;
     c->started_ms = sb_mono_ms();
-    c->err_fd = errp[0];
-    errp[0] = -1;
+    c->err_fd = f.errp[0];
+    f.errp[0] = -1;
     fcntl(c->err_fd, F_SETFL, fcntl(c->err_fd, F_GETFL) | O_NONBLOCK);
     *out = c;
     c = NULL;
-    rc = 0;
 out:
-    for (int i = 0; i < 2; i++) {
-        if (errp[i] >= 0)
-            close(errp[i]);
-        if (rep[i] >= 0)
-            close(rep[i]);
-    }
-    if (in_fd >= 0)
-        close(in_fd);
-    if (out_fd >= 0)
-        close(out_fd);
+    close_spawn_fds(&f);
     if (c) {
         if (c->err_out_fd > 2)
             close(c->err_out_fd);

@@ -210,92 +210,137 @@ static int block_signals(sigset_t *set)
     return pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-int talon_supervise(struct talon_settings *s)
+/* What the process needs before anything else: libsodium, libcurl, the
+ * state dir, its lock (one talon per state dir) and the log file. Returns
+ * the lock's fd, or -1 with *exit_code set (and the reason on stderr). */
+static int take_state_dir(struct talon_settings *s, int *exit_code)
 {
     struct sb_err err = { 0 };
-    sigset_t set;
-    block_signals(&set); /* before any thread starts: they all inherit it */
     if (sodium_init() < 0) {
         fprintf(stderr, "talon: libsodium failed to initialise\n");
-        return TALON_EXIT_FAIL;
+        *exit_code = TALON_EXIT_FAIL;
+        return -1;
     }
     sb_httpc_global_init();
     if (sb_mkdir_p(s->health_state_dir, 0700, &err) != 0) {
         fprintf(stderr, "talon: [health] state_dir: %s\n", err.msg);
-        return TALON_EXIT_CONFIG;
+        *exit_code = TALON_EXIT_CONFIG;
+        return -1;
     }
     pid_t holder;
     int lock_fd = talon_lock_take(s->health_state_dir, &holder, &err);
     if (lock_fd < 0) {
         fprintf(stderr, "talon: %s\n", err.msg);
-        return TALON_EXIT_LOCKED;
+        *exit_code = TALON_EXIT_LOCKED;
+        return -1;
     }
     if (s->health_log_file &&
         sb_log_open_file(s->health_log_file, s->health_log_max_bytes, isatty(2), &err) != 0) {
         fprintf(stderr, "talon: [health] log_file: %s\n", err.msg);
         close(lock_fd);
-        return TALON_EXIT_CONFIG;
+        *exit_code = TALON_EXIT_CONFIG;
+        return -1;
     }
-    int rc = TALON_EXIT_OK;
-    struct loop l = { .s = s, .sigfd = -1 };
-    if (s->worker_env_file) { /* a bad env file is a config error: say so now */
-        struct talon_envfile ef = { 0 };
-        int erc = talon_envfile_load(s->worker_env_file, &ef, &err);
-        talon_envfile_free(&ef);
-        if (erc) {
-            fprintf(stderr, "talon: [worker] env_file: %s\n", err.msg);
-            SB_LOG(SB_ERROR, "config_error", "[worker] env_file: %s", err.msg);
-            rc = TALON_EXIT_CONFIG;
-            goto out;
-        }
-    }
-    if ((rc = check_port(s)))
-        goto out;
-    l.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (l.sigfd < 0) {
-        SB_LOG(SB_ERROR, "signalfd_failed", "signalfd: %s", strerror(errno));
-        rc = TALON_EXIT_FAIL;
-        goto out;
-    }
-    if (!s->worker_only) {
-        struct talon_watchdog_config wc;
-        talon_watchdog_config_from(s, &wc);
-        if (talon_watchdog_start(&wc, &l.wd, &err) != 0) {
-            fprintf(stderr, "talon: watchdog: %s\n", err.msg);
-            SB_LOG(SB_ERROR, "config_error", "watchdog: %s", err.msg);
-            rc = TALON_EXIT_CONFIG;
-            goto out;
-        }
-    }
+    return lock_fd;
+}
+
+/* A bad env file is a config error: said now, not at the first start. */
+static int check_env_file(const struct talon_settings *s)
+{
+    if (!s->worker_env_file)
+        return 0;
+    struct sb_err err = { 0 };
+    struct talon_envfile ef = { 0 };
+    int erc = talon_envfile_load(s->worker_env_file, &ef, &err);
+    talon_envfile_free(&ef);
+    if (!erc)
+        return 0;
+    fprintf(stderr, "talon: [worker] env_file: %s\n", err.msg);
+    SB_LOG(SB_ERROR, "config_error", "[worker] env_file: %s", err.msg);
+    return TALON_EXIT_CONFIG;
+}
+
+static int open_signalfd(struct loop *l, const sigset_t *set)
+{
+    l->sigfd = signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (l->sigfd >= 0)
+        return 0;
+    SB_LOG(SB_ERROR, "signalfd_failed", "signalfd: %s", strerror(errno));
+    return TALON_EXIT_FAIL;
+}
+
+/* The probes' thread, unless --worker-only. */
+static int start_watchdog(struct loop *l)
+{
+    if (l->s->worker_only)
+        return 0;
+    struct sb_err err = { 0 };
+    struct talon_watchdog_config wc;
+    talon_watchdog_config_from(l->s, &wc);
+    if (talon_watchdog_start(&wc, &l->wd, &err) == 0)
+        return 0;
+    fprintf(stderr, "talon: watchdog: %s\n", err.msg);
+    SB_LOG(SB_ERROR, "config_error", "watchdog: %s", err.msg);
+    return TALON_EXIT_CONFIG;
+}
+
+/* The health server's thread, and the URL it is reached at (written to
+ * supervisor.json: 0.0.0.0 becomes 127.0.0.1, an IPv6 host gets brackets). */
+static int start_health(struct loop *l)
+{
+    struct talon_settings *s = l->s;
+    struct sb_err err = { 0 };
     char host[256];
     int hport;
     talon_parse_bind(s->health_bind, host, sizeof host, &hport);
-    if (talon_health_start(host, hport, l.wd, &l.health, &err) != 0) {
+    if (talon_health_start(host, hport, l->wd, &l->health, &err) != 0) {
         fprintf(stderr, "talon: cannot serve health on %s: %s\n", s->health_bind, err.msg);
         SB_LOG(SB_ERROR, "health_listen_failed", "cannot serve health on %s: %s", s->health_bind,
                err.msg);
-        rc = TALON_EXIT_FAIL;
-        goto out;
+        return TALON_EXIT_FAIL;
     }
-    snprintf(l.health_url, sizeof l.health_url,
+    snprintf(l->health_url, sizeof l->health_url,
              strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d",
-             strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, talon_health_port(l.health));
+             strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, talon_health_port(l->health));
     SB_LOGK(
         SB_INFO, "listening",
-        ((struct sb_lf[]){ LF_S("url", l.health_url), LF_I("port", talon_health_port(l.health)),
-                           LF_I("worker_port", s->worker_port), LF_B("watchdog", l.wd != NULL) }),
-        "talon %d: health on %s, supervising '%s'", (int)getpid(), l.health_url, s->worker_command);
-    if (sb_sd_watchdog_usec(&l.wd_usec) != 1)
-        l.wd_usec = 0;
-    talon_sup_init(&l.sup, s);
-    l.sup.restart_done = restart_done;
-    l.sup.ctx = &l;
-    rc = run_loop(&l);
-    publish(&l);
-    SB_LOGK(SB_INFO, "stopped", ((struct sb_lf[]){ LF_S("last_exit", l.sup.last_exit) }),
-            "talon stopped (worker: %s)", l.sup.last_exit[0] ? l.sup.last_exit : "never started");
-    talon_sup_free(&l.sup);
-out:
+        ((struct sb_lf[]){ LF_S("url", l->health_url), LF_I("port", talon_health_port(l->health)),
+                           LF_I("worker_port", s->worker_port), LF_B("watchdog", l->wd != NULL) }),
+        "talon %d: health on %s, supervising '%s'", (int)getpid(), l->health_url,
+        s->worker_command);
+    return 0;
+}
+
+/* Supervises the worker until the loop ends; returns the loop's exit code. */
+static int supervise_worker(struct loop *l)
+{
+    if (sb_sd_watchdog_usec(&l->wd_usec) != 1)
+        l->wd_usec = 0;
+    talon_sup_init(&l->sup, l->s);
+    l->sup.restart_done = restart_done;
+    l->sup.ctx = l;
+    int rc = run_loop(l);
+    publish(l);
+    SB_LOGK(SB_INFO, "stopped", ((struct sb_lf[]){ LF_S("last_exit", l->sup.last_exit) }),
+            "talon stopped (worker: %s)", l->sup.last_exit[0] ? l->sup.last_exit : "never started");
+    talon_sup_free(&l->sup);
+    return rc;
+}
+
+int talon_supervise(struct talon_settings *s)
+{
+    sigset_t set;
+    block_signals(&set); /* before any thread starts: they all inherit it */
+    int rc = TALON_EXIT_OK;
+    int lock_fd = take_state_dir(s, &rc);
+    if (lock_fd < 0)
+        return rc;
+    struct loop l = { .s = s, .sigfd = -1 };
+    /* In this order: the checks that can refuse to start come before the
+     * threads, and the health server (which reports the watchdog) last. */
+    if (!(rc = check_env_file(s)) && !(rc = check_port(s)) && !(rc = open_signalfd(&l, &set)) &&
+        !(rc = start_watchdog(&l)) && !(rc = start_health(&l)))
+        rc = supervise_worker(&l);
     talon_health_stop(l.health);
     if (l.wd)
         talon_watchdog_stop(l.wd);

@@ -66,9 +66,10 @@ static void health(sysbus_http *req, void *user)
     sysbus_http_reply(req, 200, body);
 }
 
-int main(int argc, char **argv)
+/* The command line: -1 to go on (*list set for --list), else the exit
+ * code (after --help, --version or a bad argument). */
+static int parse_args(int argc, char **argv, bool *list)
 {
-    bool list = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -77,27 +78,66 @@ int main(int argc, char **argv)
             printf("system-bus-worker %s (sdk %s)\n", SB_VERSION, SYSBUS_VERSION);
             return 0;
         } else if (strcmp(argv[i], "--list") == 0) {
-            list = true;
+            *list = true;
         } else {
             fprintf(stderr, "system-bus-worker: unknown argument '%s'\n", argv[i]);
             usage(stderr);
             return EXIT_CONFIG;
         }
     }
+    return -1;
+}
+
+/* WORKER_ROLE into w->role; returns the role's bit in the registry. An
+ * unknown role is warned about and served as host. */
+static unsigned pick_role(struct worker *w)
+{
+    const char *role = getenv("WORKER_ROLE");
+    w->role = "host";
+    if (role && strcmp(role, "cluster") == 0) {
+        w->role = "cluster";
+        return ROLE_CLUSTER;
+    }
+    if (role && *role && strcmp(role, "host") != 0)
+        SB_LOG(SB_WARN, "bad_role", "WORKER_ROLE '%s' is neither host nor cluster: using host",
+               role);
+    return ROLE_HOST;
+}
+
+/* The app (INNGEST_APP_ID, else system-bus-<role>) with the role's
+ * functions defined, and their ids in w->ids. */
+static void define_app(struct worker *w, unsigned role_bit)
+{
+    char app_id[128];
+    const char *env_app = getenv("INNGEST_APP_ID");
+    snprintf(app_id, sizeof app_id, "%s",
+             env_app && *env_app
+                 ? env_app
+                 : (strcmp(w->role, "host") ? "system-bus-cluster" : "system-bus-host"));
+    struct sysbus_options opts = { .app_id = app_id,
+                                   .dev = -1,
+                                   .drain_grace_ms = -1,
+                                   .register_at_start = -1,
+                                   .app_version = SB_VERSION };
+    w->app = sysbus_app_new(&opts);
+    worker_define(w->app, worker_functions, role_bit);
+    w->ids = json_array();
+    for (size_t i = 0; worker_functions[i].id; i++)
+        if (worker_functions[i].roles & role_bit)
+            json_array_append_new(w->ids, json_string(worker_functions[i].id));
+}
+
+int main(int argc, char **argv)
+{
+    bool list = false;
+    int code = parse_args(argc, argv, &list);
+    if (code >= 0)
+        return code;
     const char *lvl = getenv("LOG_LEVEL");
     sb_log_init("system-bus-worker", sb_log_level_parse(lvl && *lvl ? lvl : "info"), 2);
 
     struct worker w = { 0 };
-    const char *role = getenv("WORKER_ROLE");
-    unsigned role_bit = ROLE_HOST;
-    w.role = "host";
-    if (role && strcmp(role, "cluster") == 0) {
-        role_bit = ROLE_CLUSTER;
-        w.role = "cluster";
-    } else if (role && *role && strcmp(role, "host") != 0) {
-        SB_LOG(SB_WARN, "bad_role", "WORKER_ROLE '%s' is neither host nor cluster: using host",
-               role);
-    }
+    unsigned role_bit = pick_role(&w);
     char dups[512];
     if (worker_duplicate_ids(worker_functions, dups, sizeof dups) > 0) {
         fprintf(stderr,
@@ -105,23 +145,7 @@ int main(int argc, char **argv)
                 dups);
         return 1;
     }
-    char app_id[128];
-    const char *env_app = getenv("INNGEST_APP_ID");
-    snprintf(app_id, sizeof app_id, "%s",
-             env_app && *env_app
-                 ? env_app
-                 : (strcmp(w.role, "host") ? "system-bus-cluster" : "system-bus-host"));
-    struct sysbus_options opts = { .app_id = app_id,
-                                   .dev = -1,
-                                   .drain_grace_ms = -1,
-                                   .register_at_start = -1,
-                                   .app_version = SB_VERSION };
-    w.app = sysbus_app_new(&opts);
-    worker_define(w.app, worker_functions, role_bit);
-    w.ids = json_array();
-    for (size_t i = 0; worker_functions[i].id; i++)
-        if (worker_functions[i].roles & role_bit)
-            json_array_append_new(w.ids, json_string(worker_functions[i].id));
+    define_app(&w, role_bit);
     if (list) {
         char *s = json_dumps(w.ids, JSON_INDENT(2));
         printf("%s\n", s);

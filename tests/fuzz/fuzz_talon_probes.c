@@ -56,7 +56,7 @@ static void check_words(const uint8_t *data, size_t size)
     }
     if (!argv[0] || !argv[0][0])
         abort();
-    struct sb_buf b = SB_BUF_INIT(0);
+    struct sb_buf b = SB_BUF_INIT(0); /* the fuzzer's input requoted: a few bytes a byte */
     for (char **w = argv; *w; w++) {
         sb_buf_puts(&b, w == argv ? "'" : " '");
         for (const char *c = *w; *c; c++)

@@ -51,9 +51,8 @@ static void ingest_done(struct wop *w, int rc, const struct sb_err *err)
     }
     /* hand the new runs to the engine, then acknowledge */
     sbd_ingest_committed(op->sbd->ingest, &op->batch);
-    /* the answer, written directly: {"ids":[...],"status":200}; bounded
-     * (at most 5,000 ids of at most 512 bytes, all checked at parse) */
-    struct sb_buf reply = SB_BUF_INIT(0);
+    /* the answer, written directly: {"ids":[...],"status":200} */
+    struct sb_buf reply = SB_BUF_INIT(0); /* sysbusd's own ULIDs, at most SBD_MAX_EVENTS */
     sb_buf_reserve(&reply, 16 + op->batch.n * 29);
     sb_buf_puts(&reply, "{\"ids\":[");
     for (size_t i = 0; i < op->batch.n; i++)

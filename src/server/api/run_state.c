@@ -33,14 +33,31 @@ static int load(struct sb_req *req, struct run_state *rs)
     return 0;
 }
 
-static void reply_buf(struct sb_req *req, struct sb_buf *b)
+/* The replies copy what the store read, already in memory: the run's
+ * events as sysbusd stored them (each bounded by --max-body when accepted,
+ * their number by the batch's maxSize) or its memoized values (each bounded
+ * by the worker's answer cap). Each buffer's maximum is the size of that
+ * copy, reserved at once: it cannot grow past it, and a failure is one
+ * clear 500, never a reply cut short. This page is the SDK's only way to
+ * get them, so there is no smaller cap that would not fail the run. */
+
+/* Appends s unless an earlier append failed; returns the first failure. */
+static int put(struct sb_buf *b, int rc, const char *s)
+{
+    return rc ? rc : sb_buf_puts(b, s);
+}
+
+/* Replies with b's text, or 500 when building it failed (rc); frees b. */
+static void reply_buf(struct sb_req *req, struct sb_buf *b, int rc)
 {
     size_t len;
-    char *text = sb_buf_steal(b, &len);
+    char *text = rc ? NULL : sb_buf_steal(b, &len);
     if (text)
         sb_reply_raw(req, 200, "application/json", text, len);
     else
-        sb_reply_error(req, 500, "INTERNAL", "out of memory");
+        sb_reply_error(req, 500, "INTERNAL", "%s",
+                       rc == SB_ETOOBIG ? "the reply outgrew the run's state" : "out of memory");
+    sb_buf_free(b);
 }
 
 void h_run_batch(struct sb_req *req)
@@ -48,18 +65,18 @@ void h_run_batch(struct sb_req *req)
     struct run_state rs;
     if (load(req, &rs))
         return;
-    /* no cap: the run's events as sysbusd stored them, each bounded when it
-     * was accepted (--max-body), their number by the batch's maxSize */
-    struct sb_buf b = SB_BUF_INIT(0);
+    size_t need = rs.events ? strlen(rs.events) : strlen(rs.event) + 2;
+    struct sb_buf b = SB_BUF_INIT(need);
+    int rc = sb_buf_reserve(&b, need);
     if (rs.events) { /* a batch: all its events */
-        sb_buf_puts(&b, rs.events);
+        rc = put(&b, rc, rs.events);
     } else {
-        sb_buf_putc(&b, '[');
-        sb_buf_puts(&b, rs.event);
-        sb_buf_putc(&b, ']');
+        rc = put(&b, rc, "[");
+        rc = put(&b, rc, rs.event);
+        rc = put(&b, rc, "]");
     }
     sb_run_state_free(&rs);
-    reply_buf(req, &b);
+    reply_buf(req, &b, rc);
 }
 
 /* steps[i] starts with its hash: compare elements as strings */
@@ -76,17 +93,19 @@ void h_run_actions(struct sb_req *req)
     /* {"<hash>": <memoized value>, ...}, keys sorted (canonical form) */
     if (rs.nsteps > 1)
         qsort(rs.steps, rs.nsteps, sizeof rs.steps[0], hash_cmp);
-    /* no cap: the memoized values as sysbusd stored them, each bounded when
-     * it was accepted (a worker's answer or a checkpoint's body, both
-     * capped); this page is the SDK's only way to get them, so it must hold
-     * them all */
-    struct sb_buf b = SB_BUF_INIT(0);
-    sb_buf_putc(&b, '{');
+    size_t need = 2; /* {} */
+    for (size_t i = 0; i < rs.nsteps; i++)
+        need += 4 + strlen(rs.steps[i].hash) + strlen(rs.steps[i].output); /* ,"": */
+    struct sb_buf b = SB_BUF_INIT(need);
+    int rc = sb_buf_reserve(&b, need);
+    rc = put(&b, rc, "{");
     for (size_t i = 0; i < rs.nsteps; i++) {
-        sb_buf_printf(&b, "%s\"%s\":", i ? "," : "", rs.steps[i].hash);
-        sb_buf_puts(&b, rs.steps[i].output);
+        rc = put(&b, rc, i ? ",\"" : "\"");
+        rc = put(&b, rc, rs.steps[i].hash);
+        rc = put(&b, rc, "\":");
+        rc = put(&b, rc, rs.steps[i].output);
     }
-    sb_buf_putc(&b, '}');
+    rc = put(&b, rc, "}");
     sb_run_state_free(&rs);
-    reply_buf(req, &b);
+    reply_buf(req, &b, rc);
 }

@@ -105,6 +105,87 @@ static int lex_string(struct parser *p, char quote)
     return 0;
 }
 
+/* An identifier at p->pos: [A-Za-z_][A-Za-z0-9_]*. */
+static int lex_ident(struct parser *p)
+{
+    const char *s = p->src;
+    size_t start = p->pos;
+    while (isalnum((unsigned char)s[p->pos]) || s[p->pos] == '_')
+        p->pos++;
+    p->tok.kind = T_IDENT;
+    p->tok.text = strndup(s + start, p->pos - start);
+    return p->tok.text ? 0 : fail(p, start, "out of memory");
+}
+
+/* A number at p->pos, as strtod reads it; a CEL uint suffix (u, U) is
+ * accepted and dropped (every number is a double here). */
+static int lex_number(struct parser *p)
+{
+    const char *s = p->src;
+    char *end;
+    p->tok.num = strtod(s + p->pos, &end);
+    p->pos = (size_t)(end - s);
+    if (s[p->pos] == 'u' || s[p->pos] == 'U')
+        p->pos++;
+    p->tok.kind = T_NUMBER;
+    return 0;
+}
+
+/* The token of a one-character punctuation mark or arithmetic operator, or
+ * T_END when c is not one. */
+static enum tok_kind single_char_token(char c)
+{
+    switch (c) {
+    case '(': return T_LPAREN;
+    case ')': return T_RPAREN;
+    case '[': return T_LBRACK;
+    case ']': return T_RBRACK;
+    case '.': return T_DOT;
+    case ',': return T_COMMA;
+    case '?': return T_QUESTION;
+    case ':': return T_COLON;
+    case '+': return T_PLUS;
+    case '-': return T_MINUS;
+    case '*': return T_STAR;
+    case '/': return T_SLASH;
+    case '%': return T_PERCENT;
+    default: return T_END;
+    }
+}
+
+/* The operators of one or two characters: first, the second character
+ * that makes the longer one, and the token of each (T_END: no such
+ * token, so a lone '=', '&' or '|' is refused with the one meant). */
+static const struct {
+    char first, second;
+    enum tok_kind alone, doubled;
+} two_char_ops[] = {
+    { '!', '=', T_NOT, T_NE }, { '<', '=', T_LT, T_LE },   { '>', '=', T_GT, T_GE },
+    { '=', '=', T_END, T_EQ }, { '&', '&', T_END, T_AND }, { '|', '|', T_END, T_OR },
+};
+
+/* A comparison or logical operator whose first character c was consumed. */
+static int lex_operator(struct parser *p, char c)
+{
+    size_t at = p->pos - 1;
+    for (size_t i = 0; i < sizeof two_char_ops / sizeof two_char_ops[0]; i++) {
+        if (two_char_ops[i].first != c)
+            continue;
+        if (p->src[p->pos] == two_char_ops[i].second) {
+            p->pos++;
+            p->tok.kind = two_char_ops[i].doubled;
+            return 0;
+        }
+        if (two_char_ops[i].alone != T_END) {
+            p->tok.kind = two_char_ops[i].alone;
+            return 0;
+        }
+        return fail(p, at, "'%c' is not an operator (use '%c%c')", c, c, two_char_ops[i].second);
+    }
+    return fail(p, at, "unexpected character '%c'", c);
+}
+
+/* Reads the next token into p->tok (the previous one's text is freed). */
 static int next(struct parser *p)
 {
     free(p->tok.text);
@@ -118,82 +199,19 @@ static int next(struct parser *p)
         p->tok.kind = T_END;
         return 0;
     }
-    if (isalpha((unsigned char)c) || c == '_') {
-        size_t start = p->pos;
-        while (isalnum((unsigned char)s[p->pos]) || s[p->pos] == '_')
-            p->pos++;
-        p->tok.kind = T_IDENT;
-        p->tok.text = strndup(s + start, p->pos - start);
-        return p->tok.text ? 0 : fail(p, start, "out of memory");
-    }
-    if (isdigit((unsigned char)c) || (c == '.' && isdigit((unsigned char)s[p->pos + 1]))) {
-        char *end;
-        p->tok.num = strtod(s + p->pos, &end);
-        p->pos = (size_t)(end - s);
-        if (s[p->pos] == 'u' || s[p->pos] == 'U') /* CEL uint suffix */
-            p->pos++;
-        p->tok.kind = T_NUMBER;
-        return 0;
-    }
+    if (isalpha((unsigned char)c) || c == '_')
+        return lex_ident(p);
+    if (isdigit((unsigned char)c) || (c == '.' && isdigit((unsigned char)s[p->pos + 1])))
+        return lex_number(p);
     if (c == '\'' || c == '"')
         return lex_string(p, c);
     p->pos++;
-    char d = s[p->pos];
-    switch (c) {
-    case '(': p->tok.kind = T_LPAREN; return 0;
-    case ')': p->tok.kind = T_RPAREN; return 0;
-    case '[': p->tok.kind = T_LBRACK; return 0;
-    case ']': p->tok.kind = T_RBRACK; return 0;
-    case '.': p->tok.kind = T_DOT; return 0;
-    case ',': p->tok.kind = T_COMMA; return 0;
-    case '?': p->tok.kind = T_QUESTION; return 0;
-    case ':': p->tok.kind = T_COLON; return 0;
-    case '+': p->tok.kind = T_PLUS; return 0;
-    case '-': p->tok.kind = T_MINUS; return 0;
-    case '*': p->tok.kind = T_STAR; return 0;
-    case '/': p->tok.kind = T_SLASH; return 0;
-    case '%': p->tok.kind = T_PERCENT; return 0;
-    case '!':
-        if (d == '=') {
-            p->pos++;
-            p->tok.kind = T_NE;
-        } else {
-            p->tok.kind = T_NOT;
-        }
+    enum tok_kind k = single_char_token(c);
+    if (k != T_END) {
+        p->tok.kind = k;
         return 0;
-    case '=':
-        if (d == '=') {
-            p->pos++;
-            p->tok.kind = T_EQ;
-            return 0;
-        }
-        return fail(p, p->pos - 1, "'=' is not an operator (use '==')");
-    case '<':
-        if (d == '=')
-            p->pos++;
-        p->tok.kind = d == '=' ? T_LE : T_LT;
-        return 0;
-    case '>':
-        if (d == '=')
-            p->pos++;
-        p->tok.kind = d == '=' ? T_GE : T_GT;
-        return 0;
-    case '&':
-        if (d == '&') {
-            p->pos++;
-            p->tok.kind = T_AND;
-            return 0;
-        }
-        return fail(p, p->pos - 1, "'&' is not an operator (use '&&')");
-    case '|':
-        if (d == '|') {
-            p->pos++;
-            p->tok.kind = T_OR;
-            return 0;
-        }
-        return fail(p, p->pos - 1, "'|' is not an operator (use '||')");
     }
-    return fail(p, p->pos - 1, "unexpected character '%c'", c);
+    return lex_operator(p, c);
 }
 
 /* ---- AST ---- */

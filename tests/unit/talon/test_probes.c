@@ -199,7 +199,7 @@ static void parse_enforces_its_limits(void **state)
     assert_non_null(strstr(err.msg, "p.ini:1: line longer than"));
     free(longl);
     /* too many probes */
-    struct sb_buf b = SB_BUF_INIT(0);
+    struct sb_buf b = SB_BUF_INIT(0); /* the test's own text: TALON_PROBES_MAX + 1 sections */
     for (int i = 0; i <= TALON_PROBES_MAX; i++)
         sb_buf_printf(&b, "[probe p%d]\ntype = tcp\nhost = h\nport = 1\n", i);
     assert_int_equal(parse_text(sb_buf_cstr(&b), &set, &err), SB_ETOOBIG);

@@ -178,6 +178,36 @@ static void run_keeps_only_the_tail_of_long_output(void **state)
     talon_cmd_result_free(&r);
 }
 
+/* The buffer itself is capped, not only trimmed: a command printing far
+ * more than TALON_OUTPUT_MAX leaves exactly its last TALON_OUTPUT_MAX bytes
+ * (the last line whole: what a script probe's error shows), and the buffer
+ * refuses to grow past them. */
+static void run_output_buffer_is_capped_at_the_output_max(void **state)
+{
+    (void)state;
+    struct talon_cmd_result r;
+    struct sb_err err = { 0 };
+    assert_int_equal(
+        run_line("sh -c 'head -c 100000 /dev/zero | tr \"\\000\" a; printf \"last line\\n\"'",
+                 std_env, NULL, 10000, &r, &err),
+        0);
+    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(r.output.max, TALON_OUTPUT_MAX);
+    assert_int_equal(r.output.len, TALON_OUTPUT_MAX);
+    assert_int_equal(strlen(r.output.data), TALON_OUTPUT_MAX);
+    const char *last = "last line\n";
+    size_t ll = strlen(last);
+    assert_memory_equal(r.output.data + TALON_OUTPUT_MAX - ll, last, ll);
+    for (size_t i = 0; i < TALON_OUTPUT_MAX - ll; i++)
+        if (r.output.data[i] != 'a')
+            fail_msg("byte %zu of the kept tail is 0x%02x, want 'a'", i,
+                     (unsigned char)r.output.data[i]);
+    assert_int_equal(sb_buf_append(&r.output, "x", 1), SB_ETOOBIG);
+    assert_int_equal(r.output.len, TALON_OUTPUT_MAX);
+    talon_cmd_result_free(&r);
+    assert_no_children();
+}
+
 /* A directory holding one executable script, `name`, printing `says`. */
 static void make_tool(const char *dir, const char *name, const char *says)
 {
@@ -360,6 +390,7 @@ int main(void)
         cmocka_unit_test(run_reports_exit_code_and_merged_output),
         cmocka_unit_test(run_feeds_stdin_and_survives_a_command_that_does_not_read_it),
         cmocka_unit_test(run_keeps_only_the_tail_of_long_output),
+        cmocka_unit_test(run_output_buffer_is_capped_at_the_output_max),
         cmocka_unit_test(run_looks_commands_up_in_the_path_of_envp_only),
         cmocka_unit_test(run_timeout_kills_the_whole_process_group),
         cmocka_unit_test(run_timeout_escalates_to_sigkill_when_term_is_ignored),

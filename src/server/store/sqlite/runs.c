@@ -200,7 +200,7 @@ static int run_state_events(struct sb_store *st, const char *run_id, struct run_
     sqlite3_stmt *s = sq_stmt(st, STMT_RUN_STATE_EVENTS);
     if (!s)
         return sb_err_set(err, SB_ESTORE, "statement unavailable");
-    struct sb_buf b = { 0 };
+    struct sb_buf b = SB_BUF_INIT(0); /* stored events: at most maxSize, each within --max-body */
     sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
     int n = 0, brc = 0, crc = 0, rc;
     while ((rc = sq_next_row(st, s, err)) > 0) {

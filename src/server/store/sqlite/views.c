@@ -121,7 +121,7 @@ int sq_run_status(struct sb_store *st, const char *run_id, int *status, struct s
 int sq_runs_list(struct sb_store *st, const struct run_filter *f,
                  int (*fn)(void *ctx, const struct run_info *r), void *ctx, struct sb_err *err)
 {
-    struct sb_buf q = SB_BUF_INIT(0);
+    struct sb_buf q = SB_BUF_INIT(0); /* SQL from this function's literals (values are bound) */
     sb_buf_puts(&q, "SELECT " RUN_COLS " FROM runs r WHERE 1=1");
     if (f->status >= 0)
         sb_buf_puts(&q, " AND r.status=?1");
@@ -263,7 +263,7 @@ int sq_event_get(struct sb_store *st, const char *event_id,
 int sq_events_list(struct sb_store *st, const struct event_filter *f,
                    int (*fn)(void *ctx, const struct ev_rec *e), void *ctx, struct sb_err *err)
 {
-    struct sb_buf q = SB_BUF_INIT(0);
+    struct sb_buf q = SB_BUF_INIT(0); /* SQL from this function's literals (values are bound) */
     sb_buf_puts(&q, "SELECT " EVENT_COLS " FROM events WHERE 1=1");
     if (f->name)
         sb_buf_puts(&q, " AND name=?1");
