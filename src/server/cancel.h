@@ -17,15 +17,15 @@
 #include "common/err.h"
 #include "common/ulid.h"
 
-struct sb_store;
-struct sb_expr;
+struct sbd_store;
+struct sbd_expr;
 
 /* Which running runs to cancel. */
-struct cancel_match {
+struct sbd_cancel_match {
     const char *app_id, *function_id; /* NULL: any */
     int64_t after, before;            /* created in [after, before) (0: unbounded) */
     int64_t timeout_ms;               /* > 0: only runs created less than this long before now */
-    const struct sb_expr *expr;       /* NULL, or an `if` over `event` (the run's trigger) */
+    const struct sbd_expr *expr;      /* NULL, or an `if` over `event` (the run's trigger) */
     const json_t *async;              /* and `async` (the event that cancels), when given */
     const char *reason;               /* recorded with each request */
     int64_t now;
@@ -35,7 +35,7 @@ struct cancel_match {
  * appends their ids to *ids (realloc'd, the caller's). 0, or the store's
  * error: the runs are read in full first, so a failed read records nothing
  * and the transaction fails. */
-int sbd_cancel_matching_in_txn(struct sb_store *st, const struct cancel_match *m,
+int sbd_cancel_matching_in_txn(struct sbd_store *st, const struct sbd_cancel_match *m,
                                char (**ids)[SB_ULID_SIZE], size_t *nids, struct sb_err *err);
 
 #endif

@@ -34,14 +34,14 @@ static int load_fn(void *ctx, const char *id, const char *app_id, const char *co
                    const char *app_url)
 {
     (void)app_url;
-    struct sb_registry *reg = ctx;
+    struct sbd_registry *reg = ctx;
     json_t *obj = sb_json_parse(config, strlen(config), NULL);
     struct sb_err err = { 0 }, serr = { 0 };
-    struct fn *f = obj ? sb_fn_parse(obj, app_id, &err) : NULL;
+    struct sbd_fn *f = obj ? sbd_fn_parse(obj, app_id, &err) : NULL;
     /* Accepted by an earlier sysbusd but refused now (an expression outside
      * the subset): loaded as before, so its runs go on, and reported; the
      * app's next sync is refused until the expression is fixed. */
-    if (!f && obj && (f = sb_fn_parse_stored(obj, app_id, &serr)))
+    if (!f && obj && (f = sbd_fn_parse_stored(obj, app_id, &serr)))
         SB_LOG(SB_WARN, "function_expression_refused",
                "stored function %s is loaded as before, but a sync would refuse it: %s", id,
                err.msg);
@@ -52,7 +52,7 @@ static int load_fn(void *ctx, const char *id, const char *app_id, const char *co
         return 0;
     }
     f->removed = removed;
-    sb_registry_load_fn(reg, f);
+    sbd_registry_load_fn(reg, f);
     return 0;
 }
 
@@ -61,13 +61,13 @@ static int load_fn(void *ctx, const char *id, const char *app_id, const char *co
  * thread after the commit and only posts (the engine's inbox, the
  * scheduler's kick, the waiters' notes): the writer's next batch waits for
  * it. Ingest exists before its listeners, so they are read from sbd: the
- * engine is set before its thread runs (sb_engine_start), the scheduler is
+ * engine is set before its thread runs (sbd_engine_start), the scheduler is
  * published when it has started (a commit before that has no scheduler to
  * kick: its first scan reads every row anyway), the waiters start before
  * anything can commit an ingest. Each stays valid until the writer has
  * stopped (sbd_stop). */
 
-static struct sb_scheduler *scheduler_of(struct sbd *sbd)
+static struct sbd_scheduler *scheduler_of(struct sbd *sbd)
 {
     return __atomic_load_n(&sbd->scheduler, __ATOMIC_ACQUIRE);
 }
@@ -75,32 +75,32 @@ static struct sb_scheduler *scheduler_of(struct sbd *sbd)
 static void on_deferred_changed(void *ctx, int64_t due_at)
 {
     (void)due_at; /* the scheduler re-reads every due time */
-    sb_scheduler_kick(scheduler_of(ctx));
+    sbd_scheduler_kick(scheduler_of(ctx));
 }
 
 static void on_events_held(void *ctx)
 {
     struct sbd *sbd = ctx;
-    sb_waiters_notify(sbd->waiters, "", NULL); /* every event waiter re-checks */
+    sbd_waiters_notify(sbd->waiters, "", NULL); /* every event waiter re-checks */
 }
 
-static void on_runs_created(void *ctx, struct new_run *runs, size_t n)
+static void on_runs_created(void *ctx, struct sbd_new_run *runs, size_t n)
 {
     struct sbd *sbd = ctx;
-    sb_engine_add_runs(sbd->engine, runs, n);
+    sbd_engine_add_runs(sbd->engine, runs, n);
 }
 
-static void on_waits_resolved(void *ctx, struct wait_resolution *res, size_t n)
+static void on_waits_resolved(void *ctx, struct sbd_wait_resolution *res, size_t n)
 {
     struct sbd *sbd = ctx;
-    sb_engine_waits_resolved(sbd->engine, res, n);
+    sbd_engine_waits_resolved(sbd->engine, res, n);
 }
 
 static void on_cancels(void *ctx, char (*ids)[SB_ULID_SIZE], size_t n)
 {
     struct sbd *sbd = ctx;
     for (size_t i = 0; i < n; i++)
-        sb_engine_cancel(sbd->engine, ids[i], NULL, NULL);
+        sbd_engine_cancel(sbd->engine, ids[i], NULL, NULL);
 }
 
 static const struct sbd_ingest_notify ingest_notify = {
@@ -117,8 +117,8 @@ static int start_core(struct sbd *sbd, struct sb_err *err)
 {
     int rc;
     char *url = NULL;
-    if ((rc = sb_store_url(sbd->cfg.store, sbd->cfg.data_dir, &url, err)) == 0)
-        rc = sb_store_open(url, &sbd->store, err);
+    if ((rc = sbd_store_url(sbd->cfg.store, sbd->cfg.data_dir, &url, err)) == 0)
+        rc = sbd_store_open(url, &sbd->store, err);
     free(url);
     if (rc)
         return rc;
@@ -127,11 +127,11 @@ static int start_core(struct sbd *sbd, struct sb_err *err)
         snprintf(why, sizeof why, "%s", err->msg); /* sb_err_set writes err->msg */
         return sb_err_set(err, rc, "cannot load the largest queue id from the store: %.400s", why);
     }
-    if (sb_registry_new(&sbd->registry) != 0)
+    if (sbd_registry_new(&sbd->registry) != 0)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     /* A registry missing some functions would fail their runs
      * (FunctionNotFound): a start that cannot read them all does not start. */
-    if ((rc = sb_store_functions_scan(sbd->store, load_fn, sbd->registry, err)) != 0) {
+    if ((rc = sbd_store_functions_scan(sbd->store, load_fn, sbd->registry, err)) != 0) {
         snprintf(why, sizeof why, "%s", err->msg);
         return sb_err_set(err, rc, "cannot load the stored functions: %.400s", why);
     }
@@ -148,11 +148,11 @@ int sbd_start(struct sbd *sbd, const char **stage, struct sb_err *err)
         return rc;
     }
     *stage = "start_failed";
-    struct sb_scheduler *scheduler = NULL;
-    if ((rc = sb_writer_start(sbd->store, (int)sbd->cfg.max_batch, &sbd->writer, err)) ||
-        (rc = sb_waiters_start(sbd, &sbd->waiters, err)) ||
-        (rc = sb_engine_start(sbd, &sbd->engine, err)) ||
-        (rc = sb_scheduler_start(sbd, &scheduler, err)))
+    struct sbd_scheduler *scheduler = NULL;
+    if ((rc = sbd_writer_start(sbd->store, (int)sbd->cfg.max_batch, &sbd->writer, err)) ||
+        (rc = sbd_waiters_start(sbd, &sbd->waiters, err)) ||
+        (rc = sbd_engine_start(sbd, &sbd->engine, err)) ||
+        (rc = sbd_scheduler_start(sbd, &scheduler, err)))
         return rc;
     __atomic_store_n(&sbd->scheduler, scheduler, __ATOMIC_RELEASE);
     struct sb_httpd_config hc = {
@@ -174,34 +174,33 @@ int sbd_start(struct sbd *sbd, const char **stage, struct sb_err *err)
     if ((rc = sb_httpd_start(&hc, &sbd->httpd, err)) != 0)
         return rc;
     *stage = "start_failed";
-    if ((rc = sb_syncer_start(sbd, &sbd->syncer, err)) ||
-        (rc = sb_janitor_start(sbd, &sbd->janitor, err)))
+    if ((rc = sbd_syncer_start(sbd, &sbd->syncer, err)) ||
+        (rc = sbd_janitor_start(sbd, &sbd->janitor, err)))
         return rc;
     SB_LOGK(SB_INFO, "listening",
-            ((struct sb_lf[]){ LF_S("host", sbd->cfg.host),
-                               LF_I("port", sb_httpd_port(sbd->httpd)),
+            ((struct sb_lf[]){ LF_S("host", sbd->cfg.host), LF_I("port", sb_httpd_port(sbd->httpd)),
                                LF_S("mode", sbd->cfg.dev ? "dev" : "signed"),
                                LF_S("data_dir", sbd->cfg.data_dir), LF_S("version", SB_VERSION) }),
-            "sysbusd listening on http://%s:%d (%s mode)", sbd->cfg.host,
-            sb_httpd_port(sbd->httpd), sbd->cfg.dev ? "dev" : "signed");
+            "sysbusd listening on http://%s:%d (%s mode)", sbd->cfg.host, sb_httpd_port(sbd->httpd),
+            sbd->cfg.dev ? "dev" : "signed");
     *stage = NULL;
     return 0;
 }
 
 void sbd_stop(struct sbd *sbd)
 {
-    sb_syncer_stop(sbd->syncer);
-    sb_janitor_stop(sbd->janitor);
-    sb_scheduler_stop(sbd->scheduler);
-    sb_engine_stop(sbd->engine);   /* no new run changes after this */
-    sb_writer_stop(sbd->writer);   /* commits and answers what it holds */
-    sb_waiters_stop(sbd->waiters); /* answers long-polls */
+    sbd_syncer_stop(sbd->syncer);
+    sbd_janitor_stop(sbd->janitor);
+    sbd_scheduler_stop(sbd->scheduler);
+    sbd_engine_stop(sbd->engine);   /* no new run changes after this */
+    sbd_writer_stop(sbd->writer);   /* commits and answers what it holds */
+    sbd_waiters_stop(sbd->waiters); /* answers long-polls */
     sb_httpd_stop(sbd->httpd);
     /* the writer's last commits notified these: freed only now */
-    sb_engine_free(sbd->engine);
-    sb_scheduler_free(sbd->scheduler);
+    sbd_engine_free(sbd->engine);
+    sbd_scheduler_free(sbd->scheduler);
     sbd_ingest_destroy(sbd->ingest);
-    sb_registry_free(sbd->registry);
-    sb_store_close(sbd->store);
-    sb_store_close_readers();
+    sbd_registry_free(sbd->registry);
+    sbd_store_close(sbd->store);
+    sbd_store_close_readers();
 }

@@ -13,8 +13,8 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 /* A new row of kind for f and key, under the id of the run it replaces. */
-static int deferred_new(struct deferred_rec *d, int kind, const struct fn *f, const char *run_id,
-                        const char *key, int64_t now, struct sb_err *err)
+static int deferred_new(struct sbd_deferred_rec *d, int kind, const struct sbd_fn *f,
+                        const char *run_id, const char *key, int64_t now, struct sb_err *err)
 {
     memset(d, 0, sizeof *d);
     snprintf(d->id, sizeof d->id, "%s", run_id);
@@ -25,16 +25,16 @@ static int deferred_new(struct deferred_rec *d, int kind, const struct fn *f, co
     d->key = strdup(key);
     if (d->function_id && d->app_id && d->key)
         return 0;
-    sb_deferred_rec_free(d);
+    sbd_deferred_rec_free(d);
     return sb_err_set(err, SB_ENOMEM, "out of memory");
 }
 
 /* The open row of kind for (f, key), or a new one (*found false). */
-static int deferred_open(struct sb_store *st, int kind, const struct fn *f, const char *run_id,
-                         const char *key, int64_t now, struct deferred_rec *d, bool *found,
+static int deferred_open(struct sbd_store *st, int kind, const struct sbd_fn *f, const char *run_id,
+                         const char *key, int64_t now, struct sbd_deferred_rec *d, bool *found,
                          struct sb_err *err)
 {
-    int rc = sb_store_deferred_find(st, kind, f->id, key, d, err);
+    int rc = sbd_store_deferred_find(st, kind, f->id, key, d, err);
     *found = rc == 0;
     if (rc == SB_ENOTFOUND)
         return deferred_new(d, kind, f, run_id, key, now, err);
@@ -44,12 +44,12 @@ static int deferred_open(struct sb_store *st, int kind, const struct fn *f, cons
     return 0;
 }
 
-int sbd_defer_debounce_in_txn(struct sb_store *st, const struct fn *f, const char *run_id,
+int sbd_defer_debounce_in_txn(struct sbd_store *st, const struct sbd_fn *f, const char *run_id,
                               const char *event_id, const char *key, int64_t now, int64_t *due_at,
                               struct sb_err *err)
 {
-    const struct flow_config *fl = &f->flow;
-    struct deferred_rec d;
+    const struct sbd_flow_config *fl = &f->flow;
+    struct sbd_deferred_rec d;
     bool found;
     int rc = deferred_open(st, DEFER_DEBOUNCE, f, run_id, key, now, &d, &found, err);
     if (rc)
@@ -59,18 +59,18 @@ int sbd_defer_debounce_in_txn(struct sb_store *st, const struct fn *f, const cha
     d.due_at = now + fl->debounce_period_ms;
     if (fl->debounce_timeout_ms > 0)
         d.due_at = min64(d.due_at, d.first_at + fl->debounce_timeout_ms);
-    rc = sb_store_deferred_put(st, &d, err);
+    rc = sbd_store_deferred_put(st, &d, err);
     *due_at = d.due_at;
-    sb_deferred_rec_free(&d);
+    sbd_deferred_rec_free(&d);
     return rc;
 }
 
-int sbd_defer_batch_in_txn(struct sb_store *st, const struct fn *f, const char *run_id,
+int sbd_defer_batch_in_txn(struct sbd_store *st, const struct sbd_fn *f, const char *run_id,
                            const char *event_id, const char *key, int64_t now, bool *full,
                            int64_t *due_at, char first_event_id[SB_ULID_SIZE], struct sb_err *err)
 {
-    const struct flow_config *fl = &f->flow;
-    struct deferred_rec d;
+    const struct sbd_flow_config *fl = &f->flow;
+    struct sbd_deferred_rec d;
     bool found;
     *full = false;
     int rc = deferred_open(st, DEFER_BATCH, f, run_id, key, now, &d, &found, err);
@@ -80,39 +80,39 @@ int sbd_defer_batch_in_txn(struct sb_store *st, const struct fn *f, const char *
         d.due_at = now + fl->batch_timeout_ms;
         snprintf(d.event_id, sizeof d.event_id, "%s", event_id); /* the first event */
     }
-    if ((rc = sb_store_run_event_add(st, d.id, d.size, event_id, err)))
+    if ((rc = sbd_store_run_event_add(st, d.id, d.size, event_id, err)))
         goto out;
     d.size++;
     if (d.size >= fl->batch_max) { /* full: the run starts now, in this transaction */
-        rc = sb_store_deferred_delete(st, d.id, err);
+        rc = sbd_store_deferred_delete(st, d.id, err);
         if (!rc && strcmp(d.id, run_id) != 0)
-            rc = sb_store_run_events_move(st, d.id, run_id, err);
+            rc = sbd_store_run_events_move(st, d.id, run_id, err);
         memcpy(first_event_id, d.event_id, SB_ULID_SIZE);
         *full = true;
     } else {
-        rc = sb_store_deferred_put(st, &d, err);
+        rc = sbd_store_deferred_put(st, &d, err);
         *due_at = d.due_at;
     }
 out:
-    sb_deferred_rec_free(&d);
+    sbd_deferred_rec_free(&d);
     return rc;
 }
 
-int sbd_defer_take_in_txn(struct sb_store *st, const char *id, int64_t now, bool *taken,
-                          struct deferred_rec *d, struct sb_err *err)
+int sbd_defer_take_in_txn(struct sbd_store *st, const char *id, int64_t now, bool *taken,
+                          struct sbd_deferred_rec *d, struct sb_err *err)
 {
     *taken = false;
-    int rc = sb_store_deferred_get(st, id, d, err);
+    int rc = sbd_store_deferred_get(st, id, d, err);
     if (rc == SB_ENOTFOUND)
         return 0; /* fired by a full batch meanwhile */
     if (rc)
         return sb_err_set(err, rc, "cannot read deferred start %s", id);
     if (d->due_at > now) { /* a debounce moved meanwhile */
-        sb_deferred_rec_free(d);
+        sbd_deferred_rec_free(d);
         return 0;
     }
-    if ((rc = sb_store_deferred_delete(st, d->id, err))) {
-        sb_deferred_rec_free(d);
+    if ((rc = sbd_store_deferred_delete(st, d->id, err))) {
+        sbd_deferred_rec_free(d);
         return rc;
     }
     *taken = true;

@@ -26,27 +26,27 @@
 #include "common/err.h"
 #include "common/ulid.h"
 
-struct sb_store;
-struct fn;
-struct deferred_rec;
+struct sbd_store;
+struct sbd_fn;
+struct sbd_deferred_rec;
 
 /* Debounce: event event_id of f, whose run would have been run_id, under
  * the debounce key `key` (flow.c makes it), is now the one the debounce
  * keeps. *due_at: when the row is due. */
-int sbd_defer_debounce_in_txn(struct sb_store *st, const struct fn *f, const char *run_id,
+int sbd_defer_debounce_in_txn(struct sbd_store *st, const struct sbd_fn *f, const char *run_id,
                               const char *event_id, const char *key, int64_t now, int64_t *due_at,
                               struct sb_err *err);
 /* batchEvents: event event_id joins the batch of f for `key`. When that
  * fills it, *full is true: the row is gone, its events belong to run_id,
  * whose trigger is the batch's first event (first_event_id), and the run
  * starts now. Otherwise *due_at: when the batch is due. */
-int sbd_defer_batch_in_txn(struct sb_store *st, const struct fn *f, const char *run_id,
+int sbd_defer_batch_in_txn(struct sbd_store *st, const struct sbd_fn *f, const char *run_id,
                            const char *event_id, const char *key, int64_t now, bool *full,
                            int64_t *due_at, char first_event_id[SB_ULID_SIZE], struct sb_err *err);
 /* A due row, taken: 0 with *taken and, when taken, *d (the caller frees it
- * with sb_deferred_rec_free) and the row deleted. Not taken when the row is
+ * with sbd_deferred_rec_free) and the row deleted. Not taken when the row is
  * gone (a full batch started it) or no longer due (a debounce moved it). */
-int sbd_defer_take_in_txn(struct sb_store *st, const char *id, int64_t now, bool *taken,
-                          struct deferred_rec *d, struct sb_err *err);
+int sbd_defer_take_in_txn(struct sbd_store *st, const char *id, int64_t now, bool *taken,
+                          struct sbd_deferred_rec *d, struct sb_err *err);
 
 #endif

@@ -16,12 +16,12 @@
 #define IDEMPOTENCY_MS (24LL * 3600 * 1000)
 #define PRIORITY_MAX_S 600
 
-char *sbd_flow_key(const char *scope, const struct sb_expr *expr, const json_t *event)
+char *sbd_flow_key(const char *scope, const struct sbd_expr *expr, const json_t *event)
 {
     char *v = NULL;
     if (expr) {
-        struct sb_expr_var var = { "event", event };
-        json_t *val = sb_expr_eval(expr, &var, 1, NULL);
+        struct sbd_expr_var var = { "event", event };
+        json_t *val = sbd_expr_eval(expr, &var, 1, NULL);
         v = json_is_string(val) ? strdup(json_string_value(val))
                                 : sb_json_dumps(val ? val : json_null(), NULL);
         json_decref(val);
@@ -38,7 +38,7 @@ char *sbd_flow_key(const char *scope, const struct sb_expr *expr, const json_t *
 
 /* Does f have a rule decided at run start? Without one a run starts as it
  * is: no parse of its event, no key, no store access. */
-static bool has_start_rules(const struct flow_config *fl)
+static bool has_start_rules(const struct sbd_flow_config *fl)
 {
     return fl->priority || fl->debounce || fl->batch || fl->idempotency || fl->rate_limit ||
            fl->singleton;
@@ -46,10 +46,10 @@ static bool has_start_rules(const struct flow_config *fl)
 
 /* priority.run for event: seconds of advantage in -600..600 (0 when the
  * expression does not give a number). */
-static int64_t priority_s(const struct sb_expr *priority, const json_t *event)
+static int64_t priority_s(const struct sbd_expr *priority, const json_t *event)
 {
-    struct sb_expr_var var = { "event", event };
-    json_t *v = sb_expr_eval(priority, &var, 1, NULL);
+    struct sbd_expr_var var = { "event", event };
+    json_t *v = sbd_expr_eval(priority, &var, 1, NULL);
     double d = json_is_number(v) ? json_number_value(v) : 0;
     json_decref(v);
     if (d > PRIORITY_MAX_S)
@@ -62,12 +62,12 @@ static int64_t priority_s(const struct sb_expr *priority, const json_t *event)
 /* Does the event go to a debounce or batch? A batch's `if` that is false
  * lets the event run on its own (and, as it always has, past a debounce of
  * the same function too). */
-static bool defers(const struct flow_config *fl, const json_t *event)
+static bool defers(const struct sbd_flow_config *fl, const json_t *event)
 {
     if (!fl->debounce && !fl->batch)
         return false;
-    struct sb_expr_var var = { "event", event };
-    return !(fl->batch && fl->batch_if && !sb_expr_test(fl->batch_if, &var, 1));
+    struct sbd_expr_var var = { "event", event };
+    return !(fl->batch && fl->batch_if && !sbd_expr_test(fl->batch_if, &var, 1));
 }
 
 /* The keys of one run start, each made once (NULL: the rule is not f's). */
@@ -83,10 +83,10 @@ static void flow_keys_free(struct flow_keys *k)
     free(k->singleton);
 }
 
-static int flow_keys_make(const struct fn *f, const json_t *event, struct flow_keys *k,
+static int flow_keys_make(const struct sbd_fn *f, const json_t *event, struct flow_keys *k,
                           struct sb_err *err)
 {
-    const struct flow_config *fl = &f->flow;
+    const struct sbd_flow_config *fl = &f->flow;
     memset(k, 0, sizeof *k);
     bool ok = true;
     if (defers(fl, event))
@@ -104,7 +104,7 @@ static int flow_keys_make(const struct fn *f, const json_t *event, struct flow_k
     return sb_err_set(err, SB_ENOMEM, "out of memory");
 }
 
-static int skip(struct flow_start *out, const char *why)
+static int skip(struct sbd_flow_start *out, const char *why)
 {
     out->verdict = FLOW_SKIP;
     out->why = why;
@@ -112,9 +112,9 @@ static int skip(struct flow_start *out, const char *why)
 }
 
 /* debounce or batchEvents: held, or (a full batch) started now. */
-static int defer_in_txn(struct sb_store *st, const struct fn *f, const char *run_id,
-                        const char *event_id, const char *key, int64_t now, struct flow_start *out,
-                        struct sb_err *err)
+static int defer_in_txn(struct sbd_store *st, const struct sbd_fn *f, const char *run_id,
+                        const char *event_id, const char *key, int64_t now,
+                        struct sbd_flow_start *out, struct sb_err *err)
 {
     if (f->flow.debounce) {
         out->verdict = FLOW_HELD;
@@ -130,39 +130,40 @@ static int defer_in_txn(struct sb_store *st, const struct fn *f, const char *run
     return rc;
 }
 
-static int idempotency_in_txn(struct sb_store *st, const char *key, const char *run_id, int64_t now,
-                              struct flow_start *out, struct sb_err *err)
+static int idempotency_in_txn(struct sbd_store *st, const char *key, const char *run_id,
+                              int64_t now, struct sbd_flow_start *out, struct sb_err *err)
 {
     char *held = NULL;
     int64_t expires = 0;
-    int rc = sb_store_flow_key_get(st, FLOW_IDEMPOTENCY, key, &held, &expires, err);
+    int rc = sbd_store_flow_key_get(st, FLOW_IDEMPOTENCY, key, &held, &expires, err);
     free(held);
     if (rc == 0 && expires > now)
         return skip(out, "idempotency");
     if (rc && rc != SB_ENOTFOUND) /* fail closed: no second run for a key we cannot see */
         return rc;
-    return sb_store_flow_key_put(st, FLOW_IDEMPOTENCY, key, run_id, now + IDEMPOTENCY_MS, err);
+    return sbd_store_flow_key_put(st, FLOW_IDEMPOTENCY, key, run_id, now + IDEMPOTENCY_MS, err);
 }
 
-static int rate_limit_in_txn(struct sb_store *st, const struct flow_config *fl, const char *key,
-                             int64_t now, struct flow_start *out, struct sb_err *err)
+static int rate_limit_in_txn(struct sbd_store *st, const struct sbd_flow_config *fl,
+                             const char *key, int64_t now, struct sbd_flow_start *out,
+                             struct sb_err *err)
 {
     int64_t hits = 0;
-    int rc = sb_store_rate_count(st, key, now - fl->rate_limit_period_ms + 1, &hits, err);
+    int rc = sbd_store_rate_count(st, key, now - fl->rate_limit_period_ms + 1, &hits, err);
     if (rc) /* fail closed: an unknown count admits nothing (the event is retried) */
         return rc;
     if (hits >= fl->rate_limit_n)
         return skip(out, "rateLimit");
-    return sb_store_rate_hit(st, key, now, err);
+    return sbd_store_rate_hit(st, key, now, err);
 }
 
-static int singleton_in_txn(struct sb_store *st, const struct flow_config *fl, const char *key,
-                            const char *run_id, int64_t now, struct flow_start *out,
+static int singleton_in_txn(struct sbd_store *st, const struct sbd_flow_config *fl, const char *key,
+                            const char *run_id, int64_t now, struct sbd_flow_start *out,
                             struct sb_err *err)
 {
     char *held = NULL;
     int64_t expires = 0;
-    int rc = sb_store_flow_key_get(st, FLOW_SINGLETON, key, &held, &expires, err);
+    int rc = sbd_store_flow_key_get(st, FLOW_SINGLETON, key, &held, &expires, err);
     if (rc && rc != SB_ENOTFOUND) { /* fail closed, as above */
         free(held);
         return rc;
@@ -174,18 +175,18 @@ static int singleton_in_txn(struct sb_store *st, const struct flow_config *fl, c
     }
     if (held) { /* mode "cancel": the running one goes, this one starts */
         bool added;
-        rc = sb_store_cancel_request_put(st, held, "singleton", now, &added, err);
+        rc = sbd_store_cancel_request_put(st, held, "singleton", now, &added, err);
         if (!rc && added)
             snprintf(out->cancel, sizeof out->cancel, "%s", held);
         free(held);
     }
-    if (!rc) /* held until this run ends (released by sb_store_run_finish) */
-        rc = sb_store_flow_key_put(st, FLOW_SINGLETON, key, run_id, 0, err);
+    if (!rc) /* held until this run ends (released by sbd_store_run_finish) */
+        rc = sbd_store_flow_key_put(st, FLOW_SINGLETON, key, run_id, 0, err);
     return rc;
 }
 
-int sbd_flow_start_in_txn(struct sb_store *st, const struct fn *f, const char *run_id,
-                          struct sbd_event *ev, int64_t now, struct flow_start *out,
+int sbd_flow_start_in_txn(struct sbd_store *st, const struct sbd_fn *f, const char *run_id,
+                          struct sbd_event *ev, int64_t now, struct sbd_flow_start *out,
                           struct sb_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -193,7 +194,7 @@ int sbd_flow_start_in_txn(struct sb_store *st, const struct fn *f, const char *r
     out->due_at = now;
     if (!f || !has_start_rules(&f->flow))
         return 0;
-    const struct flow_config *fl = &f->flow;
+    const struct sbd_flow_config *fl = &f->flow;
     const json_t *event = sbd_event_json(ev);
     if (fl->priority) /* an earlier place in the queue */
         out->due_at = now - 1000 * priority_s(fl->priority, event);

@@ -25,25 +25,25 @@
 #include "common/err.h"
 #include "common/ulid.h"
 
-struct sb_store;
-struct fn;
-struct sb_expr;
+struct sbd_store;
+struct sbd_fn;
+struct sbd_expr;
 struct sbd_event;
 
 /* "<scope>\x1f<key value>": the value of expr over event (a string as is,
  * else its JSON; an expression that fails counts as null; no expr = empty).
  * Malloc'd; NULL when out of memory. */
-char *sbd_flow_key(const char *scope, const struct sb_expr *expr, const json_t *event);
+char *sbd_flow_key(const char *scope, const struct sbd_expr *expr, const json_t *event);
 
-enum flow_verdict {
+enum sbd_flow_verdict {
     FLOW_START = 0, /* the run starts now (its first call due at due_at) */
     FLOW_SKIP = 1,  /* dropped (why names the rule) */
     FLOW_HELD = 2,  /* held by a debounce or batch, due at held_until */
 };
 
 /* What flow control decided for one run start. */
-struct flow_start {
-    enum flow_verdict verdict;
+struct sbd_flow_start {
+    enum sbd_flow_verdict verdict;
     const char *why;    /* FLOW_SKIP: "idempotency", "rateLimit", "singleton" */
     int64_t due_at;     /* FLOW_START: its first call */
     int64_t held_until; /* FLOW_HELD: when the deferred row is due */
@@ -62,8 +62,8 @@ struct flow_start {
  * rate count that cannot be read: flow control fails closed (the event's
  * transaction fails and its sender gets 503 and retries), it never starts a
  * run it cannot vouch for. */
-int sbd_flow_start_in_txn(struct sb_store *st, const struct fn *f, const char *run_id,
-                          struct sbd_event *ev, int64_t now, struct flow_start *out,
+int sbd_flow_start_in_txn(struct sbd_store *st, const struct sbd_fn *f, const char *run_id,
+                          struct sbd_event *ev, int64_t now, struct sbd_flow_start *out,
                           struct sb_err *err);
 
 #endif

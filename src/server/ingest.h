@@ -29,16 +29,16 @@
 #include "event.h"
 #include "waits.h"
 
-struct sb_store;
-struct sb_registry;
-struct reg_snap;
+struct sbd_store;
+struct sbd_registry;
+struct sbd_reg_snap;
 struct sbd_qids;
-struct fn;
-struct wop;
+struct sbd_fn;
+struct sbd_wop;
 
 /* A run an ingest commit created, as the runs_created notification hands
  * it on. */
-struct new_run {
+struct sbd_new_run {
     char run_id[SB_ULID_SIZE];
     char event_id[SB_ULID_SIZE];
     char *function_id; /* owned by whoever takes the run */
@@ -60,10 +60,10 @@ struct sbd_ingest_notify {
     void (*events_held)(void *ctx);
     /* Runs stored with their first queue items: the listener takes
      * runs[0..n)'s strings (not the array). */
-    void (*runs_created)(void *ctx, struct new_run *runs, size_t n);
+    void (*runs_created)(void *ctx, struct sbd_new_run *runs, size_t n);
     /* Waits resolved in the store: the listener takes the array and its
      * strings (sbd_wait_resolutions_free). */
-    void (*waits_resolved)(void *ctx, struct wait_resolution *res, size_t n);
+    void (*waits_resolved)(void *ctx, struct sbd_wait_resolution *res, size_t n);
     /* Runs with a durable cancel request to carry out (ids borrowed). */
     void (*cancels)(void *ctx, char (*ids)[SB_ULID_SIZE], size_t n);
 };
@@ -73,12 +73,12 @@ struct sbd_ingest;
 /* The ingest context: the registry it matches events against, the queue
  * ids it hands out, and the table it announces commits through (borrowed,
  * with its ctx, for the context's life). SB_ENOMEM. */
-int sbd_ingest_create(struct sb_registry *registry, struct sbd_qids *qids,
+int sbd_ingest_create(struct sbd_registry *registry, struct sbd_qids *qids,
                       const struct sbd_ingest_notify *notify, void *ctx, struct sbd_ingest **out,
                       struct sb_err *err);
 void sbd_ingest_destroy(struct sbd_ingest *in);
 
-struct ingest_run {
+struct sbd_ingest_run {
     char run_id[SB_ULID_SIZE];
     char *function_id, *app_id;
     int64_t qid;
@@ -89,21 +89,21 @@ struct ingest_run {
     int64_t due_at;              /* its first call (earlier with priority.run) */
 };
 
-struct ingest_event {
+struct sbd_ingest_event {
     struct sbd_event ev; /* owned */
     bool duplicate;      /* set by apply */
-    struct ingest_run *runs;
+    struct sbd_ingest_run *runs;
     size_t nruns;
 };
 
-struct ingest_batch {
-    struct ingest_event *events;
+struct sbd_ingest_batch {
+    struct sbd_ingest_event *events;
     size_t n;
-    struct reg_snap *snap;         /* registry at prepare time (flow control, cancel rules) */
+    struct sbd_reg_snap *snap;     /* registry at prepare time (flow control, cancel rules) */
     char (*cancels)[SB_ULID_SIZE]; /* runs to cancel (cancelOn, singleton), set by apply */
     size_t ncancels;
     int64_t received_at;
-    struct wait_resolution *resolved;
+    struct sbd_wait_resolution *resolved;
     size_t nresolved;
     size_t new_runs, duplicates; /* set by committed */
     bool emitted;                /* events sysbusd emitted itself (metrics) */
@@ -111,26 +111,27 @@ struct ingest_batch {
 };
 
 /* Takes ownership of evs[0..n) (not of the array). SB_ENOMEM. */
-int sbd_ingest_init(struct ingest_batch *b, struct sbd_event *evs, size_t n, int64_t received_at);
+int sbd_ingest_init(struct sbd_ingest_batch *b, struct sbd_event *evs, size_t n,
+                    int64_t received_at);
 /* A batch of the one event ev (taken) that starts one run of f, without
  * matching triggers, flow control or cancelOn (a cron tick, an invocation):
  * *run_id (may be NULL) is the run's id. SB_ENOMEM (ev is then cleared). */
-int sbd_ingest_init_run(struct sbd_ingest *in, struct ingest_batch *b, struct sbd_event *ev,
-                        const struct fn *f, int64_t now, char run_id[SB_ULID_SIZE]);
+int sbd_ingest_init_run(struct sbd_ingest *in, struct sbd_ingest_batch *b, struct sbd_event *ev,
+                        const struct sbd_fn *f, int64_t now, char run_id[SB_ULID_SIZE]);
 /* Decides which functions each event starts (a registry snapshot). */
-int sbd_ingest_prepare(struct sbd_ingest *in, struct ingest_batch *b);
+int sbd_ingest_prepare(struct sbd_ingest *in, struct sbd_ingest_batch *b);
 /* Writer thread, inside the transaction: stores the batch (see the top).
  * 0, or the error that fails the transaction; a retried apply starts the
  * batch afresh. */
-int sbd_ingest_apply_in_txn(struct sb_store *st, struct sbd_ingest *in, struct ingest_batch *b,
+int sbd_ingest_apply_in_txn(struct sbd_store *st, struct sbd_ingest *in, struct sbd_ingest_batch *b,
                             struct sb_err *err);
 /* Writer thread, after the commit: counts and announces what apply did. */
-void sbd_ingest_committed(struct sbd_ingest *in, struct ingest_batch *b);
-void sbd_ingest_free(struct ingest_batch *b);
+void sbd_ingest_committed(struct sbd_ingest *in, struct sbd_ingest_batch *b);
+void sbd_ingest_free(struct sbd_ingest_batch *b);
 
 /* Writer thread, in a transaction: a new Running run and its first queue
  * item (stepId=step). */
-int sbd_ingest_insert_run_in_txn(struct sb_store *st, const char *run_id, const char *function_id,
+int sbd_ingest_insert_run_in_txn(struct sbd_store *st, const char *run_id, const char *function_id,
                                  const char *app_id, const char *event_id, int64_t created_at,
                                  int64_t qid, int64_t due_at, struct sb_err *err);
 /* After a commit that recorded cancel requests outside a batch (a bulk
@@ -141,7 +142,7 @@ void sbd_ingest_announce_cancels(struct sbd_ingest *in, char (*ids)[SB_ULID_SIZE
  * still due and its function still exists, announcing it after the commit;
  * done(ctx) is called after it committed or failed. NULL when out of
  * memory. */
-struct wop *sbd_ingest_fire_deferred_new(struct sbd_ingest *in, const char *id,
-                                         void (*done)(void *ctx), void *ctx);
+struct sbd_wop *sbd_ingest_fire_deferred_new(struct sbd_ingest *in, const char *id,
+                                             void (*done)(void *ctx), void *ctx);
 
 #endif

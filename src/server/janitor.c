@@ -13,7 +13,7 @@
 
 #define PURGE_BATCH 500
 
-struct sb_janitor {
+struct sbd_janitor {
     struct sbd *sbd;
     struct sb_bg bg;
     int busy;    /* a purge op is in the writer (bg.lock) */
@@ -21,22 +21,22 @@ struct sb_janitor {
 };
 
 struct purge_op {
-    struct wop wop;
-    struct sb_janitor *j;
+    struct sbd_wop wop;
+    struct sbd_janitor *j;
     int64_t before;
     int deleted;
 };
 
-static int purge_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int purge_apply(struct sbd_store *st, struct sbd_wop *w, struct sb_err *err)
 {
     struct purge_op *op = (struct purge_op *)w;
-    return sb_store_purge(st, op->before, PURGE_BATCH, &op->deleted, err);
+    return sbd_store_purge(st, op->before, PURGE_BATCH, &op->deleted, err);
 }
 
-static void purge_done(struct wop *w, int rc, const struct sb_err *err)
+static void purge_done(struct sbd_wop *w, int rc, const struct sb_err *err)
 {
     struct purge_op *op = (struct purge_op *)w;
-    struct sb_janitor *j = op->j;
+    struct sbd_janitor *j = op->j;
     if (rc)
         SB_LOG(SB_WARN, "purge_failed", "retention purge failed: %s", err ? err->msg : "?");
     else if (op->deleted > 0)
@@ -54,7 +54,7 @@ static void purge_done(struct wop *w, int rc, const struct sb_err *err)
 
 static void *janitor_main(void *arg)
 {
-    struct sb_janitor *j = arg;
+    struct sbd_janitor *j = arg;
     int64_t next_purge = sb_mono_ms() + j->sbd->cfg.purge_interval_ms;
     pthread_mutex_lock(&j->bg.lock);
     while (!j->bg.stop) {
@@ -77,7 +77,7 @@ static void *janitor_main(void *arg)
             op->before = sb_now_ms() - j->sbd->cfg.retention_ms;
             j->busy = 1;
             pthread_mutex_unlock(&j->bg.lock);
-            sb_writer_submit(j->sbd->writer, &op->wop);
+            sbd_writer_submit(j->sbd->writer, &op->wop);
             pthread_mutex_lock(&j->bg.lock);
             while (j->busy)
                 pthread_cond_wait(&j->bg.cond, &j->bg.lock);
@@ -90,9 +90,9 @@ static void *janitor_main(void *arg)
     return NULL;
 }
 
-int sb_janitor_start(struct sbd *sbd, struct sb_janitor **out, struct sb_err *err)
+int sbd_janitor_start(struct sbd *sbd, struct sbd_janitor **out, struct sb_err *err)
 {
-    struct sb_janitor *j = calloc(1, sizeof *j);
+    struct sbd_janitor *j = calloc(1, sizeof *j);
     if (!j)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     j->sbd = sbd;
@@ -105,7 +105,7 @@ int sb_janitor_start(struct sbd *sbd, struct sb_janitor **out, struct sb_err *er
     return 0;
 }
 
-void sb_janitor_stop(struct sb_janitor *j)
+void sbd_janitor_stop(struct sbd_janitor *j)
 {
     if (!j)
         return;

@@ -9,9 +9,9 @@
 #include "common/err.h"
 
 struct sbd;
-struct sb_janitor;
+struct sbd_janitor;
 
-int sb_janitor_start(struct sbd *sbd, struct sb_janitor **out, struct sb_err *err);
-void sb_janitor_stop(struct sb_janitor *j);
+int sbd_janitor_start(struct sbd *sbd, struct sbd_janitor **out, struct sb_err *err);
+void sbd_janitor_stop(struct sbd_janitor *j);
 
 #endif

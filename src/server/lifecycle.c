@@ -102,13 +102,13 @@ static int build_events(struct sbd_event evs[2], size_t *n, const char *fn_id, c
     return rc;
 }
 
-int sbd_lifecycle_emit_in_txn(struct sb_store *st, struct sbd_ingest *in, const char *run_id,
+int sbd_lifecycle_emit_in_txn(struct sbd_store *st, struct sbd_ingest *in, const char *run_id,
                               int status, const char *output, const char *error, int64_t now,
-                              struct ingest_batch *batch, struct sb_err *err)
+                              struct sbd_ingest_batch *batch, struct sb_err *err)
 {
     memset(batch, 0, sizeof *batch);
     char *fn_id, *ev_name, *ev_body;
-    int rc = sb_store_run_trigger(st, run_id, &fn_id, &ev_name, &ev_body, err);
+    int rc = sbd_store_run_trigger(st, run_id, &fn_id, &ev_name, &ev_body, err);
     if (rc == SB_ENOTFOUND)
         return 0;
     if (rc)

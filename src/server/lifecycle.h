@@ -11,14 +11,14 @@
 #include "common/err.h"
 #include "ingest.h"
 
-struct sb_store;
+struct sbd_store;
 
 /* Inside the writer's transaction that ends run_id with status: stores the
  * lifecycle events and starts what they trigger (through in), filling
  * *batch (to be passed to sbd_ingest_committed after the commit, then
  * freed). */
-int sbd_lifecycle_emit_in_txn(struct sb_store *st, struct sbd_ingest *in, const char *run_id,
+int sbd_lifecycle_emit_in_txn(struct sbd_store *st, struct sbd_ingest *in, const char *run_id,
                               int status, const char *output, const char *error, int64_t now,
-                              struct ingest_batch *batch, struct sb_err *err);
+                              struct sbd_ingest_batch *batch, struct sb_err *err);
 
 #endif

@@ -96,7 +96,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     /* a store URL this build cannot open must change: a usage error */
     char *store_url = NULL;
-    if (sb_store_url(sbd.cfg.store, sbd.cfg.data_dir, &store_url, &err) != 0) {
+    if (sbd_store_url(sbd.cfg.store, sbd.cfg.data_dir, &store_url, &err) != 0) {
         fprintf(stderr, "sysbusd: --store: %s\n", err.msg);
         return EXIT_USAGE;
     }
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
     if ((rc = sbd_start(&sbd, &stage, &err)) != 0)
         return fail(stage,
                     strcmp(stage, "store_open_failed") == 0 && rc == SB_ECONFIG ? EXIT_STORE_NEWER
-                                                                                 : EXIT_RUNTIME,
+                                                                                : EXIT_RUNTIME,
                     err.msg);
     /* Under systemd (Type=notify) this is what ends "activating": the store
      * is open and the port is listening. A failed notification is logged,

@@ -2,10 +2,10 @@
 #include "qid.h"
 #include "store/store.h"
 
-int sbd_qids_load(struct sbd_qids *q, struct sb_store *st, struct sb_err *err)
+int sbd_qids_load(struct sbd_qids *q, struct sbd_store *st, struct sb_err *err)
 {
     int64_t max_id;
-    int rc = sb_store_queue_max_id(st, &max_id, err);
+    int rc = sbd_store_queue_max_id(st, &max_id, err);
     if (rc)
         return rc;
     __atomic_store_n(&q->next, max_id + 1, __ATOMIC_RELAXED);

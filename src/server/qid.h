@@ -14,7 +14,7 @@
 
 #include "common/err.h"
 
-struct sb_store;
+struct sbd_store;
 
 struct sbd_qids {
     int64_t next; /* atomic: the next id handed out */
@@ -22,7 +22,7 @@ struct sbd_qids {
 
 /* Starts q past the largest queue id in st: 0, or the store's error (err).
  * Before other threads use q. */
-int sbd_qids_load(struct sbd_qids *q, struct sb_store *st, struct sb_err *err);
+int sbd_qids_load(struct sbd_qids *q, struct sbd_store *st, struct sb_err *err);
 /* A new queue item id (any thread). */
 int64_t sbd_qid_new(struct sbd_qids *q);
 

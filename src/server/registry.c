@@ -16,34 +16,34 @@
 #define MAX_RETRIES 20
 #define DEFAULT_RETRIES 4
 
-struct sb_registry {
+struct sbd_registry {
     pthread_mutex_t lock;
-    struct reg_snap *cur;
+    struct sbd_reg_snap *cur;
 };
 
-void sb_fn_ref(struct fn *f)
+void sbd_fn_ref(struct sbd_fn *f)
 {
     __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
 }
 
-void sb_fn_unref(struct fn *f)
+void sbd_fn_unref(struct sbd_fn *f)
 {
     if (!f || __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     for (size_t i = 0; i < f->ntriggers; i++) {
         free(f->triggers[i].event);
         free(f->triggers[i].expression);
-        sb_expr_free(f->triggers[i].expr);
+        sbd_expr_free(f->triggers[i].expr);
         free(f->triggers[i].cron);
     }
     free(f->triggers);
     for (size_t i = 0; i < f->ncancels; i++) {
         free(f->cancels[i].event);
         free(f->cancels[i].expression);
-        sb_expr_free(f->cancels[i].expr);
+        sbd_expr_free(f->cancels[i].expr);
     }
     free(f->cancels);
-    sb_flow_config_free(&f->flow);
+    sbd_flow_config_free(&f->flow);
     free(f->id);
     free(f->app_id);
     free(f->name);
@@ -52,9 +52,9 @@ void sb_fn_unref(struct fn *f)
     free(f);
 }
 
-static struct reg_snap *snap_new(size_t n)
+static struct sbd_reg_snap *snap_new(size_t n)
 {
-    struct reg_snap *s = calloc(1, sizeof *s);
+    struct sbd_reg_snap *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->fns = calloc(n ? n : 1, sizeof *s->fns);
@@ -66,19 +66,19 @@ static struct reg_snap *snap_new(size_t n)
     return s;
 }
 
-void sb_snap_release(struct reg_snap *s)
+void sbd_snap_release(struct sbd_reg_snap *s)
 {
     if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     for (size_t i = 0; i < s->n; i++)
-        sb_fn_unref(s->fns[i]);
+        sbd_fn_unref(s->fns[i]);
     free(s->fns);
     free(s);
 }
 
-int sb_registry_new(struct sb_registry **out)
+int sbd_registry_new(struct sbd_registry **out)
 {
-    struct sb_registry *r = calloc(1, sizeof *r);
+    struct sbd_registry *r = calloc(1, sizeof *r);
     if (!r || !(r->cur = snap_new(0))) {
         free(r);
         return SB_ENOMEM;
@@ -88,19 +88,19 @@ int sb_registry_new(struct sb_registry **out)
     return 0;
 }
 
-void sb_registry_free(struct sb_registry *r)
+void sbd_registry_free(struct sbd_registry *r)
 {
     if (!r)
         return;
-    sb_snap_release(r->cur);
+    sbd_snap_release(r->cur);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
 
-struct reg_snap *sb_registry_acquire(struct sb_registry *r)
+struct sbd_reg_snap *sbd_registry_acquire(struct sbd_registry *r)
 {
     pthread_mutex_lock(&r->lock);
-    struct reg_snap *s = r->cur;
+    struct sbd_reg_snap *s = r->cur;
     __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&r->lock);
     return s;
@@ -108,10 +108,10 @@ struct reg_snap *sb_registry_acquire(struct sb_registry *r)
 
 static int fn_cmp(const void *a, const void *b)
 {
-    return strcmp((*(struct fn *const *)a)->id, (*(struct fn *const *)b)->id);
+    return strcmp((*(struct sbd_fn *const *)a)->id, (*(struct sbd_fn *const *)b)->id);
 }
 
-const struct fn *sb_snap_find(const struct reg_snap *s, const char *id)
+const struct sbd_fn *sbd_snap_find(const struct sbd_reg_snap *s, const char *id)
 {
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
@@ -127,7 +127,7 @@ const struct fn *sb_snap_find(const struct reg_snap *s, const char *id)
     return NULL;
 }
 
-static bool trigger_matches(const struct trigger *t, const char *name)
+static bool trigger_matches(const struct sbd_trigger *t, const char *name)
 {
     if (t->kind != TRIGGER_EVENT)
         return false;
@@ -136,21 +136,21 @@ static bool trigger_matches(const struct trigger *t, const char *name)
     return strcmp(name, t->event) == 0;
 }
 
-void sb_snap_match(const struct reg_snap *s, struct sbd_event *ev,
-                   void (*cb)(void *ctx, const struct fn *f), void *ctx)
+void sbd_snap_match(const struct sbd_reg_snap *s, struct sbd_event *ev,
+                    void (*cb)(void *ctx, const struct sbd_fn *f), void *ctx)
 {
     const char *name = ev->name;
     for (size_t i = 0; i < s->n; i++) {
-        const struct fn *f = s->fns[i];
+        const struct sbd_fn *f = s->fns[i];
         if (f->removed)
             continue;
         for (size_t j = 0; j < f->ntriggers; j++) {
-            const struct trigger *t = &f->triggers[j];
+            const struct sbd_trigger *t = &f->triggers[j];
             if (!trigger_matches(t, name))
                 continue;
             if (t->expr) { /* the event parsed on first need, once (event.h) */
-                struct sb_expr_var var = { "event", sbd_event_json(ev) };
-                if (!sb_expr_test(t->expr, &var, 1))
+                struct sbd_expr_var var = { "event", sbd_event_json(ev) };
+                if (!sbd_expr_test(t->expr, &var, 1))
                     continue;
             }
             cb(ctx, f);
@@ -159,12 +159,13 @@ void sb_snap_match(const struct reg_snap *s, struct sbd_event *ev,
     }
 }
 
-void sb_snap_cancel_rules(const struct reg_snap *s, const char *name,
-                          void (*cb)(void *ctx, const struct fn *f, const struct cancel_rule *c),
-                          void *ctx)
+void sbd_snap_cancel_rules(const struct sbd_reg_snap *s, const char *name,
+                           void (*cb)(void *ctx, const struct sbd_fn *f,
+                                      const struct sbd_cancel_rule *c),
+                           void *ctx)
 {
     for (size_t i = 0; i < s->n; i++) {
-        const struct fn *f = s->fns[i];
+        const struct sbd_fn *f = s->fns[i];
         for (size_t j = 0; j < f->ncancels; j++)
             if (strcmp(f->cancels[j].event, name) == 0)
                 cb(ctx, f, &f->cancels[j]);
@@ -172,52 +173,53 @@ void sb_snap_cancel_rules(const struct reg_snap *s, const char *name,
 }
 
 /* Publishes next (taking ownership) and drops the registry's old reference. */
-static void publish(struct sb_registry *r, struct reg_snap *next)
+static void publish(struct sbd_registry *r, struct sbd_reg_snap *next)
 {
     qsort(next->fns, next->n, sizeof *next->fns, fn_cmp);
-    struct reg_snap *old = r->cur;
+    struct sbd_reg_snap *old = r->cur;
     r->cur = next;
-    sb_snap_release(old);
+    sbd_snap_release(old);
 }
 
 /* A removed copy of f (shares nothing mutable with f). f's config was
  * accepted once, maybe only as a stored function: it is not checked again. */
-static struct fn *fn_removed_copy(const struct fn *f)
+static struct sbd_fn *fn_removed_copy(const struct sbd_fn *f)
 {
     struct sb_err err;
-    struct fn *c = sb_fn_parse_stored(f->config, f->app_id, &err);
+    struct sbd_fn *c = sbd_fn_parse_stored(f->config, f->app_id, &err);
     if (c)
         c->removed = true;
     return c;
 }
 
-int sb_registry_replace_app(struct sb_registry *r, const char *app_id, struct fn **fns, size_t n)
+int sbd_registry_replace_app(struct sbd_registry *r, const char *app_id, struct sbd_fn **fns,
+                             size_t n)
 {
     pthread_mutex_lock(&r->lock);
-    struct reg_snap *cur = r->cur;
-    struct reg_snap *next = snap_new(cur->n + n);
+    struct sbd_reg_snap *cur = r->cur;
+    struct sbd_reg_snap *next = snap_new(cur->n + n);
     if (!next) {
         pthread_mutex_unlock(&r->lock);
         return SB_ENOMEM;
     }
     for (size_t i = 0; i < cur->n; i++) {
-        struct fn *f = cur->fns[i];
+        struct sbd_fn *f = cur->fns[i];
         bool replaced = false;
         for (size_t j = 0; j < n && !replaced; j++)
             replaced = strcmp(fns[j]->id, f->id) == 0;
         if (replaced)
             continue;
         if (strcmp(f->app_id, app_id) == 0 && !f->removed) {
-            struct fn *c = fn_removed_copy(f);
+            struct sbd_fn *c = fn_removed_copy(f);
             if (c)
                 next->fns[next->n++] = c;
             continue;
         }
-        sb_fn_ref(f);
+        sbd_fn_ref(f);
         next->fns[next->n++] = f;
     }
     for (size_t j = 0; j < n; j++) {
-        sb_fn_ref(fns[j]);
+        sbd_fn_ref(fns[j]);
         next->fns[next->n++] = fns[j];
     }
     publish(r, next);
@@ -225,16 +227,16 @@ int sb_registry_replace_app(struct sb_registry *r, const char *app_id, struct fn
     return 0;
 }
 
-int sb_registry_remove_app(struct sb_registry *r, const char *app_id)
+int sbd_registry_remove_app(struct sbd_registry *r, const char *app_id)
 {
-    return sb_registry_replace_app(r, app_id, NULL, 0);
+    return sbd_registry_replace_app(r, app_id, NULL, 0);
 }
 
-int sb_registry_load_fn(struct sb_registry *r, struct fn *f)
+int sbd_registry_load_fn(struct sbd_registry *r, struct sbd_fn *f)
 {
     pthread_mutex_lock(&r->lock);
-    struct reg_snap *cur = r->cur;
-    struct fn **nf = realloc(cur->fns, (cur->n + 1) * sizeof *nf);
+    struct sbd_reg_snap *cur = r->cur;
+    struct sbd_fn **nf = realloc(cur->fns, (cur->n + 1) * sizeof *nf);
     if (!nf) {
         pthread_mutex_unlock(&r->lock);
         return SB_ENOMEM;
@@ -273,7 +275,7 @@ static char *url_base_of(const char *url)
     return sb_buf_steal(&b, NULL);
 }
 
-static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, unsigned xf,
+static int parse_triggers(struct sbd_fn *f, const json_t *arr, const char *fid, unsigned xf,
                           struct sb_err *err)
 {
     if (!json_is_array(arr))
@@ -286,7 +288,7 @@ static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, unsi
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const json_t *t = json_array_get(arr, i);
-        struct trigger *tr = &f->triggers[i];
+        struct sbd_trigger *tr = &f->triggers[i];
         const char *ev = sb_json_str(t, "event"), *cron = sb_json_str(t, "cron");
         struct sb_err nerr = { 0 };
         if ((ev && *ev &&
@@ -305,11 +307,11 @@ static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, unsi
             tr->kind = TRIGGER_CRON;
             tr->cron = strdup(cron);
             struct sb_err cerr = { 0 };
-            struct sb_cron *c = sb_cron_parse(cron, &cerr);
+            struct sbd_cron *c = sbd_cron_parse(cron, &cerr);
             if (!c)
                 return sb_err_set(err, SB_EINVAL, "function '%s': trigger %zu: %s", fid, i,
                                   cerr.msg);
-            sb_cron_free(c);
+            sbd_cron_free(c);
             const char *jitter = sb_json_str(t, "jitter");
             if (jitter && *jitter && sb_duration_parse(jitter, 0, &tr->jitter_ms) != 0)
                 return sb_err_set(err, SB_EINVAL,
@@ -327,8 +329,8 @@ static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, unsi
             if (json_string_length(expr) > 0) {
                 struct sb_err xerr = { 0 };
                 tr->expression = strdup(json_string_value(expr));
-                tr->expr = sb_expr_compile_as(json_string_value(expr),
-                                              SB_EXPR_EVENT | SB_EXPR_COND | xf, &xerr);
+                tr->expr = sbd_expr_compile_as(json_string_value(expr),
+                                               SBD_EXPR_EVENT | SBD_EXPR_COND | xf, &xerr);
                 if (!tr->expr)
                     return sb_err_set(err, SB_EINVAL,
                                       "function '%s': trigger %zu 'if': %s in '%.200s'", fid, i,
@@ -339,7 +341,7 @@ static int parse_triggers(struct fn *f, const json_t *arr, const char *fid, unsi
     return 0;
 }
 
-static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, unsigned xf,
+static int parse_cancels(struct sbd_fn *f, const json_t *arr, const char *fid, unsigned xf,
                          struct sb_err *err)
 {
     if (!arr || json_is_null(arr))
@@ -354,7 +356,7 @@ static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, unsig
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const json_t *c = json_array_get(arr, i);
-        struct cancel_rule *cr = &f->cancels[i];
+        struct sbd_cancel_rule *cr = &f->cancels[i];
         f->ncancels++;
         const char *ev = sb_json_str(c, "event");
         if (!ev || !*ev)
@@ -368,8 +370,8 @@ static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, unsig
             struct sb_err xerr = { 0 };
             cr->expression = strdup(expr);
             /* event: the run's trigger; async: the event that may cancel it */
-            if (!(cr->expr = sb_expr_compile_as(
-                      expr, SB_EXPR_EVENT | SB_EXPR_ASYNC | SB_EXPR_COND | xf, &xerr)))
+            if (!(cr->expr = sbd_expr_compile_as(
+                      expr, SBD_EXPR_EVENT | SBD_EXPR_ASYNC | SBD_EXPR_COND | xf, &xerr)))
                 return sb_err_set(err, SB_EINVAL,
                                   "function '%s': cancelOn %zu 'if': %s in '%.200s'", fid, i,
                                   xerr.msg, expr);
@@ -385,8 +387,9 @@ static int parse_cancels(struct fn *f, const json_t *arr, const char *fid, unsig
     return 0;
 }
 
-/* xf: 0, or SB_EXPR_UNCHECKED for a stored function. */
-static struct fn *fn_parse(const json_t *obj, const char *app_id, unsigned xf, struct sb_err *err)
+/* xf: 0, or SBD_EXPR_UNCHECKED for a stored function. */
+static struct sbd_fn *fn_parse(const json_t *obj, const char *app_id, unsigned xf,
+                               struct sb_err *err)
 {
     if (!json_is_object(obj)) {
         sb_err_set(err, SB_EINVAL, "each function must be an object");
@@ -407,7 +410,7 @@ static struct fn *fn_parse(const json_t *obj, const char *app_id, unsigned xf, s
         sb_err_set(err, SB_EINVAL, "function '%s': %s", id, nerr.msg);
         return NULL;
     }
-    struct fn *f = calloc(1, sizeof *f);
+    struct sbd_fn *f = calloc(1, sizeof *f);
     if (!f) {
         sb_err_set(err, SB_ENOMEM, "out of memory");
         return NULL;
@@ -425,7 +428,7 @@ static struct fn *fn_parse(const json_t *obj, const char *app_id, unsigned xf, s
     }
     if (parse_triggers(f, json_object_get(obj, "triggers"), id, xf, err) ||
         parse_cancels(f, json_object_get(obj, "cancel"), id, xf, err) ||
-        sb_flow_config_parse(&f->flow, obj, id, xf, err))
+        sbd_flow_config_parse(&f->flow, obj, id, xf, err))
         goto fail;
     json_t *step = json_object_get(json_object_get(obj, "steps"), "step");
     if (!step) {
@@ -464,16 +467,16 @@ static struct fn *fn_parse(const json_t *obj, const char *app_id, unsigned xf, s
     }
     return f;
 fail:
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
     return NULL;
 }
 
-struct fn *sb_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err)
+struct sbd_fn *sbd_fn_parse(const json_t *obj, const char *app_id, struct sb_err *err)
 {
     return fn_parse(obj, app_id, 0, err);
 }
 
-struct fn *sb_fn_parse_stored(const json_t *obj, const char *app_id, struct sb_err *err)
+struct sbd_fn *sbd_fn_parse_stored(const json_t *obj, const char *app_id, struct sb_err *err)
 {
-    return fn_parse(obj, app_id, SB_EXPR_UNCHECKED, err);
+    return fn_parse(obj, app_id, SBD_EXPR_UNCHECKED, err);
 }

@@ -1,6 +1,6 @@
 /* registry_flow.c - parses a registered function's flow-control settings
  * (idempotency, rateLimit, singleton, priority, concurrency, throttle,
- * timeouts, debounce, batchEvents) into struct flow_config. Shapes follow what the inngest SDK
+ * timeouts, debounce, batchEvents) into struct sbd_flow_config. Shapes follow what the inngest SDK
  * sends: the function options as the user wrote them. */
 #include "registry.h"
 #include "common/clock.h"
@@ -11,9 +11,9 @@
 #define MAX_PERIOD_MS (7LL * 86400000) /* a week */
 
 /* An optional expression over `event`: absent or null = none; else it must
- * compile with flags (SB_EXPR_COND, SB_EXPR_NUM: what it must be able to be). */
+ * compile with flags (SBD_EXPR_COND, SBD_EXPR_NUM: what it must be able to be). */
 static int parse_expr_opt(const json_t *v, const char *fid, unsigned xf, const char *what,
-                          unsigned flags, struct sb_expr **out, struct sb_err *err)
+                          unsigned flags, struct sbd_expr **out, struct sb_err *err)
 {
     *out = NULL;
     if (!v || json_is_null(v))
@@ -22,7 +22,7 @@ static int parse_expr_opt(const json_t *v, const char *fid, unsigned xf, const c
         return sb_err_set(err, SB_EINVAL, "function '%s': %s must be an expression string", fid,
                           what);
     struct sb_err xerr = { 0 };
-    if (!(*out = sb_expr_compile_as(json_string_value(v), SB_EXPR_EVENT | flags | xf, &xerr)))
+    if (!(*out = sbd_expr_compile_as(json_string_value(v), SBD_EXPR_EVENT | flags | xf, &xerr)))
         return sb_err_set(err, SB_EINVAL, "function '%s': %s: %s in '%.200s'", fid, what, xerr.msg,
                           json_string_value(v));
     return 0;
@@ -30,7 +30,7 @@ static int parse_expr_opt(const json_t *v, const char *fid, unsigned xf, const c
 
 /* An optional key expression (any value). */
 static int parse_key(const json_t *v, const char *fid, unsigned xf, const char *what,
-                     struct sb_expr **out, struct sb_err *err)
+                     struct sbd_expr **out, struct sb_err *err)
 {
     return parse_expr_opt(v, fid, xf, what, 0, out, err);
 }
@@ -53,8 +53,8 @@ static int parse_duration(const json_t *v, const char *fid, const char *what, in
     return 0;
 }
 
-static int parse_rate_limit(struct flow_config *fl, const json_t *rl, const char *fid, unsigned xf,
-                            struct sb_err *err)
+static int parse_rate_limit(struct sbd_flow_config *fl, const json_t *rl, const char *fid,
+                            unsigned xf, struct sb_err *err)
 {
     if (!rl || json_is_null(rl))
         return 0;
@@ -72,8 +72,8 @@ static int parse_rate_limit(struct flow_config *fl, const json_t *rl, const char
                      err);
 }
 
-static int parse_singleton(struct flow_config *fl, const json_t *sg, const char *fid, unsigned xf,
-                           struct sb_err *err)
+static int parse_singleton(struct sbd_flow_config *fl, const json_t *sg, const char *fid,
+                           unsigned xf, struct sb_err *err)
 {
     if (!sg || json_is_null(sg))
         return 0;
@@ -87,7 +87,7 @@ static int parse_singleton(struct flow_config *fl, const json_t *sg, const char 
 }
 
 /* One concurrency constraint: a number or {limit, key?, scope?}. */
-static int parse_one_concurrency(struct concurrency_limit *c, const json_t *v, const char *fid,
+static int parse_one_concurrency(struct sbd_concurrency_limit *c, const json_t *v, const char *fid,
                                  unsigned xf, struct sb_err *err)
 {
     c->scope = SCOPE_FN;
@@ -120,8 +120,8 @@ static int parse_one_concurrency(struct concurrency_limit *c, const json_t *v, c
     return 0;
 }
 
-static int parse_concurrency(struct flow_config *fl, const json_t *v, const char *fid, unsigned xf,
-                             struct sb_err *err)
+static int parse_concurrency(struct sbd_flow_config *fl, const json_t *v, const char *fid,
+                             unsigned xf, struct sb_err *err)
 {
     if (!v || json_is_null(v))
         return 0;
@@ -139,7 +139,7 @@ static int parse_concurrency(struct flow_config *fl, const json_t *v, const char
     return 0;
 }
 
-static int parse_throttle(struct flow_config *fl, const json_t *t, const char *fid, unsigned xf,
+static int parse_throttle(struct sbd_flow_config *fl, const json_t *t, const char *fid, unsigned xf,
                           struct sb_err *err)
 {
     if (!t || json_is_null(t))
@@ -161,7 +161,7 @@ static int parse_throttle(struct flow_config *fl, const json_t *t, const char *f
     return parse_key(json_object_get(t, "key"), fid, xf, "throttle.key", &fl->throttle_key, err);
 }
 
-static int parse_timeouts(struct flow_config *fl, const json_t *t, const char *fid,
+static int parse_timeouts(struct sbd_flow_config *fl, const json_t *t, const char *fid,
                           struct sb_err *err)
 {
     if (!t || json_is_null(t))
@@ -176,7 +176,7 @@ static int parse_timeouts(struct flow_config *fl, const json_t *t, const char *f
     return 0;
 }
 
-static int parse_debounce(struct flow_config *fl, const json_t *d, const char *fid, unsigned xf,
+static int parse_debounce(struct sbd_flow_config *fl, const json_t *d, const char *fid, unsigned xf,
                           struct sb_err *err)
 {
     if (!d || json_is_null(d))
@@ -196,7 +196,7 @@ static int parse_debounce(struct flow_config *fl, const json_t *d, const char *f
 
 #define MAX_BATCH 1000
 
-static int parse_batch(struct flow_config *fl, const json_t *b, const char *fid, unsigned xf,
+static int parse_batch(struct sbd_flow_config *fl, const json_t *b, const char *fid, unsigned xf,
                        struct sb_err *err)
 {
     if (!b || json_is_null(b))
@@ -213,14 +213,14 @@ static int parse_batch(struct flow_config *fl, const json_t *b, const char *fid,
         return sb_err_set(err, SB_EINVAL, "function '%s': batchEvents needs a timeout", fid);
     fl->batch = true;
     if (parse_key(json_object_get(b, "key"), fid, xf, "batchEvents.key", &fl->batch_key, err) ||
-        parse_expr_opt(json_object_get(b, "if"), fid, xf, "batchEvents.if", SB_EXPR_COND,
+        parse_expr_opt(json_object_get(b, "if"), fid, xf, "batchEvents.if", SBD_EXPR_COND,
                        &fl->batch_if, err))
         return SB_EINVAL;
     return 0;
 }
 
-int sb_flow_config_parse(struct flow_config *fl, const json_t *obj, const char *fid, unsigned xf,
-                         struct sb_err *err)
+int sbd_flow_config_parse(struct sbd_flow_config *fl, const json_t *obj, const char *fid,
+                          unsigned xf, struct sb_err *err)
 {
     const json_t *pr = json_object_get(obj, "priority");
     if (parse_key(json_object_get(obj, "idempotency"), fid, xf, "idempotency", &fl->idempotency,
@@ -228,7 +228,7 @@ int sb_flow_config_parse(struct flow_config *fl, const json_t *obj, const char *
         parse_rate_limit(fl, json_object_get(obj, "rateLimit"), fid, xf, err) ||
         parse_singleton(fl, json_object_get(obj, "singleton"), fid, xf, err) ||
         (pr && !json_is_null(pr) &&
-         parse_expr_opt(json_object_get(pr, "run"), fid, xf, "priority.run", SB_EXPR_NUM,
+         parse_expr_opt(json_object_get(pr, "run"), fid, xf, "priority.run", SBD_EXPR_NUM,
                         &fl->priority, err)) ||
         parse_concurrency(fl, json_object_get(obj, "concurrency"), fid, xf, err) ||
         parse_throttle(fl, json_object_get(obj, "throttle"), fid, xf, err) ||
@@ -242,17 +242,17 @@ int sb_flow_config_parse(struct flow_config *fl, const json_t *obj, const char *
     return 0;
 }
 
-void sb_flow_config_free(struct flow_config *fl)
+void sbd_flow_config_free(struct sbd_flow_config *fl)
 {
-    sb_expr_free(fl->idempotency);
-    sb_expr_free(fl->rate_limit_key);
-    sb_expr_free(fl->singleton_key);
-    sb_expr_free(fl->priority);
+    sbd_expr_free(fl->idempotency);
+    sbd_expr_free(fl->rate_limit_key);
+    sbd_expr_free(fl->singleton_key);
+    sbd_expr_free(fl->priority);
     for (size_t i = 0; i < fl->nconcurrency; i++)
-        sb_expr_free(fl->concurrency[i].key);
-    sb_expr_free(fl->throttle_key);
-    sb_expr_free(fl->debounce_key);
-    sb_expr_free(fl->batch_key);
-    sb_expr_free(fl->batch_if);
+        sbd_expr_free(fl->concurrency[i].key);
+    sbd_expr_free(fl->throttle_key);
+    sbd_expr_free(fl->debounce_key);
+    sbd_expr_free(fl->batch_key);
+    sbd_expr_free(fl->batch_if);
     memset(fl, 0, sizeof *fl);
 }

@@ -16,15 +16,15 @@
 #include "qid.h"
 #include "settings.h"
 
-struct sb_store;
-struct sb_writer;
-struct sb_registry;
-struct sb_engine;
-struct sb_waiters;
-struct sb_syncer;
+struct sbd_store;
+struct sbd_writer;
+struct sbd_registry;
+struct sbd_engine;
+struct sbd_waiters;
+struct sbd_syncer;
 struct sb_httpd;
-struct sb_janitor;
-struct sb_scheduler;
+struct sbd_janitor;
+struct sbd_scheduler;
 struct sbd_ingest;
 
 struct sbd {
@@ -34,16 +34,16 @@ struct sbd {
     bool has_signing_key;
     struct sb_signing_key signing_key_fallback; /* rotation: also accepted as a bearer */
     bool has_signing_key_fallback;
-    struct sb_store *store; /* writable connection: writer thread only */
-    struct sbd_qids qids;   /* queue item ids, loaded before the threads start */
-    struct sb_writer *writer;
-    struct sb_registry *registry;
+    struct sbd_store *store; /* writable connection: writer thread only */
+    struct sbd_qids qids;    /* queue item ids, loaded before the threads start */
+    struct sbd_writer *writer;
+    struct sbd_registry *registry;
     struct sbd_ingest *ingest; /* announces its commits through daemon.c's table */
-    struct sb_engine *engine;
-    struct sb_waiters *waiters;
-    struct sb_syncer *syncer;
-    struct sb_janitor *janitor;
-    struct sb_scheduler *scheduler;
+    struct sbd_engine *engine;
+    struct sbd_waiters *waiters;
+    struct sbd_syncer *syncer;
+    struct sbd_janitor *janitor;
+    struct sbd_scheduler *scheduler;
     struct sb_httpd *httpd;
     int64_t started_at_ms;
 };

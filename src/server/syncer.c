@@ -22,7 +22,7 @@ struct sync_req {
     void *ctx;
 };
 
-struct sb_syncer {
+struct sbd_syncer {
     struct sbd *sbd;
     struct sb_bg bg; /* bg.lock also guards the request queue */
     struct sync_req *head, *tail;
@@ -30,18 +30,18 @@ struct sb_syncer {
 
 /* Records (or clears) a sync error on the apps with this URL. */
 struct sync_error_op {
-    struct wop wop;
+    struct sbd_wop wop;
     char *url, *error;
     int64_t now;
 };
 
-static int sync_error_apply(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int sync_error_apply(struct sbd_store *st, struct sbd_wop *w, struct sb_err *err)
 {
     struct sync_error_op *op = (struct sync_error_op *)w;
-    return sb_store_app_sync_error(st, op->url, op->error, op->now, err);
+    return sbd_store_app_sync_error(st, op->url, op->error, op->now, err);
 }
 
-static void sync_error_done(struct wop *w, int rc, const struct sb_err *err)
+static void sync_error_done(struct sbd_wop *w, int rc, const struct sb_err *err)
 {
     struct sync_error_op *op = (struct sync_error_op *)w;
     (void)rc, (void)err;
@@ -64,10 +64,10 @@ static void record_sync_error(struct sbd *sbd, const char *url, const char *erro
         sync_error_done(&op->wop, 0, NULL);
         return;
     }
-    sb_writer_submit(sbd->writer, &op->wop);
+    sbd_writer_submit(sbd->writer, &op->wop);
 }
 
-int sb_sync_put(struct sbd *sbd, const char *url, long *status, char *msg, size_t msgsz)
+int sbd_sync_put(struct sbd *sbd, const char *url, long *status, char *msg, size_t msgsz)
 {
     json_t *b = json_pack("{s:s}", "url", url);
     size_t blen = 0;
@@ -117,11 +117,11 @@ int sb_sync_put(struct sbd *sbd, const char *url, long *status, char *msg, size_
     return 0;
 }
 
-static void sync_one(struct sb_syncer *s, struct sync_req *rq)
+static void sync_one(struct sbd_syncer *s, struct sync_req *rq)
 {
     long status = 0;
     char msg[600];
-    int rc = sb_sync_put(s->sbd, rq->url, &status, msg, sizeof msg);
+    int rc = sbd_sync_put(s->sbd, rq->url, &status, msg, sizeof msg);
     if (rc || status >= 300) {
         SBD_COUNT(sync_failures);
         char err[700];
@@ -157,14 +157,14 @@ static int collect_url(void *ctx, const char *id, const char *url, const char *c
     return 0;
 }
 
-static void periodic(struct sb_syncer *s)
+static void periodic(struct sbd_syncer *s)
 {
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     if (!st)
         return;
     struct url_list l = { 0 };
     struct sb_err err = { 0 };
-    if (sb_store_apps_scan(st, collect_url, &l, &err) != 0) {
+    if (sbd_store_apps_scan(st, collect_url, &l, &err) != 0) {
         /* a partial list would leave some apps unsynced for no visible
          * reason: this round is skipped whole, the next interval retries */
         SB_LOG(SB_WARN, "sync_scan_failed", "cannot list the apps to re-sync: %s", err.msg);
@@ -188,7 +188,7 @@ static void periodic(struct sb_syncer *s)
 
 static void *syncer_main(void *arg)
 {
-    struct sb_syncer *s = arg;
+    struct sbd_syncer *s = arg;
     int64_t interval = s->sbd->cfg.sync_interval_ms;
     int64_t next = sb_mono_ms() + (interval > 0 ? interval : 0);
     pthread_mutex_lock(&s->bg.lock);
@@ -227,9 +227,9 @@ static void *syncer_main(void *arg)
     return NULL;
 }
 
-int sb_syncer_start(struct sbd *sbd, struct sb_syncer **out, struct sb_err *err)
+int sbd_syncer_start(struct sbd *sbd, struct sbd_syncer **out, struct sb_err *err)
 {
-    struct sb_syncer *s = calloc(1, sizeof *s);
+    struct sbd_syncer *s = calloc(1, sizeof *s);
     if (!s)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     s->sbd = sbd;
@@ -242,7 +242,7 @@ int sb_syncer_start(struct sbd *sbd, struct sb_syncer **out, struct sb_err *err)
     return 0;
 }
 
-void sb_syncer_stop(struct sb_syncer *s)
+void sbd_syncer_stop(struct sbd_syncer *s)
 {
     if (!s)
         return;
@@ -250,8 +250,8 @@ void sb_syncer_stop(struct sb_syncer *s)
     free(s);
 }
 
-void sb_syncer_request(struct sb_syncer *s, const char *url,
-                       void (*cb)(void *ctx, int rc, long status, const char *message), void *ctx)
+void sbd_syncer_request(struct sbd_syncer *s, const char *url,
+                        void (*cb)(void *ctx, int rc, long status, const char *message), void *ctx)
 {
     struct sync_req *rq = calloc(1, sizeof *rq);
     if (!rq || !(rq->url = strdup(url))) {

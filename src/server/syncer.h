@@ -12,18 +12,18 @@
 #include "common/err.h"
 
 struct sbd;
-struct sb_syncer;
+struct sbd_syncer;
 
-int sb_syncer_start(struct sbd *sbd, struct sb_syncer **out, struct sb_err *err);
-void sb_syncer_stop(struct sb_syncer *s);
+int sbd_syncer_start(struct sbd *sbd, struct sbd_syncer **out, struct sb_err *err);
+void sbd_syncer_stop(struct sbd_syncer *s);
 
 /* Syncs url now (on the syncer thread). cb(ctx, rc, status, message) runs on
  * that thread: rc 0 when the worker answered the PUT (status and message are
  * from its reply), else the transport error in message. */
-void sb_syncer_request(struct sb_syncer *s, const char *url,
-                       void (*cb)(void *ctx, int rc, long status, const char *message), void *ctx);
+void sbd_syncer_request(struct sbd_syncer *s, const char *url,
+                        void (*cb)(void *ctx, int rc, long status, const char *message), void *ctx);
 
 /* One synchronous PUT (used by the thread; exposed for the probe endpoint). */
-int sb_sync_put(struct sbd *sbd, const char *url, long *status, char *msg, size_t msgsz);
+int sbd_sync_put(struct sbd *sbd, const char *url, long *status, char *msg, size_t msgsz);
 
 #endif

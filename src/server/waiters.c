@@ -18,7 +18,7 @@
 struct waiter {
     struct waiter *next;
     struct sb_req *req;
-    enum waiter_kind kind;
+    enum sbd_waiter_kind kind;
     char id[SB_ULID_SIZE];
     int64_t deadline_ms;
     int check; /* needs a re-check */
@@ -29,7 +29,7 @@ struct note {
     char run_id[SB_ULID_SIZE], event_id[SB_ULID_SIZE];
 };
 
-struct sb_waiters {
+struct sbd_waiters {
     struct sbd *sbd;
     struct sb_bg bg; /* bg.lock guards everything below */
     struct waiter *waiters;
@@ -39,7 +39,7 @@ struct sb_waiters {
 
 /* The failure of a read: SB_ENOTFOUND (the run or event does not exist), or
  * the store's error (err filled in both cases). */
-static int read_failed(struct sb_store *st, json_t **body, struct sb_err *err)
+static int read_failed(struct sbd_store *st, json_t **body, struct sb_err *err)
 {
     if (!st)
         sb_err_set(err, SB_EUNAVAIL, "no read connection to the store");
@@ -49,7 +49,7 @@ static int read_failed(struct sb_store *st, json_t **body, struct sb_err *err)
 
 int sbd_read_run(const char *run_id, json_t **body, bool *ended, struct sb_err *err)
 {
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     int run_status = -1;
     json_t *run = st ? api_view_run(st, run_id, &run_status, err) : NULL;
     if (!run)
@@ -61,12 +61,12 @@ int sbd_read_run(const char *run_id, json_t **body, bool *ended, struct sb_err *
 
 int sbd_read_event_runs(const char *event_id, json_t **body, bool *ended, struct sb_err *err)
 {
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     json_t *ev = st ? api_view_event(st, event_id, err) : NULL;
     if (!ev)
         return read_failed(st, body, err);
     json_decref(ev);
-    struct run_filter f = { .status = -1, .event_id = event_id, .limit = 1000 };
+    struct sbd_run_filter f = { .status = -1, .event_id = event_id, .limit = 1000 };
     size_t running = 0;
     json_t *runs = api_view_runs(st, &f, &running, err);
     if (!runs)
@@ -75,8 +75,8 @@ int sbd_read_event_runs(const char *event_id, json_t **body, bool *ended, struct
     json_t *meta = json_pack("{s:I}", "count", (json_int_t)json_array_size(runs));
     int64_t due_at;
     bool held = false;
-    int hrc = json_array_size(runs) == 0 ? sb_store_event_held(st, event_id, &held, &due_at, err)
-                                         : 0;
+    int hrc =
+        json_array_size(runs) == 0 ? sbd_store_event_held(st, event_id, &held, &due_at, err) : 0;
     if (hrc) { /* "no runs, none to come" is not known: no answer yet */
         json_decref(runs);
         json_decref(meta);
@@ -128,7 +128,7 @@ static bool evaluate(struct waiter *wt, bool final)
 
 static void *waiters_main(void *arg)
 {
-    struct sb_waiters *w = arg;
+    struct sbd_waiters *w = arg;
     pthread_mutex_lock(&w->bg.lock);
     while (!w->bg.stop) {
         /* mark waiters touched by notes */
@@ -207,9 +207,9 @@ static void *waiters_main(void *arg)
     return NULL;
 }
 
-int sb_waiters_start(struct sbd *sbd, struct sb_waiters **out, struct sb_err *err)
+int sbd_waiters_start(struct sbd *sbd, struct sbd_waiters **out, struct sb_err *err)
 {
-    struct sb_waiters *w = calloc(1, sizeof *w);
+    struct sbd_waiters *w = calloc(1, sizeof *w);
     if (!w)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     w->sbd = sbd;
@@ -222,7 +222,7 @@ int sb_waiters_start(struct sbd *sbd, struct sb_waiters **out, struct sb_err *er
     return 0;
 }
 
-void sb_waiters_stop(struct sb_waiters *w)
+void sbd_waiters_stop(struct sbd_waiters *w)
 {
     if (!w)
         return;
@@ -235,8 +235,8 @@ void sb_waiters_stop(struct sb_waiters *w)
     free(w);
 }
 
-void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind kind, const char *id,
-                    int64_t deadline_ms)
+void sbd_waiters_add(struct sbd_waiters *w, struct sb_req *req, enum sbd_waiter_kind kind,
+                     const char *id, int64_t deadline_ms)
 {
     struct waiter *wt = calloc(1, sizeof *wt);
     if (!wt) {
@@ -262,7 +262,7 @@ void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind k
     pthread_mutex_unlock(&w->bg.lock);
 }
 
-void sb_waiters_notify(struct sb_waiters *w, const char *run_id, const char *event_id)
+void sbd_waiters_notify(struct sbd_waiters *w, const char *run_id, const char *event_id)
 {
     if (!w)
         return;

@@ -2,7 +2,7 @@
  * GET /v1/events/{id}/runs?wait_ms=N answer as soon as the run (or every run
  * of the event) has ended, or at the deadline with the current state.
  *
- * One thread owns the waiting requests. sb_waiters_notify (called by the
+ * One thread owns the waiting requests. sbd_waiters_notify (called by the
  * writer thread when a run's end is committed, and through ingest's
  * events_held notification when a debounce may have let go of an event)
  * wakes it; it re-reads the store for the waiters on that run or event and
@@ -21,19 +21,19 @@
 
 struct sbd;
 struct sb_req;
-struct sb_waiters;
+struct sbd_waiters;
 
-enum waiter_kind { WAIT_RUN, WAIT_EVENT_RUNS };
+enum sbd_waiter_kind { WAIT_RUN, WAIT_EVENT_RUNS };
 
-int sb_waiters_start(struct sbd *sbd, struct sb_waiters **out, struct sb_err *err);
+int sbd_waiters_start(struct sbd *sbd, struct sbd_waiters **out, struct sb_err *err);
 /* Answers every waiting request with its current state and stops. */
-void sb_waiters_stop(struct sb_waiters *w);
+void sbd_waiters_stop(struct sbd_waiters *w);
 /* Takes over req (which the caller has suspended). */
-void sb_waiters_add(struct sb_waiters *w, struct sb_req *req, enum waiter_kind kind, const char *id,
-                    int64_t deadline_ms);
+void sbd_waiters_add(struct sbd_waiters *w, struct sb_req *req, enum sbd_waiter_kind kind,
+                     const char *id, int64_t deadline_ms);
 /* Run run_id of event event_id ended. event_id NULL: a run of several events
  * (a batch), so every event waiter re-checks. */
-void sb_waiters_notify(struct sb_waiters *w, const char *run_id, const char *event_id);
+void sbd_waiters_notify(struct sbd_waiters *w, const char *run_id, const char *event_id);
 
 /* The replies themselves, shared with the non-waiting handlers. Each returns
  * 0 with *body (new reference, the 200 answer) and *ended: whether the

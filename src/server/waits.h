@@ -25,12 +25,12 @@
 #include "common/err.h"
 #include "common/ulid.h"
 
-struct sb_store;
+struct sbd_store;
 struct sbd_event;
 struct sbd_qids;
 
 /* A wait resolved in the store, for the engine to follow. */
-struct wait_resolution {
+struct sbd_wait_resolution {
     char run_id[SB_ULID_SIZE];
     int64_t item_id;       /* the wait's timeout item (deleted) */
     char hash[48];         /* the waitForEvent step */
@@ -49,7 +49,7 @@ bool sbd_wait_matches(const char *expr, const char *trigger_body, const json_t *
  * seq (op_name: "WaitForEvent", "InvokeFunction"), deletes the wait and its
  * timeout item item_id, and adds the discovery item discovery_qid (0: none;
  * flags: the wait item's, for parallel mode). 0 or the store's error. */
-int sbd_wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t item_id,
+int sbd_wait_resolve_in_txn(struct sbd_store *st, const char *run_id, int64_t item_id,
                             const char *hash, const char *op_name, const char *memo, int64_t seq,
                             int64_t discovery_qid, int flags, int64_t now, struct sb_err *err);
 
@@ -58,9 +58,9 @@ int sbd_wait_resolve_in_txn(struct sb_store *st, const char *run_id, int64_t ite
  * caller's, with sbd_wait_resolutions_free). Discovery items take their ids
  * from qids. 0, or an error that fails the event's transaction (a wait that
  * could not be read must not be passed over). */
-int sbd_waits_on_event_in_txn(struct sb_store *st, struct sbd_qids *qids, struct sbd_event *ev,
-                              struct wait_resolution **res, size_t *nres, struct sb_err *err);
+int sbd_waits_on_event_in_txn(struct sbd_store *st, struct sbd_qids *qids, struct sbd_event *ev,
+                              struct sbd_wait_resolution **res, size_t *nres, struct sb_err *err);
 
-void sbd_wait_resolutions_free(struct wait_resolution *res, size_t n);
+void sbd_wait_resolutions_free(struct sbd_wait_resolution *res, size_t n);
 
 #endif

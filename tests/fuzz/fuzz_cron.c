@@ -14,13 +14,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(spec, data, size);
     spec[size] = '\0';
-    struct sb_cron *c = sb_cron_parse(spec, NULL);
+    struct sbd_cron *c = sbd_cron_parse(spec, NULL);
     if (c) {
         int64_t after = 1795798800000;
-        int64_t t = sb_cron_next(c, after);
+        int64_t t = sbd_cron_next(c, after);
         if (t != -1 && t <= after)
             abort();
-        sb_cron_free(c);
+        sbd_cron_free(c);
     }
     return 0;
 }

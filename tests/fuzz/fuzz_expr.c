@@ -21,21 +21,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     src[elen] = '\0';
     json_t *ev = nl ? sb_json_parse((const char *)nl + 1, size - elen - 1, NULL) : NULL;
     struct sb_err err;
-    struct sb_expr *cond = sb_expr_compile(src, &err);
-    struct sb_expr *key = sb_expr_compile_as(src, SB_EXPR_EVENT | SB_EXPR_ASYNC, &err);
+    struct sbd_expr *cond = sbd_expr_compile(src, &err);
+    struct sbd_expr *key = sbd_expr_compile_as(src, SBD_EXPR_EVENT | SBD_EXPR_ASYNC, &err);
     /* as a stored function's (subset unchecked): also what the checker refuses */
-    struct sb_expr *e =
-        sb_expr_compile_as(src, SB_EXPR_EVENT | SB_EXPR_ASYNC | SB_EXPR_UNCHECKED, &err);
+    struct sbd_expr *e =
+        sbd_expr_compile_as(src, SBD_EXPR_EVENT | SBD_EXPR_ASYNC | SBD_EXPR_UNCHECKED, &err);
     if ((cond || key) && !e)
         abort(); /* the check only ever refuses more */
-    sb_expr_free(cond);
-    sb_expr_free(key);
+    sbd_expr_free(cond);
+    sbd_expr_free(key);
     if (e) {
-        struct sb_expr_var vars[] = { { "event", ev }, { "async", ev } };
-        json_t *v = sb_expr_eval(e, vars, 2, &err);
+        struct sbd_expr_var vars[] = { { "event", ev }, { "async", ev } };
+        json_t *v = sbd_expr_eval(e, vars, 2, &err);
         json_decref(v);
-        sb_expr_test(e, vars, 2);
-        sb_expr_free(e);
+        sbd_expr_test(e, vars, 2);
+        sbd_expr_free(e);
     }
     json_decref(ev);
     free(src);

@@ -7,7 +7,7 @@
 #include "server/event.h"
 #include "server/registry.h"
 
-static void count(void *ctx, const struct fn *f)
+static void count(void *ctx, const struct sbd_fn *f)
 {
     (void)f;
     (*(int *)ctx)++;
@@ -20,10 +20,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!body)
         return 0;
     json_t *fns = json_object_get(body, "functions");
-    struct sb_registry *reg;
-    if (sb_registry_new(&reg) != 0)
+    struct sbd_registry *reg;
+    if (sbd_registry_new(&reg) != 0)
         abort();
-    struct fn *parsed[16];
+    struct sbd_fn *parsed[16];
     size_t n = 0;
     size_t i;
     json_t *f;
@@ -32,23 +32,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n == 16)
             break;
         struct sb_err err;
-        struct fn *p = sb_fn_parse(f, "app", &err);
+        struct sbd_fn *p = sbd_fn_parse(f, "app", &err);
         if (p)
             parsed[n++] = p;
     }
-    sb_registry_replace_app(reg, "app", parsed, n);
-    struct reg_snap *s = sb_registry_acquire(reg);
+    sbd_registry_replace_app(reg, "app", parsed, n);
+    struct sbd_reg_snap *s = sbd_registry_acquire(reg);
     int hits = 0;
     const char *name = sb_json_str(body, "probe");
     /* name and body borrowed from the input: only the parsed tree is freed */
     struct sbd_event ev = { .name = (char *)(name ? name : "a/b"),
                             .body = (char *)sb_json_str(body, "event_body") };
-    sb_snap_match(s, &ev, count, &hits);
+    sbd_snap_match(s, &ev, count, &hits);
     json_decref(ev.json);
-    sb_snap_release(s);
+    sbd_snap_release(s);
     for (size_t k = 0; k < n; k++)
-        sb_fn_unref(parsed[k]);
-    sb_registry_free(reg);
+        sbd_fn_unref(parsed[k]);
+    sbd_registry_free(reg);
     json_decref(body);
     return 0;
 }

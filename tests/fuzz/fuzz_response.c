@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const long statuses[] = { 200, 206, 400, 401, 404, 500, 502, 503 };
     if (size < 1)
         return 0;
-    struct call c;
+    struct sbd_call c;
     memset(&c, 0, sizeof c);
     c.no_retry = (data[0] >> 3) % 3 - 1;
     c.has_sdk_header = (data[0] >> 5) & 1;
@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.resp.max = 1 << 20;
     if (sb_buf_append(&c.resp, data + 1, size - 1) != 0)
         return 0;
-    struct call_result r;
+    struct sbd_call_result r;
     outcome_parse((data[0] >> 7) ? CURLE_RECV_ERROR : CURLE_OK, false, statuses[data[0] & 7], &c,
                   &r);
     if (r.kind == RES_DONE && !r.output)

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     struct sb_signing_key any;
     sb_signing_key_init(&any, s, &err);
-    int64_t ms = sb_retry_after_ms(s, 1795800000000);
+    int64_t ms = sbd_retry_after_ms(s, 1795800000000);
     if (ms != -1 && (ms < 1000 || ms > 86400000))
         abort();
     int64_t d;

@@ -12,7 +12,7 @@
 #include "common/err.h"
 #include "common/httpd.h"
 
-enum api_auth {
+enum sbd_api_auth {
     AUTH_NONE,      /* /health, /dev */
     AUTH_EVENT_KEY, /* POST /e/{key}: the key in the path */
     AUTH_SIGNING,   /* POST /fn/register: bearer signing key (plain or hashed) */

@@ -20,7 +20,7 @@
 
 void h_apps_list(struct sb_req *req)
 {
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
     json_t *apps = st ? api_view_apps(st, &err) : NULL;
     if (!apps) {
@@ -32,7 +32,7 @@ void h_apps_list(struct sb_req *req)
 
 void h_functions_list(struct sb_req *req)
 {
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     const char *app = sb_req_query(req, "app");
     const char *removed = sb_req_query(req, "include_removed");
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
@@ -56,7 +56,7 @@ struct sync_wait {
  * or the store could not be read. */
 static json_t *app_at_url(const char *url, struct sb_err *err)
 {
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     json_t *apps = st ? api_view_apps(st, err) : NULL;
     if (!apps)
         return NULL;
@@ -111,7 +111,7 @@ static void start_sync(struct sb_req *req, const char *url)
     }
     sw->req = req;
     sb_req_suspend(req);
-    sb_syncer_request(sbd->syncer, url, sync_answered, sw);
+    sbd_syncer_request(sbd->syncer, url, sync_answered, sw);
 }
 
 void h_apps_add(struct sb_req *req)
@@ -135,10 +135,10 @@ void h_apps_add(struct sb_req *req)
 
 void h_app_sync(struct sb_req *req)
 {
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
     char *url = NULL;
-    if (!st || sb_store_app_get(st, sb_req_param(req, 0), NULL, &url, &err) != 0) {
+    if (!st || sbd_store_app_get(st, sb_req_param(req, 0), NULL, &url, &err) != 0) {
         if (err.code == SB_ENOTFOUND)
             sb_reply_error(req, 404, "NOT_FOUND", "no such app: %s", sb_req_param(req, 0));
         else
@@ -150,26 +150,26 @@ void h_app_sync(struct sb_req *req)
 }
 
 struct delete_op {
-    struct wop wop;
+    struct sbd_wop wop;
     struct sb_req *req;
     struct sbd *sbd;
     char *app_id;
 };
 
-static int delete_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int delete_apply_in_txn(struct sbd_store *st, struct sbd_wop *w, struct sb_err *err)
 {
     struct delete_op *op = (struct delete_op *)w;
-    int rc = sb_store_app_delete(st, op->app_id, sb_now_ms(), err);
-    return rc ? rc : sb_store_cron_prune(st, err);
+    int rc = sbd_store_app_delete(st, op->app_id, sb_now_ms(), err);
+    return rc ? rc : sbd_store_cron_prune(st, err);
 }
 
-static void delete_done(struct wop *w, int rc, const struct sb_err *err)
+static void delete_done(struct sbd_wop *w, int rc, const struct sb_err *err)
 {
     struct delete_op *op = (struct delete_op *)w;
     if (rc) {
         sb_reply_error(op->req, 500, "STORE_ERROR", "%s", err ? err->msg : "store error");
     } else {
-        sb_registry_remove_app(op->sbd->registry, op->app_id);
+        sbd_registry_remove_app(op->sbd->registry, op->app_id);
         sb_reply_json(op->req, 200,
                       json_pack("{s:{s:s, s:b}}", "data", "id", op->app_id, "deleted", 1));
     }
@@ -181,9 +181,9 @@ void h_app_delete(struct sb_req *req)
 {
     struct sbd *sbd = sb_req_app(req);
     const char *id = sb_req_param(req, 0);
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
-    if (!st || sb_store_app_get(st, id, NULL, NULL, &err) != 0) {
+    if (!st || sbd_store_app_get(st, id, NULL, NULL, &err) != 0) {
         if (err.code == SB_ENOTFOUND)
             sb_reply_error(req, 404, "NOT_FOUND", "no such app: %s", id);
         else
@@ -201,5 +201,5 @@ void h_app_delete(struct sb_req *req)
     op->req = req;
     op->sbd = sbd;
     sb_req_suspend(req);
-    sb_writer_submit(sbd->writer, &op->wop);
+    sbd_writer_submit(sbd->writer, &op->wop);
 }

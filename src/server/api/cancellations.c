@@ -20,12 +20,12 @@
 #include <string.h>
 
 struct cancel_op {
-    struct wop wop;
+    struct sbd_wop wop;
     struct sb_req *req;
     struct sbd *sbd;
-    struct cancellation_rec rec;
+    struct sbd_cancellation_rec rec;
     char *app_id, *function_id, *expr_src;
-    struct sb_expr *expr;
+    struct sbd_expr *expr;
     char (*ids)[SB_ULID_SIZE];
     size_t nids;
 };
@@ -35,30 +35,30 @@ static void cancel_op_free(struct cancel_op *op)
     free(op->app_id);
     free(op->function_id);
     free(op->expr_src);
-    sb_expr_free(op->expr);
+    sbd_expr_free(op->expr);
     free(op->ids);
     free(op);
 }
 
-static int cancel_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int cancel_apply_in_txn(struct sbd_store *st, struct sbd_wop *w, struct sb_err *err)
 {
     struct cancel_op *op = (struct cancel_op *)w;
     op->nids = 0;
-    struct cancel_match m = { .app_id = op->app_id,
-                              .function_id = op->function_id,
-                              .after = op->rec.started_after,
-                              .before = op->rec.started_before,
-                              .expr = op->expr,
-                              .reason = "bulk cancellation",
-                              .now = op->rec.created_at };
+    struct sbd_cancel_match m = { .app_id = op->app_id,
+                                  .function_id = op->function_id,
+                                  .after = op->rec.started_after,
+                                  .before = op->rec.started_before,
+                                  .expr = op->expr,
+                                  .reason = "bulk cancellation",
+                                  .now = op->rec.created_at };
     int rc = sbd_cancel_matching_in_txn(st, &m, &op->ids, &op->nids, err);
     if (rc)
         return rc;
     op->rec.run_count = (int64_t)op->nids;
-    return sb_store_cancellation_put(st, &op->rec, err);
+    return sbd_store_cancellation_put(st, &op->rec, err);
 }
 
-static void cancel_done(struct wop *w, int rc, const struct sb_err *err)
+static void cancel_done(struct sbd_wop *w, int rc, const struct sb_err *err)
 {
     struct cancel_op *op = (struct cancel_op *)w;
     if (rc) {
@@ -120,7 +120,7 @@ void h_cancellations_post(struct sb_req *req)
     if (expr && *expr) {
         struct sb_err xerr = { 0 };
         /* matched against each run's trigger event, the only variable */
-        if (!(op->expr = sb_expr_compile_as(expr, SB_EXPR_EVENT | SB_EXPR_COND, &xerr))) {
+        if (!(op->expr = sbd_expr_compile_as(expr, SBD_EXPR_EVENT | SBD_EXPR_COND, &xerr))) {
             sb_reply_error(req, 400, "INVALID_EXPRESSION", "if: %s in '%.200s'", xerr.msg, expr);
             goto out;
         }
@@ -139,7 +139,7 @@ void h_cancellations_post(struct sb_req *req)
     op->sbd = sbd;
     json_decref(body);
     sb_req_suspend(req);
-    sb_writer_submit(sbd->writer, &op->wop);
+    sbd_writer_submit(sbd->writer, &op->wop);
     return;
 out:
     if (op)
@@ -152,7 +152,7 @@ void h_cancellations_list(struct sb_req *req)
     int64_t limit;
     if (api_query_int(req, "limit", 20, 1, 1000, &limit))
         return;
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
     json_t *list = st ? api_view_cancellations(st, (int)limit, &err) : NULL;
     if (!list) {

@@ -36,5 +36,5 @@ void h_checkpoint(struct sb_req *req)
     json_incref(steps);
     json_decref(body);
     sb_req_suspend(req);
-    sb_engine_checkpoint(sbd->engine, run_id, qi_id, steps, req);
+    sbd_engine_checkpoint(sbd->engine, run_id, qi_id, steps, req);
 }

@@ -19,10 +19,10 @@
 #include <string.h>
 
 struct ingest_op {
-    struct wop wop;
+    struct sbd_wop wop;
     struct sb_req *req;
     struct sbd *sbd;
-    struct ingest_batch batch;
+    struct sbd_ingest_batch batch;
 };
 
 static void ingest_free(struct ingest_op *op)
@@ -31,13 +31,13 @@ static void ingest_free(struct ingest_op *op)
     free(op);
 }
 
-static int ingest_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int ingest_apply_in_txn(struct sbd_store *st, struct sbd_wop *w, struct sb_err *err)
 {
     struct ingest_op *op = (struct ingest_op *)w;
     return sbd_ingest_apply_in_txn(st, op->sbd->ingest, &op->batch, err);
 }
 
-static void ingest_done(struct wop *w, int rc, const struct sb_err *err)
+static void ingest_done(struct sbd_wop *w, int rc, const struct sb_err *err)
 {
     struct ingest_op *op = (struct ingest_op *)w;
     if (rc) {
@@ -111,5 +111,5 @@ void h_events_post(struct sb_req *req)
         return;
     }
     sb_req_suspend(req);
-    sb_writer_submit(sbd->writer, &op->wop);
+    sbd_writer_submit(sbd->writer, &op->wop);
 }

@@ -26,7 +26,7 @@ static int query_time(struct sb_req *req, const char *name, int64_t *out)
 void h_events_list(struct sb_req *req)
 {
     int64_t limit;
-    struct event_filter f = { 0 };
+    struct sbd_event_filter f = { 0 };
     if (api_query_int(req, "limit", 20, 1, 1000, &limit) ||
         query_time(req, "received_after", &f.after_ms) ||
         query_time(req, "received_before", &f.before_ms))
@@ -36,7 +36,7 @@ void h_events_list(struct sb_req *req)
     const char *cursor = sb_req_query(req, "cursor");
     f.name = name && *name ? name : NULL;
     f.cursor = cursor && *cursor ? cursor : NULL;
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
     json_t *evs = st ? api_view_events(st, &f, &err) : NULL;
     if (!evs) {
@@ -59,7 +59,7 @@ void h_event_get(struct sb_req *req)
         sb_reply_error(req, 404, "NOT_FOUND", "no such event: %s", id);
         return;
     }
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
     json_t *ev = st ? api_view_event(st, id, &err) : NULL;
     if (!ev) {

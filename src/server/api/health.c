@@ -15,34 +15,34 @@
 void h_health(struct sb_req *req)
 {
     struct sbd *sbd = sb_req_app(req);
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     int64_t queue_rows = -1, running = -1;
-    bool store_ok = st && sb_store_counts(st, &queue_rows, &running, NULL) == 0 && queue_rows >= 0;
-    struct engine_stats es;
-    sb_engine_stats(sbd->engine, &es);
+    bool store_ok = st && sbd_store_counts(st, &queue_rows, &running, NULL) == 0 && queue_rows >= 0;
+    struct sbd_engine_stats es;
+    sbd_engine_stats(sbd->engine, &es);
     json_t *o = json_pack(
         "{s:b, s:s, s:s, s:I, s:s, s:{s:b, s:s, s:i, s:s}, s:{s:I, s:I, s:I, s:I}}", "ok", store_ok,
         "service", "sysbusd", "version", SB_VERSION, "uptime_s",
         (json_int_t)((sb_now_ms() - sbd->started_at_ms) / 1000), "mode",
         sbd->cfg.dev ? "dev" : "signed", "store", "ok", store_ok, "kind",
-        sb_store_kind() ? sb_store_kind() : "none", "schema_version", SB_STORE_SCHEMA_VERSION,
+        sbd_store_kind() ? sbd_store_kind() : "none", "schema_version", SBD_STORE_SCHEMA_VERSION,
         "data_dir", sbd->cfg.data_dir, "queue", "depth", (json_int_t)es.queue_items, "inflight",
         (json_int_t)es.inflight, "runs_running", (json_int_t)running, "writer_backlog",
-        (json_int_t)sb_writer_backlog(sbd->writer));
+        (json_int_t)sbd_writer_backlog(sbd->writer));
     sb_reply_json(req, store_ok ? 200 : 503, o);
 }
 
 void h_metrics(struct sb_req *req)
 {
     struct sbd *sbd = sb_req_app(req);
-    struct engine_stats es;
-    sb_engine_stats(sbd->engine, &es);
-    struct sb_writer_stats ws;
-    sb_writer_stats(sbd->writer, &ws);
+    struct sbd_engine_stats es;
+    sbd_engine_stats(sbd->engine, &es);
+    struct sbd_writer_stats ws;
+    sbd_writer_stats(sbd->writer, &ws);
     struct sbd_gauges g = { .queue_depth = es.queue_items,
                             .inflight = es.inflight,
                             .running_runs = es.runs,
-                            .writer_backlog = (int64_t)sb_writer_backlog(sbd->writer),
+                            .writer_backlog = (int64_t)sbd_writer_backlog(sbd->writer),
                             .uptime_s = (sb_now_ms() - sbd->started_at_ms) / 1000,
                             .http_suspended = sb_httpd_suspended(sbd->httpd),
                             .commits = ws.batches,

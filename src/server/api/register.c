@@ -28,11 +28,11 @@
 #define MAX_FUNCTIONS 2000
 
 struct register_op {
-    struct wop wop;
+    struct sbd_wop wop;
     struct sb_req *req;
     struct sbd *sbd;
     char *app_id, *url, *sdk, *framework, *app_version, *checksum;
-    struct fn **fns;
+    struct sbd_fn **fns;
     size_t nfns;
     bool modified;
     char **stale; /* other apps found at the same URL (filled by apply) */
@@ -43,7 +43,7 @@ struct register_op {
 static void register_free(struct register_op *op)
 {
     for (size_t i = 0; i < op->nfns; i++)
-        sb_fn_unref(op->fns[i]);
+        sbd_fn_unref(op->fns[i]);
     free(op->fns);
     for (size_t i = 0; i < op->nstale; i++)
         free(op->stale[i]);
@@ -57,44 +57,44 @@ static void register_free(struct register_op *op)
     free(op);
 }
 
-static int register_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int register_apply_in_txn(struct sbd_store *st, struct sbd_wop *w, struct sb_err *err)
 {
     struct register_op *op = (struct register_op *)w;
-    struct app_rec app = { op->app_id,      op->url,      op->sdk, op->framework,
-                           op->app_version, op->checksum, op->now };
-    int rc = sb_store_app_upsert(st, &app, err);
+    struct sbd_app_rec app = { op->app_id,      op->url,      op->sdk, op->framework,
+                               op->app_version, op->checksum, op->now };
+    int rc = sbd_store_app_upsert(st, &app, err);
     if (rc || !op->modified)
         return rc;
     /* stale registrations: other app ids at the same URL */
     char **stale = NULL;
     size_t nstale = 0;
-    if ((rc = sb_store_apps_at_url(st, op->url, op->app_id, &stale, &nstale, err)))
+    if ((rc = sbd_store_apps_at_url(st, op->url, op->app_id, &stale, &nstale, err)))
         return rc;
     op->stale = stale;
     op->nstale = nstale;
     for (size_t i = 0; !rc && i < nstale; i++)
-        rc = sb_store_app_delete(st, stale[i], op->now, err);
+        rc = sbd_store_app_delete(st, stale[i], op->now, err);
     const char **keep = calloc(op->nfns ? op->nfns : 1, sizeof *keep);
     if (!keep)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < op->nfns; i++) {
         char *cfg = sb_json_dumps(op->fns[i]->config, NULL);
-        struct fn_rec f = { op->fns[i]->id, op->app_id, op->fns[i]->name, cfg, op->now };
-        rc = cfg ? sb_store_function_put(st, &f, err) : sb_err_set(err, SB_ENOMEM, "oom");
+        struct sbd_fn_rec f = { op->fns[i]->id, op->app_id, op->fns[i]->name, cfg, op->now };
+        rc = cfg ? sbd_store_function_put(st, &f, err) : sb_err_set(err, SB_ENOMEM, "oom");
         free(cfg);
         keep[i] = op->fns[i]->id;
     }
     if (!rc)
-        rc = sb_store_functions_prune(st, op->app_id, keep, op->nfns, op->now, err);
+        rc = sbd_store_functions_prune(st, op->app_id, keep, op->nfns, op->now, err);
     free(keep);
     for (size_t i = 0; !rc && i < op->nfns; i++)
-        rc = sb_scheduler_sync_function_in_txn(st, op->fns[i], op->now, err);
+        rc = sbd_scheduler_sync_function_in_txn(st, op->fns[i], op->now, err);
     if (!rc)
-        rc = sb_store_cron_prune(st, err); /* crons of removed functions */
+        rc = sbd_store_cron_prune(st, err); /* crons of removed functions */
     return rc;
 }
 
-static void register_done(struct wop *w, int rc, const struct sb_err *err)
+static void register_done(struct sbd_wop *w, int rc, const struct sb_err *err)
 {
     struct register_op *op = (struct register_op *)w;
     if (rc) {
@@ -106,14 +106,14 @@ static void register_done(struct wop *w, int rc, const struct sb_err *err)
     }
     if (op->modified) {
         for (size_t i = 0; i < op->nstale; i++) {
-            sb_registry_remove_app(op->sbd->registry, op->stale[i]);
+            sbd_registry_remove_app(op->sbd->registry, op->stale[i]);
             SB_LOGK(SB_INFO, "app_replaced",
                     ((struct sb_lf[]){ LF_S("app_id", op->stale[i]), LF_S("url", op->url),
                                        LF_S("by", op->app_id) }),
                     "app %s removed: its URL now serves app %s", op->stale[i], op->app_id);
         }
-        sb_registry_replace_app(op->sbd->registry, op->app_id, op->fns, op->nfns);
-        sb_scheduler_kick(op->sbd->scheduler);
+        sbd_registry_replace_app(op->sbd->registry, op->app_id, op->fns, op->nfns);
+        sbd_scheduler_kick(op->sbd->scheduler);
         SB_LOGK(SB_INFO, "app_synced",
                 ((struct sb_lf[]){ LF_S("app_id", op->app_id), LF_S("url", op->url),
                                    LF_I("functions", op->nfns) }),
@@ -158,8 +158,11 @@ static int register_check_fields(const json_t *body, struct sb_err *err)
     static const struct {
         const char *key;
         size_t max;
-    } fields[] = { { "appName", SB_MAX_ID },  { "url", SB_MAX_URL },     { "sdk", 128 },
-                   { "framework", 128 },      { "appVersion", 128 } };
+    } fields[] = { { "appName", SB_MAX_ID },
+                   { "url", SB_MAX_URL },
+                   { "sdk", 128 },
+                   { "framework", 128 },
+                   { "appVersion", 128 } };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         char what[40];
         snprintf(what, sizeof what, "'%s'", fields[i].key);
@@ -250,7 +253,7 @@ static int register_parse_functions(struct sb_req *req, struct register_op *op, 
     char msg[700];
     for (size_t i = 0; i < json_array_size(fns); i++) {
         struct sb_err err = { 0 };
-        struct fn *f = sb_fn_parse(json_array_get(fns, i), app, &err);
+        struct sbd_fn *f = sbd_fn_parse(json_array_get(fns, i), app, &err);
         if (!f) {
             snprintf(msg, sizeof msg, "app %s: %s", app, err.msg);
             reply_400(req, msg);
@@ -259,7 +262,7 @@ static int register_parse_functions(struct sb_req *req, struct register_op *op, 
         for (size_t j = 0; j < op->nfns; j++) {
             if (strcmp(op->fns[j]->id, f->id) == 0) {
                 snprintf(msg, sizeof msg, "app %s: function id '%s' appears twice", app, f->id);
-                sb_fn_unref(f);
+                sbd_fn_unref(f);
                 reply_400(req, msg);
                 return SB_EINVAL;
             }
@@ -274,9 +277,9 @@ static int register_parse_functions(struct sb_req *req, struct register_op *op, 
  * rewrites what an unchanged one would keep). */
 static bool app_modified(const char *app, const char *checksum)
 {
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     char *old = NULL;
-    int crc = st ? sb_store_app_get(st, app, &old, NULL, NULL) : SB_EUNAVAIL;
+    int crc = st ? sbd_store_app_get(st, app, &old, NULL, NULL) : SB_EUNAVAIL;
     bool modified = crc != 0 || !old || strcmp(old, checksum) != 0;
     free(old);
     return modified;
@@ -311,7 +314,7 @@ void h_register(struct sb_req *req)
     op->modified = app_modified(app, op->checksum);
     json_decref(body);
     sb_req_suspend(req);
-    sb_writer_submit(sbd->writer, &op->wop);
+    sbd_writer_submit(sbd->writer, &op->wop);
     return;
 fail:
     json_decref(body);

@@ -70,7 +70,7 @@ int api_authorize(struct sb_req *req, const struct sb_route *route)
     struct sbd *sbd = sb_req_app(req);
     if (sbd->cfg.dev)
         return 0;
-    switch ((enum api_auth)route->auth) {
+    switch ((enum sbd_api_auth)route->auth) {
     case AUTH_NONE: return 0;
     case AUTH_EVENT_KEY:
         if (event_key_ok(req, sbd))

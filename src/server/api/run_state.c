@@ -12,13 +12,13 @@
 #include <string.h>
 
 /* The run's state: 0, or the read's error after answering 404 or 503. */
-static int load(struct sb_req *req, struct run_state *rs)
+static int load(struct sb_req *req, struct sbd_run_state *rs)
 {
     const char *id = sb_req_param(req, 0);
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection to the store" };
     int rc = !sb_ulid_valid(id) ? SB_ENOTFOUND
-             : st               ? sb_store_run_state(st, id, rs, &err)
+             : st               ? sbd_store_run_state(st, id, rs, &err)
                                 : SB_EUNAVAIL;
     if (rc == SB_ENOTFOUND) {
         sb_reply_json(req, 404, json_pack("{s:s, s:i}", "error", "run not found", "status", 404));
@@ -62,7 +62,7 @@ static void reply_buf(struct sb_req *req, struct sb_buf *b, int rc)
 
 void h_run_batch(struct sb_req *req)
 {
-    struct run_state rs;
+    struct sbd_run_state rs;
     if (load(req, &rs))
         return;
     size_t need = rs.events ? strlen(rs.events) : strlen(rs.event) + 2;
@@ -75,7 +75,7 @@ void h_run_batch(struct sb_req *req)
         rc = put(&b, rc, rs.event);
         rc = put(&b, rc, "]");
     }
-    sb_run_state_free(&rs);
+    sbd_run_state_free(&rs);
     reply_buf(req, &b, rc);
 }
 
@@ -87,7 +87,7 @@ static int hash_cmp(const void *a, const void *b)
 
 void h_run_actions(struct sb_req *req)
 {
-    struct run_state rs;
+    struct sbd_run_state rs;
     if (load(req, &rs))
         return;
     /* {"<hash>": <memoized value>, ...}, keys sorted (canonical form) */
@@ -106,6 +106,6 @@ void h_run_actions(struct sb_req *req)
         rc = put(&b, rc, rs.steps[i].output);
     }
     rc = put(&b, rc, "}");
-    sb_run_state_free(&rs);
+    sbd_run_state_free(&rs);
     reply_buf(req, &b, rc);
 }

@@ -30,7 +30,7 @@ void h_runs_list(struct sb_req *req)
     if (api_query_int(req, "limit", 20, 1, 1000, &limit) ||
         api_query_int(req, "hours", 0, 0, 24 * 3650, &hours))
         return;
-    struct run_filter f = { .status = -1, .limit = (int)limit };
+    struct sbd_run_filter f = { .status = -1, .limit = (int)limit };
     const char *status = sb_req_query(req, "status");
     if (status && *status && (f.status = run_status_parse(status)) < 0) {
         sb_reply_error(req, 400, "BAD_QUERY",
@@ -44,7 +44,7 @@ void h_runs_list(struct sb_req *req)
     f.app_id = app && *app ? app : NULL;
     f.cursor = cursor && *cursor ? cursor : NULL;
     f.since_ms = hours > 0 ? sb_now_ms() - hours * 3600000 : 0;
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
     json_t *runs = st ? api_view_runs(st, &f, NULL, &err) : NULL;
     if (!runs) {
@@ -76,7 +76,7 @@ static void described(void *ctx, json_t *desc)
 }
 
 /* Shared by GET /v1/runs/{id} and GET /v1/events/{id}/runs. */
-static void get_with_wait(struct sb_req *req, enum waiter_kind kind)
+static void get_with_wait(struct sb_req *req, enum sbd_waiter_kind kind)
 {
     struct sbd *sbd = sb_req_app(req);
     const char *id = sb_req_param(req, 0);
@@ -99,7 +99,7 @@ static void get_with_wait(struct sb_req *req, enum waiter_kind kind)
         dw->req = req;
         dw->body = body;
         sb_req_suspend(req);
-        sb_engine_describe(sbd->engine, id, described, dw);
+        sbd_engine_describe(sbd->engine, id, described, dw);
         return;
     }
     if (done || wait_ms == 0) {
@@ -108,7 +108,7 @@ static void get_with_wait(struct sb_req *req, enum waiter_kind kind)
     }
     json_decref(body);
     sb_req_suspend(req);
-    sb_waiters_add(sbd->waiters, req, kind, id, sb_now_ms() + wait_ms);
+    sbd_waiters_add(sbd->waiters, req, kind, id, sb_now_ms() + wait_ms);
 }
 
 void h_run_get(struct sb_req *req)
@@ -126,7 +126,7 @@ void h_run_steps(struct sb_req *req)
     const char *id = sb_req_param(req, 0);
     if (!valid_id(req, id, "run"))
         return;
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     struct sb_err err = { SB_EUNAVAIL, 0, "no read connection" };
     json_t *run = st ? api_view_run(st, id, NULL, &err) : NULL;
     if (!run) {
@@ -170,5 +170,5 @@ void h_run_cancel(struct sb_req *req)
     if (!valid_id(req, id, "run"))
         return;
     sb_req_suspend(req);
-    sb_engine_cancel(sbd->engine, id, cancel_done, req);
+    sbd_engine_cancel(sbd->engine, id, cancel_done, req);
 }

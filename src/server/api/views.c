@@ -14,7 +14,7 @@
 
 static json_t *iso_or_null(int64_t ms)
 {
-    if (ms == SB_STORE_NO_TIME)
+    if (ms == SBD_STORE_NO_TIME)
         return json_null();
     char buf[40];
     sb_time_format_iso(ms, buf, sizeof buf);
@@ -74,7 +74,7 @@ static json_t *one_done(json_t *o, int rc, struct sb_err *err)
 
 /* ---- runs ---- */
 
-static json_t *run_json(const struct run_info *r)
+static json_t *run_json(const struct sbd_run_info *r)
 {
     json_t *o = json_object();
     json_object_set_new(o, "run_id", text_or_null(r->id));
@@ -100,7 +100,7 @@ static const char *item_kind(int flags)
                                    : "call";
 }
 
-static int queue_item(void *ctx, const struct qitem_rec *q, const struct wait_rec *w)
+static int queue_item(void *ctx, const struct sbd_qitem_rec *q, const struct sbd_wait_rec *w)
 {
     json_t *o = json_object();
     json_object_set_new(o, "step_id", text_or_null(q->step_id));
@@ -114,7 +114,7 @@ static int queue_item(void *ctx, const struct qitem_rec *q, const struct wait_re
     json_object_set_new(o, "attempt", json_integer(q->attempt));
     json_object_set_new(o, "due_at", iso_or_null(q->due_at));
     json_object_set_new(o, "due_at_ms",
-                        json_integer(q->due_at == SB_STORE_NO_TIME ? 0 : q->due_at));
+                        json_integer(q->due_at == SBD_STORE_NO_TIME ? 0 : q->due_at));
     json_object_set_new(o, "transport_failures", json_integer(q->transport_failures));
     json_object_set_new(o, "transport_failing_since", iso_or_null(q->transport_since));
     json_object_set_new(o, "last_error", stored_json(q->last_error));
@@ -126,7 +126,7 @@ struct one_run {
     int status;
 };
 
-static int one_run(void *ctx, const struct run_info *r)
+static int one_run(void *ctx, const struct sbd_run_info *r)
 {
     struct one_run *one = ctx;
     one->status = r->status;
@@ -134,10 +134,10 @@ static int one_run(void *ctx, const struct run_info *r)
     return one->o ? 0 : SB_ENOMEM;
 }
 
-json_t *api_view_run(struct sb_store *st, const char *run_id, int *status, struct sb_err *err)
+json_t *api_view_run(struct sbd_store *st, const char *run_id, int *status, struct sb_err *err)
 {
     struct one_run one = { NULL, -1 };
-    int rc = sb_store_run_get(st, run_id, one_run, &one, err);
+    int rc = sbd_store_run_get(st, run_id, one_run, &one, err);
     json_t *o = one_done(one.o, rc, err);
     if (!o)
         return NULL;
@@ -150,7 +150,7 @@ json_t *api_view_run(struct sb_store *st, const char *run_id, int *status, struc
     if (!queue)
         rc = SB_ENOMEM;
     else
-        rc = sb_store_run_queue(st, run_id, queue_item, queue, err);
+        rc = sbd_store_run_queue(st, run_id, queue_item, queue, err);
     if (!(queue = list_done(queue, rc, err))) {
         json_decref(o);
         return NULL;
@@ -164,20 +164,20 @@ struct runs_ctx {
     size_t running;
 };
 
-static int list_run(void *ctx, const struct run_info *r)
+static int list_run(void *ctx, const struct sbd_run_info *r)
 {
     struct runs_ctx *rc = ctx;
     rc->running += r->status == RUN_RUNNING;
     return append(rc->arr, run_json(r));
 }
 
-json_t *api_view_runs(struct sb_store *st, const struct run_filter *f, size_t *running,
+json_t *api_view_runs(struct sbd_store *st, const struct sbd_run_filter *f, size_t *running,
                       struct sb_err *err)
 {
     struct runs_ctx c = { json_array(), 0 };
     if (!c.arr)
         return list_done(NULL, SB_ENOMEM, err);
-    json_t *arr = list_done(c.arr, sb_store_runs_list(st, f, list_run, &c, err), err);
+    json_t *arr = list_done(c.arr, sbd_store_runs_list(st, f, list_run, &c, err), err);
     if (arr && running)
         *running = c.running;
     return arr;
@@ -185,7 +185,7 @@ json_t *api_view_runs(struct sb_store *st, const struct run_filter *f, size_t *r
 
 /* ---- steps ---- */
 
-static int step_item(void *ctx, const struct step_rec *s)
+static int step_item(void *ctx, const struct sbd_step_rec *s)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", text_or_null(s->hash));
@@ -209,23 +209,23 @@ static int step_item(void *ctx, const struct step_rec *s)
     json_decref(memo);
     json_object_set_new(o, "started_at", iso_or_null(s->started_at));
     json_object_set_new(o, "ended_at", iso_or_null(s->ended_at));
-    bool timed = s->started_at != SB_STORE_NO_TIME && s->ended_at != SB_STORE_NO_TIME;
+    bool timed = s->started_at != SBD_STORE_NO_TIME && s->ended_at != SBD_STORE_NO_TIME;
     json_object_set_new(o, "duration_ms",
                         timed ? json_integer(s->ended_at - s->started_at) : json_null());
     return append(ctx, o);
 }
 
-json_t *api_view_run_steps(struct sb_store *st, const char *run_id, struct sb_err *err)
+json_t *api_view_run_steps(struct sbd_store *st, const char *run_id, struct sb_err *err)
 {
     json_t *arr = json_array();
     if (!arr)
         return list_done(NULL, SB_ENOMEM, err);
-    return list_done(arr, sb_store_run_steps(st, run_id, step_item, arr, err), err);
+    return list_done(arr, sbd_store_run_steps(st, run_id, step_item, arr, err), err);
 }
 
 /* ---- events ---- */
 
-static json_t *event_json(const struct ev_rec *e)
+static json_t *event_json(const struct sbd_ev_rec *e)
 {
     /* body is the normalized event; add the internal id and receive time */
     json_t *o = stored_json(e->body);
@@ -238,36 +238,36 @@ static json_t *event_json(const struct ev_rec *e)
     return o;
 }
 
-static int one_event(void *ctx, const struct ev_rec *e)
+static int one_event(void *ctx, const struct sbd_ev_rec *e)
 {
     json_t **out = ctx;
     *out = event_json(e);
     return *out ? 0 : SB_ENOMEM;
 }
 
-json_t *api_view_event(struct sb_store *st, const char *event_id, struct sb_err *err)
+json_t *api_view_event(struct sbd_store *st, const char *event_id, struct sb_err *err)
 {
     json_t *o = NULL;
-    int rc = sb_store_event_get(st, event_id, one_event, &o, err);
+    int rc = sbd_store_event_get(st, event_id, one_event, &o, err);
     return one_done(o, rc, err);
 }
 
-static int event_item(void *ctx, const struct ev_rec *e)
+static int event_item(void *ctx, const struct sbd_ev_rec *e)
 {
     return append(ctx, event_json(e));
 }
 
-json_t *api_view_events(struct sb_store *st, const struct event_filter *f, struct sb_err *err)
+json_t *api_view_events(struct sbd_store *st, const struct sbd_event_filter *f, struct sb_err *err)
 {
     json_t *arr = json_array();
     if (!arr)
         return list_done(NULL, SB_ENOMEM, err);
-    return list_done(arr, sb_store_events_list(st, f, event_item, arr, err), err);
+    return list_done(arr, sbd_store_events_list(st, f, event_item, arr, err), err);
 }
 
 /* ---- apps, functions, cancellations ---- */
 
-static int app_item(void *ctx, const struct app_info *a)
+static int app_item(void *ctx, const struct sbd_app_info *a)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", text_or_null(a->id));
@@ -284,15 +284,15 @@ static int app_item(void *ctx, const struct app_info *a)
     return append(ctx, o);
 }
 
-json_t *api_view_apps(struct sb_store *st, struct sb_err *err)
+json_t *api_view_apps(struct sbd_store *st, struct sb_err *err)
 {
     json_t *arr = json_array();
     if (!arr)
         return list_done(NULL, SB_ENOMEM, err);
-    return list_done(arr, sb_store_apps_list(st, app_item, arr, err), err);
+    return list_done(arr, sbd_store_apps_list(st, app_item, arr, err), err);
 }
 
-static int function_item(void *ctx, const struct fn_info *f)
+static int function_item(void *ctx, const struct sbd_fn_info *f)
 {
     json_t *o = json_object();
     json_t *cfg = stored_json(f->config);
@@ -312,17 +312,17 @@ static int function_item(void *ctx, const struct fn_info *f)
     return append(ctx, o);
 }
 
-json_t *api_view_functions(struct sb_store *st, const char *app_id, bool include_removed,
+json_t *api_view_functions(struct sbd_store *st, const char *app_id, bool include_removed,
                            struct sb_err *err)
 {
     json_t *arr = json_array();
     if (!arr)
         return list_done(NULL, SB_ENOMEM, err);
     return list_done(
-        arr, sb_store_functions_list(st, app_id, include_removed, function_item, arr, err), err);
+        arr, sbd_store_functions_list(st, app_id, include_removed, function_item, arr, err), err);
 }
 
-static int cancellation_item(void *ctx, const struct cancellation_rec *c)
+static int cancellation_item(void *ctx, const struct sbd_cancellation_rec *c)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(c->id));
@@ -339,10 +339,11 @@ static int cancellation_item(void *ctx, const struct cancellation_rec *c)
     return append(ctx, o);
 }
 
-json_t *api_view_cancellations(struct sb_store *st, int limit, struct sb_err *err)
+json_t *api_view_cancellations(struct sbd_store *st, int limit, struct sb_err *err)
 {
     json_t *arr = json_array();
     if (!arr)
         return list_done(NULL, SB_ENOMEM, err);
-    return list_done(arr, sb_store_cancellations_list(st, limit, cancellation_item, arr, err), err);
+    return list_done(arr, sbd_store_cancellations_list(st, limit, cancellation_item, arr, err),
+                     err);
 }

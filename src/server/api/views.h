@@ -18,17 +18,17 @@
 #include "common/err.h"
 #include "server/store/store.h"
 
-/* A run; *status (when not NULL) = its enum run_status. */
-json_t *api_view_run(struct sb_store *st, const char *run_id, int *status, struct sb_err *err);
-json_t *api_view_run_steps(struct sb_store *st, const char *run_id, struct sb_err *err);
+/* A run; *status (when not NULL) = its enum sbd_run_status. */
+json_t *api_view_run(struct sbd_store *st, const char *run_id, int *status, struct sb_err *err);
+json_t *api_view_run_steps(struct sbd_store *st, const char *run_id, struct sb_err *err);
 /* Runs matching f; *running (when not NULL) = how many of them are Running. */
-json_t *api_view_runs(struct sb_store *st, const struct run_filter *f, size_t *running,
+json_t *api_view_runs(struct sbd_store *st, const struct sbd_run_filter *f, size_t *running,
                       struct sb_err *err);
-json_t *api_view_event(struct sb_store *st, const char *event_id, struct sb_err *err);
-json_t *api_view_events(struct sb_store *st, const struct event_filter *f, struct sb_err *err);
-json_t *api_view_apps(struct sb_store *st, struct sb_err *err);
-json_t *api_view_functions(struct sb_store *st, const char *app_id, bool include_removed,
+json_t *api_view_event(struct sbd_store *st, const char *event_id, struct sb_err *err);
+json_t *api_view_events(struct sbd_store *st, const struct sbd_event_filter *f, struct sb_err *err);
+json_t *api_view_apps(struct sbd_store *st, struct sb_err *err);
+json_t *api_view_functions(struct sbd_store *st, const char *app_id, bool include_removed,
                            struct sb_err *err);
-json_t *api_view_cancellations(struct sb_store *st, int limit, struct sb_err *err);
+json_t *api_view_cancellations(struct sbd_store *st, int limit, struct sb_err *err);
 
 #endif

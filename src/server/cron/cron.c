@@ -13,10 +13,10 @@
 #include <string.h>
 #include <strings.h>
 
-struct sb_cron {
+struct sbd_cron {
     uint64_t sec, min, hour, dom, month, dow; /* bit i set = value i allowed */
     bool dom_star, dow_star;
-    struct sb_tz *tz;
+    struct sbd_tz *tz;
 };
 
 struct field {
@@ -101,15 +101,15 @@ static int parse_field(const char *text, const struct field *f, uint64_t *bits, 
     }
 }
 
-void sb_cron_free(struct sb_cron *c)
+void sbd_cron_free(struct sbd_cron *c)
 {
     if (!c)
         return;
-    sb_tz_free(c->tz);
+    sbd_tz_free(c->tz);
     free(c);
 }
 
-struct sb_cron *sb_cron_parse(const char *spec, struct sb_err *err)
+struct sbd_cron *sbd_cron_parse(const char *spec, struct sb_err *err)
 {
     char buf[256];
     if (!spec || strlen(spec) >= sizeof buf) {
@@ -126,7 +126,7 @@ struct sb_cron *sb_cron_parse(const char *spec, struct sb_err *err)
         }
         words[n++] = w;
     }
-    struct sb_cron *c = calloc(1, sizeof *c);
+    struct sbd_cron *c = calloc(1, sizeof *c);
     if (!c) {
         sb_err_set(err, SB_ENOMEM, "out of memory");
         return NULL;
@@ -137,7 +137,7 @@ struct sb_cron *sb_cron_parse(const char *spec, struct sb_err *err)
         zone = strchr(words[0], '=') + 1;
         i = 1;
     }
-    if (!(c->tz = sb_tz_load(zone, err)))
+    if (!(c->tz = sbd_tz_load(zone, err)))
         goto fail;
     static const struct {
         const char *name, *expansion;
@@ -184,11 +184,11 @@ struct sb_cron *sb_cron_parse(const char *spec, struct sb_err *err)
         c->dow |= 1; /* 7 is Sunday too */
     return c;
 fail:
-    sb_cron_free(c);
+    sbd_cron_free(c);
     return NULL;
 }
 
-static bool day_matches(const struct sb_cron *c, int64_t days)
+static bool day_matches(const struct sbd_cron *c, int64_t days)
 {
     int64_t y;
     int m, d;
@@ -202,10 +202,10 @@ static bool day_matches(const struct sb_cron *c, int64_t days)
     return dom || dow;
 }
 
-int64_t sb_cron_next(const struct sb_cron *c, int64_t after_ms)
+int64_t sbd_cron_next(const struct sbd_cron *c, int64_t after_ms)
 {
     int64_t after_s = after_ms >= 0 ? after_ms / 1000 : -((-after_ms + 999) / 1000);
-    int64_t local = after_s + sb_tz_offset(c->tz, after_s);
+    int64_t local = after_s + sbd_tz_offset(c->tz, after_s);
     int64_t day = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
     for (int64_t k = 0; k < 8 * 366; k++, day++) {
         if (!day_matches(c, day))
@@ -219,7 +219,7 @@ int64_t sb_cron_next(const struct sb_cron *c, int64_t after_ms)
                 for (int s = 0; s < 60; s++) {
                     if (!((c->sec >> s) & 1))
                         continue;
-                    int64_t u = sb_tz_local_to_utc(c->tz, day * 86400 + h * 3600 + mi * 60 + s);
+                    int64_t u = sbd_tz_local_to_utc(c->tz, day * 86400 + h * 3600 + mi * 60 + s);
                     if (u > after_s)
                         return u * 1000;
                 }

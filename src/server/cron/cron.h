@@ -20,12 +20,12 @@
 
 #include "common/err.h"
 
-struct sb_cron;
+struct sbd_cron;
 
-struct sb_cron *sb_cron_parse(const char *spec, struct sb_err *err);
-void sb_cron_free(struct sb_cron *c);
+struct sbd_cron *sbd_cron_parse(const char *spec, struct sb_err *err);
+void sbd_cron_free(struct sbd_cron *c);
 /* The first fire time strictly after after_ms (Unix ms), or -1 when none
  * exists within eight years (e.g. "0 0 31 2 *"). */
-int64_t sb_cron_next(const struct sb_cron *c, int64_t after_ms);
+int64_t sbd_cron_next(const struct sbd_cron *c, int64_t after_ms);
 
 #endif

@@ -20,7 +20,7 @@
 #define RESCAN_MS 60000    /* re-read the table at least this often */
 #define SCAN_RETRY_MS 1000 /* after a scan that failed */
 
-struct sb_scheduler {
+struct sbd_scheduler {
     struct sbd *sbd;
     struct sb_bg bg;
     int kicked; /* bg.lock */
@@ -36,25 +36,25 @@ struct sb_scheduler {
 /* Next fire time after `after` for a trigger, with its jitter. */
 static int64_t next_fire(const char *expr, int64_t jitter_ms, int64_t after)
 {
-    struct sb_cron *c = sb_cron_parse(expr, NULL);
-    int64_t t = c ? sb_cron_next(c, after) : -1;
-    sb_cron_free(c);
+    struct sbd_cron *c = sbd_cron_parse(expr, NULL);
+    int64_t t = c ? sbd_cron_next(c, after) : -1;
+    sbd_cron_free(c);
     if (t > 0 && jitter_ms > 0)
         t += (int64_t)sb_random_below((uint64_t)jitter_ms);
     return t;
 }
 
-int sb_scheduler_sync_function_in_txn(struct sb_store *st, const struct fn *f, int64_t now,
-                                      struct sb_err *err)
+int sbd_scheduler_sync_function_in_txn(struct sbd_store *st, const struct sbd_fn *f, int64_t now,
+                                       struct sb_err *err)
 {
     int k = 0, rc = 0;
     for (size_t i = 0; i < f->ntriggers && !rc; i++) {
-        const struct trigger *t = &f->triggers[i];
+        const struct sbd_trigger *t = &f->triggers[i];
         if (t->kind != TRIGGER_CRON)
             continue;
         char *old = NULL;
         int64_t next_at = 0;
-        int grc = sb_store_cron_get(st, f->id, k, &old, &next_at, err);
+        int grc = sbd_store_cron_get(st, f->id, k, &old, &next_at, err);
         if (grc && grc != SB_ENOTFOUND) /* not known: do not reset its schedule */
             return sb_err_set(err, grc, "cannot read cron trigger %d of %s", k, f->id);
         bool keep = grc == 0 && strcmp(old, t->cron) == 0;
@@ -64,26 +64,26 @@ int sb_scheduler_sync_function_in_txn(struct sb_store *st, const struct fn *f, i
             if (next_at < 0)
                 next_at = INT64_MAX; /* never: kept so it shows up, never due */
         }
-        struct cron_rec c = { f->id, k, t->cron, next_at };
-        rc = sb_store_cron_put(st, &c, err);
+        struct sbd_cron_rec c = { f->id, k, t->cron, next_at };
+        rc = sbd_store_cron_put(st, &c, err);
         k++;
     }
-    return rc ? rc : sb_store_cron_delete(st, f->id, k, err);
+    return rc ? rc : sbd_store_cron_delete(st, f->id, k, err);
 }
 
 /* ---- firing ---- */
 
 struct fire_op {
-    struct wop wop;
-    struct sb_scheduler *s;
+    struct sbd_wop wop;
+    struct sbd_scheduler *s;
     char *function_id;
     int idx;
-    struct ingest_batch batch;
+    struct sbd_ingest_batch batch;
     bool fired;
 };
 
 /* The tick's event and its run (f's), in the batch; SB_ENOMEM. */
-static int tick_batch(struct fire_op *op, const struct fn *f, const char *expr, int64_t now,
+static int tick_batch(struct fire_op *op, const struct sbd_fn *f, const char *expr, int64_t now,
                       struct sb_err *err)
 {
     struct sbd_event pe = { 0 };
@@ -104,14 +104,14 @@ static int tick_batch(struct fire_op *op, const struct fn *f, const char *expr, 
     return 0;
 }
 
-static int fire_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int fire_apply_in_txn(struct sbd_store *st, struct sbd_wop *w, struct sb_err *err)
 {
     struct fire_op *op = (struct fire_op *)w;
     struct sbd *sbd = op->s->sbd;
     int64_t now = sb_now_ms();
     char *expr = NULL;
     int64_t next_at;
-    int rc = sb_store_cron_get(st, op->function_id, op->idx, &expr, &next_at, err);
+    int rc = sbd_store_cron_get(st, op->function_id, op->idx, &expr, &next_at, err);
     if (rc == SB_ENOTFOUND)
         return 0; /* gone meanwhile */
     if (rc)       /* still due: the next scan tries again */
@@ -119,9 +119,9 @@ static int fire_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *
     if (next_at > now) /* moved meanwhile (a re-sync) */
         goto out;
     /* the function must still exist and still have this trigger */
-    struct reg_snap *snap = sb_registry_acquire(sbd->registry);
-    const struct fn *f = sb_snap_find(snap, op->function_id);
-    const struct trigger *t = NULL;
+    struct sbd_reg_snap *snap = sbd_registry_acquire(sbd->registry);
+    const struct sbd_fn *f = sbd_snap_find(snap, op->function_id);
+    const struct sbd_trigger *t = NULL;
     for (size_t i = 0, k = 0; f && !f->removed && i < f->ntriggers; i++) {
         if (f->triggers[i].kind != TRIGGER_CRON)
             continue;
@@ -129,21 +129,21 @@ static int fire_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *
             t = &f->triggers[i];
     }
     if (!t) {
-        sb_snap_release(snap);
-        rc = sb_store_cron_delete(st, op->function_id, op->idx, err);
+        sbd_snap_release(snap);
+        rc = sbd_store_cron_delete(st, op->function_id, op->idx, err);
         goto out;
     }
     rc = tick_batch(op, f, expr, now, err);
     int64_t jitter = t->jitter_ms;
-    sb_snap_release(snap);
+    sbd_snap_release(snap);
     if (rc)
         goto out;
     rc = sbd_ingest_apply_in_txn(st, sbd->ingest, &op->batch, err);
     if (!rc) {
         /* past now: missed ticks collapse into this one fire */
         int64_t next = next_fire(expr, jitter, now);
-        struct cron_rec c = { op->function_id, op->idx, expr, next < 0 ? INT64_MAX : next };
-        rc = sb_store_cron_put(st, &c, err);
+        struct sbd_cron_rec c = { op->function_id, op->idx, expr, next < 0 ? INT64_MAX : next };
+        rc = sbd_store_cron_put(st, &c, err);
     }
     op->fired = rc == 0;
 out:
@@ -151,10 +151,10 @@ out:
     return rc;
 }
 
-static void fire_done(struct wop *w, int rc, const struct sb_err *err)
+static void fire_done(struct sbd_wop *w, int rc, const struct sb_err *err)
 {
     struct fire_op *op = (struct fire_op *)w;
-    struct sb_scheduler *s = op->s;
+    struct sbd_scheduler *s = op->s;
     if (rc)
         SB_LOG(SB_ERROR, "cron_fire_failed", "cron trigger %d of %s did not fire: %s", op->idx,
                op->function_id, err ? err->msg : "?");
@@ -184,7 +184,7 @@ struct scan_ctx {
     size_t ndue;
 };
 
-static int on_row(void *ctx, const struct cron_rec *c)
+static int on_row(void *ctx, const struct sbd_cron_rec *c)
 {
     struct scan_ctx *sc = ctx;
     if (c->next_at <= sc->now) {
@@ -216,7 +216,7 @@ static int on_deferred(void *ctx, const char *id)
 
 static void deferred_fired(void *ctx)
 {
-    struct sb_scheduler *s = ctx;
+    struct sbd_scheduler *s = ctx;
     pthread_mutex_lock(&s->bg.lock);
     s->firing = 0;
     pthread_cond_broadcast(&s->bg.cond);
@@ -224,10 +224,10 @@ static void deferred_fired(void *ctx)
 }
 
 /* A writer op firing d (NULL when out of memory or stopping). */
-static struct wop *fire_op_new(struct sb_scheduler *s, struct due *d)
+static struct sbd_wop *fire_op_new(struct sbd_scheduler *s, struct due *d)
 {
     if (d->deferred_id) {
-        struct wop *w =
+        struct sbd_wop *w =
             sbd_ingest_fire_deferred_new(s->sbd->ingest, d->deferred_id, deferred_fired, s);
         free(d->deferred_id);
         return w;
@@ -247,18 +247,18 @@ static struct wop *fire_op_new(struct sb_scheduler *s, struct due *d)
 
 static void *scheduler_main(void *arg)
 {
-    struct sb_scheduler *s = arg;
+    struct sbd_scheduler *s = arg;
     pthread_mutex_lock(&s->bg.lock);
     while (!s->bg.stop) {
         s->kicked = 0;
         pthread_mutex_unlock(&s->bg.lock);
         struct scan_ctx sc = { sb_now_ms(), INT64_MAX, NULL, 0 };
-        struct sb_store *st = sb_store_reader();
+        struct sbd_store *st = sbd_store_reader();
         if (st) {
             int64_t deferred_next = INT64_MAX;
             struct sb_err serr = { 0 };
-            int crc = sb_store_crons_scan(st, on_row, &sc, &serr);
-            int drc = sb_store_deferred_due(st, sc.now, on_deferred, &sc, &deferred_next, &serr);
+            int crc = sbd_store_crons_scan(st, on_row, &sc, &serr);
+            int drc = sbd_store_deferred_due(st, sc.now, on_deferred, &sc, &deferred_next, &serr);
             if (crc < 0 || drc < 0) {
                 /* What was found due still fires (each fire re-reads its row
                  * in its own transaction); what was not read is looked at
@@ -278,12 +278,12 @@ static void *scheduler_main(void *arg)
                 free(sc.due[i].deferred_id);
                 continue;
             }
-            struct wop *op = fire_op_new(s, &sc.due[i]);
+            struct sbd_wop *op = fire_op_new(s, &sc.due[i]);
             if (!op)
                 continue;
             s->firing = 1;
             pthread_mutex_unlock(&s->bg.lock);
-            sb_writer_submit(s->sbd->writer, op);
+            sbd_writer_submit(s->sbd->writer, op);
             pthread_mutex_lock(&s->bg.lock);
             while (s->firing) /* one at a time: the next scan sees its result */
                 pthread_cond_wait(&s->bg.cond, &s->bg.lock);
@@ -300,9 +300,9 @@ static void *scheduler_main(void *arg)
     return NULL;
 }
 
-int sb_scheduler_start(struct sbd *sbd, struct sb_scheduler **out, struct sb_err *err)
+int sbd_scheduler_start(struct sbd *sbd, struct sbd_scheduler **out, struct sb_err *err)
 {
-    struct sb_scheduler *s = calloc(1, sizeof *s);
+    struct sbd_scheduler *s = calloc(1, sizeof *s);
     if (!s)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     s->sbd = sbd;
@@ -317,7 +317,7 @@ int sb_scheduler_start(struct sbd *sbd, struct sb_scheduler **out, struct sb_err
     return 0;
 }
 
-void sb_scheduler_stop(struct sb_scheduler *s)
+void sbd_scheduler_stop(struct sbd_scheduler *s)
 {
     if (!s)
         return;
@@ -327,16 +327,16 @@ void sb_scheduler_stop(struct sb_scheduler *s)
     sb_bg_stop(&s->bg);
 }
 
-void sb_scheduler_free(struct sb_scheduler *s)
+void sbd_scheduler_free(struct sbd_scheduler *s)
 {
     if (!s)
         return;
-    sb_scheduler_stop(s);
+    sbd_scheduler_stop(s);
     pthread_mutex_destroy(&s->kick_lock);
     free(s);
 }
 
-void sb_scheduler_kick(struct sb_scheduler *s)
+void sbd_scheduler_kick(struct sbd_scheduler *s)
 {
     if (!s)
         return;

@@ -14,23 +14,23 @@
 #include "common/err.h"
 
 struct sbd;
-struct sb_store;
-struct sb_scheduler;
-struct fn;
+struct sbd_store;
+struct sbd_scheduler;
+struct sbd_fn;
 
-int sb_scheduler_start(struct sbd *sbd, struct sb_scheduler **out, struct sb_err *err);
+int sbd_scheduler_start(struct sbd *sbd, struct sbd_scheduler **out, struct sb_err *err);
 /* Stops the thread; s stays valid (a later kick does nothing) until
- * sb_scheduler_free, which comes after the writer has stopped, since the
+ * sbd_scheduler_free, which comes after the writer has stopped, since the
  * writer's commits kick it (daemon.c). */
-void sb_scheduler_stop(struct sb_scheduler *s);
-void sb_scheduler_free(struct sb_scheduler *s);
+void sbd_scheduler_stop(struct sbd_scheduler *s);
+void sbd_scheduler_free(struct sbd_scheduler *s);
 /* Re-reads the cron and deferred rows (after a change to them): an app's
  * sync, and ingest's deferred_changed notification (daemon.c). Any thread;
  * it only sets a flag and signals. */
-void sb_scheduler_kick(struct sb_scheduler *s);
+void sbd_scheduler_kick(struct sbd_scheduler *s);
 /* In the registration's transaction: the function's cron rows follow its
  * triggers (an unchanged expression keeps its next fire time). */
-int sb_scheduler_sync_function_in_txn(struct sb_store *st, const struct fn *f, int64_t now,
-                                      struct sb_err *err);
+int sbd_scheduler_sync_function_in_txn(struct sbd_store *st, const struct sbd_fn *f, int64_t now,
+                                       struct sb_err *err);
 
 #endif

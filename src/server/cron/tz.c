@@ -8,7 +8,7 @@
 #define ZONEINFO "/usr/share/zoneinfo"
 #define MAX_TZ_FILE (1 << 20)
 
-struct sb_tz {
+struct sbd_tz {
     size_t n;          /* transitions */
     int64_t *at;       /* transition instants */
     int32_t *off;      /* offset in effect from at[i] */
@@ -25,7 +25,7 @@ static int64_t be64(const uint8_t *p)
     return (int64_t)((uint64_t)be32(p) << 32 | be32(p + 4));
 }
 
-void sb_tz_free(struct sb_tz *tz)
+void sbd_tz_free(struct sbd_tz *tz)
 {
     if (!tz)
         return;
@@ -34,7 +34,7 @@ void sb_tz_free(struct sb_tz *tz)
     free(tz);
 }
 
-static struct sb_tz *parse(const uint8_t *d, size_t len, struct sb_err *err)
+static struct sbd_tz *parse(const uint8_t *d, size_t len, struct sb_err *err)
 {
     if (len < 44 || memcmp(d, "TZif", 4) != 0) {
         sb_err_set(err, SB_EINVAL, "not a TZif file");
@@ -69,9 +69,9 @@ static struct sb_tz *parse(const uint8_t *d, size_t len, struct sb_err *err)
         return NULL;
     }
     const uint8_t *times = p, *idx = p + (size_t)c[3] * tsz, *types = idx + c[3];
-    struct sb_tz *tz = calloc(1, sizeof *tz);
+    struct sbd_tz *tz = calloc(1, sizeof *tz);
     if (!tz || (c[3] && (!(tz->at = calloc(c[3], 8)) || !(tz->off = calloc(c[3], 4))))) {
-        sb_tz_free(tz);
+        sbd_tz_free(tz);
         sb_err_set(err, SB_ENOMEM, "out of memory");
         return NULL;
     }
@@ -80,7 +80,7 @@ static struct sb_tz *parse(const uint8_t *d, size_t len, struct sb_err *err)
         tz->at[i] = tsz == 8 ? be64(times + 8 * i) : (int32_t)be32(times + 4 * i);
         uint8_t t = idx[i];
         if (t >= c[4]) {
-            sb_tz_free(tz);
+            sbd_tz_free(tz);
             sb_err_set(err, SB_EINVAL, "TZif transition to a missing type");
             return NULL;
         }
@@ -97,10 +97,10 @@ static struct sb_tz *parse(const uint8_t *d, size_t len, struct sb_err *err)
     return tz;
 }
 
-struct sb_tz *sb_tz_load(const char *name, struct sb_err *err)
+struct sbd_tz *sbd_tz_load(const char *name, struct sb_err *err)
 {
     if (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0 || strcmp(name, "GMT") == 0) {
-        struct sb_tz *tz = calloc(1, sizeof *tz);
+        struct sbd_tz *tz = calloc(1, sizeof *tz);
         if (!tz)
             sb_err_set(err, SB_ENOMEM, "out of memory");
         return tz;
@@ -123,14 +123,14 @@ struct sb_tz *sb_tz_load(const char *name, struct sb_err *err)
     uint8_t *buf = malloc(MAX_TZ_FILE);
     size_t len = buf ? fread(buf, 1, MAX_TZ_FILE, f) : 0;
     fclose(f);
-    struct sb_tz *tz = buf ? parse(buf, len, err) : NULL;
+    struct sbd_tz *tz = buf ? parse(buf, len, err) : NULL;
     if (!buf)
         sb_err_set(err, SB_ENOMEM, "out of memory");
     free(buf);
     return tz;
 }
 
-int32_t sb_tz_offset(const struct sb_tz *tz, int64_t utc_s)
+int32_t sbd_tz_offset(const struct sbd_tz *tz, int64_t utc_s)
 {
     if (tz->n == 0 || utc_s < tz->at[0])
         return tz->first_off;
@@ -145,16 +145,16 @@ int32_t sb_tz_offset(const struct sb_tz *tz, int64_t utc_s)
     return tz->off[lo];
 }
 
-int64_t sb_tz_local_to_utc(const struct sb_tz *tz, int64_t local_s)
+int64_t sbd_tz_local_to_utc(const struct sbd_tz *tz, int64_t local_s)
 {
     /* the offsets in effect around that time; a candidate instant is valid
      * when the offset at that instant is the one it was computed with */
-    int32_t offs[3] = { sb_tz_offset(tz, local_s - 86400), sb_tz_offset(tz, local_s),
-                        sb_tz_offset(tz, local_s + 86400) };
+    int32_t offs[3] = { sbd_tz_offset(tz, local_s - 86400), sbd_tz_offset(tz, local_s),
+                        sbd_tz_offset(tz, local_s + 86400) };
     int64_t best = -1;
     for (int i = 0; i < 3; i++) {
         int64_t u = local_s - offs[i];
-        if (sb_tz_offset(tz, u) == offs[i] && (best < 0 || u < best))
+        if (sbd_tz_offset(tz, u) == offs[i] && (best < 0 || u < best))
             best = u;
     }
     return best;

@@ -10,16 +10,16 @@
 
 #include "common/err.h"
 
-struct sb_tz;
+struct sbd_tz;
 
 /* Loads a zone by name ("Europe/Paris", "UTC"). SB_ENOTFOUND / SB_EINVAL. */
-struct sb_tz *sb_tz_load(const char *name, struct sb_err *err);
-void sb_tz_free(struct sb_tz *tz);
+struct sbd_tz *sbd_tz_load(const char *name, struct sb_err *err);
+void sbd_tz_free(struct sbd_tz *tz);
 /* UTC offset in seconds at the instant utc_s (seconds since the epoch). */
-int32_t sb_tz_offset(const struct sb_tz *tz, int64_t utc_s);
+int32_t sbd_tz_offset(const struct sbd_tz *tz, int64_t utc_s);
 /* The instant at which the local wall-clock time local_s (seconds since the
  * epoch as if local time were UTC) happens: the earlier one when it happens
  * twice (clocks go back), -1 when it does not happen (clocks go forward). */
-int64_t sb_tz_local_to_utc(const struct sb_tz *tz, int64_t local_s);
+int64_t sbd_tz_local_to_utc(const struct sbd_tz *tz, int64_t local_s);
 
 #endif

@@ -35,10 +35,10 @@
 /* One concurrency or throttle key in use. */
 struct slot {
     struct slot *hnext;
-    int64_t limit;       /* concurrency: the latest limit seen for the key */
-    int64_t inflight;    /* concurrency: calls holding the slot */
-    struct iheap parked; /* concurrency: calls waiting for it */
-    int64_t tat;         /* throttle: theoretical arrival time of the next start */
+    int64_t limit;           /* concurrency: the latest limit seen for the key */
+    int64_t inflight;        /* concurrency: calls holding the slot */
+    struct sbd_iheap parked; /* concurrency: calls waiting for it */
+    int64_t tat;             /* throttle: theoretical arrival time of the next start */
     char key[];
 };
 
@@ -52,7 +52,7 @@ static size_t hash_key(const char *s)
     return h;
 }
 
-static void slots_grow(struct sb_engine *e)
+static void slots_grow(struct sbd_engine *e)
 {
     size_t nb = e->nslot_buckets ? e->nslot_buckets * 2 : 64;
     struct slot **b = calloc(nb, sizeof *b);
@@ -71,7 +71,7 @@ static void slots_grow(struct sb_engine *e)
     e->nslot_buckets = nb;
 }
 
-static struct slot *slot_get(struct sb_engine *e, const char *key)
+static struct slot *slot_get(struct sbd_engine *e, const char *key)
 {
     if (e->nslot_buckets) {
         for (struct slot *s = e->slots[hash_key(key) & (e->nslot_buckets - 1)]; s; s = s->hnext)
@@ -94,7 +94,7 @@ static struct slot *slot_get(struct sb_engine *e, const char *key)
     return s;
 }
 
-struct slot *admit_slot(struct sb_engine *e, const char *key)
+struct slot *admit_slot(struct sbd_engine *e, const char *key)
 {
     return slot_get(e, key);
 }
@@ -104,7 +104,7 @@ const char *admit_slot_key(const struct slot *s)
     return s->key;
 }
 
-const char *admit_parked_key(const struct sb_engine *e, const struct item *it)
+const char *admit_parked_key(const struct sbd_engine *e, const struct sbd_item *it)
 {
     if (!it->heap || it->heap == &e->queue)
         return NULL;
@@ -118,17 +118,17 @@ void admit_slot_hold(struct slot *s)
     s->inflight++;
 }
 
-void admit_slot_unhold(struct sb_engine *e, struct slot *s)
+void admit_slot_unhold(struct sbd_engine *e, struct slot *s)
 {
     s->inflight--;
-    struct item *next = iheap_top(&s->parked);
+    struct sbd_item *next = iheap_top(&s->parked);
     if (next && s->inflight < s->limit) {
         iheap_remove(next);
         engine_heap_push(e, next); /* admitted again when it comes up */
     }
 }
 
-void admit_throttle_restore(struct sb_engine *e, const char *key, int64_t tat)
+void admit_throttle_restore(struct sbd_engine *e, const char *key, int64_t tat)
 {
     struct slot *s = slot_get(e, key);
     if (s && tat > s->tat)
@@ -145,14 +145,14 @@ static bool slot_idle(const struct slot *s, int64_t now)
 /* Evaluates the run's concurrency and throttle keys once (the run must be
  * loaded). A key that cannot be built (out of memory) stays NULL: the limit
  * is then not applied to this run rather than blocking it forever. */
-static void run_keys(struct run *r, const struct fn *f)
+static void run_keys(struct sbd_run *r, const struct sbd_fn *f)
 {
     if (r->flow_keys_ready)
         return;
     json_t *ev = r->event ? sb_json_parse(r->event, strlen(r->event), NULL) : NULL;
     static const char *const scope_names[] = { [SCOPE_ENV] = "env", [SCOPE_ACCOUNT] = "account" };
     for (size_t i = 0; i < f->flow.nconcurrency; i++) {
-        const struct concurrency_limit *c = &f->flow.concurrency[i];
+        const struct sbd_concurrency_limit *c = &f->flow.concurrency[i];
         char scope[600];
         snprintf(scope, sizeof scope, "c\x1f%s",
                  c->scope == SCOPE_FN ? f->id : scope_names[c->scope]);
@@ -167,7 +167,7 @@ static void run_keys(struct run *r, const struct fn *f)
     r->flow_keys_ready = true;
 }
 
-void admit_run_free(struct run *r)
+void admit_run_free(struct sbd_run *r)
 {
     for (int i = 0; i < FLOW_KEYS; i++) {
         free(r->flow_keys[i]);
@@ -180,13 +180,13 @@ void admit_run_free(struct run *r)
 
 /* Whether it is the run's first call, not yet made: what throttle and
  * timeouts.start apply to. */
-static bool run_not_started(const struct run *r, const struct item *it)
+static bool run_not_started(const struct sbd_run *r, const struct sbd_item *it)
 {
     return !r->deadline && it->attempt == 0 && it->started_at == 0 && r->nmemo == 0 &&
            strcmp(it->step_id, "step") == 0;
 }
 
-static void cancel_timed_out(struct sb_engine *e, struct run *r, const char *which, int64_t ms)
+static void cancel_timed_out(struct sbd_engine *e, struct sbd_run *r, const char *which, int64_t ms)
 {
     char d[32], msg[160];
     sb_duration_format(ms, d, sizeof d);
@@ -201,7 +201,8 @@ static void cancel_timed_out(struct sb_engine *e, struct run *r, const char *whi
 }
 
 /* GCRA: may a run start now? If not, *at is when it may. */
-static bool throttle_take(struct slot *s, const struct flow_config *fl, int64_t now, int64_t *at)
+static bool throttle_take(struct slot *s, const struct sbd_flow_config *fl, int64_t now,
+                          int64_t *at)
 {
     int64_t interval = fl->throttle_period_ms / fl->throttle_limit;
     if (interval < 1)
@@ -216,10 +217,11 @@ static bool throttle_take(struct slot *s, const struct flow_config *fl, int64_t 
     return true;
 }
 
-enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct fn *f, int64_t now)
+enum sbd_admit_verdict admit_call(struct sbd_engine *e, struct sbd_item *it, const struct sbd_fn *f,
+                                  int64_t now)
 {
-    struct run *r = it->run;
-    const struct flow_config *fl = &f->flow;
+    struct sbd_run *r = it->run;
+    const struct sbd_flow_config *fl = &f->flow;
     bool first = run_not_started(r, it);
     int64_t start_deadline = 0;
     if (first && fl->start_timeout_ms > 0) {
@@ -244,7 +246,7 @@ enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct
             iheap_push(&s->parked, it);
             SBD_COUNT(calls_parked);
             bool busy = false;
-            for (const struct item *x = r->items; x; x = x->next)
+            for (const struct sbd_item *x = r->items; x; x = x->next)
                 busy = busy || x->call || x->leasing;
             if (!busy)
                 engine_run_unload(e, r); /* reloaded when handed back */
@@ -277,7 +279,7 @@ enum admit_verdict admit_call(struct sb_engine *e, struct item *it, const struct
     return ADMIT_GO;
 }
 
-void admit_release(struct sb_engine *e, struct item *it)
+void admit_release(struct sbd_engine *e, struct sbd_item *it)
 {
     lease_end(e, it);
     it->leasing = false;
@@ -296,7 +298,7 @@ struct overdue {
     int64_t timeout_ms;
 };
 
-void admit_sweep(struct sb_engine *e, int64_t now)
+void admit_sweep(struct sbd_engine *e, int64_t now)
 {
     if (now < e->next_sweep_at)
         return;
@@ -308,8 +310,9 @@ void admit_sweep(struct sb_engine *e, int64_t now)
         for (struct slot **pp = &e->slots[b]; *pp;) {
             struct slot *s = *pp;
             for (size_t i = 0; i < s->parked.n; i++) {
-                struct run *r = s->parked.v[i]->run;
-                const struct fn *f = r->function_id ? sb_snap_find(e->snap, r->function_id) : NULL;
+                struct sbd_run *r = s->parked.v[i]->run;
+                const struct sbd_fn *f =
+                    r->function_id ? sbd_snap_find(e->snap, r->function_id) : NULL;
                 if (!f || f->flow.start_timeout_ms <= 0 || !run_not_started(r, s->parked.v[i]) ||
                     now <= sb_ulid_time(r->id) + f->flow.start_timeout_ms)
                     continue;
@@ -336,7 +339,7 @@ void admit_sweep(struct sb_engine *e, int64_t now)
     }
     /* cancelling frees items, which changes the heaps walked above */
     for (size_t i = 0; i < nlate; i++) {
-        struct run *r = engine_run_find(e, late[i].run_id);
+        struct sbd_run *r = engine_run_find(e, late[i].run_id);
         if (r && !r->ended && r->committing == 0)
             cancel_timed_out(e, r, "start", late[i].timeout_ms);
     }
@@ -344,12 +347,12 @@ void admit_sweep(struct sb_engine *e, int64_t now)
 }
 
 /* The timeouts.finish timer came due. */
-void admit_deadline_due(struct sb_engine *e, struct item *it, const struct fn *f)
+void admit_deadline_due(struct sbd_engine *e, struct sbd_item *it, const struct sbd_fn *f)
 {
     cancel_timed_out(e, it->run, "finish", f ? f->flow.finish_timeout_ms : 0);
 }
 
-void admit_free(struct sb_engine *e)
+void admit_free(struct sbd_engine *e)
 {
     lease_free(e);
     for (size_t b = 0; b < e->nslot_buckets; b++) {
@@ -364,7 +367,7 @@ void admit_free(struct sb_engine *e)
     e->nslot_buckets = e->nslots = 0;
 }
 
-int admit_check(const struct sb_engine *e, size_t *parked, struct sb_err *err)
+int admit_check(const struct sbd_engine *e, size_t *parked, struct sb_err *err)
 {
     size_t nslots = 0;
     *parked = 0;

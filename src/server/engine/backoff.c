@@ -10,7 +10,7 @@
 static const int64_t retry_multiplier[] = { 1, 2, 4, 8, 20, 40, 80, 160, 240, 480 };
 #define NMULT (int)(sizeof retry_multiplier / sizeof retry_multiplier[0])
 
-int64_t sb_backoff_retry_ms(int attempt, int64_t base_ms, int jitter)
+int64_t sbd_backoff_retry_ms(int attempt, int64_t base_ms, int jitter)
 {
     if (attempt < 0)
         attempt = 0;
@@ -20,7 +20,7 @@ int64_t sb_backoff_retry_ms(int attempt, int64_t base_ms, int jitter)
     return d;
 }
 
-int64_t sb_backoff_transport_ms(int n, int64_t max_ms)
+int64_t sbd_backoff_transport_ms(int n, int64_t max_ms)
 {
     int64_t d = 50;
     for (int i = 0; i < n && d < max_ms; i++)
@@ -48,7 +48,7 @@ static int64_t digits_ms(const char *s, size_t n)
     return secs > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : secs * 1000;
 }
 
-int64_t sb_retry_after_ms(const char *value, int64_t now_ms)
+int64_t sbd_retry_after_ms(const char *value, int64_t now_ms)
 {
     if (!value)
         return -1;

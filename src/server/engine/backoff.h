@@ -12,15 +12,15 @@
 #include <stdint.h>
 
 /* Delay before the retry that follows failed attempt `attempt` (0-based). */
-int64_t sb_backoff_retry_ms(int attempt, int64_t base_ms, int jitter);
+int64_t sbd_backoff_retry_ms(int attempt, int64_t base_ms, int jitter);
 /* Delay before transport retry number n (0-based), capped at max_ms. */
-int64_t sb_backoff_transport_ms(int n, int64_t max_ms);
+int64_t sbd_backoff_transport_ms(int n, int64_t max_ms);
 /* Parses a Retry-After value relative to now_ms: all digits (any number of
  * them) are seconds; anything else must be an HTTP date or an ISO 8601 time.
  * Surrounding spaces and tabs are ignored. Returns the delay clamped to
  * 1 s .. 24 h (a date in the past gives 1 s), or -1 when the value is empty
  * or unparseable (e.g. "-5", "1.5", "soon"): the caller then uses its own
  * backoff. */
-int64_t sb_retry_after_ms(const char *value, int64_t now_ms);
+int64_t sbd_retry_after_ms(const char *value, int64_t now_ms);
 
 #endif

@@ -26,14 +26,15 @@
 
 static int memo_cmp(const void *a, const void *b)
 {
-    return strcmp((*(const struct memo *const *)a)->hash, (*(const struct memo *const *)b)->hash);
+    return strcmp((*(const struct sbd_memo *const *)a)->hash,
+                  (*(const struct sbd_memo *const *)b)->hash);
 }
 
 /* Above this size the worker fetches events and steps from the API instead
  * (ctx.use_api: GET /v0/runs/{id}/batch and /actions). */
 #define USE_API_BYTES (4u << 20)
 
-int call_build_body(const struct run *r, const struct item *it, int max_attempts,
+int call_build_body(const struct sbd_run *r, const struct sbd_item *it, int max_attempts,
                     const char *env_name, const char *fn_id, struct sb_buf *b)
 {
     int rc = 0;
@@ -77,8 +78,8 @@ int call_build_body(const struct run *r, const struct item *it, int max_attempts
     }
     rc |= sb_buf_puts(b, ",\"steps\":{");
     if (r->nmemo > 0) {
-        const struct memo *small[32];
-        const struct memo **sorted = r->nmemo <= 32 ? small : malloc(r->nmemo * sizeof *sorted);
+        const struct sbd_memo *small[32];
+        const struct sbd_memo **sorted = r->nmemo <= 32 ? small : malloc(r->nmemo * sizeof *sorted);
         if (!sorted)
             return SB_ENOMEM;
         for (size_t i = 0; i < r->nmemo; i++)
@@ -101,7 +102,7 @@ int call_build_body(const struct run *r, const struct item *it, int max_attempts
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
-    struct call *c = ud;
+    struct sbd_call *c = ud;
     return sb_buf_append(&c->resp, p, sz * n) == 0 ? sz * n : 0;
 }
 
@@ -127,7 +128,7 @@ static bool header_is(const char *p, size_t len, const char *name)
 
 static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 {
-    struct call *c = ud;
+    struct sbd_call *c = ud;
     size_t len = sz * n;
     char v[64];
     if (header_is(p, len, "x-inngest-no-retry")) {
@@ -149,7 +150,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 
 /* ---- lifecycle ---- */
 
-static CURL *take_handle(struct sb_engine *e)
+static CURL *take_handle(struct sbd_engine *e)
 {
     if (e->nidle > 0)
         return e->idle_handles[--e->nidle];
@@ -160,7 +161,7 @@ static CURL *take_handle(struct sb_engine *e)
  * a burst with many calls in flight only this many are kept. */
 #define MAX_IDLE_HANDLES 64
 
-static void give_handle(struct sb_engine *e, CURL *h)
+static void give_handle(struct sbd_engine *e, CURL *h)
 {
     if (e->nidle >= MAX_IDLE_HANDLES) {
         curl_easy_cleanup(h);
@@ -180,7 +181,7 @@ static void give_handle(struct sb_engine *e, CURL *h)
     e->idle_handles[e->nidle++] = h;
 }
 
-void call_free(struct sb_engine *e, struct call *c)
+void call_free(struct sbd_engine *e, struct sbd_call *c)
 {
     if (!c)
         return;
@@ -194,9 +195,9 @@ void call_free(struct sb_engine *e, struct call *c)
     free(c);
 }
 
-void call_abort(struct sb_engine *e, struct call *c)
+void call_abort(struct sbd_engine *e, struct sbd_call *c)
 {
-    struct item *it = c->item;
+    struct sbd_item *it = c->item;
     it->call = NULL;
     call_free(e, c);
     e->inflight--;
@@ -204,8 +205,8 @@ void call_abort(struct sb_engine *e, struct call *c)
 }
 
 /* The request's headers (signed over the body when sysbusd runs signed). */
-static void call_headers(struct call *c, const struct sbd *sbd, const struct run *r,
-                         const struct item *it)
+static void call_headers(struct sbd_call *c, const struct sbd *sbd, const struct sbd_run *r,
+                         const struct sbd_item *it)
 {
     char hdr[256];
     c->headers = curl_slist_append(c->headers, "Content-Type: application/json");
@@ -229,11 +230,11 @@ static void call_headers(struct call *c, const struct sbd *sbd, const struct run
     }
 }
 
-int call_start(struct sb_engine *e, struct item *it, const struct fn *f)
+int call_start(struct sbd_engine *e, struct sbd_item *it, const struct sbd_fn *f)
 {
     struct sbd *sbd = e->sbd;
-    struct run *r = it->run;
-    struct call *c = calloc(1, sizeof *c);
+    struct sbd_run *r = it->run;
+    struct sbd_call *c = calloc(1, sizeof *c);
     if (!c)
         return SB_ENOMEM;
     c->item = it;

@@ -16,8 +16,8 @@ struct tally {
     size_t runs, items, in_queue, parked, inflight, loaded;
 };
 
-static int check_item(const struct sb_engine *e, const struct run *r, const struct item *it,
-                      struct tally *t, struct sb_err *err)
+static int check_item(const struct sbd_engine *e, const struct sbd_run *r,
+                      const struct sbd_item *it, struct tally *t, struct sb_err *err)
 {
     t->items++;
     if (it->run != r)
@@ -44,7 +44,7 @@ static int check_item(const struct sb_engine *e, const struct run *r, const stru
     return 0;
 }
 
-static int check_run(const struct sb_engine *e, const struct run *r, struct tally *t,
+static int check_run(const struct sbd_engine *e, const struct sbd_run *r, struct tally *t,
                      struct sb_err *err)
 {
     t->runs++;
@@ -57,7 +57,7 @@ static int check_run(const struct sb_engine *e, const struct run *r, struct tall
         return sb_err_set(err, SB_EINTERNAL, "run %s is running with no item and no commit pending",
                           r->id);
     int rc;
-    for (const struct item *it = r->items; it; it = it->next) {
+    for (const struct sbd_item *it = r->items; it; it = it->next) {
         if (it == r->deadline)
             return sb_err_set(err, SB_EINTERNAL, "the deadline of run %s is in its items", r->id);
         if ((rc = check_item(e, r, it, t, err)))
@@ -73,12 +73,12 @@ static int check_run(const struct sb_engine *e, const struct run *r, struct tall
     return 0;
 }
 
-int engine_check(const struct sb_engine *e, struct sb_err *err)
+int engine_check(const struct sbd_engine *e, struct sb_err *err)
 {
     struct tally t = { 0 };
     int rc = iheap_check(&e->queue, err);
     for (size_t b = 0; !rc && b < e->nbuckets; b++)
-        for (const struct run *r = e->buckets[b]; !rc && r; r = r->hnext)
+        for (const struct sbd_run *r = e->buckets[b]; !rc && r; r = r->hnext)
             rc = check_run(e, r, &t, err);
     size_t parked = 0;
     if (!rc)
@@ -100,7 +100,7 @@ int engine_check(const struct sb_engine *e, struct sb_err *err)
     return 0;
 }
 
-void engine_check_or_abort(const struct sb_engine *e)
+void engine_check_or_abort(const struct sbd_engine *e)
 {
     struct sb_err err = { 0 };
     if (engine_check(e, &err) == 0)

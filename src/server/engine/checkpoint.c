@@ -11,7 +11,7 @@
  * (206 with RunComplete, a step error, a sleep...). If the worker dies
  * mid-call, the retry carries every checkpointed step as memoized.
  *
- * Threads: the HTTP thread posts MSG_CHECKPOINT (sb_engine_checkpoint);
+ * Threads: the HTTP thread posts MSG_CHECKPOINT (sbd_engine_checkpoint);
  * engine_handle_checkpoint runs on the engine thread; the answer is sent by
  * runop_done on the writer thread after the commit. */
 #include "engine_internal.h"
@@ -33,12 +33,12 @@ static bool is_step_run(const json_t *op)
  * be taken: 0 with *rp and *itp set; SB_ECONFLICT when the run has no such
  * call in flight (the dispatch is stale), SB_EINVAL when the steps are
  * refused; err says why. */
-static int checkpoint_target(struct sb_engine *e, const struct inbox_msg *m, struct run **rp,
-                             struct item **itp, struct sb_err *err)
+static int checkpoint_target(struct sbd_engine *e, const struct sbd_inbox_msg *m,
+                             struct sbd_run **rp, struct sbd_item **itp, struct sb_err *err)
 {
-    struct run *r = engine_run_find(e, m->checkpoint.run_id);
-    struct item *it = NULL;
-    for (struct item *x = r ? r->items : NULL; x; x = x->next)
+    struct sbd_run *r = engine_run_find(e, m->checkpoint.run_id);
+    struct sbd_item *it = NULL;
+    for (struct sbd_item *x = r ? r->items : NULL; x; x = x->next)
         if (x->id == m->checkpoint.qi_id && x->call)
             it = x;
     if (!r || r->ended || r->cancelled || !it || !r->loaded)
@@ -62,8 +62,8 @@ static int checkpoint_target(struct sb_engine *e, const struct inbox_msg *m, str
 }
 
 /* Adds the StepRun ops of steps to op, memoized in the run as well. */
-static void checkpoint_memoize(struct sb_engine *e, struct run *r, const struct item *it,
-                               struct run_update *op, const json_t *steps, int64_t now)
+static void checkpoint_memoize(struct sbd_engine *e, struct sbd_run *r, const struct sbd_item *it,
+                               struct sbd_run_update *op, const json_t *steps, int64_t now)
 {
     size_t i;
     const json_t *o;
@@ -89,16 +89,16 @@ static void checkpoint_memoize(struct sb_engine *e, struct run *r, const struct 
             name = sb_json_str(o, "name");
         if (name && sb_name_check(name, strlen(name), "name", SB_MAX_ID, NULL) != 0)
             name = NULL;
-        struct step_rec s = { .run_id = r->id,
-                              .hash = hash,
-                              .seq = (int64_t)r->nmemo,
-                              .name = name,
-                              .op = "StepRun",
-                              .status = STEP_COMPLETED,
-                              .attempts = it->attempt + 1,
-                              .output = mv,
-                              .started_at = it->progress_at ? it->progress_at : it->started_at,
-                              .ended_at = now };
+        struct sbd_step_rec s = { .run_id = r->id,
+                                  .hash = hash,
+                                  .seq = (int64_t)r->nmemo,
+                                  .name = name,
+                                  .op = "StepRun",
+                                  .status = STEP_COMPLETED,
+                                  .attempts = it->attempt + 1,
+                                  .output = mv,
+                                  .started_at = it->progress_at ? it->progress_at : it->started_at,
+                                  .ended_at = now };
         runop_add_step(op, &s);
         if (engine_memo_put(e, r, hash, mv) != 0)
             op->alloc_failed = true;
@@ -106,13 +106,13 @@ static void checkpoint_memoize(struct sb_engine *e, struct run *r, const struct 
     }
 }
 
-void engine_handle_checkpoint(struct sb_engine *e, struct inbox_msg *m)
+void engine_handle_checkpoint(struct sbd_engine *e, struct sbd_inbox_msg *m)
 {
     struct sb_err err = { 0 };
-    struct run *r = NULL;
-    struct item *it = NULL;
+    struct sbd_run *r = NULL;
+    struct sbd_item *it = NULL;
     int rc = checkpoint_target(e, m, &r, &it, &err);
-    struct run_update *op = rc ? NULL : runop_new(e, r);
+    struct sbd_run_update *op = rc ? NULL : runop_new(e, r);
     if (!rc && !op)
         rc = sb_err_set(&err, SB_ENOMEM, "out of memory");
     if (rc) {

@@ -40,19 +40,19 @@
 static const char FALLBACK_ERROR[] =
     "{\"message\":\"out of memory while recording the run's end\",\"name\":\"InternalError\"}";
 
-static void set_last_error(struct item *it, const char *err)
+static void set_last_error(struct sbd_item *it, const char *err)
 {
     free(it->last_error);
     it->last_error = err ? strdup(err) : NULL;
 }
 
-static void reset_transport(struct item *it)
+static void reset_transport(struct sbd_item *it)
 {
     it->transport_failures = 0;
     it->transport_since = 0;
 }
 
-void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, int status,
+void decide_finish(struct sbd_engine *e, struct sbd_run *r, struct sbd_run_update *op, int status,
                    const char *output, const char *error, int64_t started_at)
 {
     if (!op)
@@ -77,7 +77,7 @@ void decide_finish(struct sb_engine *e, struct run *r, struct run_update *op, in
     runop_submit(op);
 }
 
-void decide_fail(struct sb_engine *e, struct run *r, struct run_update *op, int status,
+void decide_fail(struct sbd_engine *e, struct sbd_run *r, struct sbd_run_update *op, int status,
                  int64_t started_at, const char *name, const char *fmt, ...)
 {
     char msg[1024];
@@ -90,7 +90,7 @@ void decide_fail(struct sb_engine *e, struct run *r, struct run_update *op, int 
     free(err);
 }
 
-static bool memo_has(const struct run *r, const char *hash)
+static bool memo_has(const struct sbd_run *r, const char *hash)
 {
     for (size_t i = 0; i < r->nmemo; i++)
         if (strcmp(r->memo[i].hash, hash) == 0)
@@ -98,9 +98,9 @@ static bool memo_has(const struct run *r, const char *hash)
     return false;
 }
 
-static bool item_pending_for(const struct run *r, const char *step_id)
+static bool item_pending_for(const struct sbd_run *r, const char *step_id)
 {
-    for (const struct item *it = r->items; it; it = it->next)
+    for (const struct sbd_item *it = r->items; it; it = it->next)
         if (strcmp(it->step_id, step_id) == 0)
             return true;
     return false;
@@ -118,12 +118,12 @@ static const char *op_display_name(const json_t *op)
 }
 
 /* Schedules the retry of `it` after a retriable failure; records err. */
-static void schedule_retry(struct sb_engine *e, struct item *it, const struct call_result *res,
-                           const char *err)
+static void schedule_retry(struct sbd_engine *e, struct sbd_item *it,
+                           const struct sbd_call_result *res, const char *err)
 {
     int64_t delay = res->retry_after_ms >= 0
                         ? res->retry_after_ms
-                        : sb_backoff_retry_ms(it->attempt, e->sbd->cfg.retry_base_ms, 1);
+                        : sbd_backoff_retry_ms(it->attempt, e->sbd->cfg.retry_base_ms, 1);
     it->attempt++;
     it->due_at = sb_now_ms() + delay;
     set_last_error(it, err);
@@ -177,12 +177,12 @@ struct timer {
 /* What the ops of one response add up to. The handlers fill it; the end of
  * handle_ops turns it into queue items. */
 struct ops_state {
-    struct sb_engine *e;
-    struct item *it;
-    struct run *r;
-    const struct fn *f;
-    const struct call_result *res;
-    struct run_update *op;
+    struct sbd_engine *e;
+    struct sbd_item *it;
+    struct sbd_run *r;
+    const struct sbd_fn *f;
+    const struct sbd_call_result *res;
+    struct sbd_run_update *op;
     int64_t now;
     const char *planned[MAX_PLANNED];
     size_t nplanned;
@@ -208,17 +208,17 @@ static int ops_fail(struct ops_state *st, const char *name, const char *fmt, ...
 }
 
 /* The step row of op o, as the handlers start from it. */
-static struct step_rec step_of(const struct ops_state *st, const json_t *o, const char *hash,
-                               const char *opcode)
+static struct sbd_step_rec step_of(const struct ops_state *st, const json_t *o, const char *hash,
+                                   const char *opcode)
 {
-    return (struct step_rec){ .run_id = st->r->id,
-                              .hash = hash,
-                              .seq = -1,
-                              .name = op_display_name(o),
-                              .op = opcode,
-                              .attempts = st->it->attempt + 1,
-                              .started_at = st->it->started_at,
-                              .ended_at = st->now };
+    return (struct sbd_step_rec){ .run_id = st->r->id,
+                                  .hash = hash,
+                                  .seq = -1,
+                                  .name = op_display_name(o),
+                                  .op = opcode,
+                                  .attempts = st->it->attempt + 1,
+                                  .started_at = st->it->started_at,
+                                  .ended_at = st->now };
 }
 
 int decide_encode_value(const char *key, const json_t *v, size_t max, char **out)
@@ -249,7 +249,8 @@ static char *memo_encode(const char *key, const json_t *v, const char **why)
 }
 
 /* Records a step that ended: its row and its memoized value. */
-static int ops_memoize(struct ops_state *st, struct step_rec *s, const char *key, const json_t *v)
+static int ops_memoize(struct ops_state *st, struct sbd_step_rec *s, const char *key,
+                       const json_t *v)
 {
     const char *why = "";
     char *mv = memo_encode(key, v, &why);
@@ -270,7 +271,7 @@ static int ops_memoize(struct ops_state *st, struct step_rec *s, const char *key
 
 /* A step waiting on something other than a call (a sleep, a wait, an
  * invocation): its row says so, and a timer item ends it at `wake`. */
-static void ops_add_timer(struct ops_state *st, struct step_rec *s, int64_t wake, int flags)
+static void ops_add_timer(struct ops_state *st, struct sbd_step_rec *s, int64_t wake, int flags)
 {
     st->timers[st->ntimers++] = (struct timer){ s->hash, wake, flags };
     s->status = STEP_RUNNING;
@@ -295,14 +296,14 @@ static int op_run_complete(struct ops_state *st, const json_t *o, const char *ha
 
 static int op_step_run(struct ops_state *st, const json_t *o, const char *hash)
 {
-    struct step_rec s = step_of(st, o, hash, sb_json_str(o, "op"));
+    struct sbd_step_rec s = step_of(st, o, hash, sb_json_str(o, "op"));
     s.status = STEP_COMPLETED;
     return ops_memoize(st, &s, "data", json_object_get(o, "data"));
 }
 
 static int op_step_failed(struct ops_state *st, const json_t *o, const char *hash)
 {
-    struct step_rec s = step_of(st, o, hash, sb_json_str(o, "op"));
+    struct sbd_step_rec s = step_of(st, o, hash, sb_json_str(o, "op"));
     s.status = STEP_FAILED;
     SBD_COUNT(step_errors);
     json_t *err = json_object_get(o, "error");
@@ -327,7 +328,7 @@ static int op_step_error(struct ops_state *st, const json_t *o, const char *hash
     if (!ej)
         return ops_fail(st, "OutputNotStorable", "the error of step '%s' cannot be stored: %s",
                         hash, why);
-    struct step_rec s = step_of(st, o, hash, "StepError");
+    struct sbd_step_rec s = step_of(st, o, hash, "StepError");
     s.status = STEP_RUNNING;
     s.error = ej;
     s.ended_at = 0;
@@ -364,7 +365,7 @@ static int op_sleep(struct ops_state *st, const json_t *o, const char *hash)
         return ops_fail(st, "InvalidSleep", "cannot read the sleep duration or date '%.100s'",
                         sb_json_str(o, "name") ? sb_json_str(o, "name") : "");
     if (timer_wanted(st, hash)) {
-        struct step_rec s = step_of(st, o, hash, "Sleep");
+        struct sbd_step_rec s = step_of(st, o, hash, "Sleep");
         ops_add_timer(st, &s, wake, ITEM_SLEEP);
     }
     return 0;
@@ -372,7 +373,7 @@ static int op_sleep(struct ops_state *st, const json_t *o, const char *hash)
 
 static int op_wait_for_event(struct ops_state *st, const json_t *o, const char *hash)
 {
-    struct wait_reg w;
+    struct sbd_wait_reg w;
     int64_t timeout_at = 0;
     struct sb_err err = { 0 };
     if (wait_parse_op(o, st->now, &w, &timeout_at, &err) != 0)
@@ -381,8 +382,8 @@ static int op_wait_for_event(struct ops_state *st, const json_t *o, const char *
         wait_reg_free(&w);
         return 0;
     }
-    struct run_update *op = st->op;
-    struct wait_reg *nw = realloc(op->waits, (op->nwaits + 1) * sizeof *nw);
+    struct sbd_run_update *op = st->op;
+    struct sbd_wait_reg *nw = realloc(op->waits, (op->nwaits + 1) * sizeof *nw);
     if (nw)
         op->waits = nw;
     if (!nw || !(w.hash = strdup(hash)) || !(w.trigger_event = strdup(st->r->event))) {
@@ -395,7 +396,7 @@ static int op_wait_for_event(struct ops_state *st, const json_t *o, const char *
     sb_ulid_from_parts(st->it->dispatched_at ? st->it->dispatched_at : st->now, zero,
                        w.min_event_id);
     op->waits[op->nwaits++] = w;
-    struct step_rec s = step_of(st, o, hash, "WaitForEvent");
+    struct sbd_step_rec s = step_of(st, o, hash, "WaitForEvent");
     ops_add_timer(st, &s, timeout_at, ITEM_WAIT);
     return 0;
 }
@@ -404,7 +405,7 @@ static int op_invoke(struct ops_state *st, const json_t *o, const char *hash)
 {
     if (!timer_wanted(st, hash))
         return 0;
-    struct invoke_reg inv;
+    struct sbd_invoke_reg inv;
     int64_t timeout_at = 0;
     struct sb_err err = { 0 };
     int prc = invoke_prepare(st->e, st->r, o, st->now, &inv, &timeout_at, &err);
@@ -412,7 +413,7 @@ static int op_invoke(struct ops_state *st, const json_t *o, const char *hash)
         invoke_reg_free(&inv);
         return ops_fail(st, "InvalidInvoke", "%.399s", err.msg);
     }
-    struct step_rec s = step_of(st, o, hash, "InvokeFunction");
+    struct sbd_step_rec s = step_of(st, o, hash, "InvokeFunction");
     if (prc == SB_ENOTFOUND) { /* unknown target: the step fails, the function sees it */
         invoke_reg_free(&inv);
         json_t *ej = json_pack("{s:s, s:s}", "name", "Error", "message", err.msg);
@@ -422,8 +423,8 @@ static int op_invoke(struct ops_state *st, const json_t *o, const char *hash)
         json_decref(ej);
         return rc;
     }
-    struct run_update *op = st->op;
-    struct invoke_reg *ni = realloc(op->invokes, (op->ninvokes + 1) * sizeof *ni);
+    struct sbd_run_update *op = st->op;
+    struct sbd_invoke_reg *ni = realloc(op->invokes, (op->ninvokes + 1) * sizeof *ni);
     if (ni)
         op->invokes = ni;
     if (!ni || !(inv.hash = strdup(hash))) {
@@ -492,10 +493,10 @@ static int apply_ops(struct ops_state *st)
  * discovery call follows when nothing else is pending. */
 static void schedule_after_ops(struct ops_state *st)
 {
-    struct sb_engine *e = st->e;
-    struct run *r = st->r;
-    struct run_update *op = st->op;
-    struct item *it = st->it;
+    struct sbd_engine *e = st->e;
+    struct sbd_run *r = st->r;
+    struct sbd_run_update *op = st->op;
+    struct sbd_item *it = st->it;
     int64_t now = st->now;
     bool parallel = (it->flags & ITEM_PARALLEL) || st->nplanned > 0;
     bool is_discovery = strcmp(it->step_id, "step") == 0;
@@ -505,21 +506,21 @@ static void schedule_after_ops(struct ops_state *st)
         it = NULL;
     }
     for (size_t k = 0; k < st->nplanned; k++) {
-        struct item *pi = engine_item_new(e, r, sb_engine_alloc_qid(e), st->planned[k]);
+        struct sbd_item *pi = engine_item_new(e, r, sbd_engine_alloc_qid(e), st->planned[k]);
         pi->flags = ITEM_PARALLEL;
         pi->due_at = now;
         runop_put_item(op, pi);
     }
     size_t waits_seen = 0, invokes_seen = 0;
     for (size_t k = 0; k < st->ntimers; k++) {
-        struct item *ti = engine_item_new(e, r, sb_engine_alloc_qid(e), st->timers[k].hash);
+        struct sbd_item *ti = engine_item_new(e, r, sbd_engine_alloc_qid(e), st->timers[k].hash);
         ti->flags = st->timers[k].flags | (parallel ? ITEM_PARALLEL : 0);
         ti->due_at = st->timers[k].wake;
         runop_put_item(op, ti);
         if (st->timers[k].flags & ITEM_INVOKE)
             op->invokes[invokes_seen++].item_id = ti->id; /* same order as timers[] */
         if (st->timers[k].flags & ITEM_WAIT) {
-            struct wait_reg *w = &op->waits[waits_seen++]; /* same order as timers[] */
+            struct sbd_wait_reg *w = &op->waits[waits_seen++]; /* same order as timers[] */
             w->item_id = ti->id;
             w->flags = ti->flags;
             w->seq = (int64_t)r->nmemo;
@@ -528,7 +529,7 @@ static void schedule_after_ops(struct ops_state *st)
     /* a wait that is the run's only item and resolves at once (an event
      * already arrived) needs the next discovery call in the same commit */
     if (op->nwaits == 1 && r->items && !r->items->next)
-        op->waits[0].discovery_qid = sb_engine_alloc_qid(e);
+        op->waits[0].discovery_qid = sbd_engine_alloc_qid(e);
     if (it) {
         /* the discovery item goes on to the next step */
         it->attempt = 0;
@@ -537,15 +538,15 @@ static void schedule_after_ops(struct ops_state *st)
         set_last_error(it, NULL);
         runop_put_item(op, it);
     } else if (!r->items) {
-        struct item *d = engine_item_new(e, r, sb_engine_alloc_qid(e), "step");
+        struct sbd_item *d = engine_item_new(e, r, sbd_engine_alloc_qid(e), "step");
         d->flags = parallel ? ITEM_PARALLEL : 0;
         d->due_at = now;
         runop_put_item(op, d);
     }
 }
 
-static void handle_ops(struct sb_engine *e, struct item *it, struct call_result *res,
-                       const struct fn *f, struct run_update *op)
+static void handle_ops(struct sbd_engine *e, struct sbd_item *it, struct sbd_call_result *res,
+                       const struct sbd_fn *f, struct sbd_run_update *op)
 {
     struct ops_state st = {
         .e = e, .it = it, .r = it->run, .f = f, .res = res, .op = op, .now = sb_now_ms()
@@ -563,12 +564,12 @@ static void handle_ops(struct sb_engine *e, struct item *it, struct call_result 
 
 /* Completes item `it` (a step that needs no call) with the memoized value,
  * then schedules the discovery call if no other item of the run remains. */
-static void complete_without_call(struct sb_engine *e, struct item *it, const char *memo,
+static void complete_without_call(struct sbd_engine *e, struct sbd_item *it, const char *memo,
                                   const char *op_name, int64_t wait_timeout_item)
 {
-    struct run *r = it->run;
+    struct sbd_run *r = it->run;
     int64_t now = sb_now_ms();
-    struct run_update *op = runop_new(e, r);
+    struct sbd_run_update *op = runop_new(e, r);
     if (!op) {
         it->due_at = now + 1000;
         engine_heap_push(e, it);
@@ -577,14 +578,14 @@ static void complete_without_call(struct sb_engine *e, struct item *it, const ch
     /* a wait timing out loses to an event that resolved it first: the op
      * is then rolled back (SB_ECONFLICT) and the run rebuilt from the store */
     op->wait_timeout_item = wait_timeout_item;
-    struct step_rec s = { .run_id = r->id,
-                          .hash = it->step_id,
-                          .seq = (int64_t)r->nmemo,
-                          .op = op_name,
-                          .status = STEP_COMPLETED,
-                          .attempts = 1,
-                          .output = memo,
-                          .ended_at = now };
+    struct sbd_step_rec s = { .run_id = r->id,
+                              .hash = it->step_id,
+                              .seq = (int64_t)r->nmemo,
+                              .op = op_name,
+                              .status = STEP_COMPLETED,
+                              .attempts = 1,
+                              .output = memo,
+                              .ended_at = now };
     runop_add_step(op, &s);
     if (engine_memo_put(e, r, it->step_id, memo) != 0)
         op->alloc_failed = true;
@@ -592,7 +593,7 @@ static void complete_without_call(struct sb_engine *e, struct item *it, const ch
     runop_del_item(op, it->id);
     engine_item_free(e, it);
     if (!r->items) {
-        struct item *d = engine_item_new(e, r, sb_engine_alloc_qid(e), "step");
+        struct sbd_item *d = engine_item_new(e, r, sbd_engine_alloc_qid(e), "step");
         d->flags = parallel ? ITEM_PARALLEL : 0;
         d->due_at = now;
         runop_put_item(op, d);
@@ -601,7 +602,7 @@ static void complete_without_call(struct sb_engine *e, struct item *it, const ch
     runop_submit(op);
 }
 
-void decide_timer(struct sb_engine *e, struct item *it)
+void decide_timer(struct sbd_engine *e, struct sbd_item *it)
 {
     it->run->handoff_us = 0; /* a timer is not a hand-off */
     if (it->flags & ITEM_INVOKE)
@@ -616,8 +617,8 @@ void decide_timer(struct sb_engine *e, struct item *it)
  * transport window the same item is retried after the transport backoff,
  * without spending an attempt (true: op submitted); after it, res becomes a
  * retriable error (false: the caller goes on with it). */
-static bool transport_retry(struct sb_engine *e, struct item *it, struct call_result *res,
-                            const struct fn *f, struct run_update *op, int64_t now)
+static bool transport_retry(struct sbd_engine *e, struct sbd_item *it, struct sbd_call_result *res,
+                            const struct sbd_fn *f, struct sbd_run_update *op, int64_t now)
 {
     const struct sbd *sbd = e->sbd;
     SBD_COUNT(transport_failures);
@@ -626,7 +627,7 @@ static bool transport_retry(struct sb_engine *e, struct item *it, struct call_re
     int64_t failing_for = now - it->transport_since;
     if (failing_for < sbd->cfg.transport_window_ms) {
         int64_t delay =
-            sb_backoff_transport_ms(it->transport_failures, sbd->cfg.transport_backoff_max_ms);
+            sbd_backoff_transport_ms(it->transport_failures, sbd->cfg.transport_backoff_max_ms);
         it->transport_failures++;
         it->due_at = now + delay;
         char *err = outcome_error_json("WorkerUnreachable", res->message);
@@ -654,12 +655,12 @@ static bool transport_retry(struct sb_engine *e, struct item *it, struct call_re
     return false;
 }
 
-void decide_call_result(struct sb_engine *e, struct item *it, struct call_result *res)
+void decide_call_result(struct sbd_engine *e, struct sbd_item *it, struct sbd_call_result *res)
 {
-    struct run *r = it->run;
+    struct sbd_run *r = it->run;
     int64_t now = sb_now_ms();
-    const struct fn *f = sb_snap_find(e->snap, r->function_id);
-    struct run_update *op = runop_new(e, r);
+    const struct sbd_fn *f = sbd_snap_find(e->snap, r->function_id);
+    struct sbd_run_update *op = runop_new(e, r);
     if (!op) {
         SB_LOG(SB_ERROR, "oom", "cannot record the result of a call of run %s", r->id);
         it->due_at = now + 1000;

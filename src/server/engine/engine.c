@@ -9,10 +9,10 @@
  * (curl_multi_socket_action): it tells us which sockets to watch, so each
  * turn of the loop costs O(ready sockets), not O(connections).
  *
- * Threads: sb_engine_start runs on the caller's thread (main) before the
+ * Threads: sbd_engine_start runs on the caller's thread (main) before the
  * engine thread exists, and may post to the inbox (repairs, replayed
- * cancellations); sb_engine_stop and sb_engine_free on the caller's thread
- * after joining it; sb_engine_alloc_qid and sb_engine_stats on any thread
+ * cancellations); sbd_engine_stop and sbd_engine_free on the caller's thread
+ * after joining it; sbd_engine_alloc_qid and sbd_engine_stats on any thread
  * (atomics). Everything else here runs on the engine thread. */
 #include "engine_internal.h"
 #include "backoff.h"
@@ -37,7 +37,7 @@
 static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy, (void)socketp;
-    struct sb_engine *e = userp;
+    struct sbd_engine *e = userp;
     if (what == CURL_POLL_REMOVE) {
         epoll_ctl(e->epfd, EPOLL_CTL_DEL, s, NULL);
         return 0;
@@ -57,21 +57,21 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
-    struct sb_engine *e = userp;
+    struct sbd_engine *e = userp;
     e->curl_timer_ms = timeout_ms < 0 ? -1 : sb_mono_ms() + timeout_ms;
     return 0;
 }
 
 /* ---- dispatch ---- */
 
-static void refresh_snapshot(struct sb_engine *e)
+static void refresh_snapshot(struct sbd_engine *e)
 {
-    struct reg_snap *s = sb_registry_acquire(e->sbd->registry);
+    struct sbd_reg_snap *s = sbd_registry_acquire(e->sbd->registry);
     if (s == e->snap) {
-        sb_snap_release(s);
+        sbd_snap_release(s);
         return;
     }
-    sb_snap_release(e->snap);
+    sbd_snap_release(e->snap);
     e->snap = s;
 }
 
@@ -87,11 +87,12 @@ enum load_result { LOAD_OK, LOAD_GONE, LOAD_LATER };
  * not failed for what is most likely a passing fault (a busy or full disk):
  * the item waits and is tried again, with a log line per run at most once a
  * minute and a counter for every retry. */
-static void load_failed(struct run *r, struct item *it, const struct sb_err *err, int64_t now)
+static void load_failed(struct sbd_run *r, struct sbd_item *it, const struct sb_err *err,
+                        int64_t now)
 {
     r->load_failures++;
     SBD_COUNT(run_load_retries);
-    int64_t delay = sb_backoff_transport_ms(r->load_failures + 2, LOAD_RETRY_MAX_MS);
+    int64_t delay = sbd_backoff_transport_ms(r->load_failures + 2, LOAD_RETRY_MAX_MS);
     if (r->load_failures == 1 || now - r->load_logged_at >= LOAD_LOG_EVERY_MS) {
         r->load_logged_at = now;
         SB_LOGK(SB_ERROR, "run_load_failed",
@@ -105,13 +106,13 @@ static void load_failed(struct run *r, struct item *it, const struct sb_err *err
 /* Loads the run's heavy state from the store: LOAD_GONE when the run cannot
  * be continued (ended, or no longer stored), LOAD_LATER when the store could
  * not be read (err says why). */
-static enum load_result ensure_loaded(struct sb_engine *e, struct run *r, struct sb_err *err)
+static enum load_result ensure_loaded(struct sbd_engine *e, struct sbd_run *r, struct sb_err *err)
 {
     if (r->loaded)
         return LOAD_OK;
-    struct sb_store *st = sb_store_reader();
-    struct run_state rs;
-    int rc = st ? sb_store_run_state(st, r->id, &rs, err)
+    struct sbd_store *st = sbd_store_reader();
+    struct sbd_run_state rs;
+    int rc = st ? sbd_store_run_state(st, r->id, &rs, err)
                 : sb_err_set(err, SB_EUNAVAIL, "no read connection to the store");
     if (rc == SB_ENOTFOUND) {
         SB_LOG(SB_ERROR, "run_load_failed", "run %s is not in the store any more: dropped", r->id);
@@ -122,13 +123,13 @@ static enum load_result ensure_loaded(struct sb_engine *e, struct run *r, struct
     r->load_failures = 0;
     if (rs.status != RUN_RUNNING) {
         /* ended by an earlier incarnation; its queue rows are stale */
-        sb_run_state_free(&rs);
+        sbd_run_state_free(&rs);
         return LOAD_GONE;
     }
-    struct memo *memo = calloc(rs.nsteps ? rs.nsteps : 1, sizeof *memo);
+    struct sbd_memo *memo = calloc(rs.nsteps ? rs.nsteps : 1, sizeof *memo);
     if (!memo) {
         /* a run without its memoized steps would run them again */
-        sb_run_state_free(&rs);
+        sbd_run_state_free(&rs);
         sb_err_set(err, SB_ENOMEM, "out of memory loading its steps");
         return LOAD_LATER;
     }
@@ -149,22 +150,22 @@ static enum load_result ensure_loaded(struct sb_engine *e, struct run *r, struct
         r->function_id = rs.function_id;
         rs.function_id = NULL;
     }
-    sb_run_state_free(&rs);
+    sbd_run_state_free(&rs);
     r->loaded = true;
     e->loaded_runs++;
     return LOAD_OK;
 }
 
-static void dispatch_due(struct sb_engine *e)
+static void dispatch_due(struct sbd_engine *e)
 {
     int64_t now = sb_now_ms();
     int64_t max_inflight = e->sbd->cfg.max_inflight;
     while (e->queue.n > 0 && e->inflight < max_inflight) {
-        struct item *it = iheap_top(&e->queue);
+        struct sbd_item *it = iheap_top(&e->queue);
         if (it->due_at > now)
             break;
         engine_heap_remove(e, it);
-        struct run *r = it->run;
+        struct sbd_run *r = it->run;
         if (r->committing > 0 || r->ended)
             continue; /* re-pushed when the commit lands */
         if (it->flags & ITEM_REBUILD) {
@@ -182,7 +183,7 @@ static void dispatch_due(struct sb_engine *e)
             engine_heap_push(e, it);
             continue;
         }
-        const struct fn *f = r->function_id ? sb_snap_find(e->snap, r->function_id) : NULL;
+        const struct sbd_fn *f = r->function_id ? sbd_snap_find(e->snap, r->function_id) : NULL;
         if (!f) {
             decide_fail(e, r, NULL, RUN_FAILED, 0, "FunctionNotFound",
                         "function '%s' is not registered any more; sync its app and rerun",
@@ -217,14 +218,14 @@ static void dispatch_due(struct sb_engine *e)
     }
 }
 
-static void collect_done(struct sb_engine *e)
+static void collect_done(struct sbd_engine *e)
 {
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(e->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
-        struct call *c = NULL;
+        struct sbd_call *c = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
         if (!c)
             continue;
@@ -236,9 +237,9 @@ static void collect_done(struct sb_engine *e)
         CURLcode code = msg->data.result;
         int64_t dt = sb_mono_us() - c->sent_us;
         sbd_hist_observe(&sbd_metrics.call_latency, dt);
-        struct call_result res;
+        struct sbd_call_result res;
         outcome_parse(code, code == CURLE_OPERATION_TIMEDOUT && pretransfer > 0, status, c, &res);
-        struct item *it = c->item;
+        struct sbd_item *it = c->item;
         it->call = NULL;
         call_free(e, c);
         e->inflight--;
@@ -251,7 +252,7 @@ static void collect_done(struct sb_engine *e)
 
 static void *engine_main(void *arg)
 {
-    struct sb_engine *e = arg;
+    struct sbd_engine *e = arg;
     struct epoll_event evs[256];
     int running = 0;
     while (!__atomic_load_n(&e->stop, __ATOMIC_ACQUIRE)) {
@@ -306,15 +307,15 @@ static void *engine_main(void *arg)
 /* ---- start / stop ---- */
 
 struct load_ctx {
-    struct sb_engine *e;
+    struct sbd_engine *e;
     int64_t now;
 };
 
-static int load_item(void *ctx, const struct qitem_rec *q)
+static int load_item(void *ctx, const struct sbd_qitem_rec *q)
 {
     struct load_ctx *lc = ctx;
-    struct sb_engine *e = lc->e;
-    struct run *r = engine_run_find(e, q->run_id);
+    struct sbd_engine *e = lc->e;
+    struct sbd_run *r = engine_run_find(e, q->run_id);
     if (!r) {
         r = engine_run_add(e, q->run_id);
         r->function_id = q->function_id ? strdup(q->function_id) : NULL;
@@ -339,7 +340,7 @@ static void restore_throttle(void *ctx, const char *key, int64_t tat)
 static int replay_cancel(void *ctx, const char *run_id, const char *reason)
 {
     (void)reason;
-    sb_engine_cancel(ctx, run_id, NULL, NULL);
+    sbd_engine_cancel(ctx, run_id, NULL, NULL);
     return 0;
 }
 
@@ -347,18 +348,18 @@ static int replay_cancel(void *ctx, const char *run_id, const char *reason)
  * of its queue would leave the other runs stalled until the next restart
  * (and could hand out queue ids already in use). The error goes to main,
  * which exits 1 with it; the supervisor's restart reads the store again. */
-static int engine_load(struct sb_engine *e, struct sb_store *st, struct load_ctx *lc,
+static int engine_load(struct sbd_engine *e, struct sbd_store *st, struct load_ctx *lc,
                        struct sb_err *err)
 {
     int rc;
     const char *what;
-    if ((rc = sb_store_queue_scan(st, load_item, lc, err)))
+    if ((rc = sbd_store_queue_scan(st, load_item, lc, err)))
         what = "the queue";
-    else if ((rc = sb_store_throttles_scan(st, lc->now, restore_throttle, e, err)))
+    else if ((rc = sbd_store_throttles_scan(st, lc->now, restore_throttle, e, err)))
         what = "the throttle keys";
-    else if ((rc = sb_store_orphan_runs(st, repair_orphan, e, err)))
+    else if ((rc = sbd_store_orphan_runs(st, repair_orphan, e, err)))
         what = "the runs to repair";
-    else if ((rc = sb_store_cancel_requests_scan(st, replay_cancel, e, err)))
+    else if ((rc = sbd_store_cancel_requests_scan(st, replay_cancel, e, err)))
         what = "the cancel requests";
     else
         return 0;
@@ -368,15 +369,15 @@ static int engine_load(struct sb_engine *e, struct sb_store *st, struct load_ctx
                       msg);
 }
 
-int64_t sb_engine_alloc_qid(struct sb_engine *e)
+int64_t sbd_engine_alloc_qid(struct sbd_engine *e)
 {
     return sbd_qid_new(&e->sbd->qids);
 }
 
-int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
+int sbd_engine_start(struct sbd *sbd, struct sbd_engine **out, struct sb_err *err)
 {
     assert(inbox_table_complete()); /* every inbox kind has its handler */
-    struct sb_engine *e = calloc(1, sizeof *e);
+    struct sbd_engine *e = calloc(1, sizeof *e);
     if (!e)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     e->sbd = sbd;
@@ -391,7 +392,7 @@ int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
     struct epoll_event wev = { .events = EPOLLIN, .data.fd = e->wakefd };
     if (!e->buckets || !e->multi || e->epfd < 0 || e->wakefd < 0 ||
         epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &wev) != 0) {
-        sb_engine_free(e);
+        sbd_engine_free(e);
         return sb_err_set(err, SB_ENOMEM, "cannot set up the engine's event loop");
     }
     /* idle keep-alive connections kept after a burst (each holds buffers) */
@@ -401,16 +402,16 @@ int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
     curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
     curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
     curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
-    e->snap = sb_registry_acquire(sbd->registry);
+    e->snap = sbd_registry_acquire(sbd->registry);
 
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     if (!st) {
-        sb_engine_free(e);
+        sbd_engine_free(e);
         return sb_err_set(err, SB_ESTORE, "cannot open a read connection to the store");
     }
     struct load_ctx lc = { e, sb_now_ms() };
     if (engine_load(e, st, &lc, err) != 0) {
-        sb_engine_free(e);
+        sbd_engine_free(e);
         return err->code;
     }
     SB_LOGK(SB_INFO, "engine_loaded",
@@ -422,13 +423,13 @@ int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err)
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         *out = NULL;
         e->thread = 0;
-        sb_engine_free(e);
+        sbd_engine_free(e);
         return sb_err_errno(err, SB_EIO, "cannot start the engine thread");
     }
     return 0;
 }
 
-void sb_engine_stop(struct sb_engine *e)
+void sbd_engine_stop(struct sbd_engine *e)
 {
     if (!e || !e->thread)
         return;
@@ -439,19 +440,19 @@ void sb_engine_stop(struct sb_engine *e)
     engine_inbox_close(e);
 }
 
-void sb_engine_free(struct sb_engine *e)
+void sbd_engine_free(struct sbd_engine *e)
 {
     if (!e)
         return;
-    sb_engine_stop(e);
+    sbd_engine_stop(e);
     engine_inbox_close(e); /* answers what is left */
     /* Calls in flight are abandoned: their items are still in the store and
      * will be dispatched again at the next start. */
     for (size_t i = 0; i < e->nbuckets; i++) {
         while (e->buckets[i]) {
-            struct run *r = e->buckets[i];
+            struct sbd_run *r = e->buckets[i];
             while (r->cancels) {
-                struct cancel_req *c = r->cancels;
+                struct sbd_cancel_req *c = r->cancels;
                 r->cancels = c->next;
                 if (c->cb)
                     c->cb(c->ctx, SB_EUNAVAIL, -1);
@@ -469,7 +470,7 @@ void sb_engine_free(struct sb_engine *e)
         close(e->epfd);
     if (e->wakefd >= 0)
         close(e->wakefd);
-    sb_snap_release(e->snap);
+    sbd_snap_release(e->snap);
     pthread_mutex_destroy(&e->inbox_lock);
     admit_free(e);
     iheap_free(&e->queue);
@@ -477,7 +478,7 @@ void sb_engine_free(struct sb_engine *e)
     free(e);
 }
 
-void sb_engine_stats(struct sb_engine *e, struct engine_stats *out)
+void sbd_engine_stats(struct sbd_engine *e, struct sbd_engine_stats *out)
 {
     out->queue_items = __atomic_load_n(&e->stat_items, __ATOMIC_RELAXED);
     out->inflight = __atomic_load_n(&e->stat_inflight, __ATOMIC_RELAXED);

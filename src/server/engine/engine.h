@@ -17,34 +17,34 @@
 #include "common/ulid.h"
 
 struct sbd;
-struct sb_engine;
-struct new_run;         /* ingest.h */
-struct wait_resolution; /* waits.h */
+struct sbd_engine;
+struct sbd_new_run;         /* ingest.h */
+struct sbd_wait_resolution; /* waits.h */
 
 /* Loads the queue from the store and starts the thread; *out is set before
  * the thread runs (what the thread causes may already reach it). */
-int sb_engine_start(struct sbd *sbd, struct sb_engine **out, struct sb_err *err);
+int sbd_engine_start(struct sbd *sbd, struct sbd_engine **out, struct sb_err *err);
 /* Stops the thread (calls in flight are abandoned; they are in the store).
- * Commits still in the writer are then dropped by sb_engine_free. */
-void sb_engine_stop(struct sb_engine *e);
-void sb_engine_free(struct sb_engine *e);
+ * Commits still in the writer are then dropped by sbd_engine_free. */
+void sbd_engine_stop(struct sbd_engine *e);
+void sbd_engine_free(struct sbd_engine *e);
 
 /* Allocates a queue item id (thread-safe, unique for the store's life):
  * the process's one counter (qid.h). */
-int64_t sb_engine_alloc_qid(struct sb_engine *e);
+int64_t sbd_engine_alloc_qid(struct sbd_engine *e);
 /* Runs created by a commit (ingest's runs_created notification, daemon.c):
  * takes ownership of runs[0..n) contents (not of the array). */
-void sb_engine_add_runs(struct sb_engine *e, struct new_run *runs, size_t n);
+void sbd_engine_add_runs(struct sbd_engine *e, struct sbd_new_run *runs, size_t n);
 /* Waits resolved in the store by a commit (ingest's waits_resolved
  * notification, and the end of an invoked run): the runs' memory follows.
  * Takes the array and its strings. */
-void sb_engine_waits_resolved(struct sb_engine *e, struct wait_resolution *res, size_t n);
+void sbd_engine_waits_resolved(struct sbd_engine *e, struct sbd_wait_resolution *res, size_t n);
 
 /* Cancels a running run. cb(ctx, rc, status) (may be NULL) runs on some
  * thread once the cancellation is committed: rc 0 ok; SB_ENOTFOUND unknown
  * run; SB_ECONFLICT the run had already ended (status tells how). */
-void sb_engine_cancel(struct sb_engine *e, const char *run_id,
-                      void (*cb)(void *ctx, int rc, int status), void *ctx);
+void sbd_engine_cancel(struct sbd_engine *e, const char *run_id,
+                       void (*cb)(void *ctx, int rc, int status), void *ctx);
 
 /* A v4 SDK checkpoint (POST /v1/checkpoint/{runId}/async): steps completed
  * inside the call qi_id, which is still in flight. The engine memoizes them
@@ -55,15 +55,15 @@ struct sb_req;
  * (or at once when the engine has stopped): cb(ctx, desc) with desc (new
  * ref) = {in_call, parked_on?: {kind, scope, value}}, or NULL when the run
  * is not in the engine's memory. */
-void sb_engine_describe(struct sb_engine *e, const char *run_id,
-                        void (*cb)(void *ctx, json_t *desc), void *ctx);
+void sbd_engine_describe(struct sbd_engine *e, const char *run_id,
+                         void (*cb)(void *ctx, json_t *desc), void *ctx);
 
-void sb_engine_checkpoint(struct sb_engine *e, const char *run_id, int64_t qi_id, json_t *steps,
-                          struct sb_req *req);
+void sbd_engine_checkpoint(struct sbd_engine *e, const char *run_id, int64_t qi_id, json_t *steps,
+                           struct sb_req *req);
 
-struct engine_stats {
+struct sbd_engine_stats {
     int64_t queue_items, inflight, runs;
 };
-void sb_engine_stats(struct sb_engine *e, struct engine_stats *out);
+void sbd_engine_stats(struct sbd_engine *e, struct sbd_engine_stats *out);
 
 #endif

@@ -7,21 +7,21 @@
 #include <assert.h>
 #include <stdlib.h>
 
-static bool item_before(const struct item *a, const struct item *b)
+static bool item_before(const struct sbd_item *a, const struct sbd_item *b)
 {
     return a->due_at < b->due_at || (a->due_at == b->due_at && a->id < b->id);
 }
 
-static void swap(struct iheap *h, size_t i, size_t j)
+static void swap(struct sbd_iheap *h, size_t i, size_t j)
 {
-    struct item *t = h->v[i];
+    struct sbd_item *t = h->v[i];
     h->v[i] = h->v[j];
     h->v[j] = t;
     h->v[i]->heap_idx = i;
     h->v[j]->heap_idx = j;
 }
 
-static void sift_up(struct iheap *h, size_t i)
+static void sift_up(struct sbd_iheap *h, size_t i)
 {
     while (i > 0) {
         size_t p = (i - 1) / 2;
@@ -32,7 +32,7 @@ static void sift_up(struct iheap *h, size_t i)
     }
 }
 
-static void sift_down(struct iheap *h, size_t i)
+static void sift_down(struct sbd_iheap *h, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
@@ -47,14 +47,14 @@ static void sift_down(struct iheap *h, size_t i)
     }
 }
 
-void iheap_push(struct iheap *h, struct item *it)
+void iheap_push(struct sbd_iheap *h, struct sbd_item *it)
 {
     if (it->heap)
         return;
     assert(!it->call && !it->leasing); /* its turn is under way: not waiting for it */
     if (h->n == h->cap) {
         size_t nc = h->cap ? h->cap * 2 : 64;
-        struct item **nv = realloc(h->v, nc * sizeof *nv);
+        struct sbd_item **nv = realloc(h->v, nc * sizeof *nv);
         if (!nv) {
             SB_LOG(SB_ERROR, "oom", "cannot grow a queue heap");
             abort(); /* a daemon may exit on allocation failure; the queue is durable */
@@ -68,9 +68,9 @@ void iheap_push(struct iheap *h, struct item *it)
     sift_up(h, it->heap_idx);
 }
 
-void iheap_remove(struct item *it)
+void iheap_remove(struct sbd_item *it)
 {
-    struct iheap *h = it->heap;
+    struct sbd_iheap *h = it->heap;
     if (!h)
         return;
     size_t i = it->heap_idx;
@@ -85,24 +85,24 @@ void iheap_remove(struct item *it)
     it->heap = NULL;
 }
 
-struct item *iheap_top(const struct iheap *h)
+struct sbd_item *iheap_top(const struct sbd_iheap *h)
 {
     return h->n ? h->v[0] : NULL;
 }
 
-void iheap_free(struct iheap *h)
+void iheap_free(struct sbd_iheap *h)
 {
     free(h->v);
     h->v = NULL;
     h->n = h->cap = 0;
 }
 
-int iheap_check(const struct iheap *h, struct sb_err *err)
+int iheap_check(const struct sbd_iheap *h, struct sb_err *err)
 {
     if (h->n > h->cap)
         return sb_err_set(err, SB_EINTERNAL, "heap holds %zu items in room for %zu", h->n, h->cap);
     for (size_t i = 0; i < h->n; i++) {
-        const struct item *it = h->v[i];
+        const struct sbd_item *it = h->v[i];
         if (it->heap != h || it->heap_idx != i)
             return sb_err_set(err, SB_EINTERNAL,
                               "item %lld at %zu of a heap says it is at %zu of %s heap",

@@ -16,24 +16,24 @@
 
 #include "common/err.h"
 
-struct item;
+struct sbd_item;
 
-struct iheap {
-    struct item **v;
+struct sbd_iheap {
+    struct sbd_item **v;
     size_t n, cap;
 };
 
 /* Adds it to h; nothing when it is already in a heap. Aborts when out of
  * memory (the queue is durable: a restart rebuilds it). */
-void iheap_push(struct iheap *h, struct item *it);
+void iheap_push(struct sbd_iheap *h, struct sbd_item *it);
 /* Removes it from the heap it is in, if any. */
-void iheap_remove(struct item *it);
+void iheap_remove(struct sbd_item *it);
 /* The first item, or NULL. */
-struct item *iheap_top(const struct iheap *h);
-void iheap_free(struct iheap *h);
+struct sbd_item *iheap_top(const struct sbd_iheap *h);
+void iheap_free(struct sbd_iheap *h);
 /* Walks h: 0 when every invariant above holds, else SB_EINTERNAL with err
  * naming the first one broken. O(n): for tests and debug builds, never the
  * hot path. */
-int iheap_check(const struct iheap *h, struct sb_err *err);
+int iheap_check(const struct sbd_iheap *h, struct sb_err *err);
 
 #endif

@@ -1,7 +1,7 @@
 /* inbox.c - the engine's inbox: how other threads hand it work, and the one
  * table that says what each kind of message does.
  *
- * Threads: the sb_engine_* posting functions and engine_post_committed run
+ * Threads: the sbd_engine_* posting functions and engine_post_committed run
  * on any thread (HTTP, writer, scheduler) and only build a message and post
  * it (inbox_lock, then the eventfd). engine_inbox_drain and the handlers of
  * the table run on the engine thread. engine_inbox_close runs on the thread
@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-void engine_wake(struct sb_engine *e)
+void engine_wake(struct sbd_engine *e)
 {
     uint64_t one = 1;
     while (write(e->wakefd, &one, sizeof one) < 0 && errno == EINTR) {
@@ -34,11 +34,11 @@ void engine_wake(struct sb_engine *e)
 
 /* ---- the handlers, engine thread ---- */
 
-static void take_new_runs(struct sb_engine *e, struct inbox_msg *m)
+static void take_new_runs(struct sbd_engine *e, struct sbd_inbox_msg *m)
 {
     for (size_t i = 0; i < m->new_runs.n; i++) {
-        struct new_run *nr = &m->new_runs.runs[i];
-        struct run *r = engine_run_add(e, nr->run_id);
+        struct sbd_new_run *nr = &m->new_runs.runs[i];
+        struct sbd_run *r = engine_run_add(e, nr->run_id);
         snprintf(r->event_id, sizeof r->event_id, "%s", nr->event_id);
         r->function_id = nr->function_id;
         if (nr->event) {
@@ -46,27 +46,27 @@ static void take_new_runs(struct sb_engine *e, struct inbox_msg *m)
             r->loaded = true;
             e->loaded_runs++;
         }
-        struct item *it = engine_item_new(e, r, nr->qid, "step");
+        struct sbd_item *it = engine_item_new(e, r, nr->qid, "step");
         it->due_at = nr->due_at;
         engine_heap_push(e, it);
     }
     free(m->new_runs.runs);
 }
 
-static void handle_committed(struct sb_engine *e, struct inbox_msg *m)
+static void handle_committed(struct sbd_engine *e, struct sbd_inbox_msg *m)
 {
     runop_committed(e, m->committed.op, m->committed.rc);
 }
 
 /* A cancellation of a run that is not running here: tell the caller whether
  * it exists at all (or answer when its end, already in flight, commits). */
-static void cancel_not_running(struct run *r, struct inbox_msg *m)
+static void cancel_not_running(struct sbd_run *r, struct sbd_inbox_msg *m)
 {
-    struct cancel_req *c = m->cancel.req;
+    struct sbd_cancel_req *c = m->cancel.req;
     int status = -1;
     struct sb_err err = { SB_EUNAVAIL, 0, "" };
-    struct sb_store *st = sb_store_reader();
-    int rc = st ? sb_store_run_status(st, m->cancel.run_id, &status, &err) : SB_EUNAVAIL;
+    struct sbd_store *st = sbd_store_reader();
+    int rc = st ? sbd_store_run_status(st, m->cancel.run_id, &status, &err) : SB_EUNAVAIL;
     if (rc || status < RUN_RUNNING || status > RUN_CANCELLED)
         status = -1; /* not found, unreadable, or a status no run has */
     if (rc && err.code != SB_ENOTFOUND && !(r && r->ended)) {
@@ -87,9 +87,9 @@ static void cancel_not_running(struct run *r, struct inbox_msg *m)
     free(c);
 }
 
-static void handle_cancel(struct sb_engine *e, struct inbox_msg *m)
+static void handle_cancel(struct sbd_engine *e, struct sbd_inbox_msg *m)
 {
-    struct run *r = engine_run_find(e, m->cancel.run_id);
+    struct sbd_run *r = engine_run_find(e, m->cancel.run_id);
     if (!r || r->ended) {
         cancel_not_running(r, m);
         return;
@@ -102,14 +102,14 @@ static void handle_cancel(struct sb_engine *e, struct inbox_msg *m)
 
 /* A Running run without queue rows (found at start): give it a discovery
  * call; memoized steps make this safe. */
-static void handle_repair(struct sb_engine *e, struct inbox_msg *m)
+static void handle_repair(struct sbd_engine *e, struct sbd_inbox_msg *m)
 {
     if (engine_run_find(e, m->repair.run_id))
         return;
-    struct run *r = engine_run_add(e, m->repair.run_id);
-    struct item *it = engine_item_new(e, r, sb_engine_alloc_qid(e), "step");
+    struct sbd_run *r = engine_run_add(e, m->repair.run_id);
+    struct sbd_item *it = engine_item_new(e, r, sbd_engine_alloc_qid(e), "step");
     it->due_at = sb_now_ms();
-    struct run_update *op = runop_new(e, r);
+    struct sbd_run_update *op = runop_new(e, r);
     if (!op || runop_put_item(op, it) != 0) {
         runop_free(op);
         engine_run_free(e, r);
@@ -122,11 +122,11 @@ static void handle_repair(struct sb_engine *e, struct inbox_msg *m)
 /* {in_call, parked_on?}: the slot key a parked item waits on
  * ("c<US>scope<US>value"), or the throttle key of an item a throttle
  * delayed ("t<US>fn-id<US>value"). */
-static json_t *describe_run(struct sb_engine *e, const struct run *r)
+static json_t *describe_run(struct sbd_engine *e, const struct sbd_run *r)
 {
     bool in_call = false;
     const char *key = NULL, *kind = "concurrency";
-    for (const struct item *it = r->items; it; it = it->next) {
+    for (const struct sbd_item *it = r->items; it; it = it->next) {
         in_call = in_call || it->call || it->leasing;
         if (!key)
             key = admit_parked_key(e, it);
@@ -151,15 +151,15 @@ static json_t *describe_run(struct sb_engine *e, const struct run *r)
     return d;
 }
 
-static void handle_describe(struct sb_engine *e, struct inbox_msg *m)
+static void handle_describe(struct sbd_engine *e, struct sbd_inbox_msg *m)
 {
-    struct run *r = engine_run_find(e, m->describe.run_id);
+    struct sbd_run *r = engine_run_find(e, m->describe.run_id);
     m->describe.cb(m->describe.ctx, r ? describe_run(e, r) : NULL);
 }
 
 /* ---- the answers once the engine has stopped (any thread) ---- */
 
-static void stopped_new_runs(struct inbox_msg *m)
+static void stopped_new_runs(struct sbd_inbox_msg *m)
 {
     /* committed: picked up at the next start */
     for (size_t i = 0; i < m->new_runs.n; i++) {
@@ -172,39 +172,39 @@ static void stopped_new_runs(struct inbox_msg *m)
 /* Runs on the writer thread, but the engine thread is gone and the runs are
  * freed only after the writer has stopped (daemon.c), so the run is safe to
  * touch here. */
-static void stopped_committed(struct inbox_msg *m)
+static void stopped_committed(struct sbd_inbox_msg *m)
 {
     m->committed.op->run->committing--;
     runop_free(m->committed.op);
 }
 
-static void stopped_cancel(struct inbox_msg *m)
+static void stopped_cancel(struct sbd_inbox_msg *m)
 {
     if (m->cancel.req->cb)
         m->cancel.req->cb(m->cancel.req->ctx, SB_EUNAVAIL, -1);
     free(m->cancel.req);
 }
 
-static void stopped_waits_resolved(struct inbox_msg *m)
+static void stopped_waits_resolved(struct sbd_inbox_msg *m)
 {
     /* committed in the store: the runs go on after the next start */
     sbd_wait_resolutions_free(m->waits_resolved.res, m->waits_resolved.n);
 }
 
-static void stopped_checkpoint(struct inbox_msg *m)
+static void stopped_checkpoint(struct sbd_inbox_msg *m)
 {
     json_decref(m->checkpoint.steps);
     sb_reply_error(m->checkpoint.req, 503, "UNAVAILABLE", "sysbusd is shutting down");
 }
 
-static void stopped_describe(struct inbox_msg *m)
+static void stopped_describe(struct sbd_inbox_msg *m)
 {
     m->describe.cb(m->describe.ctx, NULL);
 }
 
 /* A repair or a lease answer needs nothing: the next start scans the store
  * again (a lease left on a row holds its slots for --orphan-hold at most). */
-static void stopped_nothing(struct inbox_msg *m)
+static void stopped_nothing(struct sbd_inbox_msg *m)
 {
     (void)m;
 }
@@ -213,8 +213,8 @@ static void stopped_nothing(struct inbox_msg *m)
 
 static const struct inbox_kind_def {
     const char *name;
-    void (*handle)(struct sb_engine *e, struct inbox_msg *m); /* engine thread */
-    void (*stopped)(struct inbox_msg *m);                     /* the engine is gone */
+    void (*handle)(struct sbd_engine *e, struct sbd_inbox_msg *m); /* engine thread */
+    void (*stopped)(struct sbd_inbox_msg *m);                      /* the engine is gone */
 } INBOX[MSG_KINDS] = {
     [MSG_NEW_RUNS] = { "new_runs", take_new_runs, stopped_new_runs },
     [MSG_COMMITTED] = { "committed", handle_committed, stopped_committed },
@@ -237,7 +237,7 @@ bool inbox_table_complete(void)
 
 /* The one place a message is acted on: by its handler while the engine runs
  * (e set), by its stopped answer after (e NULL). Frees m. */
-static void inbox_dispatch(struct sb_engine *e, struct inbox_msg *m)
+static void inbox_dispatch(struct sbd_engine *e, struct sbd_inbox_msg *m)
 {
     assert((unsigned)m->kind < MSG_KINDS);
     const struct inbox_kind_def *def = &INBOX[m->kind];
@@ -250,15 +250,15 @@ static void inbox_dispatch(struct sb_engine *e, struct inbox_msg *m)
 
 /* ---- posting (any thread) ---- */
 
-struct inbox_msg *engine_inbox_msg(enum inbox_kind kind)
+struct sbd_inbox_msg *engine_inbox_msg(enum sbd_inbox_kind kind)
 {
-    struct inbox_msg *m = calloc(1, sizeof *m);
+    struct sbd_inbox_msg *m = calloc(1, sizeof *m);
     if (m)
         m->kind = kind;
     return m;
 }
 
-void engine_inbox_post(struct sb_engine *e, struct inbox_msg *m)
+void engine_inbox_post(struct sbd_engine *e, struct sbd_inbox_msg *m)
 {
     m->next = NULL;
     pthread_mutex_lock(&e->inbox_lock);
@@ -276,37 +276,37 @@ void engine_inbox_post(struct sb_engine *e, struct inbox_msg *m)
     engine_wake(e);
 }
 
-void engine_inbox_drain(struct sb_engine *e)
+void engine_inbox_drain(struct sbd_engine *e)
 {
     pthread_mutex_lock(&e->inbox_lock);
-    struct inbox_msg *m = e->inbox_head;
+    struct sbd_inbox_msg *m = e->inbox_head;
     e->inbox_head = e->inbox_tail = NULL;
     pthread_mutex_unlock(&e->inbox_lock);
     while (m) {
-        struct inbox_msg *next = m->next;
+        struct sbd_inbox_msg *next = m->next;
         inbox_dispatch(e, m);
         m = next;
     }
 }
 
-void engine_inbox_close(struct sb_engine *e)
+void engine_inbox_close(struct sbd_engine *e)
 {
     pthread_mutex_lock(&e->inbox_lock);
     e->inbox_closed = true;
-    struct inbox_msg *m = e->inbox_head;
+    struct sbd_inbox_msg *m = e->inbox_head;
     e->inbox_head = e->inbox_tail = NULL;
     pthread_mutex_unlock(&e->inbox_lock);
     while (m) {
-        struct inbox_msg *next = m->next;
+        struct sbd_inbox_msg *next = m->next;
         inbox_dispatch(NULL, m);
         m = next;
     }
 }
 
-void sb_engine_add_runs(struct sb_engine *e, struct new_run *runs, size_t n)
+void sbd_engine_add_runs(struct sbd_engine *e, struct sbd_new_run *runs, size_t n)
 {
-    struct inbox_msg *m = engine_inbox_msg(MSG_NEW_RUNS);
-    struct new_run *copy = malloc(n * sizeof *copy);
+    struct sbd_inbox_msg *m = engine_inbox_msg(MSG_NEW_RUNS);
+    struct sbd_new_run *copy = malloc(n * sizeof *copy);
     if (!m || !copy) {
         /* The runs are committed: they will be picked up at the next start.
          * Losing the wake-up only delays them; log loudly. */
@@ -325,11 +325,11 @@ void sb_engine_add_runs(struct sb_engine *e, struct new_run *runs, size_t n)
     engine_inbox_post(e, m);
 }
 
-void sb_engine_cancel(struct sb_engine *e, const char *run_id,
-                      void (*cb)(void *ctx, int rc, int status), void *ctx)
+void sbd_engine_cancel(struct sbd_engine *e, const char *run_id,
+                       void (*cb)(void *ctx, int rc, int status), void *ctx)
 {
-    struct inbox_msg *m = engine_inbox_msg(MSG_CANCEL);
-    struct cancel_req *c = calloc(1, sizeof *c);
+    struct sbd_inbox_msg *m = engine_inbox_msg(MSG_CANCEL);
+    struct sbd_cancel_req *c = calloc(1, sizeof *c);
     if (!m || !c) {
         free(m);
         free(c);
@@ -344,10 +344,10 @@ void sb_engine_cancel(struct sb_engine *e, const char *run_id,
     engine_inbox_post(e, m);
 }
 
-void sb_engine_describe(struct sb_engine *e, const char *run_id,
-                        void (*cb)(void *ctx, json_t *desc), void *ctx)
+void sbd_engine_describe(struct sbd_engine *e, const char *run_id,
+                         void (*cb)(void *ctx, json_t *desc), void *ctx)
 {
-    struct inbox_msg *m = engine_inbox_msg(MSG_DESCRIBE);
+    struct sbd_inbox_msg *m = engine_inbox_msg(MSG_DESCRIBE);
     if (!m) {
         cb(ctx, NULL);
         return;
@@ -358,9 +358,9 @@ void sb_engine_describe(struct sb_engine *e, const char *run_id,
     engine_inbox_post(e, m);
 }
 
-void sb_engine_waits_resolved(struct sb_engine *e, struct wait_resolution *res, size_t n)
+void sbd_engine_waits_resolved(struct sbd_engine *e, struct sbd_wait_resolution *res, size_t n)
 {
-    struct inbox_msg *m = engine_inbox_msg(MSG_WAITS_RESOLVED);
+    struct sbd_inbox_msg *m = engine_inbox_msg(MSG_WAITS_RESOLVED);
     if (!m) {
         /* committed in the store: the runs are rebuilt at the next start */
         SB_LOG(SB_ERROR, "oom", "cannot tell the engine about %zu resolved waits", n);
@@ -372,10 +372,10 @@ void sb_engine_waits_resolved(struct sb_engine *e, struct wait_resolution *res, 
     engine_inbox_post(e, m);
 }
 
-void sb_engine_checkpoint(struct sb_engine *e, const char *run_id, int64_t qi_id, json_t *steps,
-                          struct sb_req *req)
+void sbd_engine_checkpoint(struct sbd_engine *e, const char *run_id, int64_t qi_id, json_t *steps,
+                           struct sb_req *req)
 {
-    struct inbox_msg *m = engine_inbox_msg(MSG_CHECKPOINT);
+    struct sbd_inbox_msg *m = engine_inbox_msg(MSG_CHECKPOINT);
     if (!m) {
         json_decref(steps);
         sb_reply_error(req, 503, "UNAVAILABLE", "out of memory");
@@ -388,9 +388,9 @@ void sb_engine_checkpoint(struct sb_engine *e, const char *run_id, int64_t qi_id
     engine_inbox_post(e, m);
 }
 
-void engine_post_committed(struct sb_engine *e, struct run_update *op, int rc)
+void engine_post_committed(struct sbd_engine *e, struct sbd_run_update *op, int rc)
 {
-    struct inbox_msg *m = engine_inbox_msg(MSG_COMMITTED);
+    struct sbd_inbox_msg *m = engine_inbox_msg(MSG_COMMITTED);
     if (!m) {
         SB_LOG(SB_ERROR, "oom", "cannot post a commit to the engine");
         abort(); /* the run would wait for it for ever; the store has the commit */
@@ -400,9 +400,9 @@ void engine_post_committed(struct sb_engine *e, struct run_update *op, int rc)
     engine_inbox_post(e, m);
 }
 
-void engine_post_repair(struct sb_engine *e, const char *run_id)
+void engine_post_repair(struct sbd_engine *e, const char *run_id)
 {
-    struct inbox_msg *m = engine_inbox_msg(MSG_REPAIR);
+    struct sbd_inbox_msg *m = engine_inbox_msg(MSG_REPAIR);
     if (!m)
         return; /* found again at the next start */
     snprintf(m->repair.run_id, sizeof m->repair.run_id, "%s", run_id);

@@ -28,7 +28,7 @@
 
 #define DEFAULT_INVOKE_TIMEOUT_MS (365LL * 86400 * 1000)
 
-void invoke_reg_free(struct invoke_reg *inv)
+void invoke_reg_free(struct sbd_invoke_reg *inv)
 {
     free(inv->hash);
     sbd_ingest_free(&inv->child);
@@ -65,7 +65,7 @@ static int invoke_opts(const json_t *opts, int64_t now, const char **target, int
 /* The child's inngest/function.invoked event, in canonical form (malloc'd;
  * NULL when out of memory): the payload's data and user, and where it came
  * from as data._inngest. */
-static char *invoked_event(const struct run *r, const json_t *opts, const char *id, int64_t now)
+static char *invoked_event(const struct sbd_run *r, const json_t *opts, const char *id, int64_t now)
 {
     const json_t *payload = json_object_get(opts, "payload");
     json_t *data = json_object_get(payload, "data");
@@ -88,8 +88,8 @@ static char *invoked_event(const struct run *r, const json_t *opts, const char *
     return body;
 }
 
-int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t now,
-                   struct invoke_reg *inv, int64_t *timeout_at, struct sb_err *err)
+int invoke_prepare(struct sbd_engine *e, struct sbd_run *r, const json_t *op, int64_t now,
+                   struct sbd_invoke_reg *inv, int64_t *timeout_at, struct sb_err *err)
 {
     memset(inv, 0, sizeof *inv);
     const json_t *opts = json_object_get(op, "opts");
@@ -97,7 +97,7 @@ int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t
     int rc = invoke_opts(opts, now, &target, timeout_at, err);
     if (rc)
         return rc;
-    const struct fn *f = sb_snap_find(e->snap, target);
+    const struct sbd_fn *f = sbd_snap_find(e->snap, target);
     if (!f || f->removed) {
         /* Inngest's wording (pkg/execution/runner/runner.go), which SDK-side
          * tests match on; the SDK throws it as a StepError named "Error". */
@@ -118,26 +118,27 @@ int invoke_prepare(struct sb_engine *e, struct run *r, const json_t *op, int64_t
     return 0;
 }
 
-int invoke_register_in_txn(struct sb_store *st, struct run_update *op, struct invoke_reg *inv,
-                           struct sb_err *err)
+int invoke_register_in_txn(struct sbd_store *st, struct sbd_run_update *op,
+                           struct sbd_invoke_reg *inv, struct sb_err *err)
 {
     int rc = sbd_ingest_apply_in_txn(st, op->e->sbd->ingest, &inv->child, err);
     if (rc)
         return rc;
-    struct wait_rec w = { .item_id = inv->item_id,
-                          .run_id = op->run_id,
-                          .step_hash = inv->hash,
-                          .child_run_id = inv->child_run_id,
-                          .created_at = op->now };
-    return sb_store_wait_put(st, &w, err);
+    struct sbd_wait_rec w = { .item_id = inv->item_id,
+                              .run_id = op->run_id,
+                              .step_hash = inv->hash,
+                              .child_run_id = inv->child_run_id,
+                              .created_at = op->now };
+    return sbd_store_wait_put(st, &w, err);
 }
 
-int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, struct sb_err *err)
+int invoke_resolve_parent_in_txn(struct sbd_store *st, struct sbd_run_update *op,
+                                 struct sb_err *err)
 {
-    struct wait_rec w;
+    struct sbd_wait_rec w;
     int64_t rows;
     int flags;
-    int rc = sb_store_wait_for_child(st, op->run_id, &w, &rows, &flags, err);
+    int rc = sbd_store_wait_for_child(st, op->run_id, &w, &rows, &flags, err);
     if (rc == SB_ENOTFOUND)
         return 0;
     if (rc)
@@ -156,9 +157,9 @@ int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, str
     }
     char *text = sb_json_dumps(memo, NULL);
     json_decref(memo);
-    int64_t discovery = rows <= 1 ? sb_engine_alloc_qid(op->e) : 0;
+    int64_t discovery = rows <= 1 ? sbd_engine_alloc_qid(op->e) : 0;
     int64_t seq = 0;
-    rc = text ? sb_store_next_seq(st, w.run_id, &seq, err)
+    rc = text ? sbd_store_next_seq(st, w.run_id, &seq, err)
               : sb_err_set(err, SB_ENOMEM, "out of memory");
     if (rc && text)
         rc = sb_err_set(err, rc, "cannot read the step position of run %s", w.run_id);
@@ -166,12 +167,12 @@ int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, str
         rc = sbd_wait_resolve_in_txn(st, w.run_id, w.item_id, w.step_hash, "InvokeFunction", text,
                                      seq, discovery, flags, op->now, err);
     if (!rc) {
-        struct wait_resolution *nr = realloc(op->resolved, (op->nresolved + 1) * sizeof *nr);
+        struct sbd_wait_resolution *nr = realloc(op->resolved, (op->nresolved + 1) * sizeof *nr);
         if (!nr) {
             rc = sb_err_set(err, SB_ENOMEM, "out of memory");
         } else {
             op->resolved = nr;
-            struct wait_resolution *res = &nr[op->nresolved++];
+            struct sbd_wait_resolution *res = &nr[op->nresolved++];
             memset(res, 0, sizeof *res);
             snprintf(res->run_id, sizeof res->run_id, "%s", w.run_id);
             snprintf(res->hash, sizeof res->hash, "%s", w.step_hash);
@@ -183,6 +184,6 @@ int invoke_resolve_parent_in_txn(struct sb_store *st, struct run_update *op, str
         }
     }
     free(text);
-    sb_wait_rec_free(&w);
+    sbd_wait_rec_free(&w);
     return rc;
 }

@@ -36,8 +36,8 @@ struct ghost {
 };
 
 struct lease_op {
-    struct wop wop;
-    struct sb_engine *e;
+    struct sbd_wop wop;
+    struct sbd_engine *e;
     char run_id[SB_ULID_SIZE];
     int64_t item_id;
     bool set_lease;     /* write the queue row's lease: */
@@ -48,25 +48,25 @@ struct lease_op {
     bool notify; /* MSG_LEASED when stored: the call waits for it */
 };
 
-static int lease_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int lease_apply_in_txn(struct sbd_store *st, struct sbd_wop *w, struct sb_err *err)
 {
     struct lease_op *op = (struct lease_op *)w;
     int rc = 0;
     if (op->set_lease)
-        rc = sb_store_queue_lease(st, op->item_id, op->until, op->keys, err);
+        rc = sbd_store_queue_lease(st, op->item_id, op->until, op->keys, err);
     if (!rc && op->throttle_key)
-        rc = sb_store_throttle_put(st, op->throttle_key, op->throttle_tat, err);
+        rc = sbd_store_throttle_put(st, op->throttle_key, op->throttle_tat, err);
     return rc;
 }
 
-static void lease_done(struct wop *w, int rc, const struct sb_err *err)
+static void lease_done(struct sbd_wop *w, int rc, const struct sb_err *err)
 {
     struct lease_op *op = (struct lease_op *)w;
     if (rc)
         SB_LOGK(SB_WARN, "lease_write_failed", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
                 "could not %s the lease of a call of run %s: %s", op->notify ? "store" : "clear",
                 op->run_id, err ? err->msg : "?");
-    struct inbox_msg *m = op->notify ? engine_inbox_msg(MSG_LEASED) : NULL;
+    struct sbd_inbox_msg *m = op->notify ? engine_inbox_msg(MSG_LEASED) : NULL;
     if (m) { /* the engine makes the call (or retries the lease) */
         memcpy(m->leased.run_id, op->run_id, sizeof m->leased.run_id);
         m->leased.qi_id = op->item_id;
@@ -81,14 +81,14 @@ static void lease_done(struct wop *w, int rc, const struct sb_err *err)
 }
 
 /* Submits op to the writer (op may be NULL: out of memory). */
-static bool lease_submit(struct sb_engine *e, struct lease_op *op)
+static bool lease_submit(struct sbd_engine *e, struct lease_op *op)
 {
     if (!op)
         return false;
     op->wop.apply = lease_apply_in_txn;
     op->wop.done = lease_done;
     op->e = e;
-    sb_writer_submit(e->sbd->writer, &op->wop);
+    sbd_writer_submit(e->sbd->writer, &op->wop);
     return true;
 }
 
@@ -104,7 +104,7 @@ static struct lease_op *clear_op(const char *run_id, int64_t item_id)
     return op;
 }
 
-bool lease_begin(struct sb_engine *e, struct item *it, int64_t now)
+bool lease_begin(struct sbd_engine *e, struct sbd_item *it, int64_t now)
 {
     bool held = it->held[0] || it->held[1];
     if (!held && !it->throttle_tat)
@@ -150,18 +150,18 @@ bool lease_begin(struct sb_engine *e, struct item *it, int64_t now)
     return true;
 }
 
-static struct item *find_item(struct sb_engine *e, const char *run_id, int64_t id)
+static struct sbd_item *find_item(struct sbd_engine *e, const char *run_id, int64_t id)
 {
-    struct run *r = engine_run_find(e, run_id);
-    for (struct item *it = r ? r->items : NULL; it; it = it->next)
+    struct sbd_run *r = engine_run_find(e, run_id);
+    for (struct sbd_item *it = r ? r->items : NULL; it; it = it->next)
         if (it->id == id)
             return it;
     return NULL;
 }
 
-void engine_handle_leased(struct sb_engine *e, struct inbox_msg *m)
+void engine_handle_leased(struct sbd_engine *e, struct sbd_inbox_msg *m)
 {
-    struct item *it = find_item(e, m->leased.run_id, m->leased.qi_id);
+    struct sbd_item *it = find_item(e, m->leased.run_id, m->leased.qi_id);
     if (!it || !it->leasing) {
         /* the item went meanwhile (its run ended or was rebuilt): if its row
          * is still there, it must not look like a call in flight */
@@ -179,7 +179,7 @@ void engine_handle_leased(struct sb_engine *e, struct inbox_msg *m)
     engine_heap_push(e, it);
 }
 
-void lease_end(struct sb_engine *e, struct item *it)
+void lease_end(struct sbd_engine *e, struct sbd_item *it)
 {
     if (!it->leased)
         return;
@@ -192,7 +192,7 @@ void lease_end(struct sb_engine *e, struct item *it)
     lease_submit(e, clear_op(it->run->id, it->id));
 }
 
-void lease_restore(struct sb_engine *e, const struct qitem_rec *q, int64_t now)
+void lease_restore(struct sbd_engine *e, const struct sbd_qitem_rec *q, int64_t now)
 {
     if (q->lease_until <= now || !q->lease_keys)
         return;
@@ -226,7 +226,7 @@ void lease_restore(struct sb_engine *e, const struct qitem_rec *q, int64_t now)
             q->run_id, until);
 }
 
-void lease_sweep(struct sb_engine *e, int64_t now)
+void lease_sweep(struct sbd_engine *e, int64_t now)
 {
     for (size_t i = 0; i < e->nghosts;) {
         struct ghost *g = &e->ghosts[i];
@@ -241,7 +241,7 @@ void lease_sweep(struct sb_engine *e, int64_t now)
     }
 }
 
-void lease_free(struct sb_engine *e)
+void lease_free(struct sbd_engine *e)
 {
     free(e->ghosts);
     e->ghosts = NULL;

@@ -41,7 +41,7 @@ char *outcome_error_json(const char *name, const char *msg)
     return s;
 }
 
-void outcome_free(struct call_result *res)
+void outcome_free(struct sbd_call_result *res)
 {
     free(res->message);
     free(res->output);
@@ -50,10 +50,10 @@ void outcome_free(struct call_result *res)
     memset(res, 0, sizeof *res);
 }
 
-static void set_error(struct call_result *out, bool retriable, const char *name, const char *fmt,
-                      ...) __attribute__((format(printf, 4, 5)));
-static void set_error(struct call_result *out, bool retriable, const char *name, const char *fmt,
-                      ...)
+static void set_error(struct sbd_call_result *out, bool retriable, const char *name,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void set_error(struct sbd_call_result *out, bool retriable, const char *name,
+                      const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -78,8 +78,8 @@ static void excerpt(const struct sb_buf *b, char *out, size_t outsz)
 }
 
 /* No HTTP answer: curl's error, a response timeout, or a body over the cap. */
-static void classify_no_response(CURLcode code, bool timed_out_after_send, const struct call *c,
-                                 struct call_result *out)
+static void classify_no_response(CURLcode code, bool timed_out_after_send, const struct sbd_call *c,
+                                 struct sbd_call_result *out)
 {
     if (code == CURLE_WRITE_ERROR) {
         set_error(out, false, "ResponseTooLarge", "the worker's response is larger than %zu bytes",
@@ -98,7 +98,7 @@ static void classify_no_response(CURLcode code, bool timed_out_after_send, const
 
 /* A 206: an array of step operations (or one op object). body stays the
  * caller's. */
-static void classify_ops(const struct call *c, json_t *body, struct call_result *out)
+static void classify_ops(const struct sbd_call *c, json_t *body, struct sbd_call_result *out)
 {
     json_t *ops = json_is_object(body) ? json_pack("[O]", body) : json_incref(body);
     bool ok = json_is_array(ops) && json_array_size(ops) > 0;
@@ -131,8 +131,8 @@ static void classify_ops(const struct call *c, json_t *body, struct call_result 
 
 /* A 2xx answer: the function's result (200) or its step operations (206).
  * body (NULL when empty or not JSON) stays the caller's. */
-static void classify_success(long status, const struct call *c, json_t *body,
-                             struct call_result *out)
+static void classify_success(long status, const struct sbd_call *c, json_t *body,
+                             struct sbd_call_result *out)
 {
     char ex[160];
     if (!c->has_sdk_header) {
@@ -163,7 +163,8 @@ static void classify_success(long status, const struct call *c, json_t *body,
 /* Any other status: an error, retriable or not. body (NULL when empty or
  * not JSON) stays the caller's; an error object in it is completed in
  * place with a name and a message. */
-static void classify_error(long status, const struct call *c, json_t *body, struct call_result *out)
+static void classify_error(long status, const struct sbd_call *c, json_t *body,
+                           struct sbd_call_result *out)
 {
     if (status == 401) {
         /* the SDK rejected our signature: a configuration problem */
@@ -204,8 +205,8 @@ static void classify_error(long status, const struct call *c, json_t *body, stru
     }
 }
 
-void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct call *c,
-                   struct call_result *out)
+void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct sbd_call *c,
+                   struct sbd_call_result *out)
 {
     memset(out, 0, sizeof *out);
     out->retry_after_ms = -1;
@@ -223,7 +224,7 @@ void outcome_parse(CURLcode code, bool timed_out_after_send, long status, struct
         return;
     }
     if (c->retry_after[0])
-        out->retry_after_ms = sb_retry_after_ms(c->retry_after, sb_now_ms());
+        out->retry_after_ms = sbd_retry_after_ms(c->retry_after, sb_now_ms());
     struct sb_err perr = { 0 };
     json_t *body = c->resp.len ? sb_json_parse_input(c->resp.data, c->resp.len, 0, &perr) : NULL;
     if (!body && perr.code == SB_ETOOBIG) {

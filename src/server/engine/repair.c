@@ -25,7 +25,7 @@
 
 #define REPAIR_BACKOFF_MAX_MS 30000
 
-void repair_note_failure(struct run *r, struct run_update *op, int rc)
+void repair_note_failure(struct sbd_run *r, struct sbd_run_update *op, int rc)
 {
     r->out_of_step = true;
     if (rc != SB_ECONFLICT) /* a conflict is the store deciding, not failing */
@@ -46,9 +46,9 @@ void repair_note_failure(struct run *r, struct run_update *op, int rc)
 
 /* Ends a run whose change could not be stored, with a short error; the
  * reason stays with the run until that end is stored. */
-static void end_unstorable(struct sb_engine *e, struct run *r)
+static void end_unstorable(struct sbd_engine *e, struct sbd_run *r)
 {
-    struct run_update *op = runop_new(e, r);
+    struct sbd_run_update *op = runop_new(e, r);
     if (!op)
         return;
     op->fallback = true;
@@ -58,35 +58,35 @@ static void end_unstorable(struct sb_engine *e, struct run *r)
 }
 
 struct reload_ctx {
-    struct sb_engine *e;
+    struct sbd_engine *e;
     int64_t not_before; /* wall ms */
 };
 
-static int reload_item(void *ctx, const struct qitem_rec *q)
+static int reload_item(void *ctx, const struct sbd_qitem_rec *q)
 {
     struct reload_ctx *rc = ctx;
-    struct run *r = engine_run_find(rc->e, q->run_id);
+    struct sbd_run *r = engine_run_find(rc->e, q->run_id);
     if (!r)
         return 0;
-    struct item *it = engine_item_load(rc->e, r, q);
+    struct sbd_item *it = engine_item_load(rc->e, r, q);
     if (it->due_at < rc->not_before)
         it->due_at = rc->not_before;
     return 0;
 }
 
 /* The run comes back after delay_ms through a memory-only item. */
-static void rebuild_later(struct sb_engine *e, struct run *r, int64_t delay_ms)
+static void rebuild_later(struct sbd_engine *e, struct sbd_run *r, int64_t delay_ms)
 {
     engine_run_drop_items(e, r);
-    struct item *it = engine_item_new(e, r, sb_engine_alloc_qid(e), "rebuild");
+    struct sbd_item *it = engine_item_new(e, r, sbd_engine_alloc_qid(e), "rebuild");
     it->flags = ITEM_REBUILD;
     it->due_at = sb_now_ms() + delay_ms;
 }
 
-static void answer_cancels(struct run *r, int rc)
+static void answer_cancels(struct sbd_run *r, int rc)
 {
     while (r->cancels) {
-        struct cancel_req *c = r->cancels;
+        struct sbd_cancel_req *c = r->cancels;
         r->cancels = c->next;
         if (c->cb)
             c->cb(c->ctx, rc, -1);
@@ -94,7 +94,7 @@ static void answer_cancels(struct run *r, int rc)
     }
 }
 
-void repair_rebuild(struct sb_engine *e, struct run *r)
+void repair_rebuild(struct sbd_engine *e, struct sbd_run *r)
 {
     assert(r->committing == 0);
     r->out_of_step = false;
@@ -103,17 +103,17 @@ void repair_rebuild(struct sb_engine *e, struct run *r)
     engine_run_drop_items(e, r);
     engine_run_unload(e, r);
     int64_t delay = r->commit_failures > 0
-                        ? sb_backoff_transport_ms(r->commit_failures + 2, REPAIR_BACKOFF_MAX_MS)
+                        ? sbd_backoff_transport_ms(r->commit_failures + 2, REPAIR_BACKOFF_MAX_MS)
                         : 0;
     if (r->abandoned) {
         r->ended = true;
         answer_cancels(r, SB_EIO);
         return;
     }
-    struct sb_store *st = sb_store_reader();
+    struct sbd_store *st = sbd_store_reader();
     struct reload_ctx ctx = { e, sb_now_ms() + delay };
     struct sb_err err = { 0 };
-    int rc = st ? sb_store_queue_scan_run(st, r->id, reload_item, &ctx, &err)
+    int rc = st ? sbd_store_queue_scan_run(st, r->id, reload_item, &ctx, &err)
                 : sb_err_set(&err, SB_EUNAVAIL, "no read connection to the store");
     if (rc < 0) {
         SB_LOGK(SB_ERROR, "run_rebuild_failed",
@@ -135,9 +135,9 @@ void repair_rebuild(struct sb_engine *e, struct run *r)
     answer_cancels(r, SB_EIO);
 }
 
-void repair_rebuild_due(struct sb_engine *e, struct item *it)
+void repair_rebuild_due(struct sbd_engine *e, struct sbd_item *it)
 {
-    struct run *r = it->run;
+    struct sbd_run *r = it->run;
     engine_item_free(e, it);
     repair_rebuild(e, r);
     if (r->committing == 0) {

@@ -32,7 +32,7 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-void runop_free(struct run_update *op)
+void runop_free(struct sbd_run_update *op)
 {
     if (!op)
         return;
@@ -64,34 +64,34 @@ void runop_free(struct run_update *op)
     free(op);
 }
 
-static int runop_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err *err)
+static int runop_apply_in_txn(struct sbd_store *st, struct sbd_wop *w, struct sb_err *err)
 {
-    struct run_update *op = (struct run_update *)w;
+    struct sbd_run_update *op = (struct sbd_run_update *)w;
     int rc = 0;
     if (op->alloc_failed) /* a partial change must not be stored */
         return sb_err_set(err, SB_ENOMEM, "out of memory while preparing the change");
     if (op->wait_timeout_item) {
         bool deleted;
-        if ((rc = sb_store_wait_delete(st, op->wait_timeout_item, &deleted, err)))
+        if ((rc = sbd_store_wait_delete(st, op->wait_timeout_item, &deleted, err)))
             return rc;
         if (!deleted)
             return sb_err_set(err, SB_ECONFLICT, "the wait was resolved by an event first");
     }
     for (size_t i = 0; !rc && i < op->nsteps; i++)
-        rc = sb_store_step_put(st, &op->steps[i], err);
+        rc = sbd_store_step_put(st, &op->steps[i], err);
     for (size_t i = 0; !rc && i < op->ndels; i++)
-        rc = sb_store_queue_del(st, op->dels[i], err);
+        rc = sbd_store_queue_del(st, op->dels[i], err);
     for (size_t i = 0; !rc && i < op->nputs; i++)
-        rc = sb_store_queue_put(st, &op->puts[i], err);
+        rc = sbd_store_queue_put(st, &op->puts[i], err);
     for (size_t i = 0; !rc && i < op->nwaits; i++)
         rc = wait_register_in_txn(st, op, &op->waits[i], err);
     for (size_t i = 0; !rc && i < op->ninvokes; i++)
         rc = invoke_register_in_txn(st, op, &op->invokes[i], err);
     if (!rc && op->progress)
-        rc = sb_store_run_progress(st, op->run_id, op->now, op->req_version, err);
+        rc = sbd_store_run_progress(st, op->run_id, op->now, op->req_version, err);
     if (!rc && op->finish_status >= 0)
-        rc = sb_store_run_finish(st, op->run_id, op->finish_status, op->output, op->error,
-                                 op->started_at, op->now, err);
+        rc = sbd_store_run_finish(st, op->run_id, op->finish_status, op->output, op->error,
+                                  op->started_at, op->now, err);
     if (!rc && op->finish_status >= 0) {
         sbd_ingest_free(&op->lifecycle); /* a retried apply starts afresh */
         rc = sbd_lifecycle_emit_in_txn(st, op->e->sbd->ingest, op->run_id, op->finish_status,
@@ -102,9 +102,9 @@ static int runop_apply_in_txn(struct sb_store *st, struct wop *w, struct sb_err 
     return rc;
 }
 
-static void runop_done(struct wop *w, int rc, const struct sb_err *err)
+static void runop_done(struct sbd_wop *w, int rc, const struct sb_err *err)
 {
-    struct run_update *op = (struct run_update *)w;
+    struct sbd_run_update *op = (struct sbd_run_update *)w;
     if (rc == SB_ECONFLICT)
         SB_LOGK(SB_DEBUG, "run_update_conflict", ((struct sb_lf[]){ LF_S("run_id", op->run_id) }),
                 "run %s: %s", op->run_id, err ? err->msg : "conflict");
@@ -128,18 +128,18 @@ static void runop_done(struct wop *w, int rc, const struct sb_err *err)
     if (!rc && op->finish_status >= 0) {
         sbd_ingest_committed(op->e->sbd->ingest, &op->lifecycle); /* runs the end triggered */
         if (op->nresolved) { /* the parent that invoked this run goes on */
-            sb_engine_waits_resolved(op->e, op->resolved, op->nresolved);
+            sbd_engine_waits_resolved(op->e, op->resolved, op->nresolved);
             op->resolved = NULL;
             op->nresolved = 0;
         }
-        sb_waiters_notify(op->e->sbd->waiters, op->run_id, op->batch ? NULL : op->event_id);
+        sbd_waiters_notify(op->e->sbd->waiters, op->run_id, op->batch ? NULL : op->event_id);
     }
     engine_post_committed(op->e, op, rc);
 }
 
-struct run_update *runop_new(struct sb_engine *e, struct run *r)
+struct sbd_run_update *runop_new(struct sbd_engine *e, struct sbd_run *r)
 {
-    struct run_update *op = calloc(1, sizeof *op);
+    struct sbd_run_update *op = calloc(1, sizeof *op);
     if (!op)
         return NULL;
     op->wop.apply = runop_apply_in_txn;
@@ -158,7 +158,7 @@ struct run_update *runop_new(struct sb_engine *e, struct run *r)
     return op;
 }
 
-void runop_drop_pending(struct run_update *op)
+void runop_drop_pending(struct sbd_run_update *op)
 {
     for (size_t i = 0; i < op->nwaits; i++)
         wait_reg_free(&op->waits[i]);
@@ -172,15 +172,15 @@ void runop_drop_pending(struct run_update *op)
     op->ninvokes = 0;
 }
 
-int runop_add_step(struct run_update *op, const struct step_rec *s)
+int runop_add_step(struct sbd_run_update *op, const struct sbd_step_rec *s)
 {
-    struct step_rec *ns = realloc(op->steps, (op->nsteps + 1) * sizeof *ns);
+    struct sbd_step_rec *ns = realloc(op->steps, (op->nsteps + 1) * sizeof *ns);
     if (!ns) {
         op->alloc_failed = true;
         return SB_ENOMEM;
     }
     op->steps = ns;
-    struct step_rec *d = &ns[op->nsteps++];
+    struct sbd_step_rec *d = &ns[op->nsteps++];
     *d = *s;
     d->run_id = op->run_id;
     d->hash = dup_or_null(s->hash);
@@ -196,7 +196,7 @@ int runop_add_step(struct run_update *op, const struct step_rec *s)
     return 0;
 }
 
-int runop_put_item(struct run_update *op, const struct item *it)
+int runop_put_item(struct sbd_run_update *op, const struct sbd_item *it)
 {
     /* the same item twice in one op: keep the last state */
     for (size_t i = 0; i < op->nputs; i++) {
@@ -208,13 +208,13 @@ int runop_put_item(struct run_update *op, const struct item *it)
             break;
         }
     }
-    struct qitem_rec *np = realloc(op->puts, (op->nputs + 1) * sizeof *np);
+    struct sbd_qitem_rec *np = realloc(op->puts, (op->nputs + 1) * sizeof *np);
     if (!np) {
         op->alloc_failed = true;
         return SB_ENOMEM;
     }
     op->puts = np;
-    struct qitem_rec *q = &np[op->nputs++];
+    struct sbd_qitem_rec *q = &np[op->nputs++];
     memset(q, 0, sizeof *q);
     q->id = it->id;
     q->run_id = op->run_id;
@@ -233,7 +233,7 @@ int runop_put_item(struct run_update *op, const struct item *it)
     return 0;
 }
 
-int runop_del_item(struct run_update *op, int64_t id)
+int runop_del_item(struct sbd_run_update *op, int64_t id)
 {
     int64_t *nd = realloc(op->dels, (op->ndels + 1) * sizeof *nd);
     if (!nd) {
@@ -245,15 +245,15 @@ int runop_del_item(struct run_update *op, int64_t id)
     return 0;
 }
 
-void runop_submit(struct run_update *op)
+void runop_submit(struct sbd_run_update *op)
 {
     op->run->committing++;
-    sb_writer_submit(op->e->sbd->writer, &op->wop);
+    sbd_writer_submit(op->e->sbd->writer, &op->wop);
 }
 
-void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
+void runop_committed(struct sbd_engine *e, struct sbd_run_update *op, int rc)
 {
-    struct run *r = op->run;
+    struct sbd_run *r = op->run;
     r->committing--;
     assert(r->committing >= 0);
     if (rc == 0 && op->nwaits > 0 && !r->ended)
@@ -269,7 +269,7 @@ void runop_committed(struct sb_engine *e, struct run_update *op, int rc)
                                    LF_S("status", run_status_name(op->finish_status)) }),
                 "run ended");
         while (r->cancels) {
-            struct cancel_req *c = r->cancels;
+            struct sbd_cancel_req *c = r->cancels;
             r->cancels = c->next;
             if (c->cb)
                 c->cb(c->ctx, op->finish_status == RUN_CANCELLED ? 0 : SB_ECONFLICT,

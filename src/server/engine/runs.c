@@ -15,12 +15,12 @@
 
 /* ---- the queue ---- */
 
-void engine_heap_push(struct sb_engine *e, struct item *it)
+void engine_heap_push(struct sbd_engine *e, struct sbd_item *it)
 {
     iheap_push(&e->queue, it);
 }
 
-void engine_heap_remove(struct sb_engine *e, struct item *it)
+void engine_heap_remove(struct sbd_engine *e, struct sbd_item *it)
 {
     (void)e;
     iheap_remove(it); /* from the queue or the slot it is parked on */
@@ -36,22 +36,22 @@ static size_t hash_id(const char *s)
     return h;
 }
 
-struct run *engine_run_find(struct sb_engine *e, const char *id)
+struct sbd_run *engine_run_find(struct sbd_engine *e, const char *id)
 {
-    for (struct run *r = e->buckets[hash_id(id) & (e->nbuckets - 1)]; r; r = r->hnext)
+    for (struct sbd_run *r = e->buckets[hash_id(id) & (e->nbuckets - 1)]; r; r = r->hnext)
         if (strcmp(r->id, id) == 0)
             return r;
     return NULL;
 }
 
-static void table_grow(struct sb_engine *e)
+static void table_grow(struct sbd_engine *e)
 {
     size_t nb = e->nbuckets * 2;
-    struct run **b = calloc(nb, sizeof *b);
+    struct sbd_run **b = calloc(nb, sizeof *b);
     if (!b)
         return; /* keep the longer chains */
     for (size_t i = 0; i < e->nbuckets; i++) {
-        for (struct run *r = e->buckets[i], *next; r; r = next) {
+        for (struct sbd_run *r = e->buckets[i], *next; r; r = next) {
             next = r->hnext;
             size_t k = hash_id(r->id) & (nb - 1);
             r->hnext = b[k];
@@ -63,9 +63,9 @@ static void table_grow(struct sb_engine *e)
     e->nbuckets = nb;
 }
 
-struct run *engine_run_add(struct sb_engine *e, const char *id)
+struct sbd_run *engine_run_add(struct sbd_engine *e, const char *id)
 {
-    struct run *r = calloc(1, sizeof *r);
+    struct sbd_run *r = calloc(1, sizeof *r);
     if (!r) {
         SB_LOG(SB_ERROR, "oom", "cannot allocate a run");
         abort();
@@ -81,7 +81,7 @@ struct run *engine_run_add(struct sb_engine *e, const char *id)
     return r;
 }
 
-void engine_run_unload(struct sb_engine *e, struct run *r)
+void engine_run_unload(struct sbd_engine *e, struct sbd_run *r)
 {
     if (!r->loaded)
         return;
@@ -98,7 +98,7 @@ void engine_run_unload(struct sb_engine *e, struct run *r)
     e->loaded_runs--;
 }
 
-int engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const char *value)
+int engine_memo_put(struct sbd_engine *e, struct sbd_run *r, const char *hash, const char *value)
 {
     (void)e;
     assert(hash && value); /* callers encode first and fail the run when they cannot */
@@ -116,7 +116,7 @@ int engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const 
     }
     if (r->nmemo == r->capmemo) {
         size_t nc = r->capmemo ? r->capmemo * 2 : 8;
-        struct memo *nm = realloc(r->memo, nc * sizeof *nm);
+        struct sbd_memo *nm = realloc(r->memo, nc * sizeof *nm);
         if (!nm)
             return SB_ENOMEM;
         r->memo = nm;
@@ -131,7 +131,7 @@ int engine_memo_put(struct sb_engine *e, struct run *r, const char *hash, const 
     return 0;
 }
 
-void engine_item_free(struct sb_engine *e, struct item *it)
+void engine_item_free(struct sbd_engine *e, struct sbd_item *it)
 {
     engine_heap_remove(e, it);
     if (it->call)
@@ -140,7 +140,7 @@ void engine_item_free(struct sb_engine *e, struct item *it)
         admit_release(e, it);
     if (it->run->deadline == it)
         it->run->deadline = NULL;
-    struct item **pp = &it->run->items;
+    struct sbd_item **pp = &it->run->items;
     while (*pp && *pp != it)
         pp = &(*pp)->next;
     if (*pp)
@@ -150,9 +150,10 @@ void engine_item_free(struct sb_engine *e, struct item *it)
     e->nitems--;
 }
 
-struct item *engine_item_new(struct sb_engine *e, struct run *r, int64_t id, const char *step_id)
+struct sbd_item *engine_item_new(struct sbd_engine *e, struct sbd_run *r, int64_t id,
+                                 const char *step_id)
 {
-    struct item *it = calloc(1, sizeof *it);
+    struct sbd_item *it = calloc(1, sizeof *it);
     if (!it) {
         SB_LOG(SB_ERROR, "oom", "cannot allocate a queue item");
         abort();
@@ -166,7 +167,7 @@ struct item *engine_item_new(struct sb_engine *e, struct run *r, int64_t id, con
     return it;
 }
 
-void engine_run_drop_items(struct sb_engine *e, struct run *r)
+void engine_run_drop_items(struct sbd_engine *e, struct sbd_run *r)
 {
     while (r->items)
         engine_item_free(e, r->items);
@@ -174,14 +175,14 @@ void engine_run_drop_items(struct sb_engine *e, struct run *r)
         engine_item_free(e, r->deadline);
 }
 
-void engine_deadline_new(struct sb_engine *e, struct run *r, int64_t due_at)
+void engine_deadline_new(struct sbd_engine *e, struct sbd_run *r, int64_t due_at)
 {
-    struct item *it = calloc(1, sizeof *it);
+    struct sbd_item *it = calloc(1, sizeof *it);
     if (!it) {
         SB_LOG(SB_ERROR, "oom", "cannot allocate a queue item");
         abort();
     }
-    it->id = sb_engine_alloc_qid(e);
+    it->id = sbd_engine_alloc_qid(e);
     it->run = r;
     it->due_at = due_at;
     it->flags = ITEM_DEADLINE;
@@ -192,9 +193,10 @@ void engine_deadline_new(struct sb_engine *e, struct run *r, int64_t due_at)
     engine_heap_push(e, it);
 }
 
-struct item *engine_item_load(struct sb_engine *e, struct run *r, const struct qitem_rec *q)
+struct sbd_item *engine_item_load(struct sbd_engine *e, struct sbd_run *r,
+                                  const struct sbd_qitem_rec *q)
 {
-    struct item *it;
+    struct sbd_item *it;
     if (q->flags & ITEM_DEADLINE) {
         if (r->deadline)
             engine_item_free(e, r->deadline);
@@ -222,13 +224,13 @@ struct item *engine_item_load(struct sb_engine *e, struct run *r, const struct q
     return it;
 }
 
-void engine_run_free(struct sb_engine *e, struct run *r)
+void engine_run_free(struct sbd_engine *e, struct sbd_run *r)
 {
     engine_run_drop_items(e, r);
     admit_run_free(r);
     engine_run_unload(e, r);
     size_t k = hash_id(r->id) & (e->nbuckets - 1);
-    struct run **pp = &e->buckets[k];
+    struct sbd_run **pp = &e->buckets[k];
     while (*pp && *pp != r)
         pp = &(*pp)->hnext;
     if (*pp)
@@ -242,11 +244,11 @@ void engine_run_free(struct sb_engine *e, struct run *r)
 /* Runs idle for longer than this drop their heavy state. */
 #define UNLOAD_AFTER_MS 2000
 
-void engine_run_schedule(struct sb_engine *e, struct run *r)
+void engine_run_schedule(struct sbd_engine *e, struct sbd_run *r)
 {
     int64_t now = sb_now_ms(), soonest = INT64_MAX;
     bool busy = false;
-    for (struct item *it = r->items; it; it = it->next) {
+    for (struct sbd_item *it = r->items; it; it = it->next) {
         if (it->call || it->leasing) {
             busy = true;
             continue;

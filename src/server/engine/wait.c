@@ -37,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void wait_reg_free(struct wait_reg *w)
+void wait_reg_free(struct sbd_wait_reg *w)
 {
     free(w->hash);
     free(w->event_name);
@@ -65,7 +65,7 @@ static int wait_timeout(const char *name, const char *timeout, int64_t now, int6
                       timeout ? timeout : "");
 }
 
-int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *timeout_at,
+int wait_parse_op(const json_t *op, int64_t now, struct sbd_wait_reg *w, int64_t *timeout_at,
                   struct sb_err *err)
 {
     memset(w, 0, sizeof *w);
@@ -83,12 +83,12 @@ int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *ti
         return rc;
     if (expr && *expr) {
         struct sb_err xerr = { 0 };
-        struct sb_expr *x = sb_expr_compile(expr, &xerr);
+        struct sbd_expr *x = sbd_expr_compile(expr, &xerr);
         if (!x)
             return sb_err_set(err, SB_EINVAL,
                               "waitForEvent('%.100s'): invalid expression '%.200s': %s", name, expr,
                               xerr.msg);
-        sb_expr_free(x);
+        sbd_expr_free(x);
         w->expr = strdup(expr);
     }
     w->event_name = strdup(name);
@@ -100,7 +100,7 @@ int wait_parse_op(const json_t *op, int64_t now, struct wait_reg *w, int64_t *ti
 }
 
 struct scan_ctx {
-    struct wait_reg *w;
+    struct sbd_wait_reg *w;
     const char *found;
     char *found_copy;
 };
@@ -122,20 +122,20 @@ static int scan_event_in_txn(void *ctx, const char *id, const char *body)
     return 0;
 }
 
-int wait_register_in_txn(struct sb_store *st, struct run_update *op, struct wait_reg *w,
+int wait_register_in_txn(struct sbd_store *st, struct sbd_run_update *op, struct sbd_wait_reg *w,
                          struct sb_err *err)
 {
-    struct wait_rec rec = { .item_id = w->item_id,
-                            .run_id = op->run_id,
-                            .step_hash = w->hash,
-                            .event_name = w->event_name,
-                            .expression = w->expr,
-                            .created_at = op->now };
-    int rc = sb_store_wait_put(st, &rec, err);
+    struct sbd_wait_rec rec = { .item_id = w->item_id,
+                                .run_id = op->run_id,
+                                .step_hash = w->hash,
+                                .event_name = w->event_name,
+                                .expression = w->expr,
+                                .created_at = op->now };
+    int rc = sbd_store_wait_put(st, &rec, err);
     if (rc)
         return rc;
     struct scan_ctx sc = { w, NULL, NULL };
-    rc = sb_store_events_since(st, w->event_name, w->min_event_id, scan_event_in_txn, &sc, err);
+    rc = sbd_store_events_since(st, w->event_name, w->min_event_id, scan_event_in_txn, &sc, err);
     if (rc < 0) /* the scan's own code: a busy store is retried, not taken as final */
         return sb_err_set(err, rc, "cannot scan events for a wait");
     if (!sc.found_copy)
@@ -150,9 +150,9 @@ int wait_register_in_txn(struct sb_store *st, struct run_update *op, struct wait
     return 0;
 }
 
-static struct item *find_item(struct run *r, int64_t id)
+static struct sbd_item *find_item(struct sbd_run *r, int64_t id)
 {
-    for (struct item *it = r->items; it; it = it->next)
+    for (struct sbd_item *it = r->items; it; it = it->next)
         if (it->id == id)
             return it;
     return NULL;
@@ -160,10 +160,10 @@ static struct item *find_item(struct run *r, int64_t id)
 
 /* After a wait was resolved in the store: the run's memory follows. Adds a
  * discovery item (in the store too) when nothing else is left to do. */
-void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, const char *hash,
-                           const char *memo, int64_t discovery_qid, int flags)
+void wait_apply_resolution(struct sbd_engine *e, struct sbd_run *r, int64_t item_id,
+                           const char *hash, const char *memo, int64_t discovery_qid, int flags)
 {
-    struct item *it = find_item(r, item_id);
+    struct sbd_item *it = find_item(r, item_id);
     if (it)
         engine_item_free(e, it);
     bool have = false;
@@ -172,7 +172,7 @@ void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, 
     if (!have && engine_memo_put(e, r, hash, memo) != 0)
         engine_run_unload(e, r); /* reloaded from the store, which has it */
     if (discovery_qid > 0 && !find_item(r, discovery_qid)) {
-        struct item *d = engine_item_new(e, r, discovery_qid, "step");
+        struct sbd_item *d = engine_item_new(e, r, discovery_qid, "step");
         d->flags = flags & ITEM_PARALLEL;
         d->due_at = sb_now_ms();
     }
@@ -183,10 +183,10 @@ void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, 
          * nothing to do): the call's result then stores it, and a crash
          * before that leaves a Running run without rows, which the next
          * start repairs. */
-        struct item *d = engine_item_new(e, r, sb_engine_alloc_qid(e), "step");
+        struct sbd_item *d = engine_item_new(e, r, sbd_engine_alloc_qid(e), "step");
         d->flags = flags & ITEM_PARALLEL;
         d->due_at = sb_now_ms();
-        struct run_update *op = runop_new(e, r);
+        struct sbd_run_update *op = runop_new(e, r);
         if (op) {
             runop_put_item(op, d);
             runop_submit(op);
@@ -197,21 +197,21 @@ void wait_apply_resolution(struct sb_engine *e, struct run *r, int64_t item_id, 
     }
 }
 
-void wait_after_commit(struct sb_engine *e, struct run *r, struct run_update *op)
+void wait_after_commit(struct sbd_engine *e, struct sbd_run *r, struct sbd_run_update *op)
 {
     for (size_t i = 0; i < op->nwaits; i++) {
-        struct wait_reg *w = &op->waits[i];
+        struct sbd_wait_reg *w = &op->waits[i];
         if (w->matched)
             wait_apply_resolution(e, r, w->item_id, w->hash, w->matched, w->discovery_qid,
                                   w->flags);
     }
 }
 
-void engine_handle_waits_resolved(struct sb_engine *e, struct inbox_msg *m)
+void engine_handle_waits_resolved(struct sbd_engine *e, struct sbd_inbox_msg *m)
 {
     for (size_t i = 0; i < m->waits_resolved.n; i++) {
-        struct wait_resolution *res = &m->waits_resolved.res[i];
-        struct run *r = engine_run_find(e, res->run_id);
+        struct sbd_wait_resolution *res = &m->waits_resolved.res[i];
+        struct sbd_run *r = engine_run_find(e, res->run_id);
         if (r && !r->ended)
             wait_apply_resolution(e, r, res->item_id, res->hash, res->memo, res->discovery_qid,
                                   res->flags);

@@ -15,7 +15,7 @@
 #include <string.h>
 
 struct token {
-    enum tok_kind kind;
+    enum sbd_expr_tok_kind kind;
     size_t pos;
     char *text; /* identifier or decoded string (owned by the lexer copy) */
     double num;
@@ -133,7 +133,7 @@ static int lex_number(struct parser *p)
 
 /* The token of a one-character punctuation mark or arithmetic operator, or
  * T_END when c is not one. */
-static enum tok_kind single_char_token(char c)
+static enum sbd_expr_tok_kind single_char_token(char c)
 {
     switch (c) {
     case '(': return T_LPAREN;
@@ -158,7 +158,7 @@ static enum tok_kind single_char_token(char c)
  * token, so a lone '=', '&' or '|' is refused with the one meant). */
 static const struct {
     char first, second;
-    enum tok_kind alone, doubled;
+    enum sbd_expr_tok_kind alone, doubled;
 } two_char_ops[] = {
     { '!', '=', T_NOT, T_NE }, { '<', '=', T_LT, T_LE },   { '>', '=', T_GT, T_GE },
     { '=', '=', T_END, T_EQ }, { '&', '&', T_END, T_AND }, { '|', '|', T_END, T_OR },
@@ -206,7 +206,7 @@ static int next(struct parser *p)
     if (c == '\'' || c == '"')
         return lex_string(p, c);
     p->pos++;
-    enum tok_kind k = single_char_token(c);
+    enum sbd_expr_tok_kind k = single_char_token(c);
     if (k != T_END) {
         p->tok.kind = k;
         return 0;
@@ -216,7 +216,7 @@ static int next(struct parser *p)
 
 /* ---- AST ---- */
 
-static void node_free(struct node *n)
+static void node_free(struct sbd_expr_node *n)
 {
     if (!n)
         return;
@@ -232,9 +232,9 @@ static void node_free(struct node *n)
 }
 
 /* A node of kind at byte offset pos (of its name or operator). */
-static struct node *node_at(struct parser *p, enum node_kind kind, size_t pos)
+static struct sbd_expr_node *node_at(struct parser *p, enum sbd_expr_node_kind kind, size_t pos)
 {
-    struct node *n = calloc(1, sizeof *n);
+    struct sbd_expr_node *n = calloc(1, sizeof *n);
     if (!n) {
         fail(p, p->tok.pos, "out of memory");
         return NULL;
@@ -245,19 +245,19 @@ static struct node *node_at(struct parser *p, enum node_kind kind, size_t pos)
     return n;
 }
 
-static struct node *node_new(struct parser *p, enum node_kind kind)
+static struct sbd_expr_node *node_new(struct parser *p, enum sbd_expr_node_kind kind)
 {
     return node_at(p, kind, p->tok.pos);
 }
 
-static int taller(int h, const struct node *child)
+static int taller(int h, const struct sbd_expr_node *child)
 {
     return child && child->height >= h ? child->height + 1 : h;
 }
 
 /* Records n's height once its operands are attached; refuses a tree taller
  * than EXPR_MAX_DEPTH (the caller frees n). */
-static int seal(struct parser *p, struct node *n)
+static int seal(struct parser *p, struct sbd_expr_node *n)
 {
     int h = taller(taller(taller(1, n->a), n->b), n->c);
     for (size_t i = 0; i < n->nargs; i++)
@@ -273,7 +273,7 @@ static int seal(struct parser *p, struct node *n)
 }
 
 /* Sealed n, or NULL (n freed) when it is too tall. */
-static struct node *sealed(struct parser *p, struct node *n)
+static struct sbd_expr_node *sealed(struct parser *p, struct sbd_expr_node *n)
 {
     if (n && seal(p, n)) {
         node_free(n);
@@ -282,9 +282,9 @@ static struct node *sealed(struct parser *p, struct node *n)
     return n;
 }
 
-static int push_arg(struct parser *p, struct node *n, struct node *arg)
+static int push_arg(struct parser *p, struct sbd_expr_node *n, struct sbd_expr_node *arg)
 {
-    struct node **na = realloc(n->args, (n->nargs + 1) * sizeof *na);
+    struct sbd_expr_node **na = realloc(n->args, (n->nargs + 1) * sizeof *na);
     if (!na) {
         node_free(arg);
         return fail(p, p->tok.pos, "out of memory");
@@ -296,9 +296,9 @@ static int push_arg(struct parser *p, struct node *n, struct node *arg)
 
 /* ---- parser (precedence climbing) ---- */
 
-static struct node *parse_expr(struct parser *p);
+static struct sbd_expr_node *parse_expr(struct parser *p);
 
-static int expect(struct parser *p, enum tok_kind k, const char *what)
+static int expect(struct parser *p, enum sbd_expr_tok_kind k, const char *what)
 {
     if (p->tok.kind != k)
         return fail(p, p->tok.pos, "expected %s", what);
@@ -306,12 +306,13 @@ static int expect(struct parser *p, enum tok_kind k, const char *what)
 }
 
 /* Comma-separated expressions up to `close`; the opening token is consumed. */
-static int parse_args(struct parser *p, struct node *n, enum tok_kind close, const char *what)
+static int parse_args(struct parser *p, struct sbd_expr_node *n, enum sbd_expr_tok_kind close,
+                      const char *what)
 {
     if (p->tok.kind == close)
         return next(p);
     for (;;) {
-        struct node *arg = parse_expr(p);
+        struct sbd_expr_node *arg = parse_expr(p);
         if (!arg)
             return SB_EINVAL; /* parse_expr has failed the parse */
         int rc = push_arg(p, n, arg);
@@ -327,7 +328,7 @@ static int parse_args(struct parser *p, struct node *n, enum tok_kind close, con
 }
 
 /* A literal of the current token (a number, string, true, false or null). */
-static struct node *parse_literal(struct parser *p)
+static struct sbd_expr_node *parse_literal(struct parser *p)
 {
     json_t *lit;
     if (p->tok.kind == T_NUMBER) {
@@ -345,7 +346,7 @@ static struct node *parse_literal(struct parser *p)
         const char *id = p->tok.text;
         lit = id[0] == 't' ? json_true() : id[0] == 'f' ? json_false() : json_null();
     }
-    struct node *n = node_new(p, N_LIT);
+    struct sbd_expr_node *n = node_new(p, N_LIT);
     if (!n) {
         json_decref(lit);
         return NULL;
@@ -366,7 +367,7 @@ static bool is_literal_word(const char *id)
 }
 
 /* A variable, or a global call such as size(x): the identifier is current. */
-static struct node *parse_name(struct parser *p)
+static struct sbd_expr_node *parse_name(struct parser *p)
 {
     size_t pos = p->tok.pos;
     if (strcmp(p->tok.text, "in") == 0) {
@@ -382,7 +383,7 @@ static struct node *parse_name(struct parser *p)
         free(name);
         return NULL;
     }
-    struct node *n = node_at(p, p->tok.kind == T_LPAREN ? N_CALL : N_VAR, pos);
+    struct sbd_expr_node *n = node_at(p, p->tok.kind == T_LPAREN ? N_CALL : N_VAR, pos);
     if (!n) {
         free(name);
         return NULL;
@@ -395,9 +396,9 @@ static struct node *parse_name(struct parser *p)
     return sealed(p, n);
 }
 
-static struct node *parse_primary(struct parser *p)
+static struct sbd_expr_node *parse_primary(struct parser *p)
 {
-    struct node *n = NULL;
+    struct sbd_expr_node *n = NULL;
     switch (p->tok.kind) {
     case T_NUMBER:
     case T_STRING: return parse_literal(p);
@@ -424,7 +425,7 @@ static struct node *parse_primary(struct parser *p)
 }
 
 /* .name or .name(args) after n (the '.' is current); the result owns n. */
-static struct node *parse_member(struct parser *p, struct node *n)
+static struct sbd_expr_node *parse_member(struct parser *p, struct sbd_expr_node *n)
 {
     if (next(p))
         goto fail;
@@ -440,7 +441,7 @@ static struct node *parse_member(struct parser *p, struct node *n)
         free(name);
         goto fail;
     }
-    struct node *m = node_at(p, p->tok.kind == T_LPAREN ? N_METHOD : N_FIELD, pos);
+    struct sbd_expr_node *m = node_at(p, p->tok.kind == T_LPAREN ? N_METHOD : N_FIELD, pos);
     if (!m) {
         free(name);
         goto fail;
@@ -457,14 +458,14 @@ fail:
     return NULL;
 }
 
-static struct node *parse_postfix(struct parser *p)
+static struct sbd_expr_node *parse_postfix(struct parser *p)
 {
-    struct node *n = parse_primary(p);
+    struct sbd_expr_node *n = parse_primary(p);
     while (n) {
         if (p->tok.kind == T_DOT) {
             n = parse_member(p, n);
         } else if (p->tok.kind == T_LBRACK) {
-            struct node *ix = node_new(p, N_INDEX);
+            struct sbd_expr_node *ix = node_new(p, N_INDEX);
             if (!ix) {
                 node_free(n);
                 return NULL;
@@ -482,7 +483,7 @@ static struct node *parse_postfix(struct parser *p)
     return n;
 }
 
-static struct node *parse_unary(struct parser *p)
+static struct sbd_expr_node *parse_unary(struct parser *p)
 {
     if (p->tok.kind == T_NOT || p->tok.kind == T_MINUS) {
         if (++p->depth > EXPR_MAX_DEPTH) {
@@ -490,8 +491,8 @@ static struct node *parse_unary(struct parser *p)
                  EXPR_MAX_DEPTH);
             return NULL;
         }
-        enum tok_kind op = p->tok.kind;
-        struct node *n = node_new(p, N_UNARY);
+        enum sbd_expr_tok_kind op = p->tok.kind;
+        struct sbd_expr_node *n = node_new(p, N_UNARY);
         if (!n || next(p) || !(n->a = parse_unary(p))) {
             node_free(n);
             return NULL;
@@ -503,7 +504,7 @@ static struct node *parse_unary(struct parser *p)
     return parse_postfix(p);
 }
 
-static int precedence(enum tok_kind k)
+static int precedence(enum sbd_expr_tok_kind k)
 {
     switch (k) {
     case T_OR: return 1;
@@ -529,17 +530,17 @@ static bool is_in(const struct parser *p)
     return p->tok.kind == T_IDENT && strcmp(p->tok.text, "in") == 0;
 }
 
-static struct node *parse_binary(struct parser *p, int min_prec)
+static struct sbd_expr_node *parse_binary(struct parser *p, int min_prec)
 {
-    struct node *lhs = parse_unary(p);
+    struct sbd_expr_node *lhs = parse_unary(p);
     while (lhs) {
-        enum tok_kind op = p->tok.kind;
+        enum sbd_expr_tok_kind op = p->tok.kind;
         if (op == T_IDENT && !is_in(p))
             break;
         int prec = precedence(op);
         if (prec == 0 || prec < min_prec)
             break;
-        struct node *n = node_new(p, N_BINARY);
+        struct sbd_expr_node *n = node_new(p, N_BINARY);
         if (!n || next(p)) {
             node_free(n);
             node_free(lhs);
@@ -556,15 +557,15 @@ static struct node *parse_binary(struct parser *p, int min_prec)
     return lhs;
 }
 
-static struct node *parse_expr(struct parser *p)
+static struct sbd_expr_node *parse_expr(struct parser *p)
 {
     if (++p->depth > EXPR_MAX_DEPTH) {
         fail(p, p->tok.pos, "expression nested too deeply: more than %d levels", EXPR_MAX_DEPTH);
         return NULL;
     }
-    struct node *n = parse_binary(p, 1);
+    struct sbd_expr_node *n = parse_binary(p, 1);
     if (n && p->tok.kind == T_QUESTION) {
-        struct node *c = node_new(p, N_COND);
+        struct sbd_expr_node *c = node_new(p, N_COND);
         if (!c || next(p)) {
             node_free(c);
             node_free(n);
@@ -582,19 +583,19 @@ static struct node *parse_expr(struct parser *p)
     return n;
 }
 
-struct sb_expr *sb_expr_compile_as(const char *src, unsigned flags, struct sb_err *err)
+struct sbd_expr *sbd_expr_compile_as(const char *src, unsigned flags, struct sb_err *err)
 {
     if (!src) {
         sb_err_set(err, SB_EINVAL, "expression missing");
         return NULL;
     }
     size_t len = strlen(src);
-    if (len > SB_EXPR_MAX_SOURCE) {
-        sb_err_set(err, SB_EINVAL, "expression of %zu bytes: at most %d", len, SB_EXPR_MAX_SOURCE);
+    if (len > SBD_EXPR_MAX_SOURCE) {
+        sb_err_set(err, SB_EINVAL, "expression of %zu bytes: at most %d", len, SBD_EXPR_MAX_SOURCE);
         return NULL;
     }
     struct parser p = { .src = src, .err = err };
-    struct node *root = NULL;
+    struct sbd_expr_node *root = NULL;
     if (next(&p) == 0) {
         root = parse_expr(&p);
         if (root && p.tok.kind != T_END) {
@@ -604,13 +605,13 @@ struct sb_expr *sb_expr_compile_as(const char *src, unsigned flags, struct sb_er
         }
     }
     free(p.tok.text);
-    if (root && !(flags & SB_EXPR_UNCHECKED) && expr_check(root, src, flags, err) != 0) {
+    if (root && !(flags & SBD_EXPR_UNCHECKED) && expr_check(root, src, flags, err) != 0) {
         node_free(root);
         root = NULL;
     }
     if (!root)
         return NULL;
-    struct sb_expr *e = calloc(1, sizeof *e);
+    struct sbd_expr *e = calloc(1, sizeof *e);
     if (!e || !(e->source = strdup(src))) {
         free(e);
         node_free(root);
@@ -621,12 +622,12 @@ struct sb_expr *sb_expr_compile_as(const char *src, unsigned flags, struct sb_er
     return e;
 }
 
-struct sb_expr *sb_expr_compile(const char *src, struct sb_err *err)
+struct sbd_expr *sbd_expr_compile(const char *src, struct sb_err *err)
 {
-    return sb_expr_compile_as(src, SB_EXPR_EVENT | SB_EXPR_ASYNC | SB_EXPR_COND, err);
+    return sbd_expr_compile_as(src, SBD_EXPR_EVENT | SBD_EXPR_ASYNC | SBD_EXPR_COND, err);
 }
 
-void sb_expr_free(struct sb_expr *e)
+void sbd_expr_free(struct sbd_expr *e)
 {
     if (!e)
         return;
@@ -635,7 +636,7 @@ void sb_expr_free(struct sb_expr *e)
     free(e);
 }
 
-const char *sb_expr_source(const struct sb_expr *e)
+const char *sbd_expr_source(const struct sbd_expr *e)
 {
     return e->source;
 }

@@ -34,39 +34,39 @@
 
 #include "common/err.h"
 
-#define SB_EXPR_MAX_SOURCE 4096
+#define SBD_EXPR_MAX_SOURCE 4096
 
-struct sb_expr;
+struct sbd_expr;
 
-struct sb_expr_var {
+struct sbd_expr_var {
     const char *name;
     const json_t *value;
 };
 
-/* What an expression may use and must be (flags of sb_expr_compile_as). */
-#define SB_EXPR_EVENT 0x1u /* may name `event` */
-#define SB_EXPR_ASYNC 0x2u /* may name `async` */
-#define SB_EXPR_COND 0x4u  /* is a condition: must be able to be a bool */
-#define SB_EXPR_NUM 0x8u   /* must be able to be a number (a priority) */
+/* What an expression may use and must be (flags of sbd_expr_compile_as). */
+#define SBD_EXPR_EVENT 0x1u /* may name `event` */
+#define SBD_EXPR_ASYNC 0x2u /* may name `async` */
+#define SBD_EXPR_COND 0x4u  /* is a condition: must be able to be a bool */
+#define SBD_EXPR_NUM 0x8u   /* must be able to be a number (a priority) */
 /* Only syntax and limits are checked, not the subset: for an expression an
  * earlier sysbusd accepted and stored, which keeps behaving as it did. */
-#define SB_EXPR_UNCHECKED 0x10u
+#define SBD_EXPR_UNCHECKED 0x10u
 
 /* Compiles src. NULL with err ("<what> at column N") when src is not in the
  * supported subset, names a variable flags do not allow, or can never be
- * true or false (SB_EXPR_COND) or a number (SB_EXPR_NUM). */
-struct sb_expr *sb_expr_compile_as(const char *src, unsigned flags, struct sb_err *err);
+ * true or false (SBD_EXPR_COND) or a number (SBD_EXPR_NUM). */
+struct sbd_expr *sbd_expr_compile_as(const char *src, unsigned flags, struct sb_err *err);
 /* A condition over event and async, as a waitForEvent `if`:
- * sb_expr_compile_as(src, SB_EXPR_EVENT | SB_EXPR_ASYNC | SB_EXPR_COND, err). */
-struct sb_expr *sb_expr_compile(const char *src, struct sb_err *err);
-void sb_expr_free(struct sb_expr *e);
-const char *sb_expr_source(const struct sb_expr *e);
+ * sbd_expr_compile_as(src, SBD_EXPR_EVENT | SBD_EXPR_ASYNC | SBD_EXPR_COND, err). */
+struct sbd_expr *sbd_expr_compile(const char *src, struct sb_err *err);
+void sbd_expr_free(struct sbd_expr *e);
+const char *sbd_expr_source(const struct sbd_expr *e);
 
 /* Evaluates e; returns a new reference, or NULL with err on a runtime error
  * (e.g. a type error in arithmetic). */
-json_t *sb_expr_eval(const struct sb_expr *e, const struct sb_expr_var *vars, size_t nvars,
-                     struct sb_err *err);
+json_t *sbd_expr_eval(const struct sbd_expr *e, const struct sbd_expr_var *vars, size_t nvars,
+                      struct sb_err *err);
 /* True only when e evaluates to the boolean true (errors are false). */
-bool sb_expr_test(const struct sb_expr *e, const struct sb_expr_var *vars, size_t nvars);
+bool sbd_expr_test(const struct sbd_expr *e, const struct sbd_expr_var *vars, size_t nvars);
 
 #endif

@@ -80,9 +80,9 @@ static bool fits(enum vtype t, enum vtype a, enum vtype b)
     return t == VT_ANY || t == a || t == b;
 }
 
-static int check(const struct checker *c, const struct node *n, enum vtype *out);
+static int check(const struct checker *c, const struct sbd_expr_node *n, enum vtype *out);
 
-static const char *op_text(enum tok_kind op)
+static const char *op_text(enum sbd_expr_tok_kind op)
 {
     switch (op) {
     case T_PLUS: return "+";
@@ -96,14 +96,14 @@ static const char *op_text(enum tok_kind op)
     }
 }
 
-static bool is_literal_zero(const struct node *n)
+static bool is_literal_zero(const struct sbd_expr_node *n)
 {
     return n->kind == N_LIT && json_is_number(n->lit) && json_number_value(n->lit) == 0;
 }
 
 /* + on two known types: numbers, strings or lists, both the same. */
-static int check_plus(const struct checker *c, const struct node *n, enum vtype a, enum vtype b,
-                      enum vtype *out)
+static int check_plus(const struct checker *c, const struct sbd_expr_node *n, enum vtype a,
+                      enum vtype b, enum vtype *out)
 {
     for (int i = 0; i < 2; i++) {
         enum vtype t = i ? b : a;
@@ -116,7 +116,7 @@ static int check_plus(const struct checker *c, const struct node *n, enum vtype 
     return 0;
 }
 
-static int check_binary(const struct checker *c, const struct node *n, enum vtype *out)
+static int check_binary(const struct checker *c, const struct sbd_expr_node *n, enum vtype *out)
 {
     enum vtype a, b;
     if (check(c, n->a, &a) || check(c, n->b, &b))
@@ -175,7 +175,7 @@ static bool is_macro(const char *name)
 }
 
 /* The name and argument count of a call against the table. */
-static int check_call_shape(const struct checker *c, const struct node *n)
+static int check_call_shape(const struct checker *c, const struct sbd_expr_node *n)
 {
     bool method = n->kind == N_METHOD;
     const struct builtin *b = find_builtin(n->name);
@@ -199,7 +199,7 @@ static int check_call_shape(const struct checker *c, const struct node *n)
 }
 
 /* int('abc') can only fail: a literal string must be a whole number. */
-static bool literal_is_number_text(const struct node *n)
+static bool literal_is_number_text(const struct sbd_expr_node *n)
 {
     const char *s = json_string_value(n->lit);
     char *end;
@@ -207,7 +207,7 @@ static bool literal_is_number_text(const struct node *n)
     return end != s && *end == '\0';
 }
 
-static int check_call(const struct checker *c, const struct node *n, enum vtype *out)
+static int check_call(const struct checker *c, const struct sbd_expr_node *n, enum vtype *out)
 {
     if (check_call_shape(c, n))
         return SB_EINVAL;
@@ -244,18 +244,19 @@ static int check_call(const struct checker *c, const struct node *n, enum vtype 
     return 0;
 }
 
-static int check_var(const struct checker *c, const struct node *n)
+static int check_var(const struct checker *c, const struct sbd_expr_node *n)
 {
-    if ((strcmp(n->name, "event") == 0 && (c->flags & SB_EXPR_EVENT)) ||
-        (strcmp(n->name, "async") == 0 && (c->flags & SB_EXPR_ASYNC)))
+    if ((strcmp(n->name, "event") == 0 && (c->flags & SBD_EXPR_EVENT)) ||
+        (strcmp(n->name, "async") == 0 && (c->flags & SBD_EXPR_ASYNC)))
         return 0;
-    const char *known = (c->flags & SB_EXPR_EVENT) && (c->flags & SB_EXPR_ASYNC) ? "event and async"
-                        : (c->flags & SB_EXPR_ASYNC)                             ? "async"
-                                                                                 : "event";
+    const char *known = (c->flags & SBD_EXPR_EVENT) && (c->flags & SBD_EXPR_ASYNC)
+                            ? "event and async"
+                        : (c->flags & SBD_EXPR_ASYNC) ? "async"
+                                                      : "event";
     return refuse(c, n->pos, "unknown variable '%s' (this expression can use %s)", n->name, known);
 }
 
-static int check(const struct checker *c, const struct node *n, enum vtype *out)
+static int check(const struct checker *c, const struct sbd_expr_node *n, enum vtype *out)
 {
     enum vtype t = VT_ANY;
     *out = VT_ANY;
@@ -296,15 +297,16 @@ static int check(const struct checker *c, const struct node *n, enum vtype *out)
     return refuse(c, n->pos, "unsupported construct");
 }
 
-int expr_check(const struct node *root, const char *src, unsigned flags, struct sb_err *err)
+int expr_check(const struct sbd_expr_node *root, const char *src, unsigned flags,
+               struct sb_err *err)
 {
     struct checker c = { src, flags, err };
     enum vtype t;
     if (check(&c, root, &t))
         return SB_EINVAL;
-    if ((flags & SB_EXPR_COND) && !fits(t, VT_BOOL, VT_BOOL))
+    if ((flags & SBD_EXPR_COND) && !fits(t, VT_BOOL, VT_BOOL))
         return refuse(&c, 0, "the expression is a %s, not a condition (true or false)", vt_name(t));
-    if ((flags & SB_EXPR_NUM) && !fits(t, VT_NUM, VT_NUM))
+    if ((flags & SBD_EXPR_NUM) && !fits(t, VT_NUM, VT_NUM))
         return refuse(&c, 0, "the expression is a %s, not a number", vt_name(t));
     return 0;
 }

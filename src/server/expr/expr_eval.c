@@ -13,12 +13,12 @@
 /* ---- evaluation ---- */
 
 struct env {
-    const struct sb_expr_var *vars;
+    const struct sbd_expr_var *vars;
     size_t nvars;
     struct sb_err *err;
 };
 
-static json_t *eval(const struct node *n, const struct env *env);
+static json_t *eval(const struct sbd_expr_node *n, const struct env *env);
 
 static json_t *rt_error(const struct env *env, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -65,7 +65,7 @@ static size_t utf8_len(const char *s, size_t n)
     return len;
 }
 
-static json_t *call(const struct node *n, const struct env *env)
+static json_t *call(const struct sbd_expr_node *n, const struct env *env)
 {
     /* has(a.b): does the field exist? (no evaluation error when it does not) */
     if (n->kind == N_CALL && strcmp(n->name, "has") == 0) {
@@ -147,7 +147,7 @@ done:
     return result;
 }
 
-static json_t *compare(enum tok_kind op, const json_t *a, const json_t *b)
+static json_t *compare(enum sbd_expr_tok_kind op, const json_t *a, const json_t *b)
 {
     if (op == T_EQ)
         return json_boolean(values_equal(a, b));
@@ -166,7 +166,8 @@ static json_t *compare(enum tok_kind op, const json_t *a, const json_t *b)
     return json_boolean(r);
 }
 
-static json_t *arith(enum tok_kind op, const json_t *a, const json_t *b, const struct env *env)
+static json_t *arith(enum sbd_expr_tok_kind op, const json_t *a, const json_t *b,
+                     const struct env *env)
 {
     if (op == T_PLUS && json_is_string(a) && json_is_string(b)) {
         size_t la = json_string_length(a), lb = json_string_length(b);
@@ -207,7 +208,7 @@ static json_t *arith(enum tok_kind op, const json_t *a, const json_t *b, const s
     return json_real(r);
 }
 
-static json_t *eval_var(const struct node *n, const struct env *env)
+static json_t *eval_var(const struct sbd_expr_node *n, const struct env *env)
 {
     for (size_t i = 0; i < env->nvars; i++)
         if (strcmp(env->vars[i].name, n->name) == 0)
@@ -215,7 +216,7 @@ static json_t *eval_var(const struct node *n, const struct env *env)
     return rt_error(env, "unknown variable '%s'", n->name);
 }
 
-static json_t *eval_field(const struct node *n, const struct env *env)
+static json_t *eval_field(const struct sbd_expr_node *n, const struct env *env)
 {
     json_t *obj = eval(n->a, env);
     if (!obj)
@@ -226,7 +227,7 @@ static json_t *eval_field(const struct node *n, const struct env *env)
     return r;
 }
 
-static json_t *eval_index(const struct node *n, const struct env *env)
+static json_t *eval_index(const struct sbd_expr_node *n, const struct env *env)
 {
     json_t *obj = eval(n->a, env), *key = obj ? eval(n->b, env) : NULL;
     json_t *r = NULL;
@@ -243,7 +244,7 @@ static json_t *eval_index(const struct node *n, const struct env *env)
     return r;
 }
 
-static json_t *eval_list(const struct node *n, const struct env *env)
+static json_t *eval_list(const struct sbd_expr_node *n, const struct env *env)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < n->nargs; i++) {
@@ -257,7 +258,7 @@ static json_t *eval_list(const struct node *n, const struct env *env)
     return arr;
 }
 
-static json_t *eval_unary(const struct node *n, const struct env *env)
+static json_t *eval_unary(const struct sbd_expr_node *n, const struct env *env)
 {
     json_t *v = eval(n->a, env);
     if (!v)
@@ -273,7 +274,7 @@ static json_t *eval_unary(const struct node *n, const struct env *env)
     return r;
 }
 
-static json_t *eval_cond(const struct node *n, const struct env *env)
+static json_t *eval_cond(const struct sbd_expr_node *n, const struct env *env)
 {
     json_t *c = eval(n->a, env);
     if (!c)
@@ -288,7 +289,7 @@ static json_t *eval_cond(const struct node *n, const struct env *env)
 }
 
 /* && and ||: the right side is evaluated only when it decides. */
-static json_t *eval_logical(const struct node *n, const struct env *env)
+static json_t *eval_logical(const struct sbd_expr_node *n, const struct env *env)
 {
     const char *name = n->op == T_AND ? "&&" : "||";
     json_t *a = eval(n->a, env);
@@ -327,7 +328,7 @@ static json_t *eval_in(const json_t *a, const json_t *b, const struct env *env)
     return json_false();
 }
 
-static json_t *eval_binary(const struct node *n, const struct env *env)
+static json_t *eval_binary(const struct sbd_expr_node *n, const struct env *env)
 {
     if (n->op == T_AND || n->op == T_OR)
         return eval_logical(n, env);
@@ -339,15 +340,15 @@ static json_t *eval_binary(const struct node *n, const struct env *env)
         json_decref(a);
         return NULL;
     }
-    json_t *r = n->op == T_IDENT                   ? eval_in(a, b, env) /* in */
+    json_t *r = n->op == T_IDENT                 ? eval_in(a, b, env) /* in */
                 : n->op >= T_EQ && n->op <= T_GE ? compare(n->op, a, b)
-                                                  : arith(n->op, a, b, env);
+                                                 : arith(n->op, a, b, env);
     json_decref(a);
     json_decref(b);
     return r;
 }
 
-static json_t *eval(const struct node *n, const struct env *env)
+static json_t *eval(const struct sbd_expr_node *n, const struct env *env)
 {
     switch (n->kind) {
     case N_LIT: return json_incref(n->lit);
@@ -364,16 +365,16 @@ static json_t *eval(const struct node *n, const struct env *env)
     return rt_error(env, "unknown expression node");
 }
 
-json_t *sb_expr_eval(const struct sb_expr *e, const struct sb_expr_var *vars, size_t nvars,
-                     struct sb_err *err)
+json_t *sbd_expr_eval(const struct sbd_expr *e, const struct sbd_expr_var *vars, size_t nvars,
+                      struct sb_err *err)
 {
     struct env env = { vars, nvars, err };
     return eval(e->root, &env);
 }
 
-bool sb_expr_test(const struct sb_expr *e, const struct sb_expr_var *vars, size_t nvars)
+bool sbd_expr_test(const struct sbd_expr *e, const struct sbd_expr_var *vars, size_t nvars)
 {
-    json_t *v = sb_expr_eval(e, vars, nvars, NULL);
+    json_t *v = sbd_expr_eval(e, vars, nvars, NULL);
     bool t = json_is_true(v);
     json_decref(v);
     return t;

@@ -9,7 +9,7 @@
 
 #include "expr.h"
 
-enum tok_kind {
+enum sbd_expr_tok_kind {
     T_END,
     T_IDENT,
     T_STRING,
@@ -38,7 +38,7 @@ enum tok_kind {
     T_PERCENT,
 };
 
-enum node_kind {
+enum sbd_expr_node_kind {
     N_LIT,
     N_VAR,
     N_FIELD,
@@ -51,21 +51,21 @@ enum node_kind {
     N_METHOD,
 };
 
-struct node {
-    enum node_kind kind;
-    enum tok_kind op;       /* N_UNARY / N_BINARY */
-    size_t pos;             /* byte offset in the source, for messages */
-    int height;             /* 1 + the height of the tallest operand */
-    json_t *lit;            /* N_LIT */
-    char *name;             /* N_VAR, N_FIELD, N_CALL, N_METHOD */
-    struct node *a, *b, *c; /* operands; N_METHOD: a = receiver */
-    struct node **args;     /* N_LIST, N_CALL, N_METHOD */
+struct sbd_expr_node {
+    enum sbd_expr_node_kind kind;
+    enum sbd_expr_tok_kind op;       /* N_UNARY / N_BINARY */
+    size_t pos;                      /* byte offset in the source, for messages */
+    int height;                      /* 1 + the height of the tallest operand */
+    json_t *lit;                     /* N_LIT */
+    char *name;                      /* N_VAR, N_FIELD, N_CALL, N_METHOD */
+    struct sbd_expr_node *a, *b, *c; /* operands; N_METHOD: a = receiver */
+    struct sbd_expr_node **args;     /* N_LIST, N_CALL, N_METHOD */
     size_t nargs;
 };
 
-struct sb_expr {
+struct sbd_expr {
     char *source;
-    struct node *root;
+    struct sbd_expr_node *root;
 };
 
 /* The most levels an expression tree (and the parser's recursion) may have:
@@ -79,9 +79,10 @@ size_t expr_column(const char *src, size_t pos);
  * (see expr.h) or that could only fail when evaluated: an unknown function,
  * method or macro, a wrong argument count, a variable flags do not allow, an
  * operator applied to a literal of the wrong type, a condition (flags &
- * SB_EXPR_COND) that cannot be a bool, a number (SB_EXPR_NUM) that cannot
+ * SBD_EXPR_COND) that cannot be a bool, a number (SBD_EXPR_NUM) that cannot
  * be a number. Returns 0, or SB_EINVAL with err
  * ("<what> at column N"). Recursion is bounded by the tree's height. */
-int expr_check(const struct node *root, const char *src, unsigned flags, struct sb_err *err);
+int expr_check(const struct sbd_expr_node *root, const char *src, unsigned flags,
+               struct sb_err *err);
 
 #endif

@@ -32,14 +32,14 @@ const char *step_status_name(int status)
     return status == STEP_COMPLETED ? "Completed" : status == STEP_FAILED ? "Failed" : "Running";
 }
 
-void sb_wait_rec_free(struct wait_rec *w)
+void sbd_wait_rec_free(struct sbd_wait_rec *w)
 {
     free((char *)w->run_id);
     free((char *)w->step_hash);
     memset(w, 0, sizeof *w);
 }
 
-void sb_deferred_rec_free(struct deferred_rec *d)
+void sbd_deferred_rec_free(struct sbd_deferred_rec *d)
 {
     free(d->function_id);
     free(d->app_id);
@@ -47,7 +47,7 @@ void sb_deferred_rec_free(struct deferred_rec *d)
     d->function_id = d->app_id = d->key = NULL;
 }
 
-void sb_run_state_free(struct run_state *rs)
+void sbd_run_state_free(struct sbd_run_state *rs)
 {
     free(rs->function_id);
     free(rs->event);
@@ -58,7 +58,7 @@ void sb_run_state_free(struct run_state *rs)
     memset(rs, 0, sizeof *rs);
 }
 
-void sb_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE])
+void sbd_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE])
 {
     /* the smallest id made at before_ms: every id below it was made earlier */
     static const uint8_t zero[10];

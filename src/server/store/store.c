@@ -2,10 +2,10 @@
  * has, the store URL (--store, or --data-dir's shorthand), the writable
  * connection, and one read-only connection per reading thread.
  *
- * The backend is picked once, by sb_store_open, from the URL's scheme; from
+ * The backend is picked once, by sbd_store_open, from the URL's scheme; from
  * then on every connection carries its ops (store.h), and readers open
  * through the same backend and URL. `active` and `active_url` are written by
- * sb_store_open before other threads start and only read after. The reader
+ * sbd_store_open before other threads start and only read after. The reader
  * list is guarded by readers_lock. A backend built only on some machines is
  * added to `backends` under its #ifdef here, and nowhere else. */
 #include "store.h"
@@ -16,14 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const struct sb_store_ops sq_store_ops; /* sqlite/conn.c */
+extern const struct sbd_store_ops sq_store_ops; /* sqlite/conn.c */
 
-static const struct sb_store_ops *const backends[] = {
+static const struct sbd_store_ops *const backends[] = {
     &sq_store_ops,
 };
 #define NBACKENDS (sizeof backends / sizeof backends[0])
 
-static const struct sb_store_ops *active; /* set once by sb_store_open */
+static const struct sbd_store_ops *active; /* set once by sbd_store_open */
 static char *active_url;
 
 /* "sqlite, ..." into buf: the schemes this build has. */
@@ -38,7 +38,7 @@ static const char *scheme_names(char *buf, size_t size)
 
 /* The backend for url's scheme; NULL with err (SB_EINVAL) when none. The
  * URL itself is never quoted back: another backend's may hold a password. */
-static const struct sb_store_ops *backend_for(const char *url, struct sb_err *err)
+static const struct sbd_store_ops *backend_for(const char *url, struct sb_err *err)
 {
     char names[128];
     const char *sep = strstr(url, "://");
@@ -64,7 +64,7 @@ static const struct sb_store_ops *backend_for(const char *url, struct sb_err *er
     return NULL;
 }
 
-int sb_store_url(const char *store, const char *data_dir, char **url, struct sb_err *err)
+int sbd_store_url(const char *store, const char *data_dir, char **url, struct sb_err *err)
 {
     *url = NULL;
     char *u;
@@ -85,9 +85,9 @@ int sb_store_url(const char *store, const char *data_dir, char **url, struct sb_
     return 0;
 }
 
-int sb_store_open(const char *url, struct sb_store **out, struct sb_err *err)
+int sbd_store_open(const char *url, struct sbd_store **out, struct sb_err *err)
 {
-    const struct sb_store_ops *ops = backend_for(url, err);
+    const struct sbd_store_ops *ops = backend_for(url, err);
     if (!ops)
         return SB_EINVAL;
     char *copy = strdup(url);
@@ -104,20 +104,20 @@ int sb_store_open(const char *url, struct sb_store **out, struct sb_err *err)
     return 0;
 }
 
-void sb_store_close(struct sb_store *st)
+void sbd_store_close(struct sbd_store *st)
 {
     if (st)
         st->ops->close(st);
 }
 
-const char *sb_store_kind(void)
+const char *sbd_store_kind(void)
 {
     return active ? active->scheme : NULL;
 }
 
 /* Readers: one per thread, kept in a list so shutdown can close them all. */
 struct reader_node {
-    struct sb_store *st;
+    struct sbd_store *st;
     struct reader_node *next;
 };
 static pthread_key_t reader_key;
@@ -130,10 +130,10 @@ static void reader_key_init(void)
     pthread_key_create(&reader_key, NULL);
 }
 
-struct sb_store *sb_store_reader(void)
+struct sbd_store *sbd_store_reader(void)
 {
     pthread_once(&reader_once, reader_key_init);
-    struct sb_store *st = pthread_getspecific(reader_key);
+    struct sbd_store *st = pthread_getspecific(reader_key);
     if (st)
         return st;
     struct sb_err err = { 0 };
@@ -147,7 +147,7 @@ struct sb_store *sb_store_reader(void)
     }
     struct reader_node *n = malloc(sizeof *n);
     if (!n) {
-        sb_store_close(st);
+        sbd_store_close(st);
         return NULL;
     }
     n->st = st;
@@ -159,13 +159,13 @@ struct sb_store *sb_store_reader(void)
     return st;
 }
 
-void sb_store_close_readers(void)
+void sbd_store_close_readers(void)
 {
     pthread_mutex_lock(&readers_lock);
     while (readers) {
         struct reader_node *n = readers;
         readers = n->next;
-        sb_store_close(n->st);
+        sbd_store_close(n->st);
         free(n);
     }
     pthread_mutex_unlock(&readers_lock);

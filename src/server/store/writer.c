@@ -7,46 +7,46 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-struct sb_writer {
-    struct sb_store *st;
+struct sbd_writer {
+    struct sbd_store *st;
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    struct wop *head, *tail;
+    struct sbd_wop *head, *tail;
     uint64_t queued;
     int max_batch;
     int stopping, stopped;
-    struct sb_writer_stats stats;
+    struct sbd_writer_stats stats;
 };
 
-static void run_batch(struct sb_writer *w, struct wop *batch, uint64_t n)
+static void run_batch(struct sbd_writer *w, struct sbd_wop *batch, uint64_t n)
 {
     struct sb_err err = { 0 };
     int64_t t0 = sb_mono_us();
-    int rc = sb_store_begin(w->st, &err);
+    int rc = sbd_store_begin(w->st, &err);
     int *results = calloc(n, sizeof *results);
     struct sb_err *errs = calloc(n, sizeof *errs);
     uint64_t i = 0, failed = 0;
     if (!results || !errs)
         rc = sb_err_set(&err, SB_ENOMEM, "out of memory");
     if (!rc) {
-        for (struct wop *op = batch; op; op = op->next, i++) {
-            if ((results[i] = sb_store_savepoint(w->st, &errs[i])) != 0) {
+        for (struct sbd_wop *op = batch; op; op = op->next, i++) {
+            if ((results[i] = sbd_store_savepoint(w->st, &errs[i])) != 0) {
                 failed++;
                 continue;
             }
             results[i] = op->apply(w->st, op, &errs[i]);
             if (results[i]) {
                 failed++;
-                sb_store_rollback_savepoint(w->st);
+                sbd_store_rollback_savepoint(w->st);
                 SB_LOG(SB_WARN, "store_op_failed", "write operation failed: %s", errs[i].msg);
             } else {
-                sb_store_release(w->st);
+                sbd_store_release(w->st);
             }
         }
-        rc = sb_store_commit(w->st, &err);
+        rc = sbd_store_commit(w->st, &err);
         if (rc)
-            sb_store_rollback(w->st);
+            sbd_store_rollback(w->st);
     }
     int64_t dt = sb_mono_us() - t0;
     if (rc)
@@ -65,7 +65,7 @@ static void run_batch(struct sb_writer *w, struct wop *batch, uint64_t n)
     pthread_mutex_unlock(&w->lock);
 
     i = 0;
-    for (struct wop *op = batch, *next; op; op = next, i++) {
+    for (struct sbd_wop *op = batch, *next; op; op = next, i++) {
         next = op->next; /* done() may free op */
         if (rc)
             op->done(op, rc, &err);
@@ -78,7 +78,7 @@ static void run_batch(struct sb_writer *w, struct wop *batch, uint64_t n)
 
 static void *writer_main(void *arg)
 {
-    struct sb_writer *w = arg;
+    struct sbd_writer *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->head && !w->stopping)
@@ -86,7 +86,7 @@ static void *writer_main(void *arg)
         if (!w->head && w->stopping)
             break;
         /* take up to max_batch ops */
-        struct wop *batch = w->head, *last = w->head;
+        struct sbd_wop *batch = w->head, *last = w->head;
         uint64_t n = 1;
         while (last->next && n < (uint64_t)w->max_batch) {
             last = last->next;
@@ -105,9 +105,10 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int sb_writer_start(struct sb_store *st, int max_batch, struct sb_writer **out, struct sb_err *err)
+int sbd_writer_start(struct sbd_store *st, int max_batch, struct sbd_writer **out,
+                     struct sb_err *err)
 {
-    struct sb_writer *w = calloc(1, sizeof *w);
+    struct sbd_writer *w = calloc(1, sizeof *w);
     if (!w)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     w->st = st;
@@ -122,7 +123,7 @@ int sb_writer_start(struct sb_store *st, int max_batch, struct sb_writer **out, 
     return 0;
 }
 
-void sb_writer_submit(struct sb_writer *w, struct wop *op)
+void sbd_writer_submit(struct sbd_writer *w, struct sbd_wop *op)
 {
     op->next = NULL;
     pthread_mutex_lock(&w->lock);
@@ -143,7 +144,7 @@ void sb_writer_submit(struct sb_writer *w, struct wop *op)
     pthread_mutex_unlock(&w->lock);
 }
 
-void sb_writer_stop(struct sb_writer *w)
+void sbd_writer_stop(struct sbd_writer *w)
 {
     if (!w)
         return;
@@ -157,14 +158,14 @@ void sb_writer_stop(struct sb_writer *w)
     free(w);
 }
 
-void sb_writer_stats(struct sb_writer *w, struct sb_writer_stats *out)
+void sbd_writer_stats(struct sbd_writer *w, struct sbd_writer_stats *out)
 {
     pthread_mutex_lock(&w->lock);
     *out = w->stats;
     pthread_mutex_unlock(&w->lock);
 }
 
-uint64_t sb_writer_backlog(struct sb_writer *w)
+uint64_t sbd_writer_backlog(struct sbd_writer *w)
 {
     pthread_mutex_lock(&w->lock);
     uint64_t n = w->queued;

@@ -18,29 +18,30 @@
 #include "common/err.h"
 #include "store.h"
 
-struct wop {
-    struct wop *next;
+struct sbd_wop {
+    struct sbd_wop *next;
     /* Runs inside the batch transaction; returns 0 or an SB_E* code. */
-    int (*apply)(struct sb_store *st, struct wop *op, struct sb_err *err);
+    int (*apply)(struct sbd_store *st, struct sbd_wop *op, struct sb_err *err);
     /* After commit (rc 0) or failure (rc < 0, err says why). */
-    void (*done)(struct wop *op, int rc, const struct sb_err *err);
+    void (*done)(struct sbd_wop *op, int rc, const struct sb_err *err);
 };
 
-struct sb_writer;
+struct sbd_writer;
 
-struct sb_writer_stats {
+struct sbd_writer_stats {
     uint64_t batches, ops, failed_ops, failed_commits;
     uint64_t commit_us_total;
     uint64_t max_batch;
 };
 
-int sb_writer_start(struct sb_store *st, int max_batch, struct sb_writer **out, struct sb_err *err);
+int sbd_writer_start(struct sbd_store *st, int max_batch, struct sbd_writer **out,
+                     struct sb_err *err);
 /* Queues op. After stop, ops complete at once with SB_EUNAVAIL. */
-void sb_writer_submit(struct sb_writer *w, struct wop *op);
+void sbd_writer_submit(struct sbd_writer *w, struct sbd_wop *op);
 /* Applies everything queued, then stops the thread. */
-void sb_writer_stop(struct sb_writer *w);
-void sb_writer_stats(struct sb_writer *w, struct sb_writer_stats *out);
+void sbd_writer_stop(struct sbd_writer *w);
+void sbd_writer_stats(struct sbd_writer *w, struct sbd_writer_stats *out);
 /* Operations queued and not yet committed. */
-uint64_t sb_writer_backlog(struct sb_writer *w);
+uint64_t sbd_writer_backlog(struct sbd_writer *w);
 
 #endif

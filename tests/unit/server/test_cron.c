@@ -12,11 +12,11 @@
 static int64_t next(const char *spec, int64_t after)
 {
     struct sb_err err = { 0 };
-    struct sb_cron *c = sb_cron_parse(spec, &err);
+    struct sbd_cron *c = sbd_cron_parse(spec, &err);
     if (!c)
         fail_msg("'%s': %s", spec, err.msg);
-    int64_t t = sb_cron_next(c, after);
-    sb_cron_free(c);
+    int64_t t = sbd_cron_next(c, after);
+    sbd_cron_free(c);
     return t;
 }
 
@@ -47,10 +47,10 @@ static void time_zones_and_daylight_saving(void **state)
     assert_int_equal(next("TZ=Europe/Paris 30 2 * * *", 1792843200000), 1792888200000);
     assert_int_equal(next("TZ=Europe/Paris 30 2 * * *", 1792888200000), 1792978200000);
     struct sb_err err = { 0 };
-    struct sb_tz *ny = sb_tz_load("America/New_York", &err);
+    struct sbd_tz *ny = sbd_tz_load("America/New_York", &err);
     assert_non_null(ny);
-    assert_int_equal(sb_tz_offset(ny, 1782864000), -14400); /* 2026-07-01: EDT */
-    sb_tz_free(ny);
+    assert_int_equal(sbd_tz_offset(ny, 1782864000), -14400); /* 2026-07-01: EDT */
+    sbd_tz_free(ny);
 }
 
 static void bad_expressions_say_what(void **state)
@@ -64,7 +64,7 @@ static void bad_expressions_say_what(void **state)
                           "x * * * *",     "" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct sb_err err = { 0 };
-        struct sb_cron *c = sb_cron_parse(bad[i], &err);
+        struct sbd_cron *c = sbd_cron_parse(bad[i], &err);
         if (c)
             fail_msg("'%s' was accepted", bad[i]);
         assert_true(strlen(err.msg) > 0);

@@ -19,9 +19,9 @@
 
 /* ---- the heap ---- */
 
-static struct item *new_item(int64_t id, int64_t due_at)
+static struct sbd_item *new_item(int64_t id, int64_t due_at)
 {
-    struct item *it = calloc(1, sizeof *it);
+    struct sbd_item *it = calloc(1, sizeof *it);
     assert_non_null(it);
     it->id = id;
     it->due_at = due_at;
@@ -32,14 +32,14 @@ static void heap_keeps_its_order_through_random_pushes_and_removes(void **state)
 {
     (void)state;
     enum { N = 400 };
-    struct item *items[N];
-    struct iheap h = { 0 };
+    struct sbd_item *items[N];
+    struct sbd_iheap h = { 0 };
     struct sb_err err = { 0 };
     srand(13);
     for (int i = 0; i < N; i++)
         items[i] = new_item(i, rand() % 50); /* many ties: the id decides */
     for (int round = 0; round < 4000; round++) {
-        struct item *it = items[rand() % N];
+        struct sbd_item *it = items[rand() % N];
         if (it->heap)
             iheap_remove(it);
         else
@@ -50,7 +50,7 @@ static void heap_keeps_its_order_through_random_pushes_and_removes(void **state)
     /* what comes out comes out in (due_at, id) order */
     int64_t last_due = -1, last_id = -1;
     while (iheap_top(&h)) {
-        struct item *top = iheap_top(&h);
+        struct sbd_item *top = iheap_top(&h);
         assert_true(top->due_at > last_due || (top->due_at == last_due && top->id > last_id));
         last_due = top->due_at;
         last_id = top->id;
@@ -66,8 +66,8 @@ static void heap_keeps_its_order_through_random_pushes_and_removes(void **state)
 static void heap_check_names_an_item_before_its_parent(void **state)
 {
     (void)state;
-    struct iheap h = { 0 };
-    struct item *a = new_item(1, 10), *b = new_item(2, 20), *c = new_item(3, 30);
+    struct sbd_iheap h = { 0 };
+    struct sbd_item *a = new_item(1, 10), *b = new_item(2, 20), *c = new_item(3, 30);
     iheap_push(&h, a);
     iheap_push(&h, b);
     iheap_push(&h, c);
@@ -94,9 +94,9 @@ static void heap_check_names_an_item_before_its_parent(void **state)
 static struct sbd fake_sbd;
 static const struct sbd_ingest_notify no_listeners = { 0 };
 
-static struct sb_engine *fake_engine(void)
+static struct sbd_engine *fake_engine(void)
 {
-    struct sb_engine *e = calloc(1, sizeof *e);
+    struct sbd_engine *e = calloc(1, sizeof *e);
     assert_non_null(e);
     e->nbuckets = 16;
     e->buckets = calloc(e->nbuckets, sizeof *e->buckets);
@@ -108,7 +108,7 @@ static struct sb_engine *fake_engine(void)
     return e;
 }
 
-static void fake_engine_free(struct sb_engine *e)
+static void fake_engine_free(struct sbd_engine *e)
 {
     sbd_ingest_destroy(fake_sbd.ingest);
     fake_sbd.ingest = NULL;
@@ -122,10 +122,10 @@ static void fake_engine_free(struct sb_engine *e)
 }
 
 /* A running run with one item due, in the queue: what a new run is. */
-static struct run *add_run(struct sb_engine *e, const char *id, int64_t qid)
+static struct sbd_run *add_run(struct sbd_engine *e, const char *id, int64_t qid)
 {
-    struct run *r = engine_run_add(e, id);
-    struct item *it = engine_item_new(e, r, qid, "step");
+    struct sbd_run *r = engine_run_add(e, id);
+    struct sbd_item *it = engine_item_new(e, r, qid, "step");
     it->due_at = qid;
     engine_heap_push(e, it);
     return r;
@@ -134,13 +134,13 @@ static struct run *add_run(struct sb_engine *e, const char *id, int64_t qid)
 static void engine_check_accepts_runs_items_and_deadlines(void **state)
 {
     (void)state;
-    struct sb_engine *e = fake_engine();
+    struct sbd_engine *e = fake_engine();
     struct sb_err err = { 0 };
     assert_int_equal(engine_check(e, &err), 0);
     for (unsigned i = 0; i < 40; i++) {
         char id[SB_ULID_SIZE];
         snprintf(id, sizeof id, "01J0000000000000000000%04u", i % 10000u);
-        struct run *r = add_run(e, id, 100 + i);
+        struct sbd_run *r = add_run(e, id, 100 + i);
         if (i % 3 == 0)
             engine_deadline_new(e, r, 5000 + i);
         if (i % 5 == 0) { /* a second item, out of the queue while a commit is pending */
@@ -155,8 +155,8 @@ static void engine_check_accepts_runs_items_and_deadlines(void **state)
 static void engine_check_names_a_stranded_run(void **state)
 {
     (void)state;
-    struct sb_engine *e = fake_engine();
-    struct run *r = add_run(e, "01J00000000000000000000001", 1);
+    struct sbd_engine *e = fake_engine();
+    struct sbd_run *r = add_run(e, "01J00000000000000000000001", 1);
     struct sb_err err = { 0 };
     engine_item_free(e, r->items); /* its last item went, and nothing is being committed */
     assert_true(engine_run_stranded(r));
@@ -174,8 +174,8 @@ static void engine_check_names_a_stranded_run(void **state)
 static void engine_check_names_an_ended_run_with_items(void **state)
 {
     (void)state;
-    struct sb_engine *e = fake_engine();
-    struct run *r = add_run(e, "01J00000000000000000000002", 1);
+    struct sbd_engine *e = fake_engine();
+    struct sbd_run *r = add_run(e, "01J00000000000000000000002", 1);
     r->ended = true;
     struct sb_err err = { 0 };
     assert_int_equal(engine_check(e, &err), SB_EINTERNAL);
@@ -186,10 +186,10 @@ static void engine_check_names_an_ended_run_with_items(void **state)
 static void engine_check_names_an_item_queued_with_its_call_under_way(void **state)
 {
     (void)state;
-    struct sb_engine *e = fake_engine();
-    struct run *r = add_run(e, "01J00000000000000000000003", 1);
-    struct item *it = r->items;
-    struct call c = { .item = it };
+    struct sbd_engine *e = fake_engine();
+    struct sbd_run *r = add_run(e, "01J00000000000000000000003", 1);
+    struct sbd_item *it = r->items;
+    struct sbd_call c = { .item = it };
     it->call = &c;
     e->inflight = 1;
     struct sb_err err = { 0 };
@@ -211,7 +211,7 @@ static void engine_check_names_an_item_queued_with_its_call_under_way(void **sta
 static void engine_check_names_counts_that_disagree(void **state)
 {
     (void)state;
-    struct sb_engine *e = fake_engine();
+    struct sbd_engine *e = fake_engine();
     add_run(e, "01J00000000000000000000004", 1);
     struct sb_err err = { 0 };
     e->nitems++;
@@ -260,7 +260,7 @@ static void wait_parse_op_answers_codes_with_messages(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *o = op_of(cases[i].op);
-        struct wait_reg w;
+        struct sbd_wait_reg w;
         int64_t at = 0;
         struct sb_err err = { 0 };
         int rc = wait_parse_op(o, 1000, &w, &at, &err);
@@ -282,19 +282,19 @@ static void wait_parse_op_answers_codes_with_messages(void **state)
 static void invoke_prepare_answers_codes_with_messages(void **state)
 {
     (void)state;
-    struct sb_registry *reg;
-    assert_int_equal(sb_registry_new(&reg), 0);
+    struct sbd_registry *reg;
+    assert_int_equal(sbd_registry_new(&reg), 0);
     json_t *fo = op_of("{\"id\":\"app-child\",\"name\":\"c\",\"triggers\":[{\"event\":\"x/y\"}],"
                        "\"steps\":{\"step\":{\"id\":\"step\",\"runtime\":{\"type\":\"http\","
                        "\"url\":\"http://w:3111/api/inngest?fnId=app-child&stepId=step\"}}}}");
     struct sb_err err = { 0 };
-    struct fn *f = sb_fn_parse(fo, "app", &err);
+    struct sbd_fn *f = sbd_fn_parse(fo, "app", &err);
     json_decref(fo);
     assert_non_null(f);
-    assert_int_equal(sb_registry_load_fn(reg, f), 0);
-    struct sb_engine *e = fake_engine();
-    e->snap = sb_registry_acquire(reg);
-    struct run *r = add_run(e, "01J00000000000000000000005", 1);
+    assert_int_equal(sbd_registry_load_fn(reg, f), 0);
+    struct sbd_engine *e = fake_engine();
+    e->snap = sbd_registry_acquire(reg);
+    struct sbd_run *r = add_run(e, "01J00000000000000000000005", 1);
     static const struct {
         const char *op;
         int rc;
@@ -309,7 +309,7 @@ static void invoke_prepare_answers_codes_with_messages(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *o = op_of(cases[i].op);
-        struct invoke_reg inv;
+        struct sbd_invoke_reg inv;
         int64_t at = 0;
         memset(&err, 0, sizeof err);
         int rc = invoke_prepare(e, r, o, 1000, &inv, &at, &err);
@@ -325,10 +325,10 @@ static void invoke_prepare_answers_codes_with_messages(void **state)
         invoke_reg_free(&inv);
         json_decref(o);
     }
-    sb_snap_release(e->snap);
+    sbd_snap_release(e->snap);
     e->snap = NULL;
     fake_engine_free(e);
-    sb_registry_free(reg);
+    sbd_registry_free(reg);
 }
 
 int main(void)

@@ -19,33 +19,33 @@ static void retry_backoff_follows_inngest_table(void **state)
     int64_t expect[] = { 15000,   30000,   60000,   120000,  300000, 600000,
                          1200000, 2400000, 3600000, 7200000, 7200000 };
     for (int i = 0; i < 11; i++)
-        assert_int_equal(sb_backoff_retry_ms(i, 15000, 0), expect[i]);
+        assert_int_equal(sbd_backoff_retry_ms(i, 15000, 0), expect[i]);
     for (int i = 0; i < 100; i++) {
-        int64_t d = sb_backoff_retry_ms(0, 15000, 1);
+        int64_t d = sbd_backoff_retry_ms(0, 15000, 1);
         assert_true(d >= 15000 && d < 45000); /* 0-30 s jitter */
     }
-    assert_int_equal(sb_backoff_retry_ms(2, 10, 0), 40); /* scaled base for tests */
+    assert_int_equal(sbd_backoff_retry_ms(2, 10, 0), 40); /* scaled base for tests */
 }
 
 static void transport_backoff_is_short_and_capped(void **state)
 {
     (void)state;
     for (int n = 0; n < 30; n++) {
-        int64_t d = sb_backoff_transport_ms(n, 5000);
+        int64_t d = sbd_backoff_transport_ms(n, 5000);
         assert_true(d >= 1 && d <= 6000);
     }
-    assert_true(sb_backoff_transport_ms(0, 5000) <= 60);
+    assert_true(sbd_backoff_transport_ms(0, 5000) <= 60);
 }
 
 static void retry_after_parses_seconds_and_dates(void **state)
 {
     (void)state;
-    assert_int_equal(sb_retry_after_ms("30", 0), 30000);
-    assert_int_equal(sb_retry_after_ms("0", 0), 1000);           /* clamped up */
-    assert_int_equal(sb_retry_after_ms("9999999", 0), 86400000); /* clamped down */
-    assert_int_equal(sb_retry_after_ms("2026-11-27T17:00:10Z", 1795798800000), 10000);
-    assert_int_equal(sb_retry_after_ms("Fri, 27 Nov 2026 17:01:00 GMT", 1795798800000), 60000);
-    assert_int_equal(sb_retry_after_ms("soon", 0), -1);
+    assert_int_equal(sbd_retry_after_ms("30", 0), 30000);
+    assert_int_equal(sbd_retry_after_ms("0", 0), 1000);           /* clamped up */
+    assert_int_equal(sbd_retry_after_ms("9999999", 0), 86400000); /* clamped down */
+    assert_int_equal(sbd_retry_after_ms("2026-11-27T17:00:10Z", 1795798800000), 10000);
+    assert_int_equal(sbd_retry_after_ms("Fri, 27 Nov 2026 17:01:00 GMT", 1795798800000), 60000);
+    assert_int_equal(sbd_retry_after_ms("soon", 0), -1);
 }
 
 /* Any all-digit value is seconds, however many digits: 8+ digits used to be
@@ -53,29 +53,29 @@ static void retry_after_parses_seconds_and_dates(void **state)
 static void retry_after_of_many_digits_is_clamped_to_a_day(void **state)
 {
     (void)state;
-    assert_int_equal(sb_retry_after_ms("99999999", 0), 86400000);
-    assert_int_equal(sb_retry_after_ms("999999999", 0), 86400000);
-    assert_int_equal(sb_retry_after_ms("123456789012345678901234567890", 0), 86400000);
-    assert_int_equal(sb_retry_after_ms("99999999999999999999999999999999999999999999999999", 0),
+    assert_int_equal(sbd_retry_after_ms("99999999", 0), 86400000);
+    assert_int_equal(sbd_retry_after_ms("999999999", 0), 86400000);
+    assert_int_equal(sbd_retry_after_ms("123456789012345678901234567890", 0), 86400000);
+    assert_int_equal(sbd_retry_after_ms("99999999999999999999999999999999999999999999999999", 0),
                      86400000);
-    assert_int_equal(sb_retry_after_ms("86400", 0), 86400000);
-    assert_int_equal(sb_retry_after_ms("86399", 0), 86399000);
-    assert_int_equal(sb_retry_after_ms("00000000000000000000000000045", 0), 45000);
-    assert_int_equal(sb_retry_after_ms(" 30\t", 0), 30000);
+    assert_int_equal(sbd_retry_after_ms("86400", 0), 86400000);
+    assert_int_equal(sbd_retry_after_ms("86399", 0), 86399000);
+    assert_int_equal(sbd_retry_after_ms("00000000000000000000000000045", 0), 45000);
+    assert_int_equal(sbd_retry_after_ms(" 30\t", 0), 30000);
     /* neither seconds nor a date: ignored */
-    assert_int_equal(sb_retry_after_ms("-5", 0), -1);
-    assert_int_equal(sb_retry_after_ms("1.5", 0), -1);
-    assert_int_equal(sb_retry_after_ms("30s", 0), -1);
-    assert_int_equal(sb_retry_after_ms("   ", 0), -1);
-    assert_int_equal(sb_retry_after_ms("", 0), -1);
-    assert_int_equal(sb_retry_after_ms(NULL, 0), -1);
+    assert_int_equal(sbd_retry_after_ms("-5", 0), -1);
+    assert_int_equal(sbd_retry_after_ms("1.5", 0), -1);
+    assert_int_equal(sbd_retry_after_ms("30s", 0), -1);
+    assert_int_equal(sbd_retry_after_ms("   ", 0), -1);
+    assert_int_equal(sbd_retry_after_ms("", 0), -1);
+    assert_int_equal(sbd_retry_after_ms(NULL, 0), -1);
     /* a date in the past is the minimum */
-    assert_int_equal(sb_retry_after_ms("2026-11-27T17:00:10Z", 1795798900000), 1000);
+    assert_int_equal(sbd_retry_after_ms("2026-11-27T17:00:10Z", 1795798900000), 1000);
 }
 
-static struct call *fake_call(const char *body, long no_retry, bool sdk)
+static struct sbd_call *fake_call(const char *body, long no_retry, bool sdk)
 {
-    struct call *c = calloc(1, sizeof *c);
+    struct sbd_call *c = calloc(1, sizeof *c);
     c->no_retry = (int)no_retry;
     c->req_version = INT_MIN;
     c->has_sdk_header = sdk;
@@ -85,7 +85,7 @@ static struct call *fake_call(const char *body, long no_retry, bool sdk)
     return c;
 }
 
-static void free_call(struct call *c)
+static void free_call(struct sbd_call *c)
 {
     sb_buf_free(&c->resp);
     free(c);
@@ -94,8 +94,8 @@ static void free_call(struct call *c)
 static void responses_are_classified(void **state)
 {
     (void)state;
-    struct call_result r;
-    struct call *c;
+    struct sbd_call_result r;
+    struct sbd_call *c;
 
     c = fake_call(NULL, -1, false);
     outcome_parse(CURLE_COULDNT_CONNECT, false, 0, c, &r);
@@ -171,14 +171,14 @@ static void responses_are_classified(void **state)
 static void call_body_is_canonical_json(void **state)
 {
     (void)state;
-    struct run r = { 0 };
+    struct sbd_run r = { 0 };
     strcpy(r.id, "01M8F0NBYTB68YCVQ8QW17F2SH");
     r.event = "{\"data\":{\"n\":1},\"id\":\"x\",\"name\":\"a/b\",\"ts\":1,\"user\":{}}";
     r.req_version = -1;
-    struct memo m[2] = { { "ffff", "{\"data\":2}" }, { "0000", "{\"data\":1}" } };
+    struct sbd_memo m[2] = { { "ffff", "{\"data\":2}" }, { "0000", "{\"data\":1}" } };
     r.memo = m;
     r.nmemo = 2;
-    struct item it = { 0 };
+    struct sbd_item it = { 0 };
     strcpy(it.step_id, "step");
     it.attempt = 1;
     struct sb_buf b = SB_BUF_INIT(0); /* no cap: the test's own run, as call.c's request */

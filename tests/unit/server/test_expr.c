@@ -34,17 +34,17 @@ static int teardown(void **state)
     return 0;
 }
 
-#define ANY_VARS (SB_EXPR_EVENT | SB_EXPR_ASYNC)
+#define ANY_VARS (SBD_EXPR_EVENT | SBD_EXPR_ASYNC)
 
 static json_t *run(const char *src)
 {
     struct sb_err err = { 0 };
-    struct sb_expr *e = sb_expr_compile_as(src, ANY_VARS, &err);
+    struct sbd_expr *e = sbd_expr_compile_as(src, ANY_VARS, &err);
     if (!e)
         fail_msg("compile '%s': %s", src, err.msg);
-    struct sb_expr_var vars[] = { { "event", event }, { "async", async_ev } };
-    json_t *v = sb_expr_eval(e, vars, 2, &err);
-    sb_expr_free(e);
+    struct sbd_expr_var vars[] = { { "event", event }, { "async", async_ev } };
+    json_t *v = sbd_expr_eval(e, vars, 2, &err);
+    sbd_expr_free(e);
     return v;
 }
 
@@ -122,7 +122,7 @@ static void syntax_errors_say_where(void **state)
                           "1 +* 2" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct sb_err err = { 0 };
-        struct sb_expr *e = sb_expr_compile(bad[i], &err);
+        struct sbd_expr *e = sbd_expr_compile(bad[i], &err);
         if (e)
             fail_msg("'%s' compiled", bad[i]);
         if (!strstr(err.msg, " at column "))
@@ -134,20 +134,20 @@ static void syntax_errors_say_where(void **state)
     memset(deep + 201, ')', 98);
     deep[299] = '\0';
     struct sb_err err = { 0 };
-    assert_null(sb_expr_compile(deep, &err));
+    assert_null(sbd_expr_compile(deep, &err));
 }
 
 static void runtime_errors_are_not_matches(void **state)
 {
     (void)state;
     struct sb_err err = { 0 };
-    struct sb_expr *e = sb_expr_compile("event.data.plan > 1 || event.data.email * 2 == 1", &err);
+    struct sbd_expr *e = sbd_expr_compile("event.data.plan > 1 || event.data.email * 2 == 1", &err);
     assert_non_null(e);
-    struct sb_expr_var vars[] = { { "event", event } };
-    assert_null(sb_expr_eval(e, vars, 1, &err));
+    struct sbd_expr_var vars[] = { { "event", event } };
+    assert_null(sbd_expr_eval(e, vars, 1, &err));
     assert_non_null(strstr(err.msg, "arithmetic"));
-    assert_false(sb_expr_test(e, vars, 1));
-    sb_expr_free(e);
+    assert_false(sbd_expr_test(e, vars, 1));
+    sbd_expr_free(e);
 }
 
 static char *repeat(const char *head, const char *unit, size_t n, const char *tail);
@@ -157,9 +157,9 @@ static char *repeat(const char *head, const char *unit, size_t n, const char *ta
 static void refused_as(const char *src, unsigned flags, const char *want)
 {
     struct sb_err err = { 0 };
-    struct sb_expr *e = sb_expr_compile_as(src, flags, &err);
+    struct sbd_expr *e = sbd_expr_compile_as(src, flags, &err);
     if (e) {
-        sb_expr_free(e);
+        sbd_expr_free(e);
         fail_msg("'%s' compiled; want a refusal with \"%s\"", src, want);
     }
     if (!strstr(err.msg, want))
@@ -174,10 +174,10 @@ static void refused(const char *src, const char *want)
 static void accepted_as(const char *src, unsigned flags)
 {
     struct sb_err err = { 0 };
-    struct sb_expr *e = sb_expr_compile_as(src, flags, &err);
+    struct sbd_expr *e = sbd_expr_compile_as(src, flags, &err);
     if (!e)
         fail_msg("'%s' refused: %s", src, err.msg);
-    sb_expr_free(e);
+    sbd_expr_free(e);
 }
 
 /* These used to compile and then fail at every evaluation: never a match. */
@@ -270,11 +270,11 @@ static void literal_type_errors_are_refused(void **state)
 static void variables_are_those_the_caller_provides(void **state)
 {
     (void)state;
-    refused_as("async.data.id == event.data.id", SB_EXPR_EVENT,
+    refused_as("async.data.id == event.data.id", SBD_EXPR_EVENT,
                "unknown variable 'async' (this expression can use event) at column 1");
-    refused_as("event.data.id == 1", SB_EXPR_ASYNC, "unknown variable 'event'");
-    accepted_as("async.data.id == event.data.id", SB_EXPR_EVENT | SB_EXPR_ASYNC);
-    accepted_as("event", SB_EXPR_EVENT);
+    refused_as("event.data.id == 1", SBD_EXPR_ASYNC, "unknown variable 'event'");
+    accepted_as("async.data.id == event.data.id", SBD_EXPR_EVENT | SBD_EXPR_ASYNC);
+    accepted_as("event", SBD_EXPR_EVENT);
 }
 
 /* For expressions stored by an earlier sysbusd: the subset is not checked,
@@ -282,36 +282,36 @@ static void variables_are_those_the_caller_provides(void **state)
 static void unchecked_expressions_keep_syntax_and_limits(void **state)
 {
     (void)state;
-    accepted_as("event.data.x.matches('a') || nobody(1)", SB_EXPR_EVENT | SB_EXPR_UNCHECKED);
-    refused_as("event.data.x ==", SB_EXPR_EVENT | SB_EXPR_UNCHECKED, "unexpected end");
+    accepted_as("event.data.x.matches('a') || nobody(1)", SBD_EXPR_EVENT | SBD_EXPR_UNCHECKED);
+    refused_as("event.data.x ==", SBD_EXPR_EVENT | SBD_EXPR_UNCHECKED, "unexpected end");
     char *s = repeat("event", ".a", 100, "");
-    refused_as(s, SB_EXPR_EVENT | SB_EXPR_UNCHECKED, "nested too deeply");
+    refused_as(s, SBD_EXPR_EVENT | SBD_EXPR_UNCHECKED, "nested too deeply");
     free(s);
 }
 
 static void conditions_and_priorities_must_be_able_to_be_bools_and_numbers(void **state)
 {
     (void)state;
-    refused_as("event.data.amount + 1", SB_EXPR_EVENT | SB_EXPR_COND,
+    refused_as("event.data.amount + 1", SBD_EXPR_EVENT | SBD_EXPR_COND,
                "the expression is a number, not a condition (true or false) at column 1");
-    refused_as("'pro'", SB_EXPR_EVENT | SB_EXPR_COND, "is a string, not a condition");
-    refused_as("[true]", SB_EXPR_EVENT | SB_EXPR_COND, "is a list, not a condition");
-    refused_as("null", SB_EXPR_EVENT | SB_EXPR_COND, "is a null, not a condition");
-    accepted_as("event.data.flag", SB_EXPR_EVENT | SB_EXPR_COND);
-    accepted_as("event.data.plan + '-' + event.data.id", SB_EXPR_EVENT); /* a key */
+    refused_as("'pro'", SBD_EXPR_EVENT | SBD_EXPR_COND, "is a string, not a condition");
+    refused_as("[true]", SBD_EXPR_EVENT | SBD_EXPR_COND, "is a list, not a condition");
+    refused_as("null", SBD_EXPR_EVENT | SBD_EXPR_COND, "is a null, not a condition");
+    accepted_as("event.data.flag", SBD_EXPR_EVENT | SBD_EXPR_COND);
+    accepted_as("event.data.plan + '-' + event.data.id", SBD_EXPR_EVENT); /* a key */
     /* a priority must be able to be a number */
-    refused_as("event.data.vip ? 'high' : 'low'", SB_EXPR_EVENT | SB_EXPR_NUM,
+    refused_as("event.data.vip ? 'high' : 'low'", SBD_EXPR_EVENT | SBD_EXPR_NUM,
                "the expression is a string, not a number at column 1");
-    refused_as("event.data.n > 1", SB_EXPR_EVENT | SB_EXPR_NUM, "is a bool, not a number");
-    accepted_as("event.data.vip ? 60 : -event.data.n", SB_EXPR_EVENT | SB_EXPR_NUM);
-    accepted_as("event.data.prio", SB_EXPR_EVENT | SB_EXPR_NUM);
-    /* sb_expr_compile is a waitForEvent condition over event and async */
+    refused_as("event.data.n > 1", SBD_EXPR_EVENT | SBD_EXPR_NUM, "is a bool, not a number");
+    accepted_as("event.data.vip ? 60 : -event.data.n", SBD_EXPR_EVENT | SBD_EXPR_NUM);
+    accepted_as("event.data.prio", SBD_EXPR_EVENT | SBD_EXPR_NUM);
+    /* sbd_expr_compile is a waitForEvent condition over event and async */
     struct sb_err err = { 0 };
-    assert_null(sb_expr_compile("async.data.n + 1", &err));
+    assert_null(sbd_expr_compile("async.data.n + 1", &err));
     assert_non_null(strstr(err.msg, "not a condition"));
-    struct sb_expr *e = sb_expr_compile("async.data.id == event.data.id", &err);
+    struct sbd_expr *e = sbd_expr_compile("async.data.id == event.data.id", &err);
     assert_non_null(e);
-    sb_expr_free(e);
+    sbd_expr_free(e);
 }
 
 static char *repeat(const char *head, const char *unit, size_t n, const char *tail)
@@ -329,11 +329,11 @@ static char *repeat(const char *head, const char *unit, size_t n, const char *ta
 static void source_length_is_bounded(void **state)
 {
     (void)state;
-    char *s = repeat("'", "a", SB_EXPR_MAX_SOURCE - 9, "' == 'a'"); /* 4096 bytes */
-    assert_int_equal(strlen(s), SB_EXPR_MAX_SOURCE);
+    char *s = repeat("'", "a", SBD_EXPR_MAX_SOURCE - 9, "' == 'a'"); /* 4096 bytes */
+    assert_int_equal(strlen(s), SBD_EXPR_MAX_SOURCE);
     accepted_as(s, ANY_VARS);
     free(s);
-    s = repeat("'", "a", SB_EXPR_MAX_SOURCE - 8, "' == 'a'");
+    s = repeat("'", "a", SBD_EXPR_MAX_SOURCE - 8, "' == 'a'");
     refused(s, "expression of 4097 bytes: at most 4096");
     free(s);
     refused_as(NULL, ANY_VARS, "expression missing");

@@ -55,7 +55,7 @@ static struct {
     int held;
 } heard;
 
-static void on_runs_created(void *ctx, struct new_run *runs, size_t n)
+static void on_runs_created(void *ctx, struct sbd_new_run *runs, size_t n)
 {
     (void)ctx;
     for (size_t i = 0; i < n; i++) {
@@ -70,7 +70,7 @@ static void on_runs_created(void *ctx, struct new_run *runs, size_t n)
     }
 }
 
-static void on_waits_resolved(void *ctx, struct wait_resolution *res, size_t n)
+static void on_waits_resolved(void *ctx, struct sbd_wait_resolution *res, size_t n)
 {
     (void)ctx;
     heard.waits += n;
@@ -109,18 +109,18 @@ static const struct sbd_ingest_notify table = {
 /* ---- a store, a registry, ingest ---- */
 
 static char dir[64];
-static struct sb_store *st;
-static struct sb_registry *reg;
+static struct sbd_store *st;
+static struct sbd_registry *reg;
 static struct sbd_qids qids;
 static struct sbd_ingest *in;
 
 #define STEPS "\"steps\":{\"step\":{\"id\":\"step\",\"runtime\":{\"url\":\"http://w/api\"}}}"
 
-static struct fn *fn_of(const char *text)
+static struct sbd_fn *fn_of(const char *text)
 {
     json_t *o = sb_json_parse(text, strlen(text), NULL);
     struct sb_err err = { 0 };
-    struct fn *f = sb_fn_parse(o, "app", &err);
+    struct sbd_fn *f = sbd_fn_parse(o, "app", &err);
     json_decref(o);
     if (!f)
         fail_msg("%s", err.msg);
@@ -136,13 +136,13 @@ static int setup(void **state)
     char url[96];
     snprintf(url, sizeof url, "sqlite://%s/sysbus.db", dir);
     struct sb_err err = { 0 };
-    if (sb_store_open(url, &st, &err) != 0 || sbd_qids_load(&qids, st, &err) != 0 ||
-        sb_registry_new(&reg) != 0 || sbd_ingest_create(reg, &qids, &table, NULL, &in, &err) != 0)
+    if (sbd_store_open(url, &st, &err) != 0 || sbd_qids_load(&qids, st, &err) != 0 ||
+        sbd_registry_new(&reg) != 0 || sbd_ingest_create(reg, &qids, &table, NULL, &in, &err) != 0)
         return -1;
     /* app-order: an order over 10, priority 60 s, once per order id;
      * app-watch: started by shop/start, cancelled by the order of its id;
      * app-later: debounces orders by id for 10 s */
-    struct fn *fns[3] = {
+    struct sbd_fn *fns[3] = {
         fn_of("{\"id\":\"app-order\",\"triggers\":[{\"event\":\"shop/order\","
               "\"expression\":\"event.data.total > 10\"}],"
               "\"priority\":{\"run\":\"60\"},\"idempotency\":\"event.data.id\"," STEPS "}"),
@@ -152,7 +152,7 @@ static int setup(void **state)
         fn_of("{\"id\":\"app-later\",\"triggers\":[{\"event\":\"shop/order\"}],"
               "\"debounce\":{\"period\":\"10s\",\"key\":\"event.data.id\"}," STEPS "}"),
     };
-    sb_registry_replace_app(reg, "app", fns, 3);
+    sbd_registry_replace_app(reg, "app", fns, 3);
     memset(&heard, 0, sizeof heard);
     counted_text = NULL;
     parses = 0;
@@ -163,15 +163,15 @@ static int teardown(void **state)
 {
     (void)state;
     sbd_ingest_destroy(in);
-    sb_registry_free(reg);
-    sb_store_close(st);
+    sbd_registry_free(reg);
+    sbd_store_close(st);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : -1;
 }
 
 /* One event through the three stages, as the event API does it. */
-static void ingest(const char *name, const char *data, int64_t now, struct ingest_batch *b)
+static void ingest(const char *name, const char *data, int64_t now, struct sbd_ingest_batch *b)
 {
     struct sbd_event ev = { .ts = now };
     sb_ulid_new(now, ev.id);
@@ -185,9 +185,9 @@ static void ingest(const char *name, const char *data, int64_t now, struct inges
     counted_text = b->events[0].ev.body;
     assert_int_equal(sbd_ingest_prepare(in, b), 0);
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_begin(st, &err), 0);
+    assert_int_equal(sbd_store_begin(st, &err), 0);
     assert_int_equal(sbd_ingest_apply_in_txn(st, in, b, &err), 0);
-    assert_int_equal(sb_store_commit(st, &err), 0);
+    assert_int_equal(sbd_store_commit(st, &err), 0);
     sbd_ingest_committed(in, b);
     counted_text = NULL;
 }
@@ -196,24 +196,24 @@ static void ingest(const char *name, const char *data, int64_t now, struct inges
 static void wait_for_order(const char *run_id)
 {
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_begin(st, &err), 0);
-    struct qitem_rec q = {
+    assert_int_equal(sbd_store_begin(st, &err), 0);
+    struct sbd_qitem_rec q = {
         .id = sbd_qid_new(&qids), .run_id = run_id, .step_id = "w1", .due_at = 1, .flags = QF_WAIT
     };
-    assert_int_equal(sb_store_queue_put(st, &q, &err), 0);
-    struct wait_rec w = { .item_id = q.id,
-                          .run_id = run_id,
-                          .step_hash = "w1",
-                          .event_name = "shop/order",
-                          .expression = "async.data.id == event.data.id" };
-    assert_int_equal(sb_store_wait_put(st, &w, &err), 0);
-    assert_int_equal(sb_store_commit(st, &err), 0);
+    assert_int_equal(sbd_store_queue_put(st, &q, &err), 0);
+    struct sbd_wait_rec w = { .item_id = q.id,
+                              .run_id = run_id,
+                              .step_hash = "w1",
+                              .event_name = "shop/order",
+                              .expression = "async.data.id == event.data.id" };
+    assert_int_equal(sbd_store_wait_put(st, &w, &err), 0);
+    assert_int_equal(sbd_store_commit(st, &err), 0);
 }
 
 static void a_commit_is_announced_through_the_table_only(void **state)
 {
     (void)state;
-    struct ingest_batch b;
+    struct sbd_ingest_batch b;
     ingest("shop/start", "{\"id\":7}", 1000000, &b);
     assert_int_equal(heard.runs, 1);
     assert_string_equal(heard.run_fn[0], "app-watch");
@@ -251,7 +251,7 @@ static void a_commit_is_announced_through_the_table_only(void **state)
 static void an_event_is_parsed_once_however_many_rules_read_it(void **state)
 {
     (void)state;
-    struct ingest_batch b;
+    struct sbd_ingest_batch b;
     ingest("shop/start", "{\"id\":7}", 1000000, &b);
     char watcher[SB_ULID_SIZE];
     memcpy(watcher, b.events[0].runs[0].run_id, sizeof watcher);
@@ -269,7 +269,7 @@ static void an_event_is_parsed_once_however_many_rules_read_it(void **state)
 static void an_event_no_rule_reads_is_not_parsed(void **state)
 {
     (void)state;
-    struct ingest_batch b;
+    struct sbd_ingest_batch b;
     ingest("shop/start", "{\"id\":8}", 1000000, &b);
     assert_int_equal(heard.runs, 1);
     assert_int_equal(parses, 0); /* the hot path: stored and started as it is */

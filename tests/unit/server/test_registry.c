@@ -11,19 +11,19 @@
 #include "server/event.h"
 #include "server/registry.h"
 
-/* sb_snap_match for an event of this name (and no body). */
-static void match(const struct reg_snap *s, const char *name,
-                  void (*cb)(void *ctx, const struct fn *f), void *ctx)
+/* sbd_snap_match for an event of this name (and no body). */
+static void match(const struct sbd_reg_snap *s, const char *name,
+                  void (*cb)(void *ctx, const struct sbd_fn *f), void *ctx)
 {
     struct sbd_event ev = { .name = (char *)name };
-    sb_snap_match(s, &ev, cb, ctx);
+    sbd_snap_match(s, &ev, cb, ctx);
     json_decref(ev.json);
 }
 
-static struct fn *parse(const char *text, struct sb_err *err)
+static struct sbd_fn *parse(const char *text, struct sb_err *err)
 {
     json_t *o = sb_json_parse(text, strlen(text), NULL);
-    struct fn *f = sb_fn_parse(o, "app", err);
+    struct sbd_fn *f = sbd_fn_parse(o, "app", err);
     json_decref(o);
     return f;
 }
@@ -37,15 +37,15 @@ static void functions_parse_with_defaults_and_limits(void **state)
 {
     (void)state;
     struct sb_err err = { 0 };
-    struct fn *f = parse(FN("app-a", "{\"event\":\"x/y\"}", ""), &err);
+    struct sbd_fn *f = parse(FN("app-a", "{\"event\":\"x/y\"}", ""), &err);
     assert_non_null(f);
     assert_int_equal(f->retries, 4);
     assert_string_equal(f->url_base, "http://w:3111/api/inngest?fnId=app-a&");
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
     f = parse(FN("app-b", "{\"event\":\"x/y\"}", ",\"retries\":{\"attempts\":0}"), &err);
     assert_int_equal(f->retries, 0);
     assert_int_equal(f->flow.finish_timeout_ms, 0);
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
     {
         const char *t =
             "{\"id\":\"app-t\",\"triggers\":[{\"event\":\"a\"}],\"timeouts\":{\"finish\":\"10m\"},"
@@ -55,7 +55,7 @@ static void functions_parse_with_defaults_and_limits(void **state)
         assert_int_equal(f->flow.finish_timeout_ms, 600000); /* caps one call's response timeout */
         assert_string_equal(f->url_base, "http://w/api?");
     }
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
     assert_null(parse(
         "{\"id\":\"app-u\",\"triggers\":[{\"event\":\"a\"}],\"timeouts\":{\"finish\":\"soon\"},"
         "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}",
@@ -86,7 +86,7 @@ static void functions_parse_with_defaults_and_limits(void **state)
 }
 
 /* A function object with flow-control fields (fields: JSON members to add). */
-static struct fn *parse_flow(const char *fields, struct sb_err *err)
+static struct sbd_fn *parse_flow(const char *fields, struct sb_err *err)
 {
     char text[1024];
     snprintf(text, sizeof text,
@@ -101,13 +101,13 @@ static void flow_control_settings_parse(void **state)
     (void)state;
     struct sb_err err = { 0 };
     /* concurrency: a number, an object, an array of two */
-    struct fn *f = parse_flow("\"concurrency\":3", &err);
+    struct sbd_fn *f = parse_flow("\"concurrency\":3", &err);
     assert_non_null(f);
     assert_int_equal(f->flow.nconcurrency, 1);
     assert_int_equal(f->flow.concurrency[0].limit, 3);
     assert_int_equal(f->flow.concurrency[0].scope, SCOPE_FN);
     assert_null(f->flow.concurrency[0].key);
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
     f = parse_flow("\"concurrency\":[{\"limit\":1,\"key\":\"event.data.u\"},"
                    "{\"limit\":5,\"scope\":\"env\",\"key\":\"'shared'\"}]",
                    &err);
@@ -115,7 +115,7 @@ static void flow_control_settings_parse(void **state)
     assert_int_equal(f->flow.nconcurrency, 2);
     assert_non_null(f->flow.concurrency[0].key);
     assert_int_equal(f->flow.concurrency[1].scope, SCOPE_ENV);
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
     /* throttle and timeouts */
     f = parse_flow("\"throttle\":{\"limit\":2,\"period\":\"6s\",\"burst\":1},"
                    "\"timeouts\":{\"start\":\"1m\",\"finish\":\"2h\"}",
@@ -127,7 +127,7 @@ static void flow_control_settings_parse(void **state)
     assert_int_equal(f->flow.throttle_burst, 1);
     assert_int_equal(f->flow.start_timeout_ms, 60000);
     assert_int_equal(f->flow.finish_timeout_ms, 7200000);
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
     /* deferred starts */
     f = parse_flow("\"debounce\":{\"period\":\"5s\",\"key\":\"event.data.u\",\"timeout\":\"1m\"}",
                    &err);
@@ -136,7 +136,7 @@ static void flow_control_settings_parse(void **state)
     assert_int_equal(f->flow.debounce_period_ms, 5000);
     assert_int_equal(f->flow.debounce_timeout_ms, 60000);
     assert_non_null(f->flow.debounce_key);
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
     f = parse_flow("\"batchEvents\":{\"maxSize\":100,\"timeout\":\"5s\",\"if\":\"event.data.ok\"}",
                    &err);
     assert_non_null(f);
@@ -145,7 +145,7 @@ static void flow_control_settings_parse(void **state)
     assert_int_equal(f->flow.batch_timeout_ms, 5000);
     assert_null(f->flow.batch_key);
     assert_non_null(f->flow.batch_if);
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
     /* each bad setting is refused with a message naming it */
     const struct {
         const char *fields, *names;
@@ -182,7 +182,7 @@ struct hits {
     int n;
 };
 
-static void hit(void *ctx, const struct fn *f)
+static void hit(void *ctx, const struct sbd_fn *f)
 {
     struct hits *h = ctx;
     h->ids[h->n++] = f->id;
@@ -191,14 +191,14 @@ static void hit(void *ctx, const struct fn *f)
 static void triggers_match_exact_and_prefix(void **state)
 {
     (void)state;
-    struct sb_registry *reg;
-    sb_registry_new(&reg);
-    struct fn *fns[3];
+    struct sbd_registry *reg;
+    sbd_registry_new(&reg);
+    struct sbd_fn *fns[3];
     fns[0] = parse(FN("app-exact", "{\"event\":\"shop/order.created\"}", ""), NULL);
     fns[1] = parse(FN("app-wild", "{\"event\":\"shop/*\"}", ""), NULL);
     fns[2] = parse(FN("app-cron", "{\"cron\":\"* * * * *\"}", ""), NULL);
-    sb_registry_replace_app(reg, "app", fns, 3);
-    struct reg_snap *s = sb_registry_acquire(reg);
+    sbd_registry_replace_app(reg, "app", fns, 3);
+    struct sbd_reg_snap *s = sbd_registry_acquire(reg);
     struct hits h = { 0 };
     match(s, "shop/order.created", hit, &h);
     assert_int_equal(h.n, 2);
@@ -209,25 +209,25 @@ static void triggers_match_exact_and_prefix(void **state)
     h.n = 0;
     match(s, "shopping/x", hit, &h);
     assert_int_equal(h.n, 0);
-    assert_non_null(sb_snap_find(s, "app-cron"));
+    assert_non_null(sbd_snap_find(s, "app-cron"));
 
     /* a sync without app-wild: it stops triggering, old snapshot unchanged */
-    sb_registry_replace_app(reg, "app", fns, 1);
-    struct reg_snap *s2 = sb_registry_acquire(reg);
+    sbd_registry_replace_app(reg, "app", fns, 1);
+    struct sbd_reg_snap *s2 = sbd_registry_acquire(reg);
     h.n = 0;
     match(s2, "shop/refund", hit, &h);
     assert_int_equal(h.n, 0);
-    const struct fn *gone = sb_snap_find(s2, "app-wild");
+    const struct sbd_fn *gone = sbd_snap_find(s2, "app-wild");
     assert_non_null(gone); /* kept for runs in progress */
     assert_true(gone->removed);
     h.n = 0;
     match(s, "shop/refund", hit, &h);
     assert_int_equal(h.n, 1);
-    sb_snap_release(s);
-    sb_snap_release(s2);
+    sbd_snap_release(s);
+    sbd_snap_release(s2);
     for (int i = 0; i < 3; i++)
-        sb_fn_unref(fns[i]);
-    sb_registry_free(reg);
+        sbd_fn_unref(fns[i]);
+    sbd_registry_free(reg);
 }
 
 /* A registration refuses an expression outside the subset; the same config
@@ -242,15 +242,15 @@ static void stored_functions_keep_expressions_a_sync_refuses(void **state)
     assert_non_null(strstr(err.msg, "function 'app-m': trigger 0 'if': unsupported method call "
                                     "'matches' at column 14"));
     json_t *o = sb_json_parse(cfg, strlen(cfg), NULL);
-    struct fn *f = sb_fn_parse_stored(o, "app", &err);
+    struct sbd_fn *f = sbd_fn_parse_stored(o, "app", &err);
     assert_non_null(f);
     assert_non_null(f->triggers[0].expr);
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
     json_decref(o);
     /* syntax errors and limits are not lifted */
     const char *broken = FN("app-n", "{\"event\":\"a\",\"expression\":\"event.data.x ==\"}", "");
     o = sb_json_parse(broken, strlen(broken), NULL);
-    assert_null(sb_fn_parse_stored(o, "app", &err));
+    assert_null(sbd_fn_parse_stored(o, "app", &err));
     json_decref(o);
 }
 

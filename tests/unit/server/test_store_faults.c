@@ -64,32 +64,32 @@ static void heal(void)
 }
 
 static char dir[64];
-static struct sb_store *st;
+static struct sbd_store *st;
 
 static void put_run(const char *run_id, const char *event_id, int nsteps)
 {
     struct sb_err err = { 0 };
-    struct ev_rec ev = {
+    struct sbd_ev_rec ev = {
         .name = "a/b", .body = "{\"name\":\"a/b\"}", .ts = 1, .received_at = 1000
     };
     snprintf(ev.id, sizeof ev.id, "%s", event_id);
     bool inserted;
-    assert_int_equal(sb_store_event_insert(st, &ev, &inserted, &err), 0);
-    struct run_rec run = { .function_id = "app-f", .app_id = "app", .created_at = 1000 };
+    assert_int_equal(sbd_store_event_insert(st, &ev, &inserted, &err), 0);
+    struct sbd_run_rec run = { .function_id = "app-f", .app_id = "app", .created_at = 1000 };
     snprintf(run.id, sizeof run.id, "%s", run_id);
     snprintf(run.event_id, sizeof run.event_id, "%s", event_id);
-    assert_int_equal(sb_store_run_insert(st, &run, &err), 0);
+    assert_int_equal(sbd_store_run_insert(st, &run, &err), 0);
     for (int i = 0; i < nsteps; i++) {
         char hash[41];
         snprintf(hash, sizeof hash, "%040d", i);
-        struct step_rec s = { .run_id = run_id,
-                              .hash = hash,
-                              .seq = i,
-                              .op = "StepRun",
-                              .status = STEP_COMPLETED,
-                              .attempts = 1,
-                              .output = "{\"data\":1}" };
-        assert_int_equal(sb_store_step_put(st, &s, &err), 0);
+        struct sbd_step_rec s = { .run_id = run_id,
+                                  .hash = hash,
+                                  .seq = i,
+                                  .op = "StepRun",
+                                  .status = STEP_COMPLETED,
+                                  .attempts = 1,
+                                  .output = "{\"data\":1}" };
+        assert_int_equal(sbd_store_step_put(st, &s, &err), 0);
     }
 }
 
@@ -107,18 +107,18 @@ static int setup(void **state)
     struct sb_err err = { 0 };
     char url[96];
     snprintf(url, sizeof url, "sqlite://%s/sysbus.db", dir);
-    if (sb_store_open(url, &st, &err) != 0)
+    if (sbd_store_open(url, &st, &err) != 0)
         return -1;
-    assert_int_equal(sb_store_begin(st, &err), 0);
+    assert_int_equal(sbd_store_begin(st, &err), 0);
     put_run(RUN_A, "01EVA000000000000000000000", 3);
     put_run(RUN_B, "01EVB000000000000000000000", 3);
-    struct qitem_rec q = { .id = 1, .run_id = RUN_A, .step_id = "step", .due_at = 1000 };
-    assert_int_equal(sb_store_queue_put(st, &q, &err), 0);
-    q = (struct qitem_rec){ .id = 2, .run_id = RUN_B, .step_id = "step", .due_at = 2000 };
-    assert_int_equal(sb_store_queue_put(st, &q, &err), 0);
-    assert_int_equal(sb_store_rate_hit(st, "k", 1000, &err), 0);
-    assert_int_equal(sb_store_rate_hit(st, "k", 1001, &err), 0);
-    assert_int_equal(sb_store_commit(st, &err), 0);
+    struct sbd_qitem_rec q = { .id = 1, .run_id = RUN_A, .step_id = "step", .due_at = 1000 };
+    assert_int_equal(sbd_store_queue_put(st, &q, &err), 0);
+    q = (struct sbd_qitem_rec){ .id = 2, .run_id = RUN_B, .step_id = "step", .due_at = 2000 };
+    assert_int_equal(sbd_store_queue_put(st, &q, &err), 0);
+    assert_int_equal(sbd_store_rate_hit(st, "k", 1000, &err), 0);
+    assert_int_equal(sbd_store_rate_hit(st, "k", 1001, &err), 0);
+    assert_int_equal(sbd_store_commit(st, &err), 0);
     return 0;
 }
 
@@ -126,7 +126,7 @@ static int teardown(void **state)
 {
     (void)state;
     heal();
-    sb_store_close(st);
+    sbd_store_close(st);
     st = NULL;
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -136,14 +136,14 @@ static int teardown(void **state)
 static void run_state_fails_when_the_step_scan_breaks_midway(void **state)
 {
     (void)state;
-    struct run_state rs;
+    struct sbd_run_state rs;
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_run_state(st, RUN_A, &rs, &err), 0);
+    assert_int_equal(sbd_store_run_state(st, RUN_A, &rs, &err), 0);
     assert_int_equal(rs.nsteps, 3);
-    sb_run_state_free(&rs);
+    sbd_run_state_free(&rs);
 
     fail_after("FROM steps WHERE run_id=? AND seq IS NOT NULL", 1);
-    int rc = sb_store_run_state(st, RUN_A, &rs, &err);
+    int rc = sbd_store_run_state(st, RUN_A, &rs, &err);
     assert_int_equal(fault.failed, 1);
     /* not "a run with one memoized step": that call would rerun the others */
     assert_int_equal(rc, SB_EIO);
@@ -153,19 +153,20 @@ static void run_state_fails_when_the_step_scan_breaks_midway(void **state)
     assert_null(rs.event);
 
     heal(); /* the next try, once the store reads again, has everything */
-    assert_int_equal(sb_store_run_state(st, RUN_A, &rs, &err), 0);
+    assert_int_equal(sbd_store_run_state(st, RUN_A, &rs, &err), 0);
     assert_int_equal(rs.nsteps, 3);
-    sb_run_state_free(&rs);
+    sbd_run_state_free(&rs);
 }
 
 static void run_state_of_a_missing_run_is_not_found_but_a_failed_read_is_not(void **state)
 {
     (void)state;
-    struct run_state rs;
+    struct sbd_run_state rs;
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_run_state(st, "01NOSUCHRUN000000000000000", &rs, &err), SB_ENOTFOUND);
+    assert_int_equal(sbd_store_run_state(st, "01NOSUCHRUN000000000000000", &rs, &err),
+                     SB_ENOTFOUND);
     fail_after("JOIN events e ON e.id=r.event_id WHERE r.id=?", 0);
-    assert_int_equal(sb_store_run_state(st, RUN_A, &rs, &err), SB_EIO);
+    assert_int_equal(sbd_store_run_state(st, RUN_A, &rs, &err), SB_EIO);
 }
 
 static void next_seq_and_rate_count_return_errors_not_zero(void **state)
@@ -173,24 +174,24 @@ static void next_seq_and_rate_count_return_errors_not_zero(void **state)
     (void)state;
     struct sb_err err = { 0 };
     int64_t seq = -1;
-    assert_int_equal(sb_store_next_seq(st, RUN_A, &seq, &err), 0);
+    assert_int_equal(sbd_store_next_seq(st, RUN_A, &seq, &err), 0);
     assert_int_equal(seq, 3);
     int64_t hits = -1;
-    assert_int_equal(sb_store_rate_count(st, "k", 0, &hits, &err), 0);
+    assert_int_equal(sbd_store_rate_count(st, "k", 0, &hits, &err), 0);
     assert_int_equal(hits, 2);
 
     fail_after("MAX(seq)", 0);
     seq = -1;
-    assert_true(sb_store_next_seq(st, RUN_A, &seq, &err) < 0); /* never position 0 */
+    assert_true(sbd_store_next_seq(st, RUN_A, &seq, &err) < 0); /* never position 0 */
     assert_int_equal(seq, -1);
     assert_int_equal(err.code, SB_EIO);
     fail_after("FROM rate_hits", 0);
     hits = -1;
-    assert_int_equal(sb_store_rate_count(st, "k", 0, &hits, &err), SB_EIO);
+    assert_int_equal(sbd_store_rate_count(st, "k", 0, &hits, &err), SB_EIO);
     assert_int_equal(hits, -1);
 }
 
-static int count_cron(void *ctx, const struct cron_rec *c)
+static int count_cron(void *ctx, const struct sbd_cron_rec *c)
 {
     (void)c;
     ++*(int *)ctx;
@@ -221,67 +222,67 @@ static void one_row_reads_and_scans_fill_err_when_they_fail(void **state)
     bool held = true;
     int64_t due = -7;
     fail_after("FROM deferred WHERE kind=?2", 0);
-    assert_int_equal(sb_store_event_held(st, "01EVA000000000000000000000", &held, &due, &err),
+    assert_int_equal(sbd_store_event_held(st, "01EVA000000000000000000000", &held, &due, &err),
                      SB_EIO);
     assert_int_equal(err.code, SB_EIO);
     assert_true(held); /* untouched: not "not held" */
     assert_int_equal(due, -7);
     heal();
-    assert_int_equal(sb_store_event_held(st, "01EVA000000000000000000000", &held, &due, &err), 0);
+    assert_int_equal(sbd_store_event_held(st, "01EVA000000000000000000000", &held, &due, &err), 0);
     assert_false(held);
 
-    struct deferred_rec d;
+    struct sbd_deferred_rec d;
     err = (struct sb_err){ 0 };
     fail_after("FROM deferred WHERE kind=? AND", 0);
-    assert_int_equal(sb_store_deferred_find(st, DEFER_BATCH, "app-f", "k", &d, &err), SB_EIO);
+    assert_int_equal(sbd_store_deferred_find(st, DEFER_BATCH, "app-f", "k", &d, &err), SB_EIO);
     assert_int_equal(err.code, SB_EIO);
     err = (struct sb_err){ 0 };
     fail_after("FROM deferred WHERE id=?", 0);
-    assert_int_equal(sb_store_deferred_get(st, "01D00000000000000000000000", &d, &err), SB_EIO);
+    assert_int_equal(sbd_store_deferred_get(st, "01D00000000000000000000000", &d, &err), SB_EIO);
     assert_int_equal(err.code, SB_EIO);
     int n = 0;
     int64_t earliest;
     err = (struct sb_err){ 0 };
     fail_after("FROM deferred ORDER BY due_at", 0);
-    assert_int_equal(sb_store_deferred_due(st, 0, count_id, &n, &earliest, &err), SB_EIO);
+    assert_int_equal(sbd_store_deferred_due(st, 0, count_id, &n, &earliest, &err), SB_EIO);
     assert_int_equal(err.code, SB_EIO);
 
     char *expr = NULL;
     int64_t next_at;
     err = (struct sb_err){ 0 };
     fail_after("FROM crons WHERE function_id=?", 0);
-    assert_int_equal(sb_store_cron_get(st, "app-f", 0, &expr, &next_at, &err), SB_EIO);
+    assert_int_equal(sbd_store_cron_get(st, "app-f", 0, &expr, &next_at, &err), SB_EIO);
     assert_int_equal(err.code, SB_EIO);
     assert_null(expr);
     err = (struct sb_err){ 0 };
     fail_after("FROM crons ORDER BY next_at", 0);
-    assert_int_equal(sb_store_crons_scan(st, count_cron, &n, &err), SB_EIO);
+    assert_int_equal(sbd_store_crons_scan(st, count_cron, &n, &err), SB_EIO);
     assert_int_equal(err.code, SB_EIO);
 
     char *fn_id, *ev_name, *ev_body;
     err = (struct sb_err){ 0 };
     fail_after("SELECT r.function_id,e.name,e.body", 0);
-    assert_int_equal(sb_store_run_trigger(st, RUN_A, &fn_id, &ev_name, &ev_body, &err), SB_EIO);
+    assert_int_equal(sbd_store_run_trigger(st, RUN_A, &fn_id, &ev_name, &ev_body, &err), SB_EIO);
     assert_int_equal(err.code, SB_EIO);
     assert_null(fn_id);
     err = (struct sb_err){ 0 };
     fail_after("FROM events WHERE name=? AND id>=?", 0);
-    assert_int_equal(sb_store_events_since(st, "a/b", "0", count_event, &n, &err), SB_EIO);
+    assert_int_equal(sbd_store_events_since(st, "a/b", "0", count_event, &n, &err), SB_EIO);
     assert_int_equal(err.code, SB_EIO);
     assert_int_equal(n, 0);
     heal();
-    assert_int_equal(sb_store_events_since(st, "a/b", "0", count_event, &n, &err), 0);
+    assert_int_equal(sbd_store_events_since(st, "a/b", "0", count_event, &n, &err), 0);
     assert_int_equal(n, 2);
 }
 
-static struct fn *rate_limited_fn(void)
+static struct sbd_fn *rate_limited_fn(void)
 {
     const char *text = "{\"id\":\"app-f\",\"triggers\":[{\"event\":\"a/b\"}],"
                        "\"rateLimit\":{\"limit\":5,\"period\":\"1m\"},"
                        "\"steps\":{\"step\":{\"runtime\":{\"url\":\"http://w/api\"}}}}";
     json_t *o = sb_json_parse(text, strlen(text), NULL);
     struct sb_err err = { 0 };
-    struct fn *f = sb_fn_parse(o, "app", &err);
+    struct sbd_fn *f = sbd_fn_parse(o, "app", &err);
     json_decref(o);
     assert_non_null(f);
     return f;
@@ -290,21 +291,21 @@ static struct fn *rate_limited_fn(void)
 static void rate_limit_that_cannot_count_does_not_admit(void **state)
 {
     (void)state;
-    struct fn *f = rate_limited_fn();
+    struct sbd_fn *f = rate_limited_fn();
     struct sbd_event ev = { .name = "a/b", .body = "{\"name\":\"a/b\"}" };
-    struct flow_start fs;
+    struct sbd_flow_start fs;
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_begin(st, &err), 0);
+    assert_int_equal(sbd_store_begin(st, &err), 0);
     fail_after("FROM rate_hits", 0);
     int rc = sbd_flow_start_in_txn(st, f, "01RUNC00000000000000000000", &ev, 2000, &fs, &err);
     heal();
-    sb_store_rollback(st);
+    sbd_store_rollback(st);
     /* an error (the event's ingest fails and is retried), not FLOW_START */
     assert_true(rc < 0);
     assert_int_not_equal(rc, FLOW_START);
     assert_int_equal(err.code, SB_EIO);
     json_decref(ev.json); /* the event's name and body are the test's */
-    sb_fn_unref(f);
+    sbd_fn_unref(f);
 }
 
 static void event_dedupe_lookup_failure_is_an_error_not_a_new_event(void **state)
@@ -313,12 +314,12 @@ static void event_dedupe_lookup_failure_is_an_error_not_a_new_event(void **state
     char found[SB_ULID_SIZE];
     struct sb_err err = { 0 };
     fail_after("WHERE dedupe_key=?", 0);
-    assert_int_equal(sb_store_event_find_dedupe(st, "user-key", 0, found, &err), SB_EIO);
+    assert_int_equal(sbd_store_event_find_dedupe(st, "user-key", 0, found, &err), SB_EIO);
     heal();
-    assert_int_equal(sb_store_event_find_dedupe(st, "user-key", 0, found, &err), SB_ENOTFOUND);
+    assert_int_equal(sbd_store_event_find_dedupe(st, "user-key", 0, found, &err), SB_ENOTFOUND);
 }
 
-static int count_item(void *ctx, const struct qitem_rec *q)
+static int count_item(void *ctx, const struct sbd_qitem_rec *q)
 {
     (void)q;
     ++*(int *)ctx;
@@ -330,11 +331,11 @@ static void queue_scan_reports_an_error_after_part_of_the_queue(void **state)
     (void)state;
     struct sb_err err = { 0 };
     int n = 0;
-    assert_int_equal(sb_store_queue_scan(st, count_item, &n, &err), 0);
+    assert_int_equal(sbd_store_queue_scan(st, count_item, &n, &err), 0);
     assert_int_equal(n, 2);
     n = 0;
     fail_after("ORDER BY q.due_at,q.id", 1);
-    assert_int_equal(sb_store_queue_scan(st, count_item, &n, &err), SB_EIO);
+    assert_int_equal(sbd_store_queue_scan(st, count_item, &n, &err), SB_EIO);
     assert_int_equal(n, 1); /* the caller was told it has only part of it */
     assert_non_null(strstr(err.msg, "database"));
 }
@@ -344,23 +345,23 @@ static void engine_start_fails_rather_than_start_with_half_its_queue(void **stat
     (void)state;
     static struct sbd sbd;
     memset(&sbd, 0, sizeof sbd);
-    assert_int_equal(sb_registry_new(&sbd.registry), 0);
-    struct sb_engine *e = NULL;
+    assert_int_equal(sbd_registry_new(&sbd.registry), 0);
+    struct sbd_engine *e = NULL;
     struct sb_err err = { 0 };
     fail_after("ORDER BY q.due_at,q.id", 1);
-    int rc = sb_engine_start(&sbd, &e, &err);
+    int rc = sbd_engine_start(&sbd, &e, &err);
     heal();
     assert_int_not_equal(rc, 0);
     assert_null(e);
     assert_non_null(strstr(err.msg, "cannot load the queue"));
-    sb_registry_free(sbd.registry);
+    sbd_registry_free(sbd.registry);
 }
 
 static void runs_view_is_null_not_a_short_page(void **state)
 {
     (void)state;
     struct sb_err err = { 0 };
-    struct run_filter f = { .status = -1, .limit = 20 };
+    struct sbd_run_filter f = { .status = -1, .limit = 20 };
     json_t *all = api_view_runs(st, &f, NULL, &err);
     assert_int_equal(json_array_size(all), 2);
     json_decref(all);
@@ -374,7 +375,8 @@ static void runs_view_is_null_not_a_short_page(void **state)
     assert_int_not_equal(err.code, SB_ENOTFOUND);
 }
 
-static int never(void *ctx, const struct wait_rec *w, const char *trigger, int64_t rows, int flags)
+static int never(void *ctx, const struct sbd_wait_rec *w, const char *trigger, int64_t rows,
+                 int flags)
 {
     (void)w, (void)trigger, (void)rows, (void)flags;
     ++*(int *)ctx;
@@ -385,16 +387,20 @@ static void waits_scan_failure_calls_nobody_and_reports(void **state)
 {
     (void)state;
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_begin(st, &err), 0);
-    struct wait_rec w = { .item_id = 1, .run_id = RUN_A, .step_hash = "h1", .event_name = "x/y" };
-    assert_int_equal(sb_store_wait_put(st, &w, &err), 0);
-    w = (struct wait_rec){ .item_id = 2, .run_id = RUN_B, .step_hash = "h2", .event_name = "x/y" };
-    assert_int_equal(sb_store_wait_put(st, &w, &err), 0);
+    assert_int_equal(sbd_store_begin(st, &err), 0);
+    struct sbd_wait_rec w = {
+        .item_id = 1, .run_id = RUN_A, .step_hash = "h1", .event_name = "x/y"
+    };
+    assert_int_equal(sbd_store_wait_put(st, &w, &err), 0);
+    w = (struct sbd_wait_rec){
+        .item_id = 2, .run_id = RUN_B, .step_hash = "h2", .event_name = "x/y"
+    };
+    assert_int_equal(sbd_store_wait_put(st, &w, &err), 0);
     int called = 0;
     fail_after("WHERE w.event_name=?", 1);
-    int rc = sb_store_waits_for(st, "x/y", never, &called, &err);
+    int rc = sbd_store_waits_for(st, "x/y", never, &called, &err);
     heal();
-    sb_store_rollback(st);
+    sbd_store_rollback(st);
     assert_int_equal(rc, SB_EIO);
     assert_int_equal(called, 0); /* not the first wait and then silence */
 }
@@ -424,6 +430,6 @@ int main(void)
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     /* the engine test's read connection (the thread keeps it until then) */
-    sb_store_close_readers();
+    sbd_store_close_readers();
     return failed;
 }

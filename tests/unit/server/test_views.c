@@ -22,7 +22,7 @@
 #include "server/store/store.h"
 
 static char dir[64];
-static struct sb_store *st;
+static struct sbd_store *st;
 
 #define E1 "01E1AAAAAAAAAAAAAAAAAAAAAA"
 #define E2 "01E2AAAAAAAAAAAAAAAAAAAAAA"
@@ -52,43 +52,43 @@ static char *nested(int depth, const char *prefix, const char *suffix)
 static void put_event(const char *id, const char *name, const char *body, int64_t at)
 {
     struct sb_err err = { 0 };
-    struct ev_rec ev = { .name = name, .body = body, .ts = at, .received_at = at };
+    struct sbd_ev_rec ev = { .name = name, .body = body, .ts = at, .received_at = at };
     snprintf(ev.id, sizeof ev.id, "%s", id);
     bool inserted;
-    assert_int_equal(sb_store_event_insert(st, &ev, &inserted, &err), 0);
+    assert_int_equal(sbd_store_event_insert(st, &ev, &inserted, &err), 0);
 }
 
 static void put_run(const char *id, const char *fn, const char *event_id, int64_t at)
 {
     struct sb_err err = { 0 };
-    struct run_rec r = { .function_id = fn, .app_id = "app", .created_at = at };
+    struct sbd_run_rec r = { .function_id = fn, .app_id = "app", .created_at = at };
     snprintf(r.id, sizeof r.id, "%s", id);
     snprintf(r.event_id, sizeof r.event_id, "%s", event_id);
-    assert_int_equal(sb_store_run_insert(st, &r, &err), 0);
+    assert_int_equal(sbd_store_run_insert(st, &r, &err), 0);
 }
 
 static void put_step(const char *hash, int64_t seq, const char *op, int status, const char *output,
                      const char *error, int64_t started, int64_t ended)
 {
     struct sb_err err = { 0 };
-    struct step_rec s = { .run_id = R4,
-                          .hash = hash,
-                          .seq = seq,
-                          .name = hash,
-                          .op = op,
-                          .status = status,
-                          .attempts = 1,
-                          .output = output,
-                          .error = error,
-                          .started_at = started,
-                          .ended_at = ended };
-    assert_int_equal(sb_store_step_put(st, &s, &err), 0);
+    struct sbd_step_rec s = { .run_id = R4,
+                              .hash = hash,
+                              .seq = seq,
+                              .name = hash,
+                              .op = op,
+                              .status = status,
+                              .attempts = 1,
+                              .output = output,
+                              .error = error,
+                              .started_at = started,
+                              .ended_at = ended };
+    assert_int_equal(sbd_store_step_put(st, &s, &err), 0);
 }
 
 static void put_item(int64_t id, int flags, const char *step)
 {
     struct sb_err err = { 0 };
-    struct qitem_rec q = {
+    struct sbd_qitem_rec q = {
         .id = id, .run_id = R4, .step_id = step, .due_at = 5000 + id, .flags = flags
     };
     if (id == 1) { /* a call that failed to reach its worker */
@@ -97,57 +97,59 @@ static void put_item(int64_t id, int flags, const char *step)
         q.transport_since = 4500;
         q.last_error = "{\"message\":\"refused\"}";
     }
-    assert_int_equal(sb_store_queue_put(st, &q, &err), 0);
+    assert_int_equal(sbd_store_queue_put(st, &q, &err), 0);
 }
 
 static void put_apps(void)
 {
     struct sb_err err = { 0 };
-    struct app_rec a = { .id = "app",
-                         .url = "http://w/api",
-                         .sdk = "js:v3",
-                         .app_version = "1",
-                         .checksum = "c1",
-                         .now = 1000 };
-    assert_int_equal(sb_store_app_upsert(st, &a, &err), 0);
-    assert_int_equal(sb_store_app_sync_error(st, "http://w/api", "unreachable", 1500, &err), 0);
-    a = (struct app_rec){ .id = "b", .url = "http://b/api", .now = 1100 };
-    assert_int_equal(sb_store_app_upsert(st, &a, &err), 0);
-    a = (struct app_rec){ .id = "gone", .url = "http://g/api", .now = 1100 };
-    assert_int_equal(sb_store_app_upsert(st, &a, &err), 0);
-    assert_int_equal(sb_store_app_delete(st, "gone", 1200, &err), 0);
-    struct fn_rec f = { .id = "app-f",
-                        .app_id = "app",
-                        .name = "F",
-                        .now = 1000,
-                        .config = "{\"id\":\"app-f\",\"triggers\":[{\"event\":\"a/b\"}],"
-                                  "\"steps\":{\"step\":{\"retries\":{\"attempts\":2}}}}" };
-    assert_int_equal(sb_store_function_put(st, &f, &err), 0);
-    f = (struct fn_rec){ .id = "app-g", .app_id = "app", .name = "G", .config = "{}", .now = 1001 };
-    assert_int_equal(sb_store_function_put(st, &f, &err), 0);
-    f = (struct fn_rec){
+    struct sbd_app_rec a = { .id = "app",
+                             .url = "http://w/api",
+                             .sdk = "js:v3",
+                             .app_version = "1",
+                             .checksum = "c1",
+                             .now = 1000 };
+    assert_int_equal(sbd_store_app_upsert(st, &a, &err), 0);
+    assert_int_equal(sbd_store_app_sync_error(st, "http://w/api", "unreachable", 1500, &err), 0);
+    a = (struct sbd_app_rec){ .id = "b", .url = "http://b/api", .now = 1100 };
+    assert_int_equal(sbd_store_app_upsert(st, &a, &err), 0);
+    a = (struct sbd_app_rec){ .id = "gone", .url = "http://g/api", .now = 1100 };
+    assert_int_equal(sbd_store_app_upsert(st, &a, &err), 0);
+    assert_int_equal(sbd_store_app_delete(st, "gone", 1200, &err), 0);
+    struct sbd_fn_rec f = { .id = "app-f",
+                            .app_id = "app",
+                            .name = "F",
+                            .now = 1000,
+                            .config = "{\"id\":\"app-f\",\"triggers\":[{\"event\":\"a/b\"}],"
+                                      "\"steps\":{\"step\":{\"retries\":{\"attempts\":2}}}}" };
+    assert_int_equal(sbd_store_function_put(st, &f, &err), 0);
+    f = (struct sbd_fn_rec){
+        .id = "app-g", .app_id = "app", .name = "G", .config = "{}", .now = 1001
+    };
+    assert_int_equal(sbd_store_function_put(st, &f, &err), 0);
+    f = (struct sbd_fn_rec){
         .id = "app-h", .app_id = "app", .name = "H", .config = "not json", .now = 1002
     };
-    assert_int_equal(sb_store_function_put(st, &f, &err), 0);
+    assert_int_equal(sbd_store_function_put(st, &f, &err), 0);
     const char *keep[] = { "app-f", "app-g" };
-    assert_int_equal(sb_store_functions_prune(st, "app", keep, 2, 1700, &err), 0);
+    assert_int_equal(sbd_store_functions_prune(st, "app", keep, 2, 1700, &err), 0);
 }
 
 static void put_cancellations(void)
 {
     struct sb_err err = { 0 };
-    struct cancellation_rec c = { .id = "01C1AAAAAAAAAAAAAAAAAAAAAA",
-                                  .app_id = "app",
-                                  .function_id = "app-f",
-                                  .expression = "event.data.x == 1",
-                                  .started_before = 5000,
-                                  .created_at = 3000,
-                                  .run_count = 2 };
-    assert_int_equal(sb_store_cancellation_put(st, &c, &err), 0);
-    c = (struct cancellation_rec){ .id = "01C2AAAAAAAAAAAAAAAAAAAAAA",
-                                   .started_after = 1000,
-                                   .created_at = 3100 };
-    assert_int_equal(sb_store_cancellation_put(st, &c, &err), 0);
+    struct sbd_cancellation_rec c = { .id = "01C1AAAAAAAAAAAAAAAAAAAAAA",
+                                      .app_id = "app",
+                                      .function_id = "app-f",
+                                      .expression = "event.data.x == 1",
+                                      .started_before = 5000,
+                                      .created_at = 3000,
+                                      .run_count = 2 };
+    assert_int_equal(sbd_store_cancellation_put(st, &c, &err), 0);
+    c = (struct sbd_cancellation_rec){ .id = "01C2AAAAAAAAAAAAAAAAAAAAAA",
+                                       .started_after = 1000,
+                                       .created_at = 3100 };
+    assert_int_equal(sbd_store_cancellation_put(st, &c, &err), 0);
 }
 
 /* Events, runs in every status, R4 running with every kind of queue item and
@@ -155,7 +157,7 @@ static void put_cancellations(void)
 static void fill(void)
 {
     struct sb_err err = { 0 };
-    assert_int_equal(sb_store_begin(st, &err), 0);
+    assert_int_equal(sbd_store_begin(st, &err), 0);
     put_event(E1, "a/b", "{\"name\":\"a/b\",\"data\":{\"x\":1},\"ts\":1000}", 1000);
     char *deep = nested(300, "{\"name\":\"a/deep\",\"data\":", "}");
     put_event(E2, "a/deep", deep, 2000);
@@ -166,33 +168,33 @@ static void fill(void)
     put_run(R3, "app-g", E2, 2000);
     put_run(R4, "app-f", E3, 3000);
     put_run(R5, "app-g", E1, 3100);
-    assert_int_equal(sb_store_run_progress(st, R1, 1050, 2, &err), 0);
+    assert_int_equal(sbd_store_run_progress(st, R1, 1050, 2, &err), 0);
     assert_int_equal(
-        sb_store_run_finish(st, R1, RUN_COMPLETED, "{\"ok\":true}", NULL, 1050, 1200, &err), 0);
-    assert_int_equal(sb_store_run_finish(st, R2, RUN_FAILED, NULL,
-                                         "{\"name\":\"Error\",\"message\":\"x\"}", 0, 1300, &err),
+        sbd_store_run_finish(st, R1, RUN_COMPLETED, "{\"ok\":true}", NULL, 1050, 1200, &err), 0);
+    assert_int_equal(sbd_store_run_finish(st, R2, RUN_FAILED, NULL,
+                                          "{\"name\":\"Error\",\"message\":\"x\"}", 0, 1300, &err),
                      0);
     char *deep_out = nested(300, "", "");
     assert_int_equal(
-        sb_store_run_finish(st, R3, RUN_CANCELLED, deep_out, "plain text", 0, 2100, &err), 0);
-    assert_int_equal(sb_store_run_progress(st, R4, 3050, 1, &err), 0);
+        sbd_store_run_finish(st, R3, RUN_CANCELLED, deep_out, "plain text", 0, 2100, &err), 0);
+    assert_int_equal(sbd_store_run_progress(st, R4, 3050, 1, &err), 0);
     put_item(1, 0, "step");
     put_item(2, QF_SLEEP, "s3");
     put_item(3, QF_WAIT, "s4");
     put_item(4, QF_INVOKE, "s7");
     put_item(5, QF_DEADLINE, "step");
     put_item(6, QF_PARALLEL, "s8");
-    struct wait_rec w = { .item_id = 3,
-                          .run_id = R4,
-                          .step_hash = "s4",
-                          .event_name = "x/y",
-                          .expression = "event.data.a == async.data.a",
-                          .created_at = 3000 };
-    assert_int_equal(sb_store_wait_put(st, &w, &err), 0);
-    w = (struct wait_rec){
+    struct sbd_wait_rec w = { .item_id = 3,
+                              .run_id = R4,
+                              .step_hash = "s4",
+                              .event_name = "x/y",
+                              .expression = "event.data.a == async.data.a",
+                              .created_at = 3000 };
+    assert_int_equal(sbd_store_wait_put(st, &w, &err), 0);
+    w = (struct sbd_wait_rec){
         .item_id = 4, .run_id = R4, .step_hash = "s7", .child_run_id = R5, .created_at = 3000
     };
-    assert_int_equal(sb_store_wait_put(st, &w, &err), 0);
+    assert_int_equal(sbd_store_wait_put(st, &w, &err), 0);
     put_step("s1", 0, "StepRun", STEP_COMPLETED, "{\"data\":{\"v\":1}}", NULL, 3000, 3010);
     put_step("s2", 1, "StepRun", STEP_FAILED, "{\"error\":{\"message\":\"bad\"}}",
              "{\"message\":\"bad\"}", 3020, 3030);
@@ -203,11 +205,11 @@ static void fill(void)
     put_step("s6", 4, "StepRun", STEP_COMPLETED, deep_out, NULL, 3070, 3080);
     put_step("s9", 5, NULL, STEP_COMPLETED, "{\"data\":\"text\"}", NULL, 3090, 3095);
     free(deep_out);
-    assert_int_equal(sb_store_run_event_add(st, R5, 0, E1, &err), 0);
-    assert_int_equal(sb_store_run_event_add(st, R5, 1, E3, &err), 0);
+    assert_int_equal(sbd_store_run_event_add(st, R5, 0, E1, &err), 0);
+    assert_int_equal(sbd_store_run_event_add(st, R5, 1, E3, &err), 0);
     put_apps();
     put_cancellations();
-    assert_int_equal(sb_store_commit(st, &err), 0);
+    assert_int_equal(sbd_store_commit(st, &err), 0);
 }
 
 static int setup(void **state)
@@ -219,7 +221,7 @@ static int setup(void **state)
     struct sb_err err = { 0 };
     char url[96];
     snprintf(url, sizeof url, "sqlite://%s/sysbus.db", dir);
-    if (sb_store_open(url, &st, &err) != 0)
+    if (sbd_store_open(url, &st, &err) != 0)
         return -1;
     fill();
     return 0;
@@ -228,7 +230,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    sb_store_close(st);
+    sbd_store_close(st);
     st = NULL;
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -259,7 +261,7 @@ static json_t *steps_view(const char *id, struct sb_err *err)
 {
     return api_view_run_steps(st, id, err);
 }
-static json_t *runs_view(const struct run_filter *f, struct sb_err *err)
+static json_t *runs_view(const struct sbd_run_filter *f, struct sb_err *err)
 {
     return api_view_runs(st, f, NULL, err);
 }
@@ -267,7 +269,7 @@ static json_t *event_view(const char *id, struct sb_err *err)
 {
     return api_view_event(st, id, err);
 }
-static json_t *events_view(const struct event_filter *f, struct sb_err *err)
+static json_t *events_view(const struct sbd_event_filter *f, struct sb_err *err)
 {
     return api_view_events(st, f, err);
 }
@@ -304,15 +306,17 @@ static void run_lists_are_unchanged(void **state)
 {
     (void)state;
     struct sb_err err = { 0 };
-    struct run_filter f = { .status = -1, .limit = 20 };
+    struct sbd_run_filter f = { .status = -1, .limit = 20 };
     expect("runs", runs_view(&f, &err), WANT_RUNS);
-    f = (struct run_filter){ .status = RUN_RUNNING, .limit = 20 };
+    f = (struct sbd_run_filter){ .status = RUN_RUNNING, .limit = 20 };
     expect("runs running", runs_view(&f, &err), WANT_RUNS_RUNNING);
-    f = (struct run_filter){ .status = -1, .function_id = "app-g", .app_id = "app", .limit = 20 };
+    f = (struct sbd_run_filter){
+        .status = -1, .function_id = "app-g", .app_id = "app", .limit = 20
+    };
     expect("runs app-g", runs_view(&f, &err), WANT_RUNS_G);
-    f = (struct run_filter){ .status = -1, .event_id = E3, .limit = 20 };
+    f = (struct sbd_run_filter){ .status = -1, .event_id = E3, .limit = 20 };
     expect("runs of E3", runs_view(&f, &err), WANT_RUNS_E3);
-    f = (struct run_filter){ .status = -1, .since_ms = 2000, .cursor = R5, .limit = 2 };
+    f = (struct sbd_run_filter){ .status = -1, .since_ms = 2000, .cursor = R5, .limit = 2 };
     expect("runs page", runs_view(&f, &err), WANT_RUNS_PAGE);
 }
 
@@ -325,11 +329,11 @@ static void event_views_are_unchanged(void **state)
     expect("E3", event_view(E3, &err), WANT_E3);
     assert_null(event_view("01NOSUCHEVENTAAAAAAAAAAAAA", &err));
     assert_int_equal(err.code, SB_ENOTFOUND);
-    struct event_filter f = { .limit = 20 };
+    struct sbd_event_filter f = { .limit = 20 };
     expect("events", events_view(&f, &err), WANT_EVENTS);
-    f = (struct event_filter){ .name = "a/b", .after_ms = 1000, .before_ms = 3000, .limit = 5 };
+    f = (struct sbd_event_filter){ .name = "a/b", .after_ms = 1000, .before_ms = 3000, .limit = 5 };
     expect("events a/b", events_view(&f, &err), WANT_EVENTS_AB);
-    f = (struct event_filter){ .cursor = E3, .limit = 1 };
+    f = (struct sbd_event_filter){ .cursor = E3, .limit = 1 };
     expect("events page", events_view(&f, &err), WANT_EVENTS_PAGE);
 }
 

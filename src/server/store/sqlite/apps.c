@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sq_app_upsert(struct sb_store *st, const struct app_rec *a, struct sb_err *err)
+int sq_app_upsert(struct sbd_store *st, const struct sbd_app_rec *a, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_APP_UPSERT);
     if (!s)
@@ -21,7 +21,7 @@ int sq_app_upsert(struct sb_store *st, const struct app_rec *a, struct sb_err *e
     return sq_exec(st, s, err);
 }
 
-int sq_app_sync_error(struct sb_store *st, const char *url, const char *error, int64_t now,
+int sq_app_sync_error(struct sbd_store *st, const char *url, const char *error, int64_t now,
                       struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_APP_SYNC_ERROR);
@@ -33,7 +33,7 @@ int sq_app_sync_error(struct sb_store *st, const char *url, const char *error, i
     return sq_exec(st, s, err);
 }
 
-int sq_app_delete(struct sb_store *st, const char *app_id, int64_t now, struct sb_err *err)
+int sq_app_delete(struct sbd_store *st, const char *app_id, int64_t now, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_APP_DELETE);
     if (!s)
@@ -51,7 +51,7 @@ int sq_app_delete(struct sb_store *st, const char *app_id, int64_t now, struct s
     return sq_exec(st, s, err);
 }
 
-int sq_function_put(struct sb_store *st, const struct fn_rec *f, struct sb_err *err)
+int sq_function_put(struct sbd_store *st, const struct sbd_fn_rec *f, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_FN_PUT);
     if (!s)
@@ -65,7 +65,7 @@ int sq_function_put(struct sb_store *st, const struct fn_rec *f, struct sb_err *
     return sq_exec(st, s, err);
 }
 
-int sq_functions_prune(struct sb_store *st, const char *app_id, const char *const *keep, size_t n,
+int sq_functions_prune(struct sbd_store *st, const char *app_id, const char *const *keep, size_t n,
                        int64_t now, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_FN_LIST_APP);
@@ -114,7 +114,7 @@ int sq_functions_prune(struct sb_store *st, const char *app_id, const char *cons
     return rc;
 }
 
-int sq_functions_scan(struct sb_store *st,
+int sq_functions_scan(struct sbd_store *st,
                       int (*fn)(void *ctx, const char *id, const char *app_id, const char *config,
                                 bool removed, const char *app_url),
                       void *ctx, struct sb_err *err)
@@ -140,7 +140,7 @@ int sq_functions_scan(struct sb_store *st,
     return rc;
 }
 
-int sq_apps_scan(struct sb_store *st,
+int sq_apps_scan(struct sbd_store *st,
                  int (*fn)(void *ctx, const char *id, const char *url, const char *checksum),
                  void *ctx, struct sb_err *err)
 {
@@ -164,7 +164,7 @@ int sq_apps_scan(struct sb_store *st,
     return rc;
 }
 
-int sq_apps_at_url(struct sb_store *st, const char *url, const char *except_id, char ***ids,
+int sq_apps_at_url(struct sbd_store *st, const char *url, const char *except_id, char ***ids,
                    size_t *n, struct sb_err *err)
 {
     *ids = NULL;
@@ -198,7 +198,7 @@ int sq_apps_at_url(struct sb_store *st, const char *url, const char *except_id, 
     return rc;
 }
 
-int sq_app_get(struct sb_store *st, const char *app_id, char **checksum, char **url,
+int sq_app_get(struct sbd_store *st, const char *app_id, char **checksum, char **url,
                struct sb_err *err)
 {
     if (checksum)

@@ -28,11 +28,11 @@ static const char *const stmt_sql[STMT__COUNT] = {
 
 #define SQ_OP_ENTRY(ret, name, params, args) .name = sq_##name,
 #define SQ_VOP_ENTRY(name, params, args) .name = sq_##name,
-const struct sb_store_ops sq_store_ops = { .scheme = "sqlite",
-                                           .open = sq_open,
-                                           .open_reader = sq_open_reader,
-                                           .close = sq_close,
-                                           SB_STORE_OPS(SQ_OP_ENTRY, SQ_VOP_ENTRY) };
+const struct sbd_store_ops sq_store_ops = { .scheme = "sqlite",
+                                            .open = sq_open,
+                                            .open_reader = sq_open_reader,
+                                            .close = sq_close,
+                                            SBD_STORE_OPS(SQ_OP_ENTRY, SQ_VOP_ENTRY) };
 #undef SQ_OP_ENTRY
 #undef SQ_VOP_ENTRY
 
@@ -68,7 +68,7 @@ static int make_parent(const char *path, struct sb_err *err)
     return rc;
 }
 
-static int open_conn(const char *path, int readonly, struct sb_store **out, struct sb_err *err)
+static int open_conn(const char *path, int readonly, struct sbd_store **out, struct sb_err *err)
 {
     struct sq_conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -108,7 +108,7 @@ static int open_conn(const char *path, int readonly, struct sb_store **out, stru
 /* Single writer: the tally starts from the database and is kept by this
  * connection from then on. A failed read must fail the open, not leave it at
  * 0 (which would ignore every open wait). */
-static int read_tally(struct sb_store *st, struct sb_err *err)
+static int read_tally(struct sbd_store *st, struct sb_err *err)
 {
     struct sq_tally *t = &sq_conn(st)->tally;
     int64_t singletons = 0;
@@ -124,13 +124,13 @@ static int read_tally(struct sb_store *st, struct sb_err *err)
     return rc;
 }
 
-int sq_open(const char *url, struct sb_store **out, struct sb_err *err)
+int sq_open(const char *url, struct sbd_store **out, struct sb_err *err)
 {
     const char *path = url_path(url, err);
     if (!path)
         return SB_EINVAL;
     int rc = make_parent(path, err);
-    struct sb_store *st = NULL;
+    struct sbd_store *st = NULL;
     if (rc || (rc = open_conn(path, 0, &st, err)))
         return rc;
     /* the counts decide whether events look for waits and whether the start
@@ -143,13 +143,13 @@ int sq_open(const char *url, struct sb_store **out, struct sb_err *err)
     return 0;
 }
 
-int sq_open_reader(const char *url, struct sb_store **out, struct sb_err *err)
+int sq_open_reader(const char *url, struct sbd_store **out, struct sb_err *err)
 {
     const char *path = url_path(url, err);
     return path ? open_conn(path, 1, out, err) : SB_EINVAL;
 }
 
-void sq_close(struct sb_store *st)
+void sq_close(struct sbd_store *st)
 {
     if (!st)
         return;
@@ -162,7 +162,7 @@ void sq_close(struct sb_store *st)
 
 /* ---- statements ---- */
 
-sqlite3_stmt *sq_stmt(struct sb_store *st, enum sq_stmt_id id)
+sqlite3_stmt *sq_stmt(struct sbd_store *st, enum sq_stmt_id id)
 {
     struct sq_conn *c = sq_conn(st);
     sqlite3_stmt *s = c->stmt[id];
@@ -197,12 +197,12 @@ void sq_bind_opt_int64(sqlite3_stmt *s, int idx, int64_t v)
         sqlite3_bind_null(s, idx);
 }
 
-int64_t sq_changes(struct sb_store *st)
+int64_t sq_changes(struct sbd_store *st)
 {
     return sqlite3_changes(sq_conn(st)->db);
 }
 
-int sq_next_row(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err)
+int sq_next_row(struct sbd_store *st, sqlite3_stmt *s, struct sb_err *err)
 {
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
@@ -227,7 +227,7 @@ int sq_next_row(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err)
     return sb_err_set(err, code, "database: %s", sqlite3_errmsg(sq_conn(st)->db));
 }
 
-int sq_exec(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err)
+int sq_exec(struct sbd_store *st, sqlite3_stmt *s, struct sb_err *err)
 {
     if (!s)
         return sb_err_set(err, SB_ESTORE, "statement unavailable: %s",
@@ -239,7 +239,7 @@ int sq_exec(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err)
     return rc;
 }
 
-int sq_query_int64(struct sb_store *st, sqlite3_stmt *s, int64_t *out, struct sb_err *err)
+int sq_query_int64(struct sbd_store *st, sqlite3_stmt *s, int64_t *out, struct sb_err *err)
 {
     if (!s)
         return sb_err_set(err, SB_ESTORE, "statement unavailable: %s",
@@ -290,7 +290,7 @@ char *sq_col_dup(sqlite3_stmt *s, int col, int *rc)
 
 int64_t sq_col_time(sqlite3_stmt *s, int col)
 {
-    return sqlite3_column_type(s, col) == SQLITE_NULL ? SB_STORE_NO_TIME
+    return sqlite3_column_type(s, col) == SQLITE_NULL ? SBD_STORE_NO_TIME
                                                       : sqlite3_column_int64(s, col);
 }
 
@@ -303,7 +303,7 @@ int sq_col_error(struct sb_err *err, int rc)
 
 /* ---- transactions ---- */
 
-static int exec_simple(struct sb_store *st, enum sq_stmt_id id, struct sb_err *err)
+static int exec_simple(struct sbd_store *st, enum sq_stmt_id id, struct sb_err *err)
 {
     return sq_exec(st, sq_stmt(st, id), err);
 }
@@ -311,38 +311,38 @@ static int exec_simple(struct sb_store *st, enum sq_stmt_id id, struct sb_err *e
 /* A rollback restores the tally the transaction (or savepoint) started
  * with: rows a rolled-back operation deleted are back, and a counter it
  * lowered must come back with them. */
-int sq_begin(struct sb_store *st, struct sb_err *err)
+int sq_begin(struct sbd_store *st, struct sb_err *err)
 {
     struct sq_conn *c = sq_conn(st);
     c->tally_at_begin = c->tally;
     return exec_simple(st, STMT_BEGIN, err);
 }
 
-int sq_commit(struct sb_store *st, struct sb_err *err)
+int sq_commit(struct sbd_store *st, struct sb_err *err)
 {
     return exec_simple(st, STMT_COMMIT, err);
 }
 
-void sq_rollback(struct sb_store *st)
+void sq_rollback(struct sbd_store *st)
 {
     struct sq_conn *c = sq_conn(st);
     exec_simple(st, STMT_ROLLBACK, NULL);
     c->tally = c->tally_at_begin;
 }
 
-int sq_savepoint(struct sb_store *st, struct sb_err *err)
+int sq_savepoint(struct sbd_store *st, struct sb_err *err)
 {
     struct sq_conn *c = sq_conn(st);
     c->tally_at_savepoint = c->tally;
     return exec_simple(st, STMT_SAVEPOINT, err);
 }
 
-void sq_release(struct sb_store *st)
+void sq_release(struct sbd_store *st)
 {
     exec_simple(st, STMT_RELEASE, NULL);
 }
 
-void sq_rollback_savepoint(struct sb_store *st)
+void sq_rollback_savepoint(struct sbd_store *st)
 {
     struct sq_conn *c = sq_conn(st);
     exec_simple(st, STMT_ROLLBACK_TO, NULL);

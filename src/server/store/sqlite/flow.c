@@ -9,8 +9,8 @@
 
 /* ---- cancellations ---- */
 
-int sq_running_runs(struct sb_store *st, const char *app_id, const char *function_id, int64_t after,
-                    int64_t before,
+int sq_running_runs(struct sbd_store *st, const char *app_id, const char *function_id,
+                    int64_t after, int64_t before,
                     int (*fn)(void *ctx, const char *run_id, int64_t created_at,
                               const char *trigger_event),
                     void *ctx, struct sb_err *err)
@@ -61,7 +61,7 @@ int sq_running_runs(struct sb_store *st, const char *app_id, const char *functio
     return rc;
 }
 
-int sq_cancel_request_put(struct sb_store *st, const char *run_id, const char *reason, int64_t now,
+int sq_cancel_request_put(struct sbd_store *st, const char *run_id, const char *reason, int64_t now,
                           bool *added, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_CANCEL_REQ_PUT);
@@ -79,7 +79,7 @@ int sq_cancel_request_put(struct sb_store *st, const char *run_id, const char *r
     return rc;
 }
 
-int sq_cancel_requests_scan(struct sb_store *st,
+int sq_cancel_requests_scan(struct sbd_store *st,
                             int (*fn)(void *ctx, const char *run_id, const char *reason), void *ctx,
                             struct sb_err *err)
 {
@@ -102,7 +102,8 @@ int sq_cancel_requests_scan(struct sb_store *st,
     return rc;
 }
 
-int sq_cancellation_put(struct sb_store *st, const struct cancellation_rec *c, struct sb_err *err)
+int sq_cancellation_put(struct sbd_store *st, const struct sbd_cancellation_rec *c,
+                        struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_CANCELLATION_PUT);
     if (!s)
@@ -120,7 +121,7 @@ int sq_cancellation_put(struct sb_store *st, const struct cancellation_rec *c, s
 
 /* ---- cron triggers ---- */
 
-int sq_cron_get(struct sb_store *st, const char *function_id, int idx, char **expr,
+int sq_cron_get(struct sbd_store *st, const char *function_id, int idx, char **expr,
                 int64_t *next_at, struct sb_err *err)
 {
     *expr = NULL;
@@ -142,7 +143,7 @@ int sq_cron_get(struct sb_store *st, const char *function_id, int idx, char **ex
     return rc;
 }
 
-int sq_cron_put(struct sb_store *st, const struct cron_rec *c, struct sb_err *err)
+int sq_cron_put(struct sbd_store *st, const struct sbd_cron_rec *c, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_CRON_PUT);
     if (!s)
@@ -154,7 +155,7 @@ int sq_cron_put(struct sb_store *st, const struct cron_rec *c, struct sb_err *er
     return sq_exec(st, s, err);
 }
 
-int sq_cron_delete(struct sb_store *st, const char *function_id, int from, struct sb_err *err)
+int sq_cron_delete(struct sbd_store *st, const char *function_id, int from, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_CRON_DEL);
     if (!s)
@@ -164,13 +165,13 @@ int sq_cron_delete(struct sb_store *st, const char *function_id, int from, struc
     return sq_exec(st, s, err);
 }
 
-int sq_cron_prune(struct sb_store *st, struct sb_err *err)
+int sq_cron_prune(struct sbd_store *st, struct sb_err *err)
 {
     return sq_exec(st, sq_stmt(st, STMT_CRON_PRUNE), err);
 }
 
-int sq_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct cron_rec *c), void *ctx,
-                  struct sb_err *err)
+int sq_crons_scan(struct sbd_store *st, int (*fn)(void *ctx, const struct sbd_cron_rec *c),
+                  void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_CRON_SCAN);
     if (!s)
@@ -178,8 +179,8 @@ int sq_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct cron_re
     int rc;
     while ((rc = sq_next_row(st, s, err)) > 0) {
         int crc = 0;
-        struct cron_rec c = { sq_col_req(s, 0, &crc), sqlite3_column_int(s, 1),
-                              sq_col_req(s, 2, &crc), sqlite3_column_int64(s, 3) };
+        struct sbd_cron_rec c = { sq_col_req(s, 0, &crc), sqlite3_column_int(s, 1),
+                                  sq_col_req(s, 2, &crc), sqlite3_column_int64(s, 3) };
         if ((rc = crc ? sq_col_error(err, crc) : fn(ctx, &c)))
             break;
     }
@@ -189,7 +190,7 @@ int sq_crons_scan(struct sb_store *st, int (*fn)(void *ctx, const struct cron_re
 
 /* ---- flow control at run start ---- */
 
-int sq_throttle_put(struct sb_store *st, const char *key, int64_t tat, struct sb_err *err)
+int sq_throttle_put(struct sbd_store *st, const char *key, int64_t tat, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_THROTTLE_PUT);
     if (!s)
@@ -200,7 +201,7 @@ int sq_throttle_put(struct sb_store *st, const char *key, int64_t tat, struct sb
     return sq_exec(st, s, err);
 }
 
-int sq_throttles_scan(struct sb_store *st, int64_t now,
+int sq_throttles_scan(struct sbd_store *st, int64_t now,
                       void (*fn)(void *ctx, const char *key, int64_t tat), void *ctx,
                       struct sb_err *err)
 {
@@ -223,7 +224,7 @@ int sq_throttles_scan(struct sb_store *st, int64_t now,
     return rc;
 }
 
-int sq_flow_key_get(struct sb_store *st, int kind, const char *key, char **run_id,
+int sq_flow_key_get(struct sbd_store *st, int kind, const char *key, char **run_id,
                     int64_t *expires_at, struct sb_err *err)
 {
     *run_id = NULL;
@@ -245,7 +246,7 @@ int sq_flow_key_get(struct sb_store *st, int kind, const char *key, char **run_i
     return rc;
 }
 
-int sq_flow_key_put(struct sb_store *st, int kind, const char *key, const char *run_id,
+int sq_flow_key_put(struct sbd_store *st, int kind, const char *key, const char *run_id,
                     int64_t expires_at, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_FLOW_PUT);
@@ -261,7 +262,7 @@ int sq_flow_key_put(struct sb_store *st, int kind, const char *key, const char *
     return rc;
 }
 
-int sq_rate_count(struct sb_store *st, const char *key, int64_t since_ms, int64_t *count,
+int sq_rate_count(struct sbd_store *st, const char *key, int64_t since_ms, int64_t *count,
                   struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_RATE_COUNT);
@@ -272,7 +273,7 @@ int sq_rate_count(struct sb_store *st, const char *key, int64_t since_ms, int64_
     return sq_query_int64(st, s, count, err);
 }
 
-int sq_rate_hit(struct sb_store *st, const char *key, int64_t at, struct sb_err *err)
+int sq_rate_hit(struct sbd_store *st, const char *key, int64_t at, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_RATE_HIT);
     if (!s)
@@ -284,7 +285,7 @@ int sq_rate_hit(struct sb_store *st, const char *key, int64_t at, struct sb_err 
 
 /* ---- deferred starts ---- */
 
-static int deferred_row(struct sb_store *st, sqlite3_stmt *s, struct deferred_rec *out,
+static int deferred_row(struct sbd_store *st, sqlite3_stmt *s, struct sbd_deferred_rec *out,
                         struct sb_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -305,14 +306,14 @@ static int deferred_row(struct sb_store *st, sqlite3_stmt *s, struct deferred_re
     out->kind = sqlite3_column_int(s, 8);
     sqlite3_reset(s);
     if (crc || !out->function_id || !out->app_id || !out->key) {
-        sb_deferred_rec_free(out);
+        sbd_deferred_rec_free(out);
         return sq_col_error(err, crc ? crc : SB_ESTORE);
     }
     return 0;
 }
 
-int sq_deferred_find(struct sb_store *st, int kind, const char *function_id, const char *key,
-                     struct deferred_rec *out, struct sb_err *err)
+int sq_deferred_find(struct sbd_store *st, int kind, const char *function_id, const char *key,
+                     struct sbd_deferred_rec *out, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_DEFERRED_FIND);
     if (!s)
@@ -323,7 +324,7 @@ int sq_deferred_find(struct sb_store *st, int kind, const char *function_id, con
     return deferred_row(st, s, out, err);
 }
 
-int sq_deferred_get(struct sb_store *st, const char *id, struct deferred_rec *out,
+int sq_deferred_get(struct sbd_store *st, const char *id, struct sbd_deferred_rec *out,
                     struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_DEFERRED_GET);
@@ -333,7 +334,7 @@ int sq_deferred_get(struct sb_store *st, const char *id, struct deferred_rec *ou
     return deferred_row(st, s, out, err);
 }
 
-int sq_deferred_put(struct sb_store *st, const struct deferred_rec *d, struct sb_err *err)
+int sq_deferred_put(struct sbd_store *st, const struct sbd_deferred_rec *d, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_DEFERRED_PUT);
     if (!s)
@@ -350,7 +351,7 @@ int sq_deferred_put(struct sb_store *st, const struct deferred_rec *d, struct sb
     return sq_exec(st, s, err);
 }
 
-int sq_deferred_delete(struct sb_store *st, const char *id, struct sb_err *err)
+int sq_deferred_delete(struct sbd_store *st, const char *id, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_DEFERRED_DEL);
     if (!s)
@@ -359,7 +360,7 @@ int sq_deferred_delete(struct sb_store *st, const char *id, struct sb_err *err)
     return sq_exec(st, s, err);
 }
 
-int sq_deferred_due(struct sb_store *st, int64_t now, int (*fn)(void *ctx, const char *id),
+int sq_deferred_due(struct sbd_store *st, int64_t now, int (*fn)(void *ctx, const char *id),
                     void *ctx, int64_t *earliest, struct sb_err *err)
 {
     *earliest = INT64_MAX;
@@ -383,7 +384,7 @@ int sq_deferred_due(struct sb_store *st, int64_t now, int (*fn)(void *ctx, const
     return rc;
 }
 
-int sq_event_held(struct sb_store *st, const char *event_id, bool *held, int64_t *due_at,
+int sq_event_held(struct sbd_store *st, const char *event_id, bool *held, int64_t *due_at,
                   struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_DEFERRED_HELD);
@@ -400,7 +401,7 @@ int sq_event_held(struct sb_store *st, const char *event_id, bool *held, int64_t
     return rc > 0 ? 0 : rc;
 }
 
-int sq_run_event_add(struct sb_store *st, const char *run_id, int64_t seq, const char *event_id,
+int sq_run_event_add(struct sbd_store *st, const char *run_id, int64_t seq, const char *event_id,
                      struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_RUN_EVENT_ADD);
@@ -412,7 +413,7 @@ int sq_run_event_add(struct sb_store *st, const char *run_id, int64_t seq, const
     return sq_exec(st, s, err);
 }
 
-int sq_run_events_move(struct sb_store *st, const char *from_id, const char *to_id,
+int sq_run_events_move(struct sbd_store *st, const char *from_id, const char *to_id,
                        struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_RUN_EVENTS_MOVE);

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-int sq_queue_put(struct sb_store *st, const struct qitem_rec *q, struct sb_err *err)
+int sq_queue_put(struct sbd_store *st, const struct sbd_qitem_rec *q, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_QUEUE_PUT);
     if (!s)
@@ -23,7 +23,7 @@ int sq_queue_put(struct sb_store *st, const struct qitem_rec *q, struct sb_err *
     return sq_exec(st, s, err);
 }
 
-int sq_queue_lease(struct sb_store *st, int64_t id, int64_t until, const char *keys_json,
+int sq_queue_lease(struct sbd_store *st, int64_t id, int64_t until, const char *keys_json,
                    struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_QUEUE_LEASE);
@@ -35,7 +35,7 @@ int sq_queue_lease(struct sb_store *st, int64_t id, int64_t until, const char *k
     return sq_exec(st, s, err);
 }
 
-int sq_queue_del(struct sb_store *st, int64_t id, struct sb_err *err)
+int sq_queue_del(struct sbd_store *st, int64_t id, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_QUEUE_DEL);
     if (!s)
@@ -44,18 +44,19 @@ int sq_queue_del(struct sb_store *st, int64_t id, struct sb_err *err)
     return sq_exec(st, s, err);
 }
 
-int sq_queue_max_id(struct sb_store *st, int64_t *max_id, struct sb_err *err)
+int sq_queue_max_id(struct sbd_store *st, int64_t *max_id, struct sb_err *err)
 {
     return sq_query_int64(st, sq_stmt(st, STMT_QUEUE_MAX), max_id, err);
 }
 
-static int scan_rows(struct sb_store *st, sqlite3_stmt *s,
-                     int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx, struct sb_err *err)
+static int scan_rows(struct sbd_store *st, sqlite3_stmt *s,
+                     int (*fn)(void *ctx, const struct sbd_qitem_rec *q), void *ctx,
+                     struct sb_err *err)
 {
     int rc;
     while ((rc = sq_next_row(st, s, err)) > 0) {
         int crc = 0;
-        struct qitem_rec q = {
+        struct sbd_qitem_rec q = {
             .id = sqlite3_column_int64(s, 0),
             .run_id = sq_col_req(s, 1, &crc),
             .step_id = sq_col_req(s, 2, &crc),
@@ -82,15 +83,15 @@ static int scan_rows(struct sb_store *st, sqlite3_stmt *s,
     return rc;
 }
 
-int sq_queue_scan(struct sb_store *st, int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx,
-                  struct sb_err *err)
+int sq_queue_scan(struct sbd_store *st, int (*fn)(void *ctx, const struct sbd_qitem_rec *q),
+                  void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_QUEUE_SCAN);
     return s ? scan_rows(st, s, fn, ctx, err) : sb_err_set(err, SB_ESTORE, "statement unavailable");
 }
 
-int sq_queue_scan_run(struct sb_store *st, const char *run_id,
-                      int (*fn)(void *ctx, const struct qitem_rec *q), void *ctx,
+int sq_queue_scan_run(struct sbd_store *st, const char *run_id,
+                      int (*fn)(void *ctx, const struct sbd_qitem_rec *q), void *ctx,
                       struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_QUEUE_SCAN_RUN);
@@ -101,7 +102,7 @@ int sq_queue_scan_run(struct sb_store *st, const char *run_id,
     return scan_rows(st, s, fn, ctx, err);
 }
 
-int sq_orphan_runs(struct sb_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx,
+int sq_orphan_runs(struct sbd_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx,
                    struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_ORPHANS);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sq_event_insert(struct sb_store *st, const struct ev_rec *ev, bool *inserted,
+int sq_event_insert(struct sbd_store *st, const struct sbd_ev_rec *ev, bool *inserted,
                     struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_EVENT_INSERT);
@@ -27,7 +27,7 @@ int sq_event_insert(struct sb_store *st, const struct ev_rec *ev, bool *inserted
     return rc;
 }
 
-int sq_event_find_dedupe(struct sb_store *st, const char *key, int64_t since_ms,
+int sq_event_find_dedupe(struct sbd_store *st, const char *key, int64_t since_ms,
                          char out_id[SB_ULID_SIZE], struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_EVENT_DEDUPE);
@@ -47,7 +47,7 @@ int sq_event_find_dedupe(struct sb_store *st, const char *key, int64_t since_ms,
     return rc;
 }
 
-int sq_run_insert(struct sb_store *st, const struct run_rec *run, struct sb_err *err)
+int sq_run_insert(struct sbd_store *st, const struct sbd_run_rec *run, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_RUN_INSERT);
     if (!s)
@@ -64,7 +64,7 @@ int sq_run_insert(struct sb_store *st, const struct run_rec *run, struct sb_err 
 
 /* Runs statement id, whose one parameter is a run id; *changed (when not
  * NULL) = the rows it changed. */
-static int exec_for_run(struct sb_store *st, enum sq_stmt_id id, const char *run_id,
+static int exec_for_run(struct sbd_store *st, enum sq_stmt_id id, const char *run_id,
                         int64_t *changed, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, id);
@@ -77,7 +77,7 @@ static int exec_for_run(struct sb_store *st, enum sq_stmt_id id, const char *run
     return rc;
 }
 
-int sq_run_finish(struct sb_store *st, const char *run_id, int status, const char *output,
+int sq_run_finish(struct sbd_store *st, const char *run_id, int status, const char *output,
                   const char *error, int64_t started_at, int64_t ended_at, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_RUN_FINISH);
@@ -115,7 +115,7 @@ int sq_run_finish(struct sb_store *st, const char *run_id, int status, const cha
     return 0;
 }
 
-int sq_run_progress(struct sb_store *st, const char *run_id, int64_t now, int req_version,
+int sq_run_progress(struct sbd_store *st, const char *run_id, int64_t now, int req_version,
                     struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_RUN_PROGRESS);
@@ -128,7 +128,7 @@ int sq_run_progress(struct sb_store *st, const char *run_id, int64_t now, int re
     return sq_exec(st, s, err);
 }
 
-int sq_step_put(struct sb_store *st, const struct step_rec *r, struct sb_err *err)
+int sq_step_put(struct sbd_store *st, const struct sbd_step_rec *r, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_STEP_PUT);
     if (!s)
@@ -150,7 +150,7 @@ int sq_step_put(struct sb_store *st, const struct step_rec *r, struct sb_err *er
     return sq_exec(st, s, err);
 }
 
-int sq_purge(struct sb_store *st, int64_t before_ms, int limit, int *deleted, struct sb_err *err)
+int sq_purge(struct sbd_store *st, int64_t before_ms, int limit, int *deleted, struct sb_err *err)
 {
     /* expired idempotency keys and rate-limit hits older than the longest
      * period (a day): they expire on their own clock, not the retention's */
@@ -163,14 +163,14 @@ int sq_purge(struct sb_store *st, int64_t before_ms, int limit, int *deleted, st
         return frc;
     sqlite3_stmt *rs = sq_stmt(st, STMT_PURGE_RATE);
     if (rs)
-        sqlite3_bind_int64(rs, 1, now - SB_STORE_RATE_KEEP_MS);
+        sqlite3_bind_int64(rs, 1, now - SBD_STORE_RATE_KEEP_MS);
     if ((frc = sq_exec(st, rs, err)))
         return frc;
     static const enum sq_stmt_id order[] = { STMT_PURGE_STEPS, STMT_PURGE_RUN_EVENTS,
                                              STMT_PURGE_RUNS, STMT_PURGE_EVENTS };
-    /* events by id range (sb_store_purge_cutoff) */
+    /* events by id range (sbd_store_purge_cutoff) */
     char cutoff[SB_ULID_SIZE];
-    sb_store_purge_cutoff(before_ms, cutoff);
+    sbd_store_purge_cutoff(before_ms, cutoff);
     *deleted = 0;
     for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
         sqlite3_stmt *s = sq_stmt(st, order[i]);
@@ -194,7 +194,7 @@ int sq_purge(struct sb_store *st, int64_t before_ms, int limit, int *deleted, st
 
 /* The events of a batched run as a JSON array into out->events (left NULL
  * for a run of one event). */
-static int run_state_events(struct sb_store *st, const char *run_id, struct run_state *out,
+static int run_state_events(struct sbd_store *st, const char *run_id, struct sbd_run_state *out,
                             struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_RUN_STATE_EVENTS);
@@ -217,7 +217,7 @@ static int run_state_events(struct sb_store *st, const char *run_id, struct run_
 }
 
 /* The memoized steps, in stack order, into out->steps. */
-static int run_state_steps(struct sb_store *st, const char *run_id, struct run_state *out,
+static int run_state_steps(struct sbd_store *st, const char *run_id, struct sbd_run_state *out,
                            struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_RUN_STATE_STEPS);
@@ -251,7 +251,8 @@ static int run_state_steps(struct sb_store *st, const char *run_id, struct run_s
     return rc;
 }
 
-int sq_run_state(struct sb_store *st, const char *run_id, struct run_state *out, struct sb_err *err)
+int sq_run_state(struct sbd_store *st, const char *run_id, struct sbd_run_state *out,
+                 struct sb_err *err)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = sq_stmt(st, STMT_RUN_STATE);
@@ -277,11 +278,11 @@ int sq_run_state(struct sb_store *st, const char *run_id, struct run_state *out,
     /* all or nothing: a run state missing some of its memoized steps would
      * make the worker run completed steps again */
     if (rc)
-        sb_run_state_free(out);
+        sbd_run_state_free(out);
     return rc;
 }
 
-int sq_counts(struct sb_store *st, int64_t *queue_rows, int64_t *running, struct sb_err *err)
+int sq_counts(struct sbd_store *st, int64_t *queue_rows, int64_t *running, struct sb_err *err)
 {
     int rc = sq_query_int64(st, sq_stmt(st, STMT_COUNT_QUEUE), queue_rows, err);
     if (rc)

@@ -2,7 +2,7 @@
  *
  * The schema version lives in SQLite's user_version. Migrations run in one
  * transaction at start: version N -> N+1 for each step in `migrations`. A
- * database whose version is higher than SB_STORE_SCHEMA_VERSION was written by
+ * database whose version is higher than SBD_STORE_SCHEMA_VERSION was written by
  * a newer sysbusd; we refuse to touch it (SB_ECONFIG) rather than guess.
  * Table meanings and invariants: docs/internals/store.md. */
 #include "sq.h"
@@ -164,9 +164,9 @@ static const char *const migrations[] = {
 };
 
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
-_Static_assert(NMIGRATIONS == SB_STORE_SCHEMA_VERSION, "one migration per schema version");
+_Static_assert(NMIGRATIONS == SBD_STORE_SCHEMA_VERSION, "one migration per schema version");
 
-int sq_schema_version(struct sb_store *st, int *version, struct sb_err *err)
+int sq_schema_version(struct sbd_store *st, int *version, struct sb_err *err)
 {
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(sq_conn(st)->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
@@ -180,30 +180,30 @@ int sq_schema_version(struct sb_store *st, int *version, struct sb_err *err)
     return rc;
 }
 
-int sq_migrate(struct sb_store *st, struct sb_err *err)
+int sq_migrate(struct sbd_store *st, struct sb_err *err)
 {
     sqlite3 *db = sq_conn(st)->db;
     int v;
     int rc = sq_schema_version(st, &v, err);
     if (rc)
         return rc;
-    if (v > SB_STORE_SCHEMA_VERSION)
+    if (v > SBD_STORE_SCHEMA_VERSION)
         return sb_err_set(err, SB_ECONFIG,
                           "the database has schema version %d but this sysbusd knows only up "
                           "to %d: it was written by a newer sysbusd; run that version (or a "
                           "newer one) instead",
-                          v, SB_STORE_SCHEMA_VERSION);
-    if (v == SB_STORE_SCHEMA_VERSION)
+                          v, SBD_STORE_SCHEMA_VERSION);
+    if (v == SBD_STORE_SCHEMA_VERSION)
         return 0;
     char *msg = NULL;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
         goto fail;
-    for (int i = v; i < SB_STORE_SCHEMA_VERSION; i++) {
+    for (int i = v; i < SBD_STORE_SCHEMA_VERSION; i++) {
         if (sqlite3_exec(db, migrations[i], NULL, NULL, &msg) != SQLITE_OK)
             goto fail_tx;
     }
     char pragma[64];
-    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", SB_STORE_SCHEMA_VERSION);
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", SBD_STORE_SCHEMA_VERSION);
     if (sqlite3_exec(db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
         goto fail_tx;

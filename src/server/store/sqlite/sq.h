@@ -1,7 +1,7 @@
 /* sq.h - the SQLite backend's private header (src/server/store/sqlite/
  * only): the connection, the statements it prepares, the helpers every file
  * of the backend uses, and the prototypes of its operations (sq_<op>, one per
- * entry of SB_STORE_OPS, generated from that list; conn.c puts them in the
+ * entry of SBD_STORE_OPS, generated from that list; conn.c puts them in the
  * backend's table). Nothing outside this folder includes it or sqlite3.h.
  *
  * Files: conn.c (connections, statements, row scans, transactions, the ops
@@ -192,7 +192,7 @@ struct sq_tally {
 
 /* A connection (writable or read-only). */
 struct sq_conn {
-    struct sb_store base; /* first: what the sb_store_* calls dispatch through */
+    struct sbd_store base; /* first: what the sbd_store_* calls dispatch through */
     sqlite3 *db;
     int readonly;
     struct sq_tally tally;
@@ -202,32 +202,32 @@ struct sq_conn {
     sqlite3_stmt *stmt[STMT__COUNT];
 };
 
-static inline struct sq_conn *sq_conn(struct sb_store *st)
+static inline struct sq_conn *sq_conn(struct sbd_store *st)
 {
     return (struct sq_conn *)st;
 }
 
 /* The backend's table (conn.c). */
-extern const struct sb_store_ops sq_store_ops;
+extern const struct sbd_store_ops sq_store_ops;
 
-/* The operations, sq_<name> for each entry of SB_STORE_OPS. */
+/* The operations, sq_<name> for each entry of SBD_STORE_OPS. */
 #define SQ_OP_PROTO(ret, name, params, args) ret sq_##name params;
 #define SQ_VOP_PROTO(name, params, args) void sq_##name params;
-SB_STORE_OPS(SQ_OP_PROTO, SQ_VOP_PROTO)
+SBD_STORE_OPS(SQ_OP_PROTO, SQ_VOP_PROTO)
 #undef SQ_OP_PROTO
 #undef SQ_VOP_PROTO
-int sq_open(const char *url, struct sb_store **out, struct sb_err *err);
-int sq_open_reader(const char *url, struct sb_store **out, struct sb_err *err);
-void sq_close(struct sb_store *st);
+int sq_open(const char *url, struct sbd_store **out, struct sb_err *err);
+int sq_open_reader(const char *url, struct sbd_store **out, struct sb_err *err);
+void sq_close(struct sbd_store *st);
 
 /* Prepared statement id, reset and with bindings cleared; NULL on error. */
-sqlite3_stmt *sq_stmt(struct sb_store *st, enum sq_stmt_id id);
+sqlite3_stmt *sq_stmt(struct sbd_store *st, enum sq_stmt_id id);
 /* Binds helpers: NULL strings bind SQL NULL. */
 void sq_bind_text(sqlite3_stmt *s, int idx, const char *v);
 /* Binds v, or NULL when v <= 0 (an optional time). */
 void sq_bind_opt_int64(sqlite3_stmt *s, int idx, int64_t v);
 /* Rows the last statement on st changed. */
-int64_t sq_changes(struct sb_store *st);
+int64_t sq_changes(struct sbd_store *st);
 
 /* The one place the store steps a statement (docs/internals/store.md, "Row
  * scans"): 1 when s is on a row, 0 when the scan is complete (SQLITE_DONE),
@@ -236,13 +236,13 @@ int64_t sq_changes(struct sb_store *st);
  * (a constraint) or SB_ESTORE (anything else, e.g. a corrupt page). After an
  * error the scan is over and its rows so far must not be used: a caller
  * never treats an error as "no more rows". The caller still resets s. */
-int sq_next_row(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err);
+int sq_next_row(struct sbd_store *st, sqlite3_stmt *s, struct sb_err *err);
 /* Runs a statement that returns no rows; its error (as above) on failure. */
-int sq_exec(struct sb_store *st, sqlite3_stmt *s, struct sb_err *err);
+int sq_exec(struct sbd_store *st, sqlite3_stmt *s, struct sb_err *err);
 /* Runs s (NULL: a statement that could not be prepared), a query whose one
  * row holds one integer (COUNT, MAX): 0 with *out, or the error of
  * sq_next_row (SB_ESTORE when it gave no row). Resets s. */
-int sq_query_int64(struct sb_store *st, sqlite3_stmt *s, int64_t *out, struct sb_err *err);
+int sq_query_int64(struct sbd_store *st, sqlite3_stmt *s, int64_t *out, struct sb_err *err);
 
 /* Columns of the current row. sqlite3_column_text returns NULL both for SQL
  * NULL and when it runs out of memory converting a value; these tell them
@@ -255,7 +255,7 @@ int sq_query_int64(struct sb_store *st, sqlite3_stmt *s, int64_t *out, struct sb
  *    callers may use the value before checking *rc.
  *  - sq_col_dup: sq_col_text as a malloc'd copy (a failed copy also sets
  *    SB_ENOMEM).
- *  - sq_col_time: an integer column, SB_STORE_NO_TIME for SQL NULL. */
+ *  - sq_col_time: an integer column, SBD_STORE_NO_TIME for SQL NULL. */
 const char *sq_col_text(sqlite3_stmt *s, int col, int *rc);
 const char *sq_col_req(sqlite3_stmt *s, int col, int *rc);
 char *sq_col_dup(sqlite3_stmt *s, int col, int *rc);
@@ -263,6 +263,6 @@ int64_t sq_col_time(sqlite3_stmt *s, int col);
 /* err filled for a row whose columns could not be read (rc from the above). */
 int sq_col_error(struct sb_err *err, int rc);
 /* Schema creation/migration (schema.c). */
-int sq_migrate(struct sb_store *st, struct sb_err *err);
+int sq_migrate(struct sbd_store *st, struct sb_err *err);
 
 #endif

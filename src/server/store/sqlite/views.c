@@ -12,7 +12,7 @@
 #include <string.h>
 
 /* Prepares sql on st's connection; SB_ESTORE with err on failure. */
-static int prepare(struct sb_store *st, const char *sql, sqlite3_stmt **s, struct sb_err *err)
+static int prepare(struct sbd_store *st, const char *sql, sqlite3_stmt **s, struct sb_err *err)
 {
     if (sqlite3_prepare_v2(sq_conn(st)->db, sql, -1, s, NULL) == SQLITE_OK)
         return 0;
@@ -25,13 +25,13 @@ struct rows {
     struct sb_err *err;
     void *ctx;
     union {
-        int (*run)(void *ctx, const struct run_info *r);
-        int (*queue)(void *ctx, const struct qitem_rec *q, const struct wait_rec *w);
-        int (*step)(void *ctx, const struct step_rec *s);
-        int (*event)(void *ctx, const struct ev_rec *e);
-        int (*app)(void *ctx, const struct app_info *a);
-        int (*function)(void *ctx, const struct fn_info *f);
-        int (*cancellation)(void *ctx, const struct cancellation_rec *c);
+        int (*run)(void *ctx, const struct sbd_run_info *r);
+        int (*queue)(void *ctx, const struct sbd_qitem_rec *q, const struct sbd_wait_rec *w);
+        int (*step)(void *ctx, const struct sbd_step_rec *s);
+        int (*event)(void *ctx, const struct sbd_ev_rec *e);
+        int (*app)(void *ctx, const struct sbd_app_info *a);
+        int (*function)(void *ctx, const struct sbd_fn_info *f);
+        int (*cancellation)(void *ctx, const struct sbd_cancellation_rec *c);
     } cb;
 };
 
@@ -42,7 +42,7 @@ typedef int row_fn(sqlite3_stmt *s, struct rows *r);
 
 /* Steps s, calling row for each row, then finalizes s: 0, the first nonzero
  * return of row, or the error of the scan (err filled). */
-static int scan(struct sb_store *st, sqlite3_stmt *s, row_fn *row, struct rows *r)
+static int scan(struct sbd_store *st, sqlite3_stmt *s, row_fn *row, struct rows *r)
 {
     int rc;
     while ((rc = sq_next_row(st, s, r->err)) > 0) {
@@ -55,7 +55,7 @@ static int scan(struct sb_store *st, sqlite3_stmt *s, row_fn *row, struct rows *
 
 /* Steps s for its one row, as scan; SB_ENOTFOUND with "no such <what>: id"
  * when there is none. */
-static int one(struct sb_store *st, sqlite3_stmt *s, row_fn *row, struct rows *r, const char *what,
+static int one(struct sbd_store *st, sqlite3_stmt *s, row_fn *row, struct rows *r, const char *what,
                const char *id)
 {
     int rc = sq_next_row(st, s, r->err);
@@ -76,7 +76,7 @@ static int one(struct sb_store *st, sqlite3_stmt *s, row_fn *row, struct rows *r
 static int run_row(sqlite3_stmt *s, struct rows *r)
 {
     int crc = 0;
-    struct run_info run = {
+    struct sbd_run_info run = {
         .id = sq_col_text(s, 0, &crc),
         .function_id = sq_col_text(s, 1, &crc),
         .app_id = sq_col_text(s, 2, &crc),
@@ -92,8 +92,8 @@ static int run_row(sqlite3_stmt *s, struct rows *r)
     return crc ? sq_col_error(r->err, crc) : r->cb.run(r->ctx, &run);
 }
 
-int sq_run_get(struct sb_store *st, const char *run_id,
-               int (*fn)(void *ctx, const struct run_info *r), void *ctx, struct sb_err *err)
+int sq_run_get(struct sbd_store *st, const char *run_id,
+               int (*fn)(void *ctx, const struct sbd_run_info *r), void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s;
     if (prepare(st, "SELECT " RUN_COLS " FROM runs r WHERE r.id=?", &s, err))
@@ -103,7 +103,7 @@ int sq_run_get(struct sb_store *st, const char *run_id,
     return one(st, s, run_row, &r, "run", run_id);
 }
 
-int sq_run_status(struct sb_store *st, const char *run_id, int *status, struct sb_err *err)
+int sq_run_status(struct sbd_store *st, const char *run_id, int *status, struct sb_err *err)
 {
     sqlite3_stmt *s;
     if (prepare(st, "SELECT status FROM runs WHERE id=?", &s, err))
@@ -118,8 +118,8 @@ int sq_run_status(struct sb_store *st, const char *run_id, int *status, struct s
     return rc > 0 ? 0 : rc;
 }
 
-int sq_runs_list(struct sb_store *st, const struct run_filter *f,
-                 int (*fn)(void *ctx, const struct run_info *r), void *ctx, struct sb_err *err)
+int sq_runs_list(struct sbd_store *st, const struct sbd_run_filter *f,
+                 int (*fn)(void *ctx, const struct sbd_run_info *r), void *ctx, struct sb_err *err)
 {
     struct sb_buf q = SB_BUF_INIT(0); /* SQL from this function's literals (values are bound) */
     sb_buf_puts(&q, "SELECT " RUN_COLS " FROM runs r WHERE 1=1");
@@ -157,7 +157,7 @@ int sq_runs_list(struct sb_store *st, const struct run_filter *f,
 static int queue_row(sqlite3_stmt *s, struct rows *r)
 {
     int crc = 0;
-    struct qitem_rec q = {
+    struct sbd_qitem_rec q = {
         .run_id = sq_col_text(s, 11, &crc),
         .step_id = sq_col_text(s, 0, &crc),
         .attempt = sqlite3_column_int(s, 1),
@@ -168,7 +168,7 @@ static int queue_row(sqlite3_stmt *s, struct rows *r)
         .last_error = sq_col_text(s, 6, &crc),
         .flags = sqlite3_column_int(s, 7),
     };
-    struct wait_rec w = {
+    struct sbd_wait_rec w = {
         .event_name = sq_col_text(s, 8, &crc),
         .expression = sq_col_text(s, 9, &crc),
         .child_run_id = sq_col_text(s, 10, &crc),
@@ -179,8 +179,8 @@ static int queue_row(sqlite3_stmt *s, struct rows *r)
     return crc ? sq_col_error(r->err, crc) : r->cb.queue(r->ctx, &q, &w);
 }
 
-int sq_run_queue(struct sb_store *st, const char *run_id,
-                 int (*fn)(void *ctx, const struct qitem_rec *q, const struct wait_rec *w),
+int sq_run_queue(struct sbd_store *st, const char *run_id,
+                 int (*fn)(void *ctx, const struct sbd_qitem_rec *q, const struct sbd_wait_rec *w),
                  void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s;
@@ -200,7 +200,7 @@ int sq_run_queue(struct sb_store *st, const char *run_id,
 static int step_row(sqlite3_stmt *s, struct rows *r)
 {
     int crc = 0;
-    struct step_rec step = {
+    struct sbd_step_rec step = {
         .run_id = sq_col_text(s, 10, &crc),
         .hash = sq_col_text(s, 0, &crc),
         .seq = sqlite3_column_type(s, 9) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 9),
@@ -216,8 +216,8 @@ static int step_row(sqlite3_stmt *s, struct rows *r)
     return crc ? sq_col_error(r->err, crc) : r->cb.step(r->ctx, &step);
 }
 
-int sq_run_steps(struct sb_store *st, const char *run_id,
-                 int (*fn)(void *ctx, const struct step_rec *s), void *ctx, struct sb_err *err)
+int sq_run_steps(struct sbd_store *st, const char *run_id,
+                 int (*fn)(void *ctx, const struct sbd_step_rec *s), void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s;
     if (prepare(st,
@@ -237,7 +237,7 @@ int sq_run_steps(struct sb_store *st, const char *run_id,
 static int event_row(sqlite3_stmt *s, struct rows *r)
 {
     int crc = 0;
-    struct ev_rec e = {
+    struct sbd_ev_rec e = {
         .name = sq_col_text(s, 1, &crc),
         .body = sq_col_text(s, 2, &crc),
         .ts = sqlite3_column_int64(s, 3),
@@ -249,8 +249,8 @@ static int event_row(sqlite3_stmt *s, struct rows *r)
     return crc ? sq_col_error(r->err, crc) : r->cb.event(r->ctx, &e);
 }
 
-int sq_event_get(struct sb_store *st, const char *event_id,
-                 int (*fn)(void *ctx, const struct ev_rec *e), void *ctx, struct sb_err *err)
+int sq_event_get(struct sbd_store *st, const char *event_id,
+                 int (*fn)(void *ctx, const struct sbd_ev_rec *e), void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s;
     if (prepare(st, "SELECT " EVENT_COLS " FROM events WHERE id=?", &s, err))
@@ -260,8 +260,8 @@ int sq_event_get(struct sb_store *st, const char *event_id,
     return one(st, s, event_row, &r, "event", event_id);
 }
 
-int sq_events_list(struct sb_store *st, const struct event_filter *f,
-                   int (*fn)(void *ctx, const struct ev_rec *e), void *ctx, struct sb_err *err)
+int sq_events_list(struct sbd_store *st, const struct sbd_event_filter *f,
+                   int (*fn)(void *ctx, const struct sbd_ev_rec *e), void *ctx, struct sb_err *err)
 {
     struct sb_buf q = SB_BUF_INIT(0); /* SQL from this function's literals (values are bound) */
     sb_buf_puts(&q, "SELECT " EVENT_COLS " FROM events WHERE 1=1");
@@ -293,7 +293,7 @@ int sq_events_list(struct sb_store *st, const struct event_filter *f,
 static int app_row(sqlite3_stmt *s, struct rows *r)
 {
     int crc = 0;
-    struct app_info a = {
+    struct sbd_app_info a = {
         .id = sq_col_text(s, 0, &crc),
         .url = sq_col_text(s, 1, &crc),
         .sdk = sq_col_text(s, 2, &crc),
@@ -309,8 +309,8 @@ static int app_row(sqlite3_stmt *s, struct rows *r)
     return crc ? sq_col_error(r->err, crc) : r->cb.app(r->ctx, &a);
 }
 
-int sq_apps_list(struct sb_store *st, int (*fn)(void *ctx, const struct app_info *a), void *ctx,
-                 struct sb_err *err)
+int sq_apps_list(struct sbd_store *st, int (*fn)(void *ctx, const struct sbd_app_info *a),
+                 void *ctx, struct sb_err *err)
 {
     sqlite3_stmt *s;
     if (prepare(st,
@@ -328,7 +328,7 @@ int sq_apps_list(struct sb_store *st, int (*fn)(void *ctx, const struct app_info
 static int function_row(sqlite3_stmt *s, struct rows *r)
 {
     int crc = 0;
-    struct fn_info f = {
+    struct sbd_fn_info f = {
         .id = sq_col_text(s, 0, &crc),
         .app_id = sq_col_text(s, 1, &crc),
         .name = sq_col_text(s, 2, &crc),
@@ -340,8 +340,9 @@ static int function_row(sqlite3_stmt *s, struct rows *r)
     return crc ? sq_col_error(r->err, crc) : r->cb.function(r->ctx, &f);
 }
 
-int sq_functions_list(struct sb_store *st, const char *app_id, bool include_removed,
-                      int (*fn)(void *ctx, const struct fn_info *f), void *ctx, struct sb_err *err)
+int sq_functions_list(struct sbd_store *st, const char *app_id, bool include_removed,
+                      int (*fn)(void *ctx, const struct sbd_fn_info *f), void *ctx,
+                      struct sb_err *err)
 {
     sqlite3_stmt *s;
     if (prepare(st,
@@ -359,7 +360,7 @@ int sq_functions_list(struct sb_store *st, const char *app_id, bool include_remo
 static int cancellation_row(sqlite3_stmt *s, struct rows *r)
 {
     int crc = 0;
-    struct cancellation_rec c = {
+    struct sbd_cancellation_rec c = {
         .app_id = sq_col_text(s, 1, &crc),
         .function_id = sq_col_text(s, 2, &crc),
         .started_after = sqlite3_column_int64(s, 3),
@@ -373,8 +374,8 @@ static int cancellation_row(sqlite3_stmt *s, struct rows *r)
     return crc ? sq_col_error(r->err, crc) : r->cb.cancellation(r->ctx, &c);
 }
 
-int sq_cancellations_list(struct sb_store *st, int limit,
-                          int (*fn)(void *ctx, const struct cancellation_rec *c), void *ctx,
+int sq_cancellations_list(struct sbd_store *st, int limit,
+                          int (*fn)(void *ctx, const struct sbd_cancellation_rec *c), void *ctx,
                           struct sb_err *err)
 {
     sqlite3_stmt *s;

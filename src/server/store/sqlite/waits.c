@@ -9,7 +9,7 @@
 
 /* ---- waits ---- */
 
-int sq_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_err *err)
+int sq_wait_put(struct sbd_store *st, const struct sbd_wait_rec *w, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_WAIT_PUT);
     if (!s)
@@ -27,7 +27,7 @@ int sq_wait_put(struct sb_store *st, const struct wait_rec *w, struct sb_err *er
     return rc;
 }
 
-int sq_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted, struct sb_err *err)
+int sq_wait_delete(struct sbd_store *st, int64_t item_id, bool *deleted, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_WAIT_DEL);
     if (!s)
@@ -43,13 +43,13 @@ int sq_wait_delete(struct sb_store *st, int64_t item_id, bool *deleted, struct s
 }
 
 /* Single writer: the tally counts every wait row there is. */
-bool sq_has_waits(struct sb_store *st)
+bool sq_has_waits(struct sbd_store *st)
 {
     return sq_conn(st)->tally.open_waits > 0;
 }
 
-int sq_waits_for(struct sb_store *st, const char *event_name,
-                 int (*fn)(void *ctx, const struct wait_rec *w, const char *trigger_event,
+int sq_waits_for(struct sbd_store *st, const char *event_name,
+                 int (*fn)(void *ctx, const struct sbd_wait_rec *w, const char *trigger_event,
                            int64_t run_queue_rows, int flags),
                  void *ctx, struct sb_err *err)
 {
@@ -61,7 +61,7 @@ int sq_waits_for(struct sb_store *st, const char *event_name,
     sqlite3_bind_text(s, 2, event_name, -1, SQLITE_STATIC);
     /* collect first: fn may change the waits table */
     struct row {
-        struct wait_rec w;
+        struct sbd_wait_rec w;
         char *run_id, *hash, *name, *expr, *trigger;
         int64_t rows;
         int flags;
@@ -113,7 +113,7 @@ int sq_waits_for(struct sb_store *st, const char *event_name,
     return rc;
 }
 
-int sq_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait_rec *w,
+int sq_wait_for_child(struct sbd_store *st, const char *child_run_id, struct sbd_wait_rec *w,
                       int64_t *run_queue_rows, int *flags, struct sb_err *err)
 {
     memset(w, 0, sizeof *w);
@@ -139,11 +139,11 @@ int sq_wait_for_child(struct sb_store *st, const char *child_run_id, struct wait
     }
     sqlite3_reset(s);
     if (rc)
-        sb_wait_rec_free(w);
+        sbd_wait_rec_free(w);
     return rc;
 }
 
-int sq_events_since(struct sb_store *st, const char *name, const char *min_id,
+int sq_events_since(struct sbd_store *st, const char *name, const char *min_id,
                     int (*fn)(void *ctx, const char *id, const char *body), void *ctx,
                     struct sb_err *err)
 {
@@ -164,7 +164,7 @@ int sq_events_since(struct sb_store *st, const char *name, const char *min_id,
     return rc;
 }
 
-int sq_next_seq(struct sb_store *st, const char *run_id, int64_t *seq, struct sb_err *err)
+int sq_next_seq(struct sbd_store *st, const char *run_id, int64_t *seq, struct sb_err *err)
 {
     sqlite3_stmt *s = sq_stmt(st, STMT_NEXT_SEQ);
     if (s)
@@ -172,7 +172,7 @@ int sq_next_seq(struct sb_store *st, const char *run_id, int64_t *seq, struct sb
     return sq_query_int64(st, s, seq, err); /* *seq is only written on success */
 }
 
-int sq_run_trigger(struct sb_store *st, const char *run_id, char **function_id, char **event_name,
+int sq_run_trigger(struct sbd_store *st, const char *run_id, char **function_id, char **event_name,
                    char **event_body, struct sb_err *err)
 {
     *function_id = *event_name = *event_body = NULL;
