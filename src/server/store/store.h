@@ -269,136 +269,136 @@ void sbd_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
 /* The list is kept out of clang-format, which would read its parameter
  * lists as expressions. */
 /* clang-format off */
-#define SBD_STORE_OPS(OP, VOP)                                                                      \
+#define SBD_STORE_OPS(OP, VOP)                                                                     \
     /* -- schema and transactions (writer connection) -- */                                        \
     /* The stored schema's version into *version; SB_E* with err when it                           \
      * cannot be read. */                                                                          \
-    OP(int, schema_version, (struct sbd_store *st, int *version, struct sb_err *err),               \
+    OP(int, schema_version, (struct sbd_store *st, int *version, struct sb_err *err),              \
        (st, version, err))                                                                         \
     /* A transaction holding the store's write lock until commit or rollback. */                   \
-    OP(int, begin, (struct sbd_store *st, struct sb_err *err), (st, err))                           \
-    OP(int, commit, (struct sbd_store *st, struct sb_err *err), (st, err))                          \
-    VOP(rollback, (struct sbd_store *st), (st))                                                     \
+    OP(int, begin, (struct sbd_store *st, struct sb_err *err), (st, err))                          \
+    OP(int, commit, (struct sbd_store *st, struct sb_err *err), (st, err))                         \
+    VOP(rollback, (struct sbd_store *st), (st))                                                    \
     /* One level of savepoint inside the transaction (one per writer op). */                       \
-    OP(int, savepoint, (struct sbd_store *st, struct sb_err *err), (st, err))                       \
-    VOP(release, (struct sbd_store *st), (st))                                                      \
+    OP(int, savepoint, (struct sbd_store *st, struct sb_err *err), (st, err))                      \
+    VOP(release, (struct sbd_store *st), (st))                                                     \
     /* Undoes everything since the savepoint, and releases it. */                                  \
-    VOP(rollback_savepoint, (struct sbd_store *st), (st))                                           \
+    VOP(rollback_savepoint, (struct sbd_store *st), (st))                                          \
                                                                                                    \
     /* -- events and runs (inside a transaction) -- */                                             \
     /* Inserts; *inserted = false when an event with that id already exists. */                    \
     OP(int, event_insert,                                                                          \
-       (struct sbd_store *st, const struct sbd_ev_rec *ev, bool *inserted, struct sb_err *err),         \
+       (struct sbd_store *st, const struct sbd_ev_rec *ev, bool *inserted, struct sb_err *err),    \
        (st, ev, inserted, err))                                                                    \
     /* Id of an event with this dedupe key received at or after since_ms: 0,                       \
      * SB_ENOTFOUND when there is none, or another SB_E* (err filled) when the                     \
      * store could not be read (the caller must not take that as "new event"). */                  \
     OP(int, event_find_dedupe,                                                                     \
-       (struct sbd_store *st, const char *key, int64_t since_ms, char out_id[SB_ULID_SIZE],         \
+       (struct sbd_store *st, const char *key, int64_t since_ms, char out_id[SB_ULID_SIZE],        \
         struct sb_err *err),                                                                       \
        (st, key, since_ms, out_id, err))                                                           \
     /* A new run, Running. */                                                                      \
-    OP(int, run_insert, (struct sbd_store *st, const struct sbd_run_rec *run, struct sb_err *err),      \
+    OP(int, run_insert, (struct sbd_store *st, const struct sbd_run_rec *run, struct sb_err *err), \
        (st, run, err))                                                                             \
     /* Ends a run: status, output/error (JCS or NULL), and deletes its queue                       \
      * rows, its waits, its cancel request and the singleton key it held. */                       \
     OP(int, run_finish,                                                                            \
-       (struct sbd_store *st, const char *run_id, int status, const char *output,                   \
+       (struct sbd_store *st, const char *run_id, int status, const char *output,                  \
         const char *error, int64_t started_at, int64_t ended_at, struct sb_err *err),              \
        (st, run_id, status, output, error, started_at, ended_at, err))                             \
     /* Records progress: started_at (first time only), updated_at, req_version. */                 \
     OP(int, run_progress,                                                                          \
-       (struct sbd_store *st, const char *run_id, int64_t now, int req_version,                     \
+       (struct sbd_store *st, const char *run_id, int64_t now, int req_version,                    \
         struct sb_err *err),                                                                       \
        (st, run_id, now, req_version, err))                                                        \
     /* Inserts or updates the step (run_id, hash): name, op and error keep                         \
      * their old value when NULL, started_at its first one. */                                     \
-    OP(int, step_put, (struct sbd_store *st, const struct sbd_step_rec *s, struct sb_err *err),         \
+    OP(int, step_put, (struct sbd_store *st, const struct sbd_step_rec *s, struct sb_err *err),    \
        (st, s, err))                                                                               \
     /* Inserts or replaces the queue row q->id (clearing its lease). */                            \
-    OP(int, queue_put, (struct sbd_store *st, const struct sbd_qitem_rec *q, struct sb_err *err),       \
+    OP(int, queue_put, (struct sbd_store *st, const struct sbd_qitem_rec *q, struct sb_err *err),  \
        (st, q, err))                                                                               \
-    OP(int, queue_del, (struct sbd_store *st, int64_t id, struct sb_err *err), (st, id, err))       \
+    OP(int, queue_del, (struct sbd_store *st, int64_t id, struct sb_err *err), (st, id, err))      \
     /* Marks queue row id as a call in flight holding the concurrency slots                        \
      * keys_json until `until` (keys_json NULL, until 0: clears the mark). */                      \
     OP(int, queue_lease,                                                                           \
-       (struct sbd_store *st, int64_t id, int64_t until, const char *keys_json,                     \
+       (struct sbd_store *st, int64_t id, int64_t until, const char *keys_json,                    \
         struct sb_err *err),                                                                       \
        (st, id, until, keys_json, err))                                                            \
     /* Deletes up to limit ended runs (with their steps and batch events) that                     \
      * ended before before_ms, and up to limit events made before before_ms                        \
      * that no run, batch or deferred start refers to; also expired flow keys                      \
-     * and rate hits older than SBD_STORE_RATE_KEEP_MS. *deleted = runs and                         \
+     * and rate hits older than SBD_STORE_RATE_KEEP_MS. *deleted = runs and                        \
      * events removed. */                                                                          \
     OP(int, purge,                                                                                 \
-       (struct sbd_store *st, int64_t before_ms, int limit, int *deleted, struct sb_err *err),      \
+       (struct sbd_store *st, int64_t before_ms, int limit, int *deleted, struct sb_err *err),     \
        (st, before_ms, limit, deleted, err))                                                       \
                                                                                                    \
     /* -- apps and functions -- */                                                                 \
     /* Inserts or updates an app (clearing its sync error and deletion). */                        \
-    OP(int, app_upsert, (struct sbd_store *st, const struct sbd_app_rec *a, struct sb_err *err),        \
+    OP(int, app_upsert, (struct sbd_store *st, const struct sbd_app_rec *a, struct sb_err *err),   \
        (st, a, err))                                                                               \
     /* Records why syncing the apps at url failed (error NULL: clears it). */                      \
     OP(int, app_sync_error,                                                                        \
-       (struct sbd_store *st, const char *url, const char *error, int64_t now,                      \
+       (struct sbd_store *st, const char *url, const char *error, int64_t now,                     \
         struct sb_err *err),                                                                       \
        (st, url, error, now, err))                                                                 \
     /* Marks the app deleted and its functions removed. */                                         \
     OP(int, app_delete,                                                                            \
-       (struct sbd_store *st, const char *app_id, int64_t now, struct sb_err *err),                 \
+       (struct sbd_store *st, const char *app_id, int64_t now, struct sb_err *err),                \
        (st, app_id, now, err))                                                                     \
     /* Ids (malloc'd array of malloc'd strings) of live apps at url other than                     \
      * except_id. On error *ids is NULL and *n 0 (never a partial list). */                        \
     OP(int, apps_at_url,                                                                           \
-       (struct sbd_store *st, const char *url, const char *except_id, char ***ids, size_t *n,       \
+       (struct sbd_store *st, const char *url, const char *except_id, char ***ids, size_t *n,      \
         struct sb_err *err),                                                                       \
        (st, url, except_id, ids, n, err))                                                          \
     /* A live app's checksum (malloc'd, NULL when it has none) and URL                             \
      * (malloc'd); either out pointer may be NULL when not wanted. 0,                              \
      * SB_ENOTFOUND (no such live app), or another SB_E* with err (both NULL). */                  \
     OP(int, app_get,                                                                               \
-       (struct sbd_store *st, const char *app_id, char **checksum, char **url,                      \
+       (struct sbd_store *st, const char *app_id, char **checksum, char **url,                     \
         struct sb_err *err),                                                                       \
        (st, app_id, checksum, url, err))                                                           \
     /* Inserts or updates a function (no longer removed). */                                       \
-    OP(int, function_put, (struct sbd_store *st, const struct sbd_fn_rec *f, struct sb_err *err),       \
+    OP(int, function_put, (struct sbd_store *st, const struct sbd_fn_rec *f, struct sb_err *err),  \
        (st, f, err))                                                                               \
     /* Marks removed every function of app_id not in keep (n ids); when the list                   \
      * of the app's functions cannot be read, nothing is marked. */                                \
     OP(int, functions_prune,                                                                       \
-       (struct sbd_store *st, const char *app_id, const char *const *keep, size_t n, int64_t now,   \
+       (struct sbd_store *st, const char *app_id, const char *const *keep, size_t n, int64_t now,  \
         struct sb_err *err),                                                                       \
        (st, app_id, keep, n, now, err))                                                            \
     /* Every function row (removed ones too) with its app's URL (NULL when                         \
      * the app is gone), for the registry's start-up load: 0, fn's first                           \
      * nonzero return, or a negative SB_E* with err when the scan failed. */                       \
     OP(int, functions_scan,                                                                        \
-       (struct sbd_store *st,                                                                       \
+       (struct sbd_store *st,                                                                      \
         int (*fn)(void *ctx, const char *id, const char *app_id, const char *config, bool removed, \
                   const char *app_url),                                                            \
         void *ctx, struct sb_err *err),                                                            \
        (st, fn, ctx, err))                                                                         \
     /* Every live app: as functions_scan. */                                                       \
     OP(int, apps_scan,                                                                             \
-       (struct sbd_store *st,                                                                       \
+       (struct sbd_store *st,                                                                      \
         int (*fn)(void *ctx, const char *id, const char *url, const char *checksum), void *ctx,    \
         struct sb_err *err),                                                                       \
        (st, fn, ctx, err))                                                                         \
                                                                                                    \
     /* -- waits (step.waitForEvent, step.invoke), writer connection -- */                          \
     /* Inserts or replaces the wait of w->item_id. */                                              \
-    OP(int, wait_put, (struct sbd_store *st, const struct sbd_wait_rec *w, struct sb_err *err),         \
+    OP(int, wait_put, (struct sbd_store *st, const struct sbd_wait_rec *w, struct sb_err *err),    \
        (st, w, err))                                                                               \
     /* Deletes the wait of item_id; *deleted = false when it was gone already                      \
      * (an event resolved it first). */                                                            \
     OP(int, wait_delete,                                                                           \
-       (struct sbd_store *st, int64_t item_id, bool *deleted, struct sb_err *err),                  \
+       (struct sbd_store *st, int64_t item_id, bool *deleted, struct sb_err *err),                 \
        (st, item_id, deleted, err))                                                                \
     /* False only when no wait is open (cheap: asked for every event; see                          \
      * "Single writer" 1). The one operation without an error: a backend                           \
      * that must ask its database and cannot answers true (the caller then                         \
      * runs waits_for, whose error it sees). */                                                    \
-    OP(bool, has_waits, (struct sbd_store *st), (st))                                               \
+    OP(bool, has_waits, (struct sbd_store *st), (st))                                              \
     /* Open waits for an event name, with the body of each waiting run's                           \
      * trigger event, the number of queue rows its run has and the flags of                        \
      * the wait's own item (0 when gone). Strings valid during fn. The waits                       \
@@ -406,18 +406,18 @@ void sbd_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * not called and the error (negative SB_E*, err) is returned; otherwise                       \
      * the first nonzero return of fn. */                                                          \
     OP(int, waits_for,                                                                             \
-       (struct sbd_store *st, const char *event_name,                                               \
-        int (*fn)(void *ctx, const struct sbd_wait_rec *w, const char *trigger_event,                  \
+       (struct sbd_store *st, const char *event_name,                                              \
+        int (*fn)(void *ctx, const struct sbd_wait_rec *w, const char *trigger_event,              \
                   int64_t run_queue_rows, int flags),                                              \
         void *ctx, struct sb_err *err),                                                            \
        (st, event_name, fn, ctx, err))                                                             \
     /* The wait (step.invoke) whose child is child_run_id, if any: fills *w                        \
-     * (strings malloc'd, free with sbd_wait_rec_free) and *run_queue_rows,                         \
+     * (strings malloc'd, free with sbd_wait_rec_free) and *run_queue_rows,                        \
      * *flags. SB_ENOTFOUND when nobody waits for it (err untouched: the                           \
      * common case, at every run's end); another SB_E* with err when the                           \
      * store could not be read. */                                                                 \
     OP(int, wait_for_child,                                                                        \
-       (struct sbd_store *st, const char *child_run_id, struct sbd_wait_rec *w,                         \
+       (struct sbd_store *st, const char *child_run_id, struct sbd_wait_rec *w,                    \
         int64_t *run_queue_rows, int *flags, struct sb_err *err),                                  \
        (st, child_run_id, w, run_queue_rows, flags, err))                                          \
     /* Events named `name` stored with an id >= min_id, in order: 0 after the                      \
@@ -425,7 +425,7 @@ void sbd_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * the scan failed (fn may have seen some events; the caller must not                          \
      * conclude that none of the rest matched). */                                                 \
     OP(int, events_since,                                                                          \
-       (struct sbd_store *st, const char *name, const char *min_id,                                 \
+       (struct sbd_store *st, const char *name, const char *min_id,                                \
         int (*fn)(void *ctx, const char *id, const char *body), void *ctx,                         \
         struct sb_err *err),                                                                       \
        (st, name, min_id, fn, ctx, err))                                                           \
@@ -433,14 +433,14 @@ void sbd_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * SB_ENOTFOUND when the run does not exist (err untouched), another SB_E*                     \
      * with err when the store could not be read. */                                               \
     OP(int, run_trigger,                                                                           \
-       (struct sbd_store *st, const char *run_id, char **function_id, char **event_name,            \
+       (struct sbd_store *st, const char *run_id, char **function_id, char **event_name,           \
         char **event_body, struct sb_err *err),                                                    \
        (st, run_id, function_id, event_name, event_body, err))                                     \
     /* The next stack position for a run's memoized steps (max seq + 1, 0 for                      \
      * a run without any) into *seq; SB_E* with err when it could not be read                      \
      * (*seq untouched: there is no position to memoize at). */                                    \
     OP(int, next_seq,                                                                              \
-       (struct sbd_store *st, const char *run_id, int64_t *seq, struct sb_err *err),                \
+       (struct sbd_store *st, const char *run_id, int64_t *seq, struct sb_err *err),               \
        (st, run_id, seq, err))                                                                     \
                                                                                                    \
     /* -- cancellations, writer connection -- */                                                   \
@@ -449,100 +449,100 @@ void sbd_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * order. Read in full before fn is first called: when the read fails, fn                      \
      * is not called and the negative SB_E* returned (with err). */                                \
     OP(int, running_runs,                                                                          \
-       (struct sbd_store *st, const char *app_id, const char *function_id, int64_t after,           \
+       (struct sbd_store *st, const char *app_id, const char *function_id, int64_t after,          \
         int64_t before,                                                                            \
         int (*fn)(void *ctx, const char *run_id, int64_t created_at, const char *trigger_event),   \
         void *ctx, struct sb_err *err),                                                            \
        (st, app_id, function_id, after, before, fn, ctx, err))                                     \
     /* Records that run_id must be cancelled; *added = false if it already was. */                 \
     OP(int, cancel_request_put,                                                                    \
-       (struct sbd_store *st, const char *run_id, const char *reason, int64_t now, bool *added,     \
+       (struct sbd_store *st, const char *run_id, const char *reason, int64_t now, bool *added,    \
         struct sb_err *err),                                                                       \
        (st, run_id, reason, now, added, err))                                                      \
     /* Every pending cancel request (at start): 0, fn's first nonzero return,                      \
      * or a negative SB_E* with err when the scan failed. */                                       \
     OP(int, cancel_requests_scan,                                                                  \
-       (struct sbd_store *st, int (*fn)(void *ctx, const char *run_id, const char *reason),         \
+       (struct sbd_store *st, int (*fn)(void *ctx, const char *run_id, const char *reason),        \
         void *ctx, struct sb_err *err),                                                            \
        (st, fn, ctx, err))                                                                         \
     OP(int, cancellation_put,                                                                      \
-       (struct sbd_store *st, const struct sbd_cancellation_rec *c, struct sb_err *err), (st, c, err))  \
+       (struct sbd_store *st, const struct sbd_cancellation_rec *c, struct sb_err *err), (st, c, err)) \
                                                                                                    \
     /* -- flow control at run start (writer connection) -- */                                      \
-    /* The run holding a key of kind (enum sbd_flow_key_kind; malloc'd, NULL for a                     \
+    /* The run holding a key of kind (enum sbd_flow_key_kind; malloc'd, NULL for a                 \
      * throttle key) and when the key expires (0: when that run ends).                             \
      * SB_ENOTFOUND when nobody holds it; another SB_E* with err when the                          \
      * store could not be read (a caller deciding whether a run may start must                     \
      * then not start it). */                                                                      \
     OP(int, flow_key_get,                                                                          \
-       (struct sbd_store *st, int kind, const char *key, char **run_id, int64_t *expires_at,        \
+       (struct sbd_store *st, int kind, const char *key, char **run_id, int64_t *expires_at,       \
         struct sb_err *err),                                                                       \
        (st, kind, key, run_id, expires_at, err))                                                   \
     /* Inserts or replaces a key (expires_at 0: held until run_id ends). */                        \
     OP(int, flow_key_put,                                                                          \
-       (struct sbd_store *st, int kind, const char *key, const char *run_id, int64_t expires_at,    \
+       (struct sbd_store *st, int kind, const char *key, const char *run_id, int64_t expires_at,   \
         struct sb_err *err),                                                                       \
        (st, kind, key, run_id, expires_at, err))                                                   \
     /* Throttle: the key's theoretical arrival time (GCRA) is at least tat                         \
      * (kept as the key's expiry: a time in the past means an idle key). */                        \
     OP(int, throttle_put,                                                                          \
-       (struct sbd_store *st, const char *key, int64_t tat, struct sb_err *err),                    \
+       (struct sbd_store *st, const char *key, int64_t tat, struct sb_err *err),                   \
        (st, key, tat, err))                                                                        \
     /* Calls fn for every throttle key whose tat is after now: 0, or a negative                    \
      * SB_E* with err when the scan failed part way. */                                            \
     OP(int, throttles_scan,                                                                        \
-       (struct sbd_store *st, int64_t now, void (*fn)(void *ctx, const char *key, int64_t tat),     \
+       (struct sbd_store *st, int64_t now, void (*fn)(void *ctx, const char *key, int64_t tat),    \
         void *ctx, struct sb_err *err),                                                            \
        (st, now, fn, ctx, err))                                                                    \
     /* Rate limit: 0 with *count = how many hits `key` had at or after                             \
      * since_ms, or SB_E* with err (*count untouched: there is no count to                         \
      * admit by). */                                                                               \
     OP(int, rate_count,                                                                            \
-       (struct sbd_store *st, const char *key, int64_t since_ms, int64_t *count,                    \
+       (struct sbd_store *st, const char *key, int64_t since_ms, int64_t *count,                   \
         struct sb_err *err),                                                                       \
        (st, key, since_ms, count, err))                                                            \
-    OP(int, rate_hit, (struct sbd_store *st, const char *key, int64_t at, struct sb_err *err),      \
+    OP(int, rate_hit, (struct sbd_store *st, const char *key, int64_t at, struct sb_err *err),     \
        (st, key, at, err))                                                                         \
                                                                                                    \
     /* -- deferred starts: debounce and batchEvents -- */                                          \
-    /* The open one of kind (enum sbd_deferred_kind) for (function, key): 0 with                       \
-     * *out (free with sbd_deferred_rec_free), SB_ENOTFOUND (err untouched),                        \
+    /* The open one of kind (enum sbd_deferred_kind) for (function, key): 0 with                   \
+     * *out (free with sbd_deferred_rec_free), SB_ENOTFOUND (err untouched),                       \
      * or another SB_E* with err when the store could not be read. */                              \
     OP(int, deferred_find,                                                                         \
-       (struct sbd_store *st, int kind, const char *function_id, const char *key,                   \
-        struct sbd_deferred_rec *out, struct sb_err *err),                                             \
+       (struct sbd_store *st, int kind, const char *function_id, const char *key,                  \
+        struct sbd_deferred_rec *out, struct sb_err *err),                                         \
        (st, kind, function_id, key, out, err))                                                     \
     /* By id: as deferred_find. */                                                                 \
     OP(int, deferred_get,                                                                          \
-       (struct sbd_store *st, const char *id, struct sbd_deferred_rec *out, struct sb_err *err),        \
+       (struct sbd_store *st, const char *id, struct sbd_deferred_rec *out, struct sb_err *err),   \
        (st, id, out, err))                                                                         \
     /* Inserts or replaces (by id). */                                                             \
     OP(int, deferred_put,                                                                          \
-       (struct sbd_store *st, const struct sbd_deferred_rec *d, struct sb_err *err), (st, d, err))      \
-    OP(int, deferred_delete, (struct sbd_store *st, const char *id, struct sb_err *err),            \
+       (struct sbd_store *st, const struct sbd_deferred_rec *d, struct sb_err *err), (st, d, err)) \
+    OP(int, deferred_delete, (struct sbd_store *st, const char *id, struct sb_err *err),           \
        (st, id, err))                                                                              \
     /* Calls fn for each row due at or before now (id); *earliest = the first                      \
      * due_at after now (INT64_MAX when none). 0, fn's first nonzero return,                       \
      * or a negative SB_E* with err when the scan failed (*earliest is then                        \
      * not to be used). */                                                                         \
     OP(int, deferred_due,                                                                          \
-       (struct sbd_store *st, int64_t now, int (*fn)(void *ctx, const char *id), void *ctx,         \
+       (struct sbd_store *st, int64_t now, int (*fn)(void *ctx, const char *id), void *ctx,        \
         int64_t *earliest, struct sb_err *err),                                                    \
        (st, now, fn, ctx, earliest, err))                                                          \
     /* Whether event_id is held by a pending debounce or batch: 0 with *held                       \
      * (and, when held, *due_at: when it starts a run), or SB_E* with err when                     \
      * the store could not be read (*held untouched). */                                           \
     OP(int, event_held,                                                                            \
-       (struct sbd_store *st, const char *event_id, bool *held, int64_t *due_at,                    \
+       (struct sbd_store *st, const char *event_id, bool *held, int64_t *due_at,                   \
         struct sb_err *err),                                                                       \
        (st, event_id, held, due_at, err))                                                          \
     /* The events added under from_id now belong to run to_id. */                                  \
     OP(int, run_events_move,                                                                       \
-       (struct sbd_store *st, const char *from_id, const char *to_id, struct sb_err *err),          \
+       (struct sbd_store *st, const char *from_id, const char *to_id, struct sb_err *err),         \
        (st, from_id, to_id, err))                                                                  \
     /* Adds event_id as event seq (0-based) of run_id (a batch). */                                \
     OP(int, run_event_add,                                                                         \
-       (struct sbd_store *st, const char *run_id, int64_t seq, const char *event_id,                \
+       (struct sbd_store *st, const char *run_id, int64_t seq, const char *event_id,               \
         struct sb_err *err),                                                                       \
        (st, run_id, seq, event_id, err))                                                           \
                                                                                                    \
@@ -550,65 +550,65 @@ void sbd_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
     /* Current row of a cron trigger: 0 with *next_at and *expr (malloc'd),                        \
      * SB_ENOTFOUND (err untouched), or another SB_E* with err. */                                 \
     OP(int, cron_get,                                                                              \
-       (struct sbd_store *st, const char *function_id, int idx, char **expr, int64_t *next_at,      \
+       (struct sbd_store *st, const char *function_id, int idx, char **expr, int64_t *next_at,     \
         struct sb_err *err),                                                                       \
        (st, function_id, idx, expr, next_at, err))                                                 \
     /* Inserts or replaces (function_id, idx). */                                                  \
-    OP(int, cron_put, (struct sbd_store *st, const struct sbd_cron_rec *c, struct sb_err *err),         \
+    OP(int, cron_put, (struct sbd_store *st, const struct sbd_cron_rec *c, struct sb_err *err),    \
        (st, c, err))                                                                               \
     /* Deletes the cron rows of function_id from index `from` on (0 = all). */                     \
     OP(int, cron_delete,                                                                           \
-       (struct sbd_store *st, const char *function_id, int from, struct sb_err *err),               \
+       (struct sbd_store *st, const char *function_id, int from, struct sb_err *err),              \
        (st, function_id, from, err))                                                               \
     /* Deletes the cron rows of functions that are removed or whose app is. */                     \
-    OP(int, cron_prune, (struct sbd_store *st, struct sb_err *err), (st, err))                      \
+    OP(int, cron_prune, (struct sbd_store *st, struct sb_err *err), (st, err))                     \
     /* Every cron row, in next_at order (any connection): 0, fn's first                            \
      * nonzero return, or a negative SB_E* with err when the scan failed. */                       \
     OP(int, crons_scan,                                                                            \
-       (struct sbd_store *st, int (*fn)(void *ctx, const struct sbd_cron_rec *c), void *ctx,            \
+       (struct sbd_store *st, int (*fn)(void *ctx, const struct sbd_cron_rec *c), void *ctx,       \
         struct sb_err *err),                                                                       \
        (st, fn, ctx, err))                                                                         \
                                                                                                    \
     /* -- the engine's reads (any connection) -- */                                                \
     /* Largest queue id in use (0 when empty) into *max_id; SB_E* with err. */                     \
-    OP(int, queue_max_id, (struct sbd_store *st, int64_t *max_id, struct sb_err *err),              \
+    OP(int, queue_max_id, (struct sbd_store *st, int64_t *max_id, struct sb_err *err),             \
        (st, max_id, err))                                                                          \
     /* Calls fn for every queue row, in due order (then id). Strings valid                         \
      * during the call. 0, fn's first nonzero return, or a negative SB_E* with                     \
      * err when the scan failed part way (fn has then seen only some rows: the                     \
      * caller must not act as if it had the whole queue). */                                       \
     OP(int, queue_scan,                                                                            \
-       (struct sbd_store *st, int (*fn)(void *ctx, const struct sbd_qitem_rec *q), void *ctx,           \
+       (struct sbd_store *st, int (*fn)(void *ctx, const struct sbd_qitem_rec *q), void *ctx,      \
         struct sb_err *err),                                                                       \
        (st, fn, ctx, err))                                                                         \
     /* The same for the rows of one run, when it is Running (none otherwise). */                   \
     OP(int, queue_scan_run,                                                                        \
-       (struct sbd_store *st, const char *run_id, int (*fn)(void *ctx, const struct sbd_qitem_rec *q),  \
+       (struct sbd_store *st, const char *run_id, int (*fn)(void *ctx, const struct sbd_qitem_rec *q), \
         void *ctx, struct sb_err *err),                                                            \
        (st, run_id, fn, ctx, err))                                                                 \
     /* Running runs that have no queue row other than a deadline (to repair at                     \
      * start): 0, or a negative SB_E* with err when the scan failed part way. */                   \
     OP(int, orphan_runs,                                                                           \
-       (struct sbd_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx,                 \
+       (struct sbd_store *st, void (*fn)(void *ctx, const char *run_id), void *ctx,                \
         struct sb_err *err),                                                                       \
        (st, fn, ctx, err))                                                                         \
-    /* 0 with *out filled (free with sbd_run_state_free); SB_ENOTFOUND when the                     \
+    /* 0 with *out filled (free with sbd_run_state_free); SB_ENOTFOUND when the                    \
      * run does not exist; another SB_E* with err when the store could not be                      \
      * read. All or nothing: on any error *out holds nothing to free, never a                      \
      * list cut short (a call made with memoized steps missing would run                           \
      * completed steps again). */                                                                  \
     OP(int, run_state,                                                                             \
-       (struct sbd_store *st, const char *run_id, struct sbd_run_state *out, struct sb_err *err),       \
+       (struct sbd_store *st, const char *run_id, struct sbd_run_state *out, struct sb_err *err),  \
        (st, run_id, out, err))                                                                     \
-    /* A run's status (enum sbd_run_status): 0, SB_ENOTFOUND (err filled) when the                     \
+    /* A run's status (enum sbd_run_status): 0, SB_ENOTFOUND (err filled) when the                 \
      * run does not exist, or another SB_E* with err. */                                           \
     OP(int, run_status,                                                                            \
-       (struct sbd_store *st, const char *run_id, int *status, struct sb_err *err),                 \
+       (struct sbd_store *st, const char *run_id, int *status, struct sb_err *err),                \
        (st, run_id, status, err))                                                                  \
     /* Counts for /health and /metrics: queue rows, running runs; SB_E* with                       \
      * err when they could not be read. */                                                         \
     OP(int, counts,                                                                                \
-       (struct sbd_store *st, int64_t *queue_rows, int64_t *running, struct sb_err *err),           \
+       (struct sbd_store *st, int64_t *queue_rows, int64_t *running, struct sb_err *err),          \
        (st, queue_rows, running, err))                                                             \
                                                                                                    \
     /* -- the API's reads (any connection; api/views.c makes the JSON) --                          \
@@ -617,52 +617,52 @@ void sbd_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * err. Lists call fn per row: 0, fn's first nonzero return, or a                              \
      * negative SB_E* with err when the scan failed part way (the caller then                      \
      * drops what it collected: a page is never cut short). Strings valid                          \
-     * during fn; unset times are SBD_STORE_NO_TIME. */                                             \
+     * during fn; unset times are SBD_STORE_NO_TIME. */                                            \
     OP(int, run_get,                                                                               \
-       (struct sbd_store *st, const char *run_id, int (*fn)(void *ctx, const struct sbd_run_info *r),   \
+       (struct sbd_store *st, const char *run_id, int (*fn)(void *ctx, const struct sbd_run_info *r), \
         void *ctx, struct sb_err *err),                                                            \
        (st, run_id, fn, ctx, err))                                                                 \
     /* The queue rows of a run, in due order, each with its wait (fields NULL                      \
      * when it has none; function_id, event_id and the lease not filled). */                       \
     OP(int, run_queue,                                                                             \
-       (struct sbd_store *st, const char *run_id,                                                   \
-        int (*fn)(void *ctx, const struct sbd_qitem_rec *q, const struct sbd_wait_rec *w), void *ctx,      \
+       (struct sbd_store *st, const char *run_id,                                                  \
+        int (*fn)(void *ctx, const struct sbd_qitem_rec *q, const struct sbd_wait_rec *w), void *ctx, \
         struct sb_err *err),                                                                       \
        (st, run_id, fn, ctx, err))                                                                 \
     /* The steps of a run: memoized ones in stack order, then the others by                        \
      * start. seq -1 when not memoized. */                                                         \
     OP(int, run_steps,                                                                             \
-       (struct sbd_store *st, const char *run_id, int (*fn)(void *ctx, const struct sbd_step_rec *s),   \
+       (struct sbd_store *st, const char *run_id, int (*fn)(void *ctx, const struct sbd_step_rec *s), \
         void *ctx, struct sb_err *err),                                                            \
        (st, run_id, fn, ctx, err))                                                                 \
     /* Runs matching f, newest first, at most f->limit. */                                         \
     OP(int, runs_list,                                                                             \
-       (struct sbd_store *st, const struct sbd_run_filter *f,                                           \
-        int (*fn)(void *ctx, const struct sbd_run_info *r), void *ctx, struct sb_err *err),            \
+       (struct sbd_store *st, const struct sbd_run_filter *f,                                      \
+        int (*fn)(void *ctx, const struct sbd_run_info *r), void *ctx, struct sb_err *err),        \
        (st, f, fn, ctx, err))                                                                      \
     OP(int, event_get,                                                                             \
-       (struct sbd_store *st, const char *event_id, int (*fn)(void *ctx, const struct sbd_ev_rec *e),   \
+       (struct sbd_store *st, const char *event_id, int (*fn)(void *ctx, const struct sbd_ev_rec *e), \
         void *ctx, struct sb_err *err),                                                            \
        (st, event_id, fn, ctx, err))                                                               \
     /* Events matching f, newest first, at most f->limit. */                                       \
     OP(int, events_list,                                                                           \
-       (struct sbd_store *st, const struct sbd_event_filter *f,                                         \
-        int (*fn)(void *ctx, const struct sbd_ev_rec *e), void *ctx, struct sb_err *err),              \
+       (struct sbd_store *st, const struct sbd_event_filter *f,                                    \
+        int (*fn)(void *ctx, const struct sbd_ev_rec *e), void *ctx, struct sb_err *err),          \
        (st, f, fn, ctx, err))                                                                      \
     /* Live apps by id. */                                                                         \
     OP(int, apps_list,                                                                             \
-       (struct sbd_store *st, int (*fn)(void *ctx, const struct sbd_app_info *a), void *ctx,            \
+       (struct sbd_store *st, int (*fn)(void *ctx, const struct sbd_app_info *a), void *ctx,       \
         struct sb_err *err),                                                                       \
        (st, fn, ctx, err))                                                                         \
     /* Functions of app_id (NULL = every app), by app then id; removed ones                        \
      * only when include_removed. */                                                               \
     OP(int, functions_list,                                                                        \
-       (struct sbd_store *st, const char *app_id, bool include_removed,                             \
-        int (*fn)(void *ctx, const struct sbd_fn_info *f), void *ctx, struct sb_err *err),             \
+       (struct sbd_store *st, const char *app_id, bool include_removed,                            \
+        int (*fn)(void *ctx, const struct sbd_fn_info *f), void *ctx, struct sb_err *err),         \
        (st, app_id, include_removed, fn, ctx, err))                                                \
     /* Bulk cancellations, newest first, at most limit. */                                         \
     OP(int, cancellations_list,                                                                    \
-       (struct sbd_store *st, int limit, int (*fn)(void *ctx, const struct sbd_cancellation_rec *c),    \
+       (struct sbd_store *st, int limit, int (*fn)(void *ctx, const struct sbd_cancellation_rec *c), \
         void *ctx, struct sb_err *err),                                                            \
        (st, limit, fn, ctx, err))
 /* clang-format on */
