@@ -152,7 +152,9 @@ static int setup(void **state)
         fn_of("{\"id\":\"app-later\",\"triggers\":[{\"event\":\"shop/order\"}],"
               "\"debounce\":{\"period\":\"10s\",\"key\":\"event.data.id\"}," STEPS "}"),
     };
-    sbd_registry_replace_app(reg, "app", fns, 3);
+    sbd_registry_replace_app(reg, "app", fns, 3); /* takes its own references */
+    for (size_t i = 0; i < 3; i++)
+        sbd_fn_unref(fns[i]);
     memset(&heard, 0, sizeof heard);
     counted_text = NULL;
     parses = 0;
