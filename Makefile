@@ -72,7 +72,7 @@ BINS := $(BUILD)/bin/sysbusd $(BUILD)/bin/system-bus-worker $(BUILD)/bin/sysbus 
 UNIT_SRC  := $(wildcard tests/unit/*/*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration compat asan fuzz fuzz-bins bench clean deps format
+.PHONY: all test unit integration integration-pg unit-pg compat asan fuzz fuzz-bins bench clean deps format
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -157,6 +157,25 @@ unit: $(UNIT_BINS)
 integration: all
 	SYSBUS_BIN_DIR=$(abspath $(BUILD)/bin) tests/run-integration.sh
 
+# The integration suite against PostgreSQL: every sysbusd on its data dir's
+# database of a throwaway cluster (SYSBUS_TEST_STORE=postgres;
+# docs/internals/tests-postgres.md); SYSBUS_TESTS picks files as above.
+integration-pg: all
+	SYSBUS_TEST_STORE=postgres SYSBUS_BIN_DIR=$(abspath $(BUILD)/bin) tests/run-integration.sh
+
+# The unit tests that open a store by URL, each given a fresh database of one
+# throwaway cluster in SYSBUS_TEST_PG_URL (scripts/pg-test-cluster.sh),
+# stopped however the run ends.
+PG_UNIT_TESTS ?= server/test_store server/test_views
+unit-pg: $(PG_UNIT_TESTS:%=$(BUILD)/tests/%)
+	@set -e; dir=$$(mktemp -d); trap 'scripts/pg-test-cluster.sh stop "$$dir"' EXIT; trap 'exit 130' INT TERM; \
+	scripts/pg-test-cluster.sh start "$$dir" >/dev/null; \
+	for t in $(PG_UNIT_TESTS); do \
+	  url=$$(scripts/pg-test-cluster.sh url "$$dir" "t_$$(basename $$t)"); \
+	  echo "== $(BUILD)/tests/$$t (SYSBUS_TEST_PG_URL=$$url)"; SYSBUS_TEST_PG_URL=$$url $(BUILD)/tests/$$t; \
+	done
+
+# (integration-pg and unit-pg join `test` once sysbusd has the postgres store)
 test: all unit integration
 
 asan:

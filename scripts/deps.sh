@@ -4,7 +4,10 @@
 # is missing. socat, systemd (systemd-analyze, systemd-sysusers) and
 # libxml2-utils (xmllint) are for tests/integration/25-sdnotify.test.mjs;
 # sqlite3 (the shell) lets tests/integration/05c-hostile-worker.test.mjs plant
-# data that an older sysbusd could have stored.
+# data that an older sysbusd could have stored. postgresql (the server, run
+# by the tests as throwaway clusters: docs/internals/tests-postgres.md) and
+# libpq-dev (the PostgreSQL store's client library) are in the build and test
+# sets, not in --image's: the images do not link libpq.
 # Usage: scripts/deps.sh [--check] [--bench] [--build | --image]
 #   --check  list what is missing and exit 1 (installs nothing)
 #   --bench  also the benchmark tools (wrk)
@@ -21,7 +24,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev
 libssl-dev libsodium-dev libcmocka-dev
 nodejs npm ca-certificates curl procps
-socat systemd libxml2-utils sqlite3"
+socat systemd libxml2-utils sqlite3 postgresql libpq-dev"
 
 # Cross-building arm64 images: the cross-compiler and the arm64 -dev packages.
 CROSS_PKGS="gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu binutils

@@ -3,8 +3,15 @@
 # runner, one file at a time (each file starts its own processes). Installs
 # the tests' npm packages (the official inngest SDK, v4 and v3, ajv for JSON
 # schemas, yaml and kubernetes-models for the deploy manifests) when missing. SYSBUS_BIN_DIR selects the binaries (default build/bin).
+# SYSBUS_TESTS: the files to run (default: all). SYSBUS_TEST_STORE=postgres:
+# every sysbusd on a database of a throwaway PostgreSQL cluster instead of its
+# SQLite file (tests/integration/pg.mjs, docs/internals/tests-postgres.md).
 set -eu
 cd "$(dirname "$0")/.."
+case "${SYSBUS_TEST_STORE:-sqlite}" in
+sqlite | postgres) ;;
+*) echo "run-integration: SYSBUS_TEST_STORE=$SYSBUS_TEST_STORE: sqlite (the default) or postgres" >&2; exit 2 ;;
+esac
 # a Node.js new enough for the inngest v4 SDK, when scripts/deps.sh had to
 # fetch one (the system's is older)
 if [ -x build/tools/node/node_modules/.bin/node ]; then

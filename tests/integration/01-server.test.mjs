@@ -7,7 +7,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import {
-  api, runSysbusd, sendEvents, startSysbusd, SIGNING_KEY, EVENT_KEY, tmpdir, sleep,
+  api, runSysbusd, sendEvents, startSysbusd, SIGNING_KEY, EVENT_KEY, STORE, tmpdir, sleep,
 } from "./lib.mjs";
 
 const ULID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
@@ -78,7 +78,7 @@ test("event API: ids, batches, bad input", { timeout: 30000 }, async () => {
     assert.equal(health.status, 200);
     assert.equal(health.json.ok, true);
     assert.equal(health.json.store.ok, true);
-    assert.equal(health.json.store.kind, "sqlite");
+    assert.equal(health.json.store.kind, STORE);
 
     const one = await api(s, "/e/k", { method: "POST", body: { name: "a/b", data: { x: 1 } } });
     assert.equal(one.status, 200);

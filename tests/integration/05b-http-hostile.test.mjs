@@ -12,7 +12,7 @@ import crypto from "node:crypto";
 import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
-import { api, BIN, runSysbusd, startSysbusd, tmpdir, until } from "./lib.mjs";
+import { api, BIN, runSysbusd, sqliteOnly, startSysbusd, tmpdir, until } from "./lib.mjs";
 
 const OTHER_PEER = "127.0.0.2";
 
@@ -230,7 +230,10 @@ async function startSmallDiskSysbusd(args) {
   };
 }
 
-test("no event key in any log line", { timeout: 60000 }, async () => {
+test("no event key in any log line", {
+  timeout: 60000,
+  skip: sqliteOnly("its full disk is a file size limit on sysbusd's process, which only the SQLite store writes under"),
+}, async () => {
   const key = "k3y-" + crypto.randomBytes(8).toString("hex");
   const s = await startSmallDiskSysbusd(["--http-body-timeout", "1s"]);
   try {

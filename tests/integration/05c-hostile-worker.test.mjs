@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { api, sendEvents, startHostileWorker, startSysbusd, tmpdir, until, waitEventRuns } from "./lib.mjs";
+import { api, sendEvents, sqliteOnly, startHostileWorker, startSysbusd, tmpdir, until, waitEventRuns } from "./lib.mjs";
 
 // What each hostile function's run must end as.
 const expected = {
@@ -95,7 +95,9 @@ test("a hostile worker cannot crash sysbusd, and each run ends with a reason", {
 // inngest/function.finished, which can no longer be encoded whole: the run
 // must still end (the lifecycle event names the event instead of embedding
 // it), not retry for ever, and every page must still be served.
-test("data stored before the JSON envelope cannot wedge a run or a page", { timeout: 60000 }, async () => {
+test("data stored before the JSON envelope cannot wedge a run or a page", {
+  timeout: 60000, skip: sqliteOnly("plants the old event with the sqlite3 shell in sysbus.db"),
+}, async () => {
   const dir = tmpdir("hostile-legacy-");
   const callLog = path.join(dir, "calls.log");
   let s = await startSysbusd();
@@ -134,7 +136,9 @@ test("data stored before the JSON envelope cannot wedge a run or a page", { time
 // A change the store refuses for good (here: a trigger planted with the
 // sqlite3 shell refuses one step's row) ends the run with the store's reason
 // instead of being retried every second: no later failure loops.
-test("a change the store can never take ends its run with the reason", { timeout: 60000 }, async () => {
+test("a change the store can never take ends its run with the reason", {
+  timeout: 60000, skip: sqliteOnly("plants the refusing trigger with the sqlite3 shell in sysbus.db"),
+}, async () => {
   const dir = tmpdir("hostile-poison-");
   const callLog = path.join(dir, "calls.log");
   let s = await startSysbusd();

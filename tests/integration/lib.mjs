@@ -2,12 +2,16 @@
 // real workers (the official inngest SDK) on free loopback ports with
 // temporary data directories, talk to them over HTTP, stop them by PID.
 // Every process started here is killed when the test process exits.
+// SYSBUS_TEST_STORE picks the store of every sysbusd started here: sqlite
+// (the default: --data-dir's sysbus.db) or postgres (a database per data dir
+// on a throwaway cluster of pg.mjs; docs/internals/tests-postgres.md).
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
+import { storeUrlFor } from "./pg.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, "../..");
@@ -15,6 +19,38 @@ export const BIN = process.env.SYSBUS_BIN_DIR || path.join(ROOT, "build/bin");
 export const COMPAT = path.join(ROOT, "tests/compat");
 export const SIGNING_KEY = "signkey-test-8a9f3b2c1d0e4f5a6b7c8d9e0f1a2b3c";
 export const EVENT_KEY = "test-event-key";
+
+// The store the tests run against: "sqlite" or "postgres" (the URL scheme,
+// also /health's store.kind).
+export const STORE = process.env.SYSBUS_TEST_STORE || "sqlite";
+if (!["sqlite", "postgres"].includes(STORE))
+  throw new Error(`SYSBUS_TEST_STORE=${STORE}: the tests know sqlite (the default) and postgres`);
+
+// A test's `skip` option for what only the SQLite store can do (reading or
+// planting rows in sysbus.db with the sqlite3 shell, ...): false in sqlite
+// mode, else the reason, which the test report shows.
+export function sqliteOnly(why) {
+  return STORE === "sqlite" ? false : `SQLite store only (SYSBUS_TEST_STORE=${STORE}): ${why}`;
+}
+
+// The flags that put sysbusd on the store of the tests' mode, for a sysbusd
+// on dataDir: none for sqlite (--data-dir says it), and none when the test
+// chose a store itself (--store in args, SYSBUS_STORE in env); for postgres,
+// --store with the data dir's own database (created when missing; the same
+// dir always gets the same database, so restarts find their data).
+export async function storeArgs(dataDir, args = [], env = {}, store = STORE) {
+  if (store !== "postgres") return [];
+  if (args.some((a) => a === "--store" || a.startsWith("--store=")) || env.SYSBUS_STORE !== undefined) return [];
+  return ["--store", await storeUrlFor(dataDir)];
+}
+
+// The data dir of a sysbusd command line (--data-dir DIR or --data-dir=DIR).
+function dataDirArg(args) {
+  const i = args.indexOf("--data-dir");
+  if (i >= 0 && i + 1 < args.length) return args[i + 1];
+  const eq = args.find((a) => a.startsWith("--data-dir="));
+  return eq ? eq.slice("--data-dir=".length) : null;
+}
 
 const children = new Set();
 process.on("exit", () => { for (const c of children) try { c.kill("SIGKILL"); } catch {} });
@@ -60,9 +96,12 @@ async function waitForLine(out, pred, what, timeoutMs = 15000) {
 }
 
 // Runs sysbusd to completion (for flag tests). Returns {code, stdout, stderr}.
-export function runSysbusd(args, env = {}) {
+// With a --data-dir, on the store of the tests' mode (storeArgs).
+export async function runSysbusd(args, env = {}) {
+  const dir = dataDirArg(args);
+  const fullArgs = dir === null ? args : [...args, ...await storeArgs(dir, args, env)];
   return new Promise((resolve) => {
-    const p = spawn(path.join(BIN, "sysbusd"), args, { env: { ...cleanEnv(), ...env } });
+    const p = spawn(path.join(BIN, "sysbusd"), fullArgs, { env: { ...cleanEnv(), ...env } });
     let stdout = "", stderr = "";
     p.stdout.on("data", (d) => (stdout += d));
     p.stderr.on("data", (d) => (stderr += d));
@@ -100,10 +139,12 @@ export async function startSysbusd({ dev = true, args = [], env = {}, dataDir, s
     "--sync-interval", "0", "--log-level", "info"];
   if (dev) base.push("--dev");
   const keys = dev || signingKey === null ? {} : { SYSBUS_SIGNING_KEY: signingKey, SYSBUS_EVENT_KEY: EVENT_KEY };
-  const fullArgs = [...base, ...args];
+  const store = await storeArgs(dataDir, args, env);
+  const fullArgs = [...base, ...store, ...args];
   const proc = spawn(path.join(BIN, "sysbusd"), fullArgs, { env: { ...cleanEnv(), ...keys, ...env } });
   const out = track(proc, "sysbusd");
   const ready = await waitForLine(out, (j) => j.event === "listening", "sysbusd");
+  if (store.length) await checkStoreKind(proc, ready.port);
   const server = {
     proc, out, dataDir, dev, args, env,
     port: ready.port,
@@ -133,6 +174,17 @@ export async function startSysbusd({ dev = true, args = [], env = {}, dataDir, s
     },
   };
   return server;
+}
+
+// A suite meant for another store must not pass on SQLite unnoticed: the
+// sysbusd given a --store of the tests' mode says it runs on that store.
+async function checkStoreKind(proc, port) {
+  const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(10000) });
+  const kind = (await r.json()).store?.kind;
+  if (kind !== STORE) {
+    proc.kill("SIGKILL");
+    throw new Error(`sysbusd runs on store '${kind}', not '${STORE}' (SYSBUS_TEST_STORE)`);
+  }
 }
 
 export async function startWorker({ sdk = "v4", server, appId, execLog, signed, env = {}, port = 0, signingKey = SIGNING_KEY } = {}) {
