@@ -1,0 +1,312 @@
+/* conn.c - the PostgreSQL backend's connections: the postgres:// URL, opening
+ * a session and setting it up, reconnecting after the server went away,
+ * transactions, and the backend's ops table.
+ *
+ * URLs: any libpq connection URI (postgres://user:pass@host:port/db?...,
+ * PG* environment variables fill in what it leaves out), plus one parameter
+ * of our own, schema=NAME (default "sysbus"): the store's tables live in that
+ * schema of the database, so one database can hold other things too. The
+ * URL is never written to a log or an error (it may hold a password);
+ * messages name host:port/db.
+ *
+ * Durability: COMMIT returns after PostgreSQL has made the transaction
+ * durable (synchronous_commit, the server's setting; on by default). The
+ * writer thread batches many operations into one transaction.
+ *
+ * Sessions: every connection sets its search_path to the schema and a lock
+ * timeout; readers are read-only. The writable connection takes a session
+ * advisory lock for the schema (single writer, see pgs.h): a second sysbusd
+ * on the same store is refused at start. When the server goes away, the
+ * next statement outside a transaction reconnects and sets the session up
+ * again (the writer re-takes its lock and re-reads its tally first); inside
+ * one, statements fail with SB_EUNAVAIL until the writer rolls back. */
+#include "pgs.h"
+#include "common/log.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PGS_DEFAULT_SCHEMA "sysbus"
+#define PGS_LOCK_TIMEOUT "10s" /* as the SQLite backend's busy timeout */
+
+#define PGS_OP_ENTRY(ret, name, params, args) .name = pgs_##name,
+#define PGS_VOP_ENTRY(name, params, args) .name = pgs_##name,
+const struct sbd_store_ops pgs_store_ops = { .scheme = "postgres",
+                                             .open = pgs_open,
+                                             .open_reader = pgs_open_reader,
+                                             .close = pgs_close,
+                                             SBD_STORE_OPS(PGS_OP_ENTRY, PGS_VOP_ENTRY) };
+#undef PGS_OP_ENTRY
+#undef PGS_VOP_ENTRY
+
+/* ---- the URL ---- */
+
+static bool schema_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 63 || !(islower((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Splits url into what libpq connects with (*conninfo, malloc'd) and our
+ * schema parameter (into schema). SB_EINVAL with err for a bad schema name
+ * or a URL that is not postgres://. */
+static int parse_url(const char *url, char **conninfo, char schema[64], struct sb_err *err)
+{
+    static const char prefix[] = "postgres://";
+    if (strncmp(url, prefix, sizeof prefix - 1) != 0)
+        return sb_err_set(err, SB_EINVAL, "a PostgreSQL store URL starts with postgres://");
+    char *out = malloc(strlen(url) + 1);
+    if (!out)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    snprintf(schema, 64, "%s", PGS_DEFAULT_SCHEMA);
+    const char *q = strchr(url, '?');
+    size_t base = q ? (size_t)(q - url) : strlen(url);
+    memcpy(out, url, base);
+    size_t k = base;
+    for (const char *p = q ? q + 1 : NULL; p && *p;) {
+        size_t n = strcspn(p, "&");
+        if (n > 7 && strncmp(p, "schema=", 7) == 0) {
+            if (!schema_name_ok(p + 7, n - 7)) {
+                free(out);
+                return sb_err_set(err, SB_EINVAL,
+                                  "the store URL's schema must be a lower-case identifier "
+                                  "(letters, digits, _; at most 63)");
+            }
+            snprintf(schema, 64, "%.*s", (int)(n - 7), p + 7);
+        } else if (n) {
+            out[k] = k == base ? '?' : '&';
+            k++;
+            memcpy(out + k, p, n);
+            k += n;
+        }
+        p += n + (p[n] == '&');
+    }
+    out[k] = '\0';
+    *conninfo = out;
+    return 0;
+}
+
+/* ---- sessions ---- */
+
+static int take_writer_lock(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, hashtext('writer:%s'))",
+             PGS_LOCK_CLASS, c->schema);
+    PGresult *r = PQexec(c->db, sql);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        rc = sb_err_set(err, SB_EUNAVAIL, "database (%s): cannot take the store's lock: %s",
+                        c->where, PQresultErrorMessage(r));
+    else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+        rc = sb_err_set(err, SB_ECONFIG,
+                        "another sysbusd already writes this store (database %s, schema %s): "
+                        "several sysbusd on one store are not supported yet",
+                        c->where, c->schema);
+    PQclear(r);
+    return rc;
+}
+
+/* Single writer: the tally starts from the database and is kept by this
+ * connection from then on; a failed read fails the open or the reconnect. */
+static int read_tally(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_tally *t = &pgs_conn(st)->tally;
+    int64_t singletons = 0;
+    struct pgs_params p = PGS_PARAMS_INIT;
+    pgs_int(&p, FLOW_SINGLETON);
+    int rc = pgs_query_int64(st, PGS_WAIT_COUNT, NULL, &t->open_waits, err);
+    if (!rc)
+        rc = pgs_query_int64(st, PGS_CANCEL_REQ_COUNT, NULL, &t->open_cancels, err);
+    if (!rc)
+        rc = pgs_query_int64(st, PGS_SINGLETON_ANY, &p, &singletons, err);
+    t->singletons = singletons > 0;
+    return rc;
+}
+
+static int set_up(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SET search_path TO \"%s\"; SET lock_timeout TO '%s'; SET client_min_messages TO "
+             "warning;%s",
+             c->schema, PGS_LOCK_TIMEOUT,
+             c->readonly ? " SET default_transaction_read_only TO on;" : "");
+    return pgs_exec_sql(st, sql, err);
+}
+
+static void describe(struct pgs_conn *c)
+{
+    const char *host = PQhost(c->db);
+    snprintf(c->where, sizeof c->where, "%.60s:%.8s/%.60s", host && *host ? host : "local",
+             PQport(c->db) ? PQport(c->db) : "", PQdb(c->db) ? PQdb(c->db) : "");
+}
+
+static int connect_session(struct pgs_conn *c, struct sb_err *err)
+{
+    const char *keys[] = { "dbname", "fallback_application_name", "client_encoding", NULL };
+    const char *vals[] = { c->conninfo, "sysbusd", "UTF8", NULL };
+    c->db = PQconnectdbParams(keys, vals, 1);
+    if (!c->db)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    describe(c);
+    if (PQstatus(c->db) != CONNECTION_OK) {
+        const char *m = PQerrorMessage(c->db);
+        return sb_err_set(err, SB_EUNAVAIL, "cannot connect to PostgreSQL (%s): %.*s", c->where,
+                          (int)strcspn(m, "\n"), m);
+    }
+    return 0;
+}
+
+/* Reconnects a connection whose server went away, outside a transaction. */
+static int reconnect(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    PQreset(c->db);
+    memset(c->prepared, 0, sizeof c->prepared);
+    if (PQstatus(c->db) != CONNECTION_OK) {
+        const char *m = PQerrorMessage(c->db);
+        return sb_err_set(err, SB_EUNAVAIL, "cannot reconnect to PostgreSQL (%s): %.*s", c->where,
+                          (int)strcspn(m, "\n"), m);
+    }
+    int rc = set_up(st, err);
+    if (!rc && !c->readonly && !(rc = take_writer_lock(st, err)))
+        rc = read_tally(st, err);
+    if (!rc)
+        SB_LOG(SB_INFO, "store_reconnected", "reconnected to PostgreSQL (%s)", c->where);
+    return rc;
+}
+
+int pgs_session_ready(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    if (PQstatus(c->db) == CONNECTION_OK)
+        return 0;
+    if (c->in_txn)
+        return sb_err_set(err, SB_EUNAVAIL,
+                          "database (%s): the connection was lost during a transaction", c->where);
+    return reconnect(st, err);
+}
+
+static int open_conn(const char *url, bool readonly, struct sbd_store **out, struct sb_err *err)
+{
+    struct pgs_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return sb_err_set(err, SB_ENOMEM, "out of memory");
+    c->base.ops = &pgs_store_ops;
+    c->readonly = readonly;
+    snprintf(c->where, sizeof c->where, "?");
+    int rc = parse_url(url, &c->conninfo, c->schema, err);
+    if (!rc)
+        rc = connect_session(c, err);
+    if (!rc)
+        rc = set_up(&c->base, err);
+    if (rc) {
+        pgs_close(&c->base);
+        return rc;
+    }
+    *out = &c->base;
+    return 0;
+}
+
+int pgs_open(const char *url, struct sbd_store **out, struct sb_err *err)
+{
+    struct sbd_store *st = NULL;
+    int rc = open_conn(url, false, &st, err);
+    if (rc)
+        return rc;
+    /* the lock first: a second sysbusd must not even migrate */
+    if ((rc = take_writer_lock(st, err)) || (rc = pgs_migrate(st, err)) ||
+        (rc = read_tally(st, err))) {
+        pgs_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+int pgs_open_reader(const char *url, struct sbd_store **out, struct sb_err *err)
+{
+    return open_conn(url, true, out, err);
+}
+
+void pgs_close(struct sbd_store *st)
+{
+    if (!st)
+        return;
+    struct pgs_conn *c = pgs_conn(st);
+    PQfinish(c->db); /* ends the session: its advisory lock goes with it */
+    free(c->conninfo);
+    free(c);
+}
+
+/* ---- transactions ---- */
+
+/* A rollback restores the tally the transaction (or savepoint) started
+ * with: rows a rolled-back operation deleted are back, and a counter it
+ * lowered must come back with them. */
+int pgs_begin(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    c->tally_at_begin = c->tally;
+    int rc = pgs_exec(st, PGS_BEGIN, NULL, NULL, err);
+    c->in_txn = rc == 0;
+    return rc;
+}
+
+int pgs_commit(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    PGresult *r;
+    int rc = pgs_run(st, PGS_COMMIT, NULL, &r, err);
+    /* COMMIT of a transaction a failed statement aborted answers ROLLBACK,
+     * without an error: that is not a commit, and nothing may be
+     * acknowledged for it */
+    if (!rc && strcmp(PQcmdStatus(r), "COMMIT") != 0)
+        rc = sb_err_set(err, SB_ESTORE, "database (%s): the transaction was rolled back",
+                        c->where);
+    PQclear(r);
+    if (rc) { /* not committed: what the transaction did is gone */
+        pgs_exec(st, PGS_ROLLBACK, NULL, NULL, NULL);
+        c->tally = c->tally_at_begin;
+    }
+    c->in_txn = false;
+    return rc;
+}
+
+void pgs_rollback(struct sbd_store *st)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    if (PQstatus(c->db) == CONNECTION_OK)
+        pgs_exec(st, PGS_ROLLBACK, NULL, NULL, NULL);
+    c->in_txn = false;
+    c->tally = c->tally_at_begin;
+}
+
+int pgs_savepoint(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    c->tally_at_savepoint = c->tally;
+    return pgs_exec(st, PGS_SAVEPOINT, NULL, NULL, err);
+}
+
+void pgs_release(struct sbd_store *st)
+{
+    pgs_exec(st, PGS_RELEASE, NULL, NULL, NULL);
+}
+
+void pgs_rollback_savepoint(struct sbd_store *st)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    pgs_exec(st, PGS_ROLLBACK_TO, NULL, NULL, NULL);
+    pgs_exec(st, PGS_RELEASE, NULL, NULL, NULL);
+    c->tally = c->tally_at_savepoint;
+}
