@@ -6,8 +6,12 @@
  * PG* environment variables fill in what it leaves out), plus one parameter
  * of our own, schema=NAME (default "sysbus"): the store's tables live in that
  * schema of the database, so one database can hold other things too. The
- * URL is never written to a log or an error (it may hold a password);
- * messages name host:port/db.
+ * URL is never written to a log or an error (it may hold a password):
+ * messages name host:port/db; a URL libpq cannot parse is SB_EINVAL with
+ * libpq's reason, its quoted parts (pieces of the URL) elided; libpq's
+ * connection errors have the password masked should they quote it. A
+ * connection attempt gives up after 10 s unless the URL says otherwise
+ * (connect_timeout).
  *
  * Durability: COMMIT returns after PostgreSQL has made the transaction
  * durable (synchronous_commit, the server's setting; on by default). The
@@ -18,8 +22,9 @@
  * advisory lock for the schema (single writer, see pgs.h): a second sysbusd
  * on the same store is refused at start. When the server goes away, the
  * next statement outside a transaction reconnects and sets the session up
- * again (the writer re-takes its lock and re-reads its tally first); inside
- * one, statements fail with SB_EUNAVAIL until the writer rolls back. */
+ * again (the writer re-takes its lock and re-reads its tally first; exec.c
+ * runs a statement that failed on a dead session once more); inside one,
+ * statements fail with SB_EUNAVAIL until the writer rolls back. */
 #include "pgs.h"
 #include "common/log.h"
 
@@ -29,7 +34,8 @@
 #include <string.h>
 
 #define PGS_DEFAULT_SCHEMA "sysbus"
-#define PGS_LOCK_TIMEOUT "10s" /* as the SQLite backend's busy timeout */
+#define PGS_LOCK_TIMEOUT "10s"   /* as the SQLite backend's busy timeout */
+#define PGS_CONNECT_TIMEOUT "10" /* seconds */
 
 #define PGS_OP_ENTRY(ret, name, params, args) .name = pgs_##name,
 #define PGS_VOP_ENTRY(name, params, args) .name = pgs_##name,
@@ -71,7 +77,7 @@ static int parse_url(const char *url, char **conninfo, char schema[64], struct s
     size_t k = base;
     for (const char *p = q ? q + 1 : NULL; p && *p;) {
         size_t n = strcspn(p, "&");
-        if (n > 7 && strncmp(p, "schema=", 7) == 0) {
+        if (n >= 7 && strncmp(p, "schema=", 7) == 0) {
             if (!schema_name_ok(p + 7, n - 7)) {
                 free(out);
                 return sb_err_set(err, SB_EINVAL,
@@ -150,20 +156,105 @@ static void describe(struct pgs_conn *c)
              PQport(c->db) ? PQport(c->db) : "", PQdb(c->db) ? PQdb(c->db) : "");
 }
 
+/* What the server says besides results (a WARNING, a NOTICE) goes to the
+ * log, not to stderr as libpq's default would. */
+static void on_notice(void *arg, const char *msg)
+{
+    const struct pgs_conn *c = arg;
+    SB_LOG(SB_WARN, "store_notice", "PostgreSQL (%s): %.*s", c->where, (int)strcspn(msg, "\n"),
+           msg);
+}
+
+/* libpq's parse error with every "quoted" part elided into out: libpq
+ * quotes pieces of the URL in those (the whole URL, a token it could not
+ * decode), and any of them may hold the password. */
+static void elide_quoted(const char *msg, char *out, size_t n)
+{
+    size_t k = 0;
+    bool quoted = false;
+    for (const char *p = msg; *p && *p != '\n' && k + 4 < n; p++) {
+        if (*p == '"') {
+            quoted = !quoted;
+            if (quoted) {
+                memcpy(out + k, "\"...", 4);
+                k += 4;
+            }
+        }
+        if (!quoted)
+            out[k++] = *p;
+    }
+    out[k] = '\0';
+}
+
+/* SB_EINVAL with err when libpq cannot parse c->conninfo: a URL to change,
+ * not a server to wait for. */
+static int check_url(const struct pgs_conn *c, struct sb_err *err)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(c->conninfo, &msg);
+    if (opts) {
+        PQconninfoFree(opts);
+        return 0;
+    }
+    char why[300];
+    elide_quoted(msg ? msg : "out of memory", why, sizeof why);
+    PQfreemem(msg);
+    return sb_err_set(err, SB_EINVAL,
+                      "the store URL is not a PostgreSQL URL libpq accepts "
+                      "(postgres://user:password@host:port/database?param=value): %s",
+                      why);
+}
+
+/* The first line of msg into out, each occurrence of secret (when not
+ * empty) as "***". */
+static void redact(const char *msg, const char *secret, char *out, size_t n)
+{
+    size_t len = strcspn(msg, "\n"), sn = secret ? strlen(secret) : 0, k = 0;
+    for (size_t i = 0; i < len && k + 4 < n;) {
+        if (sn && i + sn <= len && strncmp(msg + i, secret, sn) == 0) {
+            memcpy(out + k, "***", 3);
+            k += 3;
+            i += sn;
+        } else {
+            out[k++] = msg[i++];
+        }
+    }
+    out[k] = '\0';
+}
+
+/* Fills err with what libpq says of a failed connection, the URL's password
+ * replaced by "***" should the message quote it. */
+static int connect_error(const struct pgs_conn *c, const char *what, struct sb_err *err)
+{
+    PQconninfoOption *opts = PQconninfoParse(c->conninfo, NULL);
+    const char *password = NULL;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0)
+            password = o->val;
+    char msg[400];
+    redact(PQerrorMessage(c->db), password, msg, sizeof msg);
+    PQconninfoFree(opts);
+    return sb_err_set(err, SB_EUNAVAIL, "%s PostgreSQL (%s): %s", what, c->where, msg);
+}
+
 static int connect_session(struct pgs_conn *c, struct sb_err *err)
 {
-    const char *keys[] = { "dbname", "fallback_application_name", "client_encoding", NULL };
-    const char *vals[] = { c->conninfo, "sysbusd", "UTF8", NULL };
+    int rc = check_url(c, err);
+    if (rc)
+        return rc;
+    /* Keys before dbname are defaults the URL may override, those after it
+     * are ours: a connection attempt to a host that does not answer gives
+     * up after 10 s (libpq's default waits for the kernel's TCP timeout,
+     * minutes, with the writer thread stuck in it). */
+    const char *keys[] = { "connect_timeout", "dbname", "fallback_application_name",
+                           "client_encoding", NULL };
+    const char *vals[] = { PGS_CONNECT_TIMEOUT, c->conninfo, "sysbusd", "UTF8", NULL };
     c->db = PQconnectdbParams(keys, vals, 1);
     if (!c->db)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     describe(c);
-    if (PQstatus(c->db) != CONNECTION_OK) {
-        const char *m = PQerrorMessage(c->db);
-        return sb_err_set(err, SB_EUNAVAIL, "cannot connect to PostgreSQL (%s): %.*s", c->where,
-                          (int)strcspn(m, "\n"), m);
-    }
-    return 0;
+    PQsetNoticeProcessor(c->db, on_notice, c);
+    return PQstatus(c->db) == CONNECTION_OK ? 0 : connect_error(c, "cannot connect to", err);
 }
 
 /* Reconnects a connection whose server went away, outside a transaction. */
@@ -172,11 +263,8 @@ static int reconnect(struct sbd_store *st, struct sb_err *err)
     struct pgs_conn *c = pgs_conn(st);
     PQreset(c->db);
     memset(c->prepared, 0, sizeof c->prepared);
-    if (PQstatus(c->db) != CONNECTION_OK) {
-        const char *m = PQerrorMessage(c->db);
-        return sb_err_set(err, SB_EUNAVAIL, "cannot reconnect to PostgreSQL (%s): %.*s", c->where,
-                          (int)strcspn(m, "\n"), m);
-    }
+    if (PQstatus(c->db) != CONNECTION_OK)
+        return connect_error(c, "cannot reconnect to", err);
     int rc = set_up(st, err);
     if (!rc && !c->readonly && !(rc = take_writer_lock(st, err)))
         rc = read_tally(st, err);
@@ -256,10 +344,23 @@ void pgs_close(struct sbd_store *st)
 int pgs_begin(struct sbd_store *st, struct sb_err *err)
 {
     struct pgs_conn *c = pgs_conn(st);
-    c->tally_at_begin = c->tally;
     int rc = pgs_exec(st, PGS_BEGIN, NULL, NULL, err);
+    /* after BEGIN: it may have reconnected, which re-reads the tally */
+    c->tally_at_begin = c->tally;
     c->in_txn = rc == 0;
     return rc;
+}
+
+/* Ends what is left of a transaction (nothing when COMMIT ended it, or the
+ * session is gone and the server rolled it back): a ROLLBACK outside one
+ * would only draw a warning. */
+static void end_txn(struct pgs_conn *c)
+{
+    PGTransactionStatusType t = PQtransactionStatus(c->db);
+    if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
+        pgs_exec(&c->base, PGS_ROLLBACK, NULL, NULL, NULL);
+    c->in_txn = false;
+    c->tally = c->tally_at_begin;
 }
 
 int pgs_commit(struct sbd_store *st, struct sb_err *err)
@@ -269,26 +370,25 @@ int pgs_commit(struct sbd_store *st, struct sb_err *err)
     int rc = pgs_run(st, PGS_COMMIT, NULL, &r, err);
     /* COMMIT of a transaction a failed statement aborted answers ROLLBACK,
      * without an error: that is not a commit, and nothing may be
-     * acknowledged for it */
+     * acknowledged for it. A COMMIT whose answer was lost with the
+     * connection may have committed all the same: it is reported failed
+     * (nothing is acknowledged; a client retries), and the tally is read
+     * again from the database when the next statement reconnects. */
     if (!rc && strcmp(PQcmdStatus(r), "COMMIT") != 0)
-        rc = sb_err_set(err, SB_ESTORE, "database (%s): the transaction was rolled back",
-                        c->where);
+        rc = sb_err_set(
+            err, SB_ESTORE,
+            "database (%s): the transaction was rolled back (a statement in it had failed)",
+            c->where);
     PQclear(r);
-    if (rc) { /* not committed: what the transaction did is gone */
-        pgs_exec(st, PGS_ROLLBACK, NULL, NULL, NULL);
-        c->tally = c->tally_at_begin;
-    }
+    if (rc) /* not committed: what the transaction did is gone */
+        end_txn(c);
     c->in_txn = false;
     return rc;
 }
 
 void pgs_rollback(struct sbd_store *st)
 {
-    struct pgs_conn *c = pgs_conn(st);
-    if (PQstatus(c->db) == CONNECTION_OK)
-        pgs_exec(st, PGS_ROLLBACK, NULL, NULL, NULL);
-    c->in_txn = false;
-    c->tally = c->tally_at_begin;
+    end_txn(pgs_conn(st));
 }
 
 int pgs_savepoint(struct sbd_store *st, struct sb_err *err)

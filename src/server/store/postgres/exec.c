@@ -61,18 +61,18 @@ static int code_for(PGconn *db, const PGresult *r)
     } map[] = {
         /* a change that breaks a rule of the store is refused again if sent
          * again: permanent (the engine then ends the run) */
-        { "23", SB_EINVAL },       /* integrity constraint */
-        { "22", SB_EINVAL },       /* data exception (a value out of range, bad text) */
-        { "40001", SB_EBUSY },     /* serialization failure */
-        { "40P01", SB_EBUSY },     /* deadlock */
-        { "55P03", SB_EBUSY },     /* lock not available (lock_timeout) */
-        { "57014", SB_ETIMEOUT },  /* query cancelled (statement_timeout) */
-        { "53100", SB_EIO },       /* disk full */
-        { "53200", SB_ENOMEM },    /* out of memory */
-        { "53300", SB_EUNAVAIL },  /* too many connections */
-        { "54", SB_ETOOBIG },      /* program limit exceeded */
-        { "08", SB_EUNAVAIL },     /* connection exception */
-        { "57P", SB_EUNAVAIL },    /* the server shutting down or restarting */
+        { "23", SB_EINVAL },      /* integrity constraint */
+        { "22", SB_EINVAL },      /* data exception (a value out of range, bad text) */
+        { "40001", SB_EBUSY },    /* serialization failure */
+        { "40P01", SB_EBUSY },    /* deadlock */
+        { "55P03", SB_EBUSY },    /* lock not available (lock_timeout) */
+        { "57014", SB_ETIMEOUT }, /* query cancelled (statement_timeout) */
+        { "53100", SB_EIO },      /* disk full */
+        { "53200", SB_ENOMEM },   /* out of memory */
+        { "53300", SB_EUNAVAIL }, /* too many connections */
+        { "54", SB_ETOOBIG },     /* program limit exceeded */
+        { "08", SB_EUNAVAIL },    /* connection exception */
+        { "57P", SB_EUNAVAIL },   /* the server shutting down or restarting */
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strncmp(state, map[i].prefix, strlen(map[i].prefix)) == 0)
@@ -110,18 +110,26 @@ static int prepare(struct sbd_store *st, enum pgs_stmt_id id, struct sb_err *err
     return rc;
 }
 
-int pgs_run(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *p, PGresult **res,
-            struct sb_err *err)
+/* Runs statement id (or, when sql is not NULL, that text) once on the
+ * current session: 0 with *res, or the error with err filled. */
+static int run_once(struct sbd_store *st, enum pgs_stmt_id id, const char *sql,
+                    const struct pgs_params *p, PGresult **res, struct sb_err *err)
 {
     struct pgs_conn *c = pgs_conn(st);
-    assert(id >= 0 && id < PGS__COUNT);
-    *res = NULL;
     int rc;
-    if ((rc = pgs_session_ready(st, err)) || (!c->prepared[id] && (rc = prepare(st, id, err))))
+    if ((rc = pgs_session_ready(st, err)) ||
+        (!sql && !c->prepared[id] && (rc = prepare(st, id, err))))
         return rc;
-    char name[16];
-    snprintf(name, sizeof name, "s%d", (int)id);
-    PGresult *r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->val : NULL, NULL, NULL, 0);
+    int n = p ? p->n : 0;
+    const char *const *vals = p ? p->val : NULL;
+    PGresult *r;
+    if (sql) {
+        r = PQexecParams(c->db, sql, n, NULL, vals, NULL, NULL, 0);
+    } else {
+        char name[16];
+        snprintf(name, sizeof name, "s%d", (int)id);
+        r = PQexecPrepared(c->db, name, n, vals, NULL, NULL, 0);
+    }
     ExecStatusType s = PQresultStatus(r);
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         rc = fail(st, r, "", err);
@@ -130,6 +138,38 @@ int pgs_run(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *
     }
     *res = r;
     return 0;
+}
+
+/* A session the server ended (a restart, pg_terminate_backend, a proxy's
+ * idle timeout) shows only when a statement fails on it. Outside a
+ * transaction nothing of the session's work goes with it: what ran outside
+ * one is a read, BEGIN, or start-up work that is done again anyway. So the
+ * statement is run once more, on a new session (pgs_session_ready
+ * reconnects). Inside a transaction the writer must roll back first: the
+ * error is the operation's. */
+static int run_retrying(struct sbd_store *st, enum pgs_stmt_id id, const char *sql,
+                        const struct pgs_params *p, PGresult **res, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    *res = NULL;
+    int rc = run_once(st, id, sql, p, res, err);
+    if (rc == SB_EUNAVAIL && !c->in_txn && PQstatus(c->db) == CONNECTION_BAD)
+        rc = run_once(st, id, sql, p, res, err);
+    return rc;
+}
+
+int pgs_run(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *p, PGresult **res,
+            struct sb_err *err)
+{
+    assert(id >= 0 && id < PGS__COUNT);
+    return run_retrying(st, id, NULL, p, res, err);
+}
+
+int pgs_run_sql(struct sbd_store *st, const char *sql, const struct pgs_params *p, PGresult **res,
+                struct sb_err *err)
+{
+    assert(sql);
+    return run_retrying(st, PGS__COUNT, sql, p, res, err);
 }
 
 int pgs_exec(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *p,

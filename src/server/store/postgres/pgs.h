@@ -24,10 +24,27 @@
 
 #include "server/store/store.h"
 
+/* The columns of the API's run and event records (views.c). */
+#define PGS_RUN_COLS                                                                          \
+    "r.id,r.function_id,r.app_id,r.event_id,r.status,r.created_at,r.started_at,r.updated_at," \
+    "r.ended_at,r.output,r.error"
+#define PGS_EVENT_COLS "id,name,body,ts,received_at,dedupe_key"
+
 /* Every statement the store runs, prepared once per session on first use
  * (named "s<id>"). Parameters are sent as text and typed by the server from
  * their use; enum values are parameters (their names are in the code that
- * binds them), never numbers written into the SQL. */
+ * binds them), never numbers written into the SQL. Translated from the
+ * SQLite backend's SQ_STMT_LIST, with what PostgreSQL wants said:
+ *  - a parameter the server cannot type from its use is cast: one only
+ *    tested with IS NULL (::text), one compared with a literal 0 (::bigint;
+ *    it would be typed integer, too small for a time in ms);
+ *  - a boolean result is ::int, read as SQLite's 0/1;
+ *  - INSERT OR REPLACE is ON CONFLICT(key) DO UPDATE setting every column
+ *    (those the statement does not name to their defaults), and the old
+ *    row's columns in DO UPDATE are qualified with the table's name;
+ *  - ORDER BY ends on a unique key where SQLite's order came from an index
+ *    (PostgreSQL gives ties in any order), and NULLS FIRST where SQLite
+ *    sorted NULLs first (PostgreSQL sorts them last). */
 #define PGS_STMT_LIST(X)                                                                           \
     X(BEGIN, "BEGIN")                                                                              \
     X(COMMIT, "COMMIT")                                                                            \
@@ -38,7 +55,7 @@
     X(EVENT_INSERT, "INSERT INTO events(id,name,body,ts,received_at,dedupe_key) VALUES($1,$2,"     \
                     "$3,$4,$5,$6) ON CONFLICT(id) DO NOTHING")                                     \
     X(EVENT_DEDUPE, "SELECT id FROM events WHERE dedupe_key=$1 AND received_at>=$2 ORDER BY "      \
-                    "received_at LIMIT 1")                                                         \
+                    "received_at,id LIMIT 1")                                                      \
     X(RUN_INSERT, "INSERT INTO runs(id,function_id,app_id,event_id,status,created_at,"             \
                   "updated_at) VALUES($1,$2,$3,$4,$5,$6,$7)")                                      \
     X(RUN_FINISH, "UPDATE runs SET status=$1,output=$2,error=$3,ended_at=$4,updated_at=$5,"        \
@@ -98,7 +115,8 @@
     X(QUEUE_SCAN_RUN, "SELECT q.id,q.run_id,q.step_id,q.attempt,q.due_at,q.started_at,"            \
                       "q.transport_failures,q.transport_since,q.last_error,q.flags,"               \
                       "r.function_id,r.event_id,q.lease_until,q.lease_keys FROM queue q JOIN "     \
-                      "runs r ON r.id=q.run_id WHERE q.run_id=$1 AND r.status=$2")                 \
+                      "runs r ON r.id=q.run_id WHERE q.run_id=$1 AND r.status=$2 ORDER BY "        \
+                      "q.due_at,q.id")                                                             \
     X(DEFERRED_FIND, "SELECT id,function_id,app_id,key,event_id,size,first_at,due_at,kind FROM "   \
                      "deferred WHERE kind=$1 AND function_id=$2 AND key=$3")                       \
     X(DEFERRED_GET, "SELECT id,function_id,app_id,key,event_id,size,first_at,due_at,kind FROM "    \
@@ -108,8 +126,12 @@
                     "UPDATE SET kind=excluded.kind,function_id=excluded.function_id,"              \
                     "app_id=excluded.app_id,key=excluded.key,event_id=excluded.event_id,"          \
                     "size=excluded.size,first_at=excluded.first_at,due_at=excluded.due_at")        \
+    /* deferred_put replaces a row of the same (kind, function, key) too, as                       \
+     * SQLite's INSERT OR REPLACE does (ON CONFLICT names one constraint) */                       \
+    X(DEFERRED_DEL_KEY, "DELETE FROM deferred WHERE kind=$1 AND function_id=$2 AND key=$3 AND "    \
+                        "id<>$4")                                                                  \
     X(DEFERRED_DEL, "DELETE FROM deferred WHERE id=$1")                                            \
-    X(DEFERRED_DUE, "SELECT id,due_at FROM deferred ORDER BY due_at")                              \
+    X(DEFERRED_DUE, "SELECT id,due_at FROM deferred ORDER BY due_at,id")                           \
     X(DEFERRED_HELD, "(SELECT due_at FROM deferred WHERE kind=$2 AND event_id=$1 UNION ALL "       \
                      "SELECT d.due_at FROM run_events re JOIN deferred d ON d.id=re.run_id "       \
                      "WHERE re.event_id=$1) LIMIT 1")                                              \
@@ -127,7 +149,7 @@
     X(COUNT_QUEUE, "SELECT COUNT(*) FROM queue")                                                   \
     X(COUNT_RUNNING, "SELECT COUNT(*) FROM runs WHERE status=$1")                                  \
     X(FN_SCAN, "SELECT f.id,f.app_id,f.config,(f.removed_at IS NOT NULL)::int,a.url FROM "         \
-               "functions f LEFT JOIN apps a ON a.id=f.app_id")                                    \
+               "functions f LEFT JOIN apps a ON a.id=f.app_id ORDER BY f.id")                      \
     X(APP_SCAN, "SELECT id,url,checksum FROM apps WHERE deleted_at IS NULL")                       \
     X(APPS_AT_URL, "SELECT id FROM apps WHERE url=$1 AND id<>$2 AND deleted_at IS NULL")           \
     X(APP_GET, "SELECT checksum,url FROM apps WHERE id=$1 AND deleted_at IS NULL")                 \
@@ -153,9 +175,9 @@
     X(RUN_TRIGGER, "SELECT r.function_id,e.name,e.body FROM runs r JOIN events e ON "              \
                    "e.id=r.event_id WHERE r.id=$1")                                                \
     X(RUNNING_OF, "SELECT r.id,r.created_at,e.body FROM runs r JOIN events e ON "                  \
-                  "e.id=r.event_id WHERE r.status=$5 AND ($1 IS NULL OR r.function_id=$1) AND "    \
-                  "($2 IS NULL OR r.app_id=$2) AND ($3=0 OR r.created_at>=$3) AND ($4=0 OR "       \
-                  "r.created_at<$4) ORDER BY r.id")                                                \
+                  "e.id=r.event_id WHERE r.status=$5 AND ($1::text IS NULL OR r.function_id=$1) "  \
+                  "AND ($2::text IS NULL OR r.app_id=$2) AND ($3::bigint=0 OR r.created_at>=$3) "  \
+                  "AND ($4::bigint=0 OR r.created_at<$4) ORDER BY r.id")                           \
     X(FLOW_GET, "SELECT run_id,expires_at FROM flow_keys WHERE kind=$1 AND key=$2")                \
     X(FLOW_PUT, "INSERT INTO flow_keys(kind,key,run_id,expires_at) VALUES($1,$2,$3,$4) ON "        \
                 "CONFLICT(kind,key) DO UPDATE SET run_id=excluded.run_id,"                         \
@@ -176,7 +198,8 @@
     X(CRON_DEL, "DELETE FROM crons WHERE function_id=$1 AND idx>=$2")                              \
     X(CRON_PRUNE, "DELETE FROM crons WHERE function_id NOT IN (SELECT id FROM functions WHERE "    \
                   "removed_at IS NULL)")                                                           \
-    X(CRON_SCAN, "SELECT function_id,idx,expression,next_at FROM crons ORDER BY next_at")          \
+    X(CRON_SCAN, "SELECT function_id,idx,expression,next_at FROM crons ORDER BY next_at,"          \
+                 "function_id,idx")                                                                \
     X(CANCEL_REQ_PUT, "INSERT INTO cancel_requests(run_id,reason,created_at) VALUES($1,$2,$3) "    \
                       "ON CONFLICT(run_id) DO NOTHING")                                            \
     X(CANCEL_REQ_DEL, "DELETE FROM cancel_requests WHERE run_id=$1")                               \
@@ -185,7 +208,27 @@
     X(CANCEL_REQ_SCAN, "SELECT run_id,reason FROM cancel_requests")                                \
     X(CANCELLATION_PUT, "INSERT INTO cancellations(id,app_id,function_id,started_after,"           \
                         "started_before,expression,created_at,run_count) VALUES($1,$2,$3,$4,$5,"   \
-                        "$6,$7,$8)")
+                        "$6,$7,$8)")                                                               \
+    /* the API's reads (views.c); runs_list and events_list build theirs */                        \
+    X(VIEW_RUN, "SELECT " PGS_RUN_COLS " FROM runs r WHERE r.id=$1")                               \
+    X(RUN_STATUS, "SELECT status FROM runs WHERE id=$1")                                           \
+    X(VIEW_QUEUE, "SELECT q.step_id,q.attempt,q.due_at,q.started_at,q.transport_failures,"         \
+                  "q.transport_since,q.last_error,q.flags,w.event_name,w.expression,"              \
+                  "w.child_run_id,q.run_id,q.id FROM queue q LEFT JOIN waits w ON w.item_id=q.id " \
+                  "WHERE q.run_id=$1 ORDER BY q.due_at,q.id")                                      \
+    X(VIEW_STEPS, "SELECT hash,name,op,status,attempts,output,error,started_at,ended_at,seq,"      \
+                  "run_id FROM steps WHERE run_id=$1 ORDER BY seq IS NULL,seq,"                    \
+                  "started_at NULLS FIRST,hash")                                                   \
+    X(VIEW_EVENT, "SELECT " PGS_EVENT_COLS " FROM events WHERE id=$1")                             \
+    X(VIEW_APPS, "SELECT a.id,a.url,a.sdk,a.framework,a.app_version,a.checksum,a.created_at,"      \
+                 "a.synced_at,a.sync_error,a.sync_error_at,(SELECT COUNT(*) FROM functions f "     \
+                 "WHERE f.app_id=a.id AND f.removed_at IS NULL) FROM apps a WHERE "                \
+                 "a.deleted_at IS NULL ORDER BY a.id")                                             \
+    X(VIEW_FUNCTIONS, "SELECT id,app_id,name,config,created_at,updated_at,removed_at FROM "        \
+                      "functions WHERE ($1::text IS NULL OR app_id=$1) AND ($2::bigint<>0 OR "     \
+                      "removed_at IS NULL) ORDER BY app_id,id")                                    \
+    X(VIEW_CANCELLATIONS, "SELECT id,app_id,function_id,started_after,started_before,expression,"  \
+                          "created_at,run_count FROM cancellations ORDER BY id DESC LIMIT $1")
 
 enum pgs_stmt_id {
 #define PGS_X_ENUM(name, sql) PGS_##name,
@@ -207,10 +250,10 @@ struct pgs_conn {
     struct sbd_store base; /* first: what the sbd_store_* calls dispatch through */
     PGconn *db;
     bool readonly;
-    bool in_txn;           /* between begin and commit/rollback */
-    char *conninfo;        /* what libpq connects with (the URL without our parameters) */
-    char schema[64];       /* the store's schema (an identifier checked at open) */
-    char where[160];       /* "host:port/db" for messages (never the password) */
+    bool in_txn;     /* between begin and commit/rollback */
+    char *conninfo;  /* what libpq connects with (the URL without our parameters) */
+    char schema[64]; /* the store's schema (an identifier checked at open) */
+    char where[160]; /* "host:port/db" for messages (never the password) */
     struct pgs_tally tally;
     /* the tally when the transaction and the savepoint began: rolling back
      * restores it (store.h, "Single writer" 4) */
@@ -245,7 +288,10 @@ struct pgs_params {
     const char *val[PGS_MAX_PARAMS];
     char num[PGS_MAX_PARAMS][24];
 };
-#define PGS_PARAMS_INIT { 0 }
+#define PGS_PARAMS_INIT \
+    {                   \
+        0               \
+    }
 void pgs_text(struct pgs_params *p, const char *v);
 void pgs_int(struct pgs_params *p, int64_t v);
 /* v, or NULL when v <= 0 (an optional time). */
@@ -267,6 +313,11 @@ void pgs_opt_time(struct pgs_params *p, int64_t v);
  * rows". */
 int pgs_run(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *p, PGresult **res,
             struct sb_err *err);
+/* pgs_run for SQL built at run time (the API's list filters): sql holds
+ * only this backend's literals and $n placeholders, every value goes in p.
+ * Not prepared (each filter set is a different text). Errors as pgs_run. */
+int pgs_run_sql(struct sbd_store *st, const char *sql, const struct pgs_params *p, PGresult **res,
+                struct sb_err *err);
 /* pgs_run for a statement whose rows are not wanted; *changed (may be NULL)
  * = rows it inserted, updated or deleted. */
 int pgs_exec(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *p,
