@@ -156,6 +156,30 @@ static int migrate_in_txn(struct sbd_store *st, int v, struct sb_err *err)
     return pgs_exec_sql(st, sql, err);
 }
 
+/* The schema (unless it exists) and its meta table, for a store of version
+ * 0. Nothing is created in a store that has its version: a user that may
+ * only read and write the tables of a schema made for it opens it (CREATE
+ * ... IF NOT EXISTS checks the right to create before it looks). */
+static int create_schema(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT to_regnamespace('\"%s\"') IS NOT NULL", c->schema);
+    PGresult *r = PQexec(c->db, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        int rc = sb_err_set(err, SB_ESTORE, "database (%s): cannot read the schema: %s", c->where,
+                            PQresultErrorMessage(r));
+        PQclear(r);
+        return rc;
+    }
+    bool exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    snprintf(sql, sizeof sql,
+             "%s%s%s CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+             exists ? "" : "CREATE SCHEMA \"", exists ? "" : c->schema, exists ? "" : "\";");
+    return pgs_exec_sql(st, sql, err);
+}
+
 int pgs_migrate(struct sbd_store *st, struct sb_err *err)
 {
     struct pgs_conn *c = pgs_conn(st);
@@ -163,14 +187,13 @@ int pgs_migrate(struct sbd_store *st, struct sb_err *err)
     if (migrations[NMIGRATIONS - 1].to != SBD_STORE_SCHEMA_VERSION)
         return sb_err_set(err, SB_EINTERNAL, "the PostgreSQL schema lags the store's version");
     char sql[400];
-    snprintf(sql, sizeof sql,
-             "BEGIN; SELECT pg_advisory_xact_lock(%d, hashtext('migrate:%s'));"
-             "CREATE SCHEMA IF NOT EXISTS \"%s\";"
-             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
-             PGS_LOCK_CLASS, c->schema, c->schema);
+    snprintf(sql, sizeof sql, "BEGIN; SELECT pg_advisory_xact_lock(%d, hashtext('migrate:%s'))",
+             PGS_LOCK_CLASS, c->schema);
     int v = 0, rc = pgs_exec_sql(st, sql, err);
     if (!rc)
         rc = read_version(st, &v, err);
+    if (!rc && v == 0)
+        rc = create_schema(st, err);
     if (!rc && v > SBD_STORE_SCHEMA_VERSION)
         rc = sb_err_set(err, SB_ECONFIG,
                         "the store (database %s, schema %s) has schema version %d but this "
