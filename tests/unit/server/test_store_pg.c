@@ -190,6 +190,9 @@ static void a_second_writer_is_refused(void **state)
     assert_null(second);
     assert_non_null(strstr(err.msg, "another sysbusd already writes this store"));
     assert_non_null(strstr(err.msg, schema));
+    char holder[48]; /* which session to look at (or to end, after a host crash) */
+    snprintf(holder, sizeof holder, "session of pid %d", PQbackendPID(pgs_conn(st)->db));
+    assert_non_null(strstr(err.msg, holder));
     /* readers are not writers */
     assert_int_equal(st->ops->open_reader(url, &reader, &err), 0);
     int64_t q = -1, running = -1;

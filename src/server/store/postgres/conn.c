@@ -100,6 +100,23 @@ static int parse_url(const char *url, char **conninfo, char schema[64], struct s
 
 /* ---- sessions ---- */
 
+/* The server pid of the session holding the writer's lock (0 when it
+ * cannot be told): pg_locks shows a two-key advisory lock as classid, objid
+ * (the second key as an unsigned oid) and objsubid 2. */
+static int writer_lock_holder(struct pgs_conn *c)
+{
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT pid FROM pg_locks WHERE locktype='advisory' AND granted AND objsubid=2 "
+             "AND classid=%d AND objid::bigint=(hashtext('writer:%s')::bigint & 4294967295)",
+             PGS_LOCK_CLASS, c->schema);
+    PGresult *r = PQexec(c->db, sql);
+    int pid =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    return pid;
+}
+
 static int take_writer_lock(struct sbd_store *st, struct sb_err *err)
 {
     struct pgs_conn *c = pgs_conn(st);
@@ -108,14 +125,22 @@ static int take_writer_lock(struct sbd_store *st, struct sb_err *err)
              PGS_LOCK_CLASS, c->schema);
     PGresult *r = PQexec(c->db, sql);
     int rc = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         rc = sb_err_set(err, SB_EUNAVAIL, "database (%s): cannot take the store's lock: %s",
                         c->where, PQresultErrorMessage(r));
-    else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+    } else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+        /* the holder's pid says which session to look at: after a crash of
+         * its host, the server keeps a dead session (and its lock) until
+         * its TCP keepalives notice, or pg_terminate_backend(pid) */
+        int pid = writer_lock_holder(c);
+        char who[64] = "";
+        if (pid > 0)
+            snprintf(who, sizeof who, "; held by the PostgreSQL session of pid %d", pid);
         rc = sb_err_set(err, SB_ECONFIG,
-                        "another sysbusd already writes this store (database %s, schema %s): "
+                        "another sysbusd already writes this store (database %s, schema %s%s): "
                         "several sysbusd on one store are not supported yet",
-                        c->where, c->schema);
+                        c->where, c->schema, who);
+    }
     PQclear(r);
     return rc;
 }
