@@ -419,6 +419,31 @@ static void a_terminated_session_is_reconnected_by_the_next_operation(void **sta
     sbd_store_close(st);
 }
 
+/* A writer whose session ended while another sysbusd took the store must
+ * not write behind the new one's back: it stays refused until the lock is
+ * free again. */
+static void a_writer_that_lost_its_lock_writes_nothing(void **state)
+{
+    (void)state;
+    struct sbd_store *st = open_store(), *other = NULL;
+    struct sb_err err = { 0 };
+    terminate(st);
+    assert_int_equal(sbd_store_open(url, &other, &err), 0); /* the lock was free */
+    for (int i = 0; i < 2; i++) {                           /* not once: every time */
+        err = (struct sb_err){ 0 };
+        assert_int_equal(sbd_store_begin(st, &err), SB_ECONFIG);
+        assert_non_null(strstr(err.msg, "another sysbusd already writes this store"));
+        int64_t max_id;
+        assert_int_equal(sbd_store_queue_max_id(st, &max_id, &err), SB_ECONFIG);
+    }
+    sbd_store_close(other);
+    assert_int_equal(sbd_store_begin(st, &err), 0);
+    put_event_and_run(st, "01EVE000000000000000000000", "01RUNE00000000000000000000", NULL, &err);
+    assert_int_equal(sbd_store_commit(st, &err), 0);
+    assert_int_equal(sbd_store_open(url, &other, &err), SB_ECONFIG); /* its lock again */
+    sbd_store_close(st);
+}
+
 /* ---- the statements ---- */
 
 static const char *const statements[] = {
@@ -837,6 +862,7 @@ int main(void)
         T(the_urls_password_is_in_no_error),
         T(a_commit_after_a_failed_statement_is_an_error),
         T(a_terminated_session_is_reconnected_by_the_next_operation),
+        T(a_writer_that_lost_its_lock_writes_nothing),
         T(every_statement_has_the_types_the_backend_reads),
         T(the_run_records_read_back_as_written),
         T(the_flow_records_read_back_as_written),

@@ -283,17 +283,29 @@ static int connect_session(struct pgs_conn *c, struct sb_err *err)
 }
 
 /* Reconnects a connection whose server went away, outside a transaction. */
+/* Reconnects a connection whose server went away (or whose set-up did not
+ * complete), outside a transaction, and sets its session up again: the
+ * writer's lock before anything else, then its tally. c->ready only when
+ * all of it is done: a writer whose lock another sysbusd took meanwhile
+ * stays not ready (SB_ECONFIG at each try) and writes nothing. */
 static int reconnect(struct sbd_store *st, struct sb_err *err)
 {
     struct pgs_conn *c = pgs_conn(st);
-    PQreset(c->db);
-    memset(c->prepared, 0, sizeof c->prepared);
-    if (PQstatus(c->db) != CONNECTION_OK)
-        return connect_error(c, "cannot reconnect to", err);
+    bool reset = PQstatus(c->db) != CONNECTION_OK;
+    c->ready = false;
+    if (reset) {
+        PQreset(c->db);
+        memset(c->prepared, 0, sizeof c->prepared);
+        if (PQstatus(c->db) != CONNECTION_OK)
+            return connect_error(c, "cannot reconnect to", err);
+    }
     int rc = set_up(st, err);
-    if (!rc && !c->readonly && !(rc = take_writer_lock(st, err)))
-        rc = read_tally(st, err);
-    if (!rc)
+    if (!rc && !c->readonly)
+        rc = take_writer_lock(st, err);
+    c->ready = rc == 0; /* the tally's own statements may run now */
+    if (!rc && !c->readonly && (rc = read_tally(st, err)))
+        c->ready = false;
+    if (!rc && reset)
         SB_LOG(SB_INFO, "store_reconnected", "reconnected to PostgreSQL (%s)", c->where);
     return rc;
 }
@@ -301,7 +313,7 @@ static int reconnect(struct sbd_store *st, struct sb_err *err)
 int pgs_session_ready(struct sbd_store *st, struct sb_err *err)
 {
     struct pgs_conn *c = pgs_conn(st);
-    if (PQstatus(c->db) == CONNECTION_OK)
+    if (PQstatus(c->db) == CONNECTION_OK && c->ready)
         return 0;
     if (c->in_txn)
         return sb_err_set(err, SB_EUNAVAIL,
@@ -322,6 +334,7 @@ static int open_conn(const char *url, bool readonly, struct sbd_store **out, str
         rc = connect_session(c, err);
     if (!rc)
         rc = set_up(&c->base, err);
+    c->ready = readonly; /* a reader is set up; the writer is once it holds its lock */
     if (rc) {
         pgs_close(&c->base);
         return rc;
@@ -337,8 +350,9 @@ int pgs_open(const char *url, struct sbd_store **out, struct sb_err *err)
     if (rc)
         return rc;
     /* the lock first: a second sysbusd must not even migrate */
-    if ((rc = take_writer_lock(st, err)) || (rc = pgs_migrate(st, err)) ||
-        (rc = read_tally(st, err))) {
+    if (!(rc = take_writer_lock(st, err)))
+        pgs_conn(st)->ready = true;
+    if (rc || (rc = pgs_migrate(st, err)) || (rc = read_tally(st, err))) {
         pgs_close(st);
         return rc;
     }

@@ -251,6 +251,7 @@ struct pgs_conn {
     PGconn *db;
     bool readonly;
     bool in_txn;     /* between begin and commit/rollback */
+    bool ready;      /* session set up (the writer: holding its lock, tally read) */
     char *conninfo;  /* what libpq connects with (the URL without our parameters) */
     char schema[64]; /* the store's schema (an identifier checked at open) */
     char where[160]; /* "host:port/db" for messages (never the password) */
