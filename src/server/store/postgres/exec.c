@@ -3,10 +3,13 @@
  * SB_E* codes, and column reads (see pgs.h).
  *
  * Statements are prepared on first use in a session, named "s<id>", and
- * forgotten when the session is replaced (a reconnect, conn.c). Every value
- * goes as text and comes back as text: the server types parameters from
- * their use in the SQL, and a result is read in full before any of it is
- * used, so a callback may run other statements on the same connection. */
+ * forgotten when the session is replaced (a reconnect, conn.c); SQL built
+ * at run time (the API's list filters) goes through PQexecParams, its values
+ * as parameters too. Every value goes as text and comes back as text: the
+ * server types parameters from their use in the SQL, and a result is read
+ * in full before any of it is used, so a callback may run other statements
+ * on the same connection. A statement that fails because the session is
+ * gone is run once more on a new one when no transaction was open. */
 #include "pgs.h"
 
 #include <assert.h>

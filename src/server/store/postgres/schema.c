@@ -125,15 +125,19 @@ static int read_version(struct sbd_store *st, int *version, struct sb_err *err)
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         rc = sb_err_set(err, SB_ESTORE, "database (%s): cannot read the schema version: %s",
                         c->where, PQresultErrorMessage(r));
-    else
-        *version = PQntuples(r) ? atoi(PQgetvalue(r, 0, 0)) : 0;
+    else if (PQntuples(r) == 0)
+        *version = 0;
+    else if (sscanf(PQgetvalue(r, 0, 0), "%d%c", version, &(char){ 0 }) != 1 || *version < 0)
+        rc = sb_err_set(err, SB_ESTORE, "database (%s): the schema version is not a number",
+                        c->where);
     PQclear(r);
     return rc;
 }
 
 int pgs_schema_version(struct sbd_store *st, int *version, struct sb_err *err)
 {
-    return read_version(st, version, err);
+    int rc = pgs_session_ready(st, err); /* a lost session is reconnected first */
+    return rc ? rc : read_version(st, version, err);
 }
 
 /* Inside the migration's transaction: the steps from version v on, then the
