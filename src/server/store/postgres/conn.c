@@ -126,8 +126,9 @@ static int take_writer_lock(struct sbd_store *st, struct sb_err *err)
     PGresult *r = PQexec(c->db, sql);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        rc = sb_err_set(err, SB_EUNAVAIL, "database (%s): cannot take the store's lock: %s",
-                        c->where, PQresultErrorMessage(r));
+        const char *m = PQresultErrorMessage(r);
+        rc = sb_err_set(err, SB_EUNAVAIL, "database (%s): cannot take the store's lock: %.*s",
+                        c->where, (int)strcspn(m, "\n"), m);
     } else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
         /* the holder's pid says which session to look at: after a crash of
          * its host, the server keeps a dead session (and its lock) until
@@ -149,16 +150,18 @@ static int take_writer_lock(struct sbd_store *st, struct sb_err *err)
  * connection from then on; a failed read fails the open or the reconnect. */
 static int read_tally(struct sbd_store *st, struct sb_err *err)
 {
-    struct pgs_tally *t = &pgs_conn(st)->tally;
+    struct pgs_tally t = { 0 };
     int64_t singletons = 0;
     struct pgs_params p = PGS_PARAMS_INIT;
     pgs_int(&p, FLOW_SINGLETON);
-    int rc = pgs_query_int64(st, PGS_WAIT_COUNT, NULL, &t->open_waits, err);
+    int rc = pgs_query_int64(st, PGS_WAIT_COUNT, NULL, &t.open_waits, err);
     if (!rc)
-        rc = pgs_query_int64(st, PGS_CANCEL_REQ_COUNT, NULL, &t->open_cancels, err);
+        rc = pgs_query_int64(st, PGS_CANCEL_REQ_COUNT, NULL, &t.open_cancels, err);
     if (!rc)
         rc = pgs_query_int64(st, PGS_SINGLETON_ANY, &p, &singletons, err);
-    t->singletons = singletons > 0;
+    t.singletons = singletons > 0;
+    if (!rc) /* all of it or none: a count read short would be below the truth */
+        pgs_conn(st)->tally = t;
     return rc;
 }
 
