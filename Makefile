@@ -163,6 +163,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(SERVER_LIB_OBJ) $(SDK_OBJ) $(WORKER_LIB_OBJ) 
 
 # headers of a test's own (not in the objects' dependency files)
 $(BUILD)/tests/server/test_views: tests/unit/server/test_views_expected.h
+# The PostgreSQL store's tests run against SYSBUS_TEST_PG_URL's database and
+# pass saying they were skipped without it (or without libpq).
+$(BUILD)/tests/server/test_store_pg $(BUILD)/tests/server/test_store_pg_records: \
+    tests/unit/server/pg_fixture.h
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
