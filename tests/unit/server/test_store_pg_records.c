@@ -146,6 +146,15 @@ static void write_run_records(struct sbd_store *st, struct sb_err *err)
     assert_int_equal(sbd_store_wait_put(st, &w, err), 0);
 }
 
+static int count_run(void *ctx, const char *run_id, int64_t created_at, const char *trigger)
+{
+    assert_string_equal(run_id, RUN1);
+    assert_int_equal(created_at, 1000);
+    assert_string_equal(trigger, "{\"name\":\"rec/one\",\"data\":{}}");
+    ++*(int *)ctx;
+    return 0;
+}
+
 static void the_run_records_read_back_as_written(void **state)
 {
     (void)state;
@@ -197,6 +206,17 @@ static void the_run_records_read_back_as_written(void **state)
     assert_string_equal(s.trigger, "{\"name\":\"rec/one\",\"data\":{}}");
     assert_int_equal(s.rows, 1);
     assert_int_equal(s.flags, QF_WAIT);
+    /* a cancellation's window, in ms (beyond a 32-bit integer) */
+    int n = 0;
+    assert_int_equal(
+        sbd_store_running_runs(st, NULL, "app-f", 1000, 1796305610104, count_run, &n, &err), 0);
+    assert_int_equal(n, 1);
+    n = 0;
+    assert_int_equal(sbd_store_running_runs(st, "app", NULL, 1796305610104, 0, count_run, &n, &err),
+                     0);
+    assert_int_equal(n, 0); /* created before the window */
+    assert_int_equal(sbd_store_running_runs(st, "app", NULL, 0, 1001, count_run, &n, &err), 0);
+    assert_int_equal(n, 1);
     int64_t seq = -1;
     assert_int_equal(sbd_store_next_seq(st, RUN1, &seq, &err), 0);
     assert_int_equal(seq, 1);
