@@ -117,11 +117,16 @@ int main(int argc, char **argv)
     sb_httpc_global_init();
 
     const char *stage = NULL;
-    if ((rc = sbd_start(&sbd, &stage, &err)) != 0)
+    if ((rc = sbd_start(&sbd, &stage, &err)) != 0) {
+        /* a store URL its backend cannot use (a bad PostgreSQL URL or schema
+         * name) must change: a usage error, not one to restart on */
+        bool at_open = strcmp(stage, "store_open_failed") == 0;
         return fail(stage,
-                    strcmp(stage, "store_open_failed") == 0 && rc == SB_ECONFIG ? EXIT_STORE_NEWER
-                                                                                : EXIT_RUNTIME,
+                    at_open && rc == SB_ECONFIG  ? EXIT_STORE_NEWER
+                    : at_open && rc == SB_EINVAL ? EXIT_USAGE
+                                                 : EXIT_RUNTIME,
                     err.msg);
+    }
     /* Under systemd (Type=notify) this is what ends "activating": the store
      * is open and the port is listening. A failed notification is logged,
      * not fatal: systemd's start timeout then says the rest. */

@@ -19,7 +19,9 @@ static const struct sb_opt opts[] = {
       0, NULL, 0 },
     { "store", SB_OPT_STR, S(store), NULL, "URL",
       "The store: sqlite:///absolute/path.db or sqlite://relative/path.db (relative to the "
-      "working directory); without it, the SQLite store in --data-dir",
+      "working directory), or postgres://user@host:port/db?schema=NAME (builds with libpq; "
+      "give a password in SYSBUS_STORE or ~/.pgpass, not as a flag); without it, the SQLite "
+      "store in --data-dir",
       0, 0, 0, 0, NULL, 0 },
     { "signing-key", SB_OPT_STR, S(signing_key), NULL, "KEY",
       "Signing key (signkey-<env>-<hex> or bare hex; workers may hold either form): signs "
@@ -100,10 +102,12 @@ const struct sb_config_spec sbd_config_spec = {
     .usage = "sysbusd [OPTIONS]",
     .summary = "The sysbus durable execution server. Receives events (POST /e/{key}), registers\n"
                "apps (POST /fn/register), runs their functions step by step over HTTP, stores\n"
-               "every step's output in its SQLite store, and serves a REST API (/v1/...),\n"
-               "/health and /metrics. Without --dev it needs a signing key and an event key.",
+               "every step's output in its store (SQLite or PostgreSQL), and serves a REST API\n"
+               "(/v1/...), /health and /metrics. Without --dev it needs a signing key and an\n"
+               "event key.",
     .footer = "Exit codes: 0 stopped cleanly; 1 runtime failure; 2 bad usage or configuration\n"
-              "(do not restart without changing it); 3 the store is newer than this binary.\n"
+              "(do not restart without changing it); 3 the store is newer than this binary, or\n"
+              "another sysbusd writes it (PostgreSQL).\n"
               "Docs: docs/sysbusd.md",
     .opts = opts,
     .nopts = sizeof opts / sizeof opts[0],

@@ -40,10 +40,29 @@ test("flags: --help, unknown flags, missing keys", { timeout: 30000 }, async () 
 test("store URL: --store, SYSBUS_STORE, --data-dir's shorthand, unknown schemes", { timeout: 30000 }, async () => {
   // a scheme this build does not have is a usage error naming the ones it has,
   // and the URL (which may hold a password) is not echoed
-  const pg = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store", "postgres://bus:s3cret@db/bus"]);
-  assert.equal(pg.code, 2);
-  assert.match(pg.stderr, /--store: unknown store scheme 'postgres': this build has sqlite:\/\//);
-  assert.doesNotMatch(pg.stderr, /s3cret/);
+  const my = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store", "mysql://bus:s3cret@db/bus"]);
+  assert.equal(my.code, 2);
+  assert.match(my.stderr, /--store: unknown store scheme 'mysql': this build has sqlite:\/\//);
+  assert.doesNotMatch(my.stderr, /s3cret/);
+  if (/postgres:\/\//.test(my.stderr)) {
+    // built with libpq: a PostgreSQL URL it cannot use is a usage error too,
+    // and no server that cannot be reached is a runtime failure; neither
+    // message repeats the password
+    const bad = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store",
+      "postgres://bus:s3cret@127.0.0.1:1/bus?schema=Not-A-Name"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /schema must be a lower-case identifier/);
+    assert.doesNotMatch(bad.stderr, /s3cret/);
+    const down = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store", "postgres://bus:s3cret@127.0.0.1:1/bus"]);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /cannot connect to PostgreSQL \(127\.0\.0\.1:1\/bus\)/);
+    assert.doesNotMatch(down.stderr, /s3cret/);
+  } else {
+    const pg = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store", "postgres://bus:s3cret@db/bus"]);
+    assert.equal(pg.code, 2);
+    assert.match(pg.stderr, /unknown store scheme 'postgres'/);
+    assert.doesNotMatch(pg.stderr, /s3cret/);
+  }
   const bare = await runSysbusd(["--dev", "--data-dir", tmpdir()], { SYSBUS_STORE: "/srv/sysbus.db" });
   assert.equal(bare.code, 2);
   assert.match(bare.stderr, /a store is a URL \(scheme:\/\/\.\.\.\)/);

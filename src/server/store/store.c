@@ -17,9 +17,15 @@
 #include <string.h>
 
 extern const struct sbd_store_ops sq_store_ops; /* sqlite/conn.c */
+#ifdef SBD_STORE_POSTGRES
+extern const struct sbd_store_ops pgs_store_ops; /* postgres/conn.c */
+#endif
 
 static const struct sbd_store_ops *const backends[] = {
     &sq_store_ops,
+#ifdef SBD_STORE_POSTGRES
+    &pgs_store_ops,
+#endif
 };
 #define NBACKENDS (sizeof backends / sizeof backends[0])
 

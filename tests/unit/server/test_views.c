@@ -8,7 +8,12 @@
  * The expected texts were taken from the views as they were when the store
  * shaped the JSON itself (store_views.c, before the store seam): the views
  * now built from store records must answer exactly the same. Set
- * SB_VIEWS_PRINT=1 to print what the views answer instead of checking. */
+ * SB_VIEWS_PRINT=1 to print what the views answer instead of checking.
+ *
+ * With SYSBUS_TEST_PG_URL set (a PostgreSQL database the test may create a
+ * schema in), the same views are checked again on the PostgreSQL backend,
+ * in a schema sbviews_<pid> dropped after each test: both backends must
+ * answer the same bytes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,8 +26,15 @@
 #include "server/api/views.h"
 #include "server/store/store.h"
 
+#ifdef SBD_STORE_POSTGRES
+#include <libpq-fe.h>
+#include <unistd.h>
+#endif
+
 static char dir[64];
 static struct sbd_store *st;
+static const char *pg_url; /* SYSBUS_TEST_PG_URL, or NULL: SQLite only */
+static char schema[64];    /* the PostgreSQL schema of the current test ("": SQLite) */
 
 #define E1 "01E1AAAAAAAAAAAAAAAAAAAAAA"
 #define E2 "01E2AAAAAAAAAAAAAAAAAAAAAA"
@@ -219,10 +231,15 @@ static int setup(void **state)
     if (!mkdtemp(dir))
         return -1;
     struct sb_err err = { 0 };
-    char url[96];
-    snprintf(url, sizeof url, "sqlite://%s/sysbus.db", dir);
-    if (sbd_store_open(url, &st, &err) != 0)
+    char url[1024];
+    if (schema[0])
+        snprintf(url, sizeof url, "%s%sschema=%s", pg_url, strchr(pg_url, '?') ? "&" : "?", schema);
+    else
+        snprintf(url, sizeof url, "sqlite://%s/sysbus.db", dir);
+    if (sbd_store_open(url, &st, &err) != 0) {
+        fprintf(stderr, "cannot open the store: %s\n", err.msg);
         return -1;
+    }
     fill();
     return 0;
 }
@@ -236,6 +253,30 @@ static int teardown(void **state)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : -1;
 }
+
+#ifdef SBD_STORE_POSTGRES
+static int setup_pg(void **state)
+{
+    snprintf(schema, sizeof schema, "sbviews_%d", (int)getpid());
+    return setup(state);
+}
+
+static int teardown_pg(void **state)
+{
+    int rc = teardown(state);
+    PGconn *db = PQconnectdb(pg_url);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SET client_min_messages TO warning; DROP SCHEMA \"%s\" CASCADE",
+             schema);
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = -1;
+    PQclear(r);
+    PQfinish(db);
+    schema[0] = '\0';
+    return rc;
+}
+#endif
 
 /* Checks (or prints, with SB_VIEWS_PRINT=1) the text of a view; v is
  * released. */
@@ -357,5 +398,19 @@ int main(void)
         cmocka_unit_test_setup_teardown(app_function_and_cancellation_views_are_unchanged, setup,
                                         teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests_name("views on SQLite", tests, NULL, NULL);
+    pg_url = getenv("SYSBUS_TEST_PG_URL");
+#ifdef SBD_STORE_POSTGRES
+    if (pg_url && *pg_url) {
+        const struct CMUnitTest pg_tests[] = {
+            cmocka_unit_test_setup_teardown(run_views_are_unchanged, setup_pg, teardown_pg),
+            cmocka_unit_test_setup_teardown(run_lists_are_unchanged, setup_pg, teardown_pg),
+            cmocka_unit_test_setup_teardown(event_views_are_unchanged, setup_pg, teardown_pg),
+            cmocka_unit_test_setup_teardown(app_function_and_cancellation_views_are_unchanged,
+                                            setup_pg, teardown_pg),
+        };
+        rc |= cmocka_run_group_tests_name("views on PostgreSQL", pg_tests, NULL, NULL);
+    }
+#endif
+    return rc;
 }
