@@ -183,7 +183,7 @@ integration-pg: all
 # The unit tests that open a store by URL, each given a fresh database of one
 # throwaway cluster in SYSBUS_TEST_PG_URL (scripts/pg-test-cluster.sh),
 # stopped however the run ends.
-PG_UNIT_TESTS ?= server/test_store server/test_views
+PG_UNIT_TESTS ?= server/test_store_pg server/test_store_pg_records server/test_views
 unit-pg: $(PG_UNIT_TESTS:%=$(BUILD)/tests/%)
 	@set -e; dir=$$(mktemp -d); trap 'scripts/pg-test-cluster.sh stop "$$dir"' EXIT; trap 'exit 130' INT TERM; \
 	scripts/pg-test-cluster.sh start "$$dir" >/dev/null; \

@@ -66,6 +66,27 @@ static int load_keys(struct sbd *sbd)
     return 0;
 }
 
+/* A password in --store on the command line is readable by every user of
+ * the machine, as a key would be (sb_config_warn_secret_flags): said once,
+ * without the URL. */
+static void warn_store_password(int argc, char **argv)
+{
+    for (int a = 1; a < argc; a++) {
+        const char *v = NULL;
+        if (strcmp(argv[a], "--store") == 0 && a + 1 < argc)
+            v = argv[a + 1];
+        else if (strncmp(argv[a], "--store=", 8) == 0)
+            v = argv[a] + 8;
+        if (v && sbd_store_url_has_password(v)) {
+            SB_LOGK(SB_WARN, "secret_on_command_line", ((struct sb_lf[]){ LF_S("flag", "store") }),
+                    "--store holds a password and was given on the command line, where every "
+                    "user of this machine can read it (/proc/PID/cmdline, ps): use SYSBUS_STORE, "
+                    "--store-file PATH or the database client's password file instead");
+            return;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     static struct sbd sbd; /* owned by main for the process lifetime */
@@ -92,6 +113,7 @@ int main(int argc, char **argv)
     sb_log_init("sysbusd", level, 2);
 
     sb_config_warn_secret_flags(&sbd_config_spec, argc, argv);
+    warn_store_password(argc, argv);
     if (load_keys(&sbd) != 0)
         return EXIT_USAGE;
     /* a store URL this build cannot open must change: a usage error */

@@ -20,9 +20,9 @@ static const struct sb_opt opts[] = {
     { "store", SB_OPT_STR, S(store), NULL, "URL",
       "The store: sqlite:///absolute/path.db or sqlite://relative/path.db (relative to the "
       "working directory), or postgres://user@host:port/db?schema=NAME (builds with libpq; "
-      "give a password in SYSBUS_STORE or ~/.pgpass, not as a flag); without it, the SQLite "
-      "store in --data-dir",
-      0, 0, 0, 0, NULL, 0 },
+      "give a password in SYSBUS_STORE, --store-file or ~/.pgpass, not as a flag); without "
+      "it, the SQLite store in --data-dir",
+      SB_OPTF_FILEVALUE, 0, 0, 0, NULL, 0 },
     { "signing-key", SB_OPT_STR, S(signing_key), NULL, "KEY",
       "Signing key (signkey-<env>-<hex> or bare hex; workers may hold either form): signs "
       "calls to workers, authenticates workers and the REST API. Prefer the environment or "

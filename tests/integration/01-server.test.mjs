@@ -57,6 +57,17 @@ test("store URL: --store, SYSBUS_STORE, --data-dir's shorthand, unknown schemes"
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot connect to PostgreSQL \(127\.0\.0\.1:1\/bus\)/);
     assert.doesNotMatch(down.stderr, /s3cret/);
+    // a password on the command line is readable by every user: warned, once
+    const warned = down.stderr.split("\n").filter((l) => l.includes('"event":"secret_on_command_line"'));
+    assert.equal(warned.length, 1, down.stderr);
+    assert.match(warned[0], /"flag":"store"/);
+    // the same URL from a file is not warned about (and still not echoed)
+    const dir = tmpdir();
+    fs.writeFileSync(path.join(dir, "store"), "postgres://bus:s3cret@127.0.0.1:1/bus\n", { mode: 0o600 });
+    const fromFile = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store-file", path.join(dir, "store")]);
+    assert.equal(fromFile.code, 1);
+    assert.match(fromFile.stderr, /cannot connect to PostgreSQL \(127\.0\.0\.1:1\/bus\)/);
+    assert.doesNotMatch(fromFile.stderr, /s3cret|secret_on_command_line/);
   } else {
     const pg = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store", "postgres://bus:s3cret@db/bus"]);
     assert.equal(pg.code, 2);
@@ -76,6 +87,8 @@ test("store URL: --store, SYSBUS_STORE, --data-dir's shorthand, unknown schemes"
     const health = await api(s, "/health");
     assert.equal(health.json.store.kind, "sqlite");
     id = (await sendEvents(s, [{ name: "a/b" }]))[0];
+    // a store URL without a password is no secret on the command line
+    assert.ok(!s.out.lines.some((l) => l.includes("secret_on_command_line")), s.out.lines.join("\n"));
   } finally {
     await s.stop();
   }

@@ -176,3 +176,14 @@ void sbd_store_close_readers(void)
     }
     pthread_mutex_unlock(&readers_lock);
 }
+
+bool sbd_store_url_has_password(const char *url)
+{
+    const char *auth = strstr(url, "://");
+    if (!auth)
+        return false;
+    auth += 3;
+    size_t n = strcspn(auth, "/?#"); /* the authority: [user[:password]@]host[:port] */
+    const char *at = memrchr(auth, '@', n);
+    return at && memchr(auth, ':', (size_t)(at - auth)) != NULL;
+}

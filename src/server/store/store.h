@@ -711,6 +711,9 @@ SBD_STORE_OPS(SBD_STORE_OP_CALL, SBD_STORE_VOP_CALL)
  * with err naming the schemes this build has when the URL has no scheme this
  * build knows or nothing after it (a usage error), SB_ENOMEM. */
 int sbd_store_url(const char *store, const char *data_dir, char **url, struct sb_err *err);
+/* Whether url carries a password (scheme://user:password@host...), which
+ * must then not be given on a command line. */
+bool sbd_store_url_has_password(const char *url);
 /* Opens the writable store at url with the backend of its scheme, and makes
  * that backend and url the ones sbd_store_reader() opens. Once, before other
  * threads use the store. Errors as sbd_store_url and ops->open. */
