@@ -192,7 +192,7 @@ unit-pg: $(PG_UNIT_TESTS:%=$(BUILD)/tests/%)
 	  echo "== $(BUILD)/tests/$$t (SYSBUS_TEST_PG_URL=$$url)"; SYSBUS_TEST_PG_URL=$$url $(BUILD)/tests/$$t; \
 	done
 
-# (integration-pg and unit-pg join `test` once sysbusd has the postgres store)
+# (integration-pg and unit-pg are not in `test`: scripts/test.sh runs them once)
 test: all unit integration
 
 asan:
