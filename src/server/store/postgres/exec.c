@@ -175,6 +175,18 @@ int pgs_run_sql(struct sbd_store *st, const char *sql, const struct pgs_params *
     return run_retrying(st, PGS__COUNT, sql, p, res, err);
 }
 
+int pgs_run_row(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *p,
+                PGresult **res, struct sb_err *err)
+{
+    int rc = pgs_run(st, id, p, res, err);
+    if (rc == 0 && PQntuples(*res) == 0) {
+        PQclear(*res);
+        *res = NULL;
+        rc = SB_ENOTFOUND;
+    }
+    return rc;
+}
+
 int pgs_exec(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *p,
              int64_t *changed, struct sb_err *err)
 {

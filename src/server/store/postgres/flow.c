@@ -110,13 +110,9 @@ int pgs_cron_get(struct sbd_store *st, const char *function_id, int idx, char **
     pgs_text(&p, function_id);
     pgs_int(&p, idx);
     PGresult *r;
-    int rc = pgs_run(st, PGS_CRON_GET, &p, &r, err);
+    int rc = pgs_run_row(st, PGS_CRON_GET, &p, &r, err);
     if (rc)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SB_ENOTFOUND;
-    }
     int crc = 0;
     char *e = pgs_col_dup(r, 0, 0, &crc);
     int64_t at = pgs_col_int(r, 0, 1, &crc);
@@ -215,13 +211,9 @@ int pgs_flow_key_get(struct sbd_store *st, int kind, const char *key, char **run
     pgs_int(&p, kind);
     pgs_text(&p, key);
     PGresult *r;
-    int rc = pgs_run(st, PGS_FLOW_GET, &p, &r, err);
+    int rc = pgs_run_row(st, PGS_FLOW_GET, &p, &r, err);
     if (rc)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SB_ENOTFOUND;
-    }
     int crc = 0;
     char *id = pgs_col_dup(r, 0, 0, &crc); /* NULL for a throttle key */
     int64_t at = pgs_col_int(r, 0, 1, &crc);
@@ -274,13 +266,9 @@ static int deferred_row(struct sbd_store *st, enum pgs_stmt_id id, const struct 
 {
     memset(out, 0, sizeof *out);
     PGresult *r;
-    int rc = pgs_run(st, id, p, &r, err);
+    int rc = pgs_run_row(st, id, p, &r, err);
     if (rc)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SB_ENOTFOUND;
-    }
     int crc = 0;
     snprintf(out->id, sizeof out->id, "%s", pgs_col_req(r, 0, 0, &crc));
     out->function_id = pgs_col_dup(r, 0, 1, &crc);

@@ -319,6 +319,12 @@ int pgs_run(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *
  * Not prepared (each filter set is a different text). Errors as pgs_run. */
 int pgs_run_sql(struct sbd_store *st, const char *sql, const struct pgs_params *p, PGresult **res,
                 struct sb_err *err);
+/* pgs_run for a read of one row: 0 with *res holding it (the first, when
+ * there are more), SB_ENOTFOUND with *res NULL and err untouched when there
+ * is none ("no such row" is the common answer of the hot one-row reads:
+ * store.h), or pgs_run's error. */
+int pgs_run_row(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *p,
+                PGresult **res, struct sb_err *err);
 /* pgs_run for a statement whose rows are not wanted; *changed (may be NULL)
  * = rows it inserted, updated or deleted. */
 int pgs_exec(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_params *p,

@@ -117,13 +117,9 @@ int pgs_wait_for_child(struct sbd_store *st, const char *child_run_id, struct sb
     pgs_int(&p, QF_DEADLINE); /* a timeouts.finish row does not count */
     pgs_text(&p, child_run_id);
     PGresult *r;
-    int rc = pgs_run(st, PGS_WAIT_CHILD, &p, &r, err);
+    int rc = pgs_run_row(st, PGS_WAIT_CHILD, &p, &r, err);
     if (rc)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SB_ENOTFOUND;
-    }
     int crc = 0;
     w->item_id = pgs_col_int(r, 0, 0, &crc);
     w->run_id = pgs_col_dup(r, 0, 1, &crc);
@@ -177,13 +173,9 @@ int pgs_run_trigger(struct sbd_store *st, const char *run_id, char **function_id
     struct pgs_params p = PGS_PARAMS_INIT;
     pgs_text(&p, run_id);
     PGresult *r;
-    int rc = pgs_run(st, PGS_RUN_TRIGGER, &p, &r, err);
+    int rc = pgs_run_row(st, PGS_RUN_TRIGGER, &p, &r, err);
     if (rc)
         return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SB_ENOTFOUND;
-    }
     int crc = 0;
     *function_id = pgs_col_dup(r, 0, 0, &crc);
     *event_name = pgs_col_dup(r, 0, 1, &crc);
