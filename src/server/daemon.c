@@ -26,6 +26,7 @@
 #include "syncer.h"
 #include "waiters.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,14 +114,21 @@ static const struct sbd_ingest_notify ingest_notify = {
 
 /* The store, the queue ids, the registry and ingest: what the threads
  * started after them need. */
+int sbd_open_store(struct sbd *sbd, struct sb_err *err)
+{
+    assert(!sbd->store);
+    char *url = NULL;
+    int rc = sbd_store_url(sbd->cfg.store, sbd->cfg.data_dir, &url, err);
+    if (rc == 0)
+        rc = sbd_store_open(url, &sbd->store, err);
+    free(url);
+    return rc;
+}
+
 static int start_core(struct sbd *sbd, struct sb_err *err)
 {
     int rc;
-    char *url = NULL;
-    if ((rc = sbd_store_url(sbd->cfg.store, sbd->cfg.data_dir, &url, err)) == 0)
-        rc = sbd_store_open(url, &sbd->store, err);
-    free(url);
-    if (rc)
+    if (!sbd->store && (rc = sbd_open_store(sbd, err)) != 0)
         return rc;
     char why[sizeof err->msg];
     if ((rc = sbd_qids_load(&sbd->qids, sbd->store, err)) != 0) {

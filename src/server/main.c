@@ -10,6 +10,7 @@
 #include "common/httpd.h"
 #include "common/log.h"
 #include "common/sdnotify.h"
+#include "engine/backoff.h"
 #include "sbd.h"
 #include "settings.h"
 #include "store/store.h"
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_STORE_NEWER = 3 };
 
@@ -87,6 +89,37 @@ static void warn_store_password(int argc, char **argv)
     }
 }
 
+#define STORE_WAIT_MAX_STEP_MS 30000
+
+/* A store whose server cannot be reached yet (a database starting with the
+ * same boot, a PostgreSQL restarting): kept trying with backoff for
+ * --store-wait, each try logged with the reason, instead of an exit into a
+ * restart loop; SIGTERM or SIGINT end the wait. 0 when the store is open,
+ * 1 when a signal asked to stop, else the open's error. */
+static int wait_for_store(struct sbd *sbd, const sigset_t *sigs, struct sb_err *err)
+{
+    int64_t deadline = sb_mono_ms() + sbd->cfg.store_wait_ms;
+    for (int attempt = 0;; attempt++) {
+        int rc = sbd_open_store(sbd, err);
+        int64_t left = deadline - sb_mono_ms();
+        if (rc != SB_EUNAVAIL || left <= 0)
+            return rc;
+        int64_t ms = sbd_backoff_transport_ms(attempt + 4, STORE_WAIT_MAX_STEP_MS);
+        ms = ms < left ? ms : left;
+        SB_LOGK(SB_WARN, "store_unavailable",
+                ((struct sb_lf[]){ LF_I("attempt", attempt + 1), LF_I("retry_in_ms", ms) }),
+                "%s; trying again in %lld ms", err->msg, (long long)ms);
+        sb_sd_notifyf("STATUS=waiting for the store: %.200s", err->msg);
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+        int sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            SB_LOG(SB_INFO, "stopping", "received %s while waiting for the store, stopping",
+                   sig == SIGINT ? "SIGINT" : "SIGTERM");
+            return 1;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     static struct sbd sbd; /* owned by main for the process lifetime */
@@ -138,8 +171,14 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     sb_httpc_global_init();
 
-    const char *stage = NULL;
-    if ((rc = sbd_start(&sbd, &stage, &err)) != 0) {
+    const char *stage = "store_open_failed";
+    if ((rc = wait_for_store(&sbd, &sigs, &err)) == 1) {
+        sb_config_free(&sbd_config_spec, &sbd.cfg);
+        return 0;
+    }
+    if (rc == 0)
+        rc = sbd_start(&sbd, &stage, &err);
+    if (rc != 0) {
         /* a store URL its backend cannot use (a bad PostgreSQL URL or schema
          * name) must change: a usage error, not one to restart on */
         bool at_open = strcmp(stage, "store_open_failed") == 0;

@@ -48,6 +48,10 @@ struct sbd {
     int64_t started_at_ms;
 };
 
+/* Opens the writable store of sbd's settings into sbd->store (daemon.c):
+ * 0, or the open's error (SB_EUNAVAIL: the store's server cannot be reached
+ * now, worth waiting for). sbd_start opens it when this was not called. */
+int sbd_open_store(struct sbd *sbd, struct sb_err *err);
 /* Starts every component (daemon.c) on sbd's settings, keys and mode as
  * main.c set them. On failure returns the SB_E* code with err filled and
  * *stage naming the step (a log event: "store_open_failed", "start_failed",

@@ -23,6 +23,11 @@ static const struct sb_opt opts[] = {
       "give a password in SYSBUS_STORE, --store-file or ~/.pgpass, not as a flag); without "
       "it, the SQLite store in --data-dir",
       SB_OPTF_FILEVALUE, 0, 0, 0, NULL, 0 },
+    { "store-wait", SB_OPT_DURATION, S(store_wait_ms), "24h", "DURATION",
+      "At start, how long to keep trying to reach a store whose server cannot be reached (a "
+      "database still starting), with backoff, before giving up (exit 1); 0: give up at once. "
+      "A bare number is seconds",
+      0, 0, 30LL * 86400000, 1000, NULL, 0 },
     { "signing-key", SB_OPT_STR, S(signing_key), NULL, "KEY",
       "Signing key (signkey-<env>-<hex> or bare hex; workers may hold either form): signs "
       "calls to workers, authenticates workers and the REST API. Prefer the environment or "

@@ -14,6 +14,7 @@ struct sbd_settings {
     int64_t port;
     char *data_dir;
     char *store; /* store URL; NULL: sqlite://<data_dir>/sysbus.db */
+    int64_t store_wait_ms; /* at start, how long to keep trying a store that cannot be reached */
     char *signing_key;
     char *signing_key_fallback; /* still accepted from workers during a rotation */
     struct sb_strlist event_keys;

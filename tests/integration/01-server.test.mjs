@@ -53,7 +53,8 @@ test("store URL: --store, SYSBUS_STORE, --data-dir's shorthand, unknown schemes"
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /schema must be a lower-case identifier/);
     assert.doesNotMatch(bad.stderr, /s3cret/);
-    const down = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store", "postgres://bus:s3cret@127.0.0.1:1/bus"]);
+    const down = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store-wait", "0", "--store",
+      "postgres://bus:s3cret@127.0.0.1:1/bus"]);
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot connect to PostgreSQL \(127\.0\.0\.1:1\/bus\)/);
     assert.doesNotMatch(down.stderr, /s3cret/);
@@ -64,7 +65,8 @@ test("store URL: --store, SYSBUS_STORE, --data-dir's shorthand, unknown schemes"
     // the same URL from a file is not warned about (and still not echoed)
     const dir = tmpdir();
     fs.writeFileSync(path.join(dir, "store"), "postgres://bus:s3cret@127.0.0.1:1/bus\n", { mode: 0o600 });
-    const fromFile = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store-file", path.join(dir, "store")]);
+    const fromFile = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store-wait", "0", "--store-file",
+      path.join(dir, "store")]);
     assert.equal(fromFile.code, 1);
     assert.match(fromFile.stderr, /cannot connect to PostgreSQL \(127\.0\.0\.1:1\/bus\)/);
     assert.doesNotMatch(fromFile.stderr, /s3cret|secret_on_command_line/);

@@ -35,12 +35,14 @@ export function sqliteOnly(why) {
 
 // The flags that put sysbusd on the store of the tests' mode, for a sysbusd
 // on dataDir: none for sqlite (--data-dir says it), and none when the test
-// chose a store itself (--store in args, SYSBUS_STORE in env); for postgres,
+// chose a store itself (--store or --store-file in args, SYSBUS_STORE or
+// SYSBUS_STORE_FILE in env); for postgres,
 // --store with the data dir's own database (created when missing; the same
 // dir always gets the same database, so restarts find their data).
 export async function storeArgs(dataDir, args = [], env = {}, store = STORE) {
   if (store !== "postgres") return [];
-  if (args.some((a) => a === "--store" || a.startsWith("--store=")) || env.SYSBUS_STORE !== undefined) return [];
+  if (args.some((a) => /^--store(-file)?(=|$)/.test(a)) ||
+      env.SYSBUS_STORE !== undefined || env.SYSBUS_STORE_FILE !== undefined) return [];
   return ["--store", await storeUrlFor(dataDir)];
 }
 
@@ -111,7 +113,7 @@ export async function runSysbusd(args, env = {}) {
 }
 
 // The environment without SYSBUS_* / INNGEST_* variables of the caller.
-function cleanEnv() {
+export function cleanEnv() {
   const env = {};
   for (const [k, v] of Object.entries(process.env))
     if (!k.startsWith("SYSBUS_") && !k.startsWith("INNGEST_")) env[k] = v;

@@ -1,0 +1,92 @@
+// 30-pg-store: what sysbusd does around a PostgreSQL store, whatever the
+// suite's store mode: a database that is not there yet is waited for (with
+// backoff, each try logged, no password in any line) and used once it
+// appears; SIGTERM ends the wait; --store-wait 0 gives up at once; a second
+// sysbusd on the same store is refused with exit 3; the URL may come from a
+// file. Real PostgreSQL (pg.mjs's throwaway cluster); skipped where it is
+// missing or sysbusd was built without libpq.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import readline from "node:readline";
+import * as pg from "./pg.mjs";
+import { BIN, api, cleanEnv, runSysbusd, sendEvents, startSysbusd, tmpdir, until } from "./lib.mjs";
+
+const help = spawnSync(path.join(BIN, "sysbusd"), ["--help"], { encoding: "utf8" }).stdout || "";
+const skip = pg.pgMissing() || (!/postgres:\/\//.test(help) && "sysbusd was built without libpq") || false;
+
+// sysbusd on its own (not startSysbusd, which waits for it to listen).
+function spawnSysbusd(args, env = {}) {
+  const p = spawn(path.join(BIN, "sysbusd"), ["--dev", "--host", "127.0.0.1", "--port", "0", ...args],
+    { env: { ...cleanEnv(), ...env } });
+  const s = { proc: p, lines: [], exited: null };
+  for (const stream of [p.stdout, p.stderr])
+    readline.createInterface({ input: stream }).on("line", (l) => s.lines.push(l));
+  s.exit = new Promise((resolve) => p.on("exit", (code, signal) => resolve((s.exited = { code, signal }))));
+  s.events = (name) => s.lines.filter((l) => l.includes(`"event":"${name}"`)).map((l) => JSON.parse(l));
+  return s;
+}
+
+test("a database that is not there yet is waited for, then used; SIGTERM ends a wait", { skip, timeout: 60000 }, async () => {
+  const c = await pg.startCluster();
+  const name = `late_${process.pid}`;
+  const url = `postgres://postgres:not-a-secret-${process.pid}@127.0.0.1:${c.port}/${name}`;
+  const s = spawnSysbusd(["--data-dir", tmpdir()], { SYSBUS_STORE: url });
+  try {
+    await until("two tries, logged", () => s.events("store_unavailable").length >= 2 || s.exited, 20000);
+    assert.equal(s.exited, null, s.lines.join("\n"));
+    const [first, second] = s.events("store_unavailable");
+    assert.match(first.msg, new RegExp(`cannot connect to PostgreSQL \\(127\\.0\\.0\\.1:${c.port}/${name}\\)`));
+    assert.match(first.msg, /does not exist/);
+    assert.equal(first.attempt, 1);
+    assert.equal(second.attempt, 2);
+    assert.ok(first.retry_in_ms > 0 && first.retry_in_ms <= 30000);
+    assert.ok(!s.lines.some((l) => l.includes("not-a-secret")), "no line holds the password");
+    await pg.createDatabase(name);
+    await until("sysbusd to listen once its database exists", () => s.events("listening").length || s.exited, 30000);
+    const port = s.events("listening")[0].port;
+    const server = { url: `http://127.0.0.1:${port}`, port, dev: true };
+    const health = await api(server, "/health");
+    assert.equal(health.json.store.kind, "postgres");
+    assert.equal((await sendEvents(server, [{ name: "late/ok" }])).length, 1);
+  } finally {
+    s.proc.kill("SIGTERM");
+    assert.equal((await s.exit).code, 0);
+  }
+
+  // SIGTERM during the wait: a clean stop, at once
+  const w = spawnSysbusd(["--data-dir", tmpdir()], { SYSBUS_STORE: `postgres://postgres@127.0.0.1:${c.port}/never_${process.pid}` });
+  await until("the first try", () => w.events("store_unavailable").length || w.exited, 20000);
+  const t0 = Date.now();
+  w.proc.kill("SIGTERM");
+  assert.deepEqual(await w.exit, { code: 0, signal: null });
+  assert.ok(Date.now() - t0 < 5000, "the wait ends at the signal, not at its next try");
+  assert.ok(w.events("stopping").length === 1);
+  // --store-wait 0: give up at once, exit 1
+  const now = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store-wait", "0",
+    "--store", `postgres://postgres@127.0.0.1:${c.port}/never_${process.pid}`]);
+  assert.equal(now.code, 1, now.stderr);
+  assert.doesNotMatch(now.stderr, /store_unavailable/);
+  assert.match(now.stderr, /does not exist/);
+});
+
+test("one sysbusd per store: a second one is refused (exit 3); the URL may come from a file", { skip, timeout: 60000 }, async () => {
+  const url = await pg.createDatabase(`two_${process.pid}`);
+  const dir = tmpdir();
+  const file = path.join(dir, "store");
+  fs.writeFileSync(file, `${url}\n`, { mode: 0o600 });
+  const a = await startSysbusd({ args: ["--store-file", file] });
+  try {
+    assert.equal((await api(a, "/health")).json.store.kind, "postgres");
+    const b = await runSysbusd(["--dev", "--port", "0", "--data-dir", tmpdir(), "--store", url]);
+    assert.equal(b.code, 3, b.stderr);
+    assert.match(b.stderr, /another sysbusd already writes this store/);
+  } finally {
+    await a.stop();
+  }
+  // once the first has stopped, the store is free again
+  const c = await startSysbusd({ args: ["--store", url] });
+  await c.stop();
+});
