@@ -2,6 +2,7 @@
  * its keys made once. Writer thread, in the ingest transaction, except
  * sbd_flow_key (any thread: the engine's admission uses it too). */
 #include "flow.h"
+#include "common/crypto.h"
 #include "common/json.h"
 #include "defer.h"
 #include "event.h"
@@ -16,6 +17,28 @@
 #define IDEMPOTENCY_MS (24LL * 3600 * 1000)
 #define PRIORITY_MAX_S 600
 
+/* A key value longer than this is stored as its digest: a value comes from
+ * the event (any size the event API took), and a store indexes keys (a
+ * PostgreSQL btree entry holds at most about 2.7 kB). */
+#define FLOW_KEY_VALUE_MAX 256
+
+/* v, or "#sha256:<hex>" of it when it is longer than FLOW_KEY_VALUE_MAX
+ * (taken; NULL when out of memory). */
+static char *short_value(char *v)
+{
+    if (!v || strlen(v) <= FLOW_KEY_VALUE_MAX)
+        return v;
+    uint8_t d[SB_SHA256_LEN];
+    sb_sha256(v, strlen(v), d);
+    char *h = malloc(sizeof "#sha256:" + 2 * SB_SHA256_LEN);
+    if (h) {
+        memcpy(h, "#sha256:", 8);
+        sb_hex_encode(d, sizeof d, h + 8);
+    }
+    free(v);
+    return h;
+}
+
 char *sbd_flow_key(const char *scope, const struct sbd_expr *expr, const json_t *event)
 {
     char *v = NULL;
@@ -25,7 +48,7 @@ char *sbd_flow_key(const char *scope, const struct sbd_expr *expr, const json_t 
         v = json_is_string(val) ? strdup(json_string_value(val))
                                 : sb_json_dumps(val ? val : json_null(), NULL);
         json_decref(val);
-        if (!v)
+        if (!(v = short_value(v)))
             return NULL;
     }
     size_t n = strlen(scope) + (v ? strlen(v) : 0) + 2;

@@ -31,7 +31,9 @@ struct sbd_expr;
 struct sbd_event;
 
 /* "<scope>\x1f<key value>": the value of expr over event (a string as is,
- * else its JSON; an expression that fails counts as null; no expr = empty).
+ * else its JSON; an expression that fails counts as null; no expr = empty;
+ * a value over 256 bytes as "#sha256:<hex>" of it, so that every key fits a
+ * store's index).
  * Malloc'd; NULL when out of memory. */
 char *sbd_flow_key(const char *scope, const struct sbd_expr *expr, const json_t *event);
 

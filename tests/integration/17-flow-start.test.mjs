@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { addApp, api, readExecLog, sendEvents, startSysbusd, startWorker, tmpdir, waitEventRuns, waitRun } from "./lib.mjs";
+import crypto from "node:crypto";
 import path from "node:path";
 
 const runsOf = async (s, id) => (await api(s, `/v1/events/${id}/runs`)).json.data;
@@ -31,6 +32,15 @@ for (const sdk of ["v4", "v3"]) {
       const started = [];
       for (const id of lim) started.push((await runsOf(s, id)).length);
       assert.deepEqual(started, [1, 1, 0, 0, 1]);
+      // a key value of any length (here 5 kB that do not compress, past
+      // what a store's index holds) limits as well, and two long values
+      // that differ only at the end are two keys
+      const long = crypto.randomBytes(4000).toString("base64");
+      const big = await sendEvents(s, [1, 2, 3].map((n) => ({ name: "compat/limited", data: { user: long, n } }))
+        .concat([{ name: "compat/limited", data: { user: `${long}!`, n: 4 } }]));
+      const bigStarted = [];
+      for (const id of big) bigStarted.push((await runsOf(s, id)).length);
+      assert.deepEqual(bigStarted, [1, 1, 0, 1]);
 
       // singleton skip: a second run for the same user while the first runs is dropped
       const [s1] = await sendEvents(s, { name: "compat/single-skip", data: { user: "x", n: 1, hold: "1s" } });
@@ -53,7 +63,7 @@ for (const sdk of ["v4", "v3"]) {
       const [fresh] = await waitEventRuns(s, c2);
       assert.equal(fresh.status, "Completed");
       const m = (await api(s, "/metrics")).text;
-      assert.match(m, /sysbus_runs_skipped_total 4/);
+      assert.match(m, /sysbus_runs_skipped_total 5/);
     } finally {
       await w.kill("SIGTERM");
       await s.stop();
