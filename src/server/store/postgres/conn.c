@@ -26,16 +26,31 @@
  * runs a statement that failed on a dead session once more); inside one,
  * statements fail with SB_EUNAVAIL until the writer rolls back. */
 #include "pgs.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PGS_DEFAULT_SCHEMA "sysbus"
 #define PGS_LOCK_TIMEOUT "10s"   /* as the SQLite backend's busy timeout */
 #define PGS_CONNECT_TIMEOUT "10" /* seconds */
+/* A server that stops answering, or a network that drops, is noticed in
+ * about 25 s on both sides: libpq's keepalives and TCP_USER_TIMEOUT on
+ * ours, the session's tcp_keepalives_* on the server's (which then ends a
+ * session of ours that is gone, and frees its lock). */
+#define PGS_KEEPALIVE_IDLE "10"
+#define PGS_KEEPALIVE_INTERVAL "5"
+#define PGS_KEEPALIVE_COUNT "3"
+#define PGS_TCP_USER_TIMEOUT "30000" /* ms */
+/* How long a reconnected writer waits for its lock (held by its own
+ * session the server has not yet seen die, or by another sysbusd) before it
+ * gives up the process: past the server's keepalive time, the holder is
+ * another sysbusd, and this one must not go on calling workers. */
+#define PGS_LOCK_LOST_MAX_MS 90000
 
 #define PGS_OP_ENTRY(ret, name, params, args) .name = pgs_##name,
 #define PGS_VOP_ENTRY(name, params, args) .name = pgs_##name,
@@ -171,9 +186,10 @@ static int set_up(struct sbd_store *st, struct sb_err *err)
     char sql[300];
     snprintf(sql, sizeof sql,
              "SET search_path TO \"%s\"; SET lock_timeout TO '%s'; SET client_min_messages TO "
-             "warning;%s",
-             c->schema, PGS_LOCK_TIMEOUT,
-             c->readonly ? " SET default_transaction_read_only TO on;" : "");
+             "warning; SET tcp_keepalives_idle TO %s; SET tcp_keepalives_interval TO %s; "
+             "SET tcp_keepalives_count TO %s;%s",
+             c->schema, PGS_LOCK_TIMEOUT, PGS_KEEPALIVE_IDLE, PGS_KEEPALIVE_INTERVAL,
+             PGS_KEEPALIVE_COUNT, c->readonly ? " SET default_transaction_read_only TO on;" : "");
     return pgs_exec_sql(st, sql, err);
 }
 
@@ -274,9 +290,12 @@ static int connect_session(struct pgs_conn *c, struct sb_err *err)
      * are ours: a connection attempt to a host that does not answer gives
      * up after 10 s (libpq's default waits for the kernel's TCP timeout,
      * minutes, with the writer thread stuck in it). */
-    const char *keys[] = { "connect_timeout", "dbname", "fallback_application_name",
-                           "client_encoding", NULL };
-    const char *vals[] = { PGS_CONNECT_TIMEOUT, c->conninfo, "sysbusd", "UTF8", NULL };
+    const char *keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval",
+                           "keepalives_count", "tcp_user_timeout", "dbname",
+                           "fallback_application_name", "client_encoding", NULL };
+    const char *vals[] = { PGS_CONNECT_TIMEOUT, PGS_KEEPALIVE_IDLE, PGS_KEEPALIVE_INTERVAL,
+                           PGS_KEEPALIVE_COUNT, PGS_TCP_USER_TIMEOUT, c->conninfo, "sysbusd",
+                           "UTF8", NULL };
     c->db = PQconnectdbParams(keys, vals, 1);
     if (!c->db)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
@@ -285,7 +304,37 @@ static int connect_session(struct pgs_conn *c, struct sb_err *err)
     return PQstatus(c->db) == CONNECTION_OK ? 0 : connect_error(c, "cannot connect to", err);
 }
 
-/* Reconnects a connection whose server went away, outside a transaction. */
+/* The writer's lock after a reconnect. Found held, it is most often our own
+ * old session, which the server ends once its keepalives fail: a transient
+ * error (the batch is retried, runs wait), not the start's refusal, which
+ * would fail every run it touched for good. Held for longer than that, the
+ * holder is another sysbusd: this process stops at once (exit 3, as at
+ * start), since its engine would otherwise go on calling workers for runs
+ * the other one now owns. */
+static int retake_writer_lock(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    int rc = take_writer_lock(st, err);
+    if (rc != SB_ECONFIG) {
+        if (rc == 0)
+            c->lock_lost_at = 0;
+        return rc;
+    }
+    int64_t now = sb_mono_ms();
+    if (!c->lock_lost_at)
+        c->lock_lost_at = now;
+    if (now - c->lock_lost_at > PGS_LOCK_LOST_MAX_MS) {
+        SB_LOG(SB_ERROR, "store_lock_lost",
+               "the store's lock is still held by another session after %d s: %s; stopping",
+               PGS_LOCK_LOST_MAX_MS / 1000, err->msg);
+        _exit(3);
+    }
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    return sb_err_set(err, SB_EUNAVAIL, "waiting for the store's lock after a reconnect: %.400s",
+                      why);
+}
+
 /* Reconnects a connection whose server went away (or whose set-up did not
  * complete), outside a transaction, and sets its session up again: the
  * writer's lock before anything else, then its tally. c->ready only when
@@ -304,7 +353,7 @@ static int reconnect(struct sbd_store *st, struct sb_err *err)
     }
     int rc = set_up(st, err);
     if (!rc && !c->readonly)
-        rc = take_writer_lock(st, err);
+        rc = retake_writer_lock(st, err);
     c->ready = rc == 0; /* the tally's own statements may run now */
     if (!rc && !c->readonly && (rc = read_tally(st, err)))
         c->ready = false;

@@ -252,6 +252,7 @@ struct pgs_conn {
     bool readonly;
     bool in_txn;     /* between begin and commit/rollback */
     bool ready;      /* session set up (the writer: holding its lock, tally read) */
+    int64_t lock_lost_at; /* the writer: since when a reconnect finds its lock held (0: not) */
     char *conninfo;  /* what libpq connects with (the URL without our parameters) */
     char schema[64]; /* the store's schema (an identifier checked at open) */
     char where[160]; /* "host:port/db" for messages (never the password) */
