@@ -244,6 +244,40 @@ static int one_event(void *ctx, const struct sbd_ev_rec *e)
     return 0;
 }
 
+/* A COMMIT whose answer is lost is settled by asking the server what became
+ * of the transaction (pgs_xact_outcome): committed, rolled back, or still
+ * in progress, by its id. */
+static void the_outcome_of_a_transaction_is_asked_by_its_id(void **state)
+{
+    (void)state;
+    struct sbd_store *st = open_store();
+    struct sb_err err = { 0 };
+    char xid[2][32];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sbd_store_begin(st, &err), 0);
+        put_event_and_run(st, i ? "01EVY000000000000000000000" : "01EVX000000000000000000000",
+                          i ? "01RUNY00000000000000000000" : "01RUNX00000000000000000000", NULL,
+                          &err);
+        PGresult *r;
+        assert_int_equal(pgs_run(st, PGS_XACT_ID, NULL, &r, &err), 0);
+        assert_false(PQgetisnull(r, 0, 0));
+        snprintf(xid[i], sizeof xid[i], "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        bool committed = true;
+        assert_int_equal(pgs_xact_outcome(st, xid[i], &committed, &err), SB_EBUSY);
+        if (i == 0)
+            assert_int_equal(sbd_store_commit(st, &err), 0);
+        else
+            sbd_store_rollback(st);
+    }
+    bool committed = false;
+    assert_int_equal(pgs_xact_outcome(st, xid[0], &committed, &err), 0);
+    assert_true(committed);
+    assert_int_equal(pgs_xact_outcome(st, xid[1], &committed, &err), 0);
+    assert_false(committed);
+    sbd_store_close(st);
+}
+
 static void a_commit_after_a_failed_statement_is_an_error(void **state)
 {
     (void)state;
@@ -415,6 +449,7 @@ int main(void)
         T(a_user_without_create_rights_opens_a_migrated_schema),
         T(the_urls_password_is_in_no_error),
         T(a_commit_after_a_failed_statement_is_an_error),
+        T(the_outcome_of_a_transaction_is_asked_by_its_id),
         T(a_terminated_session_is_reconnected_by_the_next_operation),
         T(a_writer_that_lost_its_lock_writes_nothing),
         T(every_statement_has_the_types_the_backend_reads),

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PGS_DEFAULT_SCHEMA "sysbus"
@@ -51,6 +52,8 @@
  * gives up the process: past the server's keepalive time, the holder is
  * another sysbusd, and this one must not go on calling workers. */
 #define PGS_LOCK_LOST_MAX_MS 90000
+/* How long a writer whose COMMIT answer was lost asks what became of it. */
+#define PGS_IN_DOUBT_MAX_MS 60000
 
 #define PGS_OP_ENTRY(ret, name, params, args) .name = pgs_##name,
 #define PGS_VOP_ENTRY(name, params, args) .name = pgs_##name,
@@ -454,17 +457,88 @@ static void end_txn(struct pgs_conn *c)
     c->tally = c->tally_at_begin;
 }
 
+int pgs_xact_outcome(struct sbd_store *st, const char *xid, bool *committed, struct sb_err *err)
+{
+    struct pgs_params p = PGS_PARAMS_INIT;
+    pgs_text(&p, xid);
+    PGresult *r;
+    int rc = pgs_run_row(st, PGS_XACT_STATUS, &p, &r, err);
+    if (rc)
+        return rc;
+    const char *v = pgs_col_text(r, 0, 0);
+    if (!v)
+        rc = SB_ENOTFOUND;
+    else if (strcmp(v, "in progress") == 0)
+        rc = SB_EBUSY;
+    else
+        *committed = strcmp(v, "committed") == 0;
+    PQclear(r);
+    return rc;
+}
+
+/* The COMMIT of transaction xid was sent and its answer lost with the
+ * connection: it may have committed. Ask a new session what became of it,
+ * for up to PGS_IN_DOUBT_MAX_MS: committed is a commit (0: acknowledged,
+ * and the tally was read again), aborted is an error (nothing
+ * acknowledged). Reporting a commit as failed would leave its new runs
+ * unannounced until the next start, and reporting a failure as a commit
+ * would acknowledge what is not stored: when the server cannot say, the
+ * process stops (exit 1) and its start finds the store as it is. */
+static int commit_in_doubt(struct sbd_store *st, const char *xid, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    c->in_txn = false;
+    int64_t deadline = sb_mono_ms() + PGS_IN_DOUBT_MAX_MS;
+    struct sb_err e = { 0 };
+    while (sb_mono_ms() < deadline) {
+        bool committed = false;
+        int rc = pgs_session_ready(st, &e);
+        if (!rc)
+            rc = pgs_xact_outcome(st, xid, &committed, &e);
+        if (!rc) {
+            SB_LOG(SB_WARN, "store_commit_in_doubt_resolved",
+                   "the answer to COMMIT was lost; the server says the transaction %s",
+                   committed ? "committed" : "was rolled back");
+            return committed ? 0
+                             : sb_err_set(err, SB_EUNAVAIL,
+                                          "database (%s): the connection was lost at COMMIT, "
+                                          "which did not commit",
+                                          c->where);
+        }
+        if (rc == SB_ENOTFOUND)
+            break;
+        struct timespec ts = { 0, 200 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    SB_LOG(SB_ERROR, "store_commit_in_doubt",
+           "the answer to COMMIT was lost and the server cannot say whether transaction %s "
+           "committed (%s); stopping, so that the next start reads the store as it is",
+           xid, e.msg[0] ? e.msg : "it no longer knows the transaction");
+    _exit(1);
+}
+
 int pgs_commit(struct sbd_store *st, struct sb_err *err)
 {
     struct pgs_conn *c = pgs_conn(st);
-    PGresult *r;
-    int rc = pgs_run(st, PGS_COMMIT, NULL, &r, err);
+    /* the transaction's id, to ask about it should the answer to COMMIT be
+     * lost (NULL: it wrote nothing, and a lost COMMIT loses nothing) */
+    char xid[32] = "";
+    PGresult *r = NULL;
+    int rc = 0;
+    if (PQtransactionStatus(c->db) != PQTRANS_INERROR) /* else COMMIT answers ROLLBACK */
+        rc = pgs_run(st, PGS_XACT_ID, NULL, &r, err);
+    if (!rc) {
+        if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+            snprintf(xid, sizeof xid, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        rc = pgs_run(st, PGS_COMMIT, NULL, &r, err);
+        if (rc == SB_EUNAVAIL && xid[0] && PQstatus(c->db) != CONNECTION_OK)
+            return commit_in_doubt(st, xid, err);
+    }
     /* COMMIT of a transaction a failed statement aborted answers ROLLBACK,
      * without an error: that is not a commit, and nothing may be
      * acknowledged for it. A COMMIT whose answer was lost with the
-     * connection may have committed all the same: it is reported failed
-     * (nothing is acknowledged; a client retries), and the tally is read
-     * again from the database when the next statement reconnects. */
+     * connection is settled by commit_in_doubt. */
     if (!rc && strcmp(PQcmdStatus(r), "COMMIT") != 0)
         rc = sb_err_set(
             err, SB_ESTORE,

@@ -48,6 +48,8 @@
 #define PGS_STMT_LIST(X)                                                                           \
     X(BEGIN, "BEGIN")                                                                              \
     X(COMMIT, "COMMIT")                                                                            \
+    X(XACT_ID, "SELECT pg_current_xact_id_if_assigned()::text")                                    \
+    X(XACT_STATUS, "SELECT pg_xact_status($1::text::xid8)")                                        \
     X(ROLLBACK, "ROLLBACK")                                                                        \
     X(SAVEPOINT, "SAVEPOINT op")                                                                   \
     X(RELEASE, "RELEASE op")                                                                       \
@@ -355,6 +357,12 @@ int64_t pgs_col_int(const PGresult *r, int row, int col, int *rc);
 int64_t pgs_col_time(const PGresult *r, int row, int col, int *rc);
 /* err filled for a row whose columns could not be read (rc from the above). */
 int pgs_col_error(struct sb_err *err, int rc);
+
+/* What became of transaction xid (pg_current_xact_id's text): 0 with
+ * *committed, SB_EAGAIN-like SB_EBUSY while it is still in progress,
+ * SB_ENOTFOUND when the server no longer knows (too old), or the error of
+ * the query (conn.c; for a COMMIT whose answer was lost). */
+int pgs_xact_outcome(struct sbd_store *st, const char *xid, bool *committed, struct sb_err *err);
 
 /* ---- schema (schema.c) ----
  * Creates or migrates the store's schema in one transaction under an
