@@ -129,6 +129,7 @@ static void sync_one(struct sbd_syncer *s, struct sync_req *rq)
             snprintf(err, sizeof err, "%s", msg);
         else
             snprintf(err, sizeof err, "sync of %s answered %ld: %s", rq->url, status, msg);
+        sb_utf8_scrub(err); /* the cuts above may split a character of the worker's text */
         SB_LOGK(SB_WARN, "app_sync_failed", ((struct sb_lf[]){ LF_S("url", rq->url) }), "%s", err);
         record_sync_error(s->sbd, rq->url, err);
     }

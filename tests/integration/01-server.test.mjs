@@ -62,6 +62,12 @@ test("store URL: --store, SYSBUS_STORE, --data-dir's shorthand, unknown schemes"
     const warned = down.stderr.split("\n").filter((l) => l.includes('"event":"secret_on_command_line"'));
     assert.equal(warned.length, 1, down.stderr);
     assert.match(warned[0], /"flag":"store"/);
+    // nor a password given as a parameter of the URL
+    const asParam = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store-wait", "0", "--store",
+      "postgres://bus@127.0.0.1:1/bus?connect_timeout=5&password=s3cret"]);
+    assert.equal(asParam.code, 1);
+    assert.match(asParam.stderr, /"event":"secret_on_command_line".*"flag":"store"/);
+    assert.doesNotMatch(asParam.stderr, /s3cret/);
     // the same URL from a file is not warned about (and still not echoed)
     const dir = tmpdir();
     fs.writeFileSync(path.join(dir, "store"), "postgres://bus:s3cret@127.0.0.1:1/bus\n", { mode: 0o600 });

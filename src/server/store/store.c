@@ -185,5 +185,11 @@ bool sbd_store_url_has_password(const char *url)
     auth += 3;
     size_t n = strcspn(auth, "/?#"); /* the authority: [user[:password]@]host[:port] */
     const char *at = memrchr(auth, '@', n);
-    return at && memchr(auth, ':', (size_t)(at - auth)) != NULL;
+    if (at && memchr(auth, ':', (size_t)(at - auth)))
+        return true;
+    const char *q = strchr(auth, '?'); /* or as a parameter: ...?password=... */
+    for (const char *p = q ? q + 1 : NULL; p && *p; p += strcspn(p, "&"), p += *p == '&')
+        if (strncmp(p, "password=", 9) == 0)
+            return true;
+    return false;
 }

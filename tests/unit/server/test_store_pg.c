@@ -244,6 +244,27 @@ static int one_event(void *ctx, const struct sbd_ev_rec *e)
     return 0;
 }
 
+/* A database in another encoding than UTF8 is refused at open (it would
+ * refuse, at some later event, any character outside its own set). */
+static void a_database_not_in_utf8_is_refused(void **state)
+{
+    (void)state;
+    char db[64], sql[256], u[1200];
+    snprintf(db, sizeof db, "latin1_%d", (int)getpid());
+    snprintf(sql, sizeof sql,
+             "CREATE DATABASE %s ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+             db);
+    admin_exec(sql);
+    const char *slash = strrchr(base_url, '/'), *q = strchr(slash, '?');
+    snprintf(u, sizeof u, "%.*s/%s%s", (int)(slash - base_url), base_url, db, q ? q : "");
+    struct sbd_store *st = NULL;
+    struct sb_err err = { 0 };
+    assert_int_equal(sbd_store_open(u, &st, &err), SB_ECONFIG);
+    assert_non_null(strstr(err.msg, "encoding LATIN1"));
+    snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
+    admin_exec(sql);
+}
+
 /* A COMMIT whose answer is lost is settled by asking the server what became
  * of the transaction (pgs_xact_outcome): committed, rolled back, or still
  * in progress, by its id. */
@@ -450,6 +471,7 @@ int main(void)
         T(the_urls_password_is_in_no_error),
         T(a_commit_after_a_failed_statement_is_an_error),
         T(the_outcome_of_a_transaction_is_asked_by_its_id),
+        T(a_database_not_in_utf8_is_refused),
         T(a_terminated_session_is_reconnected_by_the_next_operation),
         T(a_writer_that_lost_its_lock_writes_nothing),
         T(every_statement_has_the_types_the_backend_reads),

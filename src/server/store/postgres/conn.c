@@ -398,6 +398,20 @@ static int open_conn(const char *url, bool readonly, struct sbd_store **out, str
     return 0;
 }
 
+/* What sysbusd stores is UTF-8 (from JSON); a database in another encoding
+ * would refuse, at some later event, any character outside its own set. */
+static int check_encoding(struct sbd_store *st, struct sb_err *err)
+{
+    struct pgs_conn *c = pgs_conn(st);
+    const char *enc = PQparameterStatus(c->db, "server_encoding");
+    if (enc && strcmp(enc, "UTF8") == 0)
+        return 0;
+    return sb_err_set(err, SB_ECONFIG,
+                      "the database (%s) is in encoding %.40s: the store needs a UTF8 database "
+                      "(CREATE DATABASE ... ENCODING 'UTF8')",
+                      c->where, enc ? enc : "unknown");
+}
+
 int pgs_open(const char *url, struct sbd_store **out, struct sb_err *err)
 {
     struct sbd_store *st = NULL;
@@ -405,7 +419,7 @@ int pgs_open(const char *url, struct sbd_store **out, struct sb_err *err)
     if (rc)
         return rc;
     /* the lock first: a second sysbusd must not even migrate */
-    if (!(rc = take_writer_lock(st, err)))
+    if (!(rc = check_encoding(st, err)) && !(rc = take_writer_lock(st, err)))
         pgs_conn(st)->ready = true;
     if (rc || (rc = pgs_migrate(st, err)) || (rc = read_tally(st, err))) {
         pgs_close(st);

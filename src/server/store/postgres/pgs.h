@@ -100,11 +100,11 @@
     X(FN_LIST_APP, "SELECT id FROM functions WHERE app_id=$1 AND removed_at IS NULL")              \
     X(FN_REMOVE, "UPDATE functions SET removed_at=$1 WHERE id=$2")                                 \
     X(PURGE_STEPS, "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE ended_at<$1 "     \
-                   "ORDER BY ended_at LIMIT $2)")                                                  \
+                   "ORDER BY ended_at,id LIMIT $2)")                                               \
     X(PURGE_RUN_EVENTS, "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE "       \
-                        "ended_at<$1 ORDER BY ended_at LIMIT $2)")                                 \
+                        "ended_at<$1 ORDER BY ended_at,id LIMIT $2)")                              \
     X(PURGE_RUNS, "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE ended_at<$1 ORDER "     \
-                  "BY ended_at LIMIT $2)")                                                         \
+                  "BY ended_at,id LIMIT $2)")                                                      \
     X(PURGE_EVENTS, "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.id<$1 "     \
                     "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id=e.id) AND NOT "         \
                     "EXISTS (SELECT 1 FROM run_events re WHERE re.event_id=e.id) AND NOT "         \
