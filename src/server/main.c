@@ -120,43 +120,76 @@ static int wait_for_store(struct sbd *sbd, const sigset_t *sigs, struct sb_err *
     }
 }
 
-int main(int argc, char **argv)
+/* Settings, the logger, keys and the store URL: -1 to go on, else the exit
+ * code (0 after --help). */
+static int configure(struct sbd *sbd, int argc, char **argv)
 {
-    static struct sbd sbd; /* owned by main for the process lifetime */
     struct sb_err err = { 0 };
     char *pos[1];
     size_t npos;
-    int rc = sb_config_parse(&sbd_config_spec, &sbd.cfg, argc, argv, pos, 0, &npos, &err);
+    int rc = sb_config_parse(&sbd_config_spec, &sbd->cfg, argc, argv, pos, 0, &npos, &err);
     if (rc == SB_CONFIG_HELP) {
         sb_config_print_help(&sbd_config_spec, stdout);
-        sb_config_free(&sbd_config_spec, &sbd.cfg);
         return 0;
     }
     if (rc) {
         fprintf(stderr, "sysbusd: %s\n", err.msg);
-        sb_config_free(&sbd_config_spec, &sbd.cfg);
         return EXIT_USAGE;
     }
-    int level = sb_log_level_parse(sbd.cfg.log_level);
+    int level = sb_log_level_parse(sbd->cfg.log_level);
     if (level < 0) {
         fprintf(stderr, "sysbusd: --log-level: '%s' is not one of debug, info, warn, error\n",
-                sbd.cfg.log_level);
+                sbd->cfg.log_level);
         return EXIT_USAGE;
     }
     sb_log_init("sysbusd", level, 2);
 
     sb_config_warn_secret_flags(&sbd_config_spec, argc, argv);
     warn_store_password(argc, argv);
-    if (load_keys(&sbd) != 0)
+    if (load_keys(sbd) != 0)
         return EXIT_USAGE;
     /* a store URL this build cannot open must change: a usage error */
     char *store_url = NULL;
-    if (sbd_store_url(sbd.cfg.store, sbd.cfg.data_dir, &store_url, &err) != 0) {
+    if (sbd_store_url(sbd->cfg.store, sbd->cfg.data_dir, &store_url, &err) != 0) {
         fprintf(stderr, "sysbusd: --store: %s\n", err.msg);
         return EXIT_USAGE;
     }
     free(store_url);
-    sbd.signed_mode = !sbd.cfg.dev;
+    sbd->signed_mode = !sbd->cfg.dev;
+    return -1;
+}
+
+/* The store (waited for), then every component: -1 when running, else the
+ * exit code (0 when a signal ended the wait for the store). */
+static int start(struct sbd *sbd, const sigset_t *sigs)
+{
+    struct sb_err err = { 0 };
+    const char *stage = "store_open_failed";
+    int rc = wait_for_store(sbd, sigs, &err);
+    if (rc == 1)
+        return 0;
+    if (rc == 0)
+        rc = sbd_start(sbd, &stage, &err);
+    if (rc == 0)
+        return -1;
+    /* a store URL its backend cannot use (a bad PostgreSQL URL or schema
+     * name) must change: a usage error, not one to restart on */
+    bool at_open = strcmp(stage, "store_open_failed") == 0;
+    return fail(stage,
+                at_open && rc == SB_ECONFIG  ? EXIT_STORE_NEWER
+                : at_open && rc == SB_EINVAL ? EXIT_USAGE
+                                             : EXIT_RUNTIME,
+                err.msg);
+}
+
+int main(int argc, char **argv)
+{
+    static struct sbd sbd; /* owned by main for the process lifetime */
+    int code = configure(&sbd, argc, argv);
+    if (code >= 0) {
+        sb_config_free(&sbd_config_spec, &sbd.cfg);
+        return code;
+    }
     /* Few threads allocate at once here; two malloc arenas keep memory that
      * one thread freed usable by the others instead of growing RSS. */
     mallopt(M_ARENA_MAX, 2);
@@ -171,28 +204,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     sb_httpc_global_init();
 
-    const char *stage = "store_open_failed";
-    if ((rc = wait_for_store(&sbd, &sigs, &err)) == 1) {
+    if ((code = start(&sbd, &sigs)) >= 0) {
         sb_config_free(&sbd_config_spec, &sbd.cfg);
-        return 0;
-    }
-    if (rc == 0)
-        rc = sbd_start(&sbd, &stage, &err);
-    if (rc != 0) {
-        /* a store URL its backend cannot use (a bad PostgreSQL URL or schema
-         * name) must change: a usage error, not one to restart on */
-        bool at_open = strcmp(stage, "store_open_failed") == 0;
-        return fail(stage,
-                    at_open && rc == SB_ECONFIG  ? EXIT_STORE_NEWER
-                    : at_open && rc == SB_EINVAL ? EXIT_USAGE
-                                                 : EXIT_RUNTIME,
-                    err.msg);
+        return code;
     }
     /* Under systemd (Type=notify) this is what ends "activating": the store
      * is open and the port is listening. A failed notification is logged,
      * not fatal: systemd's start timeout then says the rest. */
-    if ((rc = sb_sd_notifyf("READY=1\nSTATUS=listening on %s:%d", sbd.cfg.host,
-                            sb_httpd_port(sbd.httpd))) < 0)
+    int rc =
+        sb_sd_notifyf("READY=1\nSTATUS=listening on %s:%d", sbd.cfg.host, sb_httpd_port(sbd.httpd));
+    if (rc < 0)
         SB_LOG(SB_WARN, "sd_notify_failed", "cannot tell systemd we are ready (NOTIFY_SOCKET): %s",
                rc == SB_EIO ? strerror(errno) : sb_strerror(rc));
 
