@@ -342,8 +342,12 @@ int pgs_deferred_due(struct sbd_store *st, int64_t now, int (*fn)(void *ctx, con
                      void *ctx, int64_t *earliest, struct sb_err *err)
 {
     *earliest = INT64_MAX;
+    /* the due rows and the first one after them: not the whole table, which
+     * the scheduler asks for at every change of a deferred row */
+    struct pgs_params p = PGS_PARAMS_INIT;
+    pgs_int(&p, now);
     PGresult *r;
-    int rc = pgs_run(st, PGS_DEFERRED_DUE, NULL, &r, err);
+    int rc = pgs_run(st, PGS_DEFERRED_DUE, &p, &r, err);
     if (rc)
         return rc;
     for (int i = 0, n = PQntuples(r); i < n; i++) {

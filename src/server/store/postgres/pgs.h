@@ -133,7 +133,9 @@
     X(DEFERRED_DEL_KEY, "DELETE FROM deferred WHERE kind=$1 AND function_id=$2 AND key=$3 AND "    \
                         "id<>$4")                                                                  \
     X(DEFERRED_DEL, "DELETE FROM deferred WHERE id=$1")                                            \
-    X(DEFERRED_DUE, "SELECT id,due_at FROM deferred ORDER BY due_at,id")                           \
+    X(DEFERRED_DUE, "SELECT id,due_at FROM (SELECT id,due_at FROM deferred WHERE due_at<=$1 "      \
+                    "UNION ALL (SELECT id,due_at FROM deferred WHERE due_at>$1 ORDER BY "          \
+                    "due_at,id LIMIT 1)) d ORDER BY due_at,id")                                    \
     X(DEFERRED_HELD, "(SELECT due_at FROM deferred WHERE kind=$2 AND event_id=$1 UNION ALL "       \
                      "SELECT d.due_at FROM run_events re JOIN deferred d ON d.id=re.run_id "       \
                      "WHERE re.event_id=$1) LIMIT 1")                                              \
