@@ -361,7 +361,7 @@ int64_t pgs_col_time(const PGresult *r, int row, int col, int *rc);
 int pgs_col_error(struct sb_err *err, int rc);
 
 /* What became of transaction xid (pg_current_xact_id's text): 0 with
- * *committed, SB_EAGAIN-like SB_EBUSY while it is still in progress,
+ * *committed, SB_EBUSY while it is still in progress,
  * SB_ENOTFOUND when the server no longer knows (too old), or the error of
  * the query (conn.c; for a COMMIT whose answer was lost). */
 int pgs_xact_outcome(struct sbd_store *st, const char *xid, bool *committed, struct sb_err *err);
