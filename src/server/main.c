@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/sdnotify.h"
 #include "engine/backoff.h"
+#include "backup.h"
 #include "sbd.h"
 #include "settings.h"
 #include "store/store.h"
@@ -185,6 +186,9 @@ static int start(struct sbd *sbd, const sigset_t *sigs)
 int main(int argc, char **argv)
 {
     static struct sbd sbd; /* owned by main for the process lifetime */
+    if (argc > 1 && (strcmp(argv[1], "backup") == 0 || strcmp(argv[1], "restore") == 0 ||
+                     strcmp(argv[1], "migrate") == 0))
+        return sbd_backup_main(argc - 1, argv + 1);
     int code = configure(&sbd, argc, argv);
     if (code >= 0) {
         sb_config_free(&sbd_config_spec, &sbd.cfg);

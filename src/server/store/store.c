@@ -110,6 +110,24 @@ int sbd_store_open(const char *url, struct sbd_store **out, struct sb_err *err)
     return 0;
 }
 
+int sbd_store_backup(const char *url, const char *path, struct sb_err *err)
+{
+    const struct sbd_store_ops *ops = backend_for(url, err);
+    return ops ? ops->backup(url, path, err) : SB_EINVAL;
+}
+
+int sbd_store_restore(const char *url, const char *path, bool force, struct sb_err *err)
+{
+    const struct sbd_store_ops *ops = backend_for(url, err);
+    return ops ? ops->restore(url, path, force, err) : SB_EINVAL;
+}
+
+int sbd_store_export(const char *url, FILE *out, struct sb_err *err)
+{
+    const struct sbd_store_ops *ops = backend_for(url, err);
+    return ops ? ops->export_to(url, out, err) : SB_EINVAL;
+}
+
 void sbd_store_close(struct sbd_store *st)
 {
     if (st)

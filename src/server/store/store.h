@@ -75,6 +75,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/err.h"
 #include "common/ulid.h"
@@ -678,6 +679,19 @@ struct sbd_store_ops {
     /* A read-only connection to the store open() opened. */
     int (*open_reader)(const char *url, struct sbd_store **out, struct sb_err *err);
     void (*close)(struct sbd_store *st);
+    /* Copies the store at url, as one consistent snapshot taken while
+     * sysbusd may be running, into a new file at path (written beside it and
+     * renamed into place: a failed backup leaves no file at path). The file
+     * is this backend's own format, checked after it was written. */
+    int (*backup)(const char *url, const char *path, struct sb_err *err);
+    /* Fills the store at url from a file backup() wrote. The store must not
+     * be in use (SB_EBUSY: a sysbusd holds it) and must hold no data unless
+     * force (SB_EEXISTS; with force its data is replaced). SB_EINVAL for a
+     * file that is not such a backup, SB_ECONFIG for one of a newer schema. */
+    int (*restore)(const char *url, const char *path, bool force, struct sb_err *err);
+    /* Writes the store at url in the export format (SBD_STORE_EXPORT_MAGIC),
+     * one consistent snapshot, to out: what `sysbusd migrate` moves. */
+    int (*export_to)(const char *url, FILE *out, struct sb_err *err);
 #define SBD_STORE_OP_MEMBER(ret, name, params, args) ret(*name) params;
 #define SBD_STORE_VOP_MEMBER(name, params, args) void(*name) params;
     SBD_STORE_OPS(SBD_STORE_OP_MEMBER, SBD_STORE_VOP_MEMBER)
@@ -721,6 +735,15 @@ int sbd_store_open(const char *url, struct sbd_store **out, struct sb_err *err);
 /* The calling thread's read-only connection (opened on first use; closed by
  * sbd_store_close_readers). NULL on failure (logged). */
 struct sbd_store *sbd_store_reader(void);
+/* The first line of the export format every backend writes (export_to)
+ * and PostgreSQL's restore reads: docs/internals/store.md, "Export format". */
+#define SBD_STORE_EXPORT_MAGIC "SYSBUS-EXPORT 1"
+
+/* backup(), restore() and export_to() of url's backend (errors as there, and as
+ * sbd_store_url for a URL of no known scheme). */
+int sbd_store_backup(const char *url, const char *path, struct sb_err *err);
+int sbd_store_restore(const char *url, const char *path, bool force, struct sb_err *err);
+int sbd_store_export(const char *url, FILE *out, struct sb_err *err);
 /* Closes st (NULL: nothing). */
 void sbd_store_close(struct sbd_store *st);
 /* Closes every thread's read connection (at shutdown, threads stopped). */

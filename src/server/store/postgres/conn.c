@@ -61,6 +61,9 @@ const struct sbd_store_ops pgs_store_ops = { .scheme = "postgres",
                                              .open = pgs_open,
                                              .open_reader = pgs_open_reader,
                                              .close = pgs_close,
+                                             .backup = pgs_backup,
+                                             .restore = pgs_restore,
+                                             .export_to = pgs_export,
                                              SBD_STORE_OPS(PGS_OP_ENTRY, PGS_VOP_ENTRY) };
 #undef PGS_OP_ENTRY
 #undef PGS_VOP_ENTRY

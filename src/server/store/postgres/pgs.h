@@ -284,6 +284,9 @@ SBD_STORE_OPS(PGS_OP_PROTO, PGS_VOP_PROTO)
 int pgs_open(const char *url, struct sbd_store **out, struct sb_err *err);
 int pgs_open_reader(const char *url, struct sbd_store **out, struct sb_err *err);
 void pgs_close(struct sbd_store *st);
+int pgs_backup(const char *url, const char *path, struct sb_err *err);
+int pgs_restore(const char *url, const char *path, bool force, struct sb_err *err);
+int pgs_export(const char *url, FILE *out, struct sb_err *err);
 
 /* ---- parameters (exec.c) ----
  * At most PGS_MAX_PARAMS per statement; strings are borrowed for the call,

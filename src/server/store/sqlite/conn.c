@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const stmt_sql[STMT__COUNT] = {
 #define SQ_X_SQL(name, sql) sql,
@@ -32,6 +35,9 @@ const struct sbd_store_ops sq_store_ops = { .scheme = "sqlite",
                                             .open = sq_open,
                                             .open_reader = sq_open_reader,
                                             .close = sq_close,
+                                            .backup = sq_backup,
+                                            .restore = sq_restore,
+                                            .export_to = sq_export,
                                             SBD_STORE_OPS(SQ_OP_ENTRY, SQ_VOP_ENTRY) };
 #undef SQ_OP_ENTRY
 #undef SQ_VOP_ENTRY
@@ -40,7 +46,7 @@ const struct sbd_store_ops sq_store_ops = { .scheme = "sqlite",
 
 /* The file a sqlite:// URL names: a pointer into url, or NULL (err filled)
  * when it names none. */
-static const char *url_path(const char *url, struct sb_err *err)
+const char *sq_url_path(const char *url, struct sb_err *err)
 {
     static const char prefix[] = "sqlite://";
     if (strncmp(url, prefix, sizeof prefix - 1) != 0 || !url[sizeof prefix - 1]) {
@@ -68,11 +74,44 @@ static int make_parent(const char *path, struct sb_err *err)
     return rc;
 }
 
+int sq_writer_lock(const char *path, int *fd, struct sb_err *err)
+{
+    char lpath[4096];
+    if (snprintf(lpath, sizeof lpath, "%s.lock", path) >= (int)sizeof lpath)
+        return sb_err_set(err, SB_EINVAL, "store path too long");
+    int f = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0)
+        return sb_err_errno(err, SB_EIO, "cannot open lock file %s", lpath);
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(f, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(f);
+        if (e != EWOULDBLOCK) {
+            errno = e;
+            return sb_err_errno(err, SB_EIO, "cannot lock %s", lpath);
+        }
+        return sb_err_set(err, SB_EBUSY, "another process (pid %s) is using the store %s",
+                          *pid ? pid : "?", path);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
+        close(f);
+        return sb_err_errno(err, SB_EIO, "cannot write lock file %s", lpath);
+    }
+    *fd = f;
+    return 0;
+}
+
 static int open_conn(const char *path, int readonly, struct sbd_store **out, struct sb_err *err)
 {
     struct sq_conn *c = calloc(1, sizeof *c);
     if (!c)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
+    c->lock_fd = -1;
     c->base.ops = &sq_store_ops;
     int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     flags |= SQLITE_OPEN_NOMUTEX; /* each connection is used by one thread */
@@ -126,13 +165,26 @@ static int read_tally(struct sbd_store *st, struct sb_err *err)
 
 int sq_open(const char *url, struct sbd_store **out, struct sb_err *err)
 {
-    const char *path = url_path(url, err);
+    const char *path = sq_url_path(url, err);
     if (!path)
         return SB_EINVAL;
     int rc = make_parent(path, err);
     struct sbd_store *st = NULL;
-    if (rc || (rc = open_conn(path, 0, &st, err)))
+    int lock_fd = -1;
+    if (!rc && (rc = sq_writer_lock(path, &lock_fd, err)) == SB_EBUSY) {
+        /* one writer (store.h, "Single writer"): a second sysbusd on the
+         * same file must not start (exit 3, as for a newer store) */
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        rc = sb_err_set(err, SB_ECONFIG,
+                        "%.400s: another sysbusd already runs on this data directory", why);
+    }
+    if (rc || (rc = open_conn(path, 0, &st, err))) {
+        if (lock_fd >= 0)
+            close(lock_fd);
         return rc;
+    }
+    sq_conn(st)->lock_fd = lock_fd;
     /* the counts decide whether events look for waits and whether the start
      * replays cancellations */
     if ((rc = sq_migrate(st, err)) || (rc = read_tally(st, err))) {
@@ -145,7 +197,7 @@ int sq_open(const char *url, struct sbd_store **out, struct sb_err *err)
 
 int sq_open_reader(const char *url, struct sbd_store **out, struct sb_err *err)
 {
-    const char *path = url_path(url, err);
+    const char *path = sq_url_path(url, err);
     return path ? open_conn(path, 1, out, err) : SB_EINVAL;
 }
 
@@ -157,6 +209,8 @@ void sq_close(struct sbd_store *st)
     for (int i = 0; i < STMT__COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
     sqlite3_close(c->db);
+    if (c->lock_fd >= 0)
+        close(c->lock_fd); /* frees the writer's lock */
     free(c);
 }
 

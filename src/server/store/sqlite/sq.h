@@ -195,6 +195,7 @@ struct sq_conn {
     struct sbd_store base; /* first: what the sbd_store_* calls dispatch through */
     sqlite3 *db;
     int readonly;
+    int lock_fd; /* the writer's lock on <path>.lock (sq_writer_lock), or -1 */
     struct sq_tally tally;
     /* the tally when the transaction and the savepoint began: rolling back
      * restores it (store.h, "Single writer" 4) */
@@ -219,6 +220,15 @@ SBD_STORE_OPS(SQ_OP_PROTO, SQ_VOP_PROTO)
 int sq_open(const char *url, struct sbd_store **out, struct sb_err *err);
 int sq_open_reader(const char *url, struct sbd_store **out, struct sb_err *err);
 void sq_close(struct sbd_store *st);
+int sq_backup(const char *url, const char *path, struct sb_err *err);
+int sq_restore(const char *url, const char *path, bool force, struct sb_err *err);
+int sq_export(const char *url, FILE *out, struct sb_err *err);
+/* The file a sqlite:// URL names (a pointer into url), or NULL with err. */
+const char *sq_url_path(const char *url, struct sb_err *err);
+/* The lock one writer of the database at path holds for its life: an
+ * exclusive flock on <path>.lock, which names the holder's pid. 0 with *fd;
+ * SB_EBUSY when another process holds it (err names its pid); SB_EIO. */
+int sq_writer_lock(const char *path, int *fd, struct sb_err *err);
 
 /* Prepared statement id, reset and with bindings cleared; NULL on error. */
 sqlite3_stmt *sq_stmt(struct sbd_store *st, enum sq_stmt_id id);
