@@ -12,6 +12,7 @@
  * long-polls, then close HTTP, free what the writer's commits still
  * notified, and close the store. */
 #include "api/api.h"
+#include "busid.h"
 #include "common/httpd.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -122,6 +123,10 @@ int sbd_open_store(struct sbd *sbd, struct sb_err *err)
     if (rc == 0)
         rc = sbd_store_open(url, &sbd->store, err);
     free(url);
+    if (rc == 0 && (rc = sbd_bind_data_dir(sbd->cfg.data_dir, sbd->store, sbd->bus_id, err))) {
+        sbd_store_close(sbd->store);
+        sbd->store = NULL;
+    }
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #ifndef SBD_SBD_H
 #define SBD_SBD_H
 
+#include "common/ulid.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,6 +47,7 @@ struct sbd {
     struct sbd_scheduler *scheduler;
     struct sb_httpd *httpd;
     int64_t started_at_ms;
+    char bus_id[SB_ULID_SIZE]; /* the store's bus id ("" when it keeps none: SQLite) */
 };
 
 /* Opens the writable store of sbd's settings into sbd->store (daemon.c):

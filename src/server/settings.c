@@ -104,7 +104,8 @@ static const struct sb_opt opts[] = {
 const struct sb_config_spec sbd_config_spec = {
     .prog = "sysbusd",
     .env_prefix = "SYSBUS",
-    .usage = "sysbusd [OPTIONS]",
+    .usage = "sysbusd [OPTIONS]\n"
+             "       sysbusd backup|restore|migrate --help",
     .summary = "The sysbus durable execution server. Receives events (POST /e/{key}), registers\n"
                "apps (POST /fn/register), runs their functions step by step over HTTP, stores\n"
                "every step's output in its store (SQLite or PostgreSQL), and serves a REST API\n"
@@ -112,7 +113,7 @@ const struct sb_config_spec sbd_config_spec = {
                "event key.",
     .footer = "Exit codes: 0 stopped cleanly; 1 runtime failure; 2 bad usage or configuration\n"
               "(do not restart without changing it); 3 the store is newer than this binary, or\n"
-              "another sysbusd writes it (PostgreSQL).\n"
+              "another sysbusd writes it.\n"
               "Docs: docs/sysbusd.md",
     .opts = opts,
     .nopts = sizeof opts / sizeof opts[0],

@@ -3,7 +3,8 @@
 // backoff, each try logged, no password in any line) and used once it
 // appears; SIGTERM ends the wait; --store-wait 0 gives up at once; a second
 // sysbusd on the same store is refused with exit 3; the URL may come from a
-// file. Real PostgreSQL (pg.mjs's throwaway cluster); skipped where it is
+// file; a data directory once started on a bus refuses another bus's store
+// (exit 3). Real PostgreSQL (pg.mjs's throwaway cluster); skipped where it is
 // missing or sysbusd was built without libpq.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -89,4 +90,31 @@ test("one sysbusd per store: a second one is refused (exit 3); the URL may come 
   // once the first has stopped, the store is free again
   const c = await startSysbusd({ args: ["--store", url] });
   await c.stop();
+});
+
+test("a data directory is bound to its bus: another store's bus is refused (exit 3)", { skip, timeout: 60000 }, async () => {
+  const one = await pg.createDatabase(`bus_one_${process.pid}`);
+  const two = await pg.createDatabase(`bus_two_${process.pid}`);
+  const dir = tmpdir("bound-");
+  const a = await startSysbusd({ dataDir: dir, args: ["--store", one] });
+  const bus = (await api(a, "/health")).json.store.bus_id;
+  await a.stop();
+  assert.match(bus, /^[0-9A-HJKMNP-TV-Z]{26}$/);
+  assert.equal(fs.readFileSync(path.join(dir, "bus_id"), "utf8").trim(), bus);
+
+  // the same directory on another database: refused, naming both buses
+  const b = await runSysbusd(["--dev", "--port", "0", "--data-dir", dir, "--store", two]);
+  assert.equal(b.code, 3, b.stderr);
+  assert.match(b.stderr, new RegExp(`belongs to bus ${bus}.*the store is bus [0-9A-Z]{26}`));
+  assert.equal(fs.readFileSync(path.join(dir, "bus_id"), "utf8").trim(), bus, "the binding is kept");
+  // a second schema of the same database is another bus too
+  const c = await runSysbusd(["--dev", "--port", "0", "--data-dir", dir, "--store", `${one}?schema=other`]);
+  assert.equal(c.code, 3, c.stderr);
+  // its own bus again: starts; a damaged binding is refused, not rewritten
+  const d = await startSysbusd({ dataDir: dir, args: ["--store", one] });
+  await d.stop();
+  fs.writeFileSync(path.join(dir, "bus_id"), "garbage\n");
+  const e = await runSysbusd(["--dev", "--port", "0", "--data-dir", dir, "--store", one]);
+  assert.equal(e.code, 3, e.stderr);
+  assert.match(e.stderr, /does not hold a bus id/);
 });

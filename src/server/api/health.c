@@ -29,6 +29,8 @@ void h_health(struct sb_req *req)
         "data_dir", sbd->cfg.data_dir, "queue", "depth", (json_int_t)es.queue_items, "inflight",
         (json_int_t)es.inflight, "runs_running", (json_int_t)running, "writer_backlog",
         (json_int_t)sbd_writer_backlog(sbd->writer));
+    if (o && sbd->bus_id[0]) /* the bus the data directory is bound to (busid.h) */
+        json_object_set_new(json_object_get(o, "store"), "bus_id", json_string(sbd->bus_id));
     sb_reply_json(req, store_ok ? 200 : 503, o);
 }
 

@@ -276,6 +276,11 @@ void sbd_store_purge_cutoff(int64_t before_ms, char out[SB_ULID_SIZE]);
      * cannot be read. */                                                                          \
     OP(int, schema_version, (struct sbd_store *st, int *version, struct sb_err *err),              \
        (st, version, err))                                                                         \
+    /* The store's bus id (a ULID made when it was created) into out: 0;                           \
+     * SB_ENOTFOUND (err untouched) when the backend keeps none (SQLite: the                       \
+     * file in its data directory is the bus); another SB_E* with err. */                          \
+    OP(int, bus_id, (struct sbd_store *st, char out[SB_ULID_SIZE], struct sb_err *err),           \
+       (st, out, err))                                                                             \
     /* A transaction holding the store's write lock until commit or rollback. */                   \
     OP(int, begin, (struct sbd_store *st, struct sb_err *err), (st, err))                          \
     OP(int, commit, (struct sbd_store *st, struct sb_err *err), (st, err))                         \

@@ -140,6 +140,21 @@ int pgs_schema_version(struct sbd_store *st, int *version, struct sb_err *err)
     return rc ? rc : read_version(st, version, err);
 }
 
+int pgs_bus_id(struct sbd_store *st, char out[SB_ULID_SIZE], struct sb_err *err)
+{
+    PGresult *r = NULL;
+    int rc = pgs_run_sql(st, "SELECT value FROM meta WHERE key='bus_id'", NULL, &r, err);
+    if (rc)
+        return rc;
+    if (PQntuples(r) != 1 || PQgetlength(r, 0, 0) != SB_ULID_SIZE - 1)
+        rc = PQntuples(r) == 0 ? SB_ENOTFOUND
+                               : sb_err_set(err, SB_ESTORE, "the store's bus id is not a ULID");
+    else
+        memcpy(out, PQgetvalue(r, 0, 0), SB_ULID_SIZE);
+    PQclear(r);
+    return rc;
+}
+
 /* Inside the migration's transaction: the steps from version v on, then the
  * version and (once) the bus id. */
 static int migrate_in_txn(struct sbd_store *st, int v, struct sb_err *err)
