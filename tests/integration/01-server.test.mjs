@@ -53,6 +53,12 @@ test("store URL: --store, SYSBUS_STORE, --data-dir's shorthand, unknown schemes"
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /schema must be a lower-case identifier/);
     assert.doesNotMatch(bad.stderr, /s3cret/);
+    for (const t of ["0", "3601", "-5", "1e3", "", "9".repeat(40)]) {
+      const badT = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store",
+        `postgres://bus:s3cret@127.0.0.1:1/bus?answer_timeout=${t}`]);
+      assert.equal(badT.code, 2, `answer_timeout=${t}: ${badT.stderr}`);
+      assert.match(badT.stderr, /answer_timeout is a number of seconds, 1 to 3600/);
+    }
     const down = await runSysbusd(["--dev", "--data-dir", tmpdir(), "--store-wait", "0", "--store",
       "postgres://bus:s3cret@127.0.0.1:1/bus"]);
     assert.equal(down.code, 1);

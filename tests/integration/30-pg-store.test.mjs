@@ -118,3 +118,36 @@ test("a data directory is bound to its bus: another store's bus is refused (exit
   assert.equal(e.code, 3, e.stderr);
   assert.match(e.stderr, /does not hold a bus id/);
 });
+
+test("a server that stops answering fails statements within answer_timeout (503), then recovers", { skip, timeout: 90000 }, async () => {
+  const name = `hung_${process.pid}`;
+  const url = await pg.createDatabase(name);
+  const s = await startSysbusd({ args: ["--store", `${url}?answer_timeout=2`] });
+  let pid = 0;
+  try {
+    assert.equal((await sendEvents(s, { name: "hung/before", data: {} })).length, 1);
+    // the writer's session holds the store's lock: its server process
+    pid = Number(await pg.psql("SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) " +
+      `WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND a.datname = '${name}'`));
+    assert.ok(pid > 0, "the writer's backend");
+    process.kill(pid, "SIGSTOP"); // accepts bytes (the kernel does), answers nothing
+    const t0 = Date.now();
+    const r = await api(s, "/e/dev-key", { method: "POST", body: { name: "hung/during", data: {} } });
+    const took = Date.now() - t0;
+    assert.equal(r.status, 503, r.text);
+    assert.ok(took < 15000, `answered after ${took} ms`);
+    await until("the reason logged", () => s.out.lines.some((l) => /"store_no_answer".*no answer within 2 s/.test(l)), 10000)
+      .catch((e) => { throw new Error(`${e.message}\n${s.out.lines.slice(-15).join("\n")}`); });
+    process.kill(pid, "SIGCONT");
+    pid = 0;
+    // the old session ends (its socket is closed), its lock with it
+    await until("events accepted again", async () =>
+      (await api(s, "/e/dev-key", { method: "POST", body: { name: "hung/after", data: {} } })).status === 200, 40000, 250);
+    const names = (await api(s, "/v1/events?limit=10")).json.data.map((e) => e.name);
+    assert.ok(names.includes("hung/before") && names.includes("hung/after"), names.join());
+    assert.ok(!names.includes("hung/during"), "the refused event was not stored");
+  } finally {
+    if (pid) process.kill(pid, "SIGCONT");
+    await s.stop();
+  }
+});

@@ -128,7 +128,10 @@ static int export_table(struct pgs_conn *c, const char *table, FILE *f, struct s
 static int export_all(struct pgs_conn *c, FILE *f, struct sb_err *err)
 {
     char version[32];
-    int rc = run(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+    /* a large store takes longer than a server statement may (conn.c) */
+    int rc = run(c, "SET statement_timeout TO 0", err);
+    if (!rc)
+        rc = run(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
     if (!rc)
         rc = run_value(c, "SELECT value FROM meta WHERE key='schema_version'", version,
                        sizeof version, err);
@@ -328,7 +331,9 @@ static int empty_store(struct pgs_conn *c, bool force, struct sb_err *err)
 static int import_all(struct pgs_conn *c, FILE *f, const char *path, bool force,
                       struct sb_err *err)
 {
-    int rc = run(c, "BEGIN", err);
+    int rc = run(c, "SET statement_timeout TO 0", err);
+    if (!rc)
+        rc = run(c, "BEGIN", err);
     if (!rc)
         rc = empty_store(c, force, err);
     char *line = NULL;

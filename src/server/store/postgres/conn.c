@@ -3,9 +3,11 @@
  * transactions, and the backend's ops table.
  *
  * URLs: any libpq connection URI (postgres://user:pass@host:port/db?...,
- * PG* environment variables fill in what it leaves out), plus one parameter
- * of our own, schema=NAME (default "sysbus"): the store's tables live in that
- * schema of the database, so one database can hold other things too. The
+ * PG* environment variables fill in what it leaves out), plus two parameters
+ * of our own: answer_timeout=SECONDS (how long a statement may go
+ * unanswered, exec.c) and schema=NAME (default "sysbus"): the store's tables
+ * live in that schema of the database, so one database can hold other
+ * things too. The
  * URL is never written to a log or an error (it may hold a password):
  * messages name host:port/db; a URL libpq cannot parse is SB_EINVAL with
  * libpq's reason, its quoted parts (pieces of the URL) elided; libpq's
@@ -83,7 +85,8 @@ static bool schema_name_ok(const char *s, size_t n)
 /* Splits url into what libpq connects with (*conninfo, malloc'd) and our
  * schema parameter (into schema). SB_EINVAL with err for a bad schema name
  * or a URL that is not postgres://. */
-static int parse_url(const char *url, char **conninfo, char schema[64], struct sb_err *err)
+static int parse_url(const char *url, char **conninfo, char schema[64], int *answer_timeout_ms,
+                     struct sb_err *err)
 {
     static const char prefix[] = "postgres://";
     if (strncmp(url, prefix, sizeof prefix - 1) != 0)
@@ -92,6 +95,7 @@ static int parse_url(const char *url, char **conninfo, char schema[64], struct s
     if (!out)
         return sb_err_set(err, SB_ENOMEM, "out of memory");
     snprintf(schema, 64, "%s", PGS_DEFAULT_SCHEMA);
+    *answer_timeout_ms = PGS_ANSWER_TIMEOUT_MS;
     const char *q = strchr(url, '?');
     size_t base = q ? (size_t)(q - url) : strlen(url);
     memcpy(out, url, base);
@@ -106,6 +110,18 @@ static int parse_url(const char *url, char **conninfo, char schema[64], struct s
                                   "(letters, digits, _; at most 63)");
             }
             snprintf(schema, 64, "%.*s", (int)(n - 7), p + 7);
+        } else if (n >= 15 && strncmp(p, "answer_timeout=", 15) == 0) {
+            char v[16] = "";
+            snprintf(v, sizeof v, "%.*s", (int)(n - 15 < 15 ? n - 15 : 15), p + 15);
+            char *end;
+            long sec = strtol(v, &end, 10);
+            if (!*v || *end || sec < 1 || sec > 3600) {
+                free(out);
+                return sb_err_set(err, SB_EINVAL,
+                                  "the store URL's answer_timeout is a number of seconds, 1 to "
+                                  "3600");
+            }
+            *answer_timeout_ms = (int)sec * 1000;
         } else if (n) {
             out[k] = k == base ? '?' : '&';
             k++;
@@ -189,13 +205,16 @@ static int read_tally(struct sbd_store *st, struct sb_err *err)
 static int set_up(struct sbd_store *st, struct sb_err *err)
 {
     struct pgs_conn *c = pgs_conn(st);
-    char sql[300];
+    char sql[400];
+    /* the server ends a slow statement (statement_timeout, SB_ETIMEOUT) well
+     * before the client gives up on a server that does not answer at all */
     snprintf(sql, sizeof sql,
              "SET search_path TO \"%s\"; SET lock_timeout TO '%s'; SET client_min_messages TO "
              "warning; SET tcp_keepalives_idle TO %s; SET tcp_keepalives_interval TO %s; "
-             "SET tcp_keepalives_count TO %s;%s",
+             "SET tcp_keepalives_count TO %s; SET statement_timeout TO %d;%s",
              c->schema, PGS_LOCK_TIMEOUT, PGS_KEEPALIVE_IDLE, PGS_KEEPALIVE_INTERVAL,
-             PGS_KEEPALIVE_COUNT, c->readonly ? " SET default_transaction_read_only TO on;" : "");
+             PGS_KEEPALIVE_COUNT, c->answer_timeout_ms / 2,
+             c->readonly ? " SET default_transaction_read_only TO on;" : "");
     return pgs_exec_sql(st, sql, err);
 }
 
@@ -387,7 +406,7 @@ static int open_conn(const char *url, bool readonly, struct sbd_store **out, str
     c->base.ops = &pgs_store_ops;
     c->readonly = readonly;
     snprintf(c->where, sizeof c->where, "?");
-    int rc = parse_url(url, &c->conninfo, c->schema, err);
+    int rc = parse_url(url, &c->conninfo, c->schema, &c->answer_timeout_ms, err);
     if (!rc)
         rc = connect_session(c, err);
     if (!rc)

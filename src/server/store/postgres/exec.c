@@ -4,13 +4,21 @@
  *
  * Statements are prepared on first use in a session, named "s<id>", and
  * forgotten when the session is replaced (a reconnect, conn.c); SQL built
- * at run time (the API's list filters) goes through PQexecParams, its values
- * as parameters too. Every value goes as text and comes back as text: the
+ * at run time (the API's list filters) goes as text with parameters, its
+ * values as parameters too. Every statement is sent and its answer awaited
+ * for at most the session's answer timeout (await_result): a server that
+ * does not answer costs its session, never a thread. Every value goes as text and comes back as text: the
  * server types parameters from their use in the SQL, and a result is read
  * in full before any of it is used, so a callback may run other statements
  * on the same connection. A statement that fails because the session is
  * gone is run once more on a new one when no transaction was open. */
 #include "pgs.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <assert.h>
 #include <inttypes.h>
@@ -88,6 +96,10 @@ static int fail(struct sbd_store *st, const PGresult *r, const char *what, struc
 {
     struct pgs_conn *c = pgs_conn(st);
     int code = code_for(c->db, r);
+    if (c->answer_timed_out)
+        return sb_err_set(err, SB_EUNAVAIL,
+                          "database (%s): %sno answer within %d s; the session was closed", c->where,
+                          what, c->answer_timeout_ms / 1000);
     const char *msg = r ? PQresultErrorMessage(r) : "";
     if (!msg || !*msg)
         msg = PQerrorMessage(c->db);
@@ -98,12 +110,67 @@ static int fail(struct sbd_store *st, const PGresult *r, const char *what, struc
 
 /* ---- statements ---- */
 
+/* Waits until libpq holds the whole answer of what was sent: 0, or -1 when
+ * the session failed or nothing came within its answer timeout. */
+static int wait_answer(struct pgs_conn *c, int64_t deadline)
+{
+    while (PQisBusy(c->db)) {
+        int64_t left = deadline - sb_mono_ms();
+        struct pollfd pfd = { .fd = PQsocket(c->db), .events = POLLIN };
+        int n = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0)
+            c->answer_timed_out = true;
+        if (n <= 0 || !PQconsumeInput(c->db))
+            return -1;
+    }
+    return 0;
+}
+
+/* The answer of the query just sent (PQsend*: 1, else 0), as PQexec gives
+ * it: the last result, or the first that failed. A server that does not
+ * answer within the session's answer timeout loses the session: its socket
+ * is shut down, libpq marks it bad, the statement fails SB_EUNAVAIL and the
+ * next one reconnects (pgs_session_ready; a COMMIT whose answer was lost is
+ * settled there). NULL when even that gave no result. */
+static PGresult *await_result(struct pgs_conn *c, int sent)
+{
+    c->answer_timed_out = false;
+    if (!sent)
+        return NULL;
+    int64_t deadline = sb_mono_ms() + c->answer_timeout_ms;
+    PGresult *keep = NULL, *r;
+    for (;;) {
+        if (wait_answer(c, deadline) != 0 && PQstatus(c->db) != CONNECTION_BAD) {
+            if (c->answer_timed_out)
+                SB_LOG(SB_WARN, "store_no_answer",
+                       "PostgreSQL (%s) gave no answer within %d s: closing the session", c->where,
+                       c->answer_timeout_ms / 1000);
+            shutdown(PQsocket(c->db), SHUT_RDWR);
+            PQconsumeInput(c->db); /* sees the end of the stream: the session is bad */
+        }
+        if (!(r = PQgetResult(c->db)))
+            break;
+        ExecStatusType ks = keep ? PQresultStatus(keep) : PGRES_COMMAND_OK;
+        if (keep && ks != PGRES_COMMAND_OK && ks != PGRES_TUPLES_OK) {
+            PQclear(r); /* the first failure is the answer */
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+        if (PQstatus(c->db) == CONNECTION_BAD && PQisBusy(c->db))
+            break;
+    }
+    return keep;
+}
+
 static int prepare(struct sbd_store *st, enum pgs_stmt_id id, struct sb_err *err)
 {
     struct pgs_conn *c = pgs_conn(st);
     char name[16];
     snprintf(name, sizeof name, "s%d", (int)id);
-    PGresult *r = PQprepare(c->db, name, stmt_sql[id], 0, NULL);
+    PGresult *r = await_result(c, PQsendPrepare(c->db, name, stmt_sql[id], 0, NULL));
     int rc = 0;
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = fail(st, r, "cannot prepare a statement: ", err);
@@ -127,11 +194,11 @@ static int run_once(struct sbd_store *st, enum pgs_stmt_id id, const char *sql,
     const char *const *vals = p ? p->val : NULL;
     PGresult *r;
     if (sql) {
-        r = PQexecParams(c->db, sql, n, NULL, vals, NULL, NULL, 0);
+        r = await_result(c, PQsendQueryParams(c->db, sql, n, NULL, vals, NULL, NULL, 0));
     } else {
         char name[16];
         snprintf(name, sizeof name, "s%d", (int)id);
-        r = PQexecPrepared(c->db, name, n, vals, NULL, NULL, 0);
+        r = await_result(c, PQsendQueryPrepared(c->db, name, n, vals, NULL, NULL, 0));
     }
     ExecStatusType s = PQresultStatus(r);
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
@@ -222,7 +289,8 @@ int pgs_query_int64(struct sbd_store *st, enum pgs_stmt_id id, const struct pgs_
 
 int pgs_exec_sql(struct sbd_store *st, const char *sql, struct sb_err *err)
 {
-    PGresult *r = PQexec(pgs_conn(st)->db, sql);
+    struct pgs_conn *c = pgs_conn(st);
+    PGresult *r = await_result(c, PQsendQuery(c->db, sql));
     ExecStatusType s = PQresultStatus(r);
     int rc = 0;
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)

@@ -260,6 +260,8 @@ struct pgs_conn {
     char *conninfo;  /* what libpq connects with (the URL without our parameters) */
     char schema[64]; /* the store's schema (an identifier checked at open) */
     char where[160]; /* "host:port/db" for messages (never the password) */
+    int answer_timeout_ms; /* a statement unanswered this long: the session is dead (exec.c) */
+    bool answer_timed_out; /* the last statement was given up on (for its message) */
     struct pgs_tally tally;
     /* the tally when the transaction and the savepoint began: rolling back
      * restores it (store.h, "Single writer" 4) */
@@ -377,6 +379,13 @@ int pgs_migrate(struct sbd_store *st, struct sb_err *err);
 /* The advisory locks' first key ("SBUS"); the second is
  * hashtext('writer:<schema>') or hashtext('migrate:<schema>'). */
 #define PGS_LOCK_CLASS 1396855635
+
+/* How long a statement may go unanswered before its session is taken for
+ * dead (exec.c; the URL's answer_timeout=SECONDS): a server that accepted
+ * the connection but does not answer (hung, stopped, its host frozen) must
+ * fail the statement, not block the writer for ever. The server's own
+ * statement_timeout, half of it, ends a merely slow statement first. */
+#define PGS_ANSWER_TIMEOUT_MS 60000
 /* The session set-up after every (re)connection: search path, timeouts,
  * read-only for readers, the writer's lock and tally (conn.c). */
 int pgs_session_ready(struct sbd_store *st, struct sb_err *err);
