@@ -101,7 +101,7 @@ void sbd_reply_read_error(struct sb_req *req, const char *what, const char *id, 
         sb_reply_error(req, 404, "NOT_FOUND", "no such %s: %s", what, id);
     else
         sb_reply_error(req, 503, "STORE_ERROR", "cannot read %s %s from the store: %s", what, id,
-                       err->msg[0] ? err->msg : sb_strerror(err->code));
+                       sbd_store_err_public(err));
 }
 
 /* Reads the waiter's state; answers and returns true when done (the awaited

@@ -135,6 +135,8 @@ test("a server that stops answering fails statements within answer_timeout (503)
     const r = await api(s, "/e/dev-key", { method: "POST", body: { name: "hung/during", data: {} } });
     const took = Date.now() - t0;
     assert.equal(r.status, 503, r.text);
+    assert.doesNotMatch(r.text, /127\.0\.0\.1|hung_/, "the database's location stays in the log");
+    assert.match(r.json.error, /database is unavailable/);
     assert.ok(took < 15000, `answered after ${took} ms`);
     await until("the reason logged", () => s.out.lines.some((l) => /"store_no_answer".*no answer within 2 s/.test(l)), 10000)
       .catch((e) => { throw new Error(`${e.message}\n${s.out.lines.slice(-15).join("\n")}`); });

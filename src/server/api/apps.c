@@ -167,7 +167,7 @@ static void delete_done(struct sbd_wop *w, int rc, const struct sb_err *err)
 {
     struct delete_op *op = (struct delete_op *)w;
     if (rc) {
-        sb_reply_error(op->req, 500, "STORE_ERROR", "%s", err ? err->msg : "store error");
+        sb_reply_error(op->req, 500, "STORE_ERROR", "%s", sbd_store_err_public(err));
     } else {
         sbd_registry_remove_app(op->sbd->registry, op->app_id);
         sb_reply_json(op->req, 200,

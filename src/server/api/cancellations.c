@@ -66,7 +66,7 @@ static void cancel_done(struct sbd_wop *w, int rc, const struct sb_err *err)
          * cancelled, and a retry may succeed */
         bool transient = sb_err_transient(rc);
         sb_reply_error(op->req, transient ? 503 : 500, "STORE_ERROR",
-                       "cancellation not recorded: %s", err ? err->msg : "store error");
+                       "cancellation not recorded: %s", sbd_store_err_public(err));
     } else {
         sbd_ingest_announce_cancels(op->sbd->ingest, op->ids, op->nids); /* the engine's */
         json_t *runs = json_array();

@@ -45,7 +45,7 @@ static void ingest_done(struct sbd_wop *w, int rc, const struct sb_err *err)
          * broke off) is a passing condition: 503, and the sender retries */
         bool transient = sb_err_transient(rc);
         sb_reply_error(op->req, transient ? 503 : 500, "STORE_ERROR", "events not stored: %s",
-                       err ? err->msg : "store error");
+                       sbd_store_err_public(err));
         ingest_free(op);
         return;
     }

@@ -1,6 +1,7 @@
 /* routes.c - the route table and authentication of sysbusd's API.
  * Who may call what is declared here, per route, not in the handlers. */
 #include "api.h"
+#include "server/store/store.h"
 #include "common/crypto.h"
 #include "common/json.h"
 #include "server/metrics.h"
@@ -129,7 +130,7 @@ void api_store_error(struct sb_req *req, const char *what, const struct sb_err *
         sb_reply_error(req, 404, "NOT_FOUND", "no such %s", what);
     else
         sb_reply_error(req, 503, "STORE_ERROR", "cannot read %s from the store: %s", what,
-                       err->msg[0] ? err->msg : sb_strerror(err->code));
+                       sbd_store_err_public(err));
 }
 
 json_t *api_body_json(struct sb_req *req)

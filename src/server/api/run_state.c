@@ -26,7 +26,7 @@ static int load(struct sb_req *req, struct sbd_run_state *rs)
     }
     if (rc) { /* never a part of the steps: the SDK would rerun the rest */
         sb_reply_json(req, 503,
-                      json_pack("{s:s++, s:s, s:i}", "error", "cannot read the run: ", err.msg,
+                      json_pack("{s:s++, s:s, s:i}", "error", "cannot read the run: ", sbd_store_err_public(&err),
                                 "code", "STORE_ERROR", "status", 503));
         return rc;
     }

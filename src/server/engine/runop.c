@@ -120,7 +120,7 @@ static void runop_done(struct sbd_wop *w, int rc, const struct sb_err *err)
     if (op->checkpoint_req) { /* the SDK goes on to its next step only now */
         if (rc)
             sb_reply_error(op->checkpoint_req, 503, "STORE_ERROR", "checkpoint not stored: %s",
-                           err ? err->msg : "store error");
+                           sbd_store_err_public(err));
         else
             sb_reply_raw(op->checkpoint_req, 200, "application/json", strdup("{}"), 2);
         op->checkpoint_req = NULL;

@@ -128,6 +128,21 @@ int sbd_store_export(const char *url, FILE *out, struct sb_err *err)
     return ops ? ops->export_to(url, out, err) : SB_EINVAL;
 }
 
+const char *sbd_store_err_public(const struct sb_err *err)
+{
+    if (!err || !err->msg[0])
+        return err && err->code ? sb_strerror(err->code) : "store error";
+    if (!strstr(err->msg, "database (") && !strstr(err->msg, "(database ") &&
+        !strstr(err->msg, "PostgreSQL ("))
+        return err->msg;
+    switch (err->code) { /* a message about the server: its gist only */
+    case SB_EUNAVAIL: return "the database is unavailable (sysbusd's log says why)";
+    case SB_EBUSY: return "the database is busy (sysbusd's log says why)";
+    case SB_ETIMEOUT: return "the database did not answer in time (sysbusd's log says why)";
+    default: return "the database refused the change (sysbusd's log says why)";
+    }
+}
+
 void sbd_store_close(struct sbd_store *st)
 {
     if (st)

@@ -749,6 +749,12 @@ struct sbd_store *sbd_store_reader(void);
 int sbd_store_backup(const char *url, const char *path, struct sb_err *err);
 int sbd_store_restore(const char *url, const char *path, bool force, struct sb_err *err);
 int sbd_store_export(const char *url, FILE *out, struct sb_err *err);
+/* What a client is told of a store error: err's message, unless it is
+ * about the database server, whose location a backend names in it
+ * ("database (host:port/db)", "(database host:port/db",
+ * "PostgreSQL (host:port/db)"): that stays in sysbusd's log, and the client
+ * gets only the gist, by code. */
+const char *sbd_store_err_public(const struct sb_err *err);
 /* Closes st (NULL: nothing). */
 void sbd_store_close(struct sbd_store *st);
 /* Closes every thread's read connection (at shutdown, threads stopped). */
