@@ -4,9 +4,10 @@
  * restore, export_to; docs/sysbusd.md, "Backup and restore", "Moving to
  * PostgreSQL").
  *
- * Both name the store as sysbusd does (--store, SYSBUS_STORE, --store-file,
- * or --data-dir for SQLite), so the same environment or config file that
- * runs the server backs it up. Exit codes follow sysbusd's: 0 done, 1 a
+ * backup and restore name the store as sysbusd does (--store, SYSBUS_STORE,
+ * --store-file, or --data-dir / SYSBUS_DATA_DIR for SQLite), so the
+ * environment that runs the server backs it up (not its config file, whose
+ * other settings these commands do not have). Exit codes follow sysbusd's: 0 done, 1 a
  * runtime failure (the store or the file could not be read or written),
  * 2 bad usage (no file named, a file that is not a backup, a store holding
  * data without --force), 3 a backup newer than this binary, 4 the store is
@@ -23,15 +24,13 @@
 #include <unistd.h>
 
 struct backup_settings {
-    char *config, *store, *data_dir, *file, *to;
+    char *store, *data_dir, *file, *to;
     bool force;
 };
 
 #define S(field) offsetof(struct backup_settings, field)
 
 static const struct sb_opt backup_opts[] = {
-    { "config", SB_OPT_STR, S(config), NULL, "FILE", "Config file (sysbusd's: names as the flags)",
-      SB_OPTF_CONFIGFILE, 0, 0, 0, NULL, 'c' },
     { "data-dir", SB_OPT_STR, S(data_dir), ".sysbus", "DIR",
       "Directory of the SQLite store: --store sqlite://DIR/sysbus.db", 0, 0, 0, 0, NULL, 0 },
     { "store", SB_OPT_STR, S(store), NULL, "URL",
@@ -42,8 +41,6 @@ static const struct sb_opt backup_opts[] = {
 };
 
 static const struct sb_opt restore_opts[] = {
-    { "config", SB_OPT_STR, S(config), NULL, "FILE", "Config file (sysbusd's: names as the flags)",
-      SB_OPTF_CONFIGFILE, 0, 0, 0, NULL, 'c' },
     { "data-dir", SB_OPT_STR, S(data_dir), ".sysbus", "DIR",
       "Directory of the SQLite store: --store sqlite://DIR/sysbus.db", 0, 0, 0, 0, NULL, 0 },
     { "store", SB_OPT_STR, S(store), NULL, "URL",
@@ -103,9 +100,10 @@ static const struct sb_config_spec migrate_spec = {
     .usage = "sysbusd migrate --from sqlite:///path/sysbus.db --to postgres://... [--force]",
     .summary = "Moves a bus from a SQLite store into a PostgreSQL one: apps, functions, events,\n"
                "runs, steps, the queue, waits and flow-control state, in one transaction, each\n"
-               "table's row count checked. Stop sysbusd first (the source is locked meanwhile);\n"
-               "start it on the PostgreSQL store after, and its runs go on there. The source is\n"
-               "left as it was. A target holding data is refused unless --force.",
+               "table's row count checked. Stop sysbusd first (the source is locked meanwhile,\n"
+               "and its schema brought to this binary's version); start it on the PostgreSQL\n"
+               "store after, and its runs go on there. The source's data is left as it was. A\n"
+               "target holding data is refused unless --force.",
     .footer = FOOTER,
     .opts = migrate_opts,
     .nopts = sizeof migrate_opts / sizeof migrate_opts[0],

@@ -41,7 +41,7 @@ test("a SQLite bus moves to PostgreSQL and its runs go on there", { skip, timeou
     const [doomed] = await sendEvents(s, { name: "compat/doomed", data: { x: 1 } });
     await waitEventRuns(s, done);
     await waitEventRuns(s, doomed);
-    const [sleepEv] = await sendEvents(s, { name: "compat/sleep", data: { duration: "12s" } });
+    const [sleepEv] = await sendEvents(s, { name: "compat/sleep", data: { duration: "20s" } });
     const [waitEv] = await sendEvents(s, { name: "compat/wait", data: { id: "m1", timeout: "5m" } });
     const running = {};
     for (const [k, ev, step] of [["sleep", sleepEv, "before"], ["wait", waitEv, "prepare"]])

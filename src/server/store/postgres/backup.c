@@ -41,6 +41,9 @@
 #include <unistd.h>
 
 #define EXPORT_MAGIC SBD_STORE_EXPORT_MAGIC
+/* The longest line an import reads (PostgreSQL's largest field is 1 GiB):
+ * a longer one is refused as not a whole export. */
+#define EXPORT_MAX_LINE (1L << 30)
 
 /* Every table of the schema (schema.c), meta first. */
 static const char *const tables[] = {
@@ -50,10 +53,17 @@ static const char *const tables[] = {
 };
 #define NTABLES (sizeof tables / sizeof tables[0])
 
+/* A failed statement: SB_EINVAL for what the file's content caused (a bad
+ * value: class 22; a column we do not have: 42703, 42P01), else SB_ESTORE. */
 static int result_error(struct sb_err *err, struct pgs_conn *c, PGresult *r, const char *what)
 {
     const char *m = r ? PQresultErrorMessage(r) : PQerrorMessage(c->db);
-    return sb_err_set(err, SB_ESTORE, "database (%s): %s: %.*s", c->where, what,
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    int code = state && (strncmp(state, "22", 2) == 0 || strcmp(state, "42703") == 0 ||
+                         strcmp(state, "42P01") == 0)
+                   ? SB_EINVAL
+                   : SB_ESTORE;
+    return sb_err_set(err, code, "database (%s): %s: %.*s", c->where, what,
                       (int)strcspn(m, "\n"), m);
 }
 
@@ -154,7 +164,7 @@ int pgs_export(const char *url, FILE *out, struct sb_err *err)
         return rc;
     rc = export_all(pgs_conn(st), out, err);
     pgs_close(st);
-    if (!rc && fflush(out) != 0)
+    if (!rc && (fflush(out) != 0 || ferror(out)))
         rc = sb_err_errno(err, SB_EIO, "cannot write the export");
     return rc;
 }
@@ -167,18 +177,24 @@ int pgs_backup(const char *url, const char *path, struct sb_err *err)
     struct stat sb;
     if (stat(path, &sb) == 0)
         return sb_err_set(err, SB_EEXISTS, "%s exists already: choose a new file", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* O_EXCL: a second backup to the same file must not write into this one */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
-        int rc = sb_err_errno(err, SB_EIO, "cannot create %s", tmp);
+        int rc = errno == EEXIST ? sb_err_set(err, SB_EEXISTS,
+                                              "%s exists: another backup to the same file is "
+                                              "running, or one was cut short (remove it)",
+                                              tmp)
+                                 : sb_err_errno(err, SB_EIO, "cannot create %s", tmp);
         if (fd >= 0)
             close(fd);
         return rc;
     }
     int rc = pgs_export(url, f, err);
-    if (!rc && fsync(fileno(f)) != 0)
+    if (!rc && (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0))
         rc = sb_err_errno(err, SB_EIO, "cannot write %s", tmp);
-    fclose(f);
+    if (fclose(f) != 0 && !rc)
+        rc = sb_err_errno(err, SB_EIO, "cannot write %s", tmp);
     if (!rc && rename(tmp, path) != 0)
         rc = sb_err_errno(err, SB_EIO, "cannot rename %s to %s", tmp, path);
     if (rc)
@@ -194,7 +210,7 @@ int pgs_backup(const char *url, const char *path, struct sb_err *err)
 static bool next_line(FILE *f, char **line, size_t *cap, ssize_t *len)
 {
     *len = getline(line, cap, f);
-    if (*len <= 0 || (*line)[*len - 1] != '\n')
+    if (*len <= 0 || (*line)[*len - 1] != '\n' || *len > EXPORT_MAX_LINE)
         return false;
     (*line)[--*len] = 0;
     return true;
@@ -258,8 +274,9 @@ static int read_header(FILE *f, const char *path, struct sb_err *err)
     size_t cap = 0;
     ssize_t len;
     int rc = 0, version = -1;
-    if (!next_line(f, &line, &cap, &len) || strcmp(line, EXPORT_MAGIC) != 0)
-        rc = strncmp(line ? line : "", "SQLite format 3", 15) == 0
+    bool got = next_line(f, &line, &cap, &len);
+    if (!got || strcmp(line, EXPORT_MAGIC) != 0)
+        rc = len >= 15 && strncmp(line, "SQLite format 3", 15) == 0
                  ? sb_err_set(err, SB_EINVAL,
                               "%s is a backup of a SQLite store: restore it into a sqlite:// "
                               "store (--data-dir)",
@@ -303,6 +320,19 @@ static bool table_line(const char *line, const char **name, const char **cols)
         if (!((*p >= 'a' && *p <= 'z') || *p == '_' || (*p == ',' && p[1] && p[1] != ',')))
             return false;
     return true;
+}
+
+/* Whether meta holds this binary's schema version and one bus id, a ULID
+ * ("t" or "f" into out). */
+static int meta_ok(struct pgs_conn *c, char *out, size_t size, struct sb_err *err)
+{
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM meta WHERE key='schema_version' AND value='%d') = 1 "
+             "AND (SELECT count(*) FROM meta WHERE key='bus_id' AND "
+             "value ~ '^[0-9A-HJKMNP-TV-Z]{26}$') = 1",
+             SBD_STORE_SCHEMA_VERSION);
+    return run_value(c, sql, out, size, err);
 }
 
 /* Empties every table but meta (the store must hold no data unless force). */
@@ -359,6 +389,11 @@ static int import_all(struct pgs_conn *c, FILE *f, const char *path, bool force,
     free(line);
     if (!rc && !ended)
         rc = bad_file(err, path, "it has no end line");
+    char meta[8];
+    if (!rc) /* the file's meta (when it had one) must describe this schema */
+        rc = meta_ok(c, meta, sizeof meta, err);
+    if (!rc && strcmp(meta, "t") != 0)
+        rc = bad_file(err, path, "its meta table is not this schema's (version, bus id)");
     struct sb_err ignored;
     if (rc)
         run(c, "ROLLBACK", &ignored);

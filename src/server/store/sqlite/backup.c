@@ -22,10 +22,27 @@
 #include <unistd.h>
 
 
+/* A failed SQLite call on path: SB_EINVAL when the file is not a database
+ * or is damaged (what a file given to restore may be), else SB_ESTORE. */
 static int db_error(struct sb_err *err, sqlite3 *db, const char *what, const char *path)
 {
-    return sb_err_set(err, SB_ESTORE, "%s %s: %s", what, path,
-                      db ? sqlite3_errmsg(db) : "out of memory");
+    int ec = db ? sqlite3_errcode(db) : SQLITE_NOMEM;
+    return sb_err_set(err, ec == SQLITE_CORRUPT || ec == SQLITE_NOTADB ? SB_EINVAL : SB_ESTORE,
+                      "%s %s: %s", what, path, db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+/* Creates path (0600: a backup holds every event) unless it exists. */
+int sq_create_private(const char *path, struct sb_err *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno == EEXIST ? sb_err_set(err, SB_EEXISTS,
+                                            "%s exists: another backup to the same file is "
+                                            "running, or one was cut short (remove it)",
+                                            path)
+                               : sb_err_errno(err, SB_EIO, "cannot create %s", path);
+    close(fd);
+    return 0;
 }
 
 static int open_db(const char *path, int flags, sqlite3 **db, struct sb_err *err)
@@ -156,8 +173,9 @@ int sq_backup(const char *url, const char *path, struct sb_err *err)
     int rc = open_db(spath, SQLITE_OPEN_READONLY, &src, err);
     if (!rc)
         rc = check_store_file(src, spath, err);
-    if (!rc) {
-        unlink(tmp);
+    bool created = false;
+    if (!rc && !(rc = sq_create_private(tmp, err))) {
+        created = true;
         rc = write_copy(src, tmp, err);
     }
     sqlite3_close(src);
@@ -165,7 +183,7 @@ int sq_backup(const char *url, const char *path, struct sb_err *err)
         rc = sb_err_errno(err, SB_EIO, "cannot rename %s to %s", tmp, path);
     if (!rc)
         rc = sync_file_and_dir(path, err);
-    if (rc)
+    if (rc && created)
         unlink(tmp);
     return rc;
 }

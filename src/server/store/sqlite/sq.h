@@ -223,6 +223,8 @@ void sq_close(struct sbd_store *st);
 int sq_backup(const char *url, const char *path, struct sb_err *err);
 int sq_restore(const char *url, const char *path, bool force, struct sb_err *err);
 int sq_export(const char *url, FILE *out, struct sb_err *err);
+/* Creates the file path, mode 0600, unless it exists (SB_EEXISTS). */
+int sq_create_private(const char *path, struct sb_err *err);
 /* The file a sqlite:// URL names (a pointer into url), or NULL with err. */
 const char *sq_url_path(const char *url, struct sb_err *err);
 /* The lock one writer of the database at path holds for its life: an
