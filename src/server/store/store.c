@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 extern const struct sbd_store_ops sq_store_ops; /* sqlite/conn.c */
 #ifdef SBD_STORE_POSTGRES
@@ -113,7 +114,12 @@ int sbd_store_open(const char *url, struct sbd_store **out, struct sb_err *err)
 int sbd_store_backup(const char *url, const char *path, struct sb_err *err)
 {
     const struct sbd_store_ops *ops = backend_for(url, err);
-    return ops ? ops->backup(url, path, err) : SB_EINVAL;
+    if (!ops)
+        return SB_EINVAL;
+    struct stat sb; /* a backup never replaces a file (the backend renames into place) */
+    if (stat(path, &sb) == 0)
+        return sb_err_set(err, SB_EEXISTS, "%s exists already: choose a new file", path);
+    return ops->backup(url, path, err);
 }
 
 int sbd_store_restore(const char *url, const char *path, bool force, struct sb_err *err)

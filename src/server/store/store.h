@@ -687,7 +687,8 @@ struct sbd_store_ops {
     /* Copies the store at url, as one consistent snapshot taken while
      * sysbusd may be running, into a new file at path (written beside it and
      * renamed into place: a failed backup leaves no file at path). The file
-     * is this backend's own format, checked after it was written. */
+     * is this backend's own format (SQLite's is checked after it was
+     * written). sbd_store_backup has refused an existing path already. */
     int (*backup)(const char *url, const char *path, struct sb_err *err);
     /* Fills the store at url from a file backup() wrote. The store must not
      * be in use (SB_EBUSY: a sysbusd holds it) and must hold no data unless

@@ -174,9 +174,6 @@ int pgs_backup(const char *url, const char *path, struct sb_err *err)
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.partial", path) >= (int)sizeof tmp)
         return sb_err_set(err, SB_EINVAL, "backup path too long");
-    struct stat sb;
-    if (stat(path, &sb) == 0)
-        return sb_err_set(err, SB_EEXISTS, "%s exists already: choose a new file", path);
     /* O_EXCL: a second backup to the same file must not write into this one */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;

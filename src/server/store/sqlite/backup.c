@@ -166,9 +166,6 @@ int sq_backup(const char *url, const char *path, struct sb_err *err)
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.partial", path) >= (int)sizeof tmp)
         return sb_err_set(err, SB_EINVAL, "backup path too long");
-    struct stat sb;
-    if (stat(path, &sb) == 0)
-        return sb_err_set(err, SB_EEXISTS, "%s exists already: choose a new file", path);
     sqlite3 *src = NULL;
     int rc = open_db(spath, SQLITE_OPEN_READONLY, &src, err);
     if (!rc)
