@@ -91,6 +91,19 @@ static int run_value(struct pgs_conn *c, const char *sql, char *out, size_t size
     return rc;
 }
 
+/* Reads what is left of an answer; stops at a copy still open (its
+ * PQgetResult would answer the same for ever). */
+static void drain_results(struct pgs_conn *c)
+{
+    PGresult *r;
+    while ((r = PQgetResult(c->db))) {
+        ExecStatusType st = PQresultStatus(r);
+        PQclear(r);
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT)
+            break;
+    }
+}
+
 /* The columns of table, "a,b,c", in their order in the schema. */
 static int table_columns(struct pgs_conn *c, const char *table, char *out, size_t size,
                          struct sb_err *err)
@@ -129,8 +142,7 @@ static int export_table(struct pgs_conn *c, const char *table, FILE *f, struct s
     r = PQgetResult(c->db);
     rc = n == -1 && PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : result_error(err, c, r, sql);
     PQclear(r);
-    while ((r = PQgetResult(c->db)))
-        PQclear(r);
+    drain_results(c);
     fputs("\\.\n", f);
     return rc;
 }
@@ -251,7 +263,8 @@ static int import_table(struct pgs_conn *c, const char *table, FILE *f, const ch
     free(line);
     if (!rc && !ended)
         rc = bad_file(err, path, "it ends inside a table");
-    PQputCopyEnd(c->db, rc ? "the backup file is not whole" : NULL);
+    if (PQputCopyEnd(c->db, rc ? "the backup file is not whole" : NULL) != 1 && !rc)
+        rc = result_error(err, c, NULL, sql);
     r = PQgetResult(c->db);
     if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = result_error(err, c, r, sql);
@@ -259,8 +272,7 @@ static int import_table(struct pgs_conn *c, const char *table, FILE *f, const ch
         rc = sb_err_set(err, SB_ESTORE, "%s: %lld rows sent, %s stored", sql, rows,
                         PQcmdTuples(r));
     PQclear(r);
-    while ((r = PQgetResult(c->db)))
-        PQclear(r);
+    drain_results(c);
     return rc;
 }
 
